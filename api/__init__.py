@@ -1,0 +1,1 @@
+"""The slim FastAPI ingress: authenticate, validate, store, enqueue, answer."""

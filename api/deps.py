@@ -1,0 +1,45 @@
+"""Dependencies shared by the routers: the database session and admin authentication."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session
+
+from core.api_keys import authenticate_api_key
+from core.errors import AuthenticationError, ServiceUnavailableError
+from models import ApiKey, new_session
+
+bearer = HTTPBearer(auto_error=False, description="Admin API key or license JWT")
+
+
+def get_db() -> Iterator[Session]:
+    session = new_session()
+    try:
+        yield session
+    except OperationalError as exc:
+        session.rollback()
+        raise ServiceUnavailableError("the database is unavailable") from exc
+    finally:
+        session.close()
+
+
+DbSession = Annotated[Session, Depends(get_db)]
+BearerCredentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+
+
+def bearer_token(credentials: HTTPAuthorizationCredentials | None) -> str:
+    if credentials is None or not credentials.credentials:
+        raise AuthenticationError("missing Authorization: Bearer header")
+    return credentials.credentials
+
+
+def require_admin(session: DbSession, credentials: BearerCredentials) -> ApiKey:
+    return authenticate_api_key(session, bearer_token(credentials))
+
+
+AdminKey = Annotated[ApiKey, Depends(require_admin)]

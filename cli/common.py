@@ -1,0 +1,58 @@
+"""What every CLI command shares: the console, a database session, waiting on a task."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import typer
+from celery import Task
+from celery.exceptions import TimeoutError as CeleryTimeoutError
+from rich.console import Console
+from sqlalchemy.orm import Session
+
+from core.errors import DomainError
+from core.settings import get_settings
+from models import session_scope
+
+console = Console(highlight=False)
+err_console = Console(stderr=True, highlight=False)
+RULE = "─" * 41
+
+
+def fail(message: str, code: int = 1) -> typer.Exit:
+    err_console.print(f"[red]✗[/red] {message}")
+    return typer.Exit(code)
+
+
+@contextmanager
+def db_session() -> Iterator[Session]:
+    try:
+        with session_scope() as session:
+            yield session
+    except DomainError as exc:
+        raise fail(exc.message) from exc
+
+
+def run_task(task: Task, *args: Any, timeout: float | None = None) -> Any:
+    """Enqueue a task and wait for a worker to run it, saying clearly when none answers."""
+    timeout = timeout if timeout is not None else get_settings().cli_task_timeout_seconds
+    try:
+        result = task.apply_async(args=args, retry=False)
+    except Exception as exc:  # noqa: BLE001 - any broker failure
+        raise fail(f"could not reach the broker ({exc}); is Redis running?") from exc
+    try:
+        return result.get(timeout=timeout, propagate=True)
+    except CeleryTimeoutError as exc:
+        raise fail(
+            f"no worker answered within {timeout:.0f}s (task {result.id} stays queued); "
+            "start one with `billing worker` or `billing dev`",
+            code=2,
+        ) from exc
+    except DomainError as exc:
+        raise fail(exc.message) from exc
+
+
+def field_line(label: str, value: object) -> str:
+    return f"{label + ':':<18}{value if value not in (None, '') else '-'}"

@@ -1,0 +1,166 @@
+"""The long-running processes: api, worker, beat, flower, and `dev` which runs three at once."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+
+import typer
+
+from cli.common import console, fail
+from core.settings import get_settings
+from workers.queues import ALL_QUEUES
+
+STOP_GRACE_SECONDS = 10
+
+
+def api(
+    host: str = typer.Option(None, help="Address to bind (default: HOST)"),
+    port: int = typer.Option(None, help="Port (default: PORT, 3100)"),
+    workers: int = typer.Option(1, help="Uvicorn worker processes"),
+) -> None:
+    """Run the HTTP API."""
+    import uvicorn
+
+    settings = get_settings()
+    uvicorn.run(
+        "api.app:app",
+        host=host or settings.host,
+        port=port or settings.port,
+        workers=workers,
+        log_level=settings.log_level.lower(),
+        proxy_headers=True,
+    )
+
+
+def worker(
+    queues: str = typer.Option(",".join(ALL_QUEUES), "--queues", "-Q", help="Queues to consume"),
+    concurrency: int = typer.Option(None, "--concurrency", "-c", help="Worker processes"),
+    pool: str = typer.Option("prefork", help="prefork, threads or solo"),
+) -> None:
+    """Run a Celery worker."""
+    from workers.celery_app import celery_app
+
+    settings = get_settings()
+    celery_app.worker_main(
+        [
+            "worker",
+            "--queues",
+            queues,
+            "--concurrency",
+            str(concurrency or settings.worker_concurrency),
+            "--pool",
+            pool,
+            "--loglevel",
+            settings.log_level,
+            "--without-gossip",
+            "--without-mingle",
+        ]
+    )
+
+
+def beat() -> None:
+    """Run celery beat, the scheduler of the periodic jobs."""
+    from workers.celery_app import celery_app
+
+    settings = get_settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    celery_app.start(
+        [
+            "beat",
+            "--schedule",
+            str(settings.data_dir / "celerybeat-schedule"),
+            "--loglevel",
+            settings.log_level,
+        ]
+    )
+
+
+def flower(port: int = typer.Option(None, help="Port (default: FLOWER_PORT, 5555)")) -> None:
+    """Run Flower, the queue monitor, behind basic authentication."""
+    from workers.celery_app import celery_app
+
+    settings = get_settings()
+    basic_auth = settings.flower_basic_auth
+    if not basic_auth:
+        basic_auth = f"admin:{secrets.token_urlsafe(12)}"
+        console.print(f"FLOWER_BASIC_AUTH is not set; this run's login is {basic_auth}")
+    celery_app.start(
+        [
+            "flower",
+            f"--port={port or settings.flower_port}",
+            f"--address={settings.host}",
+            f"--basic-auth={basic_auth}",
+        ]
+    )
+
+
+def _prepare_embedded_default() -> None:
+    """First run on a bare machine: data folder, key pair and schema."""
+    from core import migrations
+    from core.signing_keys import ensure_key_pair
+
+    settings = get_settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    kid = ensure_key_pair(settings)
+    console.print(f"🔑 signing key {kid} ({settings.license_private_key_path})")
+    migrations.upgrade()
+    console.print("🗄  database migrated")
+
+
+def _spawn(command: str, *extra: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, "-m", "cli.main", command, *extra])
+
+
+def _stop_all(children: list[subprocess.Popen[bytes]]) -> None:
+    for child in children:
+        if child.poll() is None:
+            child.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + STOP_GRACE_SECONDS
+    for child in children:
+        try:
+            child.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
+
+
+def dev() -> None:
+    """Run api + worker + beat together in the foreground (embedded SQLite default)."""
+    settings = get_settings()
+    try:
+        _prepare_embedded_default()
+    except Exception as exc:  # noqa: BLE001 - say what failed, then stop
+        raise fail(f"set-up failed: {exc}") from exc
+    database = "embedded SQLite" if settings.database_url is None else "DATABASE_URL"
+    broker = "embedded SQLite broker" if settings.celery_broker_url is None else "CELERY_BROKER_URL"
+    console.print(f"🗄  database: {database}; broker: {broker}")
+
+    children = [_spawn("api"), _spawn("worker", "--pool", "threads"), _spawn("beat")]
+    stopping = False
+
+    def _on_signal(signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, _on_signal)
+    signal.signal(signal.SIGTERM, _on_signal)
+    console.print(
+        f"🚀 Zemfyre Billing on http://{settings.host}:{settings.port} "
+        f"(docs at /docs, readiness at /readyz); Ctrl-C stops api, worker and beat"
+    )
+    exit_code = 0
+    while not stopping:
+        for child in children:
+            if child.poll() is not None:
+                console.print(f"a child process exited ({child.args[3]}); stopping the others")
+                exit_code = child.returncode or 1
+                stopping = True
+        time.sleep(0.3)
+    _stop_all(children)
+    console.print("stopped")
+    os._exit(exit_code)

@@ -1,0 +1,1 @@
+"""Domain logic shared by the API, the Celery tasks and the CLI."""

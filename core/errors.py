@@ -1,0 +1,50 @@
+"""Domain errors. The API turns each into its HTTP status and the JSON error format."""
+
+from __future__ import annotations
+
+
+class DomainError(Exception):
+    status_code = 400
+    code = "bad_request"
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+class InvalidInputError(DomainError):
+    status_code = 422
+    code = "validation_error"
+
+
+class NotFoundError(DomainError):
+    status_code = 404
+    code = "not_found"
+
+
+class ConflictError(DomainError):
+    status_code = 409
+    code = "conflict"
+
+
+class AuthenticationError(DomainError):
+    status_code = 401
+    code = "unauthorized"
+
+
+class PermissionDeniedError(DomainError):
+    status_code = 403
+    code = "forbidden"
+
+
+class ServiceUnavailableError(DomainError):
+    status_code = 503
+    code = "unavailable"
+
+
+class ConfigurationError(DomainError):
+    """A setting the operation needs is missing (for example STRIPE_SECRET_KEY)."""
+
+    status_code = 503
+    code = "not_configured"

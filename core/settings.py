@@ -1,0 +1,83 @@
+"""The one settings object, read from the environment and `.env`."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    # Where the embedded defaults (SQLite database and broker) live when no URLs are given.
+    data_dir: Path = Path("data")
+
+    database_url: str | None = None
+    celery_broker_url: str | None = None
+    celery_result_backend: str | None = None
+    # Prefix for every Redis key Celery writes, so deployments (or test runs) can share one Redis.
+    celery_key_prefix: str = ""
+    # Redis redelivers a task that was taken but never acknowledged (a killed worker) after this.
+    celery_visibility_timeout_seconds: int = 1800
+    worker_concurrency: int = 2
+
+    host: str = "127.0.0.1"
+    port: int = 3100
+    public_base_url: str = "http://127.0.0.1:3100"
+
+    stripe_secret_key: str | None = None
+    stripe_webhook_secret: str | None = None
+    stripe_api_base: str | None = None
+    stripe_webhook_tolerance_seconds: int = 300
+    stripe_price_starter: str | None = None
+    stripe_price_professional: str | None = None
+    stripe_price_enterprise: str | None = None
+
+    license_private_key_path: Path = Path("keys/private-key.pem")
+    license_public_key_path: Path = Path("keys/public-key.pem")
+    # The signing key as PEM or base64-encoded PEM, for secret managers; wins over the file.
+    license_private_key: str | None = None
+    license_issuer: str = "zemfyre-billing"
+    license_grace_days: int = 7
+    license_max_days: int = 365
+    license_renew_within_days: int = 7
+    trial_days: int = 14
+
+    usage_max_clock_skew_seconds: int = 300
+    # Stored webhooks/reports whose task has not run after this long are enqueued again.
+    inbox_sweep_after_seconds: int = 60
+    # How long the ingress waits for the broker before answering anyway (the row is stored).
+    enqueue_timeout_seconds: float = 2.0
+    # How long the CLI waits for a worker to answer a task.
+    cli_task_timeout_seconds: float = 30.0
+
+    flower_port: int = 5555
+    flower_basic_auth: str | None = Field(default=None, description="user:password")
+
+    log_level: str = "INFO"
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.data_dir / 'billing.db').resolve()}"
+
+    @property
+    def resolved_broker_url(self) -> str:
+        return self.celery_broker_url or f"sqla+sqlite:///{(self.data_dir / 'broker.db').resolve()}"
+
+    @property
+    def resolved_result_backend(self) -> str:
+        return self.celery_result_backend or (
+            f"db+sqlite:///{(self.data_dir / 'results.db').resolve()}"
+        )
+
+    @property
+    def uses_embedded_defaults(self) -> bool:
+        return self.database_url is None or self.celery_broker_url is None
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,28 @@
+"""SQLAlchemy models and session handling."""
+
+from models.api_keys import ApiKey
+from models.base import Base, UTCDateTime, utcnow
+from models.customers import Customer
+from models.licenses import License
+from models.session import get_engine, new_session, session_scope
+from models.stripe_events import StripeEvent
+from models.subscriptions import Subscription
+from models.usage import InstanceUsage, UsageAlert, UsageDaily, UsageReport
+
+__all__ = [
+    "ApiKey",
+    "Base",
+    "Customer",
+    "InstanceUsage",
+    "License",
+    "StripeEvent",
+    "Subscription",
+    "UTCDateTime",
+    "UsageAlert",
+    "UsageDaily",
+    "UsageReport",
+    "get_engine",
+    "new_session",
+    "session_scope",
+    "utcnow",
+]

@@ -1,0 +1,32 @@
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import BigInteger, Boolean, ForeignKey, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from models.base import Base, UTCDateTime, utcnow
+
+
+class Subscription(Base):
+    """A customer's plan state: one row per customer, kept in line with Stripe."""
+
+    __tablename__ = "subscriptions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[str] = mapped_column(
+        String(64), ForeignKey("customers.customer_id", ondelete="CASCADE"), unique=True
+    )
+    stripe_subscription_id: Mapped[str | None] = mapped_column(String(255), unique=True)
+    stripe_price_id: Mapped[str | None] = mapped_column(String(255))
+    plan: Mapped[str] = mapped_column(String(50))
+    # trialing, active, past_due, unpaid, incomplete, canceled, expired
+    status: Mapped[str] = mapped_column(String(50))
+    trial_ends_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    current_period_ends_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    cancel_at_period_end: Mapped[bool] = mapped_column(Boolean, default=False)
+    canceled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # `created` of the newest Stripe event applied, so a late older event never wins.
+    stripe_event_created: Mapped[int | None] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)

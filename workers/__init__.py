@@ -1,0 +1,1 @@
+"""The Celery application: configuration, queues, routing and the beat schedule."""

@@ -1,0 +1,76 @@
+"""The Celery app every worker, beat, the API and the CLI share."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Celery
+from kombu import Queue
+
+from core.settings import Settings, get_settings
+from workers.beat import BEAT_SCHEDULE
+from workers.queues import ALL_QUEUES, DEFAULT, TASK_ROUTES
+
+TASK_MODULES = [
+    "tasks.maintenance",
+]
+
+
+def _redis_transport_options(settings: Settings) -> dict[str, Any]:
+    options: dict[str, Any] = {
+        "visibility_timeout": settings.celery_visibility_timeout_seconds,
+        # A publish must fail fast when Redis is down: the ingress has already stored the row
+        # and the sweeper enqueues it again later.
+        "socket_connect_timeout": settings.enqueue_timeout_seconds,
+        "socket_timeout": max(5.0, settings.enqueue_timeout_seconds),
+        "max_retries": 1,
+    }
+    if settings.celery_key_prefix:
+        options["global_keyprefix"] = settings.celery_key_prefix
+    return options
+
+
+def configure(app: Celery, settings: Settings) -> None:
+    broker_url = settings.resolved_broker_url
+    result_backend = settings.resolved_result_backend
+    transport_options = _redis_transport_options(settings) if broker_url.startswith("redis") else {}
+    result_options = (
+        {"global_keyprefix": settings.celery_key_prefix}
+        if settings.celery_key_prefix and result_backend.startswith("redis")
+        else {}
+    )
+    app.conf.update(
+        broker_url=broker_url,
+        result_backend=result_backend,
+        broker_transport_options=transport_options,
+        result_backend_transport_options=result_options,
+        broker_connection_retry_on_startup=True,
+        task_serializer="json",
+        result_serializer="json",
+        accept_content=["json"],
+        # A task is acknowledged only after it ran, and a worker that dies mid-task gives it back.
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_queues=[Queue(name) for name in ALL_QUEUES],
+        task_default_queue=DEFAULT,
+        task_routes=TASK_ROUTES,
+        task_track_started=True,
+        task_send_sent_event=True,
+        worker_send_task_events=True,
+        result_expires=86400,
+        result_extended=True,
+        beat_schedule=BEAT_SCHEDULE,
+        timezone="UTC",
+        enable_utc=True,
+        worker_hijack_root_logger=False,
+    )
+
+
+def create_celery_app(settings: Settings | None = None) -> Celery:
+    app = Celery("zemfyre_billing", include=TASK_MODULES)
+    configure(app, settings or get_settings())
+    return app
+
+
+celery_app = create_celery_app()

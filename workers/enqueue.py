@@ -1,0 +1,24 @@
+"""Publishing tasks from the ingress without ever losing what was accepted."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from celery import Task
+
+log = logging.getLogger(__name__)
+
+
+def enqueue(task: Task, *args: Any) -> bool:
+    """Publish a task once, without retrying against a dead broker.
+
+    The caller has already stored the durable row; when the broker is down this returns False
+    and the inbox sweeper on beat publishes the row's task again once the broker is back.
+    """
+    try:
+        task.apply_async(args=args, retry=False)
+    except Exception as exc:  # noqa: BLE001 - any broker failure means "try later"
+        log.warning("enqueue of %s failed, left for the sweeper: %s", task.name, exc)
+        return False
+    return True
