@@ -9,7 +9,7 @@ app = typer.Typer(help="Database migrations.", no_args_is_help=True)
 
 
 @app.command()
-def upgrade(revision: str = typer.Argument("head")) -> None:
+def upgrade(revision: str = typer.Argument("heads")) -> None:
     """Migrate the database up to REVISION (default: the newest)."""
     migrations.upgrade(revision)
     console.print(f"✅ database at {migrations.current_revision() or 'base'}")

@@ -18,7 +18,7 @@ def alembic_config(database_url: str | None = None) -> Config:
     return config
 
 
-def upgrade(revision: str = "head", database_url: str | None = None) -> None:
+def upgrade(revision: str = "heads", database_url: str | None = None) -> None:
     command.upgrade(alembic_config(database_url), revision)
 
 

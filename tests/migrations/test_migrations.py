@@ -35,14 +35,14 @@ def _tables(url: str) -> set[str]:
 
 def _round_trip(url: str) -> None:
     config = alembic_config(url)
-    command.upgrade(config, "head")
+    command.upgrade(config, "heads")
     assert _tables(url) >= EXPECTED_TABLES
     assert _tables(url) == set(Base.metadata.tables)
     # The models and the migrations describe the same schema.
     command.check(config)
     command.downgrade(config, "base")
     assert _tables(url) == set()
-    command.upgrade(config, "head")
+    command.upgrade(config, "heads")
     assert _tables(url) == set(Base.metadata.tables)
 
 
