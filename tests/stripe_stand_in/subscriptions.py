@@ -1,0 +1,732 @@
+"""Subscriptions, subscription items and invoices, plus the billing-cycle simulations."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from . import objects
+from .catalog import Catalog
+from .errors import invalid, missing_param, no_such, only_one_of
+from .forms import (
+    Params,
+    as_bool,
+    as_choice,
+    as_dict,
+    as_int,
+    as_list,
+    as_metadata,
+    as_str,
+    check_known,
+    merge_metadata,
+)
+from .ids import add_interval, new_id
+from .listing import LIST_PARAMS, in_range, paginate
+from .store import Obj, Store, changed_attributes
+
+SUB_CREATE = {
+    "add_invoice_items", "application_fee_percent", "automatic_tax", "backdate_start_date",
+    "billing_cycle_anchor", "billing_cycle_anchor_config", "billing_mode", "billing_schedules",
+    "billing_thresholds", "cancel_at", "cancel_at_period_end", "collection_method", "currency",
+    "customer", "customer_account", "days_until_due", "default_payment_method",
+    "default_source", "default_tax_rates", "description", "discounts", "invoice_settings",
+    "items", "metadata", "off_session", "on_behalf_of", "payment_behavior", "payment_settings",
+    "pending_invoice_item_interval", "proration_behavior", "transfer_data", "trial_end",
+    "trial_from_plan", "trial_period_days", "trial_settings",
+}  # fmt: skip
+SUB_UPDATE = (
+    SUB_CREATE
+    - {"backdate_start_date", "billing_cycle_anchor_config", "billing_mode", "currency",
+       "customer", "customer_account", "trial_period_days"}
+) | {"cancellation_details", "pause_collection", "proration_date"}  # fmt: skip
+SUB_LIST = {
+    *LIST_PARAMS, "automatic_tax", "collection_method", "created", "current_period_end",
+    "current_period_start", "customer", "customer_account", "plan", "price", "status",
+    "test_clock",
+}  # fmt: skip
+SUB_CANCEL = {"cancellation_details", "invoice_now", "prorate"}
+SUB_STATUSES = (
+    "active", "all", "canceled", "ended", "incomplete", "incomplete_expired", "past_due",
+    "paused", "trialing", "unpaid",
+)  # fmt: skip
+SUB_ITEM_LIST = {*LIST_PARAMS, "subscription"}
+INVOICE_LIST = {
+    *LIST_PARAMS, "collection_method", "created", "customer", "customer_account", "due_date",
+    "status", "subscription",
+}  # fmt: skip
+PRORATIONS = ("always_invoice", "create_prorations", "none")
+_CANCELED_MAY_UPDATE = {"metadata", "cancellation_details", "expand"}
+_LIVE = ("active", "past_due", "trialing", "unpaid", "incomplete", "paused")
+
+
+class Subscriptions:
+    def __init__(self, store: Store, catalog: Catalog) -> None:
+        self.store = store
+        self.catalog = catalog
+
+    # -- creation ----------------------------------------------------------------------
+
+    def start(
+        self,
+        customer: Obj,
+        lines: list[tuple[Obj, int]],
+        *,
+        metadata: dict[str, str] | None = None,
+        trial_end: int | None = None,
+        description: str | None = None,
+        coupon: Obj | None = None,
+        promo: Obj | None = None,
+        session_id: str | None = None,
+    ) -> tuple[Obj, Obj]:
+        """A new subscription and its first (paid) invoice, stored; no events yet."""
+        now = self.store.now()
+        interval, count = _interval_of(lines[0][0])
+        trialing = trial_end is not None and trial_end > now
+        anchor = trial_end if trialing else now
+        end = anchor if trialing else add_interval(anchor, interval, count)
+        sub_id = new_id("sub")
+        period = {"start": now, "end": end}
+        items = [self._new_item(sub_id, price, qty, period) for price, qty in lines]
+        fields = {
+            "billing_cycle_anchor": anchor,
+            "currency": lines[0][0]["currency"],
+            "current_period_start": now,
+            "current_period_end": end,
+            "customer": customer["id"],
+            "description": description,
+            "items": items,
+            "metadata": metadata or {},
+            "status": "trialing" if trialing else "active",
+            "trial_end": trial_end if trialing else None,
+            "trial_start": now if trialing else None,
+        }
+        sub = self.store.insert(objects.subscription(sub_id, now, fields))
+        self.store.hidden_of(sub_id).update(
+            anchor=anchor, periods=0 if trialing else 1, interval=interval, count=count
+        )
+        if coupon is not None:
+            self._attach_discount(sub, coupon, promo, session_id)
+        invoice = self._invoice(sub, "subscription_create", now, now, paid=True)
+        sub["latest_invoice"] = invoice["id"]
+        return sub, invoice
+
+    def _new_item(self, sub_id: str, price: Obj, quantity: int, period: Obj) -> Obj:
+        item = objects.subscription_item(
+            new_id("si", 14), self.store.now(), sub_id, price, quantity, period
+        )
+        self.store.item_owner[item["id"]] = sub_id
+        return item
+
+    def _attach_discount(
+        self, sub: Obj, coupon: Obj, promo: Obj | None, session_id: str | None
+    ) -> None:
+        now = self.store.now()
+        end = None
+        if coupon["duration"] == "repeating":
+            end = add_interval(now, "month", coupon["duration_in_months"])
+        discount = objects.discount(
+            new_id("di"),
+            now,
+            coupon,
+            customer=sub["customer"],
+            promotion_code=promo["id"] if promo else None,
+            subscription=sub["id"],
+            checkout_session=session_id,
+            end=end,
+        )
+        self.store.insert(discount)
+        sub["discounts"] = [*sub["discounts"], discount["id"]]
+        self.catalog.redeem(self.store.table("coupon")[coupon["id"]], promo)
+
+    def emit_started(self, sub: Obj, invoice: Obj) -> None:
+        self.store.emit("customer.subscription.created", sub)
+        self._emit_paid(invoice)
+
+    def create_directly(
+        self,
+        customer_id: str,
+        price_id: str,
+        metadata: dict[str, str] | None = None,
+        trial_end: int | None = None,
+    ) -> Obj:
+        customer = self.store.referenced("customer", customer_id, "customer")
+        price = self._recurring_price(price_id, "items[0][price]")
+        sub, invoice = self.start(customer, [(price, 1)], metadata=metadata, trial_end=trial_end)
+        self.emit_started(sub, invoice)
+        return sub
+
+    def create_subscription(self, params: Params) -> Obj:
+        check_known(params, SUB_CREATE)
+        customer_id = as_str(params, "customer", required=True) or ""
+        customer = self.store.referenced("customer", customer_id, "customer")
+        lines = self._create_lines(as_list(params, "items"))
+        coupon, promo = self._discount_param(params, customer_id)
+        sub, invoice = self.start(
+            customer,
+            lines,
+            metadata=as_metadata(params),
+            trial_end=self._trial_end_param(params),
+            description=as_str(params, "description"),
+            coupon=coupon,
+            promo=promo,
+        )
+        self._apply_cancel_params(sub, params)
+        self.emit_started(sub, invoice)
+        return sub
+
+    def _create_lines(self, entries: list[Any]) -> list[tuple[Obj, int]]:
+        if not entries:
+            raise missing_param("items")
+        lines = []
+        for index, entry in enumerate(entries):
+            entry = _entry(entry, f"items[{index}]")
+            price_id = as_str(entry, "price", required=True, param=f"items[{index}][price]")
+            price = self._recurring_price(price_id or "", f"items[{index}][price]")
+            qty = as_int(entry, "quantity", minimum=1, param=f"items[{index}][quantity]")
+            lines.append((price, qty or 1))
+        return lines
+
+    def _trial_end_param(self, params: Params) -> int | None:
+        days = as_int(params, "trial_period_days", minimum=0)
+        trial_end = params.get("trial_end")
+        if days is not None and trial_end not in (None, ""):
+            raise only_one_of("trial_end", "trial_period_days")
+        if days:
+            return self.store.now() + days * 86400
+        if trial_end == "now" or trial_end in (None, ""):
+            return None
+        return as_int(params, "trial_end")
+
+    def _discount_param(self, params: Params, customer_id: str) -> tuple[Obj | None, Obj | None]:
+        entries = as_list(params, "discounts")
+        if not entries:
+            return None, None
+        if len(entries) > 1:
+            raise invalid("The stand-in supports one discount per subscription.", "discounts")
+        return self.discount_entry(_entry(entries[0], "discounts[0]"), customer_id, "discounts[0]")
+
+    def discount_entry(
+        self, entry: Params, customer_id: str | None, label: str
+    ) -> tuple[Obj, Obj | None]:
+        """`{coupon}` or `{promotion_code}` -> (coupon, promotion code or None), validated."""
+        coupon_id = as_str(entry, "coupon", param=f"{label}[coupon]")
+        promo_id = as_str(entry, "promotion_code", param=f"{label}[promotion_code]")
+        if coupon_id and promo_id:
+            raise only_one_of(f"{label}[coupon]", f"{label}[promotion_code]")
+        if promo_id:
+            promo = self.catalog.usable_promotion_code(
+                promo_id, customer_id, f"{label}[promotion_code]"
+            )
+            coupon = self.store.table("coupon")[promo["promotion"]["coupon"]]
+            return coupon, promo
+        if coupon_id:
+            return self.catalog.usable_coupon(coupon_id, f"{label}[coupon]"), None
+        raise missing_param(f"{label}[coupon]")
+
+    def _recurring_price(self, price_id: str, param: str) -> Obj:
+        price = self.store.referenced("price", price_id, param)
+        if not price["active"]:
+            raise invalid(
+                "The price specified is inactive. This field only accepts active prices.", param
+            )
+        if price["type"] != "recurring":
+            raise invalid(
+                "The price specified is set to `type=one_time` but this field only accepts "
+                "prices with `type=recurring`.",
+                param,
+            )
+        return price
+
+    # -- API: retrieve / list / update / cancel -----------------------------------------
+
+    def retrieve_subscription(self, params: Params, subscription: str) -> Obj:
+        return self.store.get("subscription", subscription)
+
+    def list_subscriptions(self, params: Params) -> Obj:
+        check_known(params, SUB_LIST)
+        customer = as_str(params, "customer")
+        price = as_str(params, "price") or as_str(params, "plan")
+        status = as_choice(params, "status", SUB_STATUSES)
+        items = [
+            s
+            for s in self.store.newest_first("subscription")
+            if (customer is None or s["customer"] == customer)
+            and (price is None or any(i["price"]["id"] == price for i in s["items"]["data"]))
+            and _status_matches(s["status"], status)
+            and in_range(s["created"], params.get("created"), "created")
+            and in_range(
+                s["current_period_end"], params.get("current_period_end"), "current_period_end"
+            )
+            and in_range(
+                s["current_period_start"],
+                params.get("current_period_start"),
+                "current_period_start",
+            )
+        ]
+        return paginate(items, params, "/v1/subscriptions", "subscription")
+
+    def update_subscription(self, params: Params, subscription: str) -> Obj:
+        check_known(params, SUB_UPDATE)
+        sub = self.store.get("subscription", subscription)
+        if sub["status"] == "canceled" and set(params) - _CANCELED_MAY_UPDATE:
+            raise invalid(
+                "A canceled subscription can only update its cancellation_details and metadata."
+            )
+        before = self.store.snapshot(sub)
+        proration = as_choice(params, "proration_behavior", PRORATIONS) or "create_prorations"
+        old_amount, old_interval = _recurring_amount(sub), _interval_of_sub(sub)
+        self._apply_item_updates(sub, as_list(params, "items"))
+        self._apply_cancel_params(sub, params)
+        self._apply_details(sub, params)
+        sub["metadata"] = merge_metadata(sub["metadata"], as_metadata(params))
+        invoices = self._apply_trial_end(sub, params)
+        if _interval_of_sub(sub) != old_interval and sub["status"] != "trialing":
+            invoices.append(self._restart_cycle(sub, old_amount, proration))
+        elif proration == "always_invoice" and _recurring_amount(sub) != old_amount:
+            invoices.append(self._proration_invoice(sub, old_amount))
+        previous = changed_attributes(before, self.store.snapshot(sub))
+        if previous:
+            self.store.emit("customer.subscription.updated", sub, previous)
+        for invoice in invoices:
+            self._emit_paid(invoice)
+        return sub
+
+    def _apply_item_updates(self, sub: Obj, entries: list[Any]) -> None:
+        for index, raw in enumerate(entries):
+            label = f"items[{index}]"
+            entry = _entry(raw, label)
+            item_id = as_str(entry, "id", param=f"{label}[id]")
+            if item_id is None:
+                self._add_item(sub, entry, label)
+                continue
+            item = _find_item(sub, item_id, f"{label}[id]")
+            if as_bool(entry, "deleted", param=f"{label}[deleted]"):
+                sub["items"]["data"].remove(item)
+                self.store.item_owner.pop(item_id, None)
+                continue
+            self._change_item(item, entry, label)
+        if not sub["items"]["data"]:
+            raise invalid("A subscription must have at least one active price.", "items")
+
+    def _add_item(self, sub: Obj, entry: Params, label: str) -> None:
+        price_id = as_str(entry, "price", required=True, param=f"{label}[price]") or ""
+        price = self._recurring_price(price_id, f"{label}[price]")
+        quantity = as_int(entry, "quantity", minimum=1, param=f"{label}[quantity]") or 1
+        period = {"start": sub["current_period_start"], "end": sub["current_period_end"]}
+        sub["items"]["data"].append(self._new_item(sub["id"], price, quantity, period))
+
+    def _change_item(self, item: Obj, entry: Params, label: str) -> None:
+        price_id = as_str(entry, "price", param=f"{label}[price]")
+        if price_id is not None:
+            price = self._recurring_price(price_id, f"{label}[price]")
+            item["price"] = copy.deepcopy(price)
+            item["plan"] = objects.plan_from_price(price)
+        quantity = as_int(entry, "quantity", minimum=0, param=f"{label}[quantity]")
+        if quantity is not None:
+            item["quantity"] = quantity
+        item["metadata"] = merge_metadata(item["metadata"], as_metadata(entry))
+
+    def _apply_cancel_params(self, sub: Obj, params: Params) -> None:
+        at_period_end = as_bool(params, "cancel_at_period_end")
+        has_cancel_at = "cancel_at" in params
+        if at_period_end is not None and has_cancel_at:
+            raise only_one_of("cancel_at", "cancel_at_period_end")
+        now = self.store.now()
+        details = sub["cancellation_details"]
+        if at_period_end is True:
+            sub.update(cancel_at_period_end=True, cancel_at=sub["current_period_end"])
+            sub["canceled_at"] = now
+            details["reason"] = "cancellation_requested"
+        elif at_period_end is False or (has_cancel_at and params["cancel_at"] == ""):
+            sub.update(cancel_at_period_end=False, cancel_at=None, canceled_at=None)
+            details.update(reason=None, comment=None, feedback=None)
+        elif has_cancel_at:
+            sub["cancel_at"] = self._cancel_at_value(sub, params["cancel_at"])
+            sub["canceled_at"] = now
+            details["reason"] = "cancellation_requested"
+        self._apply_cancellation_details(sub, params)
+
+    def _cancel_at_value(self, sub: Obj, value: Any) -> int:
+        if value in ("min_period_end", "max_period_end"):
+            return sub["current_period_end"]
+        when = as_int({"cancel_at": value}, "cancel_at")
+        if when is None or when <= self.store.now():
+            raise invalid("cancel_at must be in the future.", "cancel_at")
+        return when
+
+    def _apply_cancellation_details(self, sub: Obj, params: Params) -> None:
+        details = as_dict(params, "cancellation_details")
+        if details is None:
+            return
+        for key in ("comment", "feedback"):
+            if key in details:
+                sub["cancellation_details"][key] = as_str(
+                    details, key, param=f"cancellation_details[{key}]"
+                )
+
+    def _apply_details(self, sub: Obj, params: Params) -> None:
+        for key in ("description", "default_payment_method"):
+            if key in params:
+                sub[key] = as_str(params, key)
+        if "collection_method" in params:
+            sub["collection_method"] = as_choice(
+                params, "collection_method", ("charge_automatically", "send_invoice")
+            )
+        if "days_until_due" in params:
+            sub["days_until_due"] = as_int(params, "days_until_due", minimum=0)
+
+    def _apply_trial_end(self, sub: Obj, params: Params) -> list[Obj]:
+        value = params.get("trial_end")
+        if value in (None, ""):
+            return []
+        if value == "now":
+            if sub["status"] != "trialing":
+                return []
+            now = self.store.now()
+            sub["trial_end"] = now
+            self.store.hidden_of(sub["id"]).update(anchor=now, periods=0)
+            self._set_period(sub, sub["current_period_start"], now)
+            return [self._renew(sub, paid=True)]
+        trial_end = as_int(params, "trial_end")
+        if trial_end is None or trial_end <= self.store.now():
+            raise invalid("Invalid timestamp: must be an integer Unix timestamp in the future.")
+        sub.update(status="trialing", trial_end=trial_end)
+        sub["trial_start"] = sub["trial_start"] or self.store.now()
+        self.store.hidden_of(sub["id"]).update(anchor=trial_end, periods=0)
+        self._set_period(sub, sub["current_period_start"], trial_end)
+        return []
+
+    def cancel_subscription(self, params: Params, subscription: str) -> Obj:
+        check_known(params, SUB_CANCEL)
+        sub = self.store.get("subscription", subscription)
+        if sub["status"] == "canceled":
+            raise no_such("subscription", subscription)
+        now = self.store.now()
+        sub.update(status="canceled", canceled_at=now, ended_at=now)
+        sub["cancellation_details"]["reason"] = "cancellation_requested"
+        self._apply_cancellation_details(sub, params)
+        self.store.emit("customer.subscription.deleted", sub)
+        return sub
+
+    # -- subscription items ------------------------------------------------------------
+
+    def list_subscription_items(self, params: Params) -> Obj:
+        check_known(params, SUB_ITEM_LIST)
+        sub_id = as_str(params, "subscription", required=True) or ""
+        sub = self.store.referenced("subscription", sub_id, "subscription")
+        items = list(reversed(self.store.snapshot(sub)["items"]["data"]))
+        return paginate(items, params, "/v1/subscription_items", "subscription item")
+
+    def retrieve_subscription_item(self, params: Params, item: str) -> Obj:
+        found = self.store.find_any(item) if item in self.store.item_owner else None
+        if found is None:
+            raise no_such("subscription item", item)
+        return found
+
+    # -- invoices ----------------------------------------------------------------------
+
+    def retrieve_invoice(self, params: Params, invoice: str) -> Obj:
+        return self.store.get("invoice", invoice)
+
+    def list_invoices(self, params: Params) -> Obj:
+        check_known(params, INVOICE_LIST)
+        customer = as_str(params, "customer")
+        subscription = as_str(params, "subscription")
+        status = as_choice(params, "status", ("draft", "open", "paid", "uncollectible", "void"))
+        items = [
+            i
+            for i in self.store.newest_first("invoice")
+            if (customer is None or i["customer"] == customer)
+            and (subscription is None or i["subscription"] == subscription)
+            and (status is None or i["status"] == status)
+            and in_range(i["created"], params.get("created"), "created")
+        ]
+        return paginate(items, params, "/v1/invoices", "invoice")
+
+    def list_invoice_lines(self, params: Params, invoice: str) -> Obj:
+        check_known(params, LIST_PARAMS)
+        found = self.store.get("invoice", invoice)
+        lines = list(found["lines"]["data"])
+        return paginate(lines, params, f"/v1/invoices/{invoice}/lines", "line item")
+
+    def _invoice(
+        self,
+        sub: Obj,
+        reason: str,
+        period_start: int,
+        period_end: int,
+        *,
+        paid: bool,
+        with_discounts: bool = True,
+    ) -> Obj:
+        invoice_id = new_id("in")
+        lines = [self._invoice_line(invoice_id, sub, item) for item in sub["items"]["data"]]
+        subtotal = sum(line["amount"] for line in lines)
+        discounts = self._discounts_due(sub, period_start) if with_discounts else []
+        discount_amounts = [
+            {"amount": discount_amount(d["coupon"], subtotal), "discount": d["id"]}
+            for d in discounts
+        ]
+        total = max(0, subtotal - sum(d["amount"] for d in discount_amounts))
+        customer = self.store.get("customer", sub["customer"], allow_deleted=True)
+        fields = {
+            "billing_reason": reason,
+            "currency": sub["currency"],
+            "customer": sub["customer"],
+            "customer_email": customer.get("email"),
+            "customer_name": customer.get("name"),
+            "discounts": [d["id"] for d in discounts],
+            "lines": lines,
+            "number": self._invoice_number(customer),
+            "period_end": period_end,
+            "period_start": period_start,
+            "status": "paid" if paid else "open",
+            "subscription": sub["id"],
+            "subscription_metadata": sub["metadata"],
+            "subtotal": subtotal,
+            "total": total,
+            "total_discount_amounts": discount_amounts,
+        }
+        invoice = self.store.insert(objects.invoice(invoice_id, self.store.now(), fields))
+        self._retire_used_discounts(sub, discounts)
+        return invoice
+
+    def _invoice_line(self, invoice_id: str, sub: Obj, item: Obj) -> Obj:
+        price = self.store.table("price").get(item["price"]["id"], item["price"])
+        product = self.store.table("product").get(price["product"]) or {}
+        name = product.get("name") or price["product"]
+        trial = sub["status"] == "trialing"
+        amount = 0 if trial else (price["unit_amount"] or 0) * item["quantity"]
+        fields = {
+            "amount": amount,
+            "description": _line_description(name, price, item["quantity"], trial),
+            "metadata": sub["metadata"],
+            "period_end": sub["current_period_end"],
+            "period_start": sub["current_period_start"],
+            "price": price,
+            "quantity": item["quantity"],
+            "subscription": sub["id"],
+            "subscription_item": item["id"],
+            "subtotal": amount,
+        }
+        return objects.invoice_line(new_id("il"), invoice_id, fields)
+
+    def _invoice_number(self, customer: Obj) -> str:
+        sequence = customer.get("next_invoice_sequence", 1)
+        customer["next_invoice_sequence"] = sequence + 1
+        return f"{customer.get('invoice_prefix', 'STANDIN')}-{sequence:04d}"
+
+    def _discounts_due(self, sub: Obj, period_start: int) -> list[Obj]:
+        found = []
+        for discount_id in sub["discounts"]:
+            discount = self.store.snapshot(self.store.table("discount")[discount_id])
+            if discount["end"] is None or period_start < discount["end"]:
+                found.append(discount)
+        return found
+
+    def _retire_used_discounts(self, sub: Obj, applied: list[Obj]) -> None:
+        now = self.store.now()
+        keep = []
+        for discount_id in sub["discounts"]:
+            discount = self.store.table("discount")[discount_id]
+            once = discount["coupon"]["duration"] == "once"
+            used = once and any(d["id"] == discount_id for d in applied)
+            expired = discount["end"] is not None and discount["end"] <= now
+            if not (used or expired):
+                keep.append(discount_id)
+        sub["discounts"] = keep
+
+    def _restart_cycle(self, sub: Obj, old_amount: int, proration: str) -> Obj:
+        """A change of billing interval (monthly -> yearly) restarts the cycle now and bills
+        at once, crediting the unused part of the old period unless prorations are off."""
+        now = self.store.now()
+        start, end = sub["current_period_start"], sub["current_period_end"]
+        unused = 0
+        if proration != "none":
+            unused = round(old_amount * max(0.0, (end - now) / max(1, end - start)))
+        interval, count = _interval_of_sub(sub)
+        self.store.hidden_of(sub["id"]).update(
+            anchor=now, periods=1, interval=interval, count=count
+        )
+        sub["billing_cycle_anchor"] = now
+        self._set_period(sub, now, add_interval(now, interval, count))
+        invoice = self._invoice(sub, "subscription_update", now, now, paid=True)
+        _set_totals(invoice, max(0, invoice["total"] - unused), clear_discounts=False)
+        sub["latest_invoice"] = invoice["id"]
+        return invoice
+
+    def _proration_invoice(self, sub: Obj, old_amount: int) -> Obj:
+        now = self.store.now()
+        start, end = sub["current_period_start"], sub["current_period_end"]
+        remaining = max(0.0, (end - now) / max(1, end - start))
+        invoice = self._invoice(
+            sub, "subscription_update", now, now, paid=True, with_discounts=False
+        )
+        amount = max(0, round((_recurring_amount(sub) - old_amount) * remaining))
+        for line in invoice["lines"]["data"]:
+            line["parent"]["subscription_item_details"]["proration"] = True
+            line["period"] = {"start": now, "end": end}
+            line.update(amount=0, subtotal=0)
+        if invoice["lines"]["data"]:
+            first = invoice["lines"]["data"][0]
+            first.update(amount=amount, subtotal=amount)
+            first["description"] = f"Remaining time on {first['description']}"
+        _set_totals(invoice, amount)
+        sub["latest_invoice"] = invoice["id"]
+        return invoice
+
+    # -- simulations -------------------------------------------------------------------
+
+    def advance_period(self, subscription_id: str) -> list[Obj]:
+        sub = self.store.get("subscription", subscription_id)
+        if sub["status"] == "canceled":
+            raise invalid(f"Subscription {subscription_id} is canceled.")
+        mark = len(self.store.events)
+        before = self.store.snapshot(sub)
+        if self._ends_now(sub):
+            sub.update(status="canceled", ended_at=sub["current_period_end"])
+            self.store.emit("customer.subscription.deleted", sub)
+            return self.store.events[mark:]
+        invoice = self._renew(sub, paid=True)
+        self.store.emit(
+            "customer.subscription.updated",
+            sub,
+            changed_attributes(before, self.store.snapshot(sub)),
+        )
+        self._emit_paid(invoice)
+        return self.store.events[mark:]
+
+    def fail_payment(self, subscription_id: str) -> list[Obj]:
+        """The renewal charge fails: a new period with an open invoice, status `past_due`.
+
+        Called again while that invoice is still open, it fails another attempt on it.
+        """
+        sub = self.store.get("subscription", subscription_id)
+        if sub["status"] not in _LIVE:
+            raise invalid(f"Subscription {subscription_id} is {sub['status']}.")
+        mark = len(self.store.events)
+        before = self.store.snapshot(sub)
+        latest = self.store.table("invoice").get(sub["latest_invoice"] or "")
+        if latest is not None and latest["status"] == "open":
+            invoice = latest
+            invoice["attempt_count"] += 1
+        else:
+            invoice = self._renew(sub, paid=False)
+            invoice.update(attempted=True, attempt_count=1)
+        sub["status"] = "past_due"
+        self.store.emit("invoice.payment_failed", invoice)
+        previous = changed_attributes(before, self.store.snapshot(sub))
+        if previous:
+            self.store.emit("customer.subscription.updated", sub, previous)
+        return self.store.events[mark:]
+
+    def pay_invoice(self, subscription_id: str) -> list[Obj]:
+        """The open latest invoice gets paid (a retry succeeded): status back to `active`."""
+        sub = self.store.get("subscription", subscription_id)
+        invoice = self.store.table("invoice").get(sub["latest_invoice"] or "")
+        if invoice is None or invoice["status"] != "open":
+            raise invalid(f"Subscription {subscription_id} has no open invoice.")
+        mark = len(self.store.events)
+        before = self.store.snapshot(sub)
+        now = self.store.now()
+        invoice.update(status="paid", amount_paid=invoice["amount_due"], amount_remaining=0)
+        invoice.update(next_payment_attempt=None)
+        invoice["status_transitions"]["paid_at"] = now
+        sub["status"] = "active"
+        self._emit_paid(invoice)
+        previous = changed_attributes(before, self.store.snapshot(sub))
+        if previous:
+            self.store.emit("customer.subscription.updated", sub, previous)
+        return self.store.events[mark:]
+
+    def _ends_now(self, sub: Obj) -> bool:
+        cancel_at = sub["cancel_at"]
+        return sub["cancel_at_period_end"] or (
+            cancel_at is not None and cancel_at <= sub["current_period_end"]
+        )
+
+    def _renew(self, sub: Obj, *, paid: bool) -> Obj:
+        """Move to the next period and bill it; `paid=False` leaves the invoice open."""
+        hidden = self.store.hidden_of(sub["id"])
+        old_start, old_end = sub["current_period_start"], sub["current_period_end"]
+        hidden["periods"] += 1
+        steps = hidden["count"] * hidden["periods"]
+        self._set_period(sub, old_end, add_interval(hidden["anchor"], hidden["interval"], steps))
+        if sub["status"] in ("trialing", "past_due", "unpaid", "incomplete"):
+            sub["status"] = "active"
+        invoice = self._invoice(sub, "subscription_cycle", old_start, old_end, paid=paid)
+        sub["latest_invoice"] = invoice["id"]
+        return invoice
+
+    def _set_period(self, sub: Obj, start: int, end: int) -> None:
+        sub.update(current_period_start=start, current_period_end=end)
+        for item in sub["items"]["data"]:
+            item.update(current_period_start=start, current_period_end=end)
+        if sub["cancel_at_period_end"]:
+            sub["cancel_at"] = end
+
+    def _emit_paid(self, invoice: Obj) -> None:
+        self.store.emit("invoice.paid", invoice)
+        self.store.emit("invoice.payment_succeeded", invoice)
+
+
+def _entry(raw: Any, label: str) -> Params:
+    if not isinstance(raw, dict):
+        raise invalid(f"Invalid hash: {label}", label)
+    return raw
+
+
+def _find_item(sub: Obj, item_id: str, param: str) -> Obj:
+    for item in sub["items"]["data"]:
+        if item["id"] == item_id:
+            return item
+    raise no_such("subscription item", item_id, param=param, status=400)
+
+
+def _interval_of(price: Obj) -> tuple[str, int]:
+    recurring = price["recurring"] or {}
+    return recurring.get("interval", "month"), recurring.get("interval_count", 1)
+
+
+def _interval_of_sub(sub: Obj) -> tuple[str, int]:
+    return _interval_of(sub["items"]["data"][0]["price"])
+
+
+def _recurring_amount(sub: Obj) -> int:
+    return sum((i["price"]["unit_amount"] or 0) * i["quantity"] for i in sub["items"]["data"])
+
+
+def _status_matches(status: str, wanted: str | None) -> bool:
+    if wanted is None:
+        return status not in ("canceled", "incomplete_expired")
+    if wanted == "all":
+        return True
+    if wanted == "ended":
+        return status in ("canceled", "incomplete_expired")
+    return status == wanted
+
+
+def discount_amount(coupon: Obj, subtotal: int) -> int:
+    """What a coupon takes off `subtotal` (percent rounded half-up to whole cents)."""
+    if coupon.get("percent_off") is not None:
+        return min(subtotal, int(subtotal * coupon["percent_off"] / 100 + 0.5))
+    return min(subtotal, coupon.get("amount_off") or 0)
+
+
+def _set_totals(invoice: Obj, amount: int, *, clear_discounts: bool = True) -> None:
+    paid = invoice["status"] == "paid"
+    if clear_discounts:
+        invoice.update(subtotal=amount, subtotal_excluding_tax=amount)
+        invoice.update(discounts=[], total_discount_amounts=[])
+    invoice.update(total=amount, total_excluding_tax=amount, amount_due=amount)
+    invoice.update(amount_paid=amount if paid else 0, amount_remaining=0 if paid else amount)
+
+
+def _line_description(name: str, price: Obj, quantity: int, trial: bool) -> str:
+    if trial:
+        return f"Trial period for {name}"
+    amount = (price["unit_amount"] or 0) / 100
+    currency = price["currency"]
+    shown = f"${amount:,.2f}" if currency == "usd" else f"{amount:,.2f} {currency.upper()}"
+    interval = (price["recurring"] or {}).get("interval", "month")
+    return f"{quantity} × {name} (at {shown} / {interval})"
