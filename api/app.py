@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from api import customers, health
+from api import customers, health, licenses, metrics, subscriptions, usage, webhooks
 from api.errors import install_error_handlers
+from api.middleware import install_middleware
 
 
 def create_app() -> FastAPI:
@@ -18,8 +19,14 @@ def create_app() -> FastAPI:
         ),
     )
     install_error_handlers(app)
+    install_middleware(app)
     app.include_router(health.router)
+    app.include_router(metrics.router)
     app.include_router(customers.router)
+    app.include_router(licenses.router)
+    app.include_router(subscriptions.router)
+    app.include_router(usage.router)
+    app.include_router(webhooks.router)
     return app
 
 

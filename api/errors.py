@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from core.errors import DomainError
@@ -72,6 +73,20 @@ async def _domain_error(_: Request, exc: DomainError) -> JSONResponse:
     return error_response(exc.status_code, exc.code, exc.message, exc.field)
 
 
+async def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    # Connection lost or refused: the request was not stored, the caller should retry.
+    if (
+        isinstance(exc, DBAPIError)
+        and not exc.connection_invalidated
+        and not isinstance(exc, OperationalError)
+    ):
+        return await _unexpected_error(request, exc)
+    log.warning("database unavailable on %s %s: %s", request.method, request.url.path, exc)
+    return error_response(
+        503, "unavailable", "the database is unavailable; retry later", headers={"Retry-After": "5"}
+    )
+
+
 async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
     # A bug, not bad input: log it whole, answer without internals.
     log.exception("unhandled error on %s %s", request.method, request.url.path)
@@ -82,4 +97,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
     app.add_exception_handler(StarletteHTTPException, _http_error)  # type: ignore[arg-type]
     app.add_exception_handler(DomainError, _domain_error)  # type: ignore[arg-type]
+    app.add_exception_handler(DBAPIError, _database_unavailable)
     app.add_exception_handler(Exception, _unexpected_error)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from cli import apikeys, db, processes, tasks
+from cli import apikeys, customers, db, keys, licenses, processes, stripe_cli, tasks, usage
 
 app = typer.Typer(
     help="Zemfyre Billing: subscriptions, licenses and usage for Zemfyre instances.",
@@ -14,6 +14,11 @@ app = typer.Typer(
 app.add_typer(db.app, name="db")
 app.add_typer(apikeys.app, name="apikey")
 app.add_typer(tasks.app, name="tasks")
+app.add_typer(customers.app, name="customer")
+app.add_typer(licenses.app, name="license")
+app.add_typer(keys.app, name="keys")
+app.add_typer(stripe_cli.app, name="stripe")
+app.command("usage")(usage.usage)
 for command in (processes.api, processes.worker, processes.beat, processes.flower, processes.dev):
     app.command()(command)
 

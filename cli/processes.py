@@ -26,13 +26,18 @@ def api(
     """Run the HTTP API."""
     import uvicorn
 
+    from core.logging import configure_logging
+
     settings = get_settings()
+    configure_logging(settings.log_level, settings.log_json)
     uvicorn.run(
         "api.app:app",
         host=host or settings.host,
         port=port or settings.port,
         workers=workers,
         log_level=settings.log_level.lower(),
+        log_config=None,
+        access_log=False,
         proxy_headers=True,
     )
 

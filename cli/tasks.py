@@ -28,3 +28,24 @@ def status(task_id: str) -> None:
     console.print(f"State:  {result.state}")
     if result.ready():
         console.print(f"Result: {result.result!r}")
+
+
+@run_app.command("rollup")
+def rollup(
+    day: str = typer.Option(None, "--day", help="UTC day as YYYY-MM-DD (default: yesterday)"),
+) -> None:
+    """Roll one day of usage reports up into usage_daily (safe to run again)."""
+    from cli.common import fail
+    from core.errors import InvalidInputError
+    from core.usage_rollups import parse_day, previous_utc_day
+    from tasks.rollups import rollup_usage_day
+
+    try:
+        chosen = parse_day(day) if day else previous_utc_day()
+    except InvalidInputError as exc:
+        raise fail(exc.message) from exc
+    answer = run_task(rollup_usage_day, chosen.isoformat())
+    console.print(
+        f"✅ usage of {answer['day']} rolled up: {answer['rowsTotal']} instance-day row(s), "
+        f"{answer['rowsWritten']} written by this run"
+    )

@@ -24,8 +24,12 @@ from core.plans import Plan, PlanFeatures, PlanLimits
 from core.signing_keys import SigningKey
 
 ALGORITHM = "RS256"
-# Statuses after which a subscription gives no right to run: the license ends when issued.
-ENDED_STATUSES = frozenset({"canceled", "expired", "incomplete_expired"})
+# Statuses that give no right to run: the license ends when issued and says why. `incomplete`
+# (first payment not made), `unpaid` (Stripe gave up collecting) and `paused` (no payment
+# method at the end of a trial) have not been paid for; `past_due` keeps its grace period.
+ENDED_STATUSES = frozenset(
+    {"canceled", "expired", "incomplete", "incomplete_expired", "unpaid", "paused"}
+)
 # What a revoked license reports as its status: SEED-era instances stop on exactly "canceled".
 REVOKED_STATUS = "canceled"
 _REQUIRED_CLAIMS = ["exp", "iat", "iss", "sub"]

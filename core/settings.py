@@ -35,6 +35,17 @@ class Settings(BaseSettings):
     stripe_price_starter: str | None = None
     stripe_price_professional: str | None = None
     stripe_price_enterprise: str | None = None
+    # Retries the Stripe SDK makes itself on network errors, 409/429/5xx (same idempotency key).
+    stripe_max_network_retries: int = 2
+    # Seconds one Stripe API call may take before it counts as Stripe being unreachable.
+    stripe_timeout_seconds: float = 30.0
+    # A Stripe event task that fails is retried this often, waiting base * 2**n (up to max) s.
+    stripe_event_max_retries: int = 8
+    stripe_event_retry_base_seconds: float = 5.0
+    stripe_event_retry_max_seconds: float = 600.0
+    # Reconciliation lists Stripe's events of this many days (Stripe keeps 30) and handles any
+    # the webhook missed.
+    stripe_reconcile_days: int = 3
 
     license_private_key_path: Path = Path("keys/private-key.pem")
     license_public_key_path: Path = Path("keys/public-key.pem")
@@ -47,6 +58,8 @@ class Settings(BaseSettings):
     trial_days: int = 14
 
     usage_max_clock_skew_seconds: int = 300
+    # Reports a worker claims and processes in one transaction (batch task and sweeper).
+    usage_process_batch_size: int = 500
     # Stored webhooks/reports whose task has not run after this long are enqueued again.
     inbox_sweep_after_seconds: int = 60
     # How long the ingress waits for the broker before answering anyway (the row is stored).
@@ -58,6 +71,17 @@ class Settings(BaseSettings):
     flower_basic_auth: str | None = Field(default=None, description="user:password")
 
     log_level: str = "INFO"
+    # JSON log lines (production); false gives plain text for a terminal.
+    log_json: bool = True
+
+    # Rate limits (requests per window). Redis holds the counters so every API process shares them;
+    # RATE_LIMIT_REDIS_URL defaults to the broker when that is Redis.
+    rate_limit_redis_url: str | None = None
+    rate_limit_window_seconds: int = 60
+    rate_limit_usage_per_instance: int = 120
+    rate_limit_unauthenticated_per_client: int = 300
+    # Requests with a larger body are refused with 413 before they are read.
+    max_request_body_bytes: int = 1_048_576
 
     @property
     def resolved_database_url(self) -> str:
@@ -72,6 +96,13 @@ class Settings(BaseSettings):
         return self.celery_result_backend or (
             f"db+sqlite:///{(self.data_dir / 'results.db').resolve()}"
         )
+
+    @property
+    def resolved_rate_limit_redis_url(self) -> str | None:
+        if self.rate_limit_redis_url:
+            return self.rate_limit_redis_url
+        broker = self.resolved_broker_url
+        return broker if broker.startswith(("redis://", "rediss://")) else None
 
     @property
     def uses_embedded_defaults(self) -> bool:

@@ -13,6 +13,12 @@ from workers.queues import ALL_QUEUES, DEFAULT, TASK_ROUTES
 
 TASK_MODULES = [
     "tasks.maintenance",
+    "tasks.licenses",
+    "tasks.trials",
+    "tasks.usage",
+    "tasks.rollups",
+    "tasks.stripe_events",
+    "tasks.stripe_sync",
 ]
 
 
@@ -74,3 +80,6 @@ def create_celery_app(settings: Settings | None = None) -> Celery:
 
 
 celery_app = create_celery_app()
+
+# Signal handlers (logging, task metrics) must be connected in every process that runs tasks.
+import workers.signals  # noqa: E402, F401

@@ -169,6 +169,9 @@ def test_paid_without_a_period_end_gets_max_days() -> None:
     [
         {"subscription_status": "canceled"},
         {"subscription_status": "expired"},
+        {"subscription_status": "incomplete"},
+        {"subscription_status": "unpaid"},
+        {"subscription_status": "paused"},
         {"plan": Plan.TRIAL, "is_trial": True, "trial_ends_at": NOW + timedelta(days=3),
          "subscription_status": "expired"},
         {"revoked": True, "revoked_reason": "chargeback"},

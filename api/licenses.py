@@ -1,0 +1,139 @@
+"""Licenses: admin reads and revocation, the public keys, and the instances' check-in."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from fastapi import APIRouter, Query
+from fastapi.responses import PlainTextResponse
+from pydantic import Field
+
+from api.deps import AdminKey, BearerCredentials, DbSession
+from api.schemas import CamelModel
+from core import licenses as license_service
+from core.customers import get_customer
+from core.errors import ConfigurationError
+from core.instance_auth import authenticate_instance
+from core.license_tokens import ALGORITHM
+from core.settings import get_settings
+from core.signing_keys import SigningKeyError, jwks
+
+router = APIRouter(tags=["licenses"])
+
+
+class LicenseOut(CamelModel):
+    license: str
+    public_key: str
+    customer_id: str
+    jti: str
+    kid: str
+    issued_at: datetime
+    expires_at: datetime
+
+
+class CheckInOut(LicenseOut):
+    # False when the presented license is the current one, so the instance can skip a rewrite.
+    changed: bool
+
+
+class RevokeIn(CamelModel):
+    reason: str | None = Field(default=None, max_length=500)
+
+
+class RevokeOut(CamelModel):
+    customer_id: str
+    revoked_at: datetime
+    reason: str | None
+    revoked_licenses: int
+    license: str
+
+
+class PublicKeyOut(CamelModel):
+    kid: str
+    algorithm: str
+    public_key: str
+
+
+def _license_out(row: Any) -> dict[str, Any]:
+    return {
+        "license": row.token,
+        # The key that verifies this very license, even if a rotation happened since.
+        "public_key": license_service.public_pem_for(row.kid),
+        "customer_id": row.customer_id,
+        "jti": row.jti,
+        "kid": row.kid,
+        "issued_at": row.issued_at,
+        "expires_at": row.expires_at,
+    }
+
+
+@router.get("/.well-known/jwks.json", summary="Every published license public key (JWKS)")
+def jwks_document() -> dict[str, list[dict[str, str]]]:
+    try:
+        return jwks(get_settings())
+    except SigningKeyError as exc:
+        raise ConfigurationError(str(exc)) from exc
+
+
+@router.get(
+    "/api/licenses/public-key",
+    summary="The active license public key as PEM (JSON, or raw PEM with ?format=pem)",
+    response_model=PublicKeyOut,
+)
+def public_key(format: str = Query("json", pattern="^(json|pem)$")) -> Any:
+    key = license_service.signing_key()
+    if format == "pem":
+        return PlainTextResponse(key.public_pem, media_type="application/x-pem-file")
+    return PublicKeyOut(kid=key.kid, algorithm=ALGORITHM, public_key=key.public_pem)
+
+
+@router.get(
+    "/api/licenses/current",
+    summary="Instance check-in: present a license (Bearer), get the customer's current one",
+)
+def check_in(session: DbSession, credentials: BearerCredentials) -> CheckInOut:
+    token = credentials.credentials if credentials else None
+    identity = authenticate_instance(session, token, allow_expired=True)
+    row = license_service.ensure_license(session, identity.customer_id)
+    session.commit()
+    return CheckInOut(**_license_out(row), changed=row.jti != identity.jti)
+
+
+@router.get("/api/licenses/{customer_id}", summary="The customer's current license (admin)")
+def get_license(customer_id: str, _: AdminKey, session: DbSession) -> LicenseOut:
+    get_customer(session, customer_id)
+    row = license_service.ensure_license(session, customer_id)
+    session.commit()
+    return LicenseOut(**_license_out(row))
+
+
+@router.post(
+    "/api/licenses/{customer_id}/revoke",
+    summary="Revoke the customer's licenses; its next license says revoked (admin)",
+)
+def revoke(
+    customer_id: str, _: AdminKey, session: DbSession, body: RevokeIn | None = None
+) -> RevokeOut:
+    result = license_service.revoke_license(
+        session, customer_id, reason=body.reason if body else None
+    )
+    session.commit()
+    assert result.customer.license_revoked_at is not None
+    return RevokeOut(
+        customer_id=customer_id,
+        revoked_at=result.customer.license_revoked_at,
+        reason=result.customer.license_revoked_reason,
+        revoked_licenses=result.revoked_licenses,
+        license=result.license.token,
+    )
+
+
+@router.post(
+    "/api/licenses/{customer_id}/reinstate",
+    summary="Lift a revocation; the customer gets a normal license again (admin)",
+)
+def reinstate(customer_id: str, _: AdminKey, session: DbSession) -> LicenseOut:
+    row = license_service.reinstate_license(session, customer_id)
+    session.commit()
+    return LicenseOut(**_license_out(row))

@@ -1,0 +1,227 @@
+"""Pure ASGI middleware: request ids, metrics and access logs, body size limit, rate limits.
+
+Pure ASGI (not BaseHTTPMiddleware) because these run on every ingress request, the hot path.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+import time
+import uuid
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from api.errors import error_body
+from core.logging import request_id_var
+from core.metrics import HTTP_LATENCY, HTTP_REQUESTS
+from core.rate_limit import limiter_for
+from core.settings import get_settings
+
+log = logging.getLogger("api.access")
+
+REQUEST_ID_HEADER = b"x-request-id"
+SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+USAGE_REPORT_PATH = "/api/usage/report"
+# Stripe retries what we refuse; limiting its deliveries would only delay paid subscriptions.
+NEVER_LIMITED_PREFIXES = ("/webhooks/stripe",)
+
+
+async def _send_json(send: Send, status: int, body: dict, headers: list | None = None) -> None:
+    payload = json.dumps(body).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(payload)).encode()),
+                *(headers or []),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": payload})
+
+
+def _header(scope: Scope, name: bytes) -> bytes | None:
+    for key, value in scope.get("headers", []):
+        if key == name:
+            return value
+    return None
+
+
+class RequestContextMiddleware:
+    """Gives each request an id (echoed in X-Request-ID), counts it and logs it once."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        incoming = (_header(scope, REQUEST_ID_HEADER) or b"").decode("latin-1")
+        request_id = incoming if SAFE_REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        token = request_id_var.set(request_id)
+        started = time.perf_counter()
+        status = 500
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message.setdefault("headers", [])
+                message["headers"] = [*message["headers"], (REQUEST_ID_HEADER, request_id.encode())]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            elapsed = time.perf_counter() - started
+            route = scope.get("route")
+            template = getattr(route, "path", None) or "unmatched"
+            HTTP_REQUESTS.labels(scope["method"], template, str(status)).inc()
+            HTTP_LATENCY.labels(scope["method"], template).observe(elapsed)
+            log.info(
+                "%s %s %s",
+                scope["method"],
+                template,
+                status,
+                extra={
+                    "method": scope["method"],
+                    "path": scope["path"],
+                    "status": status,
+                    "duration_ms": round(elapsed * 1000, 2),
+                },
+            )
+            request_id_var.reset(token)
+
+
+class BodySizeLimitMiddleware:
+    """Refuses bodies over the limit with 413, whether or not they declare a length."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = get_settings().max_request_body_bytes
+        declared = _header(scope, b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            await _send_json(send, 413, _too_large(limit))
+            return
+        received = 0
+        response_started = False
+
+        async def counting_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise _BodyTooLarge
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal response_started
+            if message["type"] == "http.response.start":
+                response_started = True
+            await send(message)
+
+        try:
+            await self.app(scope, counting_receive, tracking_send)
+        except _BodyTooLarge:
+            if not response_started:
+                await _send_json(send, 413, _too_large(limit))
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+def _too_large(limit: int) -> dict:
+    return error_body("payload_too_large", f"request body is larger than {limit} bytes", "body")
+
+
+class RateLimitMiddleware:
+    """Per instance on usage reports, per client address on unauthenticated requests (429)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"].startswith(NEVER_LIMITED_PREFIXES):
+            await self.app(scope, receive, send)
+            return
+        settings = get_settings()
+        authorization = _header(scope, b"authorization")
+        if scope["path"] == USAGE_REPORT_PATH and scope["method"] == "POST" and authorization:
+            body, receive = await _buffer_body(receive)
+            bucket = "usage:" + _instance_key(authorization, body)
+            limit = settings.rate_limit_usage_per_instance
+        elif authorization is None:
+            client = scope.get("client") or ("unknown", 0)
+            bucket = f"client:{client[0]}"
+            limit = settings.rate_limit_unauthenticated_per_client
+        else:
+            await self.app(scope, receive, send)
+            return
+        limiter = limiter_for(settings.resolved_rate_limit_redis_url, settings.celery_key_prefix)
+        decision = limiter.hit(bucket, limit, settings.rate_limit_window_seconds)
+        if not decision.allowed:
+            await _send_json(
+                send,
+                429,
+                error_body("rate_limited", f"too many requests; retry in {decision.retry_after}s"),
+                headers=[(b"retry-after", str(decision.retry_after).encode())],
+            )
+            return
+        await self.app(scope, receive, send)
+
+
+async def _buffer_body(receive: Receive) -> tuple[bytes, Receive]:
+    """Read the whole (small, size-limited) body and hand the app a receive that replays it."""
+    chunks: list[bytes] = []
+    more = True
+    while more:
+        message = await receive()
+        if message["type"] != "http.request":
+            break
+        chunks.append(message.get("body", b""))
+        more = message.get("more_body", False)
+    body = b"".join(chunks)
+    replayed = False
+
+    async def replay() -> Message:
+        nonlocal replayed
+        if not replayed:
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return body, replay
+
+
+def _instance_key(authorization: bytes, body: bytes) -> str:
+    """One bucket per license and instance; the token itself is hashed, never kept."""
+    instance = ""
+    try:
+        parsed: Any = json.loads(body)
+        if isinstance(parsed, dict):
+            instance = str(parsed.get("instanceId") or parsed.get("instance_id") or "")[:255]
+    except ValueError:
+        pass
+    digest = hashlib.sha256(authorization + b"|" + instance.encode()).hexdigest()
+    return digest[:32]
+
+
+def install_middleware(app: Any) -> None:
+    # Added last runs first: context (ids, metrics, logs) wraps everything else.
+    app.add_middleware(RateLimitMiddleware)
+    app.add_middleware(BodySizeLimitMiddleware)
+    app.add_middleware(RequestContextMiddleware)

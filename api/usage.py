@@ -1,0 +1,215 @@
+"""Usage: instances report device counts (the hot path); operators read the usage viewer."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+from typing import Any, Literal
+
+from fastapi import APIRouter, Body, Header, Query
+from fastapi.responses import JSONResponse
+
+from api.deps import BearerCredentials, DbSession, bearer_token
+from api.schemas import CamelModel
+from core.api_keys import KEY_PREFIX, authenticate_api_key
+from core.errors import PermissionDeniedError
+from core.instance_auth import authenticate_instance
+from core.licenses import current_license
+from core.settings import get_settings
+from core.usage import check_idempotency_key, parse_report, store_report
+from core.usage_views import DEFAULT_DAYS, MAX_DAYS, CustomerUsage, customer_usage
+from models import utcnow
+from tasks.usage import process_report
+from workers.enqueue import enqueue
+
+router = APIRouter(prefix="/api/usage", tags=["usage"])
+
+REPORT_EXAMPLES: dict[str, Any] = {
+    "camelCase": {
+        "summary": "SEED format with metrics",
+        "value": {
+            "customerId": "cust_abc123xyz",
+            "instanceId": "us-east-1",
+            "timestamp": "2025-10-21T10:00:00Z",
+            "metrics": {"activeDevices": 23, "totalDevices": 30},
+        },
+    },
+    "snake_case": {
+        "summary": "SEED flat format (timestamp defaults to now)",
+        "value": {
+            "customer_id": "cust_abc123xyz",
+            "instance_id": "dev-1",
+            "active_devices": 5,
+            "total_devices": 10,
+        },
+    },
+}
+
+
+@router.post(
+    "/report",
+    status_code=202,
+    summary="Receive a usage report from a customer instance (license JWT as Bearer)",
+    responses={
+        202: {"description": "Stored (or already stored: `duplicate: true`); processed later"},
+        401: {"description": "Missing, forged, expired or revoked license"},
+        403: {"description": "The license belongs to another customer"},
+        409: {"description": "Idempotency-Key already used for a different report"},
+        422: {"description": "Invalid report; `error.field` names the field"},
+    },
+)
+def report_usage(
+    session: DbSession,
+    credentials: BearerCredentials,
+    body: Any = Body(None, openapi_examples=REPORT_EXAMPLES),
+    idempotency_key: str | None = Header(None, alias="Idempotency-Key"),
+) -> JSONResponse:
+    identity = authenticate_instance(session, credentials.credentials if credentials else None)
+    now = utcnow()
+    settings = get_settings()
+    report = parse_report(
+        body, now=now, max_skew=timedelta(seconds=settings.usage_max_clock_skew_seconds)
+    )
+    if report.customer_id != identity.customer_id:
+        raise PermissionDeniedError(
+            "this license may only report usage for its own customer", field="customerId"
+        )
+    stored = store_report(
+        session,
+        report,
+        license_jti=identity.jti,
+        idempotency_key=check_idempotency_key(idempotency_key),
+        now=now,
+    )
+    latest = current_license(session, identity.customer_id)
+    session.commit()
+    if not stored.duplicate:
+        # Fails quietly when the broker is down: the row is stored and the sweeper runs it.
+        enqueue(process_report, stored.report_id)
+    answer: dict[str, Any] = {"status": "accepted", "reportId": stored.report_id}
+    if stored.duplicate:
+        answer["duplicate"] = True
+    if latest is not None and latest.jti != identity.jti:
+        # The instance presented an older license: hand it the current one.
+        answer["license"] = latest.token
+    return JSONResponse(answer, status_code=202)
+
+
+# ---------------------------------------------------------------------------------------------
+# The usage viewer
+
+
+class CustomerBlock(CamelModel):
+    customer_id: str
+    email: str
+    name: str | None
+    company_name: str | None
+
+
+class SubscriptionBlock(CamelModel):
+    plan: str | None
+    status: str | None
+    device_limit: int | Literal["unlimited"]
+    renewal_date: datetime | None
+
+
+class ReportOut(CamelModel):
+    report_id: int
+    reported_at: datetime
+    instance_id: str
+    active_devices: int
+    total_devices: int
+    utilization: float | None
+
+
+class SummaryOut(CamelModel):
+    total_reports: int
+    avg_active: float | None
+    peak_active: int | None
+    current_active: int
+    current_total: int
+    instances: int
+    limit: int | Literal["unlimited"]
+    remaining: int | Literal["unlimited"]
+    # Percent of the device limit in use; null when the plan is unlimited.
+    utilization: float | None
+    warning: str | None
+
+
+class DayOut(CamelModel):
+    day: date
+    active_devices: int
+
+
+class UsageOut(CamelModel):
+    customer: CustomerBlock
+    subscription: SubscriptionBlock
+    days: int
+    since: datetime
+    reports: list[ReportOut]
+    summary: SummaryOut
+    daily: list[DayOut]
+
+
+def _or_unlimited(value: int | None) -> int | Literal["unlimited"]:
+    return "unlimited" if value is None else value
+
+
+def usage_out(usage: CustomerUsage) -> UsageOut:
+    info, summary = usage.customer, usage.summary
+    return UsageOut(
+        customer=CustomerBlock(
+            customer_id=info.customer_id,
+            email=info.email,
+            name=info.name,
+            company_name=info.company_name,
+        ),
+        subscription=SubscriptionBlock(
+            plan=info.plan,
+            status=info.status,
+            device_limit=_or_unlimited(summary.limit),
+            renewal_date=info.renewal_date,
+        ),
+        days=usage.days,
+        since=usage.since,
+        reports=[ReportOut.model_validate(row) for row in usage.reports],
+        summary=SummaryOut(
+            total_reports=summary.total_reports,
+            avg_active=summary.avg_active,
+            peak_active=summary.peak_active,
+            current_active=summary.current_active,
+            current_total=summary.current_total,
+            instances=summary.instances,
+            limit=_or_unlimited(summary.limit),
+            remaining=_or_unlimited(summary.remaining),
+            utilization=summary.utilization,
+            warning=summary.warning,
+        ),
+        daily=[DayOut.model_validate(point) for point in usage.daily],
+    )
+
+
+def _authorize_reader(session: DbSession, credentials: BearerCredentials, customer_id: str) -> None:
+    """An admin key reads any customer; an instance's license reads only its own customer."""
+    token = bearer_token(credentials)
+    if token.startswith(KEY_PREFIX):
+        authenticate_api_key(session, token)
+        return
+    identity = authenticate_instance(session, token)
+    if identity.customer_id != customer_id:
+        raise PermissionDeniedError("this license may only read its own customer's usage")
+
+
+@router.get(
+    "/{customer_id}",
+    summary="Usage history and summary of a customer (admin, or the customer's own license)",
+    response_model=UsageOut,
+)
+def get_usage(
+    customer_id: str,
+    session: DbSession,
+    credentials: BearerCredentials,
+    days: int = Query(DEFAULT_DAYS, ge=1, le=MAX_DAYS, description="Last N UTC days"),
+    limit: int = Query(1000, ge=1, le=10000, description="Most reports listed (newest first)"),
+) -> UsageOut:
+    _authorize_reader(session, credentials, customer_id)
+    return usage_out(customer_usage(session, customer_id, days=days, report_limit=limit))

@@ -1,0 +1,224 @@
+"""`billing customer add|list|show|upgrade|deactivate`."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import typer
+
+from cli.common import RULE, console, db_session, fail, field_line, run_task
+from core import customers as customer_service
+from core.errors import DomainError
+
+app = typer.Typer(help="Customers.", no_args_is_help=True)
+
+LIST_RULE = "─" * 77
+
+
+def when(value: datetime | str | None) -> str:
+    """A time as the SEED prints it: 10/21/2025, 10:30:00 AM (UTC)."""
+    if value is None:
+        return "-"
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value.strftime("%m/%d/%Y, %I:%M:%S %p")
+
+
+def print_env_lines(token: str, customer_id: str) -> None:
+    console.print("💡 Add this to customer instance .env file:")
+    console.print(f"LICENSE_JWT={token}", soft_wrap=True)
+    console.print(f"CUSTOMER_ID={customer_id}", soft_wrap=True)
+
+
+@app.command()
+def add(
+    email: str = typer.Option(..., "--email", help="The customer's email (unique)"),
+    name: str = typer.Option(None, "--name", help="Contact name"),
+    company: str = typer.Option(None, "--company", help="Company name"),
+    plan: str = typer.Option(None, "--plan", help="Plan to trial (default: trial)"),
+) -> None:
+    """Create a customer with a 14-day trial and print its first license."""
+    from tasks.licenses import create_customer
+
+    try:
+        # Checked here too, so a typo fails at once rather than after a round trip to a worker.
+        customer_service.normalize_email(email)
+        if plan is not None:
+            from core.subscriptions import parse_plan
+
+            parse_plan(plan)
+    except DomainError as exc:
+        raise fail(exc.message) from exc
+    # The id is chosen here, so a task redelivered after a crash finds this customer again.
+    customer_id = customer_service.new_customer_id()
+    created = run_task(create_customer, customer_id, email, name, company, plan)
+    console.print("✅ Customer created successfully!")
+    console.print("Customer Details:")
+    console.print(RULE)
+    console.print(field_line("ID", created["customerId"]), soft_wrap=True)
+    console.print(field_line("Email", created["email"]), soft_wrap=True)
+    console.print(field_line("Name", created["name"]), soft_wrap=True)
+    console.print(field_line("Company", created["companyName"]), soft_wrap=True)
+    console.print(field_line("Plan", created["plan"]))
+    console.print(field_line("Trial Ends", when(created["trialEndsAt"])))
+    console.print(field_line("Created", when(created["createdAt"])))
+    console.print(RULE)
+    console.print()
+    console.print("📜 Initial License JWT (Trial):")
+    token = created["license"]["token"]
+    console.print(token, soft_wrap=True)
+    console.print()
+    print_env_lines(token, created["customerId"])
+
+
+@app.command("list")
+def list_customers(
+    limit: int = typer.Option(100, min=1, max=1000, help="How many to show"),
+    offset: int = typer.Option(0, min=0, help="How many to skip"),
+) -> None:
+    """List customers."""
+    with db_session() as session:
+        rows, total = customer_service.list_customers(session, limit=limit, offset=offset)
+        lines = [
+            f"{row.customer_id:<21} | {row.email:<28} | {row.name or '-':<21} | "
+            f"{row.company_name or '-'}"
+            for row in rows
+        ]
+    console.print(f"Found {total} customer(s):")
+    console.print()
+    console.print(LIST_RULE)
+    console.print(f"{'ID':<21} | {'Email':<28} | {'Name':<21} | Company")
+    console.print(LIST_RULE)
+    for line in lines:
+        console.print(line, soft_wrap=True)
+    console.print(LIST_RULE)
+
+
+@app.command()
+def show(customer_id: str = typer.Argument(..., help="The customer's id (cust_…)")) -> None:
+    """Show a customer with its subscription and current license."""
+    with db_session() as session:
+        detail = customer_service.customer_detail(session, customer_id)
+        customer, subscription, license_row = detail.customer, detail.subscription, detail.license
+        console.print("Customer Details:")
+        console.print(RULE)
+        console.print(field_line("ID", customer.customer_id))
+        console.print(field_line("Email", customer.email), soft_wrap=True)
+        console.print(field_line("Name", customer.name), soft_wrap=True)
+        console.print(field_line("Company", customer.company_name), soft_wrap=True)
+        console.print(field_line("Stripe Customer", customer.stripe_customer_id))
+        console.print(field_line("Created", when(customer.created_at)))
+        console.print(RULE)
+        if subscription is not None:
+            console.print(field_line("Plan", subscription.plan.upper()))
+            console.print(field_line("Status", subscription.status.upper()))
+            console.print(field_line("Trial Ends", when(subscription.trial_ends_at)))
+            console.print(field_line("Renewal Date", when(subscription.current_period_ends_at)))
+        if customer.license_revoked_at is not None:
+            reason = customer.license_revoked_reason or "no reason given"
+            console.print(
+                field_line("License Revoked", f"{when(customer.license_revoked_at)} ({reason})")
+            )
+        if license_row is not None:
+            console.print(field_line("License", license_row.jti))
+            console.print(field_line("License Expires", when(license_row.expires_at)))
+        console.print(RULE)
+
+
+# -- Stripe: upgrade and deactivate ------------------------------------------------------------
+
+
+def _print_checkout(result: Any) -> None:
+    console.print("✅ Checkout session created!")
+    console.print("Checkout Details:")
+    console.print(RULE)
+    console.print(field_line("Session ID", result.session_id), soft_wrap=True)
+    console.print(field_line("Plan", result.plan))
+    if result.promotion_code:
+        console.print(field_line("Promo Code", result.promotion_code))
+    console.print(RULE)
+    console.print()
+    console.print("🔗 Checkout URL:")
+    console.print(result.url, soft_wrap=True)
+    console.print()
+    console.print("💡 Send this URL to the customer to complete payment.")
+    console.print("   After payment, webhook will auto-provision subscription.")
+
+
+def _print_plan_change(change: Any) -> None:
+    if change.previous_plan == change.plan:
+        console.print(f"✅ Subscription already on {change.plan}: nothing to change.")
+    else:
+        console.print("✅ Subscription plan changed (prorated)!")
+    console.print(RULE)
+    console.print(field_line("Customer ID", change.customer_id))
+    console.print(field_line("Subscription ID", change.subscription_id))
+    console.print(field_line("Previous Plan", change.previous_plan))
+    console.print(field_line("Plan", change.plan))
+    console.print(field_line("Status", change.status))
+    console.print(RULE)
+
+
+@app.command()
+def upgrade(
+    customer_id: str = typer.Option(..., "--id", help="The customer's id (cust_…)"),
+    plan: str = typer.Option(..., "--plan", help="starter, professional or enterprise"),
+    promo_code: str = typer.Option(None, "--promo-code", help="Apply this promotion code"),
+    success_url: str = typer.Option(None, "--success-url", help="Where Stripe sends payers"),
+    cancel_url: str = typer.Option(None, "--cancel-url", help="Where Stripe sends quitters"),
+) -> None:
+    """Create a Stripe checkout for a paid plan (or change the plan of a paying customer)."""
+    from core import checkout as checkout_service
+    from core.settings import get_settings
+    from core.stripe_gateway import get_gateway
+
+    base = get_settings().public_base_url.rstrip("/")
+    with db_session() as session:
+        gateway = get_gateway()
+        row = customer_service.customer_detail(session, customer_id).subscription
+        if row is not None and checkout_service.bills(row):
+            # A second checkout would bill the customer twice: change the live subscription.
+            change = checkout_service.change_plan(session, gateway, customer_id, plan)
+            session.commit()
+            _print_plan_change(change)
+            return
+        result = checkout_service.create_checkout(
+            session,
+            gateway,
+            customer_id=customer_id,
+            plan=plan,
+            success_url=success_url or f"{base}/checkout/success",
+            cancel_url=cancel_url or f"{base}/checkout/cancel",
+            promo_code=promo_code,
+        )
+    _print_checkout(result)
+
+
+@app.command()
+def deactivate(
+    customer_id: str = typer.Option(..., "--id", help="The customer's id (cust_…)"),
+) -> None:
+    """Cancel the customer's Stripe subscription now and return them to the trial tier."""
+    from core import checkout as checkout_service
+    from core.stripe_gateway import get_gateway, stripe_configured
+
+    with db_session() as session:
+        gateway = get_gateway() if stripe_configured() else None
+        done = checkout_service.deactivate_customer(session, gateway, customer_id)
+    if done.stripe_canceled or done.previous_plan != done.plan:
+        console.print("✅ Customer deactivated successfully!")
+    else:
+        console.print("✅ Customer was already on the trial tier: nothing to cancel.")
+    console.print("Deactivation Details:")
+    console.print(RULE)
+    console.print(field_line("Customer ID", done.customer_id))
+    console.print(field_line("Subscription ID", done.subscription_id))
+    console.print(field_line("Previous Plan", done.previous_plan))
+    console.print(field_line("Cancelled At", when(done.canceled_at)))
+    console.print(field_line("Now", f"{done.plan} ({done.status})"))
+    console.print(field_line("License", "reissued" if done.license_reissued else "unchanged"))
+    console.print(RULE)
+    console.print()
+    console.print("💡 Customer will revert to trial mode.")
+    console.print("   They can reactivate by subscribing again.")

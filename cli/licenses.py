@@ -1,0 +1,146 @@
+"""`billing license show|revoke|reinstate|verify`."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import jwt
+import typer
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from cli.common import RULE, console, db_session, fail, field_line, run_task
+from cli.customers import print_env_lines, when
+from core import licenses as license_service
+from core.customers import get_customer
+from core.license_tokens import InvalidLicenseError, verify_license
+from core.settings import get_settings
+
+app = typer.Typer(help="License keys.", no_args_is_help=True)
+
+
+def _print_claims(claims: dict[str, Any]) -> None:
+    features = claims.get("features") or {}
+    console.print(field_line("Customer", claims.get("customerId")))
+    console.print(field_line("Name", claims.get("customerName")), soft_wrap=True)
+    console.print(field_line("Plan", str(claims.get("plan", "-")).upper()))
+    console.print(field_line("Status", (claims.get("subscription") or {}).get("status")))
+    console.print(
+        field_line("Trial", "yes" if (claims.get("trial") or {}).get("isTrialMode") else "no")
+    )
+    console.print(field_line("Max Devices", features.get("maxDevices")))
+    console.print(field_line("Issued", when(_from_epoch(claims.get("iat")))))
+    console.print(field_line("Expires", when(_from_epoch(claims.get("exp")))))
+    revocation = claims.get("revocation")
+    if revocation:
+        console.print(field_line("Revoked", revocation.get("reason") or "yes"))
+
+
+def _from_epoch(value: object) -> datetime | None:
+    return datetime.fromtimestamp(value, UTC) if isinstance(value, int) else None
+
+
+@app.command()
+def show(customer_id: str = typer.Argument(..., help="The customer's id (cust_…)")) -> None:
+    """Print the customer's current license and what it says."""
+    with db_session() as session:
+        get_customer(session, customer_id)
+        row = license_service.current_license(session, customer_id)
+        if row is None:
+            raise fail(f"customer {customer_id} has no license yet")
+        console.print("License Details:")
+        console.print(RULE)
+        console.print(field_line("License ID", row.jti))
+        console.print(field_line("Key ID", row.kid))
+        if row.revoked_at is not None:
+            console.print(field_line("Revoked At", when(row.revoked_at)))
+        _print_claims(row.claims)
+        console.print(RULE)
+        console.print()
+        console.print("📜 License JWT:")
+        console.print(row.token, soft_wrap=True)
+
+
+@app.command()
+def revoke(
+    customer_id: str = typer.Argument(..., help="The customer's id (cust_…)"),
+    reason: str = typer.Option(None, "--reason", help="Why (recorded and put in the license)"),
+) -> None:
+    """Revoke the customer's licenses: refused at once, and its next license says revoked."""
+    from tasks.licenses import revoke_license
+
+    result = run_task(revoke_license, customer_id, reason)
+    console.print(f"✅ License of {customer_id} revoked")
+    console.print(RULE)
+    console.print(field_line("Revoked At", when(result["revokedAt"])))
+    console.print(field_line("Reason", result["reason"]))
+    console.print(field_line("Licenses Revoked", result["revokedLicenses"]))
+    console.print(RULE)
+    console.print("💡 Lift it with `billing license reinstate " + customer_id + "`.")
+
+
+@app.command()
+def reinstate(customer_id: str = typer.Argument(..., help="The customer's id (cust_…)")) -> None:
+    """Lift a revocation and print the customer's new license."""
+    from tasks.licenses import reinstate_license
+
+    result = run_task(reinstate_license, customer_id)
+    token = result["license"]["token"]
+    console.print(f"✅ License of {customer_id} reinstated")
+    console.print()
+    console.print("📜 New License JWT:")
+    console.print(token, soft_wrap=True)
+    console.print()
+    print_env_lines(token, customer_id)
+
+
+def _load_keys(path: Path, token: str) -> dict[str, rsa.RSAPublicKey]:
+    """Public keys by kid from a PEM file or a JWKS document (what an instance has)."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise fail(f"cannot read {path}: {exc.strerror or exc}") from exc
+    if data.lstrip().startswith(b"{"):
+        try:
+            document = json.loads(data)
+            keys = {jwk["kid"]: jwt.PyJWK(jwk).key for jwk in document["keys"]}
+        except (ValueError, KeyError, TypeError, jwt.PyJWKError) as exc:
+            raise fail(f"{path} is not a readable JWKS document: {exc}") from exc
+        return keys  # type: ignore[return-value]
+    try:
+        key = serialization.load_pem_public_key(data)
+    except ValueError as exc:
+        raise fail(f"{path} is not a PEM public key") from exc
+    if not isinstance(key, rsa.RSAPublicKey):
+        raise fail(f"{path} is not an RSA public key")
+    try:
+        kid = jwt.get_unverified_header(token).get("kid")
+    except jwt.InvalidTokenError:
+        kid = None
+    # A single key file: it is the key to try whatever kid the token names; the signature decides.
+    return {kid if isinstance(kid, str) and kid else "-": key}
+
+
+@app.command()
+def verify(
+    token: str = typer.Argument(..., help="The license JWT"),
+    public_key: Path = typer.Option(..., "--public-key", help="PEM public key or JWKS file"),
+    issuer: str = typer.Option(None, "--issuer", help="Expected issuer (default: LICENSE_ISSUER)"),
+) -> None:
+    """Check a license offline, as an instance does: signature, issuer, expiry, revocation."""
+    token = token.strip()
+    keys = _load_keys(public_key, token)
+    try:
+        claims = verify_license(token, keys, issuer=issuer or get_settings().license_issuer)
+    except InvalidLicenseError as exc:
+        raise fail(f"license is NOT valid: {exc.reason}") from exc
+    if claims.get("revocation"):
+        _print_claims(claims)
+        raise fail("license is NOT valid: it says it is revoked")
+    console.print("✅ License is valid")
+    console.print(RULE)
+    _print_claims(claims)
+    console.print(RULE)

@@ -1,0 +1,93 @@
+"""`billing stripe setup|events|replay`: the Stripe catalogue and the webhook inbox."""
+
+from __future__ import annotations
+
+import typer
+
+from cli.common import RULE, console, db_session, fail, field_line
+from core import stripe_events
+from core.errors import DomainError
+
+app = typer.Typer(help="Stripe: products and prices, received events.", no_args_is_help=True)
+
+EVENTS_RULE = "─" * 110
+
+
+@app.command()
+def setup() -> None:
+    """Create the Zemfyre products and monthly USD prices in Stripe (safe to run again)."""
+    from core.checkout import setup_catalogue
+    from core.stripe_gateway import get_gateway
+
+    try:
+        lines = setup_catalogue(get_gateway())
+    except DomainError as exc:
+        raise fail(exc.message) from exc
+    console.print("✅ Stripe products and prices are ready:")
+    console.print(RULE)
+    for line in lines:
+        state = "created" if line.created else "already there"
+        console.print(
+            f"{line.plan:<14}${line.unit_amount / 100:,.2f}/mo  {line.price_id}  ({state})",
+            soft_wrap=True,
+        )
+    console.print(RULE)
+    console.print()
+    console.print("💡 Add these lines to .env:")
+    for line in lines:
+        console.print(line.setting, soft_wrap=True)
+
+
+@app.command("events")
+def list_events(
+    status: str = typer.Option(
+        None, "--status", help="Only events with this status: pending, processed, failed, ignored"
+    ),
+    limit: int = typer.Option(50, min=1, max=1000, help="How many to show"),
+) -> None:
+    """List recently received Stripe events with their processing status."""
+    if status is not None and status not in stripe_events.STATUSES:
+        raise fail(f"unknown status {status!r}; use one of {', '.join(stripe_events.STATUSES)}")
+    with db_session() as session:
+        rows = stripe_events.recent_events(session, status=status, limit=limit)
+        lines = [
+            f"{row.event_id:<30} | {row.type:<32} | {row.status:<9} | {row.attempts:>8} | "
+            f"{row.source:<14} | {(row.last_error or '')[:80]}"
+            for row in rows
+        ]
+    console.print(f"Found {len(lines)} event(s):")
+    console.print(EVENTS_RULE)
+    header = f"{'Event':<30} | {'Type':<32} | {'Status':<9} | Attempts | {'Source':<14} | Error"
+    console.print(header)
+    console.print(EVENTS_RULE)
+    for line in lines:
+        console.print(line, soft_wrap=True)
+    console.print(EVENTS_RULE)
+
+
+@app.command()
+def replay(event_id: str = typer.Argument(..., help="The Stripe event id (evt_…)")) -> None:
+    """Process one Stripe event again now (fetched from Stripe if it was never received)."""
+    from core.stripe_gateway import get_gateway
+
+    with db_session() as session:
+        known = stripe_events.get_event(session, event_id) is not None
+    try:
+        if not known:
+            stripe_events.fetch_and_store(get_gateway(), event_id)
+            console.print(f"📥 {event_id} was not received: fetched it from Stripe.")
+        outcome = stripe_events.process_event(event_id, force=True)
+    except stripe_events.PermanentEventError as exc:
+        stripe_events.record_failure(event_id, exc, final=True)
+        raise fail(f"{event_id} failed: {exc}") from exc
+    except DomainError as exc:
+        if known:
+            stripe_events.record_failure(event_id, exc, final=False)
+        raise fail(f"{event_id} failed: {exc.message}") from exc
+    console.print(f"✅ Replayed {event_id}")
+    console.print(RULE)
+    console.print(field_line("Status", outcome.status))
+    console.print(field_line("Customer", outcome.customer_id))
+    console.print(field_line("License", "reissued" if outcome.license_reissued else "unchanged"))
+    console.print(field_line("Note", outcome.note), soft_wrap=True)
+    console.print(RULE)

@@ -1,0 +1,334 @@
+"""The license service: what a customer's license says, issuing it, renewal and revocation.
+
+Every issued license is a row in `licenses` (the audit trail); the current one has
+`superseded_at` NULL, so reads return the stored token and never re-sign. A new license is signed
+only when what it would say (its content fingerprint) or the signing key (kid) changed, when the
+caller forces it, or when renewal would push its expiry later. Issuing for one customer is
+serialised by locking the customer row, so two workers never both issue the same change.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from cryptography.hazmat.primitives.asymmetric import rsa
+from sqlalchemy import or_, select, update
+from sqlalchemy.orm import Session
+
+from core.errors import ConfigurationError, NotFoundError
+from core.license_tokens import (
+    IssuedLicense,
+    LicenseContent,
+    content_fingerprint,
+    issue_license,
+    license_expiry,
+)
+from core.plans import get_plan, plan_for_features
+from core.settings import get_settings
+from core.signing_keys import (
+    SigningKey,
+    SigningKeyError,
+    load_public_keys,
+    load_signing_key,
+    public_pem_of,
+)
+from models import Customer, License, Subscription, utcnow
+
+log = logging.getLogger(__name__)
+
+# Subscriptions that still give a right to run, so their licenses are renewed before expiry.
+LIVE_STATUSES = frozenset({"trialing", "active", "past_due"})
+# A trial that ran out still is a trial: its license says `isTrialMode` and that it expired.
+_TRIAL_STATUSES = frozenset({"trialing", "expired"})
+
+
+def signing_key() -> SigningKey:
+    try:
+        return load_signing_key(get_settings())
+    except SigningKeyError as exc:
+        raise ConfigurationError(str(exc)) from exc
+
+
+def public_keys() -> dict[str, rsa.RSAPublicKey]:
+    try:
+        return load_public_keys(get_settings())
+    except SigningKeyError as exc:
+        raise ConfigurationError(str(exc)) from exc
+
+
+def public_pem_for(kid: str) -> str:
+    """The PEM of the public key with `kid` (the active one when it is not published)."""
+    key = public_keys().get(kid)
+    return public_pem_of(key) if key is not None else signing_key().public_pem
+
+
+def customer_display_name(customer: Customer) -> str:
+    return customer.company_name or customer.name or customer.email
+
+
+def license_content(customer: Customer, subscription: Subscription | None) -> LicenseContent:
+    """What the customer's license says, from its customer row and subscription."""
+    revoked = customer.license_revoked_at is not None
+    if subscription is None:
+        # No subscription at all gives no right to run: an expired trial of the trial tier.
+        spec, status, trial_ends, period_ends = get_plan("trial"), "expired", None, None
+    else:
+        spec = get_plan(subscription.plan)
+        status = subscription.status
+        trial_ends = subscription.trial_ends_at
+        period_ends = subscription.current_period_ends_at
+    try:
+        features, limits = plan_for_features(spec, customer.plan_overrides)
+    except ValueError as exc:
+        # A bad stored override must not stop every license of the customer; the plan's own
+        # values are the safe reading, and the operator learns about it from the log.
+        log.error("ignoring invalid plan overrides of %s: %s", customer.customer_id, exc)
+        features, limits = spec.features, spec.limits
+    is_trial = status in _TRIAL_STATUSES
+    return LicenseContent(
+        customer_id=customer.customer_id,
+        customer_name=customer_display_name(customer),
+        plan=spec.plan,
+        features=features,
+        limits=limits,
+        is_trial=is_trial,
+        # Only a trial's end is said; a stale trial date on a paid plan must not cause reissues.
+        trial_ends_at=trial_ends if is_trial else None,
+        subscription_status=status,
+        current_period_ends_at=period_ends,
+        revoked=revoked,
+        revoked_reason=customer.license_revoked_reason if revoked else None,
+    )
+
+
+def current_license(session: Session, customer_id: str) -> License | None:
+    return session.scalar(
+        select(License)
+        .where(License.customer_id == customer_id, License.superseded_at.is_(None))
+        .order_by(License.id.desc())
+        .limit(1)
+    )
+
+
+def _lock_customer(session: Session, customer_id: str) -> Customer:
+    # FOR UPDATE serialises issuing per customer on PostgreSQL (SQLite ignores it and relies on
+    # its single writer); populate_existing so the values read are the ones just locked.
+    customer = session.scalar(
+        select(Customer)
+        .where(Customer.customer_id == customer_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    if customer is None:
+        raise NotFoundError(f"no customer {customer_id!r}", field="customerId")
+    return customer
+
+
+def _subscription(session: Session, customer_id: str) -> Subscription | None:
+    return session.scalar(
+        select(Subscription)
+        .where(Subscription.customer_id == customer_id)
+        .execution_options(populate_existing=True)
+    )
+
+
+def _store(
+    session: Session, issued: IssuedLicense, content: LicenseContent, current: License | None
+) -> License:
+    if current is not None:
+        current.superseded_at = issued.issued_at
+    row = License(
+        jti=issued.jti,
+        customer_id=content.customer_id,
+        plan=content.plan.value,
+        kid=issued.kid,
+        claims=issued.claims,
+        token=issued.token,
+        fingerprint=issued.fingerprint,
+        issued_at=issued.issued_at,
+        expires_at=issued.expires_at,
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def _sign(content: LicenseContent, key: SigningKey, now: datetime) -> IssuedLicense:
+    settings = get_settings()
+    return issue_license(
+        content,
+        key,
+        now=now,
+        issuer=settings.license_issuer,
+        grace_days=settings.license_grace_days,
+        max_days=settings.license_max_days,
+    )
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    customer: Customer
+    content: LicenseContent
+    key: SigningKey
+    current: License | None
+
+    @property
+    def unchanged(self) -> bool:
+        return (
+            self.current is not None
+            and self.current.fingerprint == content_fingerprint(self.content)
+            and self.current.kid == self.key.kid
+        )
+
+
+def _prepare(session: Session, customer_id: str) -> _Prepared:
+    customer = _lock_customer(session, customer_id)
+    content = license_content(customer, _subscription(session, customer_id))
+    return _Prepared(customer, content, signing_key(), current_license(session, customer_id))
+
+
+def reissue_license(
+    session: Session, customer_id: str, *, reason: str, force: bool = False
+) -> License | None:
+    """Issue a new current license when what it says or the signing key changed; else None.
+
+    The caller commits. `force` issues even when nothing changed (an explicit operator request).
+    """
+    prepared = _prepare(session, customer_id)
+    if prepared.unchanged and not force:
+        return None
+    row = _store(
+        session, _sign(prepared.content, prepared.key, utcnow()), prepared.content, prepared.current
+    )
+    log.info("issued license %s for %s (%s)", row.jti, customer_id, reason)
+    return row
+
+
+def ensure_license(session: Session, customer_id: str) -> License:
+    """The current license, issuing one first if the customer has none (or it is out of date).
+
+    Checked without a lock first: a read that finds the license up to date (nearly every one)
+    neither signs nor takes the customer's row lock.
+    """
+    current = current_license(session, customer_id)
+    if current is not None:
+        customer = session.scalar(select(Customer).where(Customer.customer_id == customer_id))
+        if customer is not None:
+            content = license_content(customer, _subscription(session, customer_id))
+            if (
+                current.fingerprint == content_fingerprint(content)
+                and current.kid == signing_key().kid
+            ):
+                return current
+    return reissue_license(session, customer_id, reason="requested") or _required_current(
+        session, customer_id
+    )
+
+
+def _required_current(session: Session, customer_id: str) -> License:
+    row = current_license(session, customer_id)
+    if row is None:  # pragma: no cover - reissue_license always leaves one
+        raise NotFoundError(f"customer {customer_id} has no license", field="customerId")
+    return row
+
+
+def renew_license(session: Session, customer_id: str, *, reason: str = "renewal") -> License | None:
+    """Reissue when the content or key changed, or when a new license would end later.
+
+    Renewal of a license whose expiry is fixed (a trial ends with the trial; a paid period not yet
+    extended by Stripe) would only sign the same expiry again, so it issues nothing then.
+    """
+    prepared = _prepare(session, customer_id)
+    now = utcnow()
+    if prepared.unchanged:
+        settings = get_settings()
+        would_expire = license_expiry(
+            prepared.content,
+            now.replace(microsecond=0),
+            grace_days=settings.license_grace_days,
+            max_days=settings.license_max_days,
+        )
+        assert prepared.current is not None
+        # Whole seconds, as issue_license stores them, or every trial would look renewable.
+        if would_expire.replace(microsecond=0) <= prepared.current.expires_at:
+            return None
+    row = _store(
+        session, _sign(prepared.content, prepared.key, now), prepared.content, prepared.current
+    )
+    log.info("renewed license %s for %s (%s)", row.jti, customer_id, reason)
+    return row
+
+
+def customers_to_renew(
+    session: Session, *, now: datetime | None = None, limit: int = 500
+) -> list[str]:
+    """Customers whose current license needs renewing: a live subscription expiring within
+    LICENSE_RENEW_WITHIN_DAYS, or any license signed by a key that is no longer the active one."""
+    now = now or utcnow()
+    horizon = now + timedelta(days=get_settings().license_renew_within_days)
+    active_kid = signing_key().kid
+    query = (
+        select(License.customer_id)
+        .join(Subscription, Subscription.customer_id == License.customer_id, isouter=True)
+        .where(License.superseded_at.is_(None))
+        .where(
+            or_(
+                License.kid != active_kid,
+                (License.expires_at <= horizon) & Subscription.status.in_(LIVE_STATUSES),
+            )
+        )
+        .order_by(License.expires_at)
+        .limit(limit)
+    )
+    return list(dict.fromkeys(session.scalars(query)))
+
+
+@dataclass(frozen=True)
+class RevocationResult:
+    customer: Customer
+    license: License
+    revoked_licenses: int
+
+
+def revoke_license(
+    session: Session, customer_id: str, *, reason: str | None = None
+) -> RevocationResult:
+    """Revoke every unexpired license of the customer and issue one that says it is revoked.
+
+    Idempotent: revoking again keeps the first revocation's time and reason.
+    """
+    customer = _lock_customer(session, customer_id)
+    now = utcnow()
+    if customer.license_revoked_at is None:
+        customer.license_revoked_at = now
+        customer.license_revoked_reason = reason
+    result = session.execute(
+        update(License)
+        .where(
+            License.customer_id == customer_id,
+            License.revoked_at.is_(None),
+            License.expires_at > now,
+        )
+        .values(revoked_at=now, revoked_reason=customer.license_revoked_reason or "revoked")
+    )
+    session.flush()
+    reissue_license(session, customer_id, reason="revoked")
+    return RevocationResult(
+        customer=customer,
+        license=_required_current(session, customer_id),
+        revoked_licenses=result.rowcount or 0,  # type: ignore[attr-defined]
+    )
+
+
+def reinstate_license(session: Session, customer_id: str) -> License:
+    """Lift a revocation: the customer's next license is a normal one again (licenses revoked
+    earlier stay refused; the instance gets the new one). Idempotent."""
+    customer = _lock_customer(session, customer_id)
+    if customer.license_revoked_at is not None:
+        customer.license_revoked_at = None
+        customer.license_revoked_reason = None
+        session.flush()
+    reissue_license(session, customer_id, reason="reinstated")
+    return _required_current(session, customer_id)

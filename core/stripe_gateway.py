@@ -1,0 +1,253 @@
+"""The Stripe gateway: every call this service makes to Stripe, over the official SDK.
+
+Answers are plain dicts in Stripe's object shapes (`StripeObject.to_dict()`), so the rest of the
+code never depends on the SDK's classes. Errors become domain errors:
+
+- `StripeNotConfiguredError` (503): STRIPE_SECRET_KEY is missing or rejected; names the setting.
+- `StripeUnavailableError` (503): Stripe could not be reached or answered 409/429/5xx — worth
+  retrying later (event tasks do, with backoff).
+- `StripeRequestError` (502): Stripe refused the request itself; retrying the same call will not
+  help, the message is Stripe's.
+
+Every create call carries an idempotency key, so a retried call (by the SDK, a task or a person)
+never makes a second customer, session or price.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections.abc import Iterator
+from decimal import Decimal
+from typing import Any
+
+import stripe
+
+from core.errors import ConfigurationError, DomainError, ServiceUnavailableError
+from core.settings import Settings, get_settings
+
+Obj = dict[str, Any]
+
+
+class StripeNotConfiguredError(ConfigurationError):
+    """A Stripe operation was asked for but a Stripe setting is missing or wrong."""
+
+
+class StripeUnavailableError(ServiceUnavailableError):
+    """Stripe was unreachable or asked us to come back later: retry."""
+
+
+class StripeRequestError(DomainError):
+    """Stripe refused the request (a 4xx other than 409/429): retrying will not help."""
+
+    status_code = 502
+    code = "stripe_error"
+
+    def __init__(self, message: str, *, field: str | None = None, stripe_code: str | None = None):
+        super().__init__(message, field=field)
+        self.stripe_code = stripe_code
+
+
+def idempotency_key(operation: str, *parts: object) -> str:
+    """A key that is the same for the same operation on the same input, and only then.
+
+    Used for "create once" calls (a customer, a product, a price): a retry after a crash gets
+    Stripe's first answer back instead of a duplicate. Parameters are hashed into the key, so a
+    changed request never collides with Stripe's "same key, other parameters" error.
+    """
+    digest = hashlib.sha256(
+        json.dumps(parts, sort_keys=True, default=str).encode("utf-8")
+    ).hexdigest()[:32]
+    return f"zemfyre-{operation}-{digest}"
+
+
+def unique_idempotency_key(operation: str) -> str:
+    """A fresh key for a call that may rightly happen again (a new checkout, a plan change);
+    the SDK's own retries of that one call reuse it."""
+    return f"zemfyre-{operation}-{uuid.uuid4().hex}"
+
+
+def _json_safe(value: Any) -> Any:
+    # The SDK turns Stripe's decimal strings ("unit_amount_decimal": "2900") into Decimal;
+    # back to the string Stripe sent, so payloads can be stored as JSON.
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, dict):
+        return {key: _json_safe(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_json_safe(item) for item in value]
+    return value
+
+
+def _plain(obj: Any) -> Any:
+    if isinstance(obj, stripe.StripeObject):
+        return _json_safe(obj.to_dict())
+    return obj
+
+
+def _translate(exc: stripe.StripeError) -> DomainError:
+    status = exc.http_status
+    message = exc.user_message or str(exc) or exc.__class__.__name__
+    if isinstance(exc, stripe.AuthenticationError | stripe.PermissionError):
+        return StripeNotConfiguredError(
+            f"Stripe rejected STRIPE_SECRET_KEY: {message}", field="STRIPE_SECRET_KEY"
+        )
+    if isinstance(exc, stripe.APIConnectionError):
+        return StripeUnavailableError(f"Stripe is unreachable: {message}")
+    if status is None or status in (409, 429) or status >= 500:
+        return StripeUnavailableError(f"Stripe is unavailable ({status}): {message}")
+    error = getattr(exc, "error", None)
+    param = getattr(error, "param", None) if error is not None else None
+    return StripeRequestError(
+        f"Stripe refused the request: {message}", field=param, stripe_code=exc.code
+    )
+
+
+class StripeGateway:
+    """The calls the billing service makes to Stripe (see module doc for errors)."""
+
+    def __init__(self, client: stripe.StripeClient) -> None:
+        self.client = client
+
+    def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return _plain(fn(*args, **kwargs))
+        except stripe.StripeError as exc:
+            raise _translate(exc) from exc
+
+    # -- customers ----------------------------------------------------------------------
+
+    def create_customer(self, *, customer_id: str, email: str, name: str | None) -> Obj:
+        params: dict[str, Any] = {"email": email, "metadata": {"customerId": customer_id}}
+        if name:
+            params["name"] = name
+        key = idempotency_key("customer", customer_id, params)
+        return self._call(
+            self.client.v1.customers.create, params=params, options={"idempotency_key": key}
+        )
+
+    # -- catalogue ----------------------------------------------------------------------
+
+    def find_price_by_lookup_key(self, lookup_key: str) -> Obj | None:
+        found = self._call(
+            self.client.v1.prices.list,
+            params={"lookup_keys": [lookup_key], "active": True, "limit": 1},
+        )
+        data = found.get("data") or []
+        return data[0] if data else None
+
+    def retrieve_price(self, price_id: str) -> Obj:
+        return self._call(self.client.v1.prices.retrieve, price_id)
+
+    def find_product(self, zemfyre_plan: str) -> Obj | None:
+        """The active product made for a plan (tagged `metadata[zemfyre_plan]`)."""
+        for product in self._iterate(self.client.v1.products.list, {"active": True}):
+            if (product.get("metadata") or {}).get("zemfyre_plan") == zemfyre_plan:
+                return product
+        return None
+
+    def create_product(self, *, name: str, description: str, zemfyre_plan: str) -> Obj:
+        params = {
+            "name": name,
+            "description": description,
+            "metadata": {"zemfyre_plan": zemfyre_plan},
+        }
+        key = idempotency_key("product", params)
+        return self._call(
+            self.client.v1.products.create, params=params, options={"idempotency_key": key}
+        )
+
+    def create_monthly_price(
+        self, *, product_id: str, unit_amount: int, lookup_key: str, zemfyre_plan: str
+    ) -> Obj:
+        params = {
+            "product": product_id,
+            "currency": "usd",
+            "unit_amount": unit_amount,
+            "recurring": {"interval": "month"},
+            "lookup_key": lookup_key,
+            "metadata": {"zemfyre_plan": zemfyre_plan},
+        }
+        key = idempotency_key("price", params)
+        return self._call(
+            self.client.v1.prices.create, params=params, options={"idempotency_key": key}
+        )
+
+    def find_promotion_code(self, code: str) -> Obj | None:
+        """The active promotion code customers type as `code` (letter case ignored)."""
+        found = self._call(
+            self.client.v1.promotion_codes.list,
+            params={"code": code, "active": True, "limit": 1},
+        )
+        data = found.get("data") or []
+        return data[0] if data else None
+
+    # -- checkout and subscriptions -----------------------------------------------------
+
+    def create_checkout_session(self, params: Obj) -> Obj:
+        return self._call(
+            self.client.v1.checkout.sessions.create,
+            params=params,
+            options={"idempotency_key": unique_idempotency_key("checkout")},
+        )
+
+    def retrieve_subscription(self, subscription_id: str) -> Obj:
+        return self._call(self.client.v1.subscriptions.retrieve, subscription_id)
+
+    def update_subscription(self, subscription_id: str, params: Obj) -> Obj:
+        return self._call(
+            self.client.v1.subscriptions.update,
+            subscription_id,
+            params=params,
+            options={"idempotency_key": unique_idempotency_key("subscription-update")},
+        )
+
+    def cancel_subscription(self, subscription_id: str) -> Obj:
+        return self._call(self.client.v1.subscriptions.cancel, subscription_id)
+
+    # -- events -------------------------------------------------------------------------
+
+    def retrieve_event(self, event_id: str) -> Obj:
+        return self._call(self.client.v1.events.retrieve, event_id)
+
+    def list_events(self, *, created_gte: int, types: list[str] | None = None) -> Iterator[Obj]:
+        """Every event created at or after `created_gte`, newest first, all pages."""
+        params: Obj = {"created": {"gte": created_gte}, "limit": 100}
+        if types:
+            params["types"] = types
+        return self._iterate(self.client.v1.events.list, params)
+
+    def _iterate(self, list_fn: Any, params: Obj) -> Iterator[Obj]:
+        params = {**params, "limit": params.get("limit", 100)}
+        while True:
+            page = self._call(list_fn, params=params)
+            data = page.get("data") or []
+            yield from data
+            if not page.get("has_more") or not data:
+                return
+            params = {**params, "starting_after": data[-1]["id"]}
+
+
+def stripe_client(settings: Settings) -> stripe.StripeClient:
+    if not settings.stripe_secret_key:
+        raise StripeNotConfiguredError(
+            "Stripe is not configured: set STRIPE_SECRET_KEY (sk_live_… or sk_test_…)",
+            field="STRIPE_SECRET_KEY",
+        )
+    options: dict[str, Any] = {
+        "max_network_retries": settings.stripe_max_network_retries,
+        "http_client": stripe.new_default_http_client(timeout=settings.stripe_timeout_seconds),
+    }
+    if settings.stripe_api_base:
+        options["base_addresses"] = {"api": settings.stripe_api_base.rstrip("/")}
+    return stripe.StripeClient(settings.stripe_secret_key, **options)
+
+
+def get_gateway(settings: Settings | None = None) -> StripeGateway:
+    """The gateway for the current settings; raises StripeNotConfiguredError without a key."""
+    return StripeGateway(stripe_client(settings or get_settings()))
+
+
+def stripe_configured(settings: Settings | None = None) -> bool:
+    return bool((settings or get_settings()).stripe_secret_key)

@@ -1,0 +1,113 @@
+"""Trials: starting one, and ending those whose time is up.
+
+A customer has one subscription row. A trial is `status="trialing"` with `trial_ends_at`; when that
+passes, beat marks it `expired` and reissues the license, which then says so. Subscriptions that
+Stripe manages (they have a `stripe_subscription_id`) are left to Stripe's webhooks: Stripe itself
+turns their trial into a paid period or ends it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from core.errors import ConflictError, InvalidInputError, NotFoundError
+from core.plans import PlanSpec, UnknownPlanError, get_plan
+from core.settings import get_settings
+from models import Customer, Subscription, utcnow
+
+TRIALING = "trialing"
+EXPIRED = "expired"
+# Statuses in which a trial may be started or switched to another plan: a customer who pays, or
+# whose trial already ran out, does not get a fresh free period by asking again.
+_TRIAL_STARTABLE = frozenset({TRIALING})
+
+
+@dataclass(frozen=True)
+class TrialResult:
+    subscription: Subscription
+    changed: bool
+
+
+def parse_plan(name: object, *, field: str = "plan") -> PlanSpec:
+    """A plan from user input, or a 422 naming the field and the valid plans."""
+    if name is None:
+        raise InvalidInputError("plan is required", field=field)
+    try:
+        return get_plan(name)  # type: ignore[arg-type]
+    except UnknownPlanError as exc:
+        raise InvalidInputError(str(exc), field=field) from None
+
+
+def get_subscription(session: Session, customer_id: str) -> Subscription | None:
+    return session.scalar(select(Subscription).where(Subscription.customer_id == customer_id))
+
+
+def new_trial(customer_id: str, spec: PlanSpec, now: datetime | None = None) -> Subscription:
+    """The subscription row of a brand-new customer: a trial of `spec` for TRIAL_DAYS."""
+    # Whole seconds: the license carries the trial end to the second, and so does the row.
+    now = (now or utcnow()).replace(microsecond=0)
+    return Subscription(
+        customer_id=customer_id,
+        plan=spec.plan.value,
+        status=TRIALING,
+        trial_ends_at=now + timedelta(days=get_settings().trial_days),
+    )
+
+
+def start_trial(session: Session, customer_id: str, plan: object) -> TrialResult:
+    """Start (or switch the plan of) the customer's trial; the caller reissues the license.
+
+    Idempotent: asking again for the same plan changes nothing. Switching plan during a trial
+    keeps its end date, so the free period is never extended by asking again.
+    """
+    spec = parse_plan(plan)
+    customer = session.scalar(
+        select(Customer).where(Customer.customer_id == customer_id).with_for_update()
+    )
+    if customer is None:
+        raise NotFoundError(f"no customer {customer_id!r}", field="customerId")
+    subscription = get_subscription(session, customer_id)
+    if subscription is None:
+        subscription = new_trial(customer_id, spec)
+        session.add(subscription)
+        session.flush()
+        return TrialResult(subscription, changed=True)
+    if subscription.status not in _TRIAL_STARTABLE:
+        raise ConflictError(
+            f"customer {customer_id} cannot start a trial: its subscription is "
+            f"{subscription.status} ({subscription.plan}); trials are for new customers",
+            field="customerId",
+        )
+    if subscription.plan == spec.plan.value:
+        return TrialResult(subscription, changed=False)
+    subscription.plan = spec.plan.value
+    session.flush()
+    return TrialResult(subscription, changed=True)
+
+
+def expire_trials(session: Session, *, now: datetime | None = None, limit: int = 500) -> list[str]:
+    """Mark locally managed trials past their end `expired`; the customer ids it changed.
+
+    Set-based and safe to run twice: only rows still `trialing` are selected, and they are locked
+    (skipping rows another run holds) so two concurrent runs never handle the same trial.
+    """
+    now = now or utcnow()
+    rows = session.scalars(
+        select(Subscription)
+        .where(
+            Subscription.status == TRIALING,
+            Subscription.trial_ends_at <= now,
+            Subscription.stripe_subscription_id.is_(None),
+        )
+        .order_by(Subscription.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    ).all()
+    for row in rows:
+        row.status = EXPIRED
+    session.flush()
+    return [row.customer_id for row in rows]

@@ -1,0 +1,354 @@
+"""What operators see of usage: SEED's usage viewer, for one customer or all of them.
+
+Every number is aggregated in SQL. `all_customers_usage` costs the same fixed handful of queries
+whatever the number of customers (customers, window statistics, current devices, per-day chart),
+never one query per customer.
+
+The window of `days=N` is the last N UTC calendar days, today included: day-aligned, so the chart
+has exactly N bars and a day is never half in the window.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, func, select
+from sqlalchemy.orm import Session
+
+from core.errors import InvalidInputError, NotFoundError
+from core.usage import device_limit, utilisation_percent
+from models import Customer, InstanceUsage, Subscription, UsageReport, utcnow
+
+MAX_DAYS = 366
+DEFAULT_DAYS = 7
+WARNING_PERCENT = 80
+OVER_PERCENT = 100
+
+
+@dataclass(frozen=True, slots=True)
+class UsageSummary:
+    total_reports: int
+    avg_active: float | None
+    peak_active: int | None
+    current_active: int
+    current_total: int
+    instances: int
+    # None = unlimited (or no plan): utilisation and remaining are then None too.
+    limit: int | None
+    remaining: int | None
+    utilization: float | None
+    warning: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ReportRow:
+    report_id: int
+    reported_at: datetime
+    instance_id: str
+    active_devices: int
+    total_devices: int
+    utilization: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class DayPoint:
+    day: date
+    # The customer's devices that day: per instance the day's highest count, summed.
+    active_devices: int
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerInfo:
+    customer_id: str
+    email: str
+    name: str | None
+    company_name: str | None
+    plan: str | None
+    status: str | None
+    renewal_date: datetime | None
+    plan_overrides: dict[str, Any] | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerUsage:
+    customer: CustomerInfo
+    days: int
+    since: datetime
+    summary: UsageSummary
+    daily: list[DayPoint]
+    reports: list[ReportRow] = field(default_factory=list)
+
+
+def check_days(days: int) -> int:
+    if isinstance(days, bool) or not isinstance(days, int) or not 1 <= days <= MAX_DAYS:
+        raise InvalidInputError(f"days must be between 1 and {MAX_DAYS}", field="days")
+    return days
+
+
+def window_start(days: int, now: datetime) -> datetime:
+    first_day = now.date() - timedelta(days=days - 1)
+    return datetime.combine(first_day, time.min, tzinfo=now.tzinfo)
+
+
+def warning_for(utilization: float | None) -> str | None:
+    if utilization is None:
+        return None
+    if utilization >= OVER_PERCENT:
+        return f"OVER LIMIT: {utilization:.1f}% of device limit used! Upgrade to a higher plan."
+    if utilization >= WARNING_PERCENT:
+        return (
+            f"WARNING: {utilization:.1f}% of device limit used! "
+            "Consider upgrading to a higher plan."
+        )
+    return None
+
+
+def build_summary(
+    *,
+    total_reports: int,
+    avg_active: float | None,
+    peak_active: int | None,
+    current_active: int,
+    current_total: int,
+    instances: int,
+    limit: int | None,
+) -> UsageSummary:
+    """The SEED summary from the raw aggregates (pure, so it is checked against hand sums)."""
+    utilization = utilisation_percent(current_active, limit)
+    return UsageSummary(
+        total_reports=total_reports,
+        avg_active=None if avg_active is None else round(float(avg_active), 1),
+        peak_active=peak_active,
+        current_active=current_active,
+        current_total=current_total,
+        instances=instances,
+        limit=limit,
+        remaining=None if limit is None else max(0, limit - current_active),
+        utilization=utilization,
+        warning=warning_for(utilization),
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Set-based building blocks; customer_id=None means every customer
+
+
+def _for_customer(stmt: Select[Any], column: Any, customer_id: str | None) -> Select[Any]:
+    return stmt if customer_id is None else stmt.where(column == customer_id)
+
+
+def _customers(session: Session, customer_id: str | None) -> list[CustomerInfo]:
+    stmt = select(
+        Customer.customer_id,
+        Customer.email,
+        Customer.name,
+        Customer.company_name,
+        Customer.plan_overrides,
+        Subscription.plan,
+        Subscription.status,
+        Subscription.trial_ends_at,
+        Subscription.current_period_ends_at,
+    ).outerjoin(Subscription, Subscription.customer_id == Customer.customer_id)
+    stmt = _for_customer(stmt, Customer.customer_id, customer_id).order_by(Customer.id)
+    return [
+        CustomerInfo(
+            customer_id=row.customer_id,
+            email=row.email,
+            name=row.name,
+            company_name=row.company_name,
+            plan=row.plan,
+            status=row.status,
+            renewal_date=(
+                row.trial_ends_at if row.status == "trialing" else row.current_period_ends_at
+            ),
+            plan_overrides=row.plan_overrides,
+        )
+        for row in session.execute(stmt)
+    ]
+
+
+def _window_stats(
+    session: Session, since: datetime, customer_id: str | None
+) -> dict[str, tuple[int, float | None, int | None]]:
+    stmt = (
+        select(
+            UsageReport.customer_id,
+            func.count(),
+            func.avg(UsageReport.active_devices),
+            func.max(UsageReport.active_devices),
+        )
+        .where(UsageReport.reported_at >= since)
+        .group_by(UsageReport.customer_id)
+    )
+    stmt = _for_customer(stmt, UsageReport.customer_id, customer_id)
+    return {
+        row[0]: (int(row[1]), None if row[2] is None else float(row[2]), row[3])
+        for row in session.execute(stmt)
+    }
+
+
+def _current(session: Session, customer_id: str | None) -> dict[str, tuple[int, int, int]]:
+    stmt = select(
+        InstanceUsage.customer_id,
+        func.sum(InstanceUsage.active_devices),
+        func.sum(InstanceUsage.total_devices),
+        func.count(),
+    ).group_by(InstanceUsage.customer_id)
+    stmt = _for_customer(stmt, InstanceUsage.customer_id, customer_id)
+    return {row[0]: (int(row[1]), int(row[2]), int(row[3])) for row in session.execute(stmt)}
+
+
+def _utc_day(session: Session, column: Any) -> ColumnElement[Any]:
+    if session.get_bind().dialect.name == "postgresql":
+        # The UTC calendar day whatever the session's time zone.
+        return func.date(func.timezone("UTC", column))
+    # SQLite stores UTC text (see UTCDateTime).
+    return func.date(column)
+
+
+def _as_date(value: date | str) -> date:
+    return value if isinstance(value, date) else date.fromisoformat(str(value)[:10])
+
+
+def _daily(
+    session: Session, since: datetime, customer_id: str | None
+) -> dict[str, dict[date, int]]:
+    day = _utc_day(session, UsageReport.reported_at).label("day")
+    per_instance = select(
+        UsageReport.customer_id,
+        day,
+        func.max(UsageReport.active_devices).label("active"),
+    ).where(UsageReport.reported_at >= since)
+    per_instance = _for_customer(per_instance, UsageReport.customer_id, customer_id)
+    per_instance = per_instance.group_by(
+        UsageReport.customer_id, UsageReport.instance_id, day
+    ).subquery()
+    stmt = select(
+        per_instance.c.customer_id, per_instance.c.day, func.sum(per_instance.c.active)
+    ).group_by(per_instance.c.customer_id, per_instance.c.day)
+    result: dict[str, dict[date, int]] = defaultdict(dict)
+    for customer, row_day, active in session.execute(stmt):
+        result[customer][_as_date(row_day)] = int(active)
+    return result
+
+
+def _points(by_day: dict[date, int], since: datetime, now: datetime) -> list[DayPoint]:
+    days = (now.date() - since.date()).days + 1
+    return [
+        DayPoint(day, by_day.get(day, 0))
+        for day in (since.date() + timedelta(days=offset) for offset in range(days))
+    ]
+
+
+def _reports(
+    session: Session,
+    customer_id: str,
+    since: datetime,
+    limit: int | None,
+    device_limit_: int | None,
+) -> list[ReportRow]:
+    stmt = (
+        select(
+            UsageReport.id,
+            UsageReport.reported_at,
+            UsageReport.instance_id,
+            UsageReport.active_devices,
+            UsageReport.total_devices,
+        )
+        .where(UsageReport.customer_id == customer_id, UsageReport.reported_at >= since)
+        .order_by(UsageReport.reported_at.desc(), UsageReport.id.desc())
+        .limit(limit)
+    )
+    return [
+        ReportRow(
+            report_id=row.id,
+            reported_at=row.reported_at,
+            instance_id=row.instance_id,
+            active_devices=row.active_devices,
+            total_devices=row.total_devices,
+            utilization=utilisation_percent(row.active_devices, device_limit_),
+        )
+        for row in session.execute(stmt)
+    ]
+
+
+def _assemble(
+    info: CustomerInfo,
+    *,
+    days: int,
+    since: datetime,
+    now: datetime,
+    stats: dict[str, tuple[int, float | None, int | None]],
+    current: dict[str, tuple[int, int, int]],
+    daily: dict[str, dict[date, int]],
+) -> CustomerUsage:
+    total_reports, avg_active, peak_active = stats.get(info.customer_id, (0, None, None))
+    current_active, current_total, instances = current.get(info.customer_id, (0, 0, 0))
+    summary = build_summary(
+        total_reports=total_reports,
+        avg_active=avg_active,
+        peak_active=peak_active,
+        current_active=current_active,
+        current_total=current_total,
+        instances=instances,
+        limit=device_limit(info.plan, info.plan_overrides),
+    )
+    return CustomerUsage(
+        customer=info,
+        days=days,
+        since=since,
+        summary=summary,
+        daily=_points(daily.get(info.customer_id, {}), since, now),
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# The two views
+
+
+def customer_usage(
+    session: Session,
+    customer_id: str,
+    *,
+    days: int = DEFAULT_DAYS,
+    now: datetime | None = None,
+    report_limit: int | None = 1000,
+) -> CustomerUsage:
+    """One customer's usage viewer: its reports of the window (newest first) and the summary."""
+    check_days(days)
+    now = now or utcnow()
+    since = window_start(days, now)
+    customers = _customers(session, customer_id)
+    if not customers:
+        raise NotFoundError(f"no customer {customer_id!r}", field="customerId")
+    info = customers[0]
+    usage = _assemble(
+        info,
+        days=days,
+        since=since,
+        now=now,
+        stats=_window_stats(session, since, customer_id),
+        current=_current(session, customer_id),
+        daily=_daily(session, since, customer_id),
+    )
+    usage.reports.extend(_reports(session, customer_id, since, report_limit, usage.summary.limit))
+    return usage
+
+
+def all_customers_usage(
+    session: Session, *, days: int = DEFAULT_DAYS, now: datetime | None = None
+) -> list[CustomerUsage]:
+    """Every customer's summary and chart, in four queries whatever the number of customers."""
+    check_days(days)
+    now = now or utcnow()
+    since = window_start(days, now)
+    stats = _window_stats(session, since, None)
+    current = _current(session, None)
+    daily = _daily(session, since, None)
+    return [
+        _assemble(info, days=days, since=since, now=now, stats=stats, current=current, daily=daily)
+        for info in _customers(session, None)
+    ]

@@ -1,0 +1,132 @@
+"""License tasks: reissue on change, renewal (beat), revocation, and creating a customer.
+
+Each task is idempotent: it computes the wanted state and changes only what differs, so a
+redelivered or repeated task leaves the same rows. Database outages are retried with backoff;
+domain errors (unknown customer, duplicate email) are final and reach the caller as they are.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from sqlalchemy.exc import OperationalError
+
+from core import customers as customer_service
+from core import licenses as license_service
+from core.errors import NotFoundError
+from models import License, session_scope
+from workers.celery_app import celery_app
+
+log = logging.getLogger(__name__)
+
+# Shared by every task that writes: a database that is down, restarting or deadlocked is retried.
+RETRY_OPTIONS: dict[str, Any] = {
+    "autoretry_for": (OperationalError,),
+    "retry_backoff": True,
+    "retry_backoff_max": 300,
+    "retry_jitter": True,
+    "max_retries": 8,
+}
+
+
+def license_summary(row: License | None) -> dict[str, Any] | None:
+    if row is None:
+        return None
+    return {
+        "jti": row.jti,
+        "kid": row.kid,
+        "token": row.token,
+        "plan": row.plan,
+        "issuedAt": row.issued_at.isoformat(),
+        "expiresAt": row.expires_at.isoformat(),
+        "claims": row.claims,
+    }
+
+
+@celery_app.task(name="tasks.licenses.reissue_license", **RETRY_OPTIONS)
+def reissue_license(customer_id: str, reason: str = "changed") -> dict[str, Any]:
+    """Reissue the customer's license if what it says changed (enqueued by other domains)."""
+    try:
+        with session_scope() as session:
+            row = license_service.reissue_license(session, customer_id, reason=reason)
+            return {"customerId": customer_id, "reissued": row is not None, "jti": row and row.jti}
+    except NotFoundError:
+        # The customer was deleted after the task was enqueued: nothing left to reissue.
+        log.warning("reissue for unknown customer %s skipped", customer_id)
+        return {"customerId": customer_id, "reissued": False, "jti": None}
+
+
+@celery_app.task(name="tasks.licenses.renew_licenses", **RETRY_OPTIONS)
+def renew_licenses(limit: int = 500) -> dict[str, Any]:
+    """Beat: renew licenses of live subscriptions close to expiry, and any signed by a retired
+    key. One transaction per customer, so one bad customer never holds back the others."""
+    with session_scope() as session:
+        candidates = license_service.customers_to_renew(session, limit=limit)
+    renewed: list[str] = []
+    for customer_id in candidates:
+        try:
+            with session_scope() as session:
+                if license_service.renew_license(session, customer_id) is not None:
+                    renewed.append(customer_id)
+        except NotFoundError:
+            continue
+    return {"candidates": len(candidates), "renewed": renewed}
+
+
+@celery_app.task(name="tasks.licenses.revoke_license", **RETRY_OPTIONS)
+def revoke_license(customer_id: str, reason: str | None = None) -> dict[str, Any]:
+    with session_scope() as session:
+        result = license_service.revoke_license(session, customer_id, reason=reason)
+        return {
+            "customerId": customer_id,
+            "revokedAt": result.customer.license_revoked_at.isoformat(),  # type: ignore[union-attr]
+            "reason": result.customer.license_revoked_reason,
+            "revokedLicenses": result.revoked_licenses,
+            "license": license_summary(result.license),
+        }
+
+
+@celery_app.task(name="tasks.licenses.reinstate_license", **RETRY_OPTIONS)
+def reinstate_license(customer_id: str) -> dict[str, Any]:
+    with session_scope() as session:
+        row = license_service.reinstate_license(session, customer_id)
+        return {"customerId": customer_id, "license": license_summary(row)}
+
+
+@celery_app.task(name="tasks.licenses.create_customer", **RETRY_OPTIONS)
+def create_customer(
+    customer_id: str,
+    email: str,
+    name: str | None = None,
+    company_name: str | None = None,
+    plan: str | None = None,
+) -> dict[str, Any]:
+    """Create a customer with its trial and first license (the CLI picks the id, so a
+    redelivered task finds the customer it made instead of failing on the email)."""
+    with session_scope() as session:
+        customer = customer_service.create_customer(
+            session,
+            email=email,
+            name=name,
+            company_name=company_name,
+            plan=plan,
+            customer_id=customer_id,
+        )
+        detail = customer_service.customer_detail(session, customer.customer_id)
+        subscription = detail.subscription
+        return {
+            "customerId": customer.customer_id,
+            "email": customer.email,
+            "name": customer.name,
+            "companyName": customer.company_name,
+            "createdAt": customer.created_at.isoformat(),
+            "plan": subscription.plan if subscription else None,
+            "status": subscription.status if subscription else None,
+            "trialEndsAt": (
+                subscription.trial_ends_at.isoformat()
+                if subscription and subscription.trial_ends_at
+                else None
+            ),
+            "license": license_summary(detail.license),
+        }

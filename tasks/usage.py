@@ -1,0 +1,65 @@
+"""Usage report processing (queue "usage"): one report, a batch, and the inbox sweeper."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy.exc import OperationalError
+
+from core import usage
+from core.settings import get_settings
+from models import session_scope, utcnow
+from workers.celery_app import celery_app
+
+# A lost connection or a deadlock victim is retried; if retries run out the sweeper picks it up.
+RETRY_OPTIONS: dict[str, Any] = {
+    "autoretry_for": (OperationalError,),
+    "retry_backoff": True,
+    "retry_backoff_max": 60,
+    "retry_jitter": True,
+    "max_retries": 5,
+}
+# The sweeper stops after this many batches so one beat run never hogs a worker; the next run
+# (a minute later) carries on.
+MAX_SWEEP_BATCHES = 20
+
+
+def _as_dict(result: usage.ProcessResult) -> dict[str, int]:
+    return {"processed": result.processed, "customers": result.customers, "alerts": result.alerts}
+
+
+@celery_app.task(name="tasks.usage.process_report", **RETRY_OPTIONS)
+def process_report(report_id: int) -> dict[str, int]:
+    """Process one stored report; a processed (or concurrently claimed) one is left alone."""
+    with session_scope() as session:
+        return _as_dict(usage.process_reports(session, report_ids=[report_id], limit=1))
+
+
+@celery_app.task(name="tasks.usage.process_pending_reports", **RETRY_OPTIONS)
+def process_pending_reports(limit: int | None = None) -> dict[str, int]:
+    """Claim up to `limit` pending reports (SKIP LOCKED) and process them set-based."""
+    batch = limit or get_settings().usage_process_batch_size
+    with session_scope() as session:
+        return _as_dict(usage.process_reports(session, limit=batch))
+
+
+@celery_app.task(name="tasks.usage.sweep_pending_reports")
+def sweep_pending_reports() -> dict[str, Any]:
+    """The inbox sweeper: process reports whose task never ran (broker down, worker lost)."""
+    settings = get_settings()
+    cutoff = utcnow() - timedelta(seconds=settings.inbox_sweep_after_seconds)
+    total = usage.ProcessResult(0, 0, 0)
+    for _ in range(MAX_SWEEP_BATCHES):
+        with session_scope() as session:
+            result = usage.process_reports(
+                session, limit=settings.usage_process_batch_size, created_before=cutoff
+            )
+        total = usage.ProcessResult(
+            total.processed + result.processed,
+            total.customers + result.customers,
+            total.alerts + result.alerts,
+        )
+        if result.processed < settings.usage_process_batch_size:
+            break
+    return _as_dict(total)

@@ -1,0 +1,120 @@
+"""Request ids, the body size limit and the Redis-backed rate limits."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from fastapi import FastAPI, Request
+from fastapi.testclient import TestClient
+
+from api.middleware import install_middleware
+from core.settings import get_settings
+from tests.helpers.processes import api_server
+
+
+@pytest.fixture
+def tight_limits(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.setenv("RATE_LIMIT_UNAUTHENTICATED_PER_CLIENT", "5")
+    monkeypatch.setenv("RATE_LIMIT_USAGE_PER_INSTANCE", "3")
+    monkeypatch.setenv("RATE_LIMIT_WINDOW_SECONDS", "3600")
+    get_settings.cache_clear()
+    yield
+    monkeypatch.undo()
+    get_settings.cache_clear()
+    _forget_counters()
+
+
+def _forget_counters() -> None:
+    import redis
+
+    settings = get_settings()
+    client = redis.Redis.from_url(settings.resolved_broker_url)
+    for key in client.scan_iter(match=f"{settings.celery_key_prefix}ratelimit:*"):
+        client.delete(key)
+
+
+def test_every_response_carries_a_request_id_and_a_given_one_is_echoed(api_client) -> None:
+    generated = api_client.get("/healthz").headers["x-request-id"]
+    assert len(generated) == 32
+    echoed = api_client.get("/healthz", headers={"X-Request-ID": "req-123"})
+    assert echoed.headers["x-request-id"] == "req-123"
+    hostile = api_client.get("/healthz", headers={"X-Request-ID": "bad id\nwith newline"})
+    assert hostile.headers["x-request-id"] != "bad id\nwith newline"
+
+
+def test_a_body_over_the_limit_gets_413_declared_or_streamed(api_client, admin_headers) -> None:
+    limit = get_settings().max_request_body_bytes
+    declared = api_client.post(
+        "/api/customers", content=b"{" + b" " * limit + b"}", headers=admin_headers
+    )
+    assert declared.status_code == 413
+    assert declared.json()["error"]["code"] == "payload_too_large"
+
+
+def test_a_streamed_body_without_length_is_cut_off_at_the_limit() -> None:
+    app = FastAPI()
+    install_middleware(app)
+
+    @app.post("/echo-length")
+    async def echo_length(request: Request) -> dict[str, int]:
+        return {"length": len(await request.body())}
+
+    limit = get_settings().max_request_body_bytes
+
+    def chunks(total: int) -> Iterator[bytes]:
+        for _ in range(total // 65536 + 1):
+            yield b" " * 65536
+
+    with TestClient(app) as client:
+        headers = {"Authorization": "Bearer x"}
+        small = client.post("/echo-length", content=chunks(65536), headers=headers)
+        assert small.status_code == 200
+        streamed = client.post("/echo-length", content=chunks(limit + 1), headers=headers)
+    assert streamed.status_code == 413
+    assert streamed.json()["error"]["code"] == "payload_too_large"
+
+
+def test_unauthenticated_callers_are_limited_per_address_with_retry_after(
+    tight_limits, api_client
+) -> None:
+    statuses = [api_client.get("/healthz").status_code for _ in range(7)]
+    assert statuses == [200] * 5 + [429] * 2
+    refused = api_client.get("/healthz")
+    assert refused.json()["error"]["code"] == "rate_limited"
+    assert 1 <= int(refused.headers["retry-after"]) <= 3600
+
+
+def test_stripe_webhook_deliveries_are_never_rate_limited(tight_limits, api_client) -> None:
+    statuses = {api_client.post("/webhooks/stripe", content=b"{}").status_code for _ in range(10)}
+    assert 429 not in statuses
+
+
+def test_usage_reports_are_limited_per_instance(tight_limits, api_client) -> None:
+    headers = {"Authorization": "Bearer some-license"}
+
+    def report(instance: str) -> int:
+        body = {"customerId": "cust_x", "instanceId": instance, "metrics": {}}
+        return api_client.post("/api/usage/report", json=body, headers=headers).status_code
+
+    first = [report("eu-1") for _ in range(4)]
+    assert first[:3].count(429) == 0 and first[3] == 429
+    # Another instance of the same customer has its own allowance.
+    assert report("us-1") != 429
+    # The snake_case body format names the same instance.
+    legacy = {"customer_id": "cust_x", "instance_id": "eu-1"}
+    assert api_client.post("/api/usage/report", json=legacy, headers=headers).status_code == 429
+
+
+def test_rate_limit_counters_are_shared_between_api_processes(tight_limits, api_client) -> None:
+    env = {
+        "RATE_LIMIT_UNAUTHENTICATED_PER_CLIENT": "5",
+        "RATE_LIMIT_WINDOW_SECONDS": "3600",
+    }
+    with api_server(env=env) as url_a, api_server(env=env) as url_b:
+        a = [httpx.get(f"{url_a}/readyz").status_code for _ in range(3)]
+        b = [httpx.get(f"{url_b}/readyz").status_code for _ in range(3)]
+    # Each server answered one /healthz while starting: 8 requests from this address in all.
+    # Counters kept per process would allow all of them (4 each, under the limit of 5).
+    assert (a + b).count(429) >= 3

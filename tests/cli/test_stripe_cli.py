@@ -1,0 +1,106 @@
+"""`billing stripe setup|events|replay` and `billing customer upgrade|deactivate`."""
+
+from __future__ import annotations
+
+from typer.testing import CliRunner
+
+from cli.main import app
+from core import stripe_events
+from models import session_scope
+from tests.conftest import pg_scalar
+from tests.stripe_fixtures import *  # noqa: F403
+from tests.stripe_fixtures import license_claims, new_customer, subscription_row
+
+runner = CliRunner()
+
+
+def test_setup_prints_the_settings_lines(stand_in):
+    result = runner.invoke(app, ["stripe", "setup"])
+    assert result.exit_code == 0, result.output
+    for plan in ("STARTER", "PROFESSIONAL"):
+        line = next(x for x in result.output.splitlines() if x.startswith(f"STRIPE_PRICE_{plan}="))
+        assert line.split("=", 1)[1].startswith("price_")
+    assert "$29.00/mo" in result.output and "$99.00/mo" in result.output
+
+
+def test_setup_without_key_says_which_setting_is_missing():
+    result = runner.invoke(app, ["stripe", "setup"])
+    assert result.exit_code == 1
+    assert "STRIPE_SECRET_KEY" in result.output
+
+
+def test_upgrade_prints_checkout_url_and_deactivate_returns_to_trial(stand_in):
+    customer_id = new_customer()
+    result = runner.invoke(
+        app, ["customer", "upgrade", "--id", customer_id, "--plan", "professional"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "✅ Checkout session created!" in result.output
+    session_id = next(
+        line.split()[-1] for line in result.output.splitlines() if line.startswith("Session ID:")
+    )
+    assert f"https://checkout.stripe.com/c/pay/{session_id}" in result.output
+    assert "Plan:             professional" in result.output
+
+    # The buyer pays; the events are handled (here inline, as `billing stripe replay` does).
+    events = stand_in.complete_checkout(session_id)
+    with session_scope() as session:
+        for event in events:
+            stripe_events.store_event(session, event)
+    for event in events:
+        stripe_events.process_event(event["id"])
+    assert subscription_row(customer_id)["plan"] == "professional"
+
+    # A paying customer is not sent to a second checkout: the live subscription changes plan.
+    change = runner.invoke(app, ["customer", "upgrade", "--id", customer_id, "--plan", "starter"])
+    assert change.exit_code == 0, change.output
+    assert "plan changed" in change.output and "Checkout URL" not in change.output
+    assert subscription_row(customer_id)["plan"] == "starter"
+    assert license_claims(customer_id)["plan"] == "starter"
+
+    listing = runner.invoke(app, ["stripe", "events"])
+    assert listing.exit_code == 0
+    assert "checkout.session.completed" in listing.output and "processed" in listing.output
+
+    result = runner.invoke(app, ["customer", "deactivate", "--id", customer_id])
+    assert result.exit_code == 0, result.output
+    assert "✅ Customer deactivated successfully!" in result.output
+    assert "Previous Plan:    starter" in result.output
+    sub_id = subscription_row(customer_id)["stripe_subscription_id"]
+    assert f"Subscription ID:  {sub_id}" in result.output
+    row = subscription_row(customer_id)
+    assert row["plan"] == "trial" and row["status"] == "trialing"  # still in its first 14 days
+    assert license_claims(customer_id)["plan"] == "trial"
+    assert stand_in.client().v1.subscriptions.retrieve(sub_id)["status"] == "canceled"
+
+    again = runner.invoke(app, ["customer", "deactivate", "--id", customer_id])
+    assert again.exit_code == 0 and "already on the trial tier" in again.output
+
+
+def test_replay_processes_an_event_again_or_fetches_it_from_stripe(stand_in):
+    customer_id = new_customer()
+    upgrade = runner.invoke(app, ["customer", "upgrade", "--id", customer_id, "--plan", "starter"])
+    session_id = next(
+        line.split()[-1] for line in upgrade.output.splitlines() if line.startswith("Session ID:")
+    )
+    events = stand_in.complete_checkout(session_id)
+    completed = next(e for e in events if e["type"] == "checkout.session.completed")
+
+    # Never received by the webhook: replay fetches it from Stripe, stores and handles it.
+    result = runner.invoke(app, ["stripe", "replay", completed["id"]])
+    assert result.exit_code == 0, result.output
+    assert "fetched it from Stripe" in result.output
+    assert "processed" in result.output
+    assert subscription_row(customer_id)["plan"] == "starter"
+    assert (
+        pg_scalar(f"SELECT source FROM stripe_events WHERE event_id = '{completed['id']}'")
+        == "reconciliation"
+    )
+    # Replaying a handled event is safe: same state, no new license.
+    count = pg_scalar(f"SELECT count(*) FROM licenses WHERE customer_id = '{customer_id}'")
+    again = runner.invoke(app, ["stripe", "replay", completed["id"]])
+    assert again.exit_code == 0 and "unchanged" in again.output
+    assert pg_scalar(f"SELECT count(*) FROM licenses WHERE customer_id = '{customer_id}'") == count
+
+    unknown = runner.invoke(app, ["stripe", "replay", "evt_unknown"])
+    assert unknown.exit_code == 1

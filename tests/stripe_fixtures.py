@@ -1,0 +1,145 @@
+"""Stripe test fixtures: the stand-in server, settings pointing at it, and small helpers.
+
+Import the fixtures into a test module with `from tests.stripe_fixtures import *  # noqa`.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from core.settings import get_settings
+from tests.conftest import pg_scalar
+from tests.helpers.waiting import wait_until
+from tests.stripe_stand_in import StripeStandIn, signed_webhook, start_stand_in
+
+__all__ = [
+    "deliver",
+    "deliver_all",
+    "license_claims",
+    "license_count",
+    "new_customer",
+    "stand_in",
+    "stripe_server",
+    "subscription_row",
+    "wait_for_events",
+    "webhook_secret",
+]
+
+# Fast retries so a test sees a failed event retried within seconds.
+STRIPE_TEST_ENV = {
+    "STRIPE_SECRET_KEY": "sk_test_zemfyre",
+    "STRIPE_MAX_NETWORK_RETRIES": "0",
+    "STRIPE_TIMEOUT_SECONDS": "5",
+    "STRIPE_EVENT_RETRY_BASE_SECONDS": "0.2",
+    "STRIPE_EVENT_RETRY_MAX_SECONDS": "1",
+}
+
+
+@pytest.fixture(scope="session")
+def stripe_server() -> Iterator[StripeStandIn]:
+    server = start_stand_in()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def stand_in(stripe_server: StripeStandIn) -> Iterator[StripeStandIn]:
+    """A fresh stand-in with the Zemfyre catalogue, and the settings (also the worker's) on it."""
+    from core.checkout import setup_catalogue
+    from core.stripe_gateway import get_gateway
+
+    stripe_server.reset()
+    patch = pytest.MonkeyPatch()
+    try:
+        for name, value in {**STRIPE_TEST_ENV, "STRIPE_API_BASE": stripe_server.url}.items():
+            patch.setenv(name, value)
+        get_settings.cache_clear()
+        for line in setup_catalogue(get_gateway()):
+            patch.setenv(f"STRIPE_PRICE_{line.plan.upper()}", line.price_id)
+        get_settings.cache_clear()
+        yield stripe_server
+    finally:
+        patch.undo()
+        get_settings.cache_clear()
+
+
+def webhook_secret() -> str:
+    secret = get_settings().stripe_webhook_secret
+    assert secret
+    return secret
+
+
+def new_customer(email: str = "buyer@example.com", company: str | None = "Acme Corp") -> str:
+    from core.customers import create_customer
+    from models import session_scope
+
+    with session_scope() as session:
+        return create_customer(session, email=email, name="Buyer", company_name=company).customer_id
+
+
+def deliver(client: Any, event: dict[str, Any], *, timestamp: int | None = None) -> Any:
+    payload, headers = signed_webhook(event, webhook_secret(), timestamp)
+    return client.post("/webhooks/stripe", content=payload, headers=headers)
+
+
+def deliver_all(
+    client: Any, events: list[dict[str, Any]], *, seed: int, times: int = 2
+) -> list[dict[str, Any]]:
+    """Every event `times` times, in an order shuffled by `seed`; each must be accepted."""
+    deliveries = [event for event in events for _ in range(times)]
+    random.Random(seed).shuffle(deliveries)
+    for event in deliveries:
+        response = deliver(client, event)
+        assert response.status_code == 200, response.text
+    return deliveries
+
+
+def wait_for_events(event_ids: list[str], timeout: float = 30.0) -> None:
+    """Until every event is handled (processed or ignored) by the worker."""
+    quoted = ", ".join(f"'{event_id}'" for event_id in set(event_ids))
+    wait_until(
+        lambda: (
+            pg_scalar(
+                f"SELECT count(*) FROM stripe_events WHERE event_id IN ({quoted}) "
+                "AND status IN ('processed', 'ignored')"
+            )
+            == len(set(event_ids))
+        ),
+        timeout=timeout,
+    )
+
+
+def subscription_row(customer_id: str) -> dict[str, Any]:
+    row = pg_scalar(
+        "SELECT row_to_json(s) FROM (SELECT plan, status, stripe_subscription_id, "
+        "stripe_price_id, cancel_at_period_end, current_period_ends_at, canceled_at, "
+        "trial_ends_at FROM subscriptions "
+        f"WHERE customer_id = '{customer_id}') s"
+    )
+    assert row is not None
+    return row if isinstance(row, dict) else json.loads(str(row))
+
+
+def license_count(customer_id: str) -> int:
+    return int(pg_scalar(f"SELECT count(*) FROM licenses WHERE customer_id = '{customer_id}'"))  # type: ignore[arg-type]
+
+
+def license_claims(customer_id: str) -> dict[str, Any]:
+    """The claims of the current license, decoded from its token with the public key."""
+    from core.license_tokens import verify_license
+    from core.licenses import public_keys
+
+    token = pg_scalar(
+        f"SELECT token FROM licenses WHERE customer_id = '{customer_id}' "
+        "AND superseded_at IS NULL ORDER BY id DESC LIMIT 1"
+    )
+    assert isinstance(token, str)
+    # An ended subscription's license expires as it is issued: read it without the exp check.
+    return verify_license(
+        token, public_keys(), issuer=get_settings().license_issuer, verify_exp=False
+    )

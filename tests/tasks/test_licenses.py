@@ -1,0 +1,135 @@
+"""License tasks on a real worker: reissue on change, renewal, revocation, rotation."""
+
+from __future__ import annotations
+
+import shutil
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import jwt
+import pytest
+from sqlalchemy import update
+
+from core.customers import create_customer
+from core.licenses import current_license, reissue_license
+from core.settings import get_settings
+from core.signing_keys import clear_caches, rotate_keys
+from models import License, Subscription, session_scope
+from tasks import licenses as license_tasks
+from tests.conftest import pg_scalar
+
+TIMEOUT = 60
+
+
+def _customer(email: str, **subscription: object) -> str:
+    with session_scope() as session:
+        cid = create_customer(session, email=email).customer_id
+    if subscription:
+        with session_scope() as session:
+            session.execute(
+                update(Subscription).where(Subscription.customer_id == cid).values(**subscription)
+            )
+            reissue_license(session, cid, reason="test set-up")
+    return cid
+
+
+def _current(customer_id: str) -> License:
+    with session_scope() as session:
+        row = current_license(session, customer_id)
+        assert row is not None
+        return row
+
+
+def test_reissue_task_reissues_only_on_change(celery_worker) -> None:
+    cid = _customer("task@acme.example")
+    task = license_tasks.reissue_license
+    assert task.delay(cid, "no change").get(timeout=TIMEOUT)["reissued"] is False
+    with session_scope() as session:
+        session.execute(
+            update(Subscription)
+            .where(Subscription.customer_id == cid)
+            .values(plan="professional", status="active", trial_ends_at=None)
+        )
+    first = task.delay(cid, "upgraded").get(timeout=TIMEOUT)
+    assert first["reissued"] is True
+    assert _current(cid).plan == "professional"
+    assert task.delay(cid, "duplicate").get(timeout=TIMEOUT)["reissued"] is False
+    assert pg_scalar(f"SELECT count(*) FROM licenses WHERE customer_id = '{cid}'") == 2
+    # A customer deleted after the task was queued is skipped, not retried forever.
+    assert task.delay("cust_gone", "late").get(timeout=TIMEOUT)["reissued"] is False
+
+
+def test_renewal_reissues_only_what_is_close_to_expiry(celery_worker) -> None:
+    now = datetime.now(UTC)
+    period = {"status": "active", "plan": "starter", "current_period_ends_at": now + timedelta(30)}
+    close = _customer("close@acme.example", **period)
+    far = _customer("far@acme.example", **period)
+    canceled = _customer("canceled@acme.example", **{**period, "status": "canceled"})
+    trialing = _customer("trialing@acme.example")
+    # Licenses issued long ago: two now expire within the renewal window.
+    with session_scope() as session:
+        session.execute(
+            update(License)
+            .where(License.customer_id.in_([close, canceled]), License.superseded_at.is_(None))
+            .values(expires_at=now + timedelta(days=2))
+        )
+        # A trial that ends soon: its license ends with it, renewal must not re-sign it.
+        session.execute(
+            update(Subscription)
+            .where(Subscription.customer_id == trialing)
+            .values(trial_ends_at=now + timedelta(days=2))
+        )
+        reissue_license(session, trialing, reason="trial shortened")
+    before = {cid: _current(cid).jti for cid in (close, far, canceled, trialing)}
+
+    result = license_tasks.renew_licenses.delay().get(timeout=TIMEOUT)
+    assert result["renewed"] == [close]
+    renewed = _current(close)
+    assert renewed.jti != before[close]
+    # Renewed to the paid period's end plus the grace period.
+    assert abs((renewed.expires_at - (now + timedelta(days=37))).total_seconds()) < 2
+    for cid in (far, canceled, trialing):
+        assert _current(cid).jti == before[cid]
+    # Safe to run twice.
+    assert license_tasks.renew_licenses.delay().get(timeout=TIMEOUT)["renewed"] == []
+
+
+@pytest.fixture
+def isolated_keys(tmp_path: Path, monkeypatch):
+    settings = get_settings()
+    keys = tmp_path / "keys"
+    keys.mkdir()
+    shutil.copy(settings.license_private_key_path, keys / "private-key.pem")
+    shutil.copy(settings.license_public_key_path, keys / "public-key.pem")
+    monkeypatch.setattr(settings, "license_private_key_path", keys / "private-key.pem")
+    monkeypatch.setattr(settings, "license_public_key_path", keys / "public-key.pem")
+    clear_caches()
+    yield settings
+    clear_caches()
+
+
+def test_after_rotation_renewal_resigns_every_license_with_the_new_key(
+    celery_worker, isolated_keys
+) -> None:
+    first = _customer("k1@acme.example")
+    second = _customer("k2@acme.example", status="canceled")
+    old_tokens = {cid: _current(cid).token for cid in (first, second)}
+    new_kid = rotate_keys(isolated_keys)
+    result = license_tasks.renew_licenses.delay().get(timeout=TIMEOUT)
+    assert sorted(result["renewed"]) == sorted([first, second])
+    for cid in (first, second):
+        row = _current(cid)
+        assert row.kid == new_kid == jwt.get_unverified_header(row.token)["kid"]
+        assert row.token != old_tokens[cid]
+
+
+def test_revoke_and_reinstate_tasks(celery_worker) -> None:
+    cid = _customer("rev@acme.example")
+    revoked = license_tasks.revoke_license.delay(cid, "abuse").get(timeout=TIMEOUT)
+    assert revoked["reason"] == "abuse" and revoked["revokedLicenses"] == 1
+    assert revoked["license"]["claims"]["revocation"]["reason"] == "abuse"
+    again = license_tasks.revoke_license.delay(cid, "abuse").get(timeout=TIMEOUT)
+    assert again["revokedAt"] == revoked["revokedAt"]
+    assert again["license"]["jti"] == revoked["license"]["jti"]
+    reinstated = license_tasks.reinstate_license.delay(cid).get(timeout=TIMEOUT)
+    assert "revocation" not in reinstated["license"]["claims"]

@@ -1,0 +1,276 @@
+"""Stripe event tasks on a real worker: order, duplicates, retries, failures, the sweeper and
+the reconciliation."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from core import checkout as checkout_service
+from core import stripe_events
+from core.settings import get_settings
+from core.stripe_gateway import get_gateway
+from models import StripeEvent, session_scope, utcnow
+from tests.conftest import pg_scalar
+from tests.helpers.waiting import wait_until
+from tests.stripe_fixtures import *  # noqa: F403
+from tests.stripe_fixtures import (
+    deliver,
+    deliver_all,
+    license_claims,
+    license_count,
+    new_customer,
+    subscription_row,
+    wait_for_events,
+)
+
+
+def start_checkout(stand_in: Any, customer_id: str, plan: str = "starter") -> list[dict]:
+    """A paid checkout in Stripe; its events, not yet delivered."""
+    with session_scope() as session:
+        result = checkout_service.create_checkout(
+            session,
+            get_gateway(),
+            customer_id=customer_id,
+            plan=plan,
+            success_url="https://example.com/ok",
+            cancel_url="https://example.com/no",
+        )
+    return stand_in.complete_checkout(result.session_id)
+
+
+def stripe_sub_of(stand_in: Any, customer_id: str) -> dict:
+    stripe_customer = pg_scalar(
+        f"SELECT stripe_customer_id FROM customers WHERE customer_id = '{customer_id}'"
+    )
+    subs = stand_in.client().v1.subscriptions.list(params={"customer": stripe_customer})
+    return subs["data"][0].to_dict()
+
+
+def change_price_in_stripe(stand_in: Any, sub: dict, plan: str) -> list[dict]:
+    """A plan change made in Stripe itself (the dashboard): we only learn of it by events."""
+    mark = len(stand_in.events)
+    price = getattr(get_settings(), f"stripe_price_{plan}")
+    item = sub["items"]["data"][0]["id"]
+    stand_in.client().v1.subscriptions.update(
+        sub["id"], params={"items": [{"id": item, "price": price}]}
+    )
+    return stand_in.events[mark:]
+
+
+def cancel_at_period_end_in_stripe(stand_in: Any, sub: dict) -> list[dict]:
+    mark = len(stand_in.events)
+    stand_in.client().v1.subscriptions.update(sub["id"], params={"cancel_at_period_end": True})
+    return stand_in.events[mark:]
+
+
+def visible_state(customer_id: str) -> dict[str, Any]:
+    row = subscription_row(customer_id)
+    claims = license_claims(customer_id)
+    return {
+        "plan": row["plan"],
+        "status": row["status"],
+        "cancel_at_period_end": row["cancel_at_period_end"],
+        "period_end": row["current_period_ends_at"],
+        "license_plan": claims["plan"],
+        "license_status": claims["subscription"]["status"],
+        "license_period_end": claims["subscription"]["currentPeriodEndsAt"],
+    }
+
+
+def run_lifecycle(stand_in: Any, client: Any, email: str, seed: int) -> tuple[str, list[int]]:
+    """Checkout, a plan change, a failed then recovered payment and a cancel at period end, each
+    phase's events delivered twice in a shuffled order; the license count after each phase."""
+    customer_id = new_customer(email=email)
+    counts = [license_count(customer_id)]
+    phases: list[Any] = [
+        lambda: start_checkout(stand_in, customer_id),
+        lambda: change_price_in_stripe(
+            stand_in, stripe_sub_of(stand_in, customer_id), "professional"
+        ),
+        lambda: stand_in.fail_payment(stripe_sub_of(stand_in, customer_id)["id"]),
+        lambda: stand_in.pay_invoice(stripe_sub_of(stand_in, customer_id)["id"]),
+        lambda: cancel_at_period_end_in_stripe(stand_in, stripe_sub_of(stand_in, customer_id)),
+    ]
+    for index, phase in enumerate(phases):
+        events = phase()
+        assert events
+        deliver_all(client, events, seed=seed * 10 + index)
+        wait_for_events([e["id"] for e in events])
+        counts.append(license_count(customer_id))
+    return customer_id, counts
+
+
+def test_duplicates_and_shuffled_orders_end_in_the_same_state(stand_in, api_client, celery_worker):
+    results = [
+        run_lifecycle(stand_in, api_client, f"buyer{seed}@example.com", seed) for seed in (1, 2, 3)
+    ]
+    states = [visible_state(customer_id) for customer_id, _ in results]
+    for state in states:
+        state.pop("period_end")
+        state.pop("license_period_end")
+    assert states[0] == states[1] == states[2]
+    assert states[0] == {
+        "plan": "professional",
+        "status": "active",
+        "cancel_at_period_end": True,
+        "license_plan": "professional",
+        "license_status": "active",
+    }
+    # One reissue per real change: paid starter, professional, past_due (new period), active
+    # again; cancelling at period end does not change what the license says.
+    for _, counts in results:
+        assert counts == [1, 2, 3, 4, 5, 5]
+
+
+def test_all_events_at_once_in_any_order_give_the_final_state(stand_in, api_client, celery_worker):
+    customer_id = new_customer()
+    events = start_checkout(stand_in, customer_id)
+    sub = stripe_sub_of(stand_in, customer_id)
+    events += change_price_in_stripe(stand_in, sub, "professional")
+    events += cancel_at_period_end_in_stripe(stand_in, sub)
+    # The oldest events last: each still re-reads Stripe, so none can roll the state back.
+    for event in sorted(events, key=lambda e: e["created"], reverse=True) * 2:
+        assert deliver(api_client, event).status_code == 200
+    wait_for_events([e["id"] for e in events])
+    state = visible_state(customer_id)
+    assert (state["plan"], state["status"], state["cancel_at_period_end"]) == (
+        "professional",
+        "active",
+        True,
+    )
+    assert license_count(customer_id) == 2  # trial, then the one state Stripe reports
+
+
+def test_failing_handler_is_retried_and_succeeds_once_stripe_answers(
+    stand_in, api_client, celery_worker
+):
+    customer_id = new_customer()
+    events = start_checkout(stand_in, customer_id)
+    completed = next(e for e in events if e["type"] == "checkout.session.completed")
+    stand_in.set_down(True)
+    assert deliver(api_client, completed).status_code == 200
+    wait_until(lambda: (pg_scalar("SELECT attempts FROM stripe_events") or 0) >= 2, timeout=30)
+    assert pg_scalar("SELECT status FROM stripe_events") == "pending"
+    assert "unavailable" in str(pg_scalar("SELECT last_error FROM stripe_events")).lower()
+    assert subscription_row(customer_id)["plan"] == "trial"
+
+    stand_in.set_down(False)
+    wait_for_events([completed["id"]])
+    assert pg_scalar("SELECT last_error FROM stripe_events") is None
+    row = subscription_row(customer_id)
+    assert (row["plan"], row["status"]) == ("starter", "active")
+    assert license_claims(customer_id)["plan"] == "starter"
+
+
+def test_event_that_keeps_failing_stays_failed_for_an_operator(
+    stand_in, api_client, celery_worker, monkeypatch
+):
+    monkeypatch.setenv("STRIPE_EVENT_MAX_RETRIES", "1")
+    get_settings.cache_clear()
+    customer_id = new_customer()
+    events = start_checkout(stand_in, customer_id)
+    completed = next(e for e in events if e["type"] == "checkout.session.completed")
+    stand_in.set_down(True)
+    deliver(api_client, completed)
+    wait_until(lambda: pg_scalar("SELECT status FROM stripe_events") == "failed", timeout=30)
+    assert pg_scalar("SELECT attempts FROM stripe_events") == 2
+    assert "503" in str(pg_scalar("SELECT last_error FROM stripe_events"))
+
+    # Once Stripe is back, a replay handles it.
+    stand_in.set_down(False)
+    outcome = stripe_events.process_event(completed["id"], force=True)
+    assert outcome.status == "processed"
+    assert pg_scalar("SELECT status FROM stripe_events") == "processed"
+    assert subscription_row(customer_id)["plan"] == "starter"
+
+
+def test_event_of_an_unknown_customer_fails_without_retrying(stand_in, api_client, celery_worker):
+    client = stand_in.client()
+    stranger = client.v1.customers.create(params={"email": "stranger@example.com"})
+    sub = stand_in.create_subscription_directly(stranger["id"], get_settings().stripe_price_starter)
+    created = next(e for e in stand_in.events if e["type"] == "customer.subscription.created")
+    assert created["data"]["object"]["id"] == sub["id"]
+    deliver(api_client, created)
+    wait_until(lambda: pg_scalar("SELECT status FROM stripe_events") == "failed")
+    assert pg_scalar("SELECT attempts FROM stripe_events") == 1
+    assert "no local customer" in str(pg_scalar("SELECT last_error FROM stripe_events"))
+
+
+def test_late_events_do_not_undo_a_deactivation(stand_in, api_client, celery_worker):
+    customer_id = new_customer()
+    events = start_checkout(stand_in, customer_id, plan="professional")
+    deliver_all(api_client, events, seed=5)
+    wait_for_events([e["id"] for e in events])
+    with session_scope() as session:
+        done = checkout_service.deactivate_customer(session, get_gateway(), customer_id)
+    assert done.stripe_canceled and done.previous_plan == "professional"
+    assert stripe_sub_of_any(stand_in, customer_id)["status"] == "canceled"
+    trial_state = subscription_row(customer_id)
+    assert trial_state["plan"] == "trial"
+    count = license_count(customer_id)
+
+    # Every event again, including the cancellation's, in any order: still on the trial tier.
+    all_events = stand_in.events
+    with session_scope() as session:
+        session.query(StripeEvent).delete()
+    deliver_all(api_client, all_events, seed=6)
+    wait_for_events([e["id"] for e in all_events])
+    assert subscription_row(customer_id)["plan"] == "trial"
+    assert license_claims(customer_id)["plan"] == "trial"
+    assert license_count(customer_id) == count
+
+    # Deactivating again does nothing more.
+    with session_scope() as session:
+        again = checkout_service.deactivate_customer(session, get_gateway(), customer_id)
+    assert not again.stripe_canceled and not again.license_reissued
+
+
+def stripe_sub_of_any(stand_in: Any, customer_id: str) -> dict:
+    stripe_customer = pg_scalar(
+        f"SELECT stripe_customer_id FROM customers WHERE customer_id = '{customer_id}'"
+    )
+    subs = stand_in.client().v1.subscriptions.list(
+        params={"customer": stripe_customer, "status": "all"}
+    )
+    return subs["data"][0].to_dict()
+
+
+def test_sweeper_enqueues_events_whose_task_never_ran(stand_in, celery_worker):
+    from tasks.stripe_sync import sweep_events
+
+    customer_id = new_customer()
+    events = start_checkout(stand_in, customer_id)
+    with session_scope() as session:
+        for event in events:
+            stripe_events.store_event(session, event)  # stored, never enqueued (broker was down)
+    assert sweep_events()["found"] == 0  # too recent: their task may still be on its way
+    with session_scope() as session:
+        session.query(StripeEvent).update({"received_at": utcnow() - timedelta(minutes=5)})
+    assert sweep_events()["enqueued"] == len(events)
+    wait_for_events([e["id"] for e in events])
+    assert subscription_row(customer_id)["status"] == "active"
+    assert sweep_events()["found"] == 0
+
+
+def test_reconciliation_handles_events_the_webhook_missed(stand_in, celery_worker):
+    from tasks.stripe_sync import reconcile_events
+
+    customer_id = new_customer()
+    events = start_checkout(stand_in, customer_id)
+    result = reconcile_events()
+    handled = [e["id"] for e in events if e["type"] in stripe_events.HANDLED_TYPES]
+    assert set(result["eventIds"]) == set(handled)
+    wait_for_events(handled)
+    assert pg_scalar("SELECT count(DISTINCT source) FROM stripe_events") == 1
+    assert pg_scalar("SELECT min(source) FROM stripe_events") == "reconciliation"
+    row = subscription_row(customer_id)
+    assert (row["plan"], row["status"]) == ("starter", "active")
+    # Run again: nothing new.
+    assert reconcile_events()["stored"] == 0
+
+
+def test_reconciliation_without_stripe_key_is_skipped(celery_worker):
+    from tasks.stripe_sync import reconcile_events
+
+    assert "STRIPE_SECRET_KEY" in reconcile_events()["skipped"]
