@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from core.customers import get_customer
 from core.errors import ConflictError, InvalidInputError, NotFoundError
-from core.licenses import reissue_license
+from core.licenses import lock_customer, reissue_license
 from core.plans import PAID_PLANS, PLANS, Plan, PlanSpec
 from core.settings import get_settings
 from core.stripe_gateway import StripeGateway, StripeNotConfiguredError
@@ -25,7 +25,6 @@ from core.stripe_sync import (
     ENDED_STATUSES,
     apply_subscription,
     configured_price_ids,
-    lock_customer,
     subscription_item,
 )
 from core.subscriptions import parse_plan

@@ -112,7 +112,12 @@ def current_license(session: Session, customer_id: str) -> License | None:
     )
 
 
-def _lock_customer(session: Session, customer_id: str) -> Customer:
+def lock_customer(session: Session, customer_id: str) -> Customer:
+    """The customer row, locked for this transaction.
+
+    Every change to what a customer's license says (issuing, Stripe sync, revocation) takes this
+    lock first, so two workers never issue for one customer at once.
+    """
     # FOR UPDATE serialises issuing per customer on PostgreSQL (SQLite ignores it and relies on
     # its single writer); populate_existing so the values read are the ones just locked.
     customer = session.scalar(
@@ -184,7 +189,7 @@ class _Prepared:
 
 
 def _prepare(session: Session, customer_id: str) -> _Prepared:
-    customer = _lock_customer(session, customer_id)
+    customer = lock_customer(session, customer_id)
     content = license_content(customer, _subscription(session, customer_id))
     return _Prepared(customer, content, signing_key(), current_license(session, customer_id))
 
@@ -299,7 +304,7 @@ def revoke_license(
 
     Idempotent: revoking again keeps the first revocation's time and reason.
     """
-    customer = _lock_customer(session, customer_id)
+    customer = lock_customer(session, customer_id)
     now = utcnow()
     if customer.license_revoked_at is None:
         customer.license_revoked_at = now
@@ -325,7 +330,7 @@ def revoke_license(
 def reinstate_license(session: Session, customer_id: str) -> License:
     """Lift a revocation: the customer's next license is a normal one again (licenses revoked
     earlier stay refused; the instance gets the new one). Idempotent."""
-    customer = _lock_customer(session, customer_id)
+    customer = lock_customer(session, customer_id)
     if customer.license_revoked_at is not None:
         customer.license_revoked_at = None
         customer.license_revoked_reason = None

@@ -62,6 +62,8 @@ class Settings(BaseSettings):
     usage_process_batch_size: int = 500
     # Stored webhooks/reports whose task has not run after this long are enqueued again.
     inbox_sweep_after_seconds: int = 60
+    # How often beat runs the inbox sweepers.
+    inbox_sweep_interval_seconds: int = 60
     # How long the ingress waits for the broker before answering anyway (the row is stored).
     enqueue_timeout_seconds: float = 2.0
     # How long the CLI waits for a worker to answer a task.

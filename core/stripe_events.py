@@ -21,13 +21,13 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from core.errors import ConfigurationError, DomainError, NotFoundError
+from core.licenses import lock_customer
 from core.settings import get_settings
 from core.stripe_gateway import StripeGateway, StripeRequestError, get_gateway
 from core.stripe_sync import (
     UnmappedStripeObjectError,
     apply_subscription,
     find_customer_id,
-    lock_customer,
     remember_stripe_customer,
 )
 from models import StripeEvent, session_scope, utcnow

@@ -26,7 +26,6 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from core.errors import NotFoundError
 from core.licenses import reissue_license
 from core.plans import PLANS, Plan
 from core.settings import Settings, get_settings
@@ -123,18 +122,6 @@ def period_end(sub: Obj) -> datetime | None:
 
 
 # -- finding and locking the customer --------------------------------------------------------
-
-
-def lock_customer(session: Session, customer_id: str) -> Customer:
-    customer = session.scalar(
-        select(Customer)
-        .where(Customer.customer_id == customer_id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    )
-    if customer is None:
-        raise NotFoundError(f"no customer {customer_id!r}", field="customerId")
-    return customer
 
 
 def find_customer_id(

@@ -138,3 +138,21 @@ def pg_scalar(sql: str) -> object:
             return connection.execute(text(sql)).scalar()
     finally:
         engine.dispose()
+
+
+@pytest.fixture
+def isolated_keys(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
+    """Rotate keys in a copy of the test run's key folder, never in the shared one."""
+    from core.settings import get_settings
+    from core.signing_keys import clear_caches
+
+    settings = get_settings()
+    keys = tmp_path / "keys"
+    keys.mkdir()
+    shutil.copy(settings.license_private_key_path, keys / "private-key.pem")
+    shutil.copy(settings.license_public_key_path, keys / "public-key.pem")
+    monkeypatch.setattr(settings, "license_private_key_path", keys / "private-key.pem")
+    monkeypatch.setattr(settings, "license_public_key_path", keys / "public-key.pem")
+    clear_caches()
+    yield settings
+    clear_caches()

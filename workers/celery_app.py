@@ -8,7 +8,7 @@ from celery import Celery
 from kombu import Queue
 
 from core.settings import Settings, get_settings
-from workers.beat import BEAT_SCHEDULE
+from workers.beat import beat_schedule
 from workers.queues import ALL_QUEUES, DEFAULT, TASK_ROUTES
 
 TASK_MODULES = [
@@ -66,7 +66,7 @@ def configure(app: Celery, settings: Settings) -> None:
         worker_send_task_events=True,
         result_expires=86400,
         result_extended=True,
-        beat_schedule=BEAT_SCHEDULE,
+        beat_schedule=beat_schedule(settings),
         timezone="UTC",
         enable_utc=True,
         worker_hijack_root_logger=False,

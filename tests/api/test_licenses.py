@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import shutil
-from pathlib import Path
-
 import jwt
 import pytest
 
-from core.settings import get_settings
-from core.signing_keys import clear_caches, rotate_keys
+from core.signing_keys import rotate_keys
 from tests.conftest import pg_scalar
 
 
@@ -166,21 +162,6 @@ def test_revoked_license_is_refused_at_check_in(api_client, admin_headers, custo
     assert _check_in(api_client, reinstated.json()["license"]).status_code == 200
     # The revoked license stays refused after the reinstatement.
     assert _check_in(api_client, token).status_code == 401
-
-
-@pytest.fixture
-def isolated_keys(tmp_path: Path, monkeypatch):
-    """Rotate keys in a copy of the test run's key folder, never in the shared one."""
-    settings = get_settings()
-    keys = tmp_path / "keys"
-    keys.mkdir()
-    shutil.copy(settings.license_private_key_path, keys / "private-key.pem")
-    shutil.copy(settings.license_public_key_path, keys / "public-key.pem")
-    monkeypatch.setattr(settings, "license_private_key_path", keys / "private-key.pem")
-    monkeypatch.setattr(settings, "license_public_key_path", keys / "public-key.pem")
-    clear_caches()
-    yield settings
-    clear_caches()
 
 
 def test_rotated_key_signs_new_licenses_and_old_ones_still_verify(

@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import shutil
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import jwt
-import pytest
 from sqlalchemy import update
 
 from core.customers import create_customer
 from core.licenses import current_license, reissue_license
-from core.settings import get_settings
-from core.signing_keys import clear_caches, rotate_keys
+from core.signing_keys import rotate_keys
 from models import License, Subscription, session_scope
 from tasks import licenses as license_tasks
 from tests.conftest import pg_scalar
@@ -92,20 +88,6 @@ def test_renewal_reissues_only_what_is_close_to_expiry(celery_worker) -> None:
         assert _current(cid).jti == before[cid]
     # Safe to run twice.
     assert license_tasks.renew_licenses.delay().get(timeout=TIMEOUT)["renewed"] == []
-
-
-@pytest.fixture
-def isolated_keys(tmp_path: Path, monkeypatch):
-    settings = get_settings()
-    keys = tmp_path / "keys"
-    keys.mkdir()
-    shutil.copy(settings.license_private_key_path, keys / "private-key.pem")
-    shutil.copy(settings.license_public_key_path, keys / "public-key.pem")
-    monkeypatch.setattr(settings, "license_private_key_path", keys / "private-key.pem")
-    monkeypatch.setattr(settings, "license_public_key_path", keys / "public-key.pem")
-    clear_caches()
-    yield settings
-    clear_caches()
 
 
 def test_after_rotation_renewal_resigns_every_license_with_the_new_key(
