@@ -88,7 +88,7 @@ def list_customers(
     console.print(f"Found {total} customer(s):")
     console.print()
     console.print(LIST_RULE)
-    console.print(f"{'ID':<21} | {'Email':<28} | {'Name':<21} | Company")
+    console.print(f"{'ID':<21} | {'Email':<28} | {'Name':<21} | Company", soft_wrap=True)
     console.print(LIST_RULE)
     for line in lines:
         console.print(line, soft_wrap=True)

@@ -23,5 +23,23 @@ for command in (processes.api, processes.worker, processes.beat, processes.flowe
     app.command()(command)
 
 
+def main() -> None:
+    """The `billing` entry point: database failures end in one clear line, not a traceback."""
+    from sqlalchemy.exc import DBAPIError
+
+    from cli.common import fail
+
+    try:
+        app()
+    except DBAPIError as exc:
+        detail = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+        hint = (
+            " (run `billing db upgrade`)"
+            if "no such table" in detail or "does not exist" in detail
+            else ""
+        )
+        raise SystemExit(fail(f"database error: {detail}{hint}").exit_code) from None
+
+
 if __name__ == "__main__":
-    app()
+    main()

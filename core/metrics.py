@@ -63,6 +63,10 @@ def record_task_outcome(task_name: str, outcome: str) -> None:
 class ClusterCollector(Collector):
     """Queue depth, task outcomes and inbox backlog, read when Prometheus scrapes."""
 
+    def describe(self) -> list:
+        # Without this the registry would call collect() (database and Redis) at import time.
+        return []
+
     def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
         settings = get_settings()
         client = _broker_redis(settings)

@@ -7,6 +7,7 @@ from sqlalchemy import create_engine, pool
 
 from core.settings import get_settings
 from models import Base
+from models.session import ensure_sqlite_folder
 
 config = context.config
 target_metadata = Base.metadata
@@ -24,6 +25,7 @@ def run_migrations_offline() -> None:
 
 def run_migrations_online() -> None:
     url = _url()
+    ensure_sqlite_folder(url)
     engine = create_engine(url, poolclass=pool.NullPool)
     with engine.connect() as connection:
         context.configure(
