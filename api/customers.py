@@ -6,11 +6,15 @@ from fastapi import APIRouter, Query, status
 from pydantic import Field
 
 from api.deps import AdminKey, DbSession
-from api.schemas import CamelModel, Page
+from api.schemas import CamelModel, CustomerIdPath, Page, error_responses
 from core import customers as customer_service
 from models import Customer, License, Subscription
 
-router = APIRouter(prefix="/api/customers", tags=["customers"])
+router = APIRouter(
+    prefix="/api/customers",
+    tags=["customers"],
+    responses=error_responses(401, 422, 429, 503),
+)
 
 
 class CustomerOut(CamelModel):
@@ -80,6 +84,7 @@ def _detail(
     "",
     status_code=status.HTTP_201_CREATED,
     summary="Create a customer with a 14-day trial and its first license (admin)",
+    responses=error_responses(409, 413),
 )
 def create_customer(body: CustomerCreate, _: AdminKey, session: DbSession) -> CustomerCreated:
     customer = customer_service.create_customer(
@@ -105,7 +110,8 @@ def list_customers(
     _: AdminKey,
     session: DbSession,
     limit: int = Query(50, ge=1, le=500),
-    offset: int = Query(0, ge=0),
+    # Bounded so a huge offset is a 422, not a database overflow (PostgreSQL bigint).
+    offset: int = Query(0, ge=0, le=2_147_483_647),
 ) -> Page[CustomerOut]:
     rows, total = customer_service.list_customers(session, limit=limit, offset=offset)
     return Page[CustomerOut](
@@ -116,7 +122,11 @@ def list_customers(
     )
 
 
-@router.get("/{customer_id}", summary="A customer with its subscription and license (admin)")
-def get_customer(customer_id: str, _: AdminKey, session: DbSession) -> CustomerDetailOut:
+@router.get(
+    "/{customer_id}",
+    summary="A customer with its subscription and license (admin)",
+    responses=error_responses(404),
+)
+def get_customer(customer_id: CustomerIdPath, _: AdminKey, session: DbSession) -> CustomerDetailOut:
     detail = customer_service.customer_detail(session, customer_id)
     return _detail(detail.customer, detail.subscription, detail.license)

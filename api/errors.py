@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic.alias_generators import to_camel
 from sqlalchemy.exc import DBAPIError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -43,8 +44,14 @@ def error_response(
     return JSONResponse(error_body(code, message, field), status_code=status, headers=headers)
 
 
-def _field_name(location: tuple[Any, ...]) -> str:
+def _field_name(location: tuple[Any, ...], kind: str | None = None) -> str:
     # ("body", "metrics", "activeDevices") -> "metrics.activeDevices"; the "body"/"query" is noise.
+    if kind == "json_invalid":
+        # Its location is ("body", <character offset>): the offset is no field name.
+        return "body"
+    if location and location[0] == "path":
+        # Path parameters are snake_case in Python; the API speaks camelCase (customerId).
+        return ".".join(to_camel(str(part)) for part in location[1:]) or "path"
     parts = [str(part) for part in location if part not in ("body", "query", "path", "header")]
     return ".".join(parts) or (str(location[-1]) if location else "body")
 
@@ -52,18 +59,23 @@ def _field_name(location: tuple[Any, ...]) -> str:
 async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
     errors = exc.errors()
     first = errors[0] if errors else {"loc": ("body",), "msg": "invalid request"}
-    field = _field_name(tuple(first.get("loc", ())))
+    field = _field_name(tuple(first.get("loc", ())), first.get("type"))
     message = f"{field}: {first.get('msg', 'invalid value')}"
     if len(errors) > 1:
         message += f" (and {len(errors) - 1} more)"
     body = error_body("validation_error", message, field)
     body["error"]["details"] = [
-        {"field": _field_name(tuple(e.get("loc", ()))), "message": e.get("msg")} for e in errors
+        {"field": _field_name(tuple(e.get("loc", ())), e.get("type")), "message": e.get("msg")}
+        for e in errors
     ]
     return JSONResponse(body, status_code=422)
 
 
 async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    if exc.status_code == 400 and isinstance(exc.__cause__, UnicodeDecodeError):
+        # FastAPI's answer to a JSON body that is not UTF-8; invalid JSON is already a 422
+        # naming the body, and a client should not have to handle the two differently.
+        return error_response(422, "validation_error", "body: not valid UTF-8 JSON", "body")
     code = HTTP_CODES.get(exc.status_code, "error")
     message = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ")
     return error_response(exc.status_code, code, message, headers=getattr(exc, "headers", None))

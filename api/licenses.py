@@ -10,7 +10,7 @@ from fastapi.responses import PlainTextResponse
 from pydantic import Field
 
 from api.deps import AdminKey, BearerCredentials, DbSession
-from api.schemas import CamelModel
+from api.schemas import CamelModel, CustomerIdPath, error_responses
 from core import licenses as license_service
 from core.customers import get_customer
 from core.errors import ConfigurationError
@@ -68,7 +68,11 @@ def _license_out(row: Any) -> dict[str, Any]:
     }
 
 
-@router.get("/.well-known/jwks.json", summary="Every published license public key (JWKS)")
+@router.get(
+    "/.well-known/jwks.json",
+    summary="Every published license public key (JWKS)",
+    responses=error_responses(429, 503),
+)
 def jwks_document() -> dict[str, list[dict[str, str]]]:
     try:
         return jwks(get_settings())
@@ -80,6 +84,10 @@ def jwks_document() -> dict[str, list[dict[str, str]]]:
     "/api/licenses/public-key",
     summary="The active license public key as PEM (JSON, or raw PEM with ?format=pem)",
     response_model=PublicKeyOut,
+    responses={
+        200: {"content": {"application/x-pem-file": {"schema": {"type": "string"}}}},
+        **error_responses(422, 429, 503),
+    },
 )
 def public_key(format: str = Query("json", pattern="^(json|pem)$")) -> Any:
     key = license_service.signing_key()
@@ -91,6 +99,7 @@ def public_key(format: str = Query("json", pattern="^(json|pem)$")) -> Any:
 @router.get(
     "/api/licenses/current",
     summary="Instance check-in: present a license (Bearer), get the customer's current one",
+    responses=error_responses(401, 429, 503),
 )
 def check_in(session: DbSession, credentials: BearerCredentials) -> CheckInOut:
     token = credentials.credentials if credentials else None
@@ -100,8 +109,12 @@ def check_in(session: DbSession, credentials: BearerCredentials) -> CheckInOut:
     return CheckInOut(**_license_out(row), changed=row.jti != identity.jti)
 
 
-@router.get("/api/licenses/{customer_id}", summary="The customer's current license (admin)")
-def get_license(customer_id: str, _: AdminKey, session: DbSession) -> LicenseOut:
+@router.get(
+    "/api/licenses/{customer_id}",
+    summary="The customer's current license (admin)",
+    responses=error_responses(401, 404, 422, 429, 503),
+)
+def get_license(customer_id: CustomerIdPath, _: AdminKey, session: DbSession) -> LicenseOut:
     get_customer(session, customer_id)
     row = license_service.ensure_license(session, customer_id)
     session.commit()
@@ -111,9 +124,10 @@ def get_license(customer_id: str, _: AdminKey, session: DbSession) -> LicenseOut
 @router.post(
     "/api/licenses/{customer_id}/revoke",
     summary="Revoke the customer's licenses; its next license says revoked (admin)",
+    responses=error_responses(401, 404, 413, 422, 429, 503),
 )
 def revoke(
-    customer_id: str, _: AdminKey, session: DbSession, body: RevokeIn | None = None
+    customer_id: CustomerIdPath, _: AdminKey, session: DbSession, body: RevokeIn | None = None
 ) -> RevokeOut:
     result = license_service.revoke_license(
         session, customer_id, reason=body.reason if body else None
@@ -132,8 +146,9 @@ def revoke(
 @router.post(
     "/api/licenses/{customer_id}/reinstate",
     summary="Lift a revocation; the customer gets a normal license again (admin)",
+    responses=error_responses(401, 404, 409, 422, 429, 503),
 )
-def reinstate(customer_id: str, _: AdminKey, session: DbSession) -> LicenseOut:
+def reinstate(customer_id: CustomerIdPath, _: AdminKey, session: DbSession) -> LicenseOut:
     row = license_service.reinstate_license(session, customer_id)
     session.commit()
     return LicenseOut(**_license_out(row))

@@ -6,12 +6,21 @@ from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from api.deps import AdminKey
+from api.schemas import error_responses
 from core.metrics import REGISTRY
 
 router = APIRouter(tags=["operations"])
 
 
-@router.get("/metrics", summary="Prometheus metrics (admin key)", response_class=Response)
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics (admin key)",
+    response_class=Response,
+    responses={
+        200: {"content": {CONTENT_TYPE_LATEST.split(";")[0]: {"schema": {"type": "string"}}}},
+        **error_responses(401, 429, 503),
+    },
+)
 async def metrics(_: AdminKey) -> Response:
     body = await run_in_threadpool(generate_latest, REGISTRY)
     return Response(body, media_type=CONTENT_TYPE_LATEST)

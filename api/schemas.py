@@ -2,10 +2,27 @@
 
 from __future__ import annotations
 
-from typing import Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 
+from fastapi import Path
 from pydantic import BaseModel, ConfigDict
 from pydantic.alias_generators import to_camel
+
+# Ids this service and Stripe hand out are letters, digits, "_" and "-". Checking the shape at the
+# door turns a NUL byte (which PostgreSQL refuses with an error) or a 10 kB "id" into a 422.
+ID_PATTERN = r"^[A-Za-z0-9_-]+$"
+CustomerIdPath = Annotated[
+    str, Path(min_length=1, max_length=64, pattern=ID_PATTERN, description="cust_… id")
+]
+SubscriptionIdPath = Annotated[
+    str,
+    Path(
+        min_length=1,
+        max_length=255,
+        pattern=ID_PATTERN,
+        description="Stripe subscription id (sub_…) or customer id (cust_…)",
+    ),
+]
 
 
 class CamelModel(BaseModel):
@@ -20,3 +37,43 @@ class Page(CamelModel, Generic[T]):
     total: int
     limit: int
     offset: int
+
+
+# -- The JSON error format, for the OpenAPI document ---------------------------------------------
+# api/errors.py writes these bodies; the models exist so every documented error status says so,
+# which lets schemathesis (tests/security) check that each answer matches its documentation.
+
+
+class ErrorDetail(BaseModel):
+    field: str
+    message: str
+
+
+class ErrorBody(BaseModel):
+    code: str
+    message: str
+    field: str | None = None
+    # Validation errors list every problem, `message` and `field` name the first.
+    details: list[ErrorDetail] | None = None
+
+
+class ErrorOut(BaseModel):
+    error: ErrorBody
+
+
+ERROR_DESCRIPTIONS = {
+    400: "Bad request",
+    401: "Missing, invalid or revoked credentials",
+    403: "The credentials may not act on this customer",
+    404: "Not found",
+    409: "Conflicts with the current state",
+    413: "Request body too large",
+    422: "Invalid input; `error.field` names the field",
+    429: "Rate limited; see Retry-After",
+    503: "A dependency (database, broker, signing keys, Stripe) is unavailable or not configured",
+}
+
+
+def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """`responses=` entries documenting error statuses with the JSON error body."""
+    return {code: {"model": ErrorOut, "description": ERROR_DESCRIPTIONS[code]} for code in codes}

@@ -8,17 +8,21 @@ from fastapi import APIRouter
 from pydantic import Field
 
 from api.deps import AdminKey, DbSession
-from api.schemas import CamelModel
+from api.schemas import ID_PATTERN, CamelModel, SubscriptionIdPath, error_responses
 from core import checkout as checkout_service
 from core import licenses as license_service
 from core import subscriptions as subscription_service
 from core.stripe_gateway import get_gateway
 
-router = APIRouter(prefix="/api/subscriptions", tags=["subscriptions"])
+router = APIRouter(
+    prefix="/api/subscriptions",
+    tags=["subscriptions"],
+    responses=error_responses(401, 404, 409, 413, 422, 429, 503),
+)
 
 
 class CreateTrialIn(CamelModel):
-    customer_id: str = Field(min_length=1, max_length=64)
+    customer_id: str = Field(min_length=1, max_length=64, pattern=ID_PATTERN)
     plan: str = Field(min_length=1, max_length=50)
 
 
@@ -52,7 +56,7 @@ def create_trial(body: CreateTrialIn, _: AdminKey, session: DbSession) -> TrialO
 
 
 class CreateCheckoutIn(CamelModel):
-    customer_id: str = Field(min_length=1, max_length=64)
+    customer_id: str = Field(min_length=1, max_length=64, pattern=ID_PATTERN)
     plan: str = Field(min_length=1, max_length=50)
     success_url: str = Field(min_length=1, max_length=2048, pattern=r"^https?://")
     cancel_url: str = Field(min_length=1, max_length=2048, pattern=r"^https?://")
@@ -105,7 +109,7 @@ def create_checkout(body: CreateCheckoutIn, _: AdminKey, session: DbSession) -> 
     summary="Change a Stripe subscription's plan, prorated (admin; Stripe or customer id)",
 )
 def upgrade(
-    subscription_id: str, body: UpgradeIn, _: AdminKey, session: DbSession
+    subscription_id: SubscriptionIdPath, body: UpgradeIn, _: AdminKey, session: DbSession
 ) -> SubscriptionChangeOut:
     change = checkout_service.change_plan(session, get_gateway(), subscription_id, body.plan)
     session.commit()
@@ -117,7 +121,10 @@ def upgrade(
     summary="Cancel a Stripe subscription at period end, or now with immediately (admin)",
 )
 def cancel(
-    subscription_id: str, _: AdminKey, session: DbSession, body: CancelIn | None = None
+    subscription_id: SubscriptionIdPath,
+    _: AdminKey,
+    session: DbSession,
+    body: CancelIn | None = None,
 ) -> SubscriptionChangeOut:
     change = checkout_service.cancel_subscription(
         session, get_gateway(), subscription_id, immediately=bool(body and body.immediately)

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Body, Header, Query
 from fastapi.responses import JSONResponse
 
 from api.deps import BearerCredentials, DbSession, bearer_token
-from api.schemas import CamelModel
+from api.schemas import CamelModel, CustomerIdPath, error_responses
 from core.api_keys import KEY_PREFIX, authenticate_api_key
 from core.errors import PermissionDeniedError
 from core.instance_auth import authenticate_instance
@@ -51,10 +51,17 @@ REPORT_EXAMPLES: dict[str, Any] = {
     summary="Receive a usage report from a customer instance (license JWT as Bearer)",
     responses={
         202: {"description": "Stored (or already stored: `duplicate: true`); processed later"},
-        401: {"description": "Missing, forged, expired or revoked license"},
-        403: {"description": "The license belongs to another customer"},
-        409: {"description": "Idempotency-Key already used for a different report"},
-        422: {"description": "Invalid report; `error.field` names the field"},
+        **error_responses(413, 429, 503),
+        401: {
+            **error_responses(401)[401],
+            "description": "Missing, forged, expired or revoked license",
+        },
+        403: {**error_responses(403)[403], "description": "The license is another customer's"},
+        409: {
+            **error_responses(409)[409],
+            "description": "Idempotency-Key already used for a different report",
+        },
+        422: {**error_responses(422)[422], "description": "Invalid report; `error.field` names it"},
     },
 )
 def report_usage(
@@ -203,9 +210,10 @@ def _authorize_reader(session: DbSession, credentials: BearerCredentials, custom
     "/{customer_id}",
     summary="Usage history and summary of a customer (admin, or the customer's own license)",
     response_model=UsageOut,
+    responses=error_responses(401, 403, 404, 422, 429, 503),
 )
 def get_usage(
-    customer_id: str,
+    customer_id: CustomerIdPath,
     session: DbSession,
     credentials: BearerCredentials,
     days: int = Query(DEFAULT_DAYS, ge=1, le=MAX_DAYS, description="Last N UTC days"),

@@ -12,6 +12,7 @@ from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.exc import OperationalError
 
+from api.schemas import error_responses
 from core import stripe_events
 from core.errors import ServiceUnavailableError
 from models import session_scope
@@ -33,7 +34,10 @@ def _store(event: dict[str, Any]) -> bool:
 @router.post(
     "/webhooks/stripe",
     summary="Stripe webhook (signed with STRIPE_WEBHOOK_SECRET)",
-    responses={400: {"description": "Bad or stale signature, or not a Stripe event"}},
+    responses={
+        **error_responses(413, 503),
+        400: {**error_responses(400)[400], "description": "Bad or stale signature, not an event"},
+    },
 )
 async def stripe_webhook(request: Request) -> dict[str, Any]:
     payload = await request.body()

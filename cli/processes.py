@@ -24,6 +24,11 @@ def api(
     workers: int = typer.Option(1, help="Uvicorn worker processes"),
 ) -> None:
     """Run the HTTP API."""
+    serve("api.app:app", host=host, port=port, workers=workers)
+
+
+def serve(app: str, *, host: str | None, port: int | None, workers: int) -> None:
+    """Uvicorn as `billing api` runs it (bench/ serves its bare comparison app the same way)."""
     import uvicorn
 
     from core.logging import configure_logging
@@ -31,7 +36,7 @@ def api(
     settings = get_settings()
     configure_logging(settings.log_level, settings.log_json)
     uvicorn.run(
-        "api.app:app",
+        app,
         host=host or settings.host,
         port=port or settings.port,
         workers=workers,
@@ -39,6 +44,8 @@ def api(
         log_config=None,
         access_log=False,
         proxy_headers=True,
+        # h11 with TCP_NODELAY on every connection (see the module for the 40 ms it saves).
+        http="api.http_protocol:NoDelayH11Protocol",
     )
 
 

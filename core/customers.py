@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 import string
+import unicodedata
 from dataclasses import dataclass
 
 from email_validator import EmailNotValidError, validate_email
@@ -49,7 +50,14 @@ def _clean_text(value: object, field: str) -> str | None:
     value = value.strip()
     if len(value) > MAX_TEXT:
         raise InvalidInputError(f"{field} is longer than {MAX_TEXT} characters", field=field)
+    if has_control_characters(value):
+        # PostgreSQL refuses NUL outright, and the others would garble the CLI's tables.
+        raise InvalidInputError(f"{field} must not contain control characters", field=field)
     return value or None
+
+
+def has_control_characters(value: str) -> bool:
+    return any(unicodedata.category(char) == "Cc" for char in value)
 
 
 def get_customer(session: Session, customer_id: str) -> Customer:

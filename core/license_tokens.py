@@ -147,13 +147,21 @@ def build_claims(
     issuer: str,
 ) -> dict[str, Any]:
     """The SEED's license structure plus the registered claims any JWT library checks."""
+    return _timed_claims(
+        _content_claims(content), issued_at=issued_at, expires_at=expires_at, jti=jti, issuer=issuer
+    )
+
+
+def _timed_claims(
+    claims: dict[str, Any], *, issued_at: datetime, expires_at: datetime, jti: str, issuer: str
+) -> dict[str, Any]:
+    """Content claims plus the times, jti and registered claims; fills in `claims` itself."""
     _require_aware(issued_at, "issued_at")
     _require_aware(expires_at, "expires_at")
     iat, exp = _epoch(issued_at), _epoch(expires_at)
-    claims = _content_claims(content)
     claims["issuedAt"] = iat
     claims["expiresAt"] = exp
-    claims.update(iss=issuer, sub=content.customer_id, iat=iat, exp=exp, jti=jti)
+    claims.update(iss=issuer, sub=claims["customerId"], iat=iat, exp=exp, jti=jti)
     return claims
 
 
@@ -168,8 +176,12 @@ def content_fingerprint(content: LicenseContent) -> str:
     read differently (a field that is not said, like the reason of an unrevoked license, or
     sub-second precision, does not count). The key (kid) is not part of it: compare that too.
     """
+    return _fingerprint_of(_content_claims(content))
+
+
+def _fingerprint_of(content_claims: dict[str, Any]) -> str:
     canonical = json.dumps(
-        _content_claims(content), sort_keys=True, separators=(",", ":"), ensure_ascii=False
+        content_claims, sort_keys=True, separators=(",", ":"), ensure_ascii=False
     )
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
@@ -288,13 +300,19 @@ def issue_license(
     expires_at = license_expiry(content, now, grace_days=grace_days, max_days=max_days)
     expires_at = expires_at.replace(microsecond=0)
     jti = jti or new_jti()
-    claims = build_claims(content, issued_at=now, expires_at=expires_at, jti=jti, issuer=issuer)
+    # The content claims are built once and serve both the fingerprint and the license (the
+    # fingerprint is taken first: the times are then added to the same dict).
+    content_claims = _content_claims(content)
+    fingerprint = _fingerprint_of(content_claims)
+    claims = _timed_claims(
+        content_claims, issued_at=now, expires_at=expires_at, jti=jti, issuer=issuer
+    )
     return IssuedLicense(
         token=sign_license(claims, key),
         claims=claims,
         jti=jti,
         kid=key.kid,
-        fingerprint=content_fingerprint(content),
+        fingerprint=fingerprint,
         issued_at=now,
         expires_at=expires_at,
     )

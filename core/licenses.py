@@ -10,6 +10,7 @@ serialised by locking the customer row, so two workers never both issue the same
 from __future__ import annotations
 
 import logging
+import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -17,7 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
-from core.errors import ConfigurationError, NotFoundError
+from core.errors import ConfigurationError, InvalidInputError, NotFoundError
 from core.license_tokens import (
     IssuedLicense,
     LicenseContent,
@@ -297,6 +298,22 @@ class RevocationResult:
     revoked_licenses: int
 
 
+MAX_REASON = 500  # customers.license_revoked_reason, licenses.revoked_reason
+
+
+def _clean_reason(reason: str | None) -> str | None:
+    """The reason as stored and put in the license, or a 422 naming `reason`."""
+    if reason is None:
+        return None
+    reason = reason.strip()
+    if len(reason) > MAX_REASON:
+        raise InvalidInputError(f"reason is longer than {MAX_REASON} characters", field="reason")
+    # Line breaks are fine in a reason; NUL is refused by PostgreSQL, the rest garbles output.
+    if any(unicodedata.category(char) == "Cc" and char not in "\t\n\r" for char in reason):
+        raise InvalidInputError("reason must not contain control characters", field="reason")
+    return reason or None
+
+
 def revoke_license(
     session: Session, customer_id: str, *, reason: str | None = None
 ) -> RevocationResult:
@@ -304,6 +321,7 @@ def revoke_license(
 
     Idempotent: revoking again keeps the first revocation's time and reason.
     """
+    reason = _clean_reason(reason)
     customer = lock_customer(session, customer_id)
     now = utcnow()
     if customer.license_revoked_at is None:

@@ -22,6 +22,9 @@ class Settings(BaseSettings):
     celery_key_prefix: str = ""
     # Redis redelivers a task that was taken but never acknowledged (a killed worker) after this.
     celery_visibility_timeout_seconds: int = 1800
+    # How often each worker looks for such timed-out tasks (kombu's default scans only every
+    # 10th 10 s tick, which adds up to ~100 s to the redelivery of a killed worker's task).
+    celery_unacked_restore_interval_seconds: int = 10
     worker_concurrency: int = 2
 
     host: str = "127.0.0.1"

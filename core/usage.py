@@ -161,6 +161,10 @@ def check_idempotency_key(value: str | None) -> str | None:
             f"Idempotency-Key must be at most {MAX_IDEMPOTENCY_KEY_LENGTH} characters",
             field="Idempotency-Key",
         )
+    if not value.isprintable():
+        raise InvalidInputError(
+            "Idempotency-Key must not contain control characters", field="Idempotency-Key"
+        )
     return value
 
 

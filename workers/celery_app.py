@@ -25,6 +25,10 @@ TASK_MODULES = [
 def _redis_transport_options(settings: Settings) -> dict[str, Any]:
     options: dict[str, Any] = {
         "visibility_timeout": settings.celery_visibility_timeout_seconds,
+        # A SIGKILLed worker's unacknowledged task is given back by another worker's periodic
+        # scan; kombu 5.7 scans only every `throttle`-th tick, so make the interval the one knob.
+        "unacked_restore_interval": settings.celery_unacked_restore_interval_seconds,
+        "unacked_restore_throttle": 1,
         # A publish must fail fast when Redis is down: the ingress has already stored the row
         # and the sweeper enqueues it again later.
         "socket_connect_timeout": settings.enqueue_timeout_seconds,

@@ -17,7 +17,11 @@ def enqueue(task: Task, *args: Any) -> bool:
     and the inbox sweeper on beat publishes the row's task again once the broker is back.
     """
     try:
-        task.apply_async(args=args, retry=False)
+        # ignore_result: the durable row is the outcome, nobody waits for a result. Without it a
+        # Redis result backend subscribes to the task's result channel on every publish from a
+        # non-worker process, and with Redis down that retries for ~20 s (celery.backends.redis
+        # retry policy) before the request can be answered.
+        task.apply_async(args=args, retry=False, ignore_result=True)
     except Exception as exc:  # noqa: BLE001 - any broker failure means "try later"
         log.warning("enqueue of %s failed, left for the sweeper: %s", task.name, exc)
         return False

@@ -228,3 +228,14 @@ def test_summary_for_unlimited_and_quiet_customers() -> None:
 def test_window_is_the_last_n_utc_days_today_included() -> None:
     assert window_start(1, NOW) == datetime(2025, 10, 21, tzinfo=UTC)
     assert window_start(7, NOW) == datetime(2025, 10, 15, tzinfo=UTC)
+
+
+@pytest.mark.parametrize("key", ["abc\x00def", "line\nbreak", "tab\there", "bell\x07"])
+def test_an_idempotency_key_with_control_characters_is_refused(key: str) -> None:
+    from core.errors import InvalidInputError
+    from core.usage import check_idempotency_key
+
+    with pytest.raises(InvalidInputError) as error:
+        check_idempotency_key(key)
+    assert error.value.field == "Idempotency-Key"
+    assert check_idempotency_key("  report-2025-10-21  ") == "report-2025-10-21"

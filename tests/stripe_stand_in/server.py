@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 import copy
 import json
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -154,6 +155,8 @@ class StripeStandIn:
         self._requests: list[RecordedRequest] = []
         self._saved: dict[str, _Saved] = {}
         self._fail_budget, self._fail_status, self._down = 0, 500, False
+        # A slow Stripe: requests whose path starts with the prefix are answered after a pause.
+        self._delay_seconds, self._delay_prefix, self._delayed_started = 0.0, "", 0
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self._lifecycle = threading.Lock()
@@ -266,6 +269,21 @@ class StripeStandIn:
         with self.store.lock:
             self._down = down
 
+    def set_delay(self, seconds: float, path_prefix: str = "") -> None:
+        """Answer requests whose path starts with `path_prefix` only after `seconds`.
+
+        The pause happens before the request is handled and outside the store's lock, so other
+        requests (and the test's own helpers) go on meanwhile; `0` turns it off.
+        """
+        with self.store.lock:
+            self._delay_seconds, self._delay_prefix = max(0.0, seconds), path_prefix
+
+    @property
+    def delayed_started(self) -> int:
+        """How many requests have begun a pause since the last reset."""
+        with self.store.lock:
+            return self._delayed_started
+
     @property
     def events(self) -> list[Obj]:
         """Every event so far, oldest first."""
@@ -283,6 +301,7 @@ class StripeStandIn:
             self._requests.clear()
             self._saved.clear()
             self._fail_budget, self._fail_status, self._down = 0, 500, False
+            self._delay_seconds, self._delay_prefix, self._delayed_started = 0.0, "", 0
 
     def _helper(self, action: Callable[[], Any]) -> Any:
         with self.store.transaction():
@@ -293,6 +312,7 @@ class StripeStandIn:
     def handle(self, method: str, target: str, headers: dict[str, str], body: bytes) -> ApiResponse:
         """Answer one HTTP request (`headers` keys lower-cased)."""
         split = urlsplit(target)
+        self._pause_if_delayed(split.path)
         call = _Call(method, split.path, split.query, headers, body)
         with self.store.lock:
             try:
@@ -325,6 +345,14 @@ class StripeStandIn:
             saved = _Saved(call.method, call.path, call.fingerprint(), response, call.request_id)
             self._saved[key] = saved
         return response
+
+    def _pause_if_delayed(self, path: str) -> None:
+        with self.store.lock:
+            seconds = self._delay_seconds if path.startswith(self._delay_prefix) else 0.0
+            if seconds:
+                self._delayed_started += 1
+        if seconds:
+            time.sleep(seconds)
 
     def _check_faults(self) -> None:
         if self._down:
@@ -435,6 +463,12 @@ class _Handler(BaseHTTPRequestHandler):
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 128  # bursts of parallel SDK calls must not wait on SYN retries
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that went away mid-answer (a killed worker) is expected, not a stand-in bug.
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
 
     def __init__(self, address: tuple[str, int], stand_in: StripeStandIn) -> None:
         self.stand_in = stand_in

@@ -492,6 +492,32 @@ def test_fail_next_requests_and_down(stand_in: StripeStandIn, client: stripe.Str
     assert client.v1.customers.list().data[0].id == customer.id
 
 
+def test_set_delay_slows_only_matching_paths(
+    stand_in: StripeStandIn, client: stripe.StripeClient
+) -> None:
+    customer = client.v1.customers.create(params={"email": "slow@example.com"})
+    stand_in.set_delay(0.5, "/v1/customers/")
+    answered: list[str] = []
+    slow = threading.Thread(
+        target=lambda: answered.append(client.v1.customers.retrieve(customer.id).id)
+    )
+    slow.start()
+    # While the retrieve is held back, a path outside the prefix is answered at once.
+    deadline = time.monotonic() + 5
+    while stand_in.delayed_started < 1 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert stand_in.delayed_started == 1
+    assert client.v1.customers.list().data[0].id == customer.id
+    assert answered == []
+    slow.join(timeout=5)
+    assert answered == [customer.id]
+    stand_in.set_delay(0)
+    assert client.v1.customers.retrieve(customer.id).id == customer.id
+    assert stand_in.delayed_started == 1
+    stand_in.reset()
+    assert stand_in.delayed_started == 0
+
+
 def test_signed_webhook_verifies_with_the_sdk(
     stand_in: StripeStandIn, client: stripe.StripeClient, catalog: Any
 ) -> None:

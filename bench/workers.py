@@ -1,0 +1,206 @@
+"""Workers benchmark: stored usage reports drained by one `billing worker` process.
+
+`./scripts/bench workers`. 100,000 pending reports (stored as the ingress stores them, spread over
+1,000 customers on real plans, 5 instances each) are drained by ONE worker process
+(`billing worker -Q usage,default --pool threads -c 2`):
+
+- batch path (the headline): `tasks.usage.process_pending_reports` tasks, each claiming a batch
+  with SKIP LOCKED and processing it set-based (USAGE_PROCESS_BATCH_SIZE, default 500);
+- per-report path: one `tasks.usage.process_report` task per report, exactly what the ingress
+  enqueues (BENCH_PER_REPORT reports, default 5,000, to bound the run time), with the tasks
+  published before the worker starts; its time includes the worker's start-up.
+
+The clock runs until every report has `processed_at`; then each report must have been processed
+exactly once (`attempts` = 1). Target: >= 2,000 reports/s.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from datetime import UTC, datetime, timedelta
+
+from bench.common import (
+    bench_environment,
+    billing_command,
+    print_table,
+    print_verdict,
+    running,
+    wait_until,
+)
+
+REPORTS = int(os.environ.get("BENCH_REPORTS", "100000"))
+PER_REPORT = int(os.environ.get("BENCH_PER_REPORT", "5000"))
+CUSTOMERS = 1000
+INSTANCES = 5
+POOL = os.environ.get("BENCH_WORKER_POOL", "threads")
+CONCURRENCY = os.environ.get("BENCH_WORKER_CONCURRENCY", "2")
+TARGET = 2000.0
+TIMEOUT = 1800.0
+
+
+def _counts(since: datetime) -> tuple[int, int, int]:
+    """(pending, processed, processed more than once) of the reports made at/after `since`."""
+    from sqlalchemy import text
+
+    from models import session_scope
+
+    with session_scope() as session:
+        row = session.execute(
+            text(
+                """
+                SELECT count(*) FILTER (WHERE processed_at IS NULL),
+                       count(*) FILTER (WHERE processed_at IS NOT NULL),
+                       count(*) FILTER (WHERE attempts > 1)
+                FROM usage_reports WHERE reported_at >= :since
+                """
+            ),
+            {"since": since},
+        ).one()
+    return int(row[0]), int(row[1]), int(row[2])
+
+
+def _pending_ids(since: datetime) -> list[int]:
+    from sqlalchemy import text
+
+    from models import session_scope
+
+    with session_scope() as session:
+        return list(
+            session.scalars(
+                text(
+                    "SELECT id FROM usage_reports WHERE reported_at >= :since "
+                    "AND processed_at IS NULL ORDER BY id"
+                ),
+                {"since": since},
+            )
+        )
+
+
+def _worker_command() -> list[str]:
+    return billing_command(
+        "worker", "-Q", "usage,default", "--pool", POOL, "--concurrency", CONCURRENCY
+    )
+
+
+def _wait_for_worker() -> None:
+    from tasks.maintenance import ping
+
+    ping.apply_async().get(timeout=120)
+
+
+def _drain(since: datetime, started: float) -> tuple[float, int, int]:
+    """Seconds from `started` until nothing made at/after `since` is pending; counts."""
+    done = wait_until(lambda: _counts(since)[0] == 0, timeout=TIMEOUT, interval=0.1)
+    elapsed = time.perf_counter() - started
+    if not done:
+        raise TimeoutError("the worker did not drain the reports")
+    _, processed, repeated = _counts(since)
+    return elapsed, processed, repeated
+
+
+def batch_path(since: datetime) -> tuple[float, int, int, int]:
+    from core.settings import get_settings
+    from models import session_scope  # noqa: F401 - the engine is made before the clock starts
+    from tasks.usage import process_pending_reports
+
+    batch = get_settings().usage_process_batch_size
+    tasks = math.ceil(REPORTS / batch) + 2
+    with running(_worker_command()):
+        _wait_for_worker()
+        started = time.perf_counter()
+        with process_pending_reports.app.producer_or_acquire() as producer:
+            for _ in range(tasks):
+                process_pending_reports.apply_async(producer=producer)
+        elapsed, processed, repeated = _drain(since, started)
+    return elapsed, processed, repeated, tasks
+
+
+def per_report_path(since: datetime) -> tuple[float, int, int, float]:
+    from tasks.usage import process_report
+
+    ids = _pending_ids(since)
+    publish_started = time.perf_counter()
+    with process_report.app.producer_or_acquire() as producer:
+        for report_id in ids:
+            process_report.apply_async(args=(report_id,), producer=producer)
+    publish_seconds = time.perf_counter() - publish_started
+    started = time.perf_counter()
+    with running(_worker_command()):
+        elapsed, processed, repeated = _drain(since, started)
+    return elapsed, processed, repeated, publish_seconds
+
+
+def main() -> None:
+    with bench_environment("workers", LOG_LEVEL="ERROR"):
+        from bench.data import load_customers, load_reports
+
+        now = datetime.now(UTC).replace(microsecond=0)
+        batch_since = now - timedelta(days=2)
+        per_report_since = now - timedelta(hours=12)
+        print(
+            f"loading {CUSTOMERS} customers, {REPORTS} + {PER_REPORT} pending reports "
+            f"({INSTANCES} instances each)..."
+        )
+        load_customers(CUSTOMERS)
+        load_reports(
+            REPORTS,
+            customers=CUSTOMERS,
+            instances=INSTANCES,
+            start=batch_since,
+            seconds=20 * 3600,
+            processed=False,
+        )
+        print(f"worker: one process, pool {POOL}, concurrency {CONCURRENCY}")
+        # The per-report set is stored after the batch run, so the batch tasks cannot take it.
+        batch_seconds, batch_done, batch_repeated, tasks = batch_path(batch_since)
+        load_reports(
+            PER_REPORT,
+            customers=CUSTOMERS,
+            instances=INSTANCES,
+            start=per_report_since,
+            seconds=6 * 3600,
+            processed=False,
+        )
+        single_seconds, single_done, single_repeated, publish_seconds = per_report_path(
+            per_report_since
+        )
+
+        batch_rate = batch_done / batch_seconds
+        single_rate = single_done / single_seconds
+        print_table(
+            "Workers (one worker process; until every report has processed_at)",
+            [
+                (
+                    f"batch tasks ({tasks} x process_pending_reports)",
+                    str(batch_done),
+                    f"{batch_seconds:.1f}",
+                    f"{batch_rate:.0f}",
+                    str(batch_repeated),
+                ),
+                (
+                    "one process_report task per report (incl. worker start-up)",
+                    str(single_done),
+                    f"{single_seconds:.1f}",
+                    f"{single_rate:.0f}",
+                    str(single_repeated),
+                ),
+            ],
+            ("path", "reports", "seconds", "reports/s", "processed twice"),
+        )
+        print(f"(publishing the {single_done} per-report tasks took {publish_seconds:.1f} s)")
+        exactly_once = batch_repeated == 0 and single_repeated == 0
+        exactly_once &= batch_done == REPORTS and single_done == PER_REPORT
+        print(f"each report processed exactly once: {exactly_once}")
+        print_verdict(
+            "workers",
+            f"batch path {batch_rate:.0f} reports/s = {batch_rate / TARGET:.2f} x target; "
+            f"per-report path {single_rate:.0f} reports/s = {single_rate / TARGET:.2f} x target",
+            f">= {TARGET:.0f} reports/s, exactly once",
+            batch_rate >= TARGET and exactly_once,
+        )
+
+
+if __name__ == "__main__":
+    main()
