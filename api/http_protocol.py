@@ -1,4 +1,4 @@
-"""The HTTP protocol `billing api` serves with: uvicorn's h11 protocol with TCP_NODELAY always on.
+"""The HTTP protocol `billing api` serves with: uvicorn's own, with TCP_NODELAY always on.
 
 asyncio only sets TCP_NODELAY on accepted sockets whose listening socket says IPPROTO_TCP, and
 the socket uvicorn binds itself for `--workers N` does not (proto 0). Without it Nagle's algorithm
@@ -9,14 +9,26 @@ response headers and body are written separately: every request would take 40 ms
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import socket
 
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 
+def _no_delay(transport: asyncio.Transport) -> None:
+    sock = transport.get_extra_info("socket")
+    if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
 class NoDelayH11Protocol(H11Protocol):
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        sock = transport.get_extra_info("socket")
-        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        _no_delay(transport)
         super().connection_made(transport)
+
+
+def protocol_class_path() -> str:
+    """httptools (C, from uvicorn[standard]) when installed; the pure-Python h11 otherwise."""
+    if importlib.util.find_spec("httptools") is None:
+        return "api.http_protocol:NoDelayH11Protocol"
+    return "api.http_protocol_httptools:NoDelayHttpToolsProtocol"

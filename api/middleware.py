@@ -172,7 +172,7 @@ class RateLimitMiddleware:
             await self.app(scope, receive, send)
             return
         limiter = limiter_for(settings.resolved_rate_limit_redis_url, settings.celery_key_prefix)
-        decision = limiter.hit(bucket, limit, settings.rate_limit_window_seconds)
+        decision = await limiter.hit(bucket, limit, settings.rate_limit_window_seconds)
         if not decision.allowed:
             await _send_json(
                 send,

@@ -11,14 +11,20 @@ from fastapi.responses import JSONResponse
 from api.deps import BearerCredentials, DbSession, bearer_token
 from api.schemas import CamelModel, CustomerIdPath, error_responses
 from core.api_keys import KEY_PREFIX, authenticate_api_key
-from core.errors import PermissionDeniedError
-from core.instance_auth import authenticate_instance
-from core.licenses import current_license
+from core.batching import MicroBatcher
+from core.errors import DomainError, PermissionDeniedError
+from core.instance_auth import InstanceIdentity, authenticate_instance, verify_instance_token
 from core.settings import get_settings
-from core.usage import check_idempotency_key, parse_report, store_report
+from core.usage import (
+    ReceivedReport,
+    ReportToStore,
+    check_idempotency_key,
+    parse_report,
+    receive_reports,
+)
 from core.usage_views import DEFAULT_DAYS, MAX_DAYS, CustomerUsage, customer_usage
-from models import utcnow
-from tasks.usage import process_report
+from models import session_scope, utcnow
+from tasks.usage import process_report_batch
 from workers.enqueue import enqueue
 
 router = APIRouter(prefix="/api/usage", tags=["usage"])
@@ -64,41 +70,50 @@ REPORT_EXAMPLES: dict[str, Any] = {
         422: {**error_responses(422)[422], "description": "Invalid report; `error.field` names it"},
     },
 )
-def report_usage(
-    session: DbSession,
+async def report_usage(
     credentials: BearerCredentials,
     body: Any = Body(None, openapi_examples=REPORT_EXAMPLES),
     idempotency_key: str | None = Header(None, alias="Idempotency-Key"),
 ) -> JSONResponse:
-    identity = authenticate_instance(session, credentials.credentials if credentials else None)
+    # Everything up to the batch needs no database: the license's signature (verified once per
+    # token) and the body. Refusals here cost no round trip.
+    identity = verify_instance_token(credentials.credentials if credentials else None)
     now = utcnow()
     settings = get_settings()
     report = parse_report(
         body, now=now, max_skew=timedelta(seconds=settings.usage_max_clock_skew_seconds)
     )
-    if report.customer_id != identity.customer_id:
-        raise PermissionDeniedError(
-            "this license may only report usage for its own customer", field="customerId"
-        )
-    stored = store_report(
-        session,
-        report,
-        license_jti=identity.jti,
-        idempotency_key=check_idempotency_key(idempotency_key),
-        now=now,
-    )
-    latest = current_license(session, identity.customer_id)
-    session.commit()
-    if not stored.duplicate:
-        # Fails quietly when the broker is down: the row is stored and the sweeper runs it.
-        enqueue(process_report, stored.report_id)
-    answer: dict[str, Any] = {"status": "accepted", "reportId": stored.report_id}
-    if stored.duplicate:
+    item = ReportToStore(report, identity.jti, check_idempotency_key(idempotency_key), now)
+    received = await report_batcher.submit((identity, item))
+    answer: dict[str, Any] = {"status": "accepted", "reportId": received.stored.report_id}
+    if received.stored.duplicate:
         answer["duplicate"] = True
-    if latest is not None and latest.jti != identity.jti:
+    if received.newer_license is not None:
         # The instance presented an older license: hand it the current one.
-        answer["license"] = latest.token
+        answer["license"] = received.newer_license
     return JSONResponse(answer, status_code=202)
+
+
+def _store_report_batch(
+    batch: list[tuple[InstanceIdentity, ReportToStore]],
+) -> list[ReceivedReport | DomainError]:
+    with session_scope() as session:
+        outcomes = receive_reports(session, batch)
+    new_ids = [
+        outcome.stored.report_id
+        for outcome in outcomes
+        if isinstance(outcome, ReceivedReport) and not outcome.stored.duplicate
+    ]
+    if new_ids:
+        # Fails quietly when the broker is down: the rows are stored and the sweeper runs them.
+        enqueue(process_report_batch, new_ids)
+    return outcomes
+
+
+# Concurrent reports of this process share one transaction and one task (see core/batching).
+report_batcher: MicroBatcher[tuple[InstanceIdentity, ReportToStore], ReceivedReport] = MicroBatcher(
+    _store_report_batch
+)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -9,26 +9,31 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.concurrency import run_in_threadpool
-from sqlalchemy.exc import OperationalError
 
 from api.schemas import error_responses
 from core import stripe_events
-from core.errors import ServiceUnavailableError
+from core.batching import MicroBatcher
 from models import session_scope
-from tasks.stripe_events import process_event
+from tasks.stripe_events import dispatch_events, process_event
 from workers.enqueue import enqueue
 
 router = APIRouter(tags=["webhooks"])
 
 
-def _store(event: dict[str, Any]) -> bool:
-    try:
-        with session_scope() as session:
-            return stripe_events.store_event(session, event)
-    except OperationalError as exc:
-        # Stripe retries a 5xx delivery for days: nothing is lost by refusing it now.
-        raise ServiceUnavailableError("the database is unavailable; retry later") from exc
+def _store_event_batch(events: list[dict[str, Any]]) -> list[bool]:
+    with session_scope() as session:
+        created = stripe_events.store_events(session, events)
+    new_ids = [event["id"] for event, new in zip(events, created, strict=True) if new]
+    # The rows are committed first: if the broker is down now, the sweeper enqueues them later.
+    if len(new_ids) == 1:
+        enqueue(process_event, new_ids[0])
+    elif new_ids:
+        enqueue(dispatch_events, new_ids)
+    return created
+
+
+# Concurrent deliveries to this process share one transaction and one publish (core/batching).
+event_batcher: MicroBatcher[dict[str, Any], bool] = MicroBatcher.from_settings(_store_event_batch)
 
 
 @router.post(
@@ -42,8 +47,5 @@ def _store(event: dict[str, Any]) -> bool:
 async def stripe_webhook(request: Request) -> dict[str, Any]:
     payload = await request.body()
     event = stripe_events.verify_event(payload, request.headers.get("stripe-signature"))
-    created = await run_in_threadpool(_store, event)
-    if created:
-        # The row is committed first: if the broker is down now, the sweeper enqueues it later.
-        await run_in_threadpool(enqueue, process_event, event["id"])
+    created = await event_batcher.submit(event)
     return {"received": True, "eventId": event["id"], "duplicate": not created}

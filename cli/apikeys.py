@@ -1,10 +1,8 @@
 from __future__ import annotations
 
 import typer
-from rich.table import Table
 
 from cli.common import console, db_session
-from core import api_keys
 
 app = typer.Typer(help="Admin API keys.", no_args_is_help=True)
 
@@ -12,6 +10,8 @@ app = typer.Typer(help="Admin API keys.", no_args_is_help=True)
 @app.command()
 def create(name: str = typer.Option(..., "--name", help="Who or what uses the key")) -> None:
     """Create an admin API key. The key is printed once and only its hash is kept."""
+    from core import api_keys
+
     with db_session() as session:
         created = api_keys.create_api_key(session, name)
     console.print(f"✅ API key {created.id} created for {created.name}")
@@ -22,6 +22,10 @@ def create(name: str = typer.Option(..., "--name", help="Who or what uses the ke
 @app.command("list")
 def list_keys() -> None:
     """List admin API keys (never the keys themselves)."""
+    from rich.table import Table
+
+    from core import api_keys
+
     with db_session() as session:
         rows = api_keys.list_api_keys(session)
     table = Table("ID", "Name", "Prefix", "Created", "Last used", "Revoked")
@@ -40,6 +44,8 @@ def list_keys() -> None:
 @app.command()
 def revoke(key_id: int = typer.Argument(..., help="The key's ID from `apikey list`")) -> None:
     """Revoke an admin API key; it stops working at once."""
+    from core import api_keys
+
     with db_session() as session:
         row = api_keys.revoke_api_key(session, key_id)
     console.print(f"✅ API key {row.id} ({row.name}) revoked")

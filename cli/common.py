@@ -1,20 +1,23 @@
-"""What every CLI command shares: the console, a database session, waiting on a task."""
+"""What every CLI command shares: the console, a database session, waiting on a task.
+
+Every `billing` command imports this module, so it stays cheap: the database, Celery and the
+settings are imported when a command uses them, never at start-up (bench/usage_all.py).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
-from celery import Task
-from celery.exceptions import TimeoutError as CeleryTimeoutError
 from rich.console import Console
-from sqlalchemy.orm import Session
 
 from core.errors import DomainError
-from core.settings import get_settings
-from models import session_scope
+
+if TYPE_CHECKING:
+    from celery import Task
+    from sqlalchemy.orm import Session
 
 console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)
@@ -28,6 +31,8 @@ def fail(message: str, code: int = 1) -> typer.Exit:
 
 @contextmanager
 def db_session() -> Iterator[Session]:
+    from models import session_scope
+
     try:
         with session_scope() as session:
             yield session
@@ -37,6 +42,10 @@ def db_session() -> Iterator[Session]:
 
 def run_task(task: Task, *args: Any, timeout: float | None = None) -> Any:
     """Enqueue a task and wait for a worker to run it, saying clearly when none answers."""
+    from celery.exceptions import TimeoutError as CeleryTimeoutError
+
+    from core.settings import get_settings
+
     timeout = timeout if timeout is not None else get_settings().cli_task_timeout_seconds
     try:
         result = task.apply_async(args=args, retry=False)

@@ -8,7 +8,6 @@ from typing import Any
 import typer
 
 from cli.common import RULE, console, db_session, fail, field_line, run_task
-from core import customers as customer_service
 from core.errors import DomainError
 
 app = typer.Typer(help="Customers.", no_args_is_help=True)
@@ -39,6 +38,7 @@ def add(
     plan: str = typer.Option(None, "--plan", help="Plan to trial (default: trial)"),
 ) -> None:
     """Create a customer with a 14-day trial and print its first license."""
+    from core import customers as customer_service
     from tasks.licenses import create_customer
 
     try:
@@ -78,6 +78,8 @@ def list_customers(
     offset: int = typer.Option(0, min=0, help="How many to skip"),
 ) -> None:
     """List customers."""
+    from core import customers as customer_service
+
     with db_session() as session:
         rows, total = customer_service.list_customers(session, limit=limit, offset=offset)
         lines = [
@@ -98,6 +100,8 @@ def list_customers(
 @app.command()
 def show(customer_id: str = typer.Argument(..., help="The customer's id (cust_…)")) -> None:
     """Show a customer with its subscription and current license."""
+    from core import customers as customer_service
+
     with db_session() as session:
         detail = customer_service.customer_detail(session, customer_id)
         customer, subscription, license_row = detail.customer, detail.subscription, detail.license
@@ -170,6 +174,7 @@ def upgrade(
 ) -> None:
     """Create a Stripe checkout for a paid plan (or change the plan of a paying customer)."""
     from core import checkout as checkout_service
+    from core import customers as customer_service
     from core.settings import get_settings
     from core.stripe_gateway import get_gateway
 

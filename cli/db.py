@@ -3,7 +3,6 @@ from __future__ import annotations
 import typer
 
 from cli.common import console
-from core import migrations
 
 app = typer.Typer(help="Database migrations.", no_args_is_help=True)
 
@@ -11,6 +10,8 @@ app = typer.Typer(help="Database migrations.", no_args_is_help=True)
 @app.command()
 def upgrade(revision: str = typer.Argument("heads")) -> None:
     """Migrate the database up to REVISION (default: the newest)."""
+    from core import migrations
+
     migrations.upgrade(revision)
     console.print(f"✅ database at {migrations.current_revision() or 'base'}")
 
@@ -18,6 +19,8 @@ def upgrade(revision: str = typer.Argument("heads")) -> None:
 @app.command()
 def downgrade(revision: str = typer.Argument("-1")) -> None:
     """Migrate the database down to REVISION (default: one step; `base` empties it)."""
+    from core import migrations
+
     migrations.downgrade(revision)
     console.print(f"✅ database at {migrations.current_revision() or 'base'}")
 
@@ -25,4 +28,6 @@ def downgrade(revision: str = typer.Argument("-1")) -> None:
 @app.command()
 def current() -> None:
     """Print the database's migration revision."""
+    from core import migrations
+
     console.print(migrations.current_revision() or "base")

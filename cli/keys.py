@@ -5,15 +5,6 @@ from __future__ import annotations
 import typer
 
 from cli.common import console, fail
-from core.settings import get_settings
-from core.signing_keys import (
-    SigningKeyError,
-    generate_key_pair,
-    load_public_keys,
-    load_signing_key,
-    rotate_keys,
-)
-from workers.enqueue import enqueue
 
 app = typer.Typer(help="License signing keys.", no_args_is_help=True)
 
@@ -23,6 +14,9 @@ def generate(
     force: bool = typer.Option(False, "--force", help="Overwrite an existing key pair"),
 ) -> None:
     """Write a new RSA-2048 key pair to keys/ (private key mode 0600)."""
+    from core.settings import get_settings
+    from core.signing_keys import SigningKeyError, generate_key_pair
+
     settings = get_settings()
     try:
         kid = generate_key_pair(settings, force=force)
@@ -36,6 +30,10 @@ def generate(
 @app.command()
 def rotate() -> None:
     """Make a new signing key; the old public key stays published so its licenses verify."""
+    from core.settings import get_settings
+    from core.signing_keys import SigningKeyError, load_signing_key, rotate_keys
+    from workers.enqueue import enqueue
+
     settings = get_settings()
     try:
         old_kid = load_signing_key(settings).kid
@@ -59,6 +57,9 @@ def rotate() -> None:
 @app.command()
 def show() -> None:
     """List the published key ids (the active one first)."""
+    from core.settings import get_settings
+    from core.signing_keys import SigningKeyError, load_public_keys
+
     try:
         keys = load_public_keys(get_settings())
     except SigningKeyError as exc:

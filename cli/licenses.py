@@ -5,19 +5,15 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import jwt
 import typer
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 
 from cli.common import RULE, console, db_session, fail, field_line, run_task
 from cli.customers import print_env_lines, when
-from core import licenses as license_service
-from core.customers import get_customer
-from core.license_tokens import InvalidLicenseError, verify_license
-from core.settings import get_settings
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric import rsa
 
 app = typer.Typer(help="License keys.", no_args_is_help=True)
 
@@ -46,6 +42,9 @@ def _from_epoch(value: object) -> datetime | None:
 @app.command()
 def show(customer_id: str = typer.Argument(..., help="The customer's id (cust_…)")) -> None:
     """Print the customer's current license and what it says."""
+    from core import licenses as license_service
+    from core.customers import get_customer
+
     with db_session() as session:
         get_customer(session, customer_id)
         row = license_service.current_license(session, customer_id)
@@ -99,6 +98,10 @@ def reinstate(customer_id: str = typer.Argument(..., help="The customer's id (cu
 
 def _load_keys(path: Path, token: str) -> dict[str, rsa.RSAPublicKey]:
     """Public keys by kid from a PEM file or a JWKS document (what an instance has)."""
+    import jwt
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
     try:
         data = path.read_bytes()
     except OSError as exc:
@@ -131,6 +134,9 @@ def verify(
     issuer: str = typer.Option(None, "--issuer", help="Expected issuer (default: LICENSE_ISSUER)"),
 ) -> None:
     """Check a license offline, as an instance does: signature, issuer, expiry, revocation."""
+    from core.license_tokens import InvalidLicenseError, verify_license
+    from core.settings import get_settings
+
     token = token.strip()
     keys = _load_keys(public_key, token)
     try:

@@ -1,6 +1,13 @@
-"""`billing`: operate Zemfyre Billing from the shell."""
+"""`billing`: operate Zemfyre Billing from the shell.
+
+Start-up stays cheap for every command: the sub-command modules import only typer and rich at
+the top, and each command imports the database, Celery, Stripe or the web stack it needs when it
+runs (bench/usage_all.py times `billing usage --all` as a whole process).
+"""
 
 from __future__ import annotations
+
+import sys
 
 import typer
 
@@ -25,14 +32,17 @@ for command in (processes.api, processes.worker, processes.beat, processes.flowe
 
 def main() -> None:
     """The `billing` entry point: database failures end in one clear line, not a traceback."""
-    from sqlalchemy.exc import DBAPIError
-
     from cli.common import fail
 
     try:
         app()
-    except DBAPIError as exc:
-        detail = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+    except Exception as exc:
+        # A command that never imported SQLAlchemy cannot fail with its error: no import for it.
+        sqlalchemy_errors = sys.modules.get("sqlalchemy.exc")
+        if sqlalchemy_errors is None or not isinstance(exc, sqlalchemy_errors.DBAPIError):
+            raise
+        orig = exc.orig  # type: ignore[attr-defined]  # a DBAPIError, checked above
+        detail = str(orig).strip().splitlines()[0] if orig else str(exc)
         hint = (
             " (run `billing db upgrade`)"
             if "no such table" in detail or "does not exist" in detail

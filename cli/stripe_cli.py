@@ -5,7 +5,6 @@ from __future__ import annotations
 import typer
 
 from cli.common import RULE, console, db_session, fail, field_line
-from core import stripe_events
 from core.errors import DomainError
 
 app = typer.Typer(help="Stripe: products and prices, received events.", no_args_is_help=True)
@@ -46,6 +45,8 @@ def list_events(
     limit: int = typer.Option(50, min=1, max=1000, help="How many to show"),
 ) -> None:
     """List recently received Stripe events with their processing status."""
+    from core import stripe_events
+
     if status is not None and status not in stripe_events.STATUSES:
         raise fail(f"unknown status {status!r}; use one of {', '.join(stripe_events.STATUSES)}")
     with db_session() as session:
@@ -68,6 +69,7 @@ def list_events(
 @app.command()
 def replay(event_id: str = typer.Argument(..., help="The Stripe event id (evt_…)")) -> None:
     """Process one Stripe event again now (fetched from Stripe if it was never received)."""
+    from core import stripe_events
     from core.stripe_gateway import get_gateway
 
     with db_session() as session:

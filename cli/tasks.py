@@ -1,10 +1,8 @@
 from __future__ import annotations
 
 import typer
-from celery.result import AsyncResult
 
 from cli.common import console, run_task
-from workers.celery_app import celery_app
 
 app = typer.Typer(help="Enqueue tasks and look at them.", no_args_is_help=True)
 run_app = typer.Typer(help="Run a scheduled job now.", no_args_is_help=True)
@@ -23,6 +21,10 @@ def ping(timeout: float = typer.Option(None, help="Seconds to wait for a worker"
 @app.command()
 def status(task_id: str) -> None:
     """Show a task's state (and its result or error when it has one)."""
+    from celery.result import AsyncResult
+
+    from workers.celery_app import celery_app
+
     result = AsyncResult(task_id, app=celery_app)
     console.print(f"Task:   {task_id}")
     console.print(f"State:  {result.state}")

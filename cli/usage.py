@@ -2,21 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import typer
-from rich.table import Table
 
 from cli.common import console, db_session, fail, field_line
-from core.usage_views import (
-    DEFAULT_DAYS,
-    MAX_DAYS,
-    CustomerUsage,
-    DayPoint,
-    UsageSummary,
-    all_customers_usage,
-    customer_usage,
-)
+
+if TYPE_CHECKING:
+    from core.usage_views import CustomerOverview, CustomerUsage, UsageSummary
+
+# The same as core.usage_views (tests/cli/test_usage_cli.py checks it), written here because that
+# module pulls in SQLAlchemy and the models, which `billing --help` and other commands never need.
+DEFAULT_DAYS = 7
+MAX_DAYS = 366
 
 DOUBLE_RULE = "═" * 77
 RULE = "─" * 77
@@ -38,11 +38,40 @@ def _percent(value: float | None) -> str:
     return "unlimited" if value is None else f"{value:.1f}%"
 
 
+def _warning_style(utilization: float | None) -> str:
+    return "bold red" if utilization and utilization >= 100 else "bold yellow"
+
+
 def _warning(summary: UsageSummary, indent: str = "") -> None:
     if summary.warning is None:
         return
-    style = "bold red" if summary.utilization and summary.utilization >= 100 else "bold yellow"
+    style = _warning_style(summary.utilization)
     console.print(f"{indent}[{style}]⚠️  {summary.warning}[/{style}]")
+
+
+def _styler() -> Callable[[str, str], str]:
+    """Wrap text in a rich style's escape codes exactly when the console would colour it.
+
+    The `--all` overview writes thousands of lines at once instead of one console.print each
+    (which measures and wraps every line), so it applies the console's own colour decision.
+    """
+    system = console.color_system
+    if system is None:
+        return lambda text, _style: text
+    from rich.color import ColorSystem
+    from rich.style import Style
+
+    color_system = ColorSystem[system.upper()]
+    styles: dict[str, Style] = {}
+
+    def styled(text: str, style: str) -> str:
+        parsed = styles.get(style)
+        if parsed is None:
+            parsed = Style.parse(style)
+            parsed = styles[style] = parsed.without_color if console.no_color else parsed
+        return parsed.render(text, color_system=color_system)
+
+    return styled
 
 
 def bar(value: int, scale: int, width: int = BAR_WIDTH) -> str:
@@ -54,12 +83,13 @@ def bar(value: int, scale: int, width: int = BAR_WIDTH) -> str:
     return "█" * full + (EIGHTHS[rest] if rest else "")
 
 
-def sparkline(points: list[DayPoint]) -> str:
-    top = max((point.active_devices for point in points), default=0)
-    if top == 0:
-        return SPARKS[0] * len(points)
+def sparkline(values: Sequence[int]) -> str:
+    """One block per day, as high as the day's devices against the busiest day of the series."""
+    top = max(values, default=0)
+    if top <= 0:
+        return SPARKS[0] * len(values)
     last = len(SPARKS) - 1
-    return "".join(SPARKS[round(point.active_devices * last / top)] for point in points)
+    return "".join(SPARKS[round(max(value, 0) * last / top)] for value in values)
 
 
 def _chart(usage: CustomerUsage) -> None:
@@ -103,6 +133,8 @@ def show_customer(usage: CustomerUsage) -> None:
 
     console.print(f"Usage Reports (Last {usage.days} Days):")
     if usage.reports:
+        from rich.table import Table
+
         table = Table("Date", "Instance ID", "Active", "Total", "Utilization")
         for column in table.columns[2:]:
             column.justify = "right"
@@ -145,39 +177,45 @@ def show_customer(usage: CustomerUsage) -> None:
     _chart(usage)
 
 
-def show_all(usages: list[CustomerUsage], days: int) -> None:
-    console.print(f"Found {len(usages)} customer(s)")
-    if not usages:
-        return
-    # Plain fixed-width lines written straight to the output: a rich Table measures every cell
-    # of every row first, which takes seconds for thousands of customers (bench/usage_all.py).
-    header = (
-        f"{'Customer':<24} {'Customer ID':<22} {'Plan':<12} {'Limit':>9} {'Active':>7} "
-        f"{'Total':>7} {'Use':>8} {'Reports':>8}  Last {days} days"
-    )
-    lines = [f"Usage of all customers (last {days} days)", RULE, header, RULE]
-    for usage in usages:
-        info, summary = usage.customer, usage.summary
-        name = info.company_name or info.name or info.email
-        name = name if len(name) <= 24 else name[:23] + "…"
-        use = _percent(summary.utilization) + (" ⚠" if summary.warning else "")
-        lines.append(
-            f"{name:<24} {info.customer_id:<22} {(info.plan or 'none').upper():<12} "
-            f"{'unlimited' if summary.limit is None else summary.limit:>9} "
-            f"{summary.current_active:>7} {summary.current_total:>7} {use:>8} "
-            f"{summary.total_reports:>8}  {sparkline(usage.daily)}"
+def show_all(rows: Sequence[CustomerOverview], days: int) -> None:
+    """The overview of every customer, then who is at or above 80%, written in one go.
+
+    Plain fixed-width lines written straight to the output: a rich Table measures every cell of
+    every row, and console.print wraps every line, which takes seconds for thousands of customers
+    (bench/usage_all.py).
+    """
+    lines = [f"Found {len(rows)} customer(s)"]
+    if rows:
+        header = (
+            f"{'Customer':<24} {'Customer ID':<22} {'Plan':<12} {'Limit':>9} {'Active':>7} "
+            f"{'Total':>7} {'Use':>8} {'Reports':>8}  Last {days} days"
         )
-    lines.append(RULE)
-    console.file.write("\n".join(lines) + "\n")
-    warned = [usage for usage in usages if usage.summary.warning]
-    if warned:
-        console.print()
-        console.print(f"{len(warned)} customer(s) at or above 80% of their device limit:")
-        for usage in warned:
-            console.print(
-                f"  {usage.customer.customer_id} ({usage.customer.email})", soft_wrap=True
+        lines += [f"Usage of all customers (last {days} days)", RULE, header, RULE]
+        warned: list[CustomerOverview] = []
+        for row in rows:
+            name = row.company_name or row.name or row.email
+            if len(name) > 24:
+                name = name[:23] + "…"
+            use = _percent(row.utilization)
+            if row.warning:
+                use += " ⚠"
+                warned.append(row)
+            limit = "unlimited" if row.limit is None else row.limit
+            lines.append(
+                f"{name:<24} {row.customer_id:<22} {(row.plan or 'none').upper():<12} "
+                f"{limit:>9} {row.current_active:>7} {row.current_total:>7} {use:>8} "
+                f"{row.total_reports:>8}  {sparkline(row.daily)}"
             )
-            _warning(usage.summary, indent="    ")
+        lines.append(RULE)
+        if warned:
+            styled = _styler()
+            lines += ["", f"{len(warned)} customer(s) at or above 80% of their device limit:"]
+            for row in warned:
+                lines.append(f"  {row.customer_id} ({row.email})")
+                warning = f"⚠️  {row.warning}"
+                lines.append("    " + styled(warning, _warning_style(row.utilization)))
+    console.file.write("\n".join(lines) + "\n")
+    console.file.flush()
 
 
 def usage(
@@ -190,6 +228,8 @@ def usage(
         raise fail("give either --customer ID or --all")
     if not 1 <= days <= MAX_DAYS:
         raise fail(f"--days must be between 1 and {MAX_DAYS}")
+    from core.usage_views import all_customers_usage, customer_usage
+
     with db_session() as session:
         if all_customers:
             show_all(all_customers_usage(session, days=days), days)

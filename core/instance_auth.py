@@ -8,11 +8,13 @@ trial lapsed can still pick up the license issued after the customer paid; usage
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import bindparam, select
+from sqlalchemy.orm import Session, aliased
 
 from core.errors import AuthenticationError
 from core.license_tokens import InvalidLicenseError, verify_license
@@ -28,37 +30,116 @@ class InstanceIdentity:
     claims: dict[str, Any]
 
 
-def authenticate_instance(
-    session: Session, token: str | None, *, allow_expired: bool = False
-) -> InstanceIdentity:
+MISSING_LICENSE = "missing license: send it as `Authorization: Bearer <license JWT>`"
+NOT_ISSUED_HERE = "invalid license: it was not issued by this service"
+REVOKED = "license has been revoked; ask your provider for a new one"
+_VERIFIED_TOKENS = 8192
+# The presented licenses, their customers' revocation and each customer's current license. Built
+# once (on the ingress hot path, building it per call cost more than its round trip).
+_CURRENT_LICENSE = aliased(License)
+_LICENSE_CHECK = (
+    select(
+        License.jti,
+        License.customer_id,
+        License.revoked_at,
+        Customer.license_revoked_at,
+        _CURRENT_LICENSE.jti.label("current_jti"),
+        _CURRENT_LICENSE.token.label("current_token"),
+    )
+    .join(Customer, Customer.customer_id == License.customer_id)
+    .outerjoin(
+        _CURRENT_LICENSE,
+        (_CURRENT_LICENSE.customer_id == License.customer_id)
+        & _CURRENT_LICENSE.superseded_at.is_(None),
+    )
+    .where(License.jti.in_(bindparam("jtis", expanding=True)))
+)
+
+
+def verify_instance_token(token: str | None, *, allow_expired: bool = False) -> InstanceIdentity:
+    """The part of authentication that needs no database: signature, issuer, expiry."""
     if not token or not token.strip():
-        raise AuthenticationError(
-            "missing license: send it as `Authorization: Bearer <license JWT>`"
-        )
+        raise AuthenticationError(MISSING_LICENSE)
+    issuer = get_settings().license_issuer
     try:
-        claims = verify_license(
-            token.strip(),
-            public_keys(),
-            issuer=get_settings().license_issuer,
-            verify_exp=not allow_expired,
-        )
-    except InvalidLicenseError as exc:
-        raise AuthenticationError(f"invalid license: {exc.reason}") from None
+        claims = _verified_claims(token.strip(), _published_kids(), issuer)
+    except InvalidLicenseError:
+        # The key set may have changed within the last second (a rotation): look again, once.
+        try:
+            claims = _verified_claims(token.strip(), _published_kids(refresh=True), issuer)
+        except InvalidLicenseError as exc:
+            raise AuthenticationError(f"invalid license: {exc.reason}") from None
+    # Expiry is checked on every call: the cache above only saves the RSA verification.
+    if not allow_expired and claims["exp"] <= time.time():
+        raise AuthenticationError("invalid license: license has expired")
     jti, subject = claims.get("jti"), claims.get("sub")
     if not isinstance(jti, str) or not isinstance(subject, str):
         raise AuthenticationError("invalid license: it lacks a jti or sub claim")
-    # One round trip on the ingress hot path: the license row and its customer's revocation.
-    found = session.execute(
-        select(License.customer_id, License.revoked_at, Customer.license_revoked_at)
-        .join(Customer, Customer.customer_id == License.customer_id)
-        .where(License.jti == jti)
-    ).first()
-    # A genuine signature over an unknown jti means a key leaked or a token was forged with it:
-    # only licenses recorded here are accepted.
-    if found is None or found.customer_id != subject:
-        raise AuthenticationError("invalid license: it was not issued by this service")
-    # While a customer is revoked every license of theirs is refused, the one that says
-    # "revoked" included: it exists so the audit trail and offline checks say so, not to be used.
-    if found.revoked_at is not None or found.license_revoked_at is not None:
-        raise AuthenticationError("license has been revoked; ask your provider for a new one")
     return InstanceIdentity(customer_id=subject, jti=jti, claims=claims)
+
+
+def _published_kids(*, refresh: bool = False) -> frozenset[str]:
+    """The published key ids, read from the key files at most once a second per process."""
+    if refresh:
+        _kids_in_second.cache_clear()
+    return _kids_in_second(int(time.monotonic()))
+
+
+@lru_cache(maxsize=1)
+def _kids_in_second(_second: int) -> frozenset[str]:
+    return frozenset(public_keys())
+
+
+@lru_cache(maxsize=_VERIFIED_TOKENS)
+def _verified_claims(token: str, kids: frozenset[str], issuer: str) -> dict[str, Any]:
+    # A token's signature never changes, and instances send the same one every time: verify it
+    # once per process. The published kids are part of the key, so removing a key re-verifies.
+    # Refusals raise and are never cached.
+    return verify_license(token, public_keys(), issuer=issuer, verify_exp=False)
+
+
+@dataclass(frozen=True, slots=True)
+class LicenseCheck:
+    """What the database says of a presented license: why it is refused, and the newer one."""
+
+    refusal: str | None
+    # The customer's current license token when it is not the presented one.
+    newer_license: str | None
+
+
+def check_licenses(session: Session, identities: list[InstanceIdentity]) -> dict[str, LicenseCheck]:
+    """For verified tokens, by jti: refused or not, and the customer's newer license if any.
+
+    One round trip for any number of licenses: each license row, its customer's revocation and
+    the customer's current license.
+    """
+    jtis = {identity.jti for identity in identities}
+    if not jtis:
+        return {}
+    rows = session.execute(_LICENSE_CHECK, {"jtis": list(jtis)}).all()
+    found = {row.jti: row for row in rows}
+    checks: dict[str, LicenseCheck] = {}
+    for identity in identities:
+        row = found.get(identity.jti)
+        # A genuine signature over an unknown jti means a key leaked or a token was forged with
+        # it: only licenses recorded here are accepted.
+        if row is None or row.customer_id != identity.customer_id:
+            checks[identity.jti] = LicenseCheck(NOT_ISSUED_HERE, None)
+        # While a customer is revoked every license of theirs is refused, the one that says
+        # "revoked" included: it exists for the audit trail and offline checks, not to be used.
+        elif row.revoked_at is not None or row.license_revoked_at is not None:
+            checks[identity.jti] = LicenseCheck(REVOKED, None)
+        else:
+            newer = row.current_token if row.current_jti not in (None, identity.jti) else None
+            checks[identity.jti] = LicenseCheck(None, newer)
+    return checks
+
+
+def authenticate_instance(
+    session: Session, token: str | None, *, allow_expired: bool = False
+) -> InstanceIdentity:
+    identity = verify_instance_token(token, allow_expired=allow_expired)
+    refusal = check_licenses(session, [identity])[identity.jti].refusal
+    if refusal is not None:
+        raise AuthenticationError(refusal)
+    return identity

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
+import weakref
 from dataclasses import dataclass
 from functools import lru_cache
 
 import redis
+import redis.asyncio as async_redis
 
 log = logging.getLogger(__name__)
 
@@ -20,19 +23,36 @@ class Decision:
 
 
 class RedisRateLimiter:
-    def __init__(self, url: str, prefix: str) -> None:
-        self._client = redis.Redis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5)
-        self._prefix = prefix
+    """Asynchronous: the check runs on the event loop without blocking other requests."""
 
-    def hit(self, bucket: str, limit: int, window_seconds: int) -> Decision:
+    def __init__(self, url: str, prefix: str) -> None:
+        self._url = url
+        self._prefix = prefix
+        # An asyncio Redis client belongs to the loop it was made on (one per server process;
+        # several in tests, which run a loop per client).
+        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, async_redis.Redis] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def _client(self) -> async_redis.Redis:
+        loop = asyncio.get_running_loop()
+        client = self._clients.get(loop)
+        if client is None:
+            client = async_redis.Redis.from_url(
+                self._url, socket_timeout=0.5, socket_connect_timeout=0.5
+            )
+            self._clients[loop] = client
+        return client
+
+    async def hit(self, bucket: str, limit: int, window_seconds: int) -> Decision:
         now = time.time()
         window = int(now // window_seconds)
         key = f"{self._prefix}ratelimit:{bucket}:{window}"
         try:
-            pipe = self._client.pipeline(transaction=False)
+            pipe = self._client().pipeline(transaction=False)
             pipe.incr(key)
             pipe.expire(key, window_seconds + 1, nx=True)
-            count = pipe.execute()[0]
+            count = (await pipe.execute())[0]
         except redis.RedisError as exc:
             # Refusing paying customers because the limiter's store is down would be worse than
             # letting a burst through; the database still protects itself.
@@ -51,7 +71,7 @@ class LocalRateLimiter:
         self._lock = threading.Lock()
         self._counts: dict[str, int] = {}
 
-    def hit(self, bucket: str, limit: int, window_seconds: int) -> Decision:
+    async def hit(self, bucket: str, limit: int, window_seconds: int) -> Decision:
         now = time.time()
         window = int(now // window_seconds)
         key = f"{bucket}:{window}"

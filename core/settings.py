@@ -67,6 +67,10 @@ class Settings(BaseSettings):
     inbox_sweep_after_seconds: int = 60
     # How often beat runs the inbox sweepers.
     inbox_sweep_interval_seconds: int = 60
+    # Concurrent ingress requests of one API process are stored together: a group is written when
+    # it has this many requests or its first has waited this long (milliseconds).
+    ingress_batch_max_items: int = 200
+    ingress_batch_max_wait_ms: float = 2.0
     # How long the ingress waits for the broker before answering anyway (the row is stored).
     enqueue_timeout_seconds: float = 2.0
     # How long the CLI waits for a worker to answer a task.

@@ -13,6 +13,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 import stripe
@@ -119,25 +120,50 @@ def parse_event(payload: bytes) -> Obj:
 
 def store_event(session: Session, event: Obj, *, source: str = SOURCE_WEBHOOK) -> bool:
     """Store the event once; True when it is new. One statement, safe under concurrency."""
-    values = {
-        "event_id": event["id"],
-        "type": event["type"],
-        "payload": event,
-        "stripe_created": int(event["created"]),
-        "source": source,
-        "status": PENDING,
-        "received_at": utcnow(),
-        "attempts": 0,
-    }
-    dialect = session.get_bind().dialect.name
+    return store_events(session, [event], source=source)[0]
+
+
+def store_events(
+    session: Session, events: list[Obj], *, source: str = SOURCE_WEBHOOK
+) -> list[bool]:
+    """Store each event once, all in one round trip; per event, True when it is new.
+
+    An event delivered twice in the same group is new only the first time.
+    """
+    if not events:
+        return []
+    received_at = utcnow()
+    rows = [
+        {
+            "event_id": event["id"],
+            "type": event["type"],
+            "payload": event,
+            "stripe_created": int(event["created"]),
+            "source": source,
+            "status": PENDING,
+            "received_at": received_at,
+            "attempts": 0,
+        }
+        for event in events
+    ]
+    statement = _insert_event_statement(session.get_bind().dialect.name)
+    inserted = set(session.connection().execute(statement, rows).scalars())
+    new: list[bool] = []
+    for event in events:
+        new.append(event["id"] in inserted)
+        inserted.discard(event["id"])
+    return new
+
+
+@lru_cache(maxsize=2)
+def _insert_event_statement(dialect: str):  # type: ignore[no-untyped-def]
+    # Compiled once and run with many parameter sets (SQLAlchemy's "insertmanyvalues").
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    statement = (
-        insert(StripeEvent)
-        .values(**values)
+    return (
+        insert(StripeEvent.__table__)
         .on_conflict_do_nothing(index_elements=["event_id"])
-        .returning(StripeEvent.id)
+        .returning(StripeEvent.event_id)
     )
-    return session.execute(statement).scalar() is not None
 
 
 # -- processing ---------------------------------------------------------------------------------

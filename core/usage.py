@@ -12,13 +12,21 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import Select, func, literal, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from core.errors import ConflictError, InvalidInputError
+from core.errors import (
+    AuthenticationError,
+    ConflictError,
+    DomainError,
+    InvalidInputError,
+    PermissionDeniedError,
+)
+from core.instance_auth import InstanceIdentity, check_licenses
 from core.plans import UNLIMITED, UnknownPlanError, get_plan, plan_for_features
 from models import (
     Customer,
@@ -183,6 +191,14 @@ def dialect_insert(session: Session):  # type: ignore[no-untyped-def]
     return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
 
 
+@dataclass(frozen=True, slots=True)
+class ReportToStore:
+    report: ReportInput
+    license_jti: str | None
+    idempotency_key: str | None = None
+    received_at: datetime | None = None
+
+
 def store_report(
     session: Session,
     report: ReportInput,
@@ -191,33 +207,125 @@ def store_report(
     idempotency_key: str | None = None,
     now: datetime | None = None,
 ) -> StoredReport:
-    """Store a report once; a resend (same instance and time, or same key) finds the first one.
+    """Store one report once; a resend (same instance and time, or same key) finds the first."""
+    outcome = store_reports(session, [ReportToStore(report, license_jti, idempotency_key, now)])[0]
+    if isinstance(outcome, Exception):
+        raise outcome
+    return outcome
 
-    One round trip in the common case. The caller commits, then enqueues processing.
-    """
-    insert = dialect_insert(session)
-    stmt = (
-        insert(UsageReport)
-        .values(
-            customer_id=report.customer_id,
-            instance_id=report.instance_id,
-            active_devices=report.active_devices,
-            total_devices=report.total_devices,
-            reported_at=report.reported_at,
-            idempotency_key=idempotency_key,
-            license_jti=license_jti,
-            attempts=0,
-            created_at=now or utcnow(),
-        )
-        # No conflict target: either unique key (instance + time, or idempotency key) means
-        # "already stored", and neither may raise.
+
+@lru_cache(maxsize=2)
+def _insert_report_statement(dialect: str):  # type: ignore[no-untyped-def]
+    # No conflict target: either unique key (instance + time, or idempotency key) means
+    # "already stored", and neither may raise. Run with many parameter sets (SQLAlchemy's
+    # "insertmanyvalues"): one round trip, and compiled once per process rather than once per
+    # batch size as `.values(rows)` would be.
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    return (
+        insert(UsageReport.__table__)
         .on_conflict_do_nothing()
-        .returning(UsageReport.id)
+        .returning(
+            UsageReport.id,
+            UsageReport.customer_id,
+            UsageReport.instance_id,
+            UsageReport.reported_at,
+        )
     )
-    report_id = session.scalar(stmt)
-    if report_id is not None:
-        return StoredReport(report_id, duplicate=False)
-    return StoredReport(_existing_report_id(session, report, idempotency_key), duplicate=True)
+
+
+def _insert_reports(session: Session):  # type: ignore[no-untyped-def]
+    return _insert_report_statement(session.get_bind().dialect.name)
+
+
+def store_reports(
+    session: Session, incoming: Sequence[ReportToStore]
+) -> list[StoredReport | ConflictError]:
+    """Store many reports with one multi-row INSERT; per report its row, or why it conflicts.
+
+    A resend (same customer, instance and time, or same Idempotency-Key) is not stored again:
+    it gets the first one's id with `duplicate`. The caller commits, then enqueues processing.
+    """
+    if not incoming:
+        return []
+    now = utcnow()
+    rows = [
+        {
+            "customer_id": item.report.customer_id,
+            "instance_id": item.report.instance_id,
+            "active_devices": item.report.active_devices,
+            "total_devices": item.report.total_devices,
+            "reported_at": item.report.reported_at,
+            "idempotency_key": item.idempotency_key,
+            "license_jti": item.license_jti,
+            "attempts": 0,
+            "created_at": item.received_at or now,
+        }
+        for item in incoming
+    ]
+    inserted = {
+        (row.customer_id, row.instance_id, row.reported_at): row.id
+        for row in session.connection().execute(_insert_reports(session), rows)
+    }
+    outcomes: list[StoredReport | ConflictError] = []
+    for item in incoming:
+        report = item.report
+        # pop: of two identical reports in one batch, only the first was inserted.
+        report_id = inserted.pop((report.customer_id, report.instance_id, report.reported_at), None)
+        if report_id is not None:
+            outcomes.append(StoredReport(report_id, duplicate=False))
+            continue
+        try:
+            existing = _existing_report_id(session, report, item.idempotency_key)
+        except ConflictError as conflict:
+            outcomes.append(conflict)
+        else:
+            outcomes.append(StoredReport(existing, duplicate=True))
+    return outcomes
+
+
+@dataclass(frozen=True, slots=True)
+class ReceivedReport:
+    stored: StoredReport
+    # The customer's current license when it is not the one the instance presented.
+    newer_license: str | None
+
+
+def receive_reports(
+    session: Session, incoming: Sequence[tuple[InstanceIdentity, ReportToStore]]
+) -> list[ReceivedReport | DomainError]:
+    """The ingress's database work for a group of reports whose tokens were verified.
+
+    One query checks the licenses (refused ones, newer ones to hand back), one INSERT stores the
+    reports. The caller commits and enqueues the new reports.
+    """
+    checks = check_licenses(session, [identity for identity, _ in incoming])
+
+    def refusal(identity: InstanceIdentity, item: ReportToStore) -> DomainError | None:
+        reason = checks[identity.jti].refusal
+        if reason is not None:
+            return AuthenticationError(reason)
+        return _refusal_for_customer(identity, item)
+
+    accepted = [item for identity, item in incoming if refusal(identity, item) is None]
+    stored = iter(store_reports(session, accepted))
+    outcomes: list[ReceivedReport | DomainError] = []
+    for identity, item in incoming:
+        refused = refusal(identity, item)
+        outcome = refused or next(stored)
+        if isinstance(outcome, DomainError):
+            outcomes.append(outcome)
+        else:
+            outcomes.append(ReceivedReport(outcome, checks[identity.jti].newer_license))
+    return outcomes
+
+
+def _refusal_for_customer(identity: InstanceIdentity, item: ReportToStore) -> DomainError | None:
+    # Checked after the license itself, so a revoked license is a 401 whatever it reports for.
+    if item.report.customer_id != identity.customer_id:
+        return PermissionDeniedError(
+            "this license may only report usage for its own customer", field="customerId"
+        )
+    return None
 
 
 def _existing_report_id(session: Session, report: ReportInput, idempotency_key: str | None) -> int:

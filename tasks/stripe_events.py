@@ -28,6 +28,17 @@ def retry_delay(retries: int) -> float:
     )
 
 
+@celery_app.task(name="tasks.stripe_events.dispatch_events")
+def dispatch_events(event_ids: list[str]) -> int:
+    """Fan a group of newly stored events out to one task each (with its own retries).
+
+    The ingress publishes this one task per group instead of one per event.
+    """
+    for event_id in event_ids:
+        process_event.delay(event_id)
+    return len(event_ids)
+
+
 @celery_app.task(name="tasks.stripe_events.process_event", bind=True, max_retries=None)
 def process_event(self: Task, event_id: str, force: bool = False) -> dict[str, Any]:
     """Handle stored Stripe event `event_id` (idempotent: a handled event is left alone)."""

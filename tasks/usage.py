@@ -36,6 +36,15 @@ def process_report(report_id: int) -> dict[str, int]:
         return _as_dict(usage.process_reports(session, report_ids=[report_id], limit=1))
 
 
+@celery_app.task(name="tasks.usage.process_report_batch", **RETRY_OPTIONS)
+def process_report_batch(report_ids: list[int]) -> dict[str, int]:
+    """Process the reports the ingress stored in one transaction (already processed ones skip)."""
+    with session_scope() as session:
+        return _as_dict(
+            usage.process_reports(session, report_ids=report_ids, limit=len(report_ids))
+        )
+
+
 @celery_app.task(name="tasks.usage.process_pending_reports", **RETRY_OPTIONS)
 def process_pending_reports(limit: int | None = None) -> dict[str, int]:
     """Claim up to `limit` pending reports (SKIP LOCKED) and process them set-based."""

@@ -1,0 +1,106 @@
+"""Group the concurrent requests of one process into one database transaction.
+
+On the ingress, one request's work is a handful of short round trips (license lookup, INSERT,
+COMMIT, a task publish) during which the process mostly waits. Requests that arrive together are
+handed to one `flush` call instead: one lookup, one multi-row INSERT, one COMMIT and one publish
+for the whole group. Each caller still waits for its own outcome, so an answer still means
+"stored" and a failure reaches exactly the callers it concerns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from typing import Generic, TypeVar
+
+from anyio import to_thread
+
+Item = TypeVar("Item")
+Outcome = TypeVar("Outcome")
+
+# Per item: its outcome, or the exception to raise to its caller.
+Flush = Callable[[list[Item]], Sequence[Outcome | Exception]]
+
+
+class MicroBatcher(Generic[Item, Outcome]):
+    def __init__(
+        self,
+        flush: Flush[Item, Outcome],
+        *,
+        max_items: int = 200,
+        max_wait_seconds: float = 0.002,
+        max_concurrent_flushes: int = 4,
+    ) -> None:
+        self._flush = flush
+        self._max_items = max_items
+        self._max_wait = max_wait_seconds
+        self._max_concurrent = max_concurrent_flushes
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    @classmethod
+    def from_settings(cls, flush: Flush[Item, Outcome]) -> MicroBatcher[Item, Outcome]:
+        from core.settings import get_settings
+
+        settings = get_settings()
+        return cls(
+            flush,
+            max_items=settings.ingress_batch_max_items,
+            max_wait_seconds=settings.ingress_batch_max_wait_ms / 1000,
+        )
+
+    def _bind(self, loop: asyncio.AbstractEventLoop) -> None:
+        # Loop-bound state (futures, timer, semaphore) is made anew when the loop changes, as it
+        # does between test clients; a server process keeps one loop.
+        self._loop = loop
+        self._pending: list[tuple[Item, asyncio.Future[Outcome]]] = []
+        self._timer: asyncio.TimerHandle | None = None
+        self._flushing = 0
+        self._running: set[asyncio.Task[None]] = set()
+
+    async def submit(self, item: Item) -> Outcome:
+        loop = asyncio.get_running_loop()
+        if loop is not self._loop:
+            self._bind(loop)
+        future: asyncio.Future[Outcome] = loop.create_future()
+        self._pending.append((item, future))
+        if len(self._pending) >= self._max_items:
+            self._start_flush()
+        elif self._timer is None:
+            self._timer = loop.call_later(self._max_wait, self._start_flush)
+        # shield: a caller that goes away must not cancel the flush the others wait on.
+        return await asyncio.shield(future)
+
+    def _start_flush(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        # While every flush slot is busy, requests keep gathering: the next group is as large as
+        # the load makes it (group commit), started as soon as a flush finishes.
+        if not self._pending or self._flushing >= self._max_concurrent:
+            return
+        batch = self._pending[: self._max_items]
+        del self._pending[: self._max_items]
+        self._flushing += 1
+        task = asyncio.ensure_future(self._run(batch))
+        self._running.add(task)
+        task.add_done_callback(self._running.discard)
+
+    async def _run(self, batch: list[tuple[Item, asyncio.Future[Outcome]]]) -> None:
+        try:
+            outcomes = await to_thread.run_sync(self._flush, [item for item, _ in batch])
+        except Exception as exc:  # noqa: BLE001 - handed to every caller of the batch
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(exc)
+            return
+        finally:
+            self._flushing -= 1
+            if self._pending:
+                self._start_flush()
+        for (_, future), outcome in zip(batch, outcomes, strict=True):
+            if future.done():
+                continue
+            if isinstance(outcome, Exception):
+                future.set_exception(outcome)
+            else:
+                future.set_result(outcome)

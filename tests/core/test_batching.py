@@ -1,0 +1,76 @@
+"""MicroBatcher: concurrent callers share one flush, and each gets its own outcome."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import pytest
+
+from core.batching import MicroBatcher
+
+
+def test_concurrent_callers_share_a_flush_and_get_their_own_outcome() -> None:
+    flushed: list[list[int]] = []
+
+    def flush(items: list[int]) -> list[int | Exception]:
+        flushed.append(items)
+        return [ValueError(f"odd {i}") if i % 2 else i * 10 for i in items]
+
+    async def scenario() -> list[object]:
+        batcher: MicroBatcher[int, int] = MicroBatcher(flush, max_wait_seconds=0.01)
+        return await asyncio.gather(*(batcher.submit(i) for i in range(6)), return_exceptions=True)
+
+    results = asyncio.run(scenario())
+    assert flushed == [[0, 1, 2, 3, 4, 5]]
+    assert results[0::2] == [0, 20, 40]
+    assert [str(error) for error in results[1::2]] == ["odd 1", "odd 3", "odd 5"]
+
+
+def test_a_full_batch_flushes_without_waiting_and_a_failing_flush_reaches_every_caller() -> None:
+    sizes: list[int] = []
+    thread_names: set[str] = set()
+
+    def flush(items: list[int]) -> list[int]:
+        thread_names.add(threading.current_thread().name)
+        sizes.append(len(items))
+        if 99 in items:
+            raise ConnectionError("database down")
+        return items
+
+    async def scenario() -> tuple[list[int], list[object]]:
+        # A 60 s wait would time the test out: only max_items can trigger these flushes.
+        batcher: MicroBatcher[int, int] = MicroBatcher(flush, max_items=3, max_wait_seconds=60)
+        ok = await asyncio.gather(*(batcher.submit(i) for i in range(6)))
+        failed = await asyncio.gather(
+            *(batcher.submit(i) for i in (97, 98, 99)), return_exceptions=True
+        )
+        return ok, failed
+
+    ok, failed = asyncio.run(scenario())
+    assert ok == [0, 1, 2, 3, 4, 5]
+    assert sizes == [3, 3, 3]
+    assert all(isinstance(error, ConnectionError) for error in failed)
+    # The flush runs off the event loop, so the server keeps accepting requests meanwhile.
+    assert threading.main_thread().name not in thread_names
+
+
+def test_a_caller_that_goes_away_does_not_cancel_the_others() -> None:
+    release = threading.Event()
+
+    def flush(items: list[int]) -> list[int]:
+        release.wait(5)
+        return items
+
+    async def scenario() -> int:
+        batcher: MicroBatcher[int, int] = MicroBatcher(flush, max_wait_seconds=0.001)
+        leaving = asyncio.ensure_future(batcher.submit(1))
+        staying = asyncio.ensure_future(batcher.submit(2))
+        await asyncio.sleep(0.05)
+        leaving.cancel()
+        release.set()
+        with pytest.raises(asyncio.CancelledError):
+            await leaving
+        return await staying
+
+    assert asyncio.run(scenario()) == 2

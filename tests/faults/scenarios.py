@@ -1,0 +1,124 @@
+"""Customers, Stripe changes and deliveries the fault tests drive through the real services."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from core import checkout as checkout_service
+from core.settings import get_settings
+from core.stripe_gateway import get_gateway
+from models import session_scope
+from tests.conftest import pg_scalar
+from tests.faults.harness import post
+from tests.stripe_fixtures import webhook_secret
+from tests.stripe_stand_in import signed_webhook
+
+Event = dict[str, Any]
+
+
+def start_checkout(stand_in: Any, customer_id: str, plan: str = "starter") -> list[Event]:
+    """A checkout created by the service and paid in Stripe; its events, not yet delivered."""
+    with session_scope() as session:
+        result = checkout_service.create_checkout(
+            session,
+            get_gateway(),
+            customer_id=customer_id,
+            plan=plan,
+            success_url="https://example.com/ok",
+            cancel_url="https://example.com/no",
+        )
+    return stand_in.complete_checkout(result.session_id)
+
+
+def stripe_subscription(stand_in: Any, customer_id: str) -> Event:
+    stripe_customer = pg_scalar(
+        f"SELECT stripe_customer_id FROM customers WHERE customer_id = '{customer_id}'"
+    )
+    subs = stand_in.client().v1.subscriptions.list(
+        params={"customer": stripe_customer, "status": "all"}
+    )
+    return subs["data"][0].to_dict()
+
+
+def change_plan_in_stripe(stand_in: Any, customer_id: str, plan: str) -> list[Event]:
+    sub = stripe_subscription(stand_in, customer_id)
+    mark = len(stand_in.events)
+    price = getattr(get_settings(), f"stripe_price_{plan}")
+    item = sub["items"]["data"][0]["id"]
+    stand_in.client().v1.subscriptions.update(
+        sub["id"], params={"items": [{"id": item, "price": price}]}
+    )
+    return stand_in.events[mark:]
+
+
+def cancel_at_period_end_in_stripe(stand_in: Any, customer_id: str) -> list[Event]:
+    sub = stripe_subscription(stand_in, customer_id)
+    mark = len(stand_in.events)
+    stand_in.client().v1.subscriptions.update(sub["id"], params={"cancel_at_period_end": True})
+    return stand_in.events[mark:]
+
+
+def cancel_now_in_stripe(stand_in: Any, customer_id: str) -> list[Event]:
+    sub = stripe_subscription(stand_in, customer_id)
+    mark = len(stand_in.events)
+    stand_in.client().v1.subscriptions.cancel(sub["id"])
+    return stand_in.events[mark:]
+
+
+def current_license_token(customer_id: str) -> str:
+    token = pg_scalar(
+        f"SELECT token FROM licenses WHERE customer_id = '{customer_id}' "
+        "AND superseded_at IS NULL ORDER BY id DESC LIMIT 1"
+    )
+    assert isinstance(token, str)
+    return token
+
+
+def deliver_webhook(client: httpx.Client, base_url: str, event: Event) -> tuple[int, Any, float]:
+    """One delivery as Stripe makes it: the event signed with the endpoint secret, now."""
+    payload, headers = signed_webhook(event, webhook_secret())
+    return post(client, f"{base_url}/webhooks/stripe", content=payload, headers=headers)
+
+
+def send_report(
+    client: httpx.Client,
+    base_url: str,
+    token: str,
+    customer_id: str,
+    instance_id: str,
+    timestamp: str,
+    active: int,
+) -> tuple[int, Any, float]:
+    body = {
+        "customerId": customer_id,
+        "instanceId": instance_id,
+        "timestamp": timestamp,
+        "metrics": {"activeDevices": active, "totalDevices": active + 5},
+    }
+    return post(
+        client,
+        f"{base_url}/api/usage/report",
+        json=body,
+        headers={"Authorization": f"Bearer {token}"},
+    )
+
+
+def count_events(event_ids: set[str], statuses: tuple[str, ...] | None = None) -> int:
+    if not event_ids:
+        return 0
+    quoted = ", ".join(f"'{event_id}'" for event_id in event_ids)
+    where = f"event_id IN ({quoted})"
+    if statuses:
+        where += " AND status IN (" + ", ".join(f"'{s}'" for s in statuses) + ")"
+    return int(pg_scalar(f"SELECT count(*) FROM stripe_events WHERE {where}"))  # type: ignore[arg-type]
+
+
+def count_reports(report_ids: set[int], *, processed: bool = False) -> int:
+    if not report_ids:
+        return 0
+    where = "id IN (" + ", ".join(str(i) for i in report_ids) + ")"
+    if processed:
+        where += " AND processed_at IS NOT NULL"
+    return int(pg_scalar(f"SELECT count(*) FROM usage_reports WHERE {where}"))  # type: ignore[arg-type]
