@@ -22,6 +22,8 @@ __all__ = [
     "deliver_all",
     "license_claims",
     "license_count",
+    "start_checkout",
+    "stripe_subscription",
     "new_customer",
     "stand_in",
     "stripe_server",
@@ -143,3 +145,32 @@ def license_claims(customer_id: str) -> dict[str, Any]:
     return verify_license(
         token, public_keys(), issuer=get_settings().license_issuer, verify_exp=False
     )
+
+
+def start_checkout(stand_in: StripeStandIn, customer_id: str, plan: str = "starter") -> list[dict]:
+    """A checkout created by the service and paid in Stripe; its events, not yet delivered."""
+    from core import checkout as checkout_service
+    from core.stripe_gateway import get_gateway
+    from models import session_scope
+
+    with session_scope() as session:
+        result = checkout_service.create_checkout(
+            session,
+            get_gateway(),
+            customer_id=customer_id,
+            plan=plan,
+            success_url="https://example.com/ok",
+            cancel_url="https://example.com/no",
+        )
+    return stand_in.complete_checkout(result.session_id)
+
+
+def stripe_subscription(stand_in: StripeStandIn, customer_id: str) -> dict[str, Any]:
+    """The customer's newest subscription as Stripe holds it (canceled ones included)."""
+    stripe_customer = pg_scalar(
+        f"SELECT stripe_customer_id FROM customers WHERE customer_id = '{customer_id}'"
+    )
+    subs = stand_in.client().v1.subscriptions.list(
+        params={"customer": stripe_customer, "status": "all"}
+    )
+    return subs["data"][0].to_dict()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from celery import Celery
-from kombu import Queue
+from kombu import Exchange, Queue
 
 from core.settings import Settings, get_settings
 from workers.beat import beat_schedule
@@ -65,7 +65,11 @@ def configure(app: Celery, settings: Settings) -> None:
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
-        task_queues=[Queue(name) for name in ALL_QUEUES],
+        # Each queue has its own direct exchange and routing key, so a task routed to a queue is
+        # published to that queue alone (and the worker banner shows the real bindings).
+        task_queues=[
+            Queue(name, Exchange(name, type="direct"), routing_key=name) for name in ALL_QUEUES
+        ],
         task_default_queue=DEFAULT,
         task_routes=TASK_ROUTES,
         task_track_started=True,

@@ -6,40 +6,13 @@ from typing import Any
 
 import httpx
 
-from core import checkout as checkout_service
 from core.settings import get_settings
-from core.stripe_gateway import get_gateway
-from models import session_scope
 from tests.conftest import pg_scalar
 from tests.faults.harness import post
-from tests.stripe_fixtures import webhook_secret
+from tests.stripe_fixtures import stripe_subscription, webhook_secret
 from tests.stripe_stand_in import signed_webhook
 
 Event = dict[str, Any]
-
-
-def start_checkout(stand_in: Any, customer_id: str, plan: str = "starter") -> list[Event]:
-    """A checkout created by the service and paid in Stripe; its events, not yet delivered."""
-    with session_scope() as session:
-        result = checkout_service.create_checkout(
-            session,
-            get_gateway(),
-            customer_id=customer_id,
-            plan=plan,
-            success_url="https://example.com/ok",
-            cancel_url="https://example.com/no",
-        )
-    return stand_in.complete_checkout(result.session_id)
-
-
-def stripe_subscription(stand_in: Any, customer_id: str) -> Event:
-    stripe_customer = pg_scalar(
-        f"SELECT stripe_customer_id FROM customers WHERE customer_id = '{customer_id}'"
-    )
-    subs = stand_in.client().v1.subscriptions.list(
-        params={"customer": stripe_customer, "status": "all"}
-    )
-    return subs["data"][0].to_dict()
 
 
 def change_plan_in_stripe(stand_in: Any, customer_id: str, plan: str) -> list[Event]:

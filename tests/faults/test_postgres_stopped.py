@@ -22,11 +22,10 @@ from tests.faults.scenarios import (
     current_license_token,
     deliver_webhook,
     send_report,
-    start_checkout,
 )
 from tests.helpers.tcp_proxy import TcpProxy
 from tests.helpers.waiting import wait_until
-from tests.stripe_fixtures import new_customer, subscription_row
+from tests.stripe_fixtures import new_customer, start_checkout, subscription_row
 
 pytestmark = pytest.mark.faults
 

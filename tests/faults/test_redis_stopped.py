@@ -19,10 +19,9 @@ from tests.faults.scenarios import (
     current_license_token,
     deliver_webhook,
     send_report,
-    start_checkout,
 )
 from tests.helpers.waiting import wait_until
-from tests.stripe_fixtures import license_claims, new_customer, subscription_row
+from tests.stripe_fixtures import license_claims, new_customer, start_checkout, subscription_row
 
 pytestmark = pytest.mark.faults
 

@@ -23,11 +23,16 @@ from tests.faults.scenarios import (
     change_plan_in_stripe,
     count_events,
     deliver_webhook,
-    start_checkout,
-    stripe_subscription,
 )
 from tests.helpers.waiting import wait_until
-from tests.stripe_fixtures import license_claims, license_count, new_customer, subscription_row
+from tests.stripe_fixtures import (
+    license_claims,
+    license_count,
+    new_customer,
+    start_checkout,
+    stripe_subscription,
+    subscription_row,
+)
 
 pytestmark = pytest.mark.faults
 

@@ -19,9 +19,15 @@ from tests.faults.harness import (
     services,
     wait_for_workers,
 )
-from tests.faults.scenarios import deliver_webhook, start_checkout
+from tests.faults.scenarios import deliver_webhook
 from tests.helpers.waiting import wait_until
-from tests.stripe_fixtures import license_claims, license_count, new_customer, subscription_row
+from tests.stripe_fixtures import (
+    license_claims,
+    license_count,
+    new_customer,
+    start_checkout,
+    subscription_row,
+)
 
 pytestmark = pytest.mark.faults
 

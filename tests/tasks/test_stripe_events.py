@@ -20,31 +20,11 @@ from tests.stripe_fixtures import (
     license_claims,
     license_count,
     new_customer,
+    start_checkout,
+    stripe_subscription,
     subscription_row,
     wait_for_events,
 )
-
-
-def start_checkout(stand_in: Any, customer_id: str, plan: str = "starter") -> list[dict]:
-    """A paid checkout in Stripe; its events, not yet delivered."""
-    with session_scope() as session:
-        result = checkout_service.create_checkout(
-            session,
-            get_gateway(),
-            customer_id=customer_id,
-            plan=plan,
-            success_url="https://example.com/ok",
-            cancel_url="https://example.com/no",
-        )
-    return stand_in.complete_checkout(result.session_id)
-
-
-def stripe_sub_of(stand_in: Any, customer_id: str) -> dict:
-    stripe_customer = pg_scalar(
-        f"SELECT stripe_customer_id FROM customers WHERE customer_id = '{customer_id}'"
-    )
-    subs = stand_in.client().v1.subscriptions.list(params={"customer": stripe_customer})
-    return subs["data"][0].to_dict()
 
 
 def change_price_in_stripe(stand_in: Any, sub: dict, plan: str) -> list[dict]:
@@ -86,11 +66,13 @@ def run_lifecycle(stand_in: Any, client: Any, email: str, seed: int) -> tuple[st
     phases: list[Any] = [
         lambda: start_checkout(stand_in, customer_id),
         lambda: change_price_in_stripe(
-            stand_in, stripe_sub_of(stand_in, customer_id), "professional"
+            stand_in, stripe_subscription(stand_in, customer_id), "professional"
         ),
-        lambda: stand_in.fail_payment(stripe_sub_of(stand_in, customer_id)["id"]),
-        lambda: stand_in.pay_invoice(stripe_sub_of(stand_in, customer_id)["id"]),
-        lambda: cancel_at_period_end_in_stripe(stand_in, stripe_sub_of(stand_in, customer_id)),
+        lambda: stand_in.fail_payment(stripe_subscription(stand_in, customer_id)["id"]),
+        lambda: stand_in.pay_invoice(stripe_subscription(stand_in, customer_id)["id"]),
+        lambda: cancel_at_period_end_in_stripe(
+            stand_in, stripe_subscription(stand_in, customer_id)
+        ),
     ]
     for index, phase in enumerate(phases):
         events = phase()
@@ -126,7 +108,7 @@ def test_duplicates_and_shuffled_orders_end_in_the_same_state(stand_in, api_clie
 def test_all_events_at_once_in_any_order_give_the_final_state(stand_in, api_client, celery_worker):
     customer_id = new_customer()
     events = start_checkout(stand_in, customer_id)
-    sub = stripe_sub_of(stand_in, customer_id)
+    sub = stripe_subscription(stand_in, customer_id)
     events += change_price_in_stripe(stand_in, sub, "professional")
     events += cancel_at_period_end_in_stripe(stand_in, sub)
     # The oldest events last: each still re-reads Stripe, so none can roll the state back.

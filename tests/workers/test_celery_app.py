@@ -32,3 +32,26 @@ def test_tasks_are_routed_to_their_domain_queue() -> None:
     assert router.route({}, "tasks.stripe_events.process_event")["queue"].name == "webhooks"
     assert router.route({}, "tasks.licenses.reissue")["queue"].name == "licenses"
     assert router.route({}, "tasks.maintenance.ping")["queue"].name == "default"
+
+
+def test_a_published_task_lands_in_its_own_queue_only() -> None:
+    import uuid
+
+    import redis
+
+    from core.settings import get_settings
+    from workers.celery_app import create_celery_app
+
+    # An app of its own key prefix, so the session's worker does not take the messages.
+    prefix = f"routing-{uuid.uuid4().hex[:8]}:"
+    settings = get_settings().model_copy(update={"celery_key_prefix": prefix})
+    app = create_celery_app(settings)
+    client = redis.Redis.from_url(settings.resolved_broker_url)
+    try:
+        app.send_task("tasks.usage.process_report_batch", args=[[1]], ignore_result=True)
+        app.send_task("tasks.stripe_events.process_event", args=["evt_1"], ignore_result=True)
+        depth = {queue: client.llen(prefix + queue) for queue in ALL_QUEUES}
+        assert depth == {"webhooks": 1, "usage": 1, "licenses": 0, "default": 0}
+    finally:
+        for key in client.scan_iter(match=f"{prefix}*"):
+            client.delete(key)
