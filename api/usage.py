@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date, datetime, timedelta
 from typing import Any, Literal
 
@@ -98,21 +99,27 @@ def _store_report_batch(
     batch: list[tuple[InstanceIdentity, ReportToStore]],
 ) -> list[ReceivedReport | DomainError]:
     with session_scope() as session:
-        outcomes = receive_reports(session, batch)
+        return receive_reports(session, batch)
+
+
+def _enqueue_report_batch(
+    _: list[tuple[InstanceIdentity, ReportToStore]],
+    outcomes: Sequence[ReceivedReport | DomainError | Exception],
+) -> None:
     new_ids = [
         outcome.stored.report_id
         for outcome in outcomes
         if isinstance(outcome, ReceivedReport) and not outcome.stored.duplicate
     ]
     if new_ids:
-        # Fails quietly when the broker is down: the rows are stored and the sweeper runs them.
+        # After the answers, and quietly when the broker is down: the rows are committed and
+        # the sweeper processes whatever was not published.
         enqueue(process_report_batch, new_ids)
-    return outcomes
 
 
 # Concurrent reports of this process share one transaction and one task (see core/batching).
-report_batcher: MicroBatcher[tuple[InstanceIdentity, ReportToStore], ReceivedReport] = MicroBatcher(
-    _store_report_batch
+report_batcher: MicroBatcher[tuple[InstanceIdentity, ReportToStore], ReceivedReport] = (
+    MicroBatcher.from_settings(_store_report_batch, _enqueue_report_batch)
 )
 
 

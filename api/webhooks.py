@@ -6,6 +6,7 @@ again) but never loses it. A delivery Stripe repeats gets the same answer and no
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -22,18 +23,23 @@ router = APIRouter(tags=["webhooks"])
 
 def _store_event_batch(events: list[dict[str, Any]]) -> list[bool]:
     with session_scope() as session:
-        created = stripe_events.store_events(session, events)
-    new_ids = [event["id"] for event, new in zip(events, created, strict=True) if new]
-    # The rows are committed first: if the broker is down now, the sweeper enqueues them later.
+        return stripe_events.store_events(session, events)
+
+
+def _enqueue_event_batch(events: list[dict[str, Any]], created: Sequence[bool | Exception]) -> None:
+    new_ids = [event["id"] for event, new in zip(events, created, strict=True) if new is True]
+    # After the answers, and quietly when the broker is down: the rows are committed and the
+    # sweeper enqueues whatever was not published.
     if len(new_ids) == 1:
         enqueue(process_event, new_ids[0])
     elif new_ids:
         enqueue(dispatch_events, new_ids)
-    return created
 
 
 # Concurrent deliveries to this process share one transaction and one publish (core/batching).
-event_batcher: MicroBatcher[dict[str, Any], bool] = MicroBatcher.from_settings(_store_event_batch)
+event_batcher: MicroBatcher[dict[str, Any], bool] = MicroBatcher.from_settings(
+    _store_event_batch, _enqueue_event_batch
+)
 
 
 @router.post(

@@ -10,16 +10,21 @@ for the whole group. Each caller still waits for its own outcome, so an answer s
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable, Sequence
 from typing import Generic, TypeVar
 
 from anyio import to_thread
+
+log = logging.getLogger(__name__)
 
 Item = TypeVar("Item")
 Outcome = TypeVar("Outcome")
 
 # Per item: its outcome, or the exception to raise to its caller.
 Flush = Callable[[list[Item]], Sequence[Outcome | Exception]]
+# Work on a flushed group that its callers need not wait for (publishing its task).
+AfterFlush = Callable[[list[Item], Sequence[Outcome | Exception]], None]
 
 
 class MicroBatcher(Generic[Item, Outcome]):
@@ -27,23 +32,28 @@ class MicroBatcher(Generic[Item, Outcome]):
         self,
         flush: Flush[Item, Outcome],
         *,
+        after_flush: AfterFlush[Item, Outcome] | None = None,
         max_items: int = 200,
         max_wait_seconds: float = 0.002,
         max_concurrent_flushes: int = 4,
     ) -> None:
         self._flush = flush
+        self._after_flush = after_flush
         self._max_items = max_items
         self._max_wait = max_wait_seconds
         self._max_concurrent = max_concurrent_flushes
         self._loop: asyncio.AbstractEventLoop | None = None
 
     @classmethod
-    def from_settings(cls, flush: Flush[Item, Outcome]) -> MicroBatcher[Item, Outcome]:
+    def from_settings(
+        cls, flush: Flush[Item, Outcome], after_flush: AfterFlush[Item, Outcome] | None = None
+    ) -> MicroBatcher[Item, Outcome]:
         from core.settings import get_settings
 
         settings = get_settings()
         return cls(
             flush,
+            after_flush=after_flush,
             max_items=settings.ingress_batch_max_items,
             max_wait_seconds=settings.ingress_batch_max_wait_ms / 1000,
         )
@@ -86,17 +96,15 @@ class MicroBatcher(Generic[Item, Outcome]):
         task.add_done_callback(self._running.discard)
 
     async def _run(self, batch: list[tuple[Item, asyncio.Future[Outcome]]]) -> None:
+        items = [item for item, _ in batch]
         try:
-            outcomes = await to_thread.run_sync(self._flush, [item for item, _ in batch])
+            outcomes = await to_thread.run_sync(self._flush, items)
         except Exception as exc:  # noqa: BLE001 - handed to every caller of the batch
             for _, future in batch:
                 if not future.done():
                     future.set_exception(exc)
+            self._finish()
             return
-        finally:
-            self._flushing -= 1
-            if self._pending:
-                self._start_flush()
         for (_, future), outcome in zip(batch, outcomes, strict=True):
             if future.done():
                 continue
@@ -104,3 +112,16 @@ class MicroBatcher(Generic[Item, Outcome]):
                 future.set_exception(outcome)
             else:
                 future.set_result(outcome)
+        # The callers have their answers; what follows (publishing) only delays the next group.
+        try:
+            if self._after_flush is not None:
+                await to_thread.run_sync(self._after_flush, items, outcomes)
+        except Exception:  # noqa: BLE001 - the callers are answered; nothing to hand it to
+            log.exception("after-flush step failed")
+        finally:
+            self._finish()
+
+    def _finish(self) -> None:
+        self._flushing -= 1
+        if self._pending:
+            self._start_flush()

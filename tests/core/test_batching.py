@@ -74,3 +74,27 @@ def test_a_caller_that_goes_away_does_not_cancel_the_others() -> None:
         return await staying
 
     assert asyncio.run(scenario()) == 2
+
+
+def test_callers_are_answered_before_the_after_flush_step_runs() -> None:
+    answered = threading.Event()
+    seen: list[tuple[list[int], list[object]]] = []
+
+    def after(items: list[int], outcomes: list[object]) -> None:
+        # Runs once every caller of the group has its answer.
+        assert answered.wait(5)
+        seen.append((items, list(outcomes)))
+        raise RuntimeError("broker down")  # must not reach anyone
+
+    async def scenario() -> list[int]:
+        batcher: MicroBatcher[int, int] = MicroBatcher(
+            lambda items: [i + 1 for i in items], after_flush=after, max_wait_seconds=0.001
+        )
+        results = await asyncio.gather(batcher.submit(1), batcher.submit(2))
+        answered.set()
+        # A later group still flushes after the failed after-step.
+        results.append(await batcher.submit(3))
+        return results
+
+    assert asyncio.run(scenario()) == [2, 3, 4]
+    assert seen[0] == ([1, 2], [2, 3])
