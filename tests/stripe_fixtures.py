@@ -22,6 +22,8 @@ __all__ = [
     "deliver_all",
     "license_claims",
     "license_count",
+    "cancel_at_period_end_in_stripe",
+    "change_plan_in_stripe",
     "start_checkout",
     "stripe_subscription",
     "new_customer",
@@ -174,3 +176,22 @@ def stripe_subscription(stand_in: StripeStandIn, customer_id: str) -> dict[str, 
         params={"customer": stripe_customer, "status": "all"}
     )
     return subs["data"][0].to_dict()
+
+
+def change_plan_in_stripe(stand_in: StripeStandIn, customer_id: str, plan: str) -> list[dict]:
+    """A plan change made in Stripe itself (the dashboard): we only learn of it by its events."""
+    sub = stripe_subscription(stand_in, customer_id)
+    mark = len(stand_in.events)
+    price = getattr(get_settings(), f"stripe_price_{plan}")
+    item = sub["items"]["data"][0]["id"]
+    stand_in.client().v1.subscriptions.update(
+        sub["id"], params={"items": [{"id": item, "price": price}]}
+    )
+    return stand_in.events[mark:]
+
+
+def cancel_at_period_end_in_stripe(stand_in: StripeStandIn, customer_id: str) -> list[dict]:
+    sub = stripe_subscription(stand_in, customer_id)
+    mark = len(stand_in.events)
+    stand_in.client().v1.subscriptions.update(sub["id"], params={"cancel_at_period_end": True})
+    return stand_in.events[mark:]

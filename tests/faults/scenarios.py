@@ -6,31 +6,12 @@ from typing import Any
 
 import httpx
 
-from core.settings import get_settings
 from tests.conftest import pg_scalar
 from tests.faults.harness import post
 from tests.stripe_fixtures import stripe_subscription, webhook_secret
 from tests.stripe_stand_in import signed_webhook
 
 Event = dict[str, Any]
-
-
-def change_plan_in_stripe(stand_in: Any, customer_id: str, plan: str) -> list[Event]:
-    sub = stripe_subscription(stand_in, customer_id)
-    mark = len(stand_in.events)
-    price = getattr(get_settings(), f"stripe_price_{plan}")
-    item = sub["items"]["data"][0]["id"]
-    stand_in.client().v1.subscriptions.update(
-        sub["id"], params={"items": [{"id": item, "price": price}]}
-    )
-    return stand_in.events[mark:]
-
-
-def cancel_at_period_end_in_stripe(stand_in: Any, customer_id: str) -> list[Event]:
-    sub = stripe_subscription(stand_in, customer_id)
-    mark = len(stand_in.events)
-    stand_in.client().v1.subscriptions.update(sub["id"], params={"cancel_at_period_end": True})
-    return stand_in.events[mark:]
 
 
 def cancel_now_in_stripe(stand_in: Any, customer_id: str) -> list[Event]:

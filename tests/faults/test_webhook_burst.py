@@ -17,15 +17,11 @@ import pytest
 from core.stripe_sync import plan_for_price
 from tests.faults.figures import record
 from tests.faults.harness import RedisServer, service_env, services, wait_for_workers
-from tests.faults.scenarios import (
-    cancel_at_period_end_in_stripe,
-    cancel_now_in_stripe,
-    change_plan_in_stripe,
-    count_events,
-    deliver_webhook,
-)
+from tests.faults.scenarios import cancel_now_in_stripe, count_events, deliver_webhook
 from tests.helpers.waiting import wait_until
 from tests.stripe_fixtures import (
+    cancel_at_period_end_in_stripe,
+    change_plan_in_stripe,
     license_claims,
     license_count,
     new_customer,

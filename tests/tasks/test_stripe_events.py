@@ -15,6 +15,8 @@ from tests.conftest import pg_scalar
 from tests.helpers.waiting import wait_until
 from tests.stripe_fixtures import *  # noqa: F403
 from tests.stripe_fixtures import (
+    cancel_at_period_end_in_stripe,
+    change_plan_in_stripe,
     deliver,
     deliver_all,
     license_claims,
@@ -25,23 +27,6 @@ from tests.stripe_fixtures import (
     subscription_row,
     wait_for_events,
 )
-
-
-def change_price_in_stripe(stand_in: Any, sub: dict, plan: str) -> list[dict]:
-    """A plan change made in Stripe itself (the dashboard): we only learn of it by events."""
-    mark = len(stand_in.events)
-    price = getattr(get_settings(), f"stripe_price_{plan}")
-    item = sub["items"]["data"][0]["id"]
-    stand_in.client().v1.subscriptions.update(
-        sub["id"], params={"items": [{"id": item, "price": price}]}
-    )
-    return stand_in.events[mark:]
-
-
-def cancel_at_period_end_in_stripe(stand_in: Any, sub: dict) -> list[dict]:
-    mark = len(stand_in.events)
-    stand_in.client().v1.subscriptions.update(sub["id"], params={"cancel_at_period_end": True})
-    return stand_in.events[mark:]
 
 
 def visible_state(customer_id: str) -> dict[str, Any]:
@@ -65,14 +50,10 @@ def run_lifecycle(stand_in: Any, client: Any, email: str, seed: int) -> tuple[st
     counts = [license_count(customer_id)]
     phases: list[Any] = [
         lambda: start_checkout(stand_in, customer_id),
-        lambda: change_price_in_stripe(
-            stand_in, stripe_subscription(stand_in, customer_id), "professional"
-        ),
+        lambda: change_plan_in_stripe(stand_in, customer_id, "professional"),
         lambda: stand_in.fail_payment(stripe_subscription(stand_in, customer_id)["id"]),
         lambda: stand_in.pay_invoice(stripe_subscription(stand_in, customer_id)["id"]),
-        lambda: cancel_at_period_end_in_stripe(
-            stand_in, stripe_subscription(stand_in, customer_id)
-        ),
+        lambda: cancel_at_period_end_in_stripe(stand_in, customer_id),
     ]
     for index, phase in enumerate(phases):
         events = phase()
@@ -108,9 +89,8 @@ def test_duplicates_and_shuffled_orders_end_in_the_same_state(stand_in, api_clie
 def test_all_events_at_once_in_any_order_give_the_final_state(stand_in, api_client, celery_worker):
     customer_id = new_customer()
     events = start_checkout(stand_in, customer_id)
-    sub = stripe_subscription(stand_in, customer_id)
-    events += change_price_in_stripe(stand_in, sub, "professional")
-    events += cancel_at_period_end_in_stripe(stand_in, sub)
+    events += change_plan_in_stripe(stand_in, customer_id, "professional")
+    events += cancel_at_period_end_in_stripe(stand_in, customer_id)
     # The oldest events last: each still re-reads Stripe, so none can roll the state back.
     for event in sorted(events, key=lambda e: e["created"], reverse=True) * 2:
         assert deliver(api_client, event).status_code == 200
