@@ -91,9 +91,10 @@ def _kids_in_second(_second: int) -> frozenset[str]:
 
 
 @lru_cache(maxsize=_VERIFIED_TOKENS)
-def _verified_claims(token: str, kids: frozenset[str], issuer: str) -> dict[str, Any]:
+def _verified_claims(token: str, _published: frozenset[str], issuer: str) -> dict[str, Any]:
     # A token's signature never changes, and instances send the same one every time: verify it
-    # once per process. The published kids are part of the key, so removing a key re-verifies.
+    # once per process. The published kids are only part of the cache key, so removing a key
+    # re-verifies.
     # Refusals raise and are never cached.
     return verify_license(token, public_keys(), issuer=issuer, verify_exp=False)
 

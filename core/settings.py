@@ -113,10 +113,6 @@ class Settings(BaseSettings):
         broker = self.resolved_broker_url
         return broker if broker.startswith(("redis://", "rediss://")) else None
 
-    @property
-    def uses_embedded_defaults(self) -> bool:
-        return self.database_url is None or self.celery_broker_url is None
-
 
 @lru_cache
 def get_settings() -> Settings:

@@ -11,13 +11,12 @@ has exactly N bars and a day is never half in the window.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Any, NamedTuple
 
-from sqlalchemy import ColumnElement, Integer, Select, cast, func, select
+from sqlalchemy import ColumnElement, Integer, cast, func, select
 from sqlalchemy.orm import Session
 
 from core.errors import InvalidInputError, NotFoundError
@@ -138,69 +137,60 @@ def build_summary(
 # Set-based building blocks; customer_id=None means every customer
 
 
-def _for_customer(stmt: Select[Any], column: Any, customer_id: str | None) -> Select[Any]:
-    return stmt if customer_id is None else stmt.where(column == customer_id)
-
-
-def _customers(session: Session, customer_id: str | None) -> list[CustomerInfo]:
-    stmt = select(
-        Customer.customer_id,
-        Customer.email,
-        Customer.name,
-        Customer.company_name,
-        Customer.plan_overrides,
-        Subscription.plan,
-        Subscription.status,
-        Subscription.trial_ends_at,
-        Subscription.current_period_ends_at,
-    ).outerjoin(Subscription, Subscription.customer_id == Customer.customer_id)
-    stmt = _for_customer(stmt, Customer.customer_id, customer_id).order_by(Customer.id)
-    return [
-        CustomerInfo(
-            customer_id=row.customer_id,
-            email=row.email,
-            name=row.name,
-            company_name=row.company_name,
-            plan=row.plan,
-            status=row.status,
-            renewal_date=(
-                row.trial_ends_at if row.status == "trialing" else row.current_period_ends_at
-            ),
-            plan_overrides=row.plan_overrides,
+def _customer(session: Session, customer_id: str) -> CustomerInfo:
+    row = session.execute(
+        select(
+            Customer.customer_id,
+            Customer.email,
+            Customer.name,
+            Customer.company_name,
+            Customer.plan_overrides,
+            Subscription.plan,
+            Subscription.status,
+            Subscription.trial_ends_at,
+            Subscription.current_period_ends_at,
         )
-        for row in session.execute(stmt)
-    ]
+        .outerjoin(Subscription, Subscription.customer_id == Customer.customer_id)
+        .where(Customer.customer_id == customer_id)
+    ).first()
+    if row is None:
+        raise NotFoundError(f"no customer {customer_id!r}", field="customerId")
+    return CustomerInfo(
+        customer_id=row.customer_id,
+        email=row.email,
+        name=row.name,
+        company_name=row.company_name,
+        plan=row.plan,
+        status=row.status,
+        renewal_date=row.trial_ends_at if row.status == "trialing" else row.current_period_ends_at,
+        plan_overrides=row.plan_overrides,
+    )
 
 
 def _window_stats(
-    session: Session, since: datetime, customer_id: str | None
-) -> dict[str, tuple[int, float | None, int | None]]:
-    stmt = (
+    session: Session, since: datetime, customer_id: str
+) -> tuple[int, float | None, int | None]:
+    """Report count, average and peak active devices of the window."""
+    count, avg, peak = session.execute(
         select(
-            UsageReport.customer_id,
             func.count(),
             func.avg(UsageReport.active_devices),
             func.max(UsageReport.active_devices),
-        )
-        .where(UsageReport.reported_at >= since)
-        .group_by(UsageReport.customer_id)
-    )
-    stmt = _for_customer(stmt, UsageReport.customer_id, customer_id)
-    return {
-        row[0]: (int(row[1]), None if row[2] is None else float(row[2]), row[3])
-        for row in session.execute(stmt)
-    }
+        ).where(UsageReport.customer_id == customer_id, UsageReport.reported_at >= since)
+    ).one()
+    return int(count), None if avg is None else float(avg), peak
 
 
-def _current(session: Session, customer_id: str | None) -> dict[str, tuple[int, int, int]]:
-    stmt = select(
-        InstanceUsage.customer_id,
-        func.sum(InstanceUsage.active_devices),
-        func.sum(InstanceUsage.total_devices),
-        func.count(),
-    ).group_by(InstanceUsage.customer_id)
-    stmt = _for_customer(stmt, InstanceUsage.customer_id, customer_id)
-    return {row[0]: (int(row[1]), int(row[2]), int(row[3])) for row in session.execute(stmt)}
+def _current(session: Session, customer_id: str) -> tuple[int, int, int]:
+    """Active and total devices summed over the instances' latest reports, and the instances."""
+    active, total, instances = session.execute(
+        select(
+            func.coalesce(func.sum(InstanceUsage.active_devices), 0),
+            func.coalesce(func.sum(InstanceUsage.total_devices), 0),
+            func.count(),
+        ).where(InstanceUsage.customer_id == customer_id)
+    ).one()
+    return int(active), int(total), int(instances)
 
 
 def _utc_day(session: Session, column: Any) -> ColumnElement[Any]:
@@ -215,26 +205,17 @@ def _as_date(value: date | str) -> date:
     return value if isinstance(value, date) else date.fromisoformat(str(value)[:10])
 
 
-def _daily(
-    session: Session, since: datetime, customer_id: str | None
-) -> dict[str, dict[date, int]]:
+def _daily(session: Session, since: datetime, customer_id: str) -> dict[date, int]:
+    """Active devices per UTC day: each instance's daily peak, summed over the instances."""
     day = _utc_day(session, UsageReport.reported_at).label("day")
-    per_instance = select(
-        UsageReport.customer_id,
-        day,
-        func.max(UsageReport.active_devices).label("active"),
-    ).where(UsageReport.reported_at >= since)
-    per_instance = _for_customer(per_instance, UsageReport.customer_id, customer_id)
-    per_instance = per_instance.group_by(
-        UsageReport.customer_id, UsageReport.instance_id, day
-    ).subquery()
-    stmt = select(
-        per_instance.c.customer_id, per_instance.c.day, func.sum(per_instance.c.active)
-    ).group_by(per_instance.c.customer_id, per_instance.c.day)
-    result: dict[str, dict[date, int]] = defaultdict(dict)
-    for customer, row_day, active in session.execute(stmt):
-        result[customer][_as_date(row_day)] = int(active)
-    return result
+    per_instance = (
+        select(day, func.max(UsageReport.active_devices).label("active"))
+        .where(UsageReport.customer_id == customer_id, UsageReport.reported_at >= since)
+        .group_by(UsageReport.instance_id, day)
+        .subquery()
+    )
+    stmt = select(per_instance.c.day, func.sum(per_instance.c.active)).group_by(per_instance.c.day)
+    return {_as_date(row_day): int(active) for row_day, active in session.execute(stmt)}
 
 
 def _points(by_day: dict[date, int], since: datetime, now: datetime) -> list[DayPoint]:
@@ -283,12 +264,12 @@ def _assemble(
     days: int,
     since: datetime,
     now: datetime,
-    stats: dict[str, tuple[int, float | None, int | None]],
-    current: dict[str, tuple[int, int, int]],
-    daily: dict[str, dict[date, int]],
+    stats: tuple[int, float | None, int | None],
+    current: tuple[int, int, int],
+    daily: dict[date, int],
 ) -> CustomerUsage:
-    total_reports, avg_active, peak_active = stats.get(info.customer_id, (0, None, None))
-    current_active, current_total, instances = current.get(info.customer_id, (0, 0, 0))
+    total_reports, avg_active, peak_active = stats
+    current_active, current_total, instances = current
     summary = build_summary(
         total_reports=total_reports,
         avg_active=avg_active,
@@ -303,7 +284,7 @@ def _assemble(
         days=days,
         since=since,
         summary=summary,
-        daily=_points(daily.get(info.customer_id, {}), since, now),
+        daily=_points(daily, since, now),
     )
 
 
@@ -323,10 +304,7 @@ def customer_usage(
     check_days(days)
     now = now or utcnow()
     since = window_start(days, now)
-    customers = _customers(session, customer_id)
-    if not customers:
-        raise NotFoundError(f"no customer {customer_id!r}", field="customerId")
-    info = customers[0]
+    info = _customer(session, customer_id)
     usage = _assemble(
         info,
         days=days,

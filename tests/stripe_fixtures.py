@@ -22,6 +22,7 @@ __all__ = [
     "deliver_all",
     "license_claims",
     "license_count",
+    "local_subscription_state",
     "cancel_at_period_end_in_stripe",
     "change_plan_in_stripe",
     "start_checkout",
@@ -127,6 +128,21 @@ def subscription_row(customer_id: str) -> dict[str, Any]:
     )
     assert row is not None
     return row if isinstance(row, dict) else json.loads(str(row))
+
+
+def local_subscription_state(customer_id: str) -> dict[str, Any]:
+    """What the service says of a customer's subscription: its row and its current license."""
+    row = subscription_row(customer_id)
+    claims = license_claims(customer_id)
+    return {
+        "plan": row["plan"],
+        "status": row["status"],
+        "cancel_at_period_end": row["cancel_at_period_end"],
+        "period_end": row["current_period_ends_at"],
+        "license_plan": claims["plan"],
+        "license_status": claims["subscription"]["status"],
+        "license_period_end": claims["subscription"]["currentPeriodEndsAt"],
+    }
 
 
 def license_count(customer_id: str) -> int:

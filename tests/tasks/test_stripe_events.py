@@ -21,26 +21,13 @@ from tests.stripe_fixtures import (
     deliver_all,
     license_claims,
     license_count,
+    local_subscription_state,
     new_customer,
     start_checkout,
     stripe_subscription,
     subscription_row,
     wait_for_events,
 )
-
-
-def visible_state(customer_id: str) -> dict[str, Any]:
-    row = subscription_row(customer_id)
-    claims = license_claims(customer_id)
-    return {
-        "plan": row["plan"],
-        "status": row["status"],
-        "cancel_at_period_end": row["cancel_at_period_end"],
-        "period_end": row["current_period_ends_at"],
-        "license_plan": claims["plan"],
-        "license_status": claims["subscription"]["status"],
-        "license_period_end": claims["subscription"]["currentPeriodEndsAt"],
-    }
 
 
 def run_lifecycle(stand_in: Any, client: Any, email: str, seed: int) -> tuple[str, list[int]]:
@@ -68,7 +55,7 @@ def test_duplicates_and_shuffled_orders_end_in_the_same_state(stand_in, api_clie
     results = [
         run_lifecycle(stand_in, api_client, f"buyer{seed}@example.com", seed) for seed in (1, 2, 3)
     ]
-    states = [visible_state(customer_id) for customer_id, _ in results]
+    states = [local_subscription_state(customer_id) for customer_id, _ in results]
     for state in states:
         state.pop("period_end")
         state.pop("license_period_end")
@@ -95,7 +82,7 @@ def test_all_events_at_once_in_any_order_give_the_final_state(stand_in, api_clie
     for event in sorted(events, key=lambda e: e["created"], reverse=True) * 2:
         assert deliver(api_client, event).status_code == 200
     wait_for_events([e["id"] for e in events])
-    state = visible_state(customer_id)
+    state = local_subscription_state(customer_id)
     assert (state["plan"], state["status"], state["cancel_at_period_end"]) == (
         "professional",
         "active",
