@@ -7,7 +7,7 @@ from pydantic import Field
 
 from api.deps import AdminKey, DbSession
 from api.schemas import CamelModel, CustomerIdPath, Page, error_responses
-from core import customers as customer_service
+from core.customers import service as customer_service
 from models import Customer, License, Subscription
 
 router = APIRouter(

@@ -10,8 +10,9 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
 from core.api_keys import authenticate_api_key
+from core.db import new_session
 from core.errors import AuthenticationError
-from models import ApiKey, new_session
+from models import ApiKey
 
 bearer = HTTPBearer(auto_error=False, description="Admin API key or license JWT")
 

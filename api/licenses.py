@@ -11,13 +11,13 @@ from pydantic import Field
 
 from api.deps import AdminKey, BearerCredentials, DbSession
 from api.schemas import CamelModel, CustomerIdPath, error_responses
-from core import licenses as license_service
-from core.customers import get_customer
+from core.customers.service import get_customer
 from core.errors import ConfigurationError
-from core.instance_auth import authenticate_instance
-from core.license_tokens import ALGORITHM
+from core.licensing import service as license_service
+from core.licensing.instance_auth import authenticate_instance
+from core.licensing.keys import SigningKeyError, jwks
+from core.licensing.tokens import ALGORITHM
 from core.settings import get_settings
-from core.signing_keys import SigningKeyError, jwks
 
 router = APIRouter(tags=["licenses"])
 

@@ -9,10 +9,10 @@ from pydantic import Field
 
 from api.deps import AdminKey, DbSession
 from api.schemas import ID_PATTERN, CamelModel, SubscriptionIdPath, error_responses
-from core import checkout as checkout_service
-from core import licenses as license_service
-from core import subscriptions as subscription_service
-from core.stripe_gateway import get_gateway
+from core.billing import checkout as checkout_service
+from core.billing import trials as subscription_service
+from core.billing.gateway import get_gateway
+from core.licensing import service as license_service
 
 router = APIRouter(
     prefix="/api/subscriptions",

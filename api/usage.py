@@ -13,18 +13,23 @@ from api.deps import BearerCredentials, DbSession, bearer_token
 from api.schemas import CamelModel, CustomerIdPath, error_responses
 from core.api_keys import KEY_PREFIX, authenticate_api_key
 from core.batching import MicroBatcher
+from core.db import session_scope
 from core.errors import DomainError, PermissionDeniedError
-from core.instance_auth import InstanceIdentity, authenticate_instance, verify_instance_token
+from core.licensing.instance_auth import (
+    InstanceIdentity,
+    authenticate_instance,
+    verify_instance_token,
+)
 from core.settings import get_settings
-from core.usage import (
+from core.usage.ingest import (
     ReceivedReport,
     ReportToStore,
     check_idempotency_key,
     parse_report,
     receive_reports,
 )
-from core.usage_views import DEFAULT_DAYS, MAX_DAYS, CustomerUsage, customer_usage
-from models import session_scope, utcnow
+from core.usage.queries import DEFAULT_DAYS, MAX_DAYS, CustomerUsage, customer_usage
+from models import utcnow
 from tasks.usage import process_report_batch
 from workers.enqueue import enqueue
 

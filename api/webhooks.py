@@ -12,10 +12,10 @@ from typing import Any
 from fastapi import APIRouter, Request
 
 from api.schemas import error_responses
-from core import stripe_events
 from core.batching import MicroBatcher
-from models import session_scope
-from tasks.stripe_events import dispatch_events, process_event
+from core.billing import inbox as stripe_events
+from core.db import session_scope
+from tasks.billing import dispatch_events, process_event
 from workers.enqueue import enqueue
 
 router = APIRouter(tags=["webhooks"])

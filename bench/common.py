@@ -96,14 +96,14 @@ def bench_environment(name: str, **extra_env: str) -> Iterator[BenchEnv]:
     _admin_execute(f'CREATE DATABASE "{database}"')
     try:
         from core import migrations
+        from core.licensing.keys import generate_key_pair
         from core.settings import get_settings
-        from core.signing_keys import generate_key_pair
 
         migrations.upgrade()
         generate_key_pair(get_settings())
         yield env
     finally:
-        from models.session import engine_for
+        from core.db import engine_for
 
         engine_for(env.database_url).dispose()
         _admin_execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')

@@ -10,7 +10,7 @@ from datetime import datetime
 
 from sqlalchemy import text
 
-from models import session_scope
+from core.db import session_scope
 
 PLANS = ("trial", "starter", "professional", "enterprise")
 

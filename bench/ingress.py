@@ -58,9 +58,9 @@ def _http_request(path: str, body: bytes, headers: dict[str, str]) -> bytes:
 
 def _licensed_customers() -> list[tuple[str, str]]:
     """(customer id, license JWT) of new customers, made the way `POST /api/customers` does."""
-    from core.customers import create_customer
-    from core.licenses import current_license
-    from models import session_scope
+    from core.customers.service import create_customer
+    from core.db import session_scope
+    from core.licensing.service import current_license
 
     made: list[tuple[str, str]] = []
     with session_scope() as session:
@@ -179,7 +179,8 @@ def main() -> None:
     ) as env:
         from sqlalchemy import func, select
 
-        from models import StripeEvent, UsageReport, session_scope
+        from core.db import session_scope
+        from models import StripeEvent, UsageReport
 
         customers = _licensed_customers()
         real = billing_command("api")

@@ -52,15 +52,15 @@ WHERE usage_daily.reports IS DISTINCT FROM excluded.reports
 def _empty_daily() -> None:
     from sqlalchemy import text
 
-    from models import session_scope
+    from core.db import session_scope
 
     with session_scope() as session:
         session.execute(text("TRUNCATE usage_daily"))
 
 
 def _product(day: date) -> tuple[float, int]:
-    from core.usage_rollups import rollup_day
-    from models import session_scope
+    from core.db import session_scope
+    from core.usage.rollups import rollup_day
 
     started = time.perf_counter()
     with session_scope() as session:

@@ -43,10 +43,10 @@ def main() -> None:
         from cryptography.hazmat.primitives import hashes
         from cryptography.hazmat.primitives.asymmetric import padding
 
-        from core.license_tokens import LicenseContent, issue_license, verify_license
+        from core.licensing.keys import load_public_keys, load_signing_key
+        from core.licensing.tokens import LicenseContent, issue_license, verify_license
         from core.plans import get_plan
         from core.settings import get_settings
-        from core.signing_keys import load_public_keys, load_signing_key
 
         settings = get_settings()
         key = load_signing_key(settings)

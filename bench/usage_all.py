@@ -34,7 +34,7 @@ def _snapshots() -> None:
     """Each instance's newest report as its snapshot, as the usage workers keep it."""
     from sqlalchemy import text
 
-    from models import session_scope
+    from core.db import session_scope
 
     with session_scope() as session:
         session.execute(

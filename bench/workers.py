@@ -4,7 +4,7 @@
 1,000 customers on real plans, 5 instances each) are drained by ONE worker process
 (`billing worker -Q usage,default --pool threads -c 2`):
 
-- batch path (the headline): `tasks.usage.process_pending_reports` tasks, each claiming a batch
+- batch path (the headline): `tasks.usage.process_report_batch` tasks, each given a batch
   with SKIP LOCKED and processing it set-based (USAGE_PROCESS_BATCH_SIZE, default 500);
 - ingress path: one `tasks.usage.process_report_batch` task per group of reports the ingress
   stored together (BENCH_INGRESS_GROUP reports a group, default 8, about what a loaded API process
@@ -46,7 +46,7 @@ def _counts(since: datetime) -> tuple[int, int, int]:
     """(pending, processed, processed more than once) of the reports made at/after `since`."""
     from sqlalchemy import text
 
-    from models import session_scope
+    from core.db import session_scope
 
     with session_scope() as session:
         row = session.execute(
@@ -66,7 +66,7 @@ def _counts(since: datetime) -> tuple[int, int, int]:
 def _pending_ids(since: datetime) -> list[int]:
     from sqlalchemy import text
 
-    from models import session_scope
+    from core.db import session_scope
 
     with session_scope() as session:
         return list(
@@ -103,18 +103,20 @@ def _drain(since: datetime, started: float) -> tuple[float, int, int]:
 
 
 def batch_path(since: datetime) -> tuple[float, int, int, int]:
+    from core.db import session_scope  # noqa: F401 - the engine is made before the clock starts
     from core.settings import get_settings
-    from models import session_scope  # noqa: F401 - the engine is made before the clock starts
-    from tasks.usage import process_pending_reports
+    from tasks.usage import process_report_batch
 
     batch = get_settings().usage_process_batch_size
-    tasks = math.ceil(REPORTS / batch) + 2
+    ids = _pending_ids(since)
+    tasks = math.ceil(len(ids) / batch)
     with running(_worker_command()):
         _wait_for_worker()
         started = time.perf_counter()
-        with process_pending_reports.app.producer_or_acquire() as producer:
-            for _ in range(tasks):
-                process_pending_reports.apply_async(producer=producer)
+        with process_report_batch.app.producer_or_acquire() as producer:
+            for first in range(0, len(ids), batch):
+                group = ids[first : first + batch]
+                process_report_batch.apply_async(args=(group,), producer=producer)
         elapsed, processed, repeated = _drain(since, started)
     return elapsed, processed, repeated, tasks
 
@@ -176,7 +178,7 @@ def main() -> None:
             "Workers (one worker process; until every report has processed_at)",
             [
                 (
-                    f"batch tasks ({tasks} x process_pending_reports)",
+                    f"batch tasks ({tasks} x process_report_batch)",
                     str(batch_done),
                     f"{batch_seconds:.1f}",
                     f"{batch_rate:.0f}",

@@ -31,7 +31,7 @@ def fail(message: str, code: int = 1) -> typer.Exit:
 
 @contextmanager
 def db_session() -> Iterator[Session]:
-    from models import session_scope
+    from core.db import session_scope
 
     try:
         with session_scope() as session:

@@ -38,14 +38,14 @@ def add(
     plan: str = typer.Option(None, "--plan", help="Plan to trial (default: trial)"),
 ) -> None:
     """Create a customer with a 14-day trial and print its first license."""
-    from core import customers as customer_service
-    from tasks.licenses import create_customer
+    from core.customers import service as customer_service
+    from tasks.customers import create_customer
 
     try:
         # Checked here too, so a typo fails at once rather than after a round trip to a worker.
         customer_service.normalize_email(email)
         if plan is not None:
-            from core.subscriptions import parse_plan
+            from core.billing.trials import parse_plan
 
             parse_plan(plan)
     except DomainError as exc:
@@ -78,7 +78,7 @@ def list_customers(
     offset: int = typer.Option(0, min=0, help="How many to skip"),
 ) -> None:
     """List customers."""
-    from core import customers as customer_service
+    from core.customers import service as customer_service
 
     with db_session() as session:
         rows, total = customer_service.list_customers(session, limit=limit, offset=offset)
@@ -100,7 +100,7 @@ def list_customers(
 @app.command()
 def show(customer_id: str = typer.Argument(..., help="The customer's id (cust_…)")) -> None:
     """Show a customer with its subscription and current license."""
-    from core import customers as customer_service
+    from core.customers import service as customer_service
 
     with db_session() as session:
         detail = customer_service.customer_detail(session, customer_id)
@@ -173,10 +173,10 @@ def upgrade(
     cancel_url: str = typer.Option(None, "--cancel-url", help="Where Stripe sends quitters"),
 ) -> None:
     """Create a Stripe checkout for a paid plan (or change the plan of a paying customer)."""
-    from core import checkout as checkout_service
-    from core import customers as customer_service
+    from core.billing import checkout as checkout_service
+    from core.billing.gateway import get_gateway
+    from core.customers import service as customer_service
     from core.settings import get_settings
-    from core.stripe_gateway import get_gateway
 
     base = get_settings().public_base_url.rstrip("/")
     with db_session() as session:
@@ -205,8 +205,8 @@ def deactivate(
     customer_id: str = typer.Option(..., "--id", help="The customer's id (cust_…)"),
 ) -> None:
     """Cancel the customer's Stripe subscription now and return them to the trial tier."""
-    from core import checkout as checkout_service
-    from core.stripe_gateway import get_gateway, stripe_configured
+    from core.billing import checkout as checkout_service
+    from core.billing.gateway import get_gateway, stripe_configured
 
     with db_session() as session:
         gateway = get_gateway() if stripe_configured() else None

@@ -14,8 +14,8 @@ def generate(
     force: bool = typer.Option(False, "--force", help="Overwrite an existing key pair"),
 ) -> None:
     """Write a new RSA-2048 key pair to keys/ (private key mode 0600)."""
+    from core.licensing.keys import SigningKeyError, generate_key_pair
     from core.settings import get_settings
-    from core.signing_keys import SigningKeyError, generate_key_pair
 
     settings = get_settings()
     try:
@@ -30,8 +30,8 @@ def generate(
 @app.command()
 def rotate() -> None:
     """Make a new signing key; the old public key stays published so its licenses verify."""
+    from core.licensing.keys import SigningKeyError, load_signing_key, rotate_keys
     from core.settings import get_settings
-    from core.signing_keys import SigningKeyError, load_signing_key, rotate_keys
     from workers.enqueue import enqueue
 
     settings = get_settings()
@@ -57,8 +57,8 @@ def rotate() -> None:
 @app.command()
 def show() -> None:
     """List the published key ids (the active one first)."""
+    from core.licensing.keys import SigningKeyError, load_public_keys
     from core.settings import get_settings
-    from core.signing_keys import SigningKeyError, load_public_keys
 
     try:
         keys = load_public_keys(get_settings())

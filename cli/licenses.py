@@ -42,8 +42,8 @@ def _from_epoch(value: object) -> datetime | None:
 @app.command()
 def show(customer_id: str = typer.Argument(..., help="The customer's id (cust_…)")) -> None:
     """Print the customer's current license and what it says."""
-    from core import licenses as license_service
-    from core.customers import get_customer
+    from core.customers.service import get_customer
+    from core.licensing import service as license_service
 
     with db_session() as session:
         get_customer(session, customer_id)
@@ -134,7 +134,7 @@ def verify(
     issuer: str = typer.Option(None, "--issuer", help="Expected issuer (default: LICENSE_ISSUER)"),
 ) -> None:
     """Check a license offline, as an instance does: signature, issuer, expiry, revocation."""
-    from core.license_tokens import InvalidLicenseError, verify_license
+    from core.licensing.tokens import InvalidLicenseError, verify_license
     from core.settings import get_settings
 
     token = token.strip()

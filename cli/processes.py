@@ -125,7 +125,7 @@ def flower(port: int = typer.Option(None, help="Port (default: FLOWER_PORT, 5555
 def _prepare_embedded_default() -> None:
     """First run on a bare machine: data folder, key pair and schema."""
     from core import migrations
-    from core.signing_keys import ensure_key_pair
+    from core.licensing.keys import ensure_key_pair
 
     settings = _settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)

@@ -15,8 +15,8 @@ EVENTS_RULE = "─" * 110
 @app.command()
 def setup() -> None:
     """Create the Zemfyre products and monthly USD prices in Stripe (safe to run again)."""
-    from core.checkout import setup_catalogue
-    from core.stripe_gateway import get_gateway
+    from core.billing.checkout import setup_catalogue
+    from core.billing.gateway import get_gateway
 
     try:
         lines = setup_catalogue(get_gateway())
@@ -45,7 +45,7 @@ def list_events(
     limit: int = typer.Option(50, min=1, max=1000, help="How many to show"),
 ) -> None:
     """List recently received Stripe events with their processing status."""
-    from core import stripe_events
+    from core.billing import inbox as stripe_events
 
     if status is not None and status not in stripe_events.STATUSES:
         raise fail(f"unknown status {status!r}; use one of {', '.join(stripe_events.STATUSES)}")
@@ -69,8 +69,8 @@ def list_events(
 @app.command()
 def replay(event_id: str = typer.Argument(..., help="The Stripe event id (evt_…)")) -> None:
     """Process one Stripe event again now (fetched from Stripe if it was never received)."""
-    from core import stripe_events
-    from core.stripe_gateway import get_gateway
+    from core.billing import inbox as stripe_events
+    from core.billing.gateway import get_gateway
 
     with db_session() as session:
         known = stripe_events.get_event(session, event_id) is not None

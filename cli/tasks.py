@@ -39,8 +39,8 @@ def rollup(
     """Roll one day of usage reports up into usage_daily (safe to run again)."""
     from cli.common import fail
     from core.errors import InvalidInputError
-    from core.usage_rollups import parse_day, previous_utc_day
-    from tasks.rollups import rollup_usage_day
+    from core.usage.rollups import parse_day, previous_utc_day
+    from tasks.usage import rollup_usage_day
 
     try:
         chosen = parse_day(day) if day else previous_utc_day()

@@ -11,7 +11,7 @@ import typer
 from cli.common import console, db_session, fail, field_line
 
 if TYPE_CHECKING:
-    from core.usage_views import CustomerOverview, CustomerUsage, UsageSummary
+    from core.usage.queries import CustomerOverview, CustomerUsage, UsageSummary
 
 # The same as core.usage_views (tests/cli/test_usage_cli.py checks it), written here because that
 # module pulls in SQLAlchemy and the models, which `billing --help` and other commands never need.
@@ -228,7 +228,7 @@ def usage(
         raise fail("give either --customer ID or --all")
     if not 1 <= days <= MAX_DAYS:
         raise fail(f"--days must be between 1 and {MAX_DAYS}")
-    from core.usage_views import all_customers_usage, customer_usage
+    from core.usage.queries import all_customers_usage, customer_usage
 
     with db_session() as session:
         if all_customers:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from celery import Celery
 from sqlalchemy import text
 
-from models import get_engine
+from core.db import get_engine
 
 
 def check_database() -> None:

@@ -99,7 +99,8 @@ class ClusterCollector(Collector):
         yield outcomes
 
     def _inbox_backlog(self) -> Iterator[GaugeMetricFamily]:
-        from models import StripeEvent, UsageReport, new_session
+        from core.db import new_session
+        from models import StripeEvent, UsageReport
 
         backlog = GaugeMetricFamily(
             "billing_inbox_unprocessed",

@@ -29,8 +29,8 @@ def downgrade(revision: str, database_url: str | None = None) -> None:
 def current_revision(database_url: str | None = None) -> str | None:
     from alembic.runtime.migration import MigrationContext
 
+    from core.db import engine_for
     from core.settings import get_settings
-    from models.session import engine_for
 
     engine = engine_for(database_url or get_settings().resolved_database_url)
     with engine.connect() as connection:

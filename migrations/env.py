@@ -5,9 +5,9 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import create_engine, pool
 
+from core.db import ensure_sqlite_folder
 from core.settings import get_settings
 from models import Base
-from models.session import ensure_sqlite_folder
 
 config = context.config
 target_metadata = Base.metadata

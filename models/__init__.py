@@ -1,10 +1,9 @@
-"""SQLAlchemy models and session handling."""
+"""SQLAlchemy models: the bottom floor, importing nothing of the project."""
 
 from models.api_keys import ApiKey
 from models.base import Base, UTCDateTime, utcnow
 from models.customers import Customer
 from models.licenses import License
-from models.session import get_engine, new_session, session_scope
 from models.stripe_events import StripeEvent
 from models.subscriptions import Subscription
 from models.usage import InstanceUsage, UsageAlert, UsageDaily, UsageReport
@@ -21,8 +20,5 @@ __all__ = [
     "UsageAlert",
     "UsageDaily",
     "UsageReport",
-    "get_engine",
-    "new_session",
-    "session_scope",
     "utcnow",
 ]

@@ -1,4 +1,4 @@
-"""License tasks: reissue on change, renewal (beat), revocation, and creating a customer.
+"""License tasks: reissue on change, renewal (beat), revocation.
 
 Each task is idempotent: it computes the wanted state and changes only what differs, so a
 redelivered or repeated task leaves the same rows. Database outages are retried with backoff;
@@ -12,10 +12,10 @@ from typing import Any
 
 from sqlalchemy.exc import OperationalError
 
-from core import customers as customer_service
-from core import licenses as license_service
+from core.db import session_scope
 from core.errors import NotFoundError
-from models import License, session_scope
+from core.licensing import service as license_service
+from models import License
 from workers.celery_app import celery_app
 
 log = logging.getLogger(__name__)
@@ -92,41 +92,3 @@ def reinstate_license(customer_id: str) -> dict[str, Any]:
     with session_scope() as session:
         row = license_service.reinstate_license(session, customer_id)
         return {"customerId": customer_id, "license": license_summary(row)}
-
-
-@celery_app.task(name="tasks.licenses.create_customer", **RETRY_OPTIONS)
-def create_customer(
-    customer_id: str,
-    email: str,
-    name: str | None = None,
-    company_name: str | None = None,
-    plan: str | None = None,
-) -> dict[str, Any]:
-    """Create a customer with its trial and first license (the CLI picks the id, so a
-    redelivered task finds the customer it made instead of failing on the email)."""
-    with session_scope() as session:
-        customer = customer_service.create_customer(
-            session,
-            email=email,
-            name=name,
-            company_name=company_name,
-            plan=plan,
-            customer_id=customer_id,
-        )
-        detail = customer_service.customer_detail(session, customer.customer_id)
-        subscription = detail.subscription
-        return {
-            "customerId": customer.customer_id,
-            "email": customer.email,
-            "name": customer.name,
-            "companyName": customer.company_name,
-            "createdAt": customer.created_at.isoformat(),
-            "plan": subscription.plan if subscription else None,
-            "status": subscription.status if subscription else None,
-            "trialEndsAt": (
-                subscription.trial_ends_at.isoformat()
-                if subscription and subscription.trial_ends_at
-                else None
-            ),
-            "license": license_summary(detail.license),
-        }

@@ -1,4 +1,5 @@
-"""Usage report processing (queue "usage"): one report, a batch, and the inbox sweeper."""
+"""Usage tasks: processing the reports the ingress stored (queue "usage"), the inbox sweeper,
+and the daily rollup (queue "default")."""
 
 from __future__ import annotations
 
@@ -7,9 +8,11 @@ from typing import Any
 
 from sqlalchemy.exc import OperationalError
 
-from core import usage
+from core.db import session_scope
 from core.settings import get_settings
-from models import session_scope, utcnow
+from core.usage import ingest as usage
+from core.usage.rollups import parse_day, previous_utc_day, rollup_day
+from models import utcnow
 from workers.celery_app import celery_app
 
 # A lost connection or a deadlock victim is retried; if retries run out the sweeper picks it up.
@@ -29,13 +32,6 @@ def _as_dict(result: usage.ProcessResult) -> dict[str, int]:
     return {"processed": result.processed, "customers": result.customers, "alerts": result.alerts}
 
 
-@celery_app.task(name="tasks.usage.process_report", **RETRY_OPTIONS)
-def process_report(report_id: int) -> dict[str, int]:
-    """Process one stored report; a processed (or concurrently claimed) one is left alone."""
-    with session_scope() as session:
-        return _as_dict(usage.process_reports(session, report_ids=[report_id], limit=1))
-
-
 @celery_app.task(name="tasks.usage.process_report_batch", **RETRY_OPTIONS)
 def process_report_batch(report_ids: list[int]) -> dict[str, int]:
     """Process the reports the ingress stored in one transaction (already processed ones skip)."""
@@ -43,14 +39,6 @@ def process_report_batch(report_ids: list[int]) -> dict[str, int]:
         return _as_dict(
             usage.process_reports(session, report_ids=report_ids, limit=len(report_ids))
         )
-
-
-@celery_app.task(name="tasks.usage.process_pending_reports", **RETRY_OPTIONS)
-def process_pending_reports(limit: int | None = None) -> dict[str, int]:
-    """Claim up to `limit` pending reports (SKIP LOCKED) and process them set-based."""
-    batch = limit or get_settings().usage_process_batch_size
-    with session_scope() as session:
-        return _as_dict(usage.process_reports(session, limit=batch))
 
 
 @celery_app.task(name="tasks.usage.sweep_pending_reports")
@@ -72,3 +60,16 @@ def sweep_pending_reports() -> dict[str, Any]:
         if result.processed < settings.usage_process_batch_size:
             break
     return _as_dict(total)
+
+
+@celery_app.task(name="tasks.usage.rollup_usage_day")
+def rollup_usage_day(day_iso: str | None = None) -> dict[str, object]:
+    """Roll one UTC day of usage reports up into usage_daily (default: yesterday)."""
+    day = parse_day(day_iso) if day_iso else previous_utc_day()
+    with session_scope() as session:
+        result = rollup_day(session, day)
+    return {
+        "day": result.day.isoformat(),
+        "rowsWritten": result.rows_written,
+        "rowsTotal": result.rows_total,
+    }

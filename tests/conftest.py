@@ -47,14 +47,14 @@ from tests.helpers.database import create_database, drop_database, truncate_all 
 @pytest.fixture(scope="session", autouse=True)
 def database() -> Iterator[str]:
     from core import migrations
+    from core.licensing.keys import generate_key_pair
     from core.settings import get_settings
-    from core.signing_keys import generate_key_pair
 
     create_database(POSTGRES_ADMIN_URL, TEST_DATABASE)
     migrations.upgrade()
     generate_key_pair(get_settings())
     yield TEST_DATABASE_URL
-    from models.session import engine_for
+    from core.db import engine_for
 
     engine_for(TEST_DATABASE_URL).dispose()
     drop_database(POSTGRES_ADMIN_URL, TEST_DATABASE)
@@ -108,7 +108,7 @@ def api_client() -> Iterator[object]:
 @pytest.fixture
 def admin_key() -> str:
     from core.api_keys import create_api_key
-    from models import session_scope
+    from core.db import session_scope
 
     with session_scope() as session:
         return create_api_key(session, "test-admin").key
@@ -121,7 +121,7 @@ def admin_headers(admin_key: str) -> dict[str, str]:
 
 @pytest.fixture
 def db_session() -> Iterator[object]:
-    from models import new_session
+    from core.db import new_session
 
     session = new_session()
     try:
@@ -143,8 +143,8 @@ def pg_scalar(sql: str) -> object:
 @pytest.fixture
 def isolated_keys(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
     """Rotate keys in a copy of the test run's key folder, never in the shared one."""
+    from core.licensing.keys import clear_caches
     from core.settings import get_settings
-    from core.signing_keys import clear_caches
 
     settings = get_settings()
     keys = tmp_path / "keys"

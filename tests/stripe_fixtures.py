@@ -55,8 +55,8 @@ def stripe_server() -> Iterator[StripeStandIn]:
 @pytest.fixture
 def stand_in(stripe_server: StripeStandIn) -> Iterator[StripeStandIn]:
     """A fresh stand-in with the Zemfyre catalogue, and the settings (also the worker's) on it."""
-    from core.checkout import setup_catalogue
-    from core.stripe_gateway import get_gateway
+    from core.billing.checkout import setup_catalogue
+    from core.billing.gateway import get_gateway
 
     stripe_server.reset()
     patch = pytest.MonkeyPatch()
@@ -80,8 +80,8 @@ def webhook_secret() -> str:
 
 
 def new_customer(email: str = "buyer@example.com", company: str | None = "Acme Corp") -> str:
-    from core.customers import create_customer
-    from models import session_scope
+    from core.customers.service import create_customer
+    from core.db import session_scope
 
     with session_scope() as session:
         return create_customer(session, email=email, name="Buyer", company_name=company).customer_id
@@ -151,8 +151,8 @@ def license_count(customer_id: str) -> int:
 
 def license_claims(customer_id: str) -> dict[str, Any]:
     """The claims of the current license, decoded from its token with the public key."""
-    from core.license_tokens import verify_license
-    from core.licenses import public_keys
+    from core.licensing.service import public_keys
+    from core.licensing.tokens import verify_license
 
     token = pg_scalar(
         f"SELECT token FROM licenses WHERE customer_id = '{customer_id}' "
@@ -167,9 +167,9 @@ def license_claims(customer_id: str) -> dict[str, Any]:
 
 def start_checkout(stand_in: StripeStandIn, customer_id: str, plan: str = "starter") -> list[dict]:
     """A checkout created by the service and paid in Stripe; its events, not yet delivered."""
-    from core import checkout as checkout_service
-    from core.stripe_gateway import get_gateway
-    from models import session_scope
+    from core.billing import checkout as checkout_service
+    from core.billing.gateway import get_gateway
+    from core.db import session_scope
 
     with session_scope() as session:
         result = checkout_service.create_checkout(

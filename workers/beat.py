@@ -12,7 +12,7 @@ from core.settings import Settings
 def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
     return {
         # Trials past their end become expired and their licenses say so.
-        "expire-trials": {"task": "tasks.trials.expire_trials", "schedule": 300.0},
+        "expire-trials": {"task": "tasks.billing.expire_trials", "schedule": 300.0},
         # Licenses of live subscriptions close to expiry (or signed by a retired key) are reissued.
         "renew-licenses": {"task": "tasks.licenses.renew_licenses", "schedule": 3600.0},
         # Usage reports whose processing task never ran (broker down, worker lost) are processed.
@@ -22,17 +22,17 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
         },
         # Yesterday's usage reports into usage_daily, shortly after midnight UTC (safe twice).
         "rollup-usage-daily": {
-            "task": "tasks.rollups.rollup_usage_day",
+            "task": "tasks.usage.rollup_usage_day",
             "schedule": crontab(minute=15, hour=0),
         },
         # Stored Stripe events whose processing task never ran are enqueued again.
         "sweep-stripe-events": {
-            "task": "tasks.stripe_sync.sweep_events",
+            "task": "tasks.billing.sweep_events",
             "schedule": float(settings.inbox_sweep_interval_seconds),
         },
         # Stripe events of the last days that the webhook never delivered are stored and handled.
         "reconcile-stripe-events": {
-            "task": "tasks.stripe_sync.reconcile_events",
+            "task": "tasks.billing.reconcile_events",
             "schedule": 900.0,
         },
     }

@@ -13,12 +13,10 @@ from workers.queues import ALL_QUEUES, DEFAULT, TASK_ROUTES
 
 TASK_MODULES = [
     "tasks.maintenance",
+    "tasks.customers",
     "tasks.licenses",
-    "tasks.trials",
+    "tasks.billing",
     "tasks.usage",
-    "tasks.rollups",
-    "tasks.stripe_events",
-    "tasks.stripe_sync",
 ]
 
 

@@ -9,13 +9,14 @@ DEFAULT = "default"
 
 ALL_QUEUES = (WEBHOOKS, USAGE, LICENSES, DEFAULT)
 
-# Task modules and the queue their tasks run on.
+# Task modules (and single tasks) and the queue they run on.
 TASK_ROUTES = {
-    "tasks.stripe_events.*": {"queue": WEBHOOKS},
-    "tasks.stripe_sync.*": {"queue": WEBHOOKS},
+    # Exact names first: celery's router takes the first pattern that matches.
+    "tasks.billing.expire_trials": {"queue": LICENSES},
+    "tasks.usage.rollup_usage_day": {"queue": DEFAULT},
+    "tasks.billing.*": {"queue": WEBHOOKS},
     "tasks.usage.*": {"queue": USAGE},
     "tasks.licenses.*": {"queue": LICENSES},
-    "tasks.trials.*": {"queue": LICENSES},
-    "tasks.rollups.*": {"queue": DEFAULT},
+    "tasks.customers.*": {"queue": LICENSES},
     "tasks.maintenance.*": {"queue": DEFAULT},
 }

@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 import jwt
 import pytest
 
+from core.licensing.keys import load_signing_key
 from core.settings import get_settings
-from core.signing_keys import load_signing_key
 from tests.conftest import pg_scalar
 
 
@@ -168,7 +168,8 @@ def test_create_trial_refused_after_the_trial_expired(api_client, admin_headers)
     ]
     from sqlalchemy import update
 
-    from models import Subscription, session_scope
+    from core.db import session_scope
+    from models import Subscription
 
     with session_scope() as session:
         session.execute(

@@ -40,7 +40,8 @@ def test_admin_route_needs_an_api_key(api_client, admin_headers) -> None:
 
 def test_a_revoked_api_key_stops_working(api_client, admin_key, admin_headers) -> None:
     from core.api_keys import hash_key, revoke_api_key
-    from models import ApiKey, session_scope
+    from core.db import session_scope
+    from models import ApiKey
 
     assert api_client.get("/api/customers", headers=admin_headers).status_code == 200
     with session_scope() as session:

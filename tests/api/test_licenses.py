@@ -5,7 +5,7 @@ from __future__ import annotations
 import jwt
 import pytest
 
-from core.signing_keys import rotate_keys
+from core.licensing.keys import rotate_keys
 from tests.conftest import pg_scalar
 
 

@@ -169,8 +169,8 @@ def test_a_paying_customer_cannot_check_out_twice(stand_in, api_client, admin_he
     first = checkout(api_client, admin_headers, customer_id, "starter")
     stand_in.complete_checkout(first.json()["sessionId"])
     # The API call that follows does not wait for webhooks: sync through a replay of the events.
-    from core import stripe_events
-    from models import session_scope
+    from core.billing import inbox as stripe_events
+    from core.db import session_scope
 
     for event in stand_in.events:
         if event["type"] == "checkout.session.completed":

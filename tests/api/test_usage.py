@@ -9,11 +9,11 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from core.customers import create_customer
-from core.licenses import current_license, reissue_license, revoke_license
+from core.customers.service import create_customer
+from core.db import session_scope
+from core.licensing.keys import load_signing_key
+from core.licensing.service import current_license, reissue_license, revoke_license
 from core.settings import get_settings
-from core.signing_keys import load_signing_key
-from models import session_scope
 from tests.conftest import pg_scalar
 from tests.helpers.waiting import wait_until
 

@@ -6,9 +6,9 @@ import asyncio
 
 import httpx
 
-from core.customers import create_customer
-from core.licenses import current_license, revoke_license
-from models import session_scope
+from core.customers.service import create_customer
+from core.db import session_scope
+from core.licensing.service import current_license, revoke_license
 from tests.conftest import pg_scalar
 from tests.helpers.processes import api_server
 from tests.helpers.waiting import wait_until

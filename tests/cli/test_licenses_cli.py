@@ -9,11 +9,11 @@ import jwt
 from typer.testing import CliRunner
 
 from cli.main import app
-from core.customers import create_customer
-from core.licenses import current_license
+from core.customers.service import create_customer
+from core.db import session_scope
+from core.licensing.keys import jwks, load_signing_key
+from core.licensing.service import current_license
 from core.settings import get_settings
-from core.signing_keys import jwks, load_signing_key
-from models import session_scope
 
 runner = CliRunner()
 

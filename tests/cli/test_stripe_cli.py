@@ -5,8 +5,8 @@ from __future__ import annotations
 from typer.testing import CliRunner
 
 from cli.main import app
-from core import stripe_events
-from models import session_scope
+from core.billing import inbox as stripe_events
+from core.db import session_scope
 from tests.conftest import pg_scalar
 from tests.stripe_fixtures import *  # noqa: F403
 from tests.stripe_fixtures import license_claims, new_customer, subscription_row

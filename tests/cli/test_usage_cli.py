@@ -10,9 +10,10 @@ from sqlalchemy import event, insert
 from typer.testing import CliRunner
 
 from cli.main import app
-from core.customers import create_customer
-from core.usage import ReportInput, process_reports, store_report
-from models import Customer, InstanceUsage, Subscription, UsageReport, get_engine, session_scope
+from core.customers.service import create_customer
+from core.db import get_engine, session_scope
+from core.usage.ingest import ReportInput, process_reports, store_report
+from models import Customer, InstanceUsage, Subscription, UsageReport
 from tests.conftest import pg_scalar
 
 runner = CliRunner()

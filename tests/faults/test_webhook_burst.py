@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from core.stripe_sync import plan_for_price
+from core.billing.sync import plan_for_price
 from tests.faults.figures import record
 from tests.faults.harness import RedisServer, service_env, services, wait_for_workers
 from tests.faults.scenarios import cancel_now_in_stripe, count_events, deliver_webhook

@@ -35,7 +35,7 @@ def truncate_all(database_url: str, attempts: int = 10) -> None:
     A task of the previous test may still hold row locks; TRUNCATE then waits or deadlocks with it,
     so it gives up quickly and tries again once the task has finished.
     """
-    from models.session import engine_for
+    from core.db import engine_for
 
     tables = ", ".join(f'"{table.name}"' for table in Base.metadata.sorted_tables)
     for attempt in range(attempts):

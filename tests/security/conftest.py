@@ -12,10 +12,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from core.license_tokens import sign_license
+from core.db import session_scope
+from core.licensing.keys import load_signing_key
+from core.licensing.tokens import sign_license
 from core.settings import get_settings
-from core.signing_keys import load_signing_key
-from models import session_scope
 from tests.stripe_fixtures import stand_in, stripe_server  # noqa: F401 (fixtures used here)
 
 
@@ -80,7 +80,7 @@ class Callers:
 
 
 def _create_customer(session, email: str) -> tuple[str, str]:  # type: ignore[no-untyped-def]
-    from core import customers as customer_service
+    from core.customers import service as customer_service
 
     customer = customer_service.create_customer(
         session, email=email, name=None, company_name=None, plan=None
@@ -93,7 +93,7 @@ def _create_customer(session, email: str) -> tuple[str, str]:  # type: ignore[no
 @pytest.fixture
 def callers(generous_rate_limits: None) -> Callers:
     from core.api_keys import create_api_key, revoke_api_key
-    from core.licenses import revoke_license
+    from core.licensing.service import revoke_license
 
     with session_scope() as session:
         admin = create_api_key(session, "security-admin").key
@@ -118,7 +118,7 @@ def callers(generous_rate_limits: None) -> Callers:
 
 def _expired_license(customer_id: str) -> str:
     """A genuine license of the customer: its recorded jti, re-signed with `exp` in the past."""
-    from core.licenses import current_license
+    from core.licensing.service import current_license
 
     with session_scope() as session:
         row = current_license(session, customer_id)

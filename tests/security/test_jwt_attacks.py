@@ -19,8 +19,8 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from core.licensing.keys import load_signing_key
 from core.settings import get_settings
-from core.signing_keys import load_signing_key
 from tests.conftest import pg_scalar
 from tests.security.conftest import Callers
 

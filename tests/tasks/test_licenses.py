@@ -7,10 +7,11 @@ from datetime import UTC, datetime, timedelta
 import jwt
 from sqlalchemy import update
 
-from core.customers import create_customer
-from core.licenses import current_license, reissue_license
-from core.signing_keys import rotate_keys
-from models import License, Subscription, session_scope
+from core.customers.service import create_customer
+from core.db import session_scope
+from core.licensing.keys import rotate_keys
+from core.licensing.service import current_license, reissue_license
+from models import License, Subscription
 from tasks import licenses as license_tasks
 from tests.conftest import pg_scalar
 

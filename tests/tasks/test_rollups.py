@@ -8,10 +8,10 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import create_engine, text
 
-from core.customers import create_customer
-from core.usage import ReportInput, store_report
-from models import session_scope
-from tasks.rollups import rollup_usage_day
+from core.customers.service import create_customer
+from core.db import session_scope
+from core.usage.ingest import ReportInput, store_report
+from tasks.usage import rollup_usage_day
 from tests.conftest import TEST_DATABASE_URL
 
 pytestmark = pytest.mark.usefixtures("celery_worker")

@@ -6,11 +6,12 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from core import checkout as checkout_service
-from core import stripe_events
+from core.billing import checkout as checkout_service
+from core.billing import inbox as stripe_events
+from core.billing.gateway import get_gateway
+from core.db import session_scope
 from core.settings import get_settings
-from core.stripe_gateway import get_gateway
-from models import StripeEvent, session_scope, utcnow
+from models import StripeEvent, utcnow
 from tests.conftest import pg_scalar
 from tests.helpers.waiting import wait_until
 from tests.stripe_fixtures import *  # noqa: F403
@@ -186,7 +187,7 @@ def stripe_sub_of_any(stand_in: Any, customer_id: str) -> dict:
 
 
 def test_sweeper_enqueues_events_whose_task_never_ran(stand_in, celery_worker):
-    from tasks.stripe_sync import sweep_events
+    from tasks.billing import sweep_events
 
     customer_id = new_customer()
     events = start_checkout(stand_in, customer_id)
@@ -203,7 +204,7 @@ def test_sweeper_enqueues_events_whose_task_never_ran(stand_in, celery_worker):
 
 
 def test_reconciliation_handles_events_the_webhook_missed(stand_in, celery_worker):
-    from tasks.stripe_sync import reconcile_events
+    from tasks.billing import reconcile_events
 
     customer_id = new_customer()
     events = start_checkout(stand_in, customer_id)
@@ -220,6 +221,6 @@ def test_reconciliation_handles_events_the_webhook_missed(stand_in, celery_worke
 
 
 def test_reconciliation_without_stripe_key_is_skipped(celery_worker):
-    from tasks.stripe_sync import reconcile_events
+    from tasks.billing import reconcile_events
 
     assert "STRIPE_SECRET_KEY" in reconcile_events()["skipped"]

@@ -7,11 +7,12 @@ from datetime import UTC, datetime, timedelta
 import jwt
 from sqlalchemy import update
 
-from core.customers import create_customer
-from core.licenses import current_license
-from core.subscriptions import expire_trials as expire_trials_now
-from models import Subscription, session_scope
-from tasks.trials import expire_trials
+from core.billing.trials import expire_trials as expire_trials_now
+from core.customers.service import create_customer
+from core.db import session_scope
+from core.licensing.service import current_license
+from models import Subscription
+from tasks.billing import expire_trials
 from tests.conftest import pg_scalar
 
 

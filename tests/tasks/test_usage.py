@@ -7,10 +7,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select, update
 
-from core.customers import create_customer
-from core.usage import ReportInput, store_report
-from models import InstanceUsage, UsageAlert, UsageReport, session_scope
-from tasks.usage import process_pending_reports, process_report, sweep_pending_reports
+from core.customers.service import create_customer
+from core.db import session_scope
+from core.usage.ingest import ReportInput, store_report
+from models import InstanceUsage, UsageAlert, UsageReport
+from tasks.usage import process_report_batch, sweep_pending_reports
 from tests.conftest import pg_scalar
 
 pytestmark = pytest.mark.usefixtures("celery_worker")
@@ -30,7 +31,7 @@ def _store(customer_id: str, instance: str, active: int, total: int, at: datetim
 
 
 def _run(report_id: int) -> dict:
-    return process_report.delay(report_id).get(timeout=30)
+    return process_report_batch.delay([report_id]).get(timeout=30)
 
 
 def _snapshot(customer_id: str) -> dict[str, tuple[int, int, datetime]]:
@@ -113,16 +114,15 @@ def test_current_devices_are_the_sum_over_instances() -> None:
 def test_batch_processing_handles_many_customers_and_jumps_straight_past_both_thresholds() -> None:
     quiet = _customer("quiet@example.com")
     jumpy = _customer("jumpy@example.com")
-    for hour in range(5):
-        _store(quiet, "q", hour, 10, T0 + timedelta(hours=hour))
-    _store(jumpy, "j", 2, 20, T0)
-    _store(jumpy, "j", 15, 20, T0 + timedelta(hours=1))
-    result = process_pending_reports.delay(100).get(timeout=30)
+    ids = [_store(quiet, "q", hour, 10, T0 + timedelta(hours=hour)) for hour in range(5)]
+    ids.append(_store(jumpy, "j", 2, 20, T0))
+    ids.append(_store(jumpy, "j", 15, 20, T0 + timedelta(hours=1)))
+    result = process_report_batch.delay(ids).get(timeout=30)
     assert result == {"processed": 7, "customers": 2, "alerts": 2}
     assert _snapshot(quiet) == {"q": (4, 10, T0 + timedelta(hours=4))}
     assert _snapshot(jumpy) == {"j": (15, 20, T0 + timedelta(hours=1))}
     assert _alerts(jumpy) == [80, 100] and _alerts(quiet) == []
-    assert process_pending_reports.delay(100).get(timeout=30)["processed"] == 0
+    assert process_report_batch.delay(ids).get(timeout=30)["processed"] == 0
 
 
 def test_sweeper_processes_reports_whose_task_never_ran() -> None:
@@ -150,7 +150,7 @@ def test_concurrent_tasks_for_one_customer_end_in_the_right_state() -> None:
         for n in range(40)  # the last report of each instance: 36, 37, 38, 39 devices
     ]
     # Each report twice, all at once on the worker's four threads.
-    results = [process_report.delay(report_id) for report_id in ids + ids]
+    results = [process_report_batch.delay([report_id]) for report_id in ids + ids]
     assert sum(result.get(timeout=60)["processed"] for result in results) == 40
     assert _snapshot(cid) == {
         f"i{k}": (36 + k, 100, T0 + timedelta(minutes=36 + k)) for k in range(4)

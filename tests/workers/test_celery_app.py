@@ -29,9 +29,12 @@ def test_crash_safety_and_serialisation_settings() -> None:
 def test_tasks_are_routed_to_their_domain_queue() -> None:
     router = celery_app.amqp.router
     assert router.route({}, "tasks.usage.process_report")["queue"].name == "usage"
-    assert router.route({}, "tasks.stripe_events.process_event")["queue"].name == "webhooks"
+    assert router.route({}, "tasks.billing.process_event")["queue"].name == "webhooks"
     assert router.route({}, "tasks.licenses.reissue")["queue"].name == "licenses"
     assert router.route({}, "tasks.maintenance.ping")["queue"].name == "default"
+    assert router.route({}, "tasks.billing.expire_trials")["queue"].name == "licenses"
+    assert router.route({}, "tasks.usage.rollup_usage_day")["queue"].name == "default"
+    assert router.route({}, "tasks.customers.create_customer")["queue"].name == "licenses"
 
 
 def test_a_published_task_lands_in_its_own_queue_only() -> None:
@@ -49,7 +52,7 @@ def test_a_published_task_lands_in_its_own_queue_only() -> None:
     client = redis.Redis.from_url(settings.resolved_broker_url)
     try:
         app.send_task("tasks.usage.process_report_batch", args=[[1]], ignore_result=True)
-        app.send_task("tasks.stripe_events.process_event", args=["evt_1"], ignore_result=True)
+        app.send_task("tasks.billing.process_event", args=["evt_1"], ignore_result=True)
         depth = {queue: client.llen(prefix + queue) for queue in ALL_QUEUES}
         assert depth == {"webhooks": 1, "usage": 1, "licenses": 0, "default": 0}
     finally:

@@ -6,11 +6,11 @@ import threading
 
 import pytest
 
-from core.customers import create_customer, get_customer
+from core.billing.trials import get_subscription
+from core.customers.service import create_customer, get_customer
+from core.db import new_session, session_scope
 from core.errors import ConflictError, InvalidInputError, NotFoundError
-from core.licenses import current_license
-from core.subscriptions import get_subscription
-from models import new_session, session_scope
+from core.licensing.service import current_license
 from tests.conftest import pg_scalar
 
 

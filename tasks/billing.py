@@ -1,4 +1,5 @@
-"""Stripe event tasks: handle one stored event, retrying with backoff while it fails.
+"""Billing tasks: Stripe events (handle one stored event, retrying with backoff while it fails),
+the beat jobs that keep the Stripe inbox complete (sweeper, reconciliation), and trial expiry.
 
 Each attempt that fails is counted on the event row with its error; after the last retry the row
 stays `failed` for an operator (`billing stripe events`, `billing stripe replay EVENT_ID`).
@@ -11,10 +12,16 @@ from typing import Any
 
 from celery import Task
 
-from core import stripe_events
+from core.billing import inbox as stripe_events
+from core.billing import trials
+from core.billing.gateway import get_gateway, stripe_configured
+from core.db import session_scope
 from core.errors import NotFoundError
+from core.licensing import service as license_service
 from core.settings import get_settings
+from tasks.licenses import RETRY_OPTIONS
 from workers.celery_app import celery_app
+from workers.enqueue import enqueue
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +35,7 @@ def retry_delay(retries: int) -> float:
     )
 
 
-@celery_app.task(name="tasks.stripe_events.dispatch_events")
+@celery_app.task(name="tasks.billing.dispatch_events")
 def dispatch_events(event_ids: list[str]) -> int:
     """Fan a group of newly stored events out to one task each (with its own retries).
 
@@ -39,7 +46,7 @@ def dispatch_events(event_ids: list[str]) -> int:
     return len(event_ids)
 
 
-@celery_app.task(name="tasks.stripe_events.process_event", bind=True, max_retries=None)
+@celery_app.task(name="tasks.billing.process_event", bind=True, max_retries=None)
 def process_event(self: Task, event_id: str, force: bool = False) -> dict[str, Any]:
     """Handle stored Stripe event `event_id` (idempotent: a handled event is left alone)."""
     max_retries = get_settings().stripe_event_max_retries
@@ -62,3 +69,43 @@ def process_event(self: Task, event_id: str, force: bool = False) -> dict[str, A
         delay = retry_delay(self.request.retries)
         log.warning("Stripe event %s failed (%s), retry in %.1fs", event_id, exc, delay)
         raise self.retry(countdown=delay, exc=exc) from exc
+
+
+@celery_app.task(name="tasks.billing.sweep_events")
+def sweep_events() -> dict[str, Any]:
+    """Enqueue stored events whose task never ran (the broker was down when they arrived)."""
+    with session_scope() as session:
+        event_ids = stripe_events.events_to_sweep(session)
+    enqueued = [event_id for event_id in event_ids if enqueue(process_event, event_id)]
+    return {"found": len(event_ids), "enqueued": len(enqueued)}
+
+
+@celery_app.task(
+    name="tasks.billing.reconcile_events",
+    autoretry_for=(Exception,),
+    retry_backoff=30,
+    retry_backoff_max=300,
+    max_retries=3,
+)
+def reconcile_events(days: int | None = None) -> dict[str, Any]:
+    """List Stripe's recent events and handle any the webhook never delivered."""
+    if not stripe_configured():
+        # Development without Stripe keys: nothing to reconcile, and no error every 15 minutes.
+        return {"skipped": "STRIPE_SECRET_KEY is not set", "stored": 0}
+    new_ids = stripe_events.reconcile(get_gateway(), days=days)
+    for event_id in new_ids:
+        enqueue(process_event, event_id)
+    if new_ids:
+        log.warning("reconciliation found %d Stripe events the webhook missed", len(new_ids))
+    return {"stored": len(new_ids), "eventIds": new_ids}
+
+
+@celery_app.task(name="tasks.billing.expire_trials", **RETRY_OPTIONS)
+def expire_trials(limit: int = 500) -> dict[str, Any]:
+    """Set-based and safe to run twice: the status flip and the reissue commit together, so a
+    trial is never marked expired with a license that still says it runs."""
+    with session_scope() as session:
+        expired = trials.expire_trials(session, limit=limit)
+        for customer_id in expired:
+            license_service.reissue_license(session, customer_id, reason="trial expired")
+    return {"expired": expired}

@@ -20,18 +20,11 @@ import jwt
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
+from core.billing.statuses import NOT_ENTITLED, REVOKED_LICENSE_STATUS
+from core.licensing.keys import SigningKey
 from core.plans import Plan, PlanFeatures, PlanLimits
-from core.signing_keys import SigningKey
 
 ALGORITHM = "RS256"
-# Statuses that give no right to run: the license ends when issued and says why. `incomplete`
-# (first payment not made), `unpaid` (Stripe gave up collecting) and `paused` (no payment
-# method at the end of a trial) have not been paid for; `past_due` keeps its grace period.
-ENDED_STATUSES = frozenset(
-    {"canceled", "expired", "incomplete", "incomplete_expired", "unpaid", "paused"}
-)
-# What a revoked license reports as its status: SEED-era instances stop on exactly "canceled".
-REVOKED_STATUS = "canceled"
 _REQUIRED_CLAIMS = ["exp", "iat", "iss", "sub"]
 
 
@@ -69,7 +62,7 @@ class LicenseContent:
 
     @property
     def has_ended(self) -> bool:
-        return self.revoked or self.subscription_status in ENDED_STATUSES
+        return self.revoked or self.subscription_status in NOT_ENTITLED
 
 
 def _require_aware(value: datetime | None, name: str) -> None:
@@ -129,7 +122,7 @@ def _content_claims(content: LicenseContent) -> dict[str, Any]:
             "expiresAt": _iso(content.trial_ends_at) if content.is_trial else None,
         },
         "subscription": {
-            "status": REVOKED_STATUS if content.revoked else content.subscription_status,
+            "status": REVOKED_LICENSE_STATUS if content.revoked else content.subscription_status,
             "currentPeriodEndsAt": _iso(content.current_period_ends_at),
         },
     }

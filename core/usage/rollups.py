@@ -16,7 +16,7 @@ from sqlalchemy import Float, cast, func, literal, or_, select
 from sqlalchemy.orm import Session
 
 from core.errors import InvalidInputError
-from core.usage import dialect_insert
+from core.usage.ingest import dialect_insert
 from models import UsageDaily, UsageReport, UTCDateTime, utcnow
 
 

@@ -19,8 +19,9 @@ from typing import Any, NamedTuple
 from sqlalchemy import ColumnElement, Integer, cast, func, select
 from sqlalchemy.orm import Session
 
+from core.billing.statuses import SubscriptionStatus
 from core.errors import InvalidInputError, NotFoundError
-from core.usage import device_limit, utilisation_percent
+from core.usage.ingest import device_limit, utilisation_percent
 from models import Customer, InstanceUsage, Subscription, UsageReport, utcnow
 
 MAX_DAYS = 366
@@ -162,7 +163,9 @@ def _customer(session: Session, customer_id: str) -> CustomerInfo:
         company_name=row.company_name,
         plan=row.plan,
         status=row.status,
-        renewal_date=row.trial_ends_at if row.status == "trialing" else row.current_period_ends_at,
+        renewal_date=row.trial_ends_at
+        if row.status == SubscriptionStatus.TRIALING
+        else row.current_period_ends_at,
         plan_overrides=row.plan_overrides,
     )
 

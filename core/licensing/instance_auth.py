@@ -17,8 +17,8 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session, aliased
 
 from core.errors import AuthenticationError
-from core.license_tokens import InvalidLicenseError, verify_license
-from core.licenses import public_keys
+from core.licensing.service import public_keys
+from core.licensing.tokens import InvalidLicenseError, verify_license
 from core.settings import get_settings
 from models import Customer, License
 

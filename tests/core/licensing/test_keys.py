@@ -15,10 +15,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from core import signing_keys
-from core.license_tokens import verify_license
-from core.settings import Settings
-from core.signing_keys import (
+from core.licensing import keys as signing_keys
+from core.licensing.keys import (
     KeyFileExistsError,
     KeyFromEnvironmentError,
     SigningKeyMissingError,
@@ -30,9 +28,10 @@ from core.signing_keys import (
     load_signing_key,
     rotate_keys,
 )
-from tests.core.test_license_tokens import ISSUER, make_content, signed_token
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from core.licensing.tokens import verify_license
+from core.settings import Settings
+from tests.core.licensing.test_tokens import ISSUER, make_content, signed_token
+from tests.helpers.processes import PROJECT_ROOT as REPO_ROOT  # noqa: E402
 
 
 def make_settings(tmp_path: Path, **overrides: object) -> Settings:
@@ -230,7 +229,7 @@ def test_cache_picks_up_a_rotation_by_another_process(settings: Settings) -> Non
     old = load_signing_key_after_generate(settings)
     script = (
         "import sys; from pathlib import Path; from core.settings import Settings; "
-        "from core.signing_keys import rotate_keys; "
+        "from core.licensing.keys import rotate_keys; "
         "s = Settings(_env_file=None, license_private_key=None, "
         "license_private_key_path=Path(sys.argv[1]), license_public_key_path=Path(sys.argv[2])); "
         "print(rotate_keys(s))"

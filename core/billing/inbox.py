@@ -21,17 +21,18 @@ from sqlalchemy import or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from core.errors import ConfigurationError, DomainError, NotFoundError
-from core.licenses import lock_customer
-from core.settings import get_settings
-from core.stripe_gateway import StripeGateway, StripeRequestError, get_gateway
-from core.stripe_sync import (
+from core.billing.gateway import StripeGateway, StripeRequestError, get_gateway
+from core.billing.sync import (
     UnmappedStripeObjectError,
     apply_subscription,
     find_customer_id,
     remember_stripe_customer,
 )
-from models import StripeEvent, session_scope, utcnow
+from core.db import session_scope
+from core.errors import ConfigurationError, DomainError, NotFoundError
+from core.licensing.service import lock_customer
+from core.settings import get_settings
+from models import StripeEvent, utcnow
 
 log = logging.getLogger(__name__)
 

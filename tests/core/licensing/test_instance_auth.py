@@ -9,13 +9,14 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from sqlalchemy import update
 
-from core.customers import create_customer
+from core.customers.service import create_customer
+from core.db import session_scope
 from core.errors import AuthenticationError
-from core.instance_auth import authenticate_instance
-from core.licenses import current_license, reinstate_license, revoke_license
+from core.licensing.instance_auth import authenticate_instance
+from core.licensing.keys import load_signing_key
+from core.licensing.service import current_license, reinstate_license, revoke_license
 from core.settings import get_settings
-from core.signing_keys import load_signing_key
-from models import License, session_scope
+from models import License
 
 
 @pytest.fixture

@@ -14,16 +14,15 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from core.billing.statuses import SubscriptionStatus
 from core.errors import ConflictError, InvalidInputError, NotFoundError
 from core.plans import PlanSpec, UnknownPlanError, get_plan
 from core.settings import get_settings
 from models import Customer, Subscription, utcnow
 
-TRIALING = "trialing"
-EXPIRED = "expired"
 # Statuses in which a trial may be started or switched to another plan: a customer who pays, or
 # whose trial already ran out, does not get a fresh free period by asking again.
-_TRIAL_STARTABLE = frozenset({TRIALING})
+_TRIAL_STARTABLE = frozenset({SubscriptionStatus.TRIALING})
 
 
 @dataclass(frozen=True)
@@ -53,7 +52,7 @@ def new_trial(customer_id: str, spec: PlanSpec, now: datetime | None = None) -> 
     return Subscription(
         customer_id=customer_id,
         plan=spec.plan.value,
-        status=TRIALING,
+        status=SubscriptionStatus.TRIALING,
         trial_ends_at=now + timedelta(days=get_settings().trial_days),
     )
 
@@ -99,7 +98,7 @@ def expire_trials(session: Session, *, now: datetime | None = None, limit: int =
     rows = session.scalars(
         select(Subscription)
         .where(
-            Subscription.status == TRIALING,
+            Subscription.status == SubscriptionStatus.TRIALING,
             Subscription.trial_ends_at <= now,
             Subscription.stripe_subscription_id.is_(None),
         )
@@ -108,6 +107,6 @@ def expire_trials(session: Session, *, now: datetime | None = None, limit: int =
         .with_for_update(skip_locked=True)
     ).all()
     for row in rows:
-        row.status = EXPIRED
+        row.status = SubscriptionStatus.EXPIRED
     session.flush()
     return [row.customer_id for row in rows]

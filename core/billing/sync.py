@@ -26,7 +26,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from core.licenses import reissue_license
+from core.billing import statuses
+from core.billing.statuses import SubscriptionStatus
+from core.licensing.service import reissue_license
 from core.plans import PLANS, Plan
 from core.settings import Settings, get_settings
 from models import Customer, Subscription
@@ -34,10 +36,6 @@ from models import Customer, Subscription
 log = logging.getLogger(__name__)
 
 Obj = dict[str, Any]
-
-ENDED_STATUSES = frozenset({"canceled", "incomplete_expired"})
-# Local statuses after which the row no longer follows a live subscription.
-LOCAL_ENDED_STATUSES = frozenset({"canceled", "incomplete_expired", "expired"})
 
 
 class UnmappedStripeObjectError(Exception):
@@ -182,7 +180,7 @@ def remember_stripe_customer(session: Session, customer: Customer, stripe_custom
 def decide(row: Subscription | None, sub: Obj) -> tuple[bool, str]:
     """Whether the row should take the state of Stripe subscription `sub` (see module doc)."""
     sub_id = sub.get("id")
-    ended = sub.get("status") in ENDED_STATUSES
+    ended = sub.get("status") in statuses.STRIPE_ENDED
     if row is None or row.stripe_subscription_id is None:
         return True, "first Stripe subscription of the customer"
     if row.stripe_subscription_id == sub_id:
@@ -191,7 +189,7 @@ def decide(row: Subscription | None, sub: Obj) -> tuple[bool, str]:
         return True, "current subscription"
     if ended:
         return False, f"{sub_id} has ended; the customer follows {row.stripe_subscription_id}"
-    if row.status in LOCAL_ENDED_STATUSES or row.plan == Plan.TRIAL.value:
+    if row.status in statuses.ENDED or row.plan == Plan.TRIAL.value:
         return True, f"new subscription replaces ended {row.stripe_subscription_id}"
     return False, (
         f"customer already has live subscription {row.stripe_subscription_id}; "
@@ -205,7 +203,7 @@ def _wanted_state(sub: Obj) -> dict[str, Any]:
         "stripe_subscription_id": sub["id"],
         "stripe_price_id": price_id,
         "plan": plan.value,
-        "status": str(sub.get("status") or "incomplete"),
+        "status": str(sub.get("status") or SubscriptionStatus.INCOMPLETE),
         "trial_ends_at": _ts(sub.get("trial_end")),
         "current_period_ends_at": period_end(sub),
         "cancel_at_period_end": bool(sub.get("cancel_at_period_end") or sub.get("cancel_at")),

@@ -12,10 +12,10 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from core.billing.trials import get_subscription, new_trial, parse_plan
 from core.errors import ConflictError, InvalidInputError, NotFoundError
-from core.licenses import current_license, reissue_license
+from core.licensing.service import current_license, reissue_license
 from core.plans import Plan
-from core.subscriptions import get_subscription, new_trial, parse_plan
 from models import Customer, License, Subscription
 
 CUSTOMER_ID_PREFIX = "cust_"

@@ -6,10 +6,11 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import update
 
-from core.customers import create_customer
-from core.usage import ReportInput, process_reports, store_report
-from core.usage_views import all_customers_usage
-from models import Customer, session_scope
+from core.customers.service import create_customer
+from core.db import session_scope
+from core.usage.ingest import ReportInput, process_reports, store_report
+from core.usage.queries import all_customers_usage
+from models import Customer
 
 NOW = datetime.now(UTC)
 TODAY = NOW.replace(hour=0, minute=0, second=0, microsecond=0)

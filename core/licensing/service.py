@@ -18,8 +18,17 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
+from core.billing import statuses
+from core.billing.statuses import SubscriptionStatus
 from core.errors import ConfigurationError, InvalidInputError, NotFoundError
-from core.license_tokens import (
+from core.licensing.keys import (
+    SigningKey,
+    SigningKeyError,
+    load_public_keys,
+    load_signing_key,
+    public_pem_of,
+)
+from core.licensing.tokens import (
     IssuedLicense,
     LicenseContent,
     content_fingerprint,
@@ -28,21 +37,9 @@ from core.license_tokens import (
 )
 from core.plans import get_plan, plan_for_features
 from core.settings import get_settings
-from core.signing_keys import (
-    SigningKey,
-    SigningKeyError,
-    load_public_keys,
-    load_signing_key,
-    public_pem_of,
-)
 from models import Customer, License, Subscription, utcnow
 
 log = logging.getLogger(__name__)
-
-# Subscriptions that still give a right to run, so their licenses are renewed before expiry.
-LIVE_STATUSES = frozenset({"trialing", "active", "past_due"})
-# A trial that ran out still is a trial: its license says `isTrialMode` and that it expired.
-_TRIAL_STATUSES = frozenset({"trialing", "expired"})
 
 
 def signing_key() -> SigningKey:
@@ -74,7 +71,12 @@ def license_content(customer: Customer, subscription: Subscription | None) -> Li
     revoked = customer.license_revoked_at is not None
     if subscription is None:
         # No subscription at all gives no right to run: an expired trial of the trial tier.
-        spec, status, trial_ends, period_ends = get_plan("trial"), "expired", None, None
+        spec, status, trial_ends, period_ends = (
+            get_plan("trial"),
+            SubscriptionStatus.EXPIRED,
+            None,
+            None,
+        )
     else:
         spec = get_plan(subscription.plan)
         status = subscription.status
@@ -87,7 +89,7 @@ def license_content(customer: Customer, subscription: Subscription | None) -> Li
         # values are the safe reading, and the operator learns about it from the log.
         log.error("ignoring invalid plan overrides of %s: %s", customer.customer_id, exc)
         features, limits = spec.features, spec.limits
-    is_trial = status in _TRIAL_STATUSES
+    is_trial = status in statuses.TRIAL  # an expired trial still is a trial
     return LicenseContent(
         customer_id=customer.customer_id,
         customer_name=customer_display_name(customer),
@@ -282,7 +284,7 @@ def customers_to_renew(
         .where(
             or_(
                 License.kid != active_kid,
-                (License.expires_at <= horizon) & Subscription.status.in_(LIVE_STATUSES),
+                (License.expires_at <= horizon) & Subscription.status.in_(statuses.LIVE),
             )
         )
         .order_by(License.expires_at)

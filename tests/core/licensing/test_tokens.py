@@ -14,7 +14,8 @@ import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from core.license_tokens import (
+from core.licensing.keys import SigningKey, generate_key_pair, jwks, load_signing_key
+from core.licensing.tokens import (
     InvalidLicenseError,
     LicenseContent,
     build_claims,
@@ -26,7 +27,6 @@ from core.license_tokens import (
 )
 from core.plans import Plan, get_plan, plan_for_features
 from core.settings import Settings
-from core.signing_keys import SigningKey, generate_key_pair, jwks, load_signing_key
 
 ISSUER = "zemfyre-billing"
 NOW = datetime(2025, 10, 21, 10, 0, 0, tzinfo=UTC)

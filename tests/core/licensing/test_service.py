@@ -8,8 +8,10 @@ import jwt
 import pytest
 from sqlalchemy import select, update
 
-from core.customers import create_customer
-from core.licenses import (
+from core.customers.service import create_customer
+from core.db import session_scope
+from core.licensing.keys import load_signing_key
+from core.licensing.service import (
     current_license,
     reinstate_license,
     reissue_license,
@@ -18,8 +20,7 @@ from core.licenses import (
 )
 from core.plans import UNLIMITED
 from core.settings import get_settings
-from core.signing_keys import load_signing_key
-from models import Customer, Subscription, session_scope
+from models import Customer, Subscription
 from tests.conftest import pg_scalar
 
 # DESIGN.md's plan table, written out independently of core/plans.py.

@@ -26,7 +26,7 @@ from core.errors import (
     InvalidInputError,
     PermissionDeniedError,
 )
-from core.instance_auth import InstanceIdentity, check_licenses
+from core.licensing.instance_auth import InstanceIdentity, check_licenses
 from core.plans import UNLIMITED, UnknownPlanError, get_plan, plan_for_features
 from models import (
     Customer,

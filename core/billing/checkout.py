@@ -15,26 +15,24 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from core.customers import get_customer
-from core.errors import ConflictError, InvalidInputError, NotFoundError
-from core.licenses import lock_customer, reissue_license
-from core.plans import PAID_PLANS, PLANS, Plan, PlanSpec
-from core.settings import get_settings
-from core.stripe_gateway import StripeGateway, StripeNotConfiguredError
-from core.stripe_sync import (
-    ENDED_STATUSES,
+from core.billing import statuses
+from core.billing.gateway import StripeGateway, StripeNotConfiguredError
+from core.billing.statuses import SubscriptionStatus
+from core.billing.sync import (
     apply_subscription,
     configured_price_ids,
     subscription_item,
 )
-from core.subscriptions import parse_plan
+from core.billing.trials import parse_plan
+from core.customers.service import get_customer
+from core.errors import ConflictError, InvalidInputError, NotFoundError
+from core.licensing.service import lock_customer, reissue_license
+from core.plans import PAID_PLANS, PLANS, Plan, PlanSpec
+from core.settings import get_settings
 from models import Customer, Subscription, utcnow
 
 Obj = dict[str, Any]
 
-# Stripe statuses in which a subscription still bills (or is about to): a second one would
-# charge the customer twice.
-BILLING_STATUSES = frozenset({"active", "trialing", "past_due", "unpaid", "incomplete", "paused"})
 _SETTING_FOR = {plan: f"STRIPE_PRICE_{plan.value.upper()}" for plan in PAID_PLANS}
 
 
@@ -74,7 +72,7 @@ def _subscription_row(session: Session, customer_id: str) -> Subscription | None
 
 
 def bills(row: Subscription | None) -> bool:
-    return bool(row and row.stripe_subscription_id and row.status in BILLING_STATUSES)
+    return bool(row and row.stripe_subscription_id and row.status in statuses.BILLING)
 
 
 # -- checkout -----------------------------------------------------------------------------------
@@ -233,7 +231,7 @@ def change_plan(
     previous_plan = row.plan
     stripe_id = str(row.stripe_subscription_id)
     sub = gateway.retrieve_subscription(stripe_id)
-    if sub.get("status") in ENDED_STATUSES:
+    if sub.get("status") in statuses.STRIPE_ENDED:
         raise ConflictError(
             f"subscription {stripe_id} is {sub.get('status')}; start a new one with "
             "create-checkout",
@@ -266,7 +264,7 @@ def cancel_subscription(
     previous_plan = row.plan
     stripe_id = str(row.stripe_subscription_id)
     sub = gateway.retrieve_subscription(stripe_id)
-    if sub.get("status") not in ENDED_STATUSES:
+    if sub.get("status") not in statuses.STRIPE_ENDED:
         if immediately:
             sub = gateway.cancel_subscription(stripe_id)
         elif not sub.get("cancel_at_period_end"):
@@ -313,7 +311,7 @@ def deactivate_customer(
                 "Stripe is not configured: set STRIPE_SECRET_KEY", field="STRIPE_SECRET_KEY"
             )
         sub = gateway.retrieve_subscription(stripe_id)
-        if sub.get("status") not in ENDED_STATUSES:
+        if sub.get("status") not in statuses.STRIPE_ENDED:
             sub = gateway.cancel_subscription(stripe_id)
             stripe_canceled = True
         canceled_at = now
@@ -321,7 +319,7 @@ def deactivate_customer(
         trial_end = row.trial_ends_at
     else:
         trial_end = customer.created_at + timedelta(days=get_settings().trial_days)
-    status = "trialing" if now < trial_end else "expired"
+    status = SubscriptionStatus.TRIALING if now < trial_end else SubscriptionStatus.EXPIRED
     if row is None:
         row = Subscription(customer_id=customer_id, plan=Plan.TRIAL.value, status=status)
         session.add(row)

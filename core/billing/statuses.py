@@ -1,0 +1,42 @@
+"""The one subscription status vocabulary, and the named sets every domain decides by.
+
+Stripe's statuses, plus `expired`: ours, for a trial that ran out without payment. No other module
+spells a status as a raw string or keeps a set of its own: add a named set here instead.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class SubscriptionStatus(StrEnum):
+    TRIALING = "trialing"
+    ACTIVE = "active"
+    PAST_DUE = "past_due"
+    UNPAID = "unpaid"
+    CANCELED = "canceled"
+    INCOMPLETE = "incomplete"
+    INCOMPLETE_EXPIRED = "incomplete_expired"
+    PAUSED = "paused"
+    # Local only: a trial past its end that was never paid for.
+    EXPIRED = "expired"
+
+
+S = SubscriptionStatus
+
+# Stripe will never bill or reactivate a subscription in these: a new one is needed.
+STRIPE_ENDED = frozenset({S.CANCELED, S.INCOMPLETE_EXPIRED})
+# A local row in these has ended (Stripe's ended statuses plus an expired trial).
+ENDED = STRIPE_ENDED | {S.EXPIRED}
+# A Stripe subscription in these still exists and may bill: a second checkout would double-bill.
+BILLING = frozenset({S.ACTIVE, S.TRIALING, S.PAST_DUE, S.UNPAID, S.INCOMPLETE, S.PAUSED})
+# Licenses of these are renewed by beat before they expire.
+LIVE = frozenset({S.TRIALING, S.ACTIVE, S.PAST_DUE})
+# A license saying one of these tells the instance it may not run (it restricts itself).
+NOT_ENTITLED = frozenset(
+    {S.CANCELED, S.EXPIRED, S.INCOMPLETE, S.INCOMPLETE_EXPIRED, S.UNPAID, S.PAUSED}
+)
+# The statuses of the free trial tier's row.
+TRIAL = frozenset({S.TRIALING, S.EXPIRED})
+# What a revoked license reports as its status: SEED-era instances stop on exactly "canceled".
+REVOKED_LICENSE_STATUS = S.CANCELED
