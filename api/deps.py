@@ -18,15 +18,24 @@ bearer = HTTPBearer(auto_error=False, description="Admin API key or license JWT"
 
 
 def get_db() -> Iterator[Session]:
-    # A lost database connection becomes a 503 in api/errors.py, for every route alike.
+    """The request's unit of work: committed when the endpoint returns, rolled back on any error.
+
+    Endpoints and services never commit. `scope="function"` below makes the commit happen before
+    the response is sent, so a 2xx always means committed. A lost database connection becomes a
+    503 in api/errors.py, for every route alike.
+    """
     session = new_session()
     try:
         yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
     finally:
         session.close()
 
 
-DbSession = Annotated[Session, Depends(get_db)]
+DbSession = Annotated[Session, Depends(get_db, scope="function")]
 BearerCredentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 
 

@@ -56,6 +56,6 @@ def authenticate_api_key(session: Session, key: str) -> ApiKey:
         raise AuthenticationError("invalid or revoked API key")
     now = utcnow()
     if row.last_used_at is None or now - row.last_used_at > LAST_USED_RESOLUTION:
+        # Written with the request's own transaction (committed by the request dependency).
         session.execute(update(ApiKey).where(ApiKey.id == row.id).values(last_used_at=now))
-        session.commit()
     return row
