@@ -20,6 +20,7 @@ def create_app() -> FastAPI:
     )
     install_error_handlers(app)
     install_middleware(app)
+    metrics.install_cluster_metrics()
     app.include_router(health.router)
     app.include_router(metrics.router)
     app.include_router(customers.router)

@@ -8,8 +8,14 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from api.deps import AdminKey
 from api.schemas import error_responses
 from core.metrics import REGISTRY
+from workers.metrics import register_cluster_collector
 
 router = APIRouter(tags=["operations"])
+
+
+def install_cluster_metrics() -> None:
+    """Queue depth, task outcomes and inbox backlog join the /metrics the API serves."""
+    register_cluster_collector(REGISTRY)
 
 
 @router.get(

@@ -1,4 +1,9 @@
-"""The Celery app every worker, beat, the API and the CLI share."""
+"""The Celery app every worker, beat, the API and the CLI share.
+
+Importing this module (and so any task module) reads no settings and opens no connection: the
+configuration is a promise Celery evaluates the first time something reads `celery_app.conf`
+(publishing a task, starting a worker), so `@celery_app.task` works at import time in any process.
+"""
 
 from __future__ import annotations
 
@@ -41,7 +46,7 @@ def _redis_transport_options(settings: Settings) -> dict[str, Any]:
     return options
 
 
-def configure(app: Celery, settings: Settings) -> None:
+def celery_config(settings: Settings) -> dict[str, Any]:
     broker_url = settings.resolved_broker_url
     result_backend = settings.resolved_result_backend
     transport_options = _redis_transport_options(settings) if broker_url.startswith("redis") else {}
@@ -50,7 +55,7 @@ def configure(app: Celery, settings: Settings) -> None:
         if settings.celery_key_prefix and result_backend.startswith("redis")
         else {}
     )
-    app.conf.update(
+    return dict(
         broker_url=broker_url,
         result_backend=result_backend,
         broker_transport_options=transport_options,
@@ -73,7 +78,10 @@ def configure(app: Celery, settings: Settings) -> None:
         task_track_started=True,
         worker_send_task_events=True,
         result_expires=86400,
-        result_extended=True,
+        # Results keep only the task's return value (a small summary, never a secret): extended
+        # results would copy every task's args into Redis, where Flower and anyone reading the
+        # result backend would see them.
+        result_extended=False,
         beat_schedule=beat_schedule(settings),
         timezone="UTC",
         enable_utc=True,
@@ -82,8 +90,12 @@ def configure(app: Celery, settings: Settings) -> None:
 
 
 def create_celery_app(settings: Settings | None = None) -> Celery:
+    """An app whose configuration is read from `settings` (default: the process's settings)
+    only when it is first needed."""
     app = Celery("zemfyre_billing", include=TASK_MODULES)
-    configure(app, settings or get_settings())
+    # A callable given to add_defaults is a promise: Celery calls it when the configuration is
+    # first read, never at import.
+    app.add_defaults(lambda: celery_config(settings or get_settings()))
     return app
 
 

@@ -7,8 +7,8 @@ from typing import Any
 from celery import signals
 
 from core.logging import configure_logging
-from core.metrics import record_task_outcome
 from core.settings import get_settings
+from workers.metrics import record_task_outcome
 
 
 @signals.setup_logging.connect

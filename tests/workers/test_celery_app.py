@@ -58,3 +58,63 @@ def test_a_published_task_lands_in_its_own_queue_only() -> None:
     finally:
         for key in client.scan_iter(match=f"{prefix}*"):
             client.delete(key)
+
+
+IMPORT_PROBE = """
+import core.settings as settings_module
+
+reads = []
+original = settings_module.Settings.__init__
+
+
+def counting_init(self, *args, **kwargs):
+    reads.append(1)
+    original(self, *args, **kwargs)
+
+
+settings_module.Settings.__init__ = counting_init
+import tasks.billing, tasks.customers, tasks.licenses, tasks.maintenance, tasks.usage
+from workers.celery_app import celery_app
+
+print("reads", len(reads), "configured", celery_app.configured)
+# The decorated tasks work: using one reads the configuration, from the settings of that moment.
+assert tasks.maintenance.ping.name == "tasks.maintenance.ping"
+print("broker", celery_app.conf.broker_url)
+"""
+
+
+def test_importing_the_task_modules_reads_no_settings_and_configures_nothing() -> None:
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = {**os.environ, "CELERY_BROKER_URL": "redis://127.0.0.1:6399/7"}
+    probe = subprocess.run(
+        [sys.executable, "-c", IMPORT_PROBE],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=Path(__file__).resolve().parents[2],
+        timeout=60,
+    )
+    assert probe.returncode == 0, probe.stderr
+    assert "reads 0 configured False" in probe.stdout
+    assert "broker redis://127.0.0.1:6399/7" in probe.stdout
+
+
+def test_task_results_do_not_keep_the_task_arguments(celery_worker) -> None:
+    """A task's args (customer ids, tokens) must not be copied into the result backend."""
+    import redis
+
+    from core.settings import get_settings
+    from tasks.maintenance import ping
+
+    assert celery_app.conf.result_extended is False
+    result = ping.apply_async()
+    result.get(timeout=20)
+    settings = get_settings()
+    client = redis.Redis.from_url(settings.resolved_result_backend)
+    stored = client.get(f"{settings.celery_key_prefix}celery-task-meta-{result.id}")
+    assert stored is not None
+    assert b'"args"' not in stored and b'"kwargs"' not in stored
