@@ -1,0 +1,207 @@
+"""The house rules of the layout, read from the source itself (DESIGN.md, "one house").
+
+Imports run downward only (api/cli/tasks -> core -> models), modules stay small, only the request
+dependency commits in api/, and subscription statuses are spelled in one place.
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGES = ("api", "core", "tasks", "workers", "models", "cli")
+MAX_MODULE_LINES = 400
+STATUSES_MODULE = Path("core/billing/statuses.py")
+# Functions whose status words are another Stripe object's (a meter's), not a subscription's.
+OTHER_STATUS_VOCABULARIES = {(Path("core/billing/gateway.py"), "find_meter")}
+
+
+def _modules(*packages: str) -> Iterator[Path]:
+    for package in packages:
+        for path in sorted((ROOT / package).rglob("*.py")):
+            yield path.relative_to(ROOT)
+
+
+def _tree(path: Path) -> ast.Module:
+    return ast.parse((ROOT / path).read_text(), filename=str(path))
+
+
+def _imported_modules(path: Path) -> Iterator[tuple[int, str]]:
+    """Every module the file imports, at the top or inside a function, as a dotted name."""
+    package_parts = list(path.with_suffix("").parts[:-1])
+    for node in ast.walk(_tree(path)):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                yield node.lineno, alias.name
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package_parts[: len(package_parts) - node.level + 1]
+                module = ".".join([*base, node.module] if node.module else base)
+            else:
+                module = node.module or ""
+            yield node.lineno, module
+            for alias in node.names:
+                yield node.lineno, f"{module}.{alias.name}"
+
+
+def _top_package(module: str) -> str:
+    return module.split(".", 1)[0]
+
+
+def _violations(packages: tuple[str, ...], forbidden: tuple[str, ...]) -> list[str]:
+    found = set()
+    for path in _modules(*packages):
+        for line, module in _imported_modules(path):
+            if _top_package(module) in forbidden:
+                found.add(f"{path}:{line} imports {module.rsplit('.', 1)[0]}")
+    return sorted(found)
+
+
+def test_models_import_nothing_of_the_project() -> None:
+    violations = _violations(("models",), tuple(p for p in PACKAGES if p != "models"))
+    assert not violations, "models/ is the bottom floor; it imports:\n" + "\n".join(violations)
+
+
+def test_core_never_imports_api_cli_tasks_or_workers() -> None:
+    violations = _violations(("core",), ("api", "cli", "tasks", "workers"))
+    assert not violations, "core/ must not import upward:\n" + "\n".join(violations)
+
+
+def test_no_module_is_over_400_lines() -> None:
+    too_long = [
+        f"{path}: {lines} lines"
+        for path in _modules(*PACKAGES)
+        if (lines := len((ROOT / path).read_text().splitlines())) > MAX_MODULE_LINES
+    ]
+    assert not too_long, (
+        f"split these by responsibility (limit {MAX_MODULE_LINES} lines):\n" + "\n".join(too_long)
+    )
+
+
+def test_only_the_request_dependency_commits_in_api() -> None:
+    commits = [
+        f"{path}:{node.lineno}"
+        for path in _modules("api")
+        if path != Path("api/deps.py")
+        for node in ast.walk(_tree(path))
+        if isinstance(node, ast.Attribute) and node.attr == "commit"
+    ]
+    assert not commits, (
+        "endpoints never commit; api/deps.py get_db owns the transaction:\n" + "\n".join(commits)
+    )
+
+
+def _status_values() -> set[str]:
+    from core.billing.statuses import SubscriptionStatus
+
+    return {status.value for status in SubscriptionStatus}
+
+
+def _names_a_status(node: ast.AST | None) -> bool:
+    if isinstance(node, ast.Name):
+        return "status" in node.id.lower()
+    if isinstance(node, ast.Attribute):
+        return "status" in node.attr.lower()
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return "status" in node.value.lower()
+    return False
+
+
+def _used_as_status(constant: ast.Constant, parents: dict[ast.AST, ast.AST]) -> bool:
+    """A status literal compared, collected, or given to something named status; a dict key,
+    a SQL label or a sentence that happens to be the word "active" is not one."""
+    node: ast.AST = constant
+    parent = parents.get(node)
+    # Inside a literal collection (frozenset({...})) or a conditional expression, what matters
+    # is how the collection or the expression is used.
+    while isinstance(parent, ast.Set | ast.List | ast.Tuple | ast.IfExp) or _is_set_call(parent):
+        node, parent = parent, parents.get(parent)
+    if isinstance(parent, ast.Compare):
+        return True
+    if isinstance(parent, ast.keyword):
+        return parent.arg is not None and "status" in parent.arg.lower()
+    if isinstance(parent, ast.Assign):
+        return any(_names_a_status(target) for target in parent.targets) or node is not constant
+    if isinstance(parent, ast.AnnAssign):
+        return _names_a_status(parent.target) or node is not constant
+    if isinstance(parent, ast.Dict) and node in parent.values:
+        return _names_a_status(parent.keys[parent.values.index(node)])
+    if isinstance(parent, ast.Return):
+        return True
+    return isinstance(parent, ast.Call) and any(_names_a_status(arg) for arg in parent.args)
+
+
+def _is_set_call(node: ast.AST | None) -> bool:
+    return (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Name)
+        and node.func.id in {"frozenset", "set"}
+    )
+
+
+def test_no_raw_subscription_status_strings_in_core() -> None:
+    statuses = _status_values()
+    raw = []
+    for path in _modules("core"):
+        if path == STATUSES_MODULE:
+            continue
+        tree = _tree(path)
+        parents = {child: node for node in ast.walk(tree) for child in ast.iter_child_nodes(node)}
+        exempt = {
+            id(inner)
+            for function in ast.walk(tree)
+            if isinstance(function, ast.FunctionDef | ast.AsyncFunctionDef)
+            and (path, function.name) in OTHER_STATUS_VOCABULARIES
+            for inner in ast.walk(function)
+        }
+        raw.extend(
+            f"{path}:{node.lineno} {node.value!r}"
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Constant)
+            and isinstance(node.value, str)
+            and node.value in statuses
+            and id(node) not in exempt
+            and _used_as_status(node, parents)
+        )
+    assert not raw, (
+        "spell statuses with core/billing/statuses.py (SubscriptionStatus or a named set):\n"
+        + "\n".join(raw)
+    )
+
+
+SETTINGS_PROBE = """
+import core.settings as settings_module
+
+original = settings_module.Settings.__init__
+
+
+def refuse(self, *args, **kwargs):
+    import traceback
+
+    traceback.print_stack(limit=6)
+    raise SystemExit("settings read at import time")
+
+
+settings_module.Settings.__init__ = refuse
+import {modules}
+"""
+
+
+def test_importing_the_entry_points_reads_no_settings() -> None:
+    """Nothing is built at import time that needs settings: batchers, the Celery app, engines
+    are made by factories when a process starts (so imports are cheap and tests can configure)."""
+    modules = "api.app, cli.main, tasks.billing, tasks.customers, tasks.licenses, tasks.usage"
+    probe = subprocess.run(
+        [sys.executable, "-c", SETTINGS_PROBE.format(modules=modules)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        timeout=120,
+    )
+    assert probe.returncode == 0, "a module reads the settings when imported:\n" + probe.stderr
