@@ -49,6 +49,16 @@ class Settings(BaseSettings):
     # Reconciliation lists Stripe's events of this many days (Stripe keeps 30) and handles any
     # the webhook missed.
     stripe_reconcile_days: int = 3
+    # Device overage (devices above the plan's limit) is billed per device-day through a Stripe
+    # Billing Meter with this event name; `billing stripe setup` makes the meter and the prices.
+    stripe_meter_event_name: str = "zemfyre_device_overage"
+    overage_price_starter_cents: int = 10
+    overage_price_professional_cents: int = 7
+    stripe_overage_price_starter: str | None = None
+    stripe_overage_price_professional: str | None = None
+    # Each metering run also re-checks this many finished days before the one it meters, so a
+    # late report that raised a day's peak is billed (Stripe takes events up to 35 days old).
+    overage_recheck_days: int = 2
 
     license_private_key_path: Path = Path("keys/private-key.pem")
     license_public_key_path: Path = Path("keys/public-key.pem")

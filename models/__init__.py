@@ -4,6 +4,7 @@ from models.api_keys import ApiKey
 from models.base import Base, UTCDateTime, utcnow
 from models.customers import Customer
 from models.licenses import License
+from models.metering import OverageMeterEvent as OverageMeterEvent
 from models.stripe_events import StripeEvent
 from models.subscriptions import Subscription
 from models.usage import InstanceUsage, UsageAlert, UsageDaily, UsageReport

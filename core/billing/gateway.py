@@ -49,6 +49,10 @@ class StripeRequestError(DomainError):
         self.stripe_code = stripe_code
 
 
+class DuplicateMeterEventError(StripeRequestError):
+    """Stripe already holds a meter event with this identifier: it was delivered before."""
+
+
 def idempotency_key(operation: str, *parts: object) -> str:
     """A key that is the same for the same operation on the same input, and only then.
 
@@ -179,6 +183,77 @@ class StripeGateway:
         )
         data = found.get("data") or []
         return data[0] if data else None
+
+    # -- billing meters (device overage) -------------------------------------------------
+
+    def find_meter(self, event_name: str) -> Obj | None:
+        """The active meter of `event_name` (Stripe keeps one active meter per event name)."""
+        for meter in self._iterate(self.client.v1.billing.meters.list, {"status": "active"}):
+            if meter.get("event_name") == event_name:
+                return meter
+        return None
+
+    def create_sum_meter(
+        self, *, event_name: str, display_name: str, customer_key: str, value_key: str
+    ) -> Obj:
+        """A meter adding up the `value_key` of its events per customer (by Stripe customer id)."""
+        params = {
+            "display_name": display_name,
+            "event_name": event_name,
+            "default_aggregation": {"formula": "sum"},
+            "customer_mapping": {"type": "by_id", "event_payload_key": customer_key},
+            "value_settings": {"event_payload_key": value_key},
+        }
+        key = idempotency_key("meter", params)
+        return self._call(
+            self.client.v1.billing.meters.create, params=params, options={"idempotency_key": key}
+        )
+
+    def create_metered_price(
+        self, *, product_id: str, meter_id: str, unit_amount: int, lookup_key: str, plan: str
+    ) -> Obj:
+        """A monthly price billing what `meter_id` summed over the period, per unit."""
+        params = {
+            "product": product_id,
+            "currency": "usd",
+            "unit_amount": unit_amount,
+            "recurring": {"interval": "month", "usage_type": "metered", "meter": meter_id},
+            "lookup_key": lookup_key,
+            # Not `zemfyre_plan`: that tag names a plan's flat price (see sync.plan_for_price).
+            "metadata": {"zemfyre_overage_plan": plan},
+        }
+        key = idempotency_key("metered-price", params)
+        return self._call(
+            self.client.v1.prices.create, params=params, options={"idempotency_key": key}
+        )
+
+    def create_meter_event(
+        self, *, event_name: str, identifier: str, payload: dict[str, str], timestamp: int
+    ) -> Obj:
+        """Record usage on a meter. Stripe refuses a second event with an identifier it holds
+        (400 "An event already exists with identifier …"): that is `DuplicateMeterEventError`,
+        proof that the event was delivered before."""
+        params = {
+            "event_name": event_name,
+            "identifier": identifier,
+            "payload": payload,
+            "timestamp": timestamp,
+        }
+        try:
+            return _plain(
+                self.client.v1.billing.meter_events.create(
+                    params=params,
+                    options={"idempotency_key": idempotency_key("meter-event", params)},
+                )
+            )
+        except stripe.InvalidRequestError as exc:
+            if "already exists with identifier" in str(exc.user_message or exc):
+                raise DuplicateMeterEventError(
+                    f"Stripe already holds meter event {identifier}", stripe_code=exc.code
+                ) from exc
+            raise _translate(exc) from exc
+        except stripe.StripeError as exc:
+            raise _translate(exc) from exc
 
     # -- checkout and subscriptions -----------------------------------------------------
 

@@ -40,3 +40,6 @@ NOT_ENTITLED = frozenset(
 TRIAL = frozenset({S.TRIALING, S.EXPIRED})
 # What a revoked license reports as its status: SEED-era instances stop on exactly "canceled".
 REVOKED_LICENSE_STATUS = S.CANCELED
+# A paid subscription in these has its device overage metered to Stripe (never a trial, whether
+# of the free tier or a paid plan: trial days are not billed).
+METERED = frozenset({S.ACTIVE, S.PAST_DUE})

@@ -1,0 +1,274 @@
+"""Device overage of finished UTC days, sent to Stripe's billing meter.
+
+For each customer with a live paid metered subscription (`statuses.METERED`, a plan in
+`meters.METERED_PLANS`) when the job runs:
+
+    overage(day) = max(0, Σ over its instances of that instance's peak active devices - maxDevices)
+
+The peaks come from the day's rollup (`usage_daily.max_active`), which `record_day` brings up to
+date first, so reports that arrived late count. Sending happens in two steps so nothing is sent
+twice and nothing is lost:
+
+1. `record_day` (one transaction, committed before Stripe is called) writes what the day still
+   needs as `OverageMeterEvent` rows: the day's overage when nothing was recorded yet (sequence 0),
+   or the rise since what was recorded (the next sequence). A rerun with the same numbers writes
+   nothing.
+2. `send_event` sends one unsent row with its fixed identifier; `record_outcome` stores Stripe's
+   answer. A crash in between leaves the row unsent: the retry sends the same identifier and Stripe
+   refuses it as a duplicate, which counts as delivered. A failure stays on the row (attempts, last
+   error) and the row is sent again by the task's retry or the next run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from core.billing import statuses
+from core.billing.gateway import (
+    DuplicateMeterEventError,
+    StripeGateway,
+    StripeRequestError,
+    StripeUnavailableError,
+)
+from core.billing.meters import CUSTOMER_KEY, METERED_PLANS, VALUE_KEY, device_limit
+from core.errors import DomainError, InvalidInputError
+from core.plans import Plan
+from core.settings import get_settings
+from core.usage.ingest import dialect_insert
+from core.usage.rollups import rollup_day
+from models import Customer, OverageMeterEvent, Subscription, UsageDaily, utcnow
+
+# Stripe refuses meter events older than 35 days; a day is metered only while it is younger.
+STRIPE_MAX_EVENT_AGE_DAYS = 35
+
+
+# -- which day ----------------------------------------------------------------------------------
+
+
+def meterable_day(day: date, now: datetime | None = None) -> date:
+    """`day` if it can be metered now: finished (UTC) and young enough for Stripe."""
+    today = (now or utcnow()).astimezone(UTC).date()
+    if day >= today:
+        raise InvalidInputError(
+            f"day {day.isoformat()} is not finished yet (UTC today is {today.isoformat()}): "
+            "a day's peak is only known when it has ended; meter it from tomorrow on",
+            field="day",
+        )
+    if (today - day).days > STRIPE_MAX_EVENT_AGE_DAYS - 1:
+        raise InvalidInputError(
+            f"day {day.isoformat()} is too old: Stripe accepts meter events of the last "
+            f"{STRIPE_MAX_EVENT_AGE_DAYS} days only",
+            field="day",
+        )
+    return day
+
+
+def days_to_meter(now: datetime | None = None) -> list[date]:
+    """The scheduled run's days, oldest first: yesterday and OVERAGE_RECHECK_DAYS before it."""
+    yesterday = (now or utcnow()).astimezone(UTC).date() - timedelta(days=1)
+    recheck = max(0, min(get_settings().overage_recheck_days, STRIPE_MAX_EVENT_AGE_DAYS - 2))
+    return [yesterday - timedelta(days=back) for back in range(recheck, -1, -1)]
+
+
+def event_timestamp(day: date) -> int:
+    """The day's last second. Inside the day, and in the newest billing period the day touches,
+    which is still open when the job runs shortly after midnight (an event stamped into a period
+    whose invoice is already final would never be billed)."""
+    next_midnight = datetime.combine(day + timedelta(days=1), time.min, tzinfo=UTC)
+    return int(next_midnight.timestamp()) - 1
+
+
+def identifier_for(customer_id: str, day: date, sequence: int) -> str:
+    """Stable per customer and day (and rise): at most 93 characters, Stripe allows 100."""
+    base = f"zemfyre-overage-{customer_id}-{day:%Y%m%d}"
+    return base if sequence == 0 else f"{base}-{sequence}"
+
+
+# -- what a day owes ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class DayOverage:
+    customer_id: str
+    stripe_customer_id: str
+    plan: str
+    peak_devices: int
+    max_devices: int
+
+    @property
+    def overage(self) -> int:
+        return max(0, self.peak_devices - self.max_devices)
+
+
+def day_overages(session: Session, day: date) -> list[DayOverage]:
+    """Every metered customer's sum of instance peaks on `day` (from usage_daily)."""
+    peaks = func.coalesce(func.sum(UsageDaily.max_active), 0)
+    rows = session.execute(
+        select(Customer.customer_id, Customer.stripe_customer_id, Subscription.plan, peaks)
+        .join(Subscription, Subscription.customer_id == Customer.customer_id)
+        .join(
+            UsageDaily,
+            (UsageDaily.customer_id == Customer.customer_id) & (UsageDaily.day == day),
+        )
+        .where(
+            Subscription.plan.in_([plan.value for plan in METERED_PLANS]),
+            Subscription.status.in_([str(status) for status in statuses.METERED]),
+            Subscription.stripe_subscription_id.is_not(None),
+            Customer.stripe_customer_id.is_not(None),
+        )
+        .group_by(Customer.customer_id, Customer.stripe_customer_id, Subscription.plan)
+        .order_by(Customer.customer_id)
+    ).all()
+    return [
+        DayOverage(
+            customer_id=customer_id,
+            stripe_customer_id=str(stripe_customer_id),
+            plan=plan,
+            peak_devices=int(peak),
+            max_devices=device_limit(Plan(plan)),
+        )
+        for customer_id, stripe_customer_id, plan, peak in rows
+    ]
+
+
+@dataclass(frozen=True, slots=True)
+class DayRecord:
+    day: date
+    # Meter event rows this run wrote (a day's first event or a rise).
+    recorded: int
+    # The day's billable device-days over every customer, as recorded after this run.
+    device_days: int
+
+
+def record_day(session: Session, day: date) -> DayRecord:
+    """Roll `day` up and record the meter events it still needs, unsent; the caller commits
+    (before anything is sent, so a sent event always has its row)."""
+    rollup_day(session, day)
+    event_name = get_settings().stripe_meter_event_name
+    recorded_rows = session.execute(
+        select(
+            OverageMeterEvent.customer_id,
+            func.sum(OverageMeterEvent.value),
+            func.max(OverageMeterEvent.sequence),
+        )
+        .where(OverageMeterEvent.day == day)
+        .group_by(OverageMeterEvent.customer_id)
+    ).all()
+    recorded = {customer_id: (int(total), int(last)) for customer_id, total, last in recorded_rows}
+    new_rows: list[dict[str, Any]] = []
+    device_days = sum(total for total, _ in recorded.values())
+    for owed in day_overages(session, day):
+        total, last = recorded.get(owed.customer_id, (0, -1))
+        if owed.overage <= total:
+            # Peaks never fall once reported, so nothing to take back.
+            continue
+        sequence = last + 1
+        device_days += owed.overage - total
+        new_rows.append(
+            {
+                "customer_id": owed.customer_id,
+                "day": day,
+                "sequence": sequence,
+                "value": owed.overage - total,
+                "plan": owed.plan,
+                "stripe_customer_id": owed.stripe_customer_id,
+                "event_name": event_name,
+                "identifier": identifier_for(owed.customer_id, day, sequence),
+                "created_at": utcnow(),
+                "attempts": 0,
+            }
+        )
+    written = 0
+    if new_rows:
+        # A concurrent run that recorded the same sequence first wins; this one writes nothing.
+        insert = dialect_insert(session)
+        stmt = insert(OverageMeterEvent).on_conflict_do_nothing(
+            index_elements=["customer_id", "day", "sequence"]
+        )
+        written = session.execute(stmt, new_rows).rowcount or 0
+    return DayRecord(day=day, recorded=max(0, written), device_days=device_days)
+
+
+# -- sending ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PendingEvent:
+    id: int
+    customer_id: str
+    day: date
+    value: int
+    identifier: str
+    event_name: str
+    stripe_customer_id: str
+
+
+def unsent_events(session: Session, *, limit: int = 500) -> list[PendingEvent]:
+    """Meter events not yet delivered, oldest day first (any day: earlier failures included)."""
+    rows = session.scalars(
+        select(OverageMeterEvent)
+        .where(OverageMeterEvent.sent_at.is_(None))
+        .order_by(OverageMeterEvent.day, OverageMeterEvent.id)
+        .limit(limit)
+    ).all()
+    return [
+        PendingEvent(
+            id=row.id,
+            customer_id=row.customer_id,
+            day=row.day,
+            value=row.value,
+            identifier=row.identifier,
+            event_name=row.event_name,
+            stripe_customer_id=row.stripe_customer_id,
+        )
+        for row in rows
+    ]
+
+
+@dataclass(frozen=True, slots=True)
+class SendOutcome:
+    event_id: int
+    delivered: bool
+    # Worth trying again soon (Stripe down or rate limiting), as opposed to refused for good.
+    retryable: bool
+    response: dict[str, Any] | None = None
+    error: str | None = None
+
+
+def send_event(gateway: StripeGateway, event: PendingEvent) -> SendOutcome:
+    """Send one meter event to Stripe (no database work: call it outside any transaction)."""
+    try:
+        answer = gateway.create_meter_event(
+            event_name=event.event_name,
+            identifier=event.identifier,
+            payload={CUSTOMER_KEY: event.stripe_customer_id, VALUE_KEY: str(event.value)},
+            timestamp=event_timestamp(event.day),
+        )
+    except DuplicateMeterEventError as exc:
+        duplicate = {"duplicate": True, "identifier": event.identifier, "message": exc.message}
+        return SendOutcome(event.id, True, False, duplicate)
+    except StripeUnavailableError as exc:
+        return SendOutcome(event.id, False, True, error=exc.message)
+    except (StripeRequestError, DomainError) as exc:
+        return SendOutcome(event.id, False, False, error=exc.message)
+    return SendOutcome(event.id, True, False, answer)
+
+
+def record_outcome(session: Session, outcome: SendOutcome) -> None:
+    """Store Stripe's answer on the row; the caller commits."""
+    row = session.get(OverageMeterEvent, outcome.event_id, with_for_update=True)
+    if row is None or row.sent_at is not None:
+        return
+    row.attempts += 1
+    if outcome.delivered:
+        row.sent_at = utcnow()
+        row.stripe_response = outcome.response
+        row.last_error = None
+    else:
+        row.last_error = outcome.error
+    session.flush()

@@ -1,0 +1,173 @@
+"""The Stripe side of device overage: the billing meter and the metered overage price per plan.
+
+Devices above a plan's limit are billed per device-day. Stripe sums the meter events we send
+(`core.billing.metering`) per customer and billing period, and the plan's metered price turns that
+sum into money on the period's invoice. `billing stripe setup` creates both here, idempotently:
+the meter is found again by its event name, each price by its lookup key.
+
+Only plans with a finite device limit that are sold at a catalogue price are metered (starter,
+professional). Enterprise has no limit (and its terms are set per customer) and trials are free:
+neither ever gets an overage price or a meter event.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from core.billing.gateway import StripeGateway, StripeNotConfiguredError
+from core.plans import PLANS, Plan
+from core.settings import Settings, get_settings
+
+# The payload keys of our meter events (the meter's customer mapping and value settings).
+CUSTOMER_KEY = "stripe_customer_id"
+VALUE_KEY = "value"
+
+METERED_PLANS: tuple[Plan, ...] = (Plan.STARTER, Plan.PROFESSIONAL)
+
+
+def is_metered(plan: str | Plan) -> bool:
+    return plan in {metered.value for metered in METERED_PLANS}
+
+
+def overage_lookup_key(plan: Plan) -> str:
+    return f"zemfyre_{plan.value}_device_overage"
+
+
+def overage_setting(plan: Plan) -> str:
+    """The .env name holding the plan's overage price id."""
+    return f"STRIPE_OVERAGE_PRICE_{plan.value.upper()}"
+
+
+def overage_unit_cents(plan: Plan, settings: Settings | None = None) -> int:
+    """What one device-day above the plan's limit costs, in US cents."""
+    settings = settings or get_settings()
+    return int(getattr(settings, f"overage_price_{plan.value}_cents"))
+
+
+def configured_overage_price_ids(settings: Settings | None = None) -> dict[Plan, str]:
+    settings = settings or get_settings()
+    configured = {
+        Plan.STARTER: settings.stripe_overage_price_starter,
+        Plan.PROFESSIONAL: settings.stripe_overage_price_professional,
+    }
+    return {plan: price for plan, price in configured.items() if price}
+
+
+def overage_price_for_plan(gateway: StripeGateway, plan: Plan) -> str | None:
+    """The metered overage price a subscription to `plan` carries besides the flat price.
+
+    None for plans that are never metered; a metered plan without a price is a set-up mistake
+    (its overage would go unbilled) and raises, naming the setting.
+    """
+    if plan not in METERED_PLANS:
+        return None
+    configured = configured_overage_price_ids().get(plan)
+    if configured:
+        return configured
+    price = gateway.find_price_by_lookup_key(overage_lookup_key(plan))
+    if price is not None:
+        return str(price["id"])
+    setting = overage_setting(plan)
+    raise StripeNotConfiguredError(
+        f"no Stripe overage price for plan {plan.value}: set {setting} or run "
+        "`billing stripe setup`",
+        field=setting,
+    )
+
+
+def is_overage_price(price: dict[str, object] | None, settings: Settings | None = None) -> bool:
+    """Whether a Stripe price is one of our metered overage prices (not a plan's flat price)."""
+    if not price:
+        return False
+    recurring = price.get("recurring")
+    if isinstance(recurring, dict) and recurring.get("usage_type") == "metered":
+        return True
+    if price.get("id") in configured_overage_price_ids(settings).values():
+        return True
+    return price.get("lookup_key") in {overage_lookup_key(plan) for plan in METERED_PLANS}
+
+
+# -- set-up ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MeterLine:
+    meter_id: str
+    event_name: str
+    created: bool
+
+
+@dataclass(frozen=True)
+class OveragePriceLine:
+    plan: str
+    price_id: str
+    unit_amount: int
+    created: bool
+
+    @property
+    def setting(self) -> str:
+        return f"{overage_setting(Plan(self.plan))}={self.price_id}"
+
+
+@dataclass(frozen=True)
+class MeteringSetup:
+    meter: MeterLine
+    prices: list[OveragePriceLine]
+
+    @property
+    def settings_lines(self) -> list[str]:
+        return [f"STRIPE_METER_EVENT_NAME={self.meter.event_name}"] + [
+            price.setting for price in self.prices
+        ]
+
+
+def setup_metering(gateway: StripeGateway, settings: Settings | None = None) -> MeteringSetup:
+    """Create the overage meter and each metered plan's overage price unless they exist.
+
+    Run after the flat prices exist (`setup_catalogue`): an overage price is made on the plan's
+    product. Safe to repeat: the meter is found by event name, the prices by lookup key.
+    """
+    settings = settings or get_settings()
+    event_name = settings.stripe_meter_event_name
+    meter = gateway.find_meter(event_name)
+    meter_created = meter is None
+    if meter is None:
+        meter = gateway.create_sum_meter(
+            event_name=event_name,
+            display_name="Zemfyre device overage (device-days)",
+            customer_key=CUSTOMER_KEY,
+            value_key=VALUE_KEY,
+        )
+    meter_id = str(meter["id"])
+    prices = []
+    for plan in METERED_PLANS:
+        price = gateway.find_price_by_lookup_key(overage_lookup_key(plan))
+        created = price is None
+        if price is None:
+            product = gateway.find_product(plan.value)
+            if product is None:
+                raise StripeNotConfiguredError(
+                    f"no Stripe product for plan {plan.value}: run `billing stripe setup`, which "
+                    "creates the products before the overage prices"
+                )
+            price = gateway.create_metered_price(
+                product_id=str(product["id"]),
+                meter_id=meter_id,
+                unit_amount=overage_unit_cents(plan, settings),
+                lookup_key=overage_lookup_key(plan),
+                plan=plan.value,
+            )
+        prices.append(
+            OveragePriceLine(
+                plan=plan.value,
+                price_id=str(price["id"]),
+                unit_amount=int(price.get("unit_amount") or 0),
+                created=created,
+            )
+        )
+    return MeteringSetup(MeterLine(meter_id, event_name, meter_created), prices)
+
+
+def device_limit(plan: Plan) -> int:
+    """The device limit above which a metered plan's devices are billed as overage."""
+    return PLANS[plan].features.max_devices
