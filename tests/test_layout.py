@@ -119,16 +119,19 @@ def _used_as_status(constant: ast.Constant, parents: dict[ast.AST, ast.AST]) -> 
     parent = parents.get(node)
     # Inside a literal collection (frozenset({...})) or a conditional expression, what matters
     # is how the collection or the expression is used.
+    in_collection = False
     while isinstance(parent, ast.Set | ast.List | ast.Tuple | ast.IfExp) or _is_set_call(parent):
+        in_collection = in_collection or not isinstance(parent, ast.IfExp)
         node, parent = parent, parents.get(parent)
     if isinstance(parent, ast.Compare):
         return True
     if isinstance(parent, ast.keyword):
         return parent.arg is not None and "status" in parent.arg.lower()
     if isinstance(parent, ast.Assign):
-        return any(_names_a_status(target) for target in parent.targets) or node is not constant
+        # A module-level set of statuses is a status set of its own, whatever its name.
+        return any(_names_a_status(target) for target in parent.targets) or in_collection
     if isinstance(parent, ast.AnnAssign):
-        return _names_a_status(parent.target) or node is not constant
+        return _names_a_status(parent.target) or in_collection
     if isinstance(parent, ast.Dict) and node in parent.values:
         return _names_a_status(parent.keys[parent.values.index(node)])
     if isinstance(parent, ast.Return):
