@@ -9,6 +9,7 @@ from pydantic import Field
 
 from api.deps import AdminKey, DbSession
 from api.schemas import ID_PATTERN, CamelModel, SubscriptionIdPath, error_responses
+from core.billing import changes
 from core.billing import checkout as checkout_service
 from core.billing import trials as subscription_service
 from core.billing.gateway import get_gateway
@@ -40,7 +41,6 @@ def create_trial(body: CreateTrialIn, _: AdminKey, session: DbSession) -> TrialO
     result = subscription_service.start_trial(session, body.customer_id, body.plan)
     # One RSA signature: done here so the answer carries the license that matches the trial.
     license_row = license_service.ensure_license(session, body.customer_id)
-    session.commit()
     subscription = result.subscription
     return TrialOut(
         customer_id=subscription.customer_id,
@@ -100,7 +100,6 @@ def create_checkout(body: CreateCheckoutIn, _: AdminKey, session: DbSession) -> 
         cancel_url=body.cancel_url,
         promo_code=body.promo_code,
     )
-    session.commit()
     return CheckoutOut(session_id=result.session_id, url=result.url)
 
 
@@ -111,8 +110,7 @@ def create_checkout(body: CreateCheckoutIn, _: AdminKey, session: DbSession) -> 
 def upgrade(
     subscription_id: SubscriptionIdPath, body: UpgradeIn, _: AdminKey, session: DbSession
 ) -> SubscriptionChangeOut:
-    change = checkout_service.change_plan(session, get_gateway(), subscription_id, body.plan)
-    session.commit()
+    change = changes.change_plan(session, get_gateway(), subscription_id, body.plan)
     return SubscriptionChangeOut.model_validate(change)
 
 
@@ -126,8 +124,7 @@ def cancel(
     session: DbSession,
     body: CancelIn | None = None,
 ) -> SubscriptionChangeOut:
-    change = checkout_service.cancel_subscription(
+    change = changes.cancel_subscription(
         session, get_gateway(), subscription_id, immediately=bool(body and body.immediately)
     )
-    session.commit()
     return SubscriptionChangeOut.model_validate(change)

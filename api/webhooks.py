@@ -7,6 +7,7 @@ again) but never loses it. A delivery Stripe repeats gets the same answer and no
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import cache
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -36,10 +37,11 @@ def _enqueue_event_batch(events: list[dict[str, Any]], created: Sequence[bool | 
         enqueue(dispatch_events, new_ids)
 
 
-# Concurrent deliveries to this process share one transaction and one publish (core/batching).
-event_batcher: MicroBatcher[dict[str, Any], bool] = MicroBatcher.from_settings(
-    _store_event_batch, _enqueue_event_batch
-)
+@cache
+def event_batcher() -> MicroBatcher[dict[str, Any], bool]:
+    """Concurrent deliveries to this process share one transaction and one publish
+    (core/batching); made on first use, not at import, because it reads the settings."""
+    return MicroBatcher.from_settings(_store_event_batch, _enqueue_event_batch)
 
 
 @router.post(
@@ -53,5 +55,5 @@ event_batcher: MicroBatcher[dict[str, Any], bool] = MicroBatcher.from_settings(
 async def stripe_webhook(request: Request) -> dict[str, Any]:
     payload = await request.body()
     event = stripe_events.verify_event(payload, request.headers.get("stripe-signature"))
-    created = await event_batcher.submit(event)
+    created = await event_batcher().submit(event)
     return {"received": True, "eventId": event["id"], "duplicate": not created}

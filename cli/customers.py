@@ -7,8 +7,7 @@ from typing import Any
 
 import typer
 
-from cli.common import RULE, console, db_session, fail, field_line, run_task
-from core.errors import DomainError
+from cli.common import RULE, console, db_session, field_line
 
 app = typer.Typer(help="Customers.", no_args_is_help=True)
 
@@ -39,37 +38,32 @@ def add(
 ) -> None:
     """Create a customer with a 14-day trial and print its first license."""
     from core.customers import service as customer_service
-    from tasks.customers import create_customer
 
-    try:
-        # Checked here too, so a typo fails at once rather than after a round trip to a worker.
-        customer_service.normalize_email(email)
-        if plan is not None:
-            from core.billing.trials import parse_plan
-
-            parse_plan(plan)
-    except DomainError as exc:
-        raise fail(exc.message) from exc
-    # The id is chosen here, so a task redelivered after a crash finds this customer again.
-    customer_id = customer_service.new_customer_id()
-    created = run_task(create_customer, customer_id, email, name, company, plan)
+    # In-process, the same service call as POST /api/customers (core/customers/service.py says
+    # why); printed after the commit, so a success line always means the customer exists.
+    with db_session() as session:
+        customer = customer_service.create_customer(
+            session, email=email, name=name, company_name=company, plan=plan
+        )
+        detail = customer_service.customer_detail(session, customer.customer_id)
+    subscription, license_row = detail.subscription, detail.license
+    assert subscription is not None and license_row is not None
     console.print("✅ Customer created successfully!")
     console.print("Customer Details:")
     console.print(RULE)
-    console.print(field_line("ID", created["customerId"]), soft_wrap=True)
-    console.print(field_line("Email", created["email"]), soft_wrap=True)
-    console.print(field_line("Name", created["name"]), soft_wrap=True)
-    console.print(field_line("Company", created["companyName"]), soft_wrap=True)
-    console.print(field_line("Plan", created["plan"]))
-    console.print(field_line("Trial Ends", when(created["trialEndsAt"])))
-    console.print(field_line("Created", when(created["createdAt"])))
+    console.print(field_line("ID", customer.customer_id), soft_wrap=True)
+    console.print(field_line("Email", customer.email), soft_wrap=True)
+    console.print(field_line("Name", customer.name), soft_wrap=True)
+    console.print(field_line("Company", customer.company_name), soft_wrap=True)
+    console.print(field_line("Plan", subscription.plan))
+    console.print(field_line("Trial Ends", when(subscription.trial_ends_at)))
+    console.print(field_line("Created", when(customer.created_at)))
     console.print(RULE)
     console.print()
     console.print("📜 Initial License JWT (Trial):")
-    token = created["license"]["token"]
-    console.print(token, soft_wrap=True)
+    console.print(license_row.token, soft_wrap=True)
     console.print()
-    print_env_lines(token, created["customerId"])
+    print_env_lines(license_row.token, customer.customer_id)
 
 
 @app.command("list")
@@ -174,30 +168,25 @@ def upgrade(
 ) -> None:
     """Create a Stripe checkout for a paid plan (or change the plan of a paying customer)."""
     from core.billing import checkout as checkout_service
+    from core.billing.changes import SubscriptionChange
     from core.billing.gateway import get_gateway
-    from core.customers import service as customer_service
     from core.settings import get_settings
 
     base = get_settings().public_base_url.rstrip("/")
     with db_session() as session:
-        gateway = get_gateway()
-        row = customer_service.customer_detail(session, customer_id).subscription
-        if row is not None and checkout_service.bills(row):
-            # A second checkout would bill the customer twice: change the live subscription.
-            change = checkout_service.change_plan(session, gateway, customer_id, plan)
-            session.commit()
-            _print_plan_change(change)
-            return
-        result = checkout_service.create_checkout(
+        result = checkout_service.subscribe(
             session,
-            gateway,
+            get_gateway(),
             customer_id=customer_id,
             plan=plan,
             success_url=success_url or f"{base}/checkout/success",
             cancel_url=cancel_url or f"{base}/checkout/cancel",
             promo_code=promo_code,
         )
-    _print_checkout(result)
+    if isinstance(result, SubscriptionChange):
+        _print_plan_change(result)
+    else:
+        _print_checkout(result)
 
 
 @app.command()
@@ -205,12 +194,12 @@ def deactivate(
     customer_id: str = typer.Option(..., "--id", help="The customer's id (cust_…)"),
 ) -> None:
     """Cancel the customer's Stripe subscription now and return them to the trial tier."""
-    from core.billing import checkout as checkout_service
+    from core.billing import changes
     from core.billing.gateway import get_gateway, stripe_configured
 
     with db_session() as session:
         gateway = get_gateway() if stripe_configured() else None
-        done = checkout_service.deactivate_customer(session, gateway, customer_id)
+        done = changes.deactivate_customer(session, gateway, customer_id)
     if done.stripe_canceled or done.previous_plan != done.plan:
         console.print("✅ Customer deactivated successfully!")
     else:

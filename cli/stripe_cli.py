@@ -15,7 +15,7 @@ EVENTS_RULE = "─" * 110
 @app.command()
 def setup() -> None:
     """Create the Zemfyre products and monthly USD prices in Stripe (safe to run again)."""
-    from core.billing.checkout import setup_catalogue
+    from core.billing.catalogue import setup_catalogue
     from core.billing.gateway import get_gateway
 
     try:
@@ -69,22 +69,29 @@ def list_events(
 @app.command()
 def replay(event_id: str = typer.Argument(..., help="The Stripe event id (evt_…)")) -> None:
     """Process one Stripe event again now (fetched from Stripe if it was never received)."""
+    from core.billing import handlers, reconcile
     from core.billing import inbox as stripe_events
     from core.billing.gateway import get_gateway
+    from core.db import session_scope
 
     with db_session() as session:
         known = stripe_events.get_event(session, event_id) is not None
     try:
         if not known:
-            stripe_events.fetch_and_store(get_gateway(), event_id)
+            with session_scope() as session:
+                reconcile.fetch_and_store(session, get_gateway(), event_id)
             console.print(f"📥 {event_id} was not received: fetched it from Stripe.")
-        outcome = stripe_events.process_event(event_id, force=True)
+        with session_scope() as session:
+            outcome = handlers.process_event(session, event_id, force=True)
     except stripe_events.PermanentEventError as exc:
-        stripe_events.record_failure(event_id, exc, final=True)
+        # The failed attempt was rolled back; its failure is recorded in a transaction of its own.
+        with session_scope() as session:
+            stripe_events.record_failure(session, event_id, exc, final=True)
         raise fail(f"{event_id} failed: {exc}") from exc
     except DomainError as exc:
         if known:
-            stripe_events.record_failure(event_id, exc, final=False)
+            with session_scope() as session:
+                stripe_events.record_failure(session, event_id, exc, final=False)
         raise fail(f"{event_id} failed: {exc.message}") from exc
     console.print(f"✅ Replayed {event_id}")
     console.print(RULE)

@@ -12,8 +12,8 @@ from typing import Any
 
 from celery import Task
 
+from core.billing import handlers, reconcile, trials
 from core.billing import inbox as stripe_events
-from core.billing import trials
 from core.billing.gateway import get_gateway, stripe_configured
 from core.db import session_scope
 from core.errors import NotFoundError
@@ -51,24 +51,32 @@ def process_event(self: Task, event_id: str, force: bool = False) -> dict[str, A
     """Handle stored Stripe event `event_id` (idempotent: a handled event is left alone)."""
     max_retries = get_settings().stripe_event_max_retries
     try:
-        return stripe_events.process_event(event_id, force=force).as_dict()
+        with session_scope() as session:
+            return handlers.process_event(session, event_id, force=force).as_dict()
     except NotFoundError:
         # The row is gone (deleted by an operator or a test): nothing left to do.
         log.warning("Stripe event %s is not stored; skipped", event_id)
         return {"eventId": event_id, "status": "missing"}
     except stripe_events.PermanentEventError as exc:
         log.error("Stripe event %s failed for good: %s", event_id, exc)
-        stripe_events.record_failure(event_id, exc, final=True)
+        _record_failure(event_id, exc, final=True)
         return {"eventId": event_id, "status": stripe_events.FAILED, "note": str(exc)}
     except Exception as exc:  # noqa: BLE001 - Stripe or the database down: try again later
         final = self.request.retries >= max_retries
-        stripe_events.record_failure(event_id, exc, final=final)
+        _record_failure(event_id, exc, final=final)
         if final:
             log.error("Stripe event %s failed after %s tries: %s", event_id, max_retries + 1, exc)
             return {"eventId": event_id, "status": stripe_events.FAILED, "note": str(exc)}
         delay = retry_delay(self.request.retries)
         log.warning("Stripe event %s failed (%s), retry in %.1fs", event_id, exc, delay)
         raise self.retry(countdown=delay, exc=exc) from exc
+
+
+def _record_failure(event_id: str, exc: BaseException, *, final: bool) -> None:
+    # Its own transaction: the attempt's transaction was rolled back with its half-done effect,
+    # and the count and error must survive that.
+    with session_scope() as session:
+        stripe_events.record_failure(session, event_id, exc, final=final)
 
 
 @celery_app.task(name="tasks.billing.sweep_events")
@@ -92,7 +100,8 @@ def reconcile_events(days: int | None = None) -> dict[str, Any]:
     if not stripe_configured():
         # Development without Stripe keys: nothing to reconcile, and no error every 15 minutes.
         return {"skipped": "STRIPE_SECRET_KEY is not set", "stored": 0}
-    new_ids = stripe_events.reconcile(get_gateway(), days=days)
+    with session_scope() as session:
+        new_ids = reconcile.store_missed_events(session, get_gateway(), days=days)
     for event_id in new_ids:
         enqueue(process_event, event_id)
     if new_ids:
@@ -109,3 +118,55 @@ def expire_trials(limit: int = 500) -> dict[str, Any]:
         for customer_id in expired:
             license_service.reissue_license(session, customer_id, reason="trial expired")
     return {"expired": expired}
+
+
+# -- device overage metering ----------------------------------------------------------------------
+
+
+@celery_app.task(name="tasks.billing.meter_usage", bind=True, max_retries=None)
+def meter_usage(self: Task, day_iso: str | None = None) -> dict[str, Any]:
+    """Send finished days' device overage to Stripe's meter, then every meter event not delivered
+    yet (of any day). Default days: yesterday and the OVERAGE_RECHECK_DAYS before it. Safe to run
+    again: what was recorded is never sent twice, a rise is sent as the difference."""
+    from core.billing import metering
+    from core.usage.rollups import parse_day
+    from tasks.usage import rollup_usage_day
+
+    if not stripe_configured():
+        # Development without Stripe keys: nothing to bill, and no error every night.
+        return {"skipped": "STRIPE_SECRET_KEY is not set"}
+    days = [metering.meterable_day(parse_day(day_iso))] if day_iso else metering.days_to_meter()
+    recorded = []
+    for day in days:
+        # The same rollup beat runs at 00:15, again: late reports of the day count.
+        rollup_usage_day(day.isoformat())
+        with session_scope() as session:
+            recorded.append(metering.record_day(session, day))
+    gateway = get_gateway()
+    with session_scope() as session:
+        # One batch per run: a row Stripe refuses for good must not loop; the next run goes on.
+        pending = metering.unsent_events(session)
+    sent = failed = 0
+    stripe_down = False
+    for event in pending:
+        outcome = metering.send_event(gateway, event)
+        with session_scope() as session:
+            metering.record_outcome(session, outcome)
+        sent += outcome.delivered
+        failed += not outcome.delivered
+        if outcome.retryable:
+            # Stripe is down or limiting: stop here, the retry sends the rest.
+            stripe_down = True
+            break
+    summary = {
+        "days": [record.day.isoformat() for record in recorded],
+        "recorded": sum(record.recorded for record in recorded),
+        "deviceDays": {record.day.isoformat(): record.device_days for record in recorded},
+        "sent": sent,
+        "failed": failed,
+        "unsent": len(pending) - sent,
+    }
+    if stripe_down and self.request.retries < get_settings().stripe_event_max_retries:
+        log.warning("overage metering: Stripe unavailable, retrying (%s)", summary)
+        raise self.retry(countdown=retry_delay(self.request.retries))
+    return summary

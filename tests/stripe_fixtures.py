@@ -20,6 +20,7 @@ from tests.stripe_stand_in import StripeStandIn, signed_webhook, start_stand_in
 __all__ = [
     "deliver",
     "deliver_all",
+    "handle_inline",
     "license_claims",
     "license_count",
     "local_subscription_state",
@@ -55,7 +56,7 @@ def stripe_server() -> Iterator[StripeStandIn]:
 @pytest.fixture
 def stand_in(stripe_server: StripeStandIn) -> Iterator[StripeStandIn]:
     """A fresh stand-in with the Zemfyre catalogue, and the settings (also the worker's) on it."""
-    from core.billing.checkout import setup_catalogue
+    from core.billing.catalogue import setup_catalogue
     from core.billing.gateway import get_gateway
 
     stripe_server.reset()
@@ -145,13 +146,29 @@ def local_subscription_state(customer_id: str) -> dict[str, Any]:
     }
 
 
+def handle_inline(events: list[dict[str, Any]], *, only: tuple[str, ...] = ()) -> list[Any]:
+    """Store and handle events in this process, as `billing stripe replay` does (no worker)."""
+    from core.billing import handlers, inbox
+    from core.db import session_scope
+
+    outcomes = []
+    for event in events:
+        if only and event["type"] not in only:
+            continue
+        with session_scope() as session:
+            inbox.store_event(session, event)
+        with session_scope() as session:
+            outcomes.append(handlers.process_event(session, event["id"]))
+    return outcomes
+
+
 def license_count(customer_id: str) -> int:
     return int(pg_scalar(f"SELECT count(*) FROM licenses WHERE customer_id = '{customer_id}'"))  # type: ignore[arg-type]
 
 
 def license_claims(customer_id: str) -> dict[str, Any]:
     """The claims of the current license, decoded from its token with the public key."""
-    from core.licensing.service import public_keys
+    from core.licensing.keys import public_keys
     from core.licensing.tokens import verify_license
 
     token = pg_scalar(

@@ -1,81 +1,29 @@
-"""Selling through Stripe: checkout, plan changes, cancellation, deactivation, catalogue setup.
-
-Each operation that changes a Stripe subscription locks the customer row first, calls Stripe,
-and applies Stripe's answer locally under that lock (`core.stripe_sync`), so the local row and
-the license change at once; the webhook events that follow re-read the same state and change
-nothing more.
+"""Selling a plan: a Stripe Checkout Session for a customer who has no live subscription, and
+`subscribe`, the one decision between a checkout and a plan change (API and CLI both call it).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.billing import statuses
-from core.billing.gateway import StripeGateway, StripeNotConfiguredError
-from core.billing.statuses import SubscriptionStatus
-from core.billing.sync import (
-    apply_subscription,
-    configured_price_ids,
-    subscription_item,
-)
-from core.billing.trials import parse_plan
+from core.billing.catalogue import price_for_plan, sellable_plan
+from core.billing.changes import SubscriptionChange, change_plan
+from core.billing.gateway import StripeGateway
+from core.billing.repository import get_subscription
 from core.customers.service import get_customer
-from core.errors import ConflictError, InvalidInputError, NotFoundError
-from core.licensing.service import lock_customer, reissue_license
-from core.plans import PAID_PLANS, PLANS, Plan, PlanSpec
-from core.settings import get_settings
-from models import Customer, Subscription, utcnow
+from core.errors import ConflictError, InvalidInputError
+from models import Customer, Subscription
 
 Obj = dict[str, Any]
 
-_SETTING_FOR = {plan: f"STRIPE_PRICE_{plan.value.upper()}" for plan in PAID_PLANS}
-
-
-def sellable_plan(name: object, *, field: str = "plan") -> PlanSpec:
-    spec = parse_plan(name, field=field)
-    if not spec.paid:
-        paid = ", ".join(plan.value for plan in PAID_PLANS)
-        raise InvalidInputError(
-            f"plan {spec.plan.value!r} is not sold through Stripe; paid plans are: {paid}",
-            field=field,
-        )
-    return spec
-
-
-def price_for_plan(gateway: StripeGateway, spec: PlanSpec) -> str:
-    """The Stripe price of a plan: its STRIPE_PRICE_* setting, else the one with its lookup key."""
-    configured = configured_price_ids().get(spec.plan)
-    if configured:
-        return configured
-    if spec.stripe_lookup_key:
-        price = gateway.find_price_by_lookup_key(spec.stripe_lookup_key)
-        if price is not None:
-            return str(price["id"])
-    setting = _SETTING_FOR[spec.plan]
-    raise StripeNotConfiguredError(
-        f"no Stripe price for plan {spec.plan.value}: set {setting} or run `billing stripe setup`",
-        field=setting,
-    )
-
-
-def _subscription_row(session: Session, customer_id: str) -> Subscription | None:
-    return session.scalar(
-        select(Subscription)
-        .where(Subscription.customer_id == customer_id)
-        .execution_options(populate_existing=True)
-    )
-
 
 def bills(row: Subscription | None) -> bool:
+    """Whether the row follows a Stripe subscription that may still bill the customer."""
     return bool(row and row.stripe_subscription_id and row.status in statuses.BILLING)
-
-
-# -- checkout -----------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -89,8 +37,12 @@ class CheckoutResult:
 
 
 def ensure_stripe_customer(session: Session, gateway: StripeGateway, customer: Customer) -> str:
-    """The customer's Stripe customer id, creating it on first use and committing it at once
-    (the idempotency key makes a retry after a crash return the same Stripe customer)."""
+    """The customer's Stripe customer id, creating it on first use; the caller commits.
+
+    Not committed here: if the caller's transaction rolls back, the id is forgotten, and the next
+    attempt gets the same Stripe customer back, because the create call's idempotency key is made
+    of our customer id and the parameters (no duplicate customer in Stripe).
+    """
     if customer.stripe_customer_id:
         return customer.stripe_customer_id
     created = gateway.create_customer(
@@ -99,8 +51,20 @@ def ensure_stripe_customer(session: Session, gateway: StripeGateway, customer: C
         name=customer.company_name or customer.name,
     )
     customer.stripe_customer_id = str(created["id"])
-    session.commit()
+    session.flush()
     return customer.stripe_customer_id
+
+
+def _promotion(gateway: StripeGateway, promo_code: str | None) -> Obj | None:
+    if promo_code is None:
+        return None
+    code = promo_code.strip()
+    promotion = gateway.find_promotion_code(code) if code else None
+    if promotion is None:
+        raise InvalidInputError(
+            f"promotion code {promo_code!r} is unknown or not active", field="promoCode"
+        )
+    return promotion
 
 
 def create_checkout(
@@ -116,7 +80,7 @@ def create_checkout(
     """A subscription-mode Checkout Session for the customer and plan."""
     spec = sellable_plan(plan)
     customer = get_customer(session, customer_id)
-    row = _subscription_row(session, customer_id)
+    row = get_subscription(session, customer_id)
     if row is not None and bills(row):
         raise ConflictError(
             f"customer {customer_id} already has subscription {row.stripe_subscription_id} "
@@ -125,14 +89,7 @@ def create_checkout(
             field="customerId",
         )
     price_id = price_for_plan(gateway, spec)
-    promotion = None
-    if promo_code is not None:
-        code = promo_code.strip()
-        promotion = gateway.find_promotion_code(code) if code else None
-        if promotion is None:
-            raise InvalidInputError(
-                f"promotion code {promo_code!r} is unknown or not active", field="promoCode"
-            )
+    promotion = _promotion(gateway, promo_code)
     stripe_customer_id = ensure_stripe_customer(session, gateway, customer)
     metadata = {"customerId": customer_id, "plan": spec.plan.value}
     params: Obj = {
@@ -162,255 +119,28 @@ def create_checkout(
     )
 
 
-# -- plan changes and cancellation ------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class SubscriptionChange:
-    customer_id: str
-    subscription_id: str
-    previous_plan: str
-    plan: str
-    status: str
-    cancel_at_period_end: bool
-    current_period_ends_at: datetime | None
-    canceled_at: datetime | None
-    changed: bool
-    license_reissued: bool
-    notes: list[str] = field(default_factory=list)
-
-
-def _locked_row_for(session: Session, subscription_id: str) -> tuple[Customer, Subscription]:
-    """The customer (locked) and row of a Stripe subscription id, or of a customer id."""
-    column = (
-        Subscription.customer_id
-        if subscription_id.startswith("cust_")
-        else Subscription.stripe_subscription_id
-    )
-    customer_id = session.scalar(select(Subscription.customer_id).where(column == subscription_id))
-    if customer_id is None:
-        raise NotFoundError(f"no subscription {subscription_id!r}", field="subscriptionId")
-    customer = lock_customer(session, customer_id)
-    row = _subscription_row(session, customer_id)
-    if row is None or not row.stripe_subscription_id:
-        raise ConflictError(
-            f"{subscription_id} has no Stripe subscription; start one with create-checkout",
-            field="subscriptionId",
-        )
-    return customer, row
-
-
-def _change(
-    session: Session, customer: Customer, previous_plan: str, sub: Obj, reason: str
-) -> SubscriptionChange:
-    outcome = apply_subscription(session, customer, sub, reason=reason)
-    row = _subscription_row(session, customer.customer_id)
-    assert row is not None
-    return SubscriptionChange(
-        customer_id=customer.customer_id,
-        subscription_id=str(sub["id"]),
-        previous_plan=previous_plan,
-        plan=row.plan,
-        status=row.status,
-        cancel_at_period_end=row.cancel_at_period_end,
-        current_period_ends_at=row.current_period_ends_at,
-        canceled_at=row.canceled_at,
-        changed=outcome.changed,
-        license_reissued=outcome.license_reissued,
-        notes=[outcome.note],
-    )
-
-
-def change_plan(
-    session: Session, gateway: StripeGateway, subscription_id: str, plan: object
-) -> SubscriptionChange:
-    """Move a live Stripe subscription to another plan's price, prorated; the caller commits.
-    Asking for the plan it already has changes nothing."""
-    spec = sellable_plan(plan)
-    customer, row = _locked_row_for(session, subscription_id)
-    previous_plan = row.plan
-    stripe_id = str(row.stripe_subscription_id)
-    sub = gateway.retrieve_subscription(stripe_id)
-    if sub.get("status") in statuses.STRIPE_ENDED:
-        raise ConflictError(
-            f"subscription {stripe_id} is {sub.get('status')}; start a new one with "
-            "create-checkout",
-            field="subscriptionId",
-        )
-    price_id = price_for_plan(gateway, spec)
-    item = subscription_item(sub)
-    if item is None:
-        raise ConflictError(f"subscription {stripe_id} has no item to change")
-    if (item.get("price") or {}).get("id") != price_id:
-        sub = gateway.update_subscription(
-            stripe_id,
-            {
-                "items": [{"id": item["id"], "price": price_id}],
-                "proration_behavior": "create_prorations",
-                # A plan change is also a wish to keep the subscription.
-                "cancel_at_period_end": False,
-                "metadata": {"plan": spec.plan.value},
-            },
-        )
-    return _change(session, customer, previous_plan, sub, f"plan changed to {spec.plan.value}")
-
-
-def cancel_subscription(
-    session: Session, gateway: StripeGateway, subscription_id: str, *, immediately: bool = False
-) -> SubscriptionChange:
-    """Cancel at the end of the paid period (default) or now; the caller commits.
-    Cancelling a canceled subscription changes nothing."""
-    customer, row = _locked_row_for(session, subscription_id)
-    previous_plan = row.plan
-    stripe_id = str(row.stripe_subscription_id)
-    sub = gateway.retrieve_subscription(stripe_id)
-    if sub.get("status") not in statuses.STRIPE_ENDED:
-        if immediately:
-            sub = gateway.cancel_subscription(stripe_id)
-        elif not sub.get("cancel_at_period_end"):
-            sub = gateway.update_subscription(stripe_id, {"cancel_at_period_end": True})
-    reason = "canceled" if immediately else "set to cancel at period end"
-    return _change(session, customer, previous_plan, sub, reason)
-
-
-# -- deactivation -------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Deactivation:
-    customer_id: str
-    subscription_id: str | None
-    previous_plan: str
-    plan: str
-    status: str
-    canceled_at: datetime
-    stripe_canceled: bool
-    license_reissued: bool
-
-
-def deactivate_customer(
-    session: Session, gateway: StripeGateway | None, customer_id: str
-) -> Deactivation:
-    """Cancel the customer's Stripe subscription now and return them to the trial tier.
-
-    The trial tier's status is `trialing` while the customer is within TRIAL_DAYS of signing up
-    and `expired` after (a trial is given once). The row keeps the canceled subscription's id so
-    that subscription's late events are recognised and cannot bring the paid plan back.
-    Running it again changes nothing. `gateway` may be None when there is nothing to cancel.
-    """
-    customer = lock_customer(session, customer_id)
-    row = _subscription_row(session, customer_id)
-    previous_plan = row.plan if row else Plan.TRIAL.value
-    stripe_id = row.stripe_subscription_id if row else None
-    now = utcnow()
-    stripe_canceled = False
-    canceled_at = row.canceled_at if row and row.canceled_at else now
-    if row is not None and stripe_id and row.plan != Plan.TRIAL.value:
-        if gateway is None:
-            raise StripeNotConfiguredError(
-                "Stripe is not configured: set STRIPE_SECRET_KEY", field="STRIPE_SECRET_KEY"
-            )
-        sub = gateway.retrieve_subscription(stripe_id)
-        if sub.get("status") not in statuses.STRIPE_ENDED:
-            sub = gateway.cancel_subscription(stripe_id)
-            stripe_canceled = True
-        canceled_at = now
-    if row is not None and row.plan == Plan.TRIAL.value and row.trial_ends_at is not None:
-        trial_end = row.trial_ends_at
-    else:
-        trial_end = customer.created_at + timedelta(days=get_settings().trial_days)
-    status = SubscriptionStatus.TRIALING if now < trial_end else SubscriptionStatus.EXPIRED
-    if row is None:
-        row = Subscription(customer_id=customer_id, plan=Plan.TRIAL.value, status=status)
-        session.add(row)
-    if row.plan != Plan.TRIAL.value or row.stripe_price_id is not None:
-        row.canceled_at = canceled_at
-    row.plan = Plan.TRIAL.value
-    row.status = status
-    row.trial_ends_at = trial_end
-    row.stripe_price_id = None
-    row.current_period_ends_at = None
-    row.cancel_at_period_end = False
-    session.flush()
-    license_row = reissue_license(session, customer_id, reason="deactivated: back to trial tier")
-    return Deactivation(
+def subscribe(
+    session: Session,
+    gateway: StripeGateway,
+    *,
+    customer_id: str,
+    plan: object,
+    success_url: str,
+    cancel_url: str,
+    promo_code: str | None = None,
+) -> CheckoutResult | SubscriptionChange:
+    """Put the customer on a paid plan: a checkout when nothing bills them yet, else a change of
+    their live subscription's plan (a second checkout would bill them twice)."""
+    sellable_plan(plan)
+    get_customer(session, customer_id)
+    if bills(get_subscription(session, customer_id)):
+        return change_plan(session, gateway, customer_id, plan)
+    return create_checkout(
+        session,
+        gateway,
         customer_id=customer_id,
-        subscription_id=stripe_id,
-        previous_plan=previous_plan,
-        plan=row.plan,
-        status=row.status,
-        canceled_at=row.canceled_at or canceled_at,
-        stripe_canceled=stripe_canceled,
-        license_reissued=license_row is not None,
+        plan=plan,
+        success_url=success_url,
+        cancel_url=cancel_url,
+        promo_code=promo_code,
     )
-
-
-def _ref(value: Any) -> str:
-    return str(value["id"] if isinstance(value, dict) else value)
-
-
-# -- catalogue setup ----------------------------------------------------------------------------
-
-# What `billing stripe setup` creates: the SEED's Stripe products and monthly USD prices.
-SETUP_PLANS: tuple[Plan, ...] = (Plan.STARTER, Plan.PROFESSIONAL)
-
-
-@dataclass(frozen=True)
-class SetupLine:
-    plan: str
-    product_id: str
-    price_id: str
-    unit_amount: int
-    created: bool
-
-    @property
-    def setting(self) -> str:
-        return f"STRIPE_PRICE_{self.plan.upper()}={self.price_id}"
-
-
-def setup_catalogue(gateway: StripeGateway) -> list[SetupLine]:
-    """Create the Zemfyre products and monthly prices unless their lookup keys exist already."""
-    lines = []
-    for plan in SETUP_PLANS:
-        spec = PLANS[plan]
-        assert spec.stripe_lookup_key and spec.monthly_price_cents is not None
-        price = gateway.find_price_by_lookup_key(spec.stripe_lookup_key)
-        created = False
-        if price is None:
-            product = gateway.find_product(plan.value) or gateway.create_product(
-                name=f"Zemfyre {spec.display_name}",
-                description=f"Up to {spec.features.max_devices} devices",
-                zemfyre_plan=plan.value,
-            )
-            price = gateway.create_monthly_price(
-                product_id=str(product["id"]),
-                unit_amount=spec.monthly_price_cents,
-                lookup_key=spec.stripe_lookup_key,
-                zemfyre_plan=plan.value,
-            )
-            created = True
-        lines.append(
-            SetupLine(
-                plan=plan.value,
-                product_id=_ref(price["product"]),
-                price_id=str(price["id"]),
-                unit_amount=int(price.get("unit_amount") or 0),
-                created=created,
-            )
-        )
-    return lines
-
-
-__all__ = [
-    "CheckoutResult",
-    "Deactivation",
-    "SetupLine",
-    "SubscriptionChange",
-    "cancel_subscription",
-    "change_plan",
-    "create_checkout",
-    "deactivate_customer",
-    "ensure_stripe_customer",
-    "price_for_plan",
-    "setup_catalogue",
-]

@@ -1,9 +1,10 @@
-"""The Stripe event inbox: verify, store once, process, and the operator's view of it.
+"""The Stripe event inbox: verify, store once, sweep, and the operator's view of it.
 
-The webhook path (`verify_event`, `store_event`) never calls Stripe: it checks the signature,
-stores the event under its unique Stripe id and returns. A worker then calls `process_event`,
-which locks the stored row, handles it and marks it in the same transaction as its effect, so an
-event is applied once however often it is delivered, enqueued or replayed.
+The webhook path (`verify_event`, `store_events`) never calls Stripe: it checks the signature,
+stores the event under its unique Stripe id and returns. A worker then handles it
+(`core.billing.handlers.process_event`), locking the stored row and marking it in the same
+transaction as its effect, so an event is applied once however often it is delivered, enqueued or
+replayed.
 """
 
 from __future__ import annotations
@@ -21,16 +22,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from core.billing.gateway import StripeGateway, StripeRequestError, get_gateway
-from core.billing.sync import (
-    UnmappedStripeObjectError,
-    apply_subscription,
-    find_customer_id,
-    remember_stripe_customer,
-)
-from core.db import session_scope
-from core.errors import ConfigurationError, DomainError, NotFoundError
-from core.licensing.service import lock_customer
+from core.errors import ConfigurationError, DomainError
 from core.settings import get_settings
 from models import StripeEvent, utcnow
 
@@ -41,14 +33,6 @@ Obj = dict[str, Any]
 PENDING, PROCESSED, FAILED, IGNORED = "pending", "processed", "failed", "ignored"
 STATUSES = (PENDING, PROCESSED, FAILED, IGNORED)
 SOURCE_WEBHOOK, SOURCE_RECONCILIATION = "webhook", "reconciliation"
-
-SUBSCRIPTION_EVENTS = (
-    "customer.subscription.created",
-    "customer.subscription.updated",
-    "customer.subscription.deleted",
-)
-INVOICE_EVENTS = ("invoice.paid", "invoice.payment_succeeded", "invoice.payment_failed")
-HANDLED_TYPES = ("checkout.session.completed", *SUBSCRIPTION_EVENTS, *INVOICE_EVENTS)
 
 # Far above any real Stripe event (they are a few kB); a bigger body is not from Stripe.
 MAX_PAYLOAD_BYTES = 1024 * 1024
@@ -192,163 +176,25 @@ class PermanentEventError(Exception):
     """Handling failed in a way retrying cannot fix (the event stays `failed`)."""
 
 
-GatewayFactory = Callable[[], StripeGateway]
+def record_failure(session: Session, event_id: str, error: BaseException, *, final: bool) -> None:
+    """Count a failed attempt and keep its error; `final` leaves the event `failed`.
 
-
-def _data_object(event: Obj) -> Obj:
-    return (event.get("data") or {}).get("object") or {}
-
-
-def _metadata_customer(obj: Obj) -> str | None:
-    value = (obj.get("metadata") or {}).get("customerId")
-    return value if isinstance(value, str) and value else None
-
-
-def _ref(value: Any) -> str | None:
-    if isinstance(value, dict):
-        value = value.get("id")
-    return value if isinstance(value, str) and value else None
-
-
-def _sync_subscription(
-    session: Session,
-    event: Obj,
-    gateway: GatewayFactory,
-    *,
-    subscription_id: str,
-    customer_hint: str | None,
-    stripe_customer_id: str | None,
-) -> EventOutcome:
-    customer_id = find_customer_id(
-        session,
-        customer_hint=customer_hint,
-        stripe_customer_id=stripe_customer_id,
-        stripe_subscription_id=subscription_id,
-    )
-    if customer_id is None:
-        raise UnmappedStripeObjectError(
-            f"no local customer for Stripe customer {stripe_customer_id} / subscription "
-            f"{subscription_id} (metadata customerId {customer_hint!r})"
-        )
-    # Lock first, then read Stripe: reads are applied in the order they were taken.
-    customer = lock_customer(session, customer_id)
-    remember_stripe_customer(session, customer, stripe_customer_id)
-    sub = gateway().retrieve_subscription(subscription_id)
-    outcome = apply_subscription(
-        session,
-        customer,
-        sub,
-        reason=f"stripe {event['type']} {event['id']}",
-        event_created=int(event["created"]),
-    )
-    return EventOutcome(
-        event["id"],
-        PROCESSED if outcome.applied else IGNORED,
-        outcome.note,
-        outcome.customer_id,
-        outcome.license_reissued,
-    )
-
-
-def _handle_checkout(session: Session, event: Obj, gateway: GatewayFactory) -> EventOutcome:
-    obj = _data_object(event)
-    subscription_id = _ref(obj.get("subscription"))
-    if obj.get("mode") != "subscription" or not subscription_id:
-        return EventOutcome(event["id"], IGNORED, "not a subscription checkout")
-    return _sync_subscription(
-        session,
-        event,
-        gateway,
-        subscription_id=subscription_id,
-        customer_hint=_metadata_customer(obj) or obj.get("client_reference_id"),
-        stripe_customer_id=_ref(obj.get("customer")),
-    )
-
-
-def _handle_subscription(session: Session, event: Obj, gateway: GatewayFactory) -> EventOutcome:
-    obj = _data_object(event)
-    return _sync_subscription(
-        session,
-        event,
-        gateway,
-        subscription_id=str(obj.get("id")),
-        customer_hint=_metadata_customer(obj),
-        stripe_customer_id=_ref(obj.get("customer")),
-    )
-
-
-def _handle_invoice(session: Session, event: Obj, gateway: GatewayFactory) -> EventOutcome:
-    obj = _data_object(event)
-    details = ((obj.get("parent") or {}).get("subscription_details")) or {}
-    # Newer API versions name the subscription under parent.subscription_details only.
-    subscription_id = _ref(obj.get("subscription")) or _ref(details.get("subscription"))
-    if not subscription_id:
-        return EventOutcome(event["id"], IGNORED, "invoice of no subscription")
-    return _sync_subscription(
-        session,
-        event,
-        gateway,
-        subscription_id=subscription_id,
-        customer_hint=_metadata_customer(details) or _metadata_customer(obj),
-        stripe_customer_id=_ref(obj.get("customer")),
-    )
-
-
-HANDLERS: dict[str, Callable[[Session, Obj, GatewayFactory], EventOutcome]] = {
-    "checkout.session.completed": _handle_checkout,
-    **{name: _handle_subscription for name in SUBSCRIPTION_EVENTS},
-    **{name: _handle_invoice for name in INVOICE_EVENTS},
-}
-
-
-def process_event(
-    event_id: str, *, force: bool = False, gateway: GatewayFactory = get_gateway
-) -> EventOutcome:
-    """Handle a stored event once (again with `force`); marks it in the same transaction.
-
-    Raises on failure, leaving the row untouched: the caller records the attempt
-    (`record_failure`) and decides whether to retry. Permanent problems (an object no customer
-    or plan matches, a request Stripe refuses) raise PermanentEventError.
+    The one exception to "one transaction per task": the attempt that failed was rolled back, so
+    the caller records its failure in a transaction of its own.
     """
-    with session_scope() as session:
-        row = session.scalar(
-            select(StripeEvent).where(StripeEvent.event_id == event_id).with_for_update()
-        )
-        if row is None:
-            raise NotFoundError(f"no stored Stripe event {event_id!r}", field="eventId")
-        if row.status in (PROCESSED, IGNORED) and not force:
-            return EventOutcome(event_id, row.status, "already handled")
-        handler = HANDLERS.get(row.type)
-        try:
-            if handler is None:
-                outcome = EventOutcome(event_id, IGNORED, f"{row.type} needs no action")
-            else:
-                outcome = handler(session, row.payload, gateway)
-        except (UnmappedStripeObjectError, StripeRequestError) as exc:
-            raise PermanentEventError(str(exc)) from exc
-        row.status = outcome.status
-        row.processed_at = utcnow()
-        row.attempts += 1
-        row.last_error = None
-        return outcome
-
-
-def record_failure(event_id: str, error: BaseException, *, final: bool) -> None:
-    """Count a failed attempt and keep its error; `final` leaves the event `failed`."""
     message = f"{type(error).__name__}: {error}"[:4000]
-    with session_scope() as session:
-        row = session.scalar(
-            select(StripeEvent).where(StripeEvent.event_id == event_id).with_for_update()
-        )
-        if row is None or row.status in (PROCESSED, IGNORED):
-            return
-        row.attempts += 1
-        row.last_error = message
-        if final:
-            row.status = FAILED
+    row = session.scalar(
+        select(StripeEvent).where(StripeEvent.event_id == event_id).with_for_update()
+    )
+    if row is None or row.status in (PROCESSED, IGNORED):
+        return
+    row.attempts += 1
+    row.last_error = message
+    if final:
+        row.status = FAILED
 
 
-# -- beat: sweeper and reconciliation ------------------------------------------------------------
+# -- beat: the sweeper ------------------------------------------------------------
 
 
 def events_to_sweep(
@@ -372,36 +218,6 @@ def events_to_sweep(
         .limit(limit)
     )
     return list(rows)
-
-
-def reconcile(gateway: StripeGateway, *, days: int | None = None) -> list[str]:
-    """Store the handled events of the last `days` that the webhook never delivered; their ids."""
-    days = days if days is not None else get_settings().stripe_reconcile_days
-    since = int((utcnow() - timedelta(days=days)).timestamp())
-    found = list(gateway.list_events(created_gte=since, types=list(HANDLED_TYPES)))
-    new_ids: list[str] = []
-    with session_scope() as session:
-        known = set(
-            session.scalars(
-                select(StripeEvent.event_id).where(
-                    StripeEvent.event_id.in_([event["id"] for event in found])
-                )
-            )
-        )
-        # Oldest first, so workers see them roughly in Stripe's order.
-        for event in sorted(found, key=lambda e: e.get("created") or 0):
-            if event["id"] in known:
-                continue
-            if store_event(session, event, source=SOURCE_RECONCILIATION):
-                new_ids.append(event["id"])
-    return new_ids
-
-
-def fetch_and_store(gateway: StripeGateway, event_id: str) -> bool:
-    """Store one event read from Stripe (for a replay of an event the webhook never brought)."""
-    event = gateway.retrieve_event(event_id)
-    with session_scope() as session:
-        return store_event(session, event, source=SOURCE_RECONCILIATION)
 
 
 # -- operator's view -----------------------------------------------------------------------------

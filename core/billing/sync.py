@@ -27,10 +27,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.billing import statuses
+from core.billing.catalogue import plan_for_price as plan_for_price  # re-exported
+from core.billing.repository import customer_of_subscription, get_subscription
 from core.billing.statuses import SubscriptionStatus
 from core.licensing.service import reissue_license
-from core.plans import PLANS, Plan
-from core.settings import Settings, get_settings
+from core.plans import Plan
 from models import Customer, Subscription
 
 log = logging.getLogger(__name__)
@@ -64,35 +65,7 @@ def _id_of(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-# -- prices and plans --------------------------------------------------------------------------
-
-
-def configured_price_ids(settings: Settings | None = None) -> dict[Plan, str]:
-    settings = settings or get_settings()
-    configured = {
-        Plan.STARTER: settings.stripe_price_starter,
-        Plan.PROFESSIONAL: settings.stripe_price_professional,
-        Plan.ENTERPRISE: settings.stripe_price_enterprise,
-    }
-    return {plan: price for plan, price in configured.items() if price}
-
-
-def plan_for_price(price: Obj | None, settings: Settings | None = None) -> Plan | None:
-    """The plan a Stripe price sells: by the STRIPE_PRICE_* settings, else by its lookup key."""
-    if not price:
-        return None
-    price_id = price.get("id")
-    for plan, configured in configured_price_ids(settings).items():
-        if configured == price_id:
-            return plan
-    lookup_key = price.get("lookup_key")
-    for plan, spec in PLANS.items():
-        if lookup_key and spec.stripe_lookup_key == lookup_key:
-            return plan
-    tagged = (price.get("metadata") or {}).get("zemfyre_plan")
-    if tagged in {plan.value for plan in PLANS} and PLANS[Plan(tagged)].paid:
-        return Plan(tagged)
-    return None
+# -- plans and periods ----------------------------------------------------------------------
 
 
 def subscription_item(sub: Obj) -> Obj | None:
@@ -144,13 +117,7 @@ def find_customer_id(
         if found:
             return found
     if stripe_subscription_id:
-        found = session.scalar(
-            select(Subscription.customer_id).where(
-                Subscription.stripe_subscription_id == stripe_subscription_id
-            )
-        )
-        if found:
-            return found
+        return customer_of_subscription(session, stripe_subscription_id)
     return None
 
 
@@ -221,11 +188,7 @@ def apply_subscription(
 ) -> SyncOutcome:
     """Make the customer's row say what Stripe subscription `sub` says, and reissue the
     license if what it says changed. The customer must be locked; the caller commits."""
-    row = session.scalar(
-        select(Subscription)
-        .where(Subscription.customer_id == customer.customer_id)
-        .execution_options(populate_existing=True)
-    )
+    row = get_subscription(session, customer.customer_id)
     remember_stripe_customer(session, customer, sub.get("customer"))
     apply, note = decide(row, sub)
     if not apply:

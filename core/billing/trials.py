@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from core.billing.repository import get_subscription as get_subscription  # re-exported
 from core.billing.statuses import SubscriptionStatus
 from core.errors import ConflictError, InvalidInputError, NotFoundError
 from core.plans import PlanSpec, UnknownPlanError, get_plan
@@ -39,10 +40,6 @@ def parse_plan(name: object, *, field: str = "plan") -> PlanSpec:
         return get_plan(name)  # type: ignore[arg-type]
     except UnknownPlanError as exc:
         raise InvalidInputError(str(exc), field=field) from None
-
-
-def get_subscription(session: Session, customer_id: str) -> Subscription | None:
-    return session.scalar(select(Subscription).where(Subscription.customer_id == customer_id))
 
 
 def new_trial(customer_id: str, spec: PlanSpec, now: datetime | None = None) -> Subscription:

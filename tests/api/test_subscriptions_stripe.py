@@ -9,6 +9,7 @@ from tests.conftest import pg_scalar
 from tests.stripe_fixtures import *  # noqa: F403
 from tests.stripe_fixtures import (
     deliver_all,
+    handle_inline,
     license_claims,
     license_count,
     new_customer,
@@ -169,14 +170,7 @@ def test_a_paying_customer_cannot_check_out_twice(stand_in, api_client, admin_he
     first = checkout(api_client, admin_headers, customer_id, "starter")
     stand_in.complete_checkout(first.json()["sessionId"])
     # The API call that follows does not wait for webhooks: sync through a replay of the events.
-    from core.billing import inbox as stripe_events
-    from core.db import session_scope
-
-    for event in stand_in.events:
-        if event["type"] == "checkout.session.completed":
-            with session_scope() as session:
-                stripe_events.store_event(session, event)
-            stripe_events.process_event(event["id"])
+    handle_inline(stand_in.events, only=("checkout.session.completed",))
     second = checkout(api_client, admin_headers, customer_id, "professional")
     assert second.status_code == 409
     assert "upgrade" in second.json()["error"]["message"]

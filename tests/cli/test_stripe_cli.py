@@ -5,11 +5,9 @@ from __future__ import annotations
 from typer.testing import CliRunner
 
 from cli.main import app
-from core.billing import inbox as stripe_events
-from core.db import session_scope
 from tests.conftest import pg_scalar
 from tests.stripe_fixtures import *  # noqa: F403
-from tests.stripe_fixtures import license_claims, new_customer, subscription_row
+from tests.stripe_fixtures import handle_inline, license_claims, new_customer, subscription_row
 
 runner = CliRunner()
 
@@ -44,11 +42,7 @@ def test_upgrade_prints_checkout_url_and_deactivate_returns_to_trial(stand_in):
 
     # The buyer pays; the events are handled (here inline, as `billing stripe replay` does).
     events = stand_in.complete_checkout(session_id)
-    with session_scope() as session:
-        for event in events:
-            stripe_events.store_event(session, event)
-    for event in events:
-        stripe_events.process_event(event["id"])
+    handle_inline(events)
     assert subscription_row(customer_id)["plan"] == "professional"
 
     # A paying customer is not sent to a second checkout: the live subscription changes plan.

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from core.billing.checkout import setup_catalogue
+from core.billing.catalogue import plan_for_price, setup_catalogue
 from core.billing.gateway import (
     StripeNotConfiguredError,
     StripeRequestError,
     StripeUnavailableError,
     get_gateway,
 )
-from core.billing.sync import plan_for_price
 from core.plans import Plan
 from core.settings import get_settings
 from tests.stripe_fixtures import *  # noqa: F403

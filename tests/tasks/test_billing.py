@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from core.billing import checkout as checkout_service
+from core.billing import changes, handlers
 from core.billing import inbox as stripe_events
 from core.billing.gateway import get_gateway
 from core.db import session_scope
@@ -129,7 +129,8 @@ def test_event_that_keeps_failing_stays_failed_for_an_operator(
 
     # Once Stripe is back, a replay handles it.
     stand_in.set_down(False)
-    outcome = stripe_events.process_event(completed["id"], force=True)
+    with session_scope() as session:
+        outcome = handlers.process_event(session, completed["id"], force=True)
     assert outcome.status == "processed"
     assert pg_scalar("SELECT status FROM stripe_events") == "processed"
     assert subscription_row(customer_id)["plan"] == "starter"
@@ -153,7 +154,7 @@ def test_late_events_do_not_undo_a_deactivation(stand_in, api_client, celery_wor
     deliver_all(api_client, events, seed=5)
     wait_for_events([e["id"] for e in events])
     with session_scope() as session:
-        done = checkout_service.deactivate_customer(session, get_gateway(), customer_id)
+        done = changes.deactivate_customer(session, get_gateway(), customer_id)
     assert done.stripe_canceled and done.previous_plan == "professional"
     assert stripe_sub_of_any(stand_in, customer_id)["status"] == "canceled"
     trial_state = subscription_row(customer_id)
@@ -172,7 +173,7 @@ def test_late_events_do_not_undo_a_deactivation(stand_in, api_client, celery_wor
 
     # Deactivating again does nothing more.
     with session_scope() as session:
-        again = checkout_service.deactivate_customer(session, get_gateway(), customer_id)
+        again = changes.deactivate_customer(session, get_gateway(), customer_id)
     assert not again.stripe_canceled and not again.license_reissued
 
 
@@ -209,7 +210,7 @@ def test_reconciliation_handles_events_the_webhook_missed(stand_in, celery_worke
     customer_id = new_customer()
     events = start_checkout(stand_in, customer_id)
     result = reconcile_events()
-    handled = [e["id"] for e in events if e["type"] in stripe_events.HANDLED_TYPES]
+    handled = [e["id"] for e in events if e["type"] in handlers.HANDLED_TYPES]
     assert set(result["eventIds"]) == set(handled)
     wait_for_events(handled)
     assert pg_scalar("SELECT count(DISTINCT source) FROM stripe_events") == 1
