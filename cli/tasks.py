@@ -51,3 +51,36 @@ def rollup(
         f"✅ usage of {answer['day']} rolled up: {answer['rowsTotal']} instance-day row(s), "
         f"{answer['rowsWritten']} written by this run"
     )
+
+
+@run_app.command("meter-usage")
+def meter_usage(
+    day: str = typer.Option(
+        None,
+        "--day",
+        help="A finished UTC day as YYYY-MM-DD (default: yesterday and the days it re-checks)",
+    ),
+) -> None:
+    """Send device overage of a finished day to Stripe's meter (safe to run again)."""
+    from cli.common import fail
+    from core.billing.metering import meterable_day
+    from core.errors import InvalidInputError
+    from core.usage.rollups import parse_day
+    from tasks.billing import meter_usage as meter_usage_task
+
+    try:
+        chosen = meterable_day(parse_day(day)).isoformat() if day else None
+    except InvalidInputError as exc:
+        raise fail(exc.message) from exc
+    answer = run_task(meter_usage_task, *([chosen] if chosen else []))
+    if "skipped" in answer:
+        raise fail(f"overage not metered: {answer['skipped']}")
+    for metered_day in answer["days"]:
+        console.print(
+            f"✅ overage of {metered_day}: {answer['deviceDays'][metered_day]} billable "
+            "device-day(s) recorded for Stripe"
+        )
+    console.print(
+        f"   {answer['recorded']} new meter event(s); {answer['sent']} sent to Stripe, "
+        f"{answer['unsent']} not yet (sent again by the task's retry or the next run)"
+    )

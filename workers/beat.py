@@ -25,6 +25,11 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
             "task": "tasks.usage.rollup_usage_day",
             "schedule": crontab(minute=15, hour=0),
         },
+        # Device overage of the finished days to Stripe's meter, after the rollup (safe twice).
+        "meter-usage-overage": {
+            "task": "tasks.billing.meter_usage",
+            "schedule": crontab(minute=45, hour=0),
+        },
         # Stored Stripe events whose processing task never ran are enqueued again.
         "sweep-stripe-events": {
             "task": "tasks.billing.sweep_events",

@@ -14,6 +14,7 @@ TASK_ROUTES = {
     # Exact names first: celery's router takes the first pattern that matches.
     "tasks.billing.expire_trials": {"queue": LICENSES},
     "tasks.usage.rollup_usage_day": {"queue": DEFAULT},
+    "tasks.billing.meter_usage": {"queue": DEFAULT},
     "tasks.billing.*": {"queue": WEBHOOKS},
     "tasks.usage.*": {"queue": USAGE},
     "tasks.licenses.*": {"queue": LICENSES},

@@ -5,9 +5,9 @@ For each customer with a live paid metered subscription (`statuses.METERED`, a p
 
     overage(day) = max(0, Σ over its instances of that instance's peak active devices - maxDevices)
 
-The peaks come from the day's rollup (`usage_daily.max_active`), which `record_day` brings up to
-date first, so reports that arrived late count. Sending happens in two steps so nothing is sent
-twice and nothing is lost:
+The peaks come from the day's rollup (`usage_daily.max_active`): the task rolls the day up again
+right before recording it, so reports that arrived late count. Sending happens in two steps so
+nothing is sent twice and nothing is lost:
 
 1. `record_day` (one transaction, committed before Stripe is called) writes what the day still
    needs as `OverageMeterEvent` rows: the day's overage when nothing was recorded yet (sequence 0),
@@ -40,7 +40,6 @@ from core.errors import DomainError, InvalidInputError
 from core.plans import Plan
 from core.settings import get_settings
 from core.usage.ingest import dialect_insert
-from core.usage.rollups import rollup_day
 from models import Customer, OverageMeterEvent, Subscription, UsageDaily, utcnow
 
 # Stripe refuses meter events older than 35 days; a day is metered only while it is younger.
@@ -146,9 +145,9 @@ class DayRecord:
 
 
 def record_day(session: Session, day: date) -> DayRecord:
-    """Roll `day` up and record the meter events it still needs, unsent; the caller commits
-    (before anything is sent, so a sent event always has its row)."""
-    rollup_day(session, day)
+    """Record the meter events `day` still needs, unsent (from its rollup, which the caller has
+    brought up to date); the caller commits before anything is sent, so a sent event always has
+    its row."""
     event_name = get_settings().stripe_meter_event_name
     recorded_rows = session.execute(
         select(
@@ -187,10 +186,12 @@ def record_day(session: Session, day: date) -> DayRecord:
     if new_rows:
         # A concurrent run that recorded the same sequence first wins; this one writes nothing.
         insert = dialect_insert(session)
-        stmt = insert(OverageMeterEvent).on_conflict_do_nothing(
-            index_elements=["customer_id", "day", "sequence"]
+        stmt = (
+            insert(OverageMeterEvent)
+            .on_conflict_do_nothing(index_elements=["customer_id", "day", "sequence"])
+            .returning(OverageMeterEvent.id)
         )
-        written = session.execute(stmt, new_rows).rowcount or 0
+        written = len(session.execute(stmt, new_rows).all())
     return DayRecord(day=day, recorded=max(0, written), device_days=device_days)
 
 

@@ -22,6 +22,7 @@ from .forms import (
 )
 from .ids import invoice_prefix, new_id, promotion_code_text, random_token
 from .listing import LIST_PARAMS, in_range, paginate
+from .meters import price_meter
 from .store import Obj, Store, changed_attributes
 
 # Accepted parameter names, as in the SDK's params types (API version 2026-10-28).
@@ -281,7 +282,10 @@ class Catalog:
         count = as_int(spec, "interval_count", minimum=1, param=f"{label}[interval_count]")
         usage = as_choice(spec, "usage_type", ("licensed", "metered"), param=f"{label}[usage_type]")
         trial = as_int(spec, "trial_period_days", minimum=1)
-        return objects.recurring(interval, count or 1, usage or "licensed", trial)
+        shown = objects.recurring(interval, count or 1, usage or "licensed", trial)
+        meter = as_str(spec, "meter", param=f"{label}[meter]")
+        shown["meter"] = price_meter(self.store, meter, shown["usage_type"], label)
+        return shown
 
     def _claim_lookup_key(self, lookup_key: str, transfer: bool, owner: str | None = None) -> None:
         for price in self.store.newest_first("price"):

@@ -36,6 +36,7 @@ from .events import Events
 from .forms import Params, expand_paths, parse_body, parse_query
 from .ids import request_id as new_request_id
 from .listing import expand
+from .meters import Meters
 from .routes import build_routes, resolve, run_handler
 from .store import Obj, Store
 from .subscriptions import Subscriptions
@@ -152,6 +153,8 @@ class StripeStandIn:
         self._routes = build_routes(
             self.catalog, self.checkout, self.subscriptions, Events(self.store)
         )
+        self.meters = Meters(self.store)
+        self._routes += self.meters.routes()
         self._requests: list[RecordedRequest] = []
         self._saved: dict[str, _Saved] = {}
         self._fail_budget, self._fail_status, self._down = 0, 500, False

@@ -1,0 +1,229 @@
+"""Billing meters and meter events (`/v1/billing/meters`, `/v1/billing/meter_events`).
+
+Stripe's behaviour that matters to a sender of usage, kept here:
+
+- a meter names the event it sums (`event_name`, one active meter per name), how an event names its
+  customer (`customer_mapping`, by Stripe customer id under a payload key) and its value
+  (`value_settings`);
+- a meter event whose `identifier` Stripe already holds is refused with a 400
+  (`An event already exists with identifier …`), which is how a resend after a lost answer is
+  recognised; `timestamp` must lie within the past 35 days and at most 5 minutes ahead;
+- a metered price (`recurring[usage_type]=metered`) must name its meter (`recurring[meter]`).
+
+State lives in the store's hidden bookkeeping, so `reset()` and the all-or-nothing transactions
+cover it like every other table.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from .errors import StripeError, invalid, missing_param, no_such
+from .forms import Params, as_choice, as_dict, as_int, as_str, check_known
+from .ids import new_id
+from .listing import LIST_PARAMS, paginate
+from .store import Obj, Store
+
+METER_CREATE = (
+    "customer_mapping",
+    "default_aggregation",
+    "display_name",
+    "event_name",
+    "event_time_window",
+    "expand",
+    "value_settings",
+)
+METER_LIST = (*LIST_PARAMS, "status")
+EVENT_CREATE = ("event_name", "expand", "identifier", "payload", "timestamp")
+FORMULAS = ("count", "last", "sum")
+MAX_EVENT_AGE_SECONDS = 35 * 86400
+MAX_EVENT_AHEAD_SECONDS = 5 * 60
+
+Handler = Callable[..., dict[str, Any]]
+
+
+class Meters:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    # -- state -----------------------------------------------------------------------------
+
+    @property
+    def _meters(self) -> dict[str, Obj]:
+        return self.store.hidden_of("billing.meters")
+
+    @property
+    def _events(self) -> dict[str, Obj]:
+        """Accepted meter events by identifier, in arrival order."""
+        return self.store.hidden_of("billing.meter_events")
+
+    def routes(self) -> list[tuple[str, re.Pattern[str], Handler]]:
+        # Imported here: routes imports the catalog, which imports this module.
+        from .routes import _compile
+
+        table: list[tuple[str, str, Handler]] = [
+            ("POST", "/v1/billing/meters", self.create_meter),
+            ("GET", "/v1/billing/meters", self.list_meters),
+            ("GET", "/v1/billing/meters/{meter}", self.retrieve_meter),
+            ("POST", "/v1/billing/meter_events", self.create_meter_event),
+        ]
+        return [(method, _compile(template), handler) for method, template, handler in table]
+
+    # -- meters ----------------------------------------------------------------------------
+
+    def create_meter(self, params: Params) -> Obj:
+        check_known(params, METER_CREATE)
+        display_name = as_str(params, "display_name", required=True)
+        event_name = as_str(params, "event_name", required=True) or ""
+        aggregation = as_dict(params, "default_aggregation")
+        if aggregation is None:
+            raise missing_param("default_aggregation")
+        formula = as_choice(aggregation, "formula", FORMULAS, param="default_aggregation[formula]")
+        if formula is None:
+            raise missing_param("default_aggregation[formula]")
+        mapping = as_dict(params, "customer_mapping") or {}
+        mapping_type = as_choice(mapping, "type", ("by_id",), param="customer_mapping[type]")
+        if mapping and mapping_type is None:
+            raise missing_param("customer_mapping[type]")
+        values = as_dict(params, "value_settings") or {}
+        if self.active_meter(event_name) is not None:
+            raise invalid(f"A meter with event_name `{event_name}` already exists.", "event_name")
+        now = self.store.now()
+        meter = {
+            "id": new_id("mtr"),
+            "object": "billing.meter",
+            "created": now,
+            "customer_mapping": {
+                "event_payload_key": as_str(mapping, "event_payload_key") or "stripe_customer_id",
+                "type": "by_id",
+            },
+            "default_aggregation": {"formula": formula},
+            "display_name": display_name,
+            "event_name": event_name,
+            "event_time_window": as_choice(params, "event_time_window", ("day", "hour")),
+            "livemode": False,
+            "status": "active",
+            "status_transitions": {"deactivated_at": None},
+            "updated": now,
+            "value_settings": {"event_payload_key": as_str(values, "event_payload_key") or "value"},
+        }
+        self._meters[meter["id"]] = meter
+        return meter
+
+    def list_meters(self, params: Params) -> Obj:
+        check_known(params, METER_LIST)
+        status = as_choice(params, "status", ("active", "inactive"))
+        items = [
+            meter
+            for meter in reversed(self._meters.values())
+            if status is None or meter["status"] == status
+        ]
+        return paginate(items, params, "/v1/billing/meters", "billing meter")
+
+    def retrieve_meter(self, params: Params, meter: str) -> Obj:
+        found = self._meters.get(meter)
+        if found is None:
+            raise no_such("billing meter", meter)
+        return found
+
+    def active_meter(self, event_name: str) -> Obj | None:
+        for meter in self._meters.values():
+            if meter["event_name"] == event_name and meter["status"] == "active":
+                return meter
+        return None
+
+    # -- meter events ----------------------------------------------------------------------
+
+    def create_meter_event(self, params: Params) -> Obj:
+        check_known(params, EVENT_CREATE)
+        event_name = as_str(params, "event_name", required=True) or ""
+        payload = as_dict(params, "payload")
+        if not payload:
+            raise missing_param("payload")
+        now = self.store.now()
+        timestamp = as_int(params, "timestamp")
+        if timestamp is None:
+            timestamp = now
+        if timestamp < now - MAX_EVENT_AGE_SECONDS:
+            raise invalid("Timestamp must be within the past 35 calendar days.", "timestamp")
+        if timestamp > now + MAX_EVENT_AHEAD_SECONDS:
+            raise invalid("Timestamp must not be more than 5 minutes in the future.", "timestamp")
+        identifier = as_str(params, "identifier") or new_id("mev")
+        if identifier in self._events:
+            raise StripeError(
+                400,
+                f"An event already exists with identifier {identifier}.",
+                should_retry=False,
+            )
+        meter = self.active_meter(event_name)
+        if meter is not None:
+            self._check_payload(meter, payload)
+        event = {
+            "object": "billing.meter_event",
+            "created": now,
+            "event_name": event_name,
+            "identifier": identifier,
+            "livemode": False,
+            "payload": {str(key): str(value) for key, value in payload.items()},
+            "timestamp": timestamp,
+        }
+        self._events[identifier] = event
+        return event
+
+    def _check_payload(self, meter: Obj, payload: Params) -> None:
+        customer_key = meter["customer_mapping"]["event_payload_key"]
+        value_key = meter["value_settings"]["event_payload_key"]
+        if not payload.get(customer_key):
+            raise missing_param(f"payload[{customer_key}]")
+        value = payload.get(value_key)
+        if meter["default_aggregation"]["formula"] != "count":
+            if value is None:
+                raise missing_param(f"payload[{value_key}]")
+            if not re.fullmatch(r"-?\d+(\.\d+)?", str(value)):
+                raise invalid(
+                    f"The value `{value}` is not a valid number.", f"payload[{value_key}]"
+                )
+
+    # -- test helpers ----------------------------------------------------------------------
+
+    def events(self) -> list[Obj]:
+        return list(self._events.values())
+
+    def summed(self, event_name: str, stripe_customer_id: str) -> Decimal:
+        """What the meter of `event_name` holds for a customer: the sum of its event values."""
+        meter = self.active_meter(event_name)
+        if meter is None:
+            return Decimal(0)
+        customer_key = meter["customer_mapping"]["event_payload_key"]
+        value_key = meter["value_settings"]["event_payload_key"]
+        total = Decimal(0)
+        for event in self._events.values():
+            if event["event_name"] != event_name:
+                continue
+            if event["payload"].get(customer_key) != stripe_customer_id:
+                continue
+            try:
+                total += Decimal(event["payload"].get(value_key, "0"))
+            except InvalidOperation:
+                continue
+        return total
+
+
+def price_meter(store: Store, meter_id: str | None, usage_type: str, label: str) -> str | None:
+    """Check a price's `recurring[meter]`: required for metered prices, refused otherwise."""
+    if usage_type != "metered":
+        if meter_id:
+            raise invalid(
+                "A meter can only be set on prices with `usage_type=metered`.", f"{label}[meter]"
+            )
+        return None
+    if not meter_id:
+        raise invalid(
+            "Metered prices must be backed by a meter: set `recurring[meter]`.", f"{label}[meter]"
+        )
+    if meter_id not in store.hidden_of("billing.meters"):
+        raise no_such("billing meter", meter_id, param=f"{label}[meter]", status=400)
+    return meter_id
