@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from datetime import date, datetime, timedelta
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Body, Header, Query
+from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request
 from fastapi.responses import JSONResponse
 
 from api.deps import BearerCredentials, DbSession, bearer_token
 from api.schemas import CamelModel, CustomerIdPath, error_responses
 from core.api_keys import KEY_PREFIX, authenticate_api_key
 from core.batching import MicroBatcher
-from core.db import session_scope
 from core.errors import DomainError, PermissionDeniedError
 from core.licensing.instance_auth import (
     InstanceIdentity,
@@ -25,15 +25,21 @@ from core.usage.ingest import (
     ReceivedReport,
     ReportToStore,
     check_idempotency_key,
-    parse_report,
-    receive_reports,
+    parse_report_body,
+    store_report_group,
 )
 from core.usage.queries import DEFAULT_DAYS, MAX_DAYS, CustomerUsage, customer_usage
 from models import utcnow
-from tasks.usage import process_report_batch
-from workers.enqueue import enqueue
 
-router = APIRouter(prefix="/api/usage", tags=["usage"])
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    # Start-up of each API process (merged into the app's lifespan by include_router).
+    app.state.report_batcher = build_report_batcher()
+    yield
+
+
+router = APIRouter(prefix="/api/usage", tags=["usage"], lifespan=_lifespan)
 
 REPORT_EXAMPLES: dict[str, Any] = {
     "camelCase": {
@@ -57,6 +63,40 @@ REPORT_EXAMPLES: dict[str, Any] = {
 }
 
 
+ReportBatcher = MicroBatcher[tuple[InstanceIdentity, ReportToStore], ReceivedReport]
+
+
+def build_report_batcher() -> ReportBatcher:
+    """The ingress's batcher, made once per API process at start-up (`_lifespan`).
+
+    Concurrent reports of the process share one transaction and one task (core/batching.py).
+    The task module (and with it the Celery app) is imported here, not when this module is.
+    """
+    from tasks.usage import process_report_batch
+    from workers.enqueue import enqueue
+
+    def publish(
+        _: list[tuple[InstanceIdentity, ReportToStore]],
+        outcomes: Sequence[ReceivedReport | DomainError | Exception],
+    ) -> None:
+        new_ids = [
+            outcome.stored.report_id
+            for outcome in outcomes
+            if isinstance(outcome, ReceivedReport) and not outcome.stored.duplicate
+        ]
+        if new_ids:
+            # After the answers, and quietly when the broker is down: the rows are committed
+            # and the sweeper processes whatever was not published.
+            enqueue(process_report_batch, new_ids)
+
+    return MicroBatcher.from_settings(store_report_group, publish)
+
+
+def _report_batcher(request: Request) -> ReportBatcher:
+    batcher: ReportBatcher = request.app.state.report_batcher
+    return batcher
+
+
 @router.post(
     "/report",
     status_code=202,
@@ -75,22 +115,28 @@ REPORT_EXAMPLES: dict[str, Any] = {
         },
         422: {**error_responses(422)[422], "description": "Invalid report; `error.field` names it"},
     },
+    # The body is decoded once, by parse_report_body; this only documents it.
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": {}, "examples": REPORT_EXAMPLES}},
+        }
+    },
 )
 async def report_usage(
+    request: Request,
     credentials: BearerCredentials,
-    body: Any = Body(None, openapi_examples=REPORT_EXAMPLES),
+    batcher: Annotated[ReportBatcher, Depends(_report_batcher)],
     idempotency_key: str | None = Header(None, alias="Idempotency-Key"),
 ) -> JSONResponse:
     # Everything up to the batch needs no database: the license's signature (verified once per
     # token) and the body. Refusals here cost no round trip.
     identity = verify_instance_token(credentials.credentials if credentials else None)
     now = utcnow()
-    settings = get_settings()
-    report = parse_report(
-        body, now=now, max_skew=timedelta(seconds=settings.usage_max_clock_skew_seconds)
-    )
+    max_skew = timedelta(seconds=get_settings().usage_max_clock_skew_seconds)
+    report = parse_report_body(await request.body(), now=now, max_skew=max_skew)
     item = ReportToStore(report, identity.jti, check_idempotency_key(idempotency_key), now)
-    received = await report_batcher.submit((identity, item))
+    received = await batcher.submit((identity, item))
     answer: dict[str, Any] = {"status": "accepted", "reportId": received.stored.report_id}
     if received.stored.duplicate:
         answer["duplicate"] = True
@@ -98,34 +144,6 @@ async def report_usage(
         # The instance presented an older license: hand it the current one.
         answer["license"] = received.newer_license
     return JSONResponse(answer, status_code=202)
-
-
-def _store_report_batch(
-    batch: list[tuple[InstanceIdentity, ReportToStore]],
-) -> list[ReceivedReport | DomainError]:
-    with session_scope() as session:
-        return receive_reports(session, batch)
-
-
-def _enqueue_report_batch(
-    _: list[tuple[InstanceIdentity, ReportToStore]],
-    outcomes: Sequence[ReceivedReport | DomainError | Exception],
-) -> None:
-    new_ids = [
-        outcome.stored.report_id
-        for outcome in outcomes
-        if isinstance(outcome, ReceivedReport) and not outcome.stored.duplicate
-    ]
-    if new_ids:
-        # After the answers, and quietly when the broker is down: the rows are committed and
-        # the sweeper processes whatever was not published.
-        enqueue(process_report_batch, new_ids)
-
-
-# Concurrent reports of this process share one transaction and one task (see core/batching).
-report_batcher: MicroBatcher[tuple[InstanceIdentity, ReportToStore], ReceivedReport] = (
-    MicroBatcher.from_settings(_store_report_batch, _enqueue_report_batch)
-)
 
 
 # ---------------------------------------------------------------------------------------------

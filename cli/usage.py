@@ -11,9 +11,10 @@ import typer
 from cli.common import console, db_session, fail, field_line
 
 if TYPE_CHECKING:
-    from core.usage.queries import CustomerOverview, CustomerUsage, UsageSummary
+    from core.usage.overview import CustomerOverview
+    from core.usage.queries import CustomerUsage, UsageSummary
 
-# The same as core.usage_views (tests/cli/test_usage_cli.py checks it), written here because that
+# The same as core.usage.queries (tests/cli/test_cli_startup.py checks it), written here as that
 # module pulls in SQLAlchemy and the models, which `billing --help` and other commands never need.
 DEFAULT_DAYS = 7
 MAX_DAYS = 366
@@ -228,7 +229,8 @@ def usage(
         raise fail("give either --customer ID or --all")
     if not 1 <= days <= MAX_DAYS:
         raise fail(f"--days must be between 1 and {MAX_DAYS}")
-    from core.usage.queries import all_customers_usage, customer_usage
+    from core.usage.overview import all_customers_usage
+    from core.usage.queries import customer_usage
 
     with db_session() as session:
         if all_customers:

@@ -73,6 +73,14 @@ class Settings(BaseSettings):
     usage_max_clock_skew_seconds: int = 300
     # Reports a worker claims and processes in one transaction (batch task and sweeper).
     usage_process_batch_size: int = 500
+    # An instance whose latest report is older than this many days no longer counts in its
+    # customer's current devices (it was switched off or replaced).
+    usage_instance_stale_days: int = 3
+    # Processing runs a report may fail before it is quarantined (set aside for operators).
+    usage_max_attempts: int = 5
+    # A report without timestamp and Idempotency-Key that repeats an instance's numbers within
+    # this many seconds is a client retry of the same report, not a new one.
+    usage_untimed_dedup_seconds: int = 60
     # Stored webhooks/reports whose task has not run after this long are enqueued again.
     inbox_sweep_after_seconds: int = 60
     # How often beat runs the inbox sweepers.

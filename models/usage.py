@@ -2,14 +2,27 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import Date, Float, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    Date,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import Base, UTCDateTime, utcnow
 
 
 class UsageReport(Base):
-    """A report as an instance sent it; `processed_at` is empty until a worker handled it."""
+    """A report as an instance sent it; `processed_at` is empty until a worker handled it.
+
+    `attempts` counts processing runs, failed ones included; a report that keeps failing is
+    set aside (`quarantined_at`, with `last_error`) so that it blocks nobody.
+    """
 
     __tablename__ = "usage_reports"
     __table_args__ = (
@@ -32,6 +45,8 @@ class UsageReport(Base):
     processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    quarantined_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(String(500))
 
 
 class InstanceUsage(Base):
@@ -60,8 +75,9 @@ class UsageAlert(Base):
         String(64), ForeignKey("customers.customer_id", ondelete="CASCADE"), index=True
     )
     threshold_percent: Mapped[int] = mapped_column(Integer)
-    active_devices: Mapped[int] = mapped_column(Integer)
-    device_limit: Mapped[int] = mapped_column(Integer)
+    # Sums over a customer's instances: many instances at the accepted maximum pass INTEGER.
+    active_devices: Mapped[int] = mapped_column(BigInteger)
+    device_limit: Mapped[int] = mapped_column(BigInteger)
     plan: Mapped[str] = mapped_column(String(50))
     report_id: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -71,6 +87,7 @@ class UsageDaily(Base):
     """The daily rollup of reports per customer, instance and UTC day."""
 
     __tablename__ = "usage_daily"
+    __table_args__ = (Index("ix_usage_daily_day", "day"),)
 
     customer_id: Mapped[str] = mapped_column(
         String(64), ForeignKey("customers.customer_id", ondelete="CASCADE"), primary_key=True
@@ -80,6 +97,20 @@ class UsageDaily(Base):
     reports: Mapped[int] = mapped_column(Integer)
     min_active: Mapped[int] = mapped_column(Integer)
     avg_active: Mapped[float] = mapped_column(Float)
+    # The exact sum behind avg_active, so averages over several days add up without rounding.
+    sum_active: Mapped[int] = mapped_column(BigInteger)
     max_active: Mapped[int] = mapped_column(Integer)
     max_total: Mapped[int] = mapped_column(Integer)
     computed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class UsageRollupDay(Base):
+    """A UTC day the rollup has taken on: started (late reports of it are rolled up as they are
+    processed) and, once its full rollup committed, finished (the viewer then reads it from
+    usage_daily instead of the raw reports)."""
+
+    __tablename__ = "usage_rollup_days"
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

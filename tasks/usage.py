@@ -10,8 +10,8 @@ from sqlalchemy.exc import OperationalError
 
 from core.db import session_scope
 from core.settings import get_settings
-from core.usage import ingest as usage
-from core.usage.rollups import parse_day, previous_utc_day, rollup_day
+from core.usage import processing as usage
+from core.usage.rollups import begin_rollup, parse_day, previous_utc_day, rollup_day
 from models import utcnow
 from workers.celery_app import celery_app
 
@@ -66,6 +66,10 @@ def sweep_pending_reports() -> dict[str, Any]:
 def rollup_usage_day(day_iso: str | None = None) -> dict[str, object]:
     """Roll one UTC day of usage reports up into usage_daily (default: yesterday)."""
     day = parse_day(day_iso) if day_iso else previous_utc_day()
+    # Two transactions, in this order (core/usage/rollups.py): from the first one's commit on,
+    # processing rolls up late reports of the day itself.
+    with session_scope() as session:
+        begin_rollup(session, day)
     with session_scope() as session:
         result = rollup_day(session, day)
     return {

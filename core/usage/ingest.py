@@ -1,24 +1,25 @@
-"""Usage reports: parse and store what instances send, process it, summarise it for operators.
+"""Usage reports in: parse what instances send (once), store each report once.
 
-The ingress (`parse_report` + `store_report`) does the least possible work: validate, one
-INSERT ... ON CONFLICT DO NOTHING, commit. Everything else happens in workers:
-`process_reports` keeps the latest snapshot per instance, the customer's current device count
-and the 80% / 100% threshold crossings, set-based and safe to run twice. The read side
-(`customer_usage`, `all_customers_usage`) lives in `core.usage_views`.
+The ingress does the least possible work: verify the license (api/), parse the body here, then a
+group of concurrent reports is stored by `store_report_group` in one transaction (one license
+check, one multi-row INSERT ... ON CONFLICT DO NOTHING, one COMMIT; see core/batching.py).
+Everything else happens in workers (core/usage/processing.py).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Select, func, literal, select, update
+from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from core.db import session_scope
 from core.errors import (
     AuthenticationError,
     ConflictError,
@@ -27,19 +28,8 @@ from core.errors import (
     PermissionDeniedError,
 )
 from core.licensing.instance_auth import InstanceIdentity, check_licenses
-from core.plans import UNLIMITED, UnknownPlanError, get_plan, plan_for_features
-from models import (
-    Customer,
-    InstanceUsage,
-    Subscription,
-    UsageAlert,
-    UsageReport,
-    UTCDateTime,
-    utcnow,
-)
+from models import UsageReport, utcnow
 
-# Thresholds of the device limit that are recorded when usage rises past them, lowest first.
-THRESHOLDS = (80, 100)
 # Largest value an INTEGER column holds: a bigger count is a broken instance, not a real fleet.
 MAX_COUNT = 2_147_483_647
 MAX_INSTANCE_ID_LENGTH = 255
@@ -121,6 +111,16 @@ def _timestamp(value: Any, field: str, *, now: datetime, max_skew: timedelta) ->
     if parsed.year < 2000:
         raise InvalidInputError(f"{field} is too far in the past", field=field)
     return parsed
+
+
+def parse_report_body(raw: bytes, *, now: datetime, max_skew: timedelta) -> ReportInput:
+    """`parse_report` of a raw request body: the one place the report's JSON is decoded."""
+    try:
+        body = json.loads(raw) if raw else None
+    except (ValueError, RecursionError):
+        # RecursionError: thousands of nested brackets are hostile input, not a server error.
+        raise InvalidInputError("the body must be a JSON object", field="body") from None
+    return parse_report(body, now=now, max_skew=max_skew)
 
 
 def parse_report(body: Any, *, now: datetime, max_skew: timedelta) -> ReportInput:
@@ -283,6 +283,14 @@ def store_reports(
     return outcomes
 
 
+def store_report_group(
+    group: list[tuple[InstanceIdentity, ReportToStore]],
+) -> list[ReceivedReport | DomainError]:
+    """The ingress batcher's flush: one group of reports in one transaction, committed here."""
+    with session_scope() as session:
+        return receive_reports(session, group)
+
+
 @dataclass(frozen=True, slots=True)
 class ReceivedReport:
     stored: StoredReport
@@ -365,241 +373,3 @@ def _existing_report_id(session: Session, report: ReportInput, idempotency_key: 
     if report_id is None:  # pragma: no cover - the conflicting row cannot vanish (no deletes)
         raise ConflictError("the report conflicts with another one; send it again")
     return report_id
-
-
-# ---------------------------------------------------------------------------------------------
-# Device limits
-
-
-def device_limit(plan: str | None, overrides: Mapping[str, Any] | None) -> int | None:
-    """The plan's device limit with the customer's overrides; None = unlimited or unknown plan."""
-    if plan is None:
-        return None
-    try:
-        spec = get_plan(plan)
-        features, _ = plan_for_features(spec, overrides)
-    except (UnknownPlanError, ValueError):
-        # A bad stored override must not stop usage processing; fall back to the catalogue.
-        try:
-            features = get_plan(plan).features
-        except UnknownPlanError:
-            return None
-    if features.max_devices >= UNLIMITED:
-        return None
-    return features.max_devices
-
-
-def threshold_level(active: int, limit: int | None) -> int:
-    """The highest threshold (0, 80, 100) that `active` devices reach on `limit`."""
-    if limit is None:
-        return 0
-    level = 0
-    for threshold in THRESHOLDS:
-        # Integer arithmetic: 40 of 50 is exactly 80%, never 79.99999%.
-        if active * 100 >= threshold * limit:
-            level = threshold
-    return level
-
-
-def utilisation_percent(active: int, limit: int | None) -> float | None:
-    if limit is None:
-        return None
-    if limit == 0:
-        # Nothing may run on a zero limit, so it is always full (and never a division by zero).
-        return 100.0
-    return round(active * 100 / limit, 1)
-
-
-# ---------------------------------------------------------------------------------------------
-# Processing: the worker side
-
-
-@dataclass(frozen=True, slots=True)
-class ProcessResult:
-    processed: int
-    customers: int
-    alerts: int
-
-
-def _claim(session: Session, stmt: Select[tuple[int]]) -> list[int]:
-    # SKIP LOCKED: reports another worker is processing are left to it, nobody waits. SQLite has
-    # no row locks (it serialises writers) and SQLAlchemy drops the clause there.
-    return list(session.scalars(stmt.with_for_update(skip_locked=True)))
-
-
-def claim_reports(
-    session: Session,
-    *,
-    report_ids: Sequence[int] | None = None,
-    limit: int = 500,
-    created_before: datetime | None = None,
-) -> list[int]:
-    stmt = select(UsageReport.id).where(UsageReport.processed_at.is_(None))
-    if report_ids is not None:
-        stmt = stmt.where(UsageReport.id.in_(list(report_ids)))
-    if created_before is not None:
-        stmt = stmt.where(UsageReport.created_at < created_before)
-    # Oldest first, in the order of the (processed_at, created_at) index that serves this query.
-    return _claim(session, stmt.order_by(UsageReport.created_at, UsageReport.id).limit(limit))
-
-
-def _upsert_instance_snapshots(session: Session, ids: list[int], now: datetime) -> None:
-    """The newest claimed report of each instance becomes its snapshot, unless a newer one is."""
-    ranked = (
-        select(
-            UsageReport.id,
-            UsageReport.customer_id,
-            UsageReport.instance_id,
-            UsageReport.active_devices,
-            UsageReport.total_devices,
-            UsageReport.reported_at,
-            func.row_number()
-            .over(
-                partition_by=(UsageReport.customer_id, UsageReport.instance_id),
-                order_by=(UsageReport.reported_at.desc(), UsageReport.id.desc()),
-            )
-            .label("rank"),
-        )
-        .where(UsageReport.id.in_(ids))
-        .subquery()
-    )
-    newest = select(
-        ranked.c.customer_id,
-        ranked.c.instance_id,
-        ranked.c.active_devices,
-        ranked.c.total_devices,
-        ranked.c.reported_at,
-        ranked.c.id,
-        literal(now, UTCDateTime),
-    ).where(ranked.c.rank == 1)  # SQLite needs a WHERE before ON CONFLICT in INSERT ... SELECT
-    insert = dialect_insert(session)
-    stmt = insert(InstanceUsage).from_select(
-        ["customer_id", "instance_id", "active_devices", "total_devices", "reported_at"]
-        + ["report_id", "updated_at"],
-        newest,
-    )
-    stmt = stmt.on_conflict_do_update(
-        index_elements=[InstanceUsage.customer_id, InstanceUsage.instance_id],
-        set_={
-            "active_devices": stmt.excluded.active_devices,
-            "total_devices": stmt.excluded.total_devices,
-            "reported_at": stmt.excluded.reported_at,
-            "report_id": stmt.excluded.report_id,
-            "updated_at": stmt.excluded.updated_at,
-        },
-        # Reports arrive out of order: an older one never replaces a newer snapshot.
-        where=InstanceUsage.reported_at < stmt.excluded.reported_at,
-    )
-    session.execute(stmt)
-
-
-def _record_thresholds(
-    session: Session, customer_ids: list[str], ids: list[int], now: datetime
-) -> int:
-    """Recompute each customer's current devices and record threshold crossings; alerts made."""
-    current = (
-        select(
-            InstanceUsage.customer_id,
-            func.sum(InstanceUsage.active_devices).label("active"),
-        )
-        .where(InstanceUsage.customer_id.in_(customer_ids))
-        .group_by(InstanceUsage.customer_id)
-        .subquery()
-    )
-    rows = session.execute(
-        select(
-            Customer.customer_id,
-            Customer.usage_threshold_percent,
-            Customer.plan_overrides,
-            Subscription.plan,
-            func.coalesce(current.c.active, 0).label("active"),
-        )
-        .outerjoin(Subscription, Subscription.customer_id == Customer.customer_id)
-        .outerjoin(current, current.c.customer_id == Customer.customer_id)
-        .where(Customer.customer_id.in_(customer_ids))
-    ).all()
-    # The newest report of each customer in this batch: the one that caused a crossing.
-    latest_report = dict(
-        session.execute(
-            select(UsageReport.customer_id, func.max(UsageReport.id))
-            .where(UsageReport.id.in_(ids))
-            .group_by(UsageReport.customer_id)
-        ).all()
-    )
-    alerts: list[dict[str, Any]] = []
-    for row in rows:
-        limit = device_limit(row.plan, row.plan_overrides)
-        active = int(row.active)
-        level = threshold_level(active, limit)
-        previous = row.usage_threshold_percent or 0
-        if level == previous:
-            continue
-        if level > previous and limit is not None:
-            alerts.extend(
-                {
-                    "customer_id": row.customer_id,
-                    "threshold_percent": threshold,
-                    "active_devices": active,
-                    "device_limit": limit,
-                    "plan": row.plan,
-                    "report_id": latest_report.get(row.customer_id),
-                    "created_at": now,
-                }
-                for threshold in THRESHOLDS
-                if previous < threshold <= level
-            )
-        # Falling below a threshold re-arms it: the next rise is recorded again.
-        session.execute(
-            update(Customer)
-            .where(Customer.customer_id == row.customer_id)
-            .values(usage_threshold_percent=level, updated_at=now)
-        )
-    if alerts:
-        session.execute(UsageAlert.__table__.insert(), alerts)
-    return len(alerts)
-
-
-def process_claimed(session: Session, ids: list[int], now: datetime | None = None) -> ProcessResult:
-    """Process reports already claimed in this transaction (see `claim_reports`)."""
-    if not ids:
-        return ProcessResult(0, 0, 0)
-    now = now or utcnow()
-    customer_ids = sorted(
-        session.scalars(
-            select(UsageReport.customer_id).where(UsageReport.id.in_(ids)).distinct()
-        ).all()
-    )
-    # Lock the customers first and in a fixed order: two batches touching the same customer (or
-    # instance) then run one after the other instead of deadlocking, and the second one's sum
-    # sees the first one's snapshots.
-    session.execute(
-        select(Customer.id)
-        .where(Customer.customer_id.in_(customer_ids))
-        .order_by(Customer.customer_id)
-        .with_for_update()
-    ).all()
-    _upsert_instance_snapshots(session, ids, now)
-    alerts = _record_thresholds(session, customer_ids, ids, now)
-    session.execute(
-        update(UsageReport)
-        .where(UsageReport.id.in_(ids))
-        .values(processed_at=now, attempts=UsageReport.attempts + 1)
-    )
-    return ProcessResult(len(ids), len(customer_ids), alerts)
-
-
-def process_reports(
-    session: Session,
-    *,
-    report_ids: Sequence[int] | None = None,
-    limit: int = 500,
-    created_before: datetime | None = None,
-    now: datetime | None = None,
-) -> ProcessResult:
-    """Claim pending reports (these ids, or any) and process them; already processed are skipped.
-
-    Runs in the caller's transaction: commit afterwards. Idempotent: a processed report is never
-    claimed again, and a crash before commit leaves everything pending for the next run.
-    """
-    ids = claim_reports(session, report_ids=report_ids, limit=limit, created_before=created_before)
-    return process_claimed(session, ids, now)

@@ -1,33 +1,29 @@
-"""What operators see of usage: SEED's usage viewer, for one customer or all of them.
+"""What operators see of one customer's usage: SEED's usage viewer (`billing usage --customer`,
+`GET /api/usage/{customerId}`). The overview of every customer is core/usage/overview.py.
 
-Every number is aggregated in SQL. `all_customers_usage` costs two queries whatever the number of
-customers (customers with their current devices; the window's reports per customer and day), never
-one query per customer, and returns plain tuples: with 10,000 customers it runs on every
-`billing usage --all`, so it builds no per-day objects (bench/usage_all.py).
-
-The window of `days=N` is the last N UTC calendar days, today included: day-aligned, so the chart
-has exactly N bars and a day is never half in the window.
+Every number is aggregated in SQL; finished days come from the rollup (core/usage/history.py).
+The window of `days=N` is the last N UTC calendar days, today included: day-aligned, so the
+chart has exactly N bars and a day is never half in the window.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
-from typing import Any, NamedTuple
+from typing import Any
 
-from sqlalchemy import ColumnElement, Integer, cast, func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.billing.statuses import SubscriptionStatus
 from core.errors import InvalidInputError, NotFoundError
-from core.usage.ingest import device_limit, utilisation_percent
-from models import Customer, InstanceUsage, Subscription, UsageReport, utcnow
+from core.usage.history import DayFigures, window_history
+from core.usage.limits import device_limit, utilisation_percent, warning_for
+from core.usage.snapshots import current_devices
+from models import Customer, Subscription, UsageReport, utcnow
 
 MAX_DAYS = 366
 DEFAULT_DAYS = 7
-WARNING_PERCENT = 80
-OVER_PERCENT = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,17 +91,9 @@ def window_start(days: int, now: datetime) -> datetime:
     return datetime.combine(first_day, time.min, tzinfo=now.tzinfo)
 
 
-def warning_for(utilization: float | None) -> str | None:
-    if utilization is None:
-        return None
-    if utilization >= OVER_PERCENT:
-        return f"OVER LIMIT: {utilization:.1f}% of device limit used! Upgrade to a higher plan."
-    if utilization >= WARNING_PERCENT:
-        return (
-            f"WARNING: {utilization:.1f}% of device limit used! "
-            "Consider upgrading to a higher plan."
-        )
-    return None
+def window_days(since: datetime, days: int) -> list[date]:
+    """The window's days, oldest first: one bar each."""
+    return [since.date() + timedelta(days=offset) for offset in range(days)]
 
 
 def build_summary(
@@ -132,10 +120,6 @@ def build_summary(
         utilization=utilization,
         warning=warning_for(utilization),
     )
-
-
-# ---------------------------------------------------------------------------------------------
-# Set-based building blocks; customer_id=None means every customer
 
 
 def _customer(session: Session, customer_id: str) -> CustomerInfo:
@@ -170,63 +154,13 @@ def _customer(session: Session, customer_id: str) -> CustomerInfo:
     )
 
 
-def _window_stats(
-    session: Session, since: datetime, customer_id: str
-) -> tuple[int, float | None, int | None]:
-    """Report count, average and peak active devices of the window."""
-    count, avg, peak = session.execute(
-        select(
-            func.count(),
-            func.avg(UsageReport.active_devices),
-            func.max(UsageReport.active_devices),
-        ).where(UsageReport.customer_id == customer_id, UsageReport.reported_at >= since)
-    ).one()
-    return int(count), None if avg is None else float(avg), peak
-
-
-def _current(session: Session, customer_id: str) -> tuple[int, int, int]:
-    """Active and total devices summed over the instances' latest reports, and the instances."""
-    active, total, instances = session.execute(
-        select(
-            func.coalesce(func.sum(InstanceUsage.active_devices), 0),
-            func.coalesce(func.sum(InstanceUsage.total_devices), 0),
-            func.count(),
-        ).where(InstanceUsage.customer_id == customer_id)
-    ).one()
-    return int(active), int(total), int(instances)
-
-
-def _utc_day(session: Session, column: Any) -> ColumnElement[Any]:
-    if session.get_bind().dialect.name == "postgresql":
-        # The UTC calendar day whatever the session's time zone.
-        return func.date(func.timezone("UTC", column))
-    # SQLite stores UTC text (see UTCDateTime).
-    return func.date(column)
-
-
-def _as_date(value: date | str) -> date:
-    return value if isinstance(value, date) else date.fromisoformat(str(value)[:10])
-
-
-def _daily(session: Session, since: datetime, customer_id: str) -> dict[date, int]:
-    """Active devices per UTC day: each instance's daily peak, summed over the instances."""
-    day = _utc_day(session, UsageReport.reported_at).label("day")
-    per_instance = (
-        select(day, func.max(UsageReport.active_devices).label("active"))
-        .where(UsageReport.customer_id == customer_id, UsageReport.reported_at >= since)
-        .group_by(UsageReport.instance_id, day)
-        .subquery()
-    )
-    stmt = select(per_instance.c.day, func.sum(per_instance.c.active)).group_by(per_instance.c.day)
-    return {_as_date(row_day): int(active) for row_day, active in session.execute(stmt)}
-
-
-def _points(by_day: dict[date, int], since: datetime, now: datetime) -> list[DayPoint]:
-    days = (now.date() - since.date()).days + 1
-    return [
-        DayPoint(day, by_day.get(day, 0))
-        for day in (since.date() + timedelta(days=offset) for offset in range(days))
-    ]
+def _current(session: Session, customer_id: str, now: datetime) -> tuple[int, int, int]:
+    """Active and total devices over the instances' latest reports, and the instances."""
+    current = current_devices([customer_id], now=now)
+    row = session.execute(select(current.c.active, current.c.total, current.c.instances)).first()
+    if row is None:
+        return 0, 0, 0
+    return int(row.active), int(row.total), int(row.instances)
 
 
 def _reports(
@@ -261,38 +195,11 @@ def _reports(
     ]
 
 
-def _assemble(
-    info: CustomerInfo,
-    *,
-    days: int,
-    since: datetime,
-    now: datetime,
-    stats: tuple[int, float | None, int | None],
-    current: tuple[int, int, int],
-    daily: dict[date, int],
-) -> CustomerUsage:
-    total_reports, avg_active, peak_active = stats
-    current_active, current_total, instances = current
-    summary = build_summary(
-        total_reports=total_reports,
-        avg_active=avg_active,
-        peak_active=peak_active,
-        current_active=current_active,
-        current_total=current_total,
-        instances=instances,
-        limit=device_limit(info.plan, info.plan_overrides),
-    )
-    return CustomerUsage(
-        customer=info,
-        days=days,
-        since=since,
-        summary=summary,
-        daily=_points(daily, since, now),
-    )
-
-
-# ---------------------------------------------------------------------------------------------
-# The two views
+def _window_totals(per_day: dict[date, DayFigures]) -> DayFigures:
+    totals = DayFigures()
+    for figures in per_day.values():
+        totals.add(figures.reports, figures.sum_active, figures.peak_active, 0)
+    return totals
 
 
 def customer_usage(
@@ -308,150 +215,21 @@ def customer_usage(
     now = now or utcnow()
     since = window_start(days, now)
     info = _customer(session, customer_id)
-    usage = _assemble(
-        info,
-        days=days,
-        since=since,
-        now=now,
-        stats=_window_stats(session, since, customer_id),
-        current=_current(session, customer_id),
-        daily=_daily(session, since, customer_id),
+    per_day = window_history(session, since, now, customer_id=customer_id).get(customer_id, {})
+    totals = _window_totals(per_day)
+    current_active, current_total, instances = _current(session, customer_id, now)
+    summary = build_summary(
+        total_reports=totals.reports,
+        avg_active=totals.sum_active / totals.reports if totals.reports else None,
+        peak_active=totals.peak_active,
+        current_active=current_active,
+        current_total=current_total,
+        instances=instances,
+        limit=device_limit(info.plan, info.plan_overrides),
     )
-    usage.reports.extend(_reports(session, customer_id, since, report_limit, usage.summary.limit))
-    return usage
-
-
-class CustomerOverview(NamedTuple):
-    """One customer's line of the `--all` overview."""
-
-    customer_id: str
-    email: str
-    name: str | None
-    company_name: str | None
-    plan: str | None
-    # None = unlimited (or no plan): utilization is then None too.
-    limit: int | None
-    current_active: int
-    current_total: int
-    total_reports: int
-    utilization: float | None
-    warning: str | None
-    # Active devices per day of the window, oldest first (see DayPoint).
-    daily: Sequence[int]
-
-
-def _customers_with_current(session: Session) -> Any:
-    """Every customer with its plan and current devices (summed over its instances' snapshots)."""
-    current = (
-        select(
-            InstanceUsage.customer_id,
-            func.sum(InstanceUsage.active_devices).label("active"),
-            func.sum(InstanceUsage.total_devices).label("total"),
-        )
-        .group_by(InstanceUsage.customer_id)
-        .subquery()
-    )
-    stmt = (
-        select(
-            Customer.customer_id,
-            Customer.email,
-            Customer.name,
-            Customer.company_name,
-            Customer.plan_overrides,
-            Subscription.plan,
-            current.c.active,
-            current.c.total,
-        )
-        .outerjoin(Subscription, Subscription.customer_id == Customer.customer_id)
-        .outerjoin(current, current.c.customer_id == Customer.customer_id)
-        .order_by(Customer.id)
-    )
-    return session.execute(stmt)
-
-
-def _reports_per_day(
-    session: Session, since: datetime, days: int
-) -> tuple[dict[str, int], dict[str, list[int]]]:
-    """Every customer's report count in the window and its per-day chart, from one grouped query.
-
-    The inner grouping takes each instance's highest count of a day, the outer one sums them per
-    customer and day (and adds up the reports), so only customers x days rows reach Python.
-    """
-    day = _utc_day(session, UsageReport.reported_at).label("day")
-    per_instance = (
-        select(
-            UsageReport.customer_id,
-            day,
-            func.count().label("reports"),
-            func.max(UsageReport.active_devices).label("active"),
-        )
-        .where(UsageReport.reported_at >= since)
-        .group_by(UsageReport.customer_id, UsageReport.instance_id, day)
-        .subquery()
-    )
-    stmt = select(
-        per_instance.c.customer_id,
-        per_instance.c.day,
-        # sum(count) is numeric in PostgreSQL: an integer converts for free.
-        cast(func.sum(per_instance.c.reports), Integer),
-        cast(func.sum(per_instance.c.active), Integer),
-    ).group_by(per_instance.c.customer_id, per_instance.c.day)
-    first = since.date()
-    # A day's position in the chart, by the value the driver returns (date, or text on SQLite).
-    positions: dict[object, int] = {}
-    for offset in range(days):
-        position_day = first + timedelta(days=offset)
-        positions[position_day] = positions[position_day.isoformat()] = offset
-    totals: dict[str, int] = {}
-    charts: dict[str, list[int]] = {}
-    for customer_id, row_day, reports, active in session.execute(stmt):
-        totals[customer_id] = totals.get(customer_id, 0) + reports
-        offset = positions.get(row_day)
-        if offset is None:  # a report stamped after today counts, but has no bar (as _points)
-            continue
-        chart = charts.get(customer_id)
-        if chart is None:
-            chart = charts[customer_id] = [0] * days
-        chart[offset] = active
-    return totals, charts
-
-
-def all_customers_usage(
-    session: Session, *, days: int = DEFAULT_DAYS, now: datetime | None = None
-) -> list[CustomerOverview]:
-    """Every customer's overview line (in creation order), in two queries whatever their number."""
-    check_days(days)
-    now = now or utcnow()
-    since = window_start(days, now)
-    totals, charts = _reports_per_day(session, since, days)
-    quiet = (0,) * days
-    # The catalogue limit of a plan without overrides is the same for every customer on it.
-    plan_limits: dict[str | None, int | None] = {}
-    overview: list[CustomerOverview] = []
-    rows = _customers_with_current(session)
-    for customer_id, email, name, company, overrides, plan, active, total in rows:
-        if overrides:
-            limit = device_limit(plan, overrides)
-        elif plan in plan_limits:
-            limit = plan_limits[plan]
-        else:
-            limit = plan_limits[plan] = device_limit(plan, None)
-        active = int(active or 0)
-        utilization = utilisation_percent(active, limit)
-        overview.append(
-            CustomerOverview(
-                customer_id,
-                email,
-                name,
-                company,
-                plan,
-                limit,
-                active,
-                int(total or 0),
-                totals.get(customer_id, 0),
-                utilization,
-                warning_for(utilization),
-                charts.get(customer_id, quiet),
-            )
-        )
-    return overview
+    daily = [
+        DayPoint(day, per_day[day].active_devices if day in per_day else 0)
+        for day in window_days(since, days)
+    ]
+    reports = _reports(session, customer_id, since, report_limit, summary.limit)
+    return CustomerUsage(info, days, since, summary, daily, reports)

@@ -1,23 +1,33 @@
-"""The daily usage rollup: one UTC day of reports into `usage_daily`, in one statement.
+"""The daily usage rollup: UTC days of reports into `usage_daily`, set-based, idempotent.
 
 INSERT ... SELECT ... GROUP BY ... ON CONFLICT DO UPDATE, on PostgreSQL and SQLite alike. The
 window is a range on `reported_at` ([day 00:00, next day 00:00) UTC) so the (customer_id,
 reported_at) index serves it. A row is only rewritten when its numbers changed, so running the
-rollup twice changes nothing (not even `computed_at`), and a rerun after late reports arrived
-brings the day up to date. Rows are never deleted: the rollup outlives the raw reports.
+rollup twice changes nothing (not even `computed_at`). Rows are never deleted: the rollup
+outlives the raw reports.
+
+A day's rollup happens in two steps, each its own transaction (the task runs them in order):
+`begin_rollup` records that the day is taken on, then `rollup_day` writes its rows and marks it
+finished. From the first step on, processing rolls up every report of that day it handles
+(`rollup_late_reports`), so a report that arrives late still reaches usage_daily; from the
+second on, the viewer reads the day from usage_daily (core/usage/history.py). The marker row
+is locked by both sides (FOR UPDATE here, FOR SHARE in processing), so a late report is either
+in the full rollup's snapshot or rolled up by its processing, never neither.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
-from sqlalchemy import Float, cast, func, literal, or_, select
+from sqlalchemy import Float, cast, func, literal, or_, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from core.errors import InvalidInputError
 from core.usage.ingest import dialect_insert
 from models import UsageDaily, UsageReport, UTCDateTime, utcnow
+from models.usage import UsageRollupDay
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,10 +50,60 @@ def previous_utc_day(now: datetime | None = None) -> date:
     return (now or utcnow()).astimezone(UTC).date() - timedelta(days=1)
 
 
+def utc_day_start(day: date) -> datetime:
+    return datetime.combine(day, time.min, tzinfo=UTC)
+
+
+def begin_rollup(session: Session, day: date, *, now: datetime | None = None) -> None:
+    """Step 1: the day is taken on (commit before `rollup_day`). Safe to repeat."""
+    stmt = dialect_insert(session)(UsageRollupDay).values(day=day, started_at=now or utcnow())
+    session.execute(stmt.on_conflict_do_nothing(index_elements=[UsageRollupDay.day]))
+
+
 def rollup_day(session: Session, day: date, *, now: datetime | None = None) -> RollupResult:
-    """Roll `day` (UTC) up into usage_daily; the caller commits."""
-    start = datetime.combine(day, time.min, tzinfo=UTC)
-    end = start + timedelta(days=1)
+    """Step 2: roll `day` (UTC) up into usage_daily and mark it finished; the caller commits."""
+    now = now or utcnow()
+    begin_rollup(session, day, now=now)
+    # Waits for processing that is rolling up late reports of this day (see the docstring).
+    session.execute(
+        select(UsageRollupDay.day).where(UsageRollupDay.day == day).with_for_update()
+    ).all()
+    written = _upsert_days(session, day, instances=None, now=now)
+    session.execute(update(UsageRollupDay).where(UsageRollupDay.day == day).values(finished_at=now))
+    total = session.scalar(
+        select(func.count()).select_from(UsageDaily).where(UsageDaily.day == day)
+    )
+    return RollupResult(day=day, rows_written=written, rows_total=int(total or 0))
+
+
+def rollup_late_reports(session: Session, report_ids: Sequence[int], now: datetime) -> int:
+    """Roll up the (customer, instance, day) groups of these reports whose day the rollup has
+    taken on already (the others wait for their day's rollup); rows written."""
+    today = now.astimezone(UTC).date()
+    touched = session.execute(
+        select(UsageReport.customer_id, UsageReport.instance_id, UsageReport.reported_at).where(
+            UsageReport.id.in_(list(report_ids)),
+            UsageReport.reported_at < utc_day_start(today),
+        )
+    ).all()
+    if not touched:
+        return 0
+    by_day: dict[date, set[tuple[str, str]]] = {}
+    for customer_id, instance_id, reported_at in touched:
+        by_day.setdefault(reported_at.astimezone(UTC).date(), set()).add((customer_id, instance_id))
+    taken_on = session.scalars(
+        select(UsageRollupDay.day)
+        .where(UsageRollupDay.day.in_(list(by_day)))
+        .order_by(UsageRollupDay.day)
+        .with_for_update(read=True)
+    ).all()
+    return sum(_upsert_days(session, day, instances=by_day[day], now=now) for day in taken_on)
+
+
+def _upsert_days(
+    session: Session, day: date, *, instances: Iterable[tuple[str, str]] | None, now: datetime
+) -> int:
+    start = utc_day_start(day)
     source = (
         select(
             UsageReport.customer_id,
@@ -52,31 +112,28 @@ def rollup_day(session: Session, day: date, *, now: datetime | None = None) -> R
             func.count(),
             func.min(UsageReport.active_devices),
             cast(func.avg(UsageReport.active_devices), Float),
+            func.sum(UsageReport.active_devices),
             func.max(UsageReport.active_devices),
             func.max(UsageReport.total_devices),
-            literal(now or utcnow(), UTCDateTime),
+            literal(now, UTCDateTime),
         )
-        .where(UsageReport.reported_at >= start, UsageReport.reported_at < end)
+        .where(UsageReport.reported_at >= start, UsageReport.reported_at < start + timedelta(1))
         .group_by(UsageReport.customer_id, UsageReport.instance_id)
     )
+    if instances is not None:
+        source = source.where(
+            tuple_(UsageReport.customer_id, UsageReport.instance_id).in_(sorted(instances))
+        )
     columns = ["customer_id", "instance_id", "day", "reports", "min_active", "avg_active"]
-    columns += ["max_active", "max_total", "computed_at"]
-    insert = dialect_insert(session)
-    stmt = insert(UsageDaily).from_select(columns, source)
+    columns += ["sum_active", "max_active", "max_total", "computed_at"]
+    stmt = dialect_insert(session)(UsageDaily).from_select(columns, source)
     changed = [
-        UsageDaily.reports.is_distinct_from(stmt.excluded.reports),
-        UsageDaily.min_active.is_distinct_from(stmt.excluded.min_active),
-        UsageDaily.avg_active.is_distinct_from(stmt.excluded.avg_active),
-        UsageDaily.max_active.is_distinct_from(stmt.excluded.max_active),
-        UsageDaily.max_total.is_distinct_from(stmt.excluded.max_total),
+        getattr(UsageDaily, name).is_distinct_from(getattr(stmt.excluded, name))
+        for name in columns[3:-1]
     ]
     stmt = stmt.on_conflict_do_update(
         index_elements=[UsageDaily.customer_id, UsageDaily.instance_id, UsageDaily.day],
         set_={name: getattr(stmt.excluded, name) for name in columns[3:]},
         where=or_(*changed),
     )
-    written = session.execute(stmt).rowcount or 0
-    total = session.scalar(
-        select(func.count()).select_from(UsageDaily).where(UsageDaily.day == day)
-    )
-    return RollupResult(day=day, rows_written=max(0, written), rows_total=int(total or 0))
+    return max(0, session.execute(stmt).rowcount or 0)

@@ -12,7 +12,8 @@ from typer.testing import CliRunner
 from cli.main import app
 from core.customers.service import create_customer
 from core.db import get_engine, session_scope
-from core.usage.ingest import ReportInput, process_reports, store_report
+from core.usage.ingest import ReportInput, store_report
+from core.usage.processing import process_reports
 from models import Customer, InstanceUsage, Subscription, UsageReport
 from tests.conftest import pg_scalar
 

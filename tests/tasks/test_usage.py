@@ -16,7 +16,8 @@ from tests.conftest import pg_scalar
 
 pytestmark = pytest.mark.usefixtures("celery_worker")
 
-T0 = datetime(2025, 10, 20, 10, 0, tzinfo=UTC)
+# Recent: an instance silent for USAGE_INSTANCE_STALE_DAYS no longer counts in current devices.
+T0 = (datetime.now(UTC) - timedelta(days=1)).replace(minute=0, second=0, microsecond=0)
 
 
 def _customer(email: str, plan: str = "starter") -> str:

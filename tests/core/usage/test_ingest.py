@@ -8,7 +8,8 @@ import pytest
 
 from core.errors import InvalidInputError
 from core.plans import UNLIMITED
-from core.usage.ingest import ReportInput, device_limit, parse_report, threshold_level
+from core.usage.ingest import ReportInput, parse_report
+from core.usage.limits import device_limit, threshold_level
 from core.usage.queries import build_summary, window_start
 
 NOW = datetime(2025, 10, 21, 12, 0, tzinfo=UTC)

@@ -8,8 +8,9 @@ from sqlalchemy import update
 
 from core.customers.service import create_customer
 from core.db import session_scope
-from core.usage.ingest import ReportInput, process_reports, store_report
-from core.usage.queries import all_customers_usage
+from core.usage.ingest import ReportInput, store_report
+from core.usage.overview import all_customers_usage
+from core.usage.processing import process_reports
 from models import Customer
 
 NOW = datetime.now(UTC)

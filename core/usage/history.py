@@ -1,0 +1,133 @@
+"""A usage window's per-day figures: finished days from `usage_daily`, the rest from raw reports.
+
+Days the rollup has finished (core/usage/rollups.py) are read from usage_daily, one row per
+instance and day; from the first day of the window that is not finished (normally today) on,
+the raw reports are aggregated the same way. Both give, per customer and UTC day: the number of
+reports, the sum and the peak of their active devices, and the day's devices (each instance's
+peak of the day, summed over the instances), so every figure of the viewer is exact whichever
+side it came from.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import BigInteger, ColumnElement, Select, cast, func, select
+from sqlalchemy.orm import Session
+
+from core.usage.rollups import utc_day_start
+from models import UsageDaily, UsageReport
+from models.usage import UsageRollupDay
+
+
+@dataclass(slots=True)
+class DayFigures:
+    reports: int = 0
+    sum_active: int = 0
+    peak_active: int | None = None
+    # Per instance the day's highest count, summed over the instances.
+    active_devices: int = 0
+
+    def add(self, reports: int, sum_active: int, peak: int | None, active: int) -> None:
+        self.reports += reports
+        self.sum_active += sum_active
+        if peak is not None and (self.peak_active is None or peak > self.peak_active):
+            self.peak_active = peak
+        self.active_devices += active
+
+
+# customer id -> UTC day -> figures
+History = dict[str, dict[date, DayFigures]]
+
+
+def utc_day(session: Session, column: Any) -> ColumnElement[Any]:
+    if session.get_bind().dialect.name == "postgresql":
+        # The UTC calendar day whatever the session's time zone.
+        return func.date(func.timezone("UTC", column))
+    # SQLite stores UTC text (see UTCDateTime).
+    return func.date(column)
+
+
+def as_date(value: date | str) -> date:
+    return value if isinstance(value, date) else date.fromisoformat(str(value)[:10])
+
+
+def first_raw_day(session: Session, first: date, today: date) -> date:
+    """The first day of [first, today) the rollup has not finished, else today."""
+    finished = set(
+        session.scalars(
+            select(UsageRollupDay.day).where(
+                UsageRollupDay.day >= first,
+                UsageRollupDay.day < today,
+                UsageRollupDay.finished_at.is_not(None),
+            )
+        )
+    )
+    day = first
+    while day < today and day in finished:
+        day += timedelta(days=1)
+    return day
+
+
+def _rolled_up(first: date, until: date, customer_id: str | None) -> Select[Any]:
+    stmt = (
+        select(
+            UsageDaily.customer_id,
+            UsageDaily.day,
+            cast(func.sum(UsageDaily.reports), BigInteger),
+            cast(func.sum(UsageDaily.sum_active), BigInteger),
+            func.max(UsageDaily.max_active),
+            cast(func.sum(UsageDaily.max_active), BigInteger),
+        )
+        .where(UsageDaily.day >= first, UsageDaily.day < until)
+        .group_by(UsageDaily.customer_id, UsageDaily.day)
+    )
+    return stmt if customer_id is None else stmt.where(UsageDaily.customer_id == customer_id)
+
+
+def _raw(session: Session, since: datetime, customer_id: str | None) -> Select[Any]:
+    day = utc_day(session, UsageReport.reported_at).label("day")
+    per_instance = select(
+        UsageReport.customer_id,
+        day,
+        func.count().label("reports"),
+        func.sum(UsageReport.active_devices).label("sum_active"),
+        func.max(UsageReport.active_devices).label("peak"),
+    ).where(UsageReport.reported_at >= since)
+    if customer_id is not None:
+        per_instance = per_instance.where(UsageReport.customer_id == customer_id)
+    inner = per_instance.group_by(UsageReport.customer_id, UsageReport.instance_id, day).subquery()
+    # sum() of a count or of a bigint is numeric in PostgreSQL: casting back is free.
+    return select(
+        inner.c.customer_id,
+        inner.c.day,
+        cast(func.sum(inner.c.reports), BigInteger),
+        cast(func.sum(inner.c.sum_active), BigInteger),
+        func.max(inner.c.peak),
+        cast(func.sum(inner.c.peak), BigInteger),
+    ).group_by(inner.c.customer_id, inner.c.day)
+
+
+def window_history(
+    session: Session, since: datetime, now: datetime, *, customer_id: str | None = None
+) -> History:
+    """Per customer and day, the figures of every report from `since` on (two queries).
+
+    `customer_id=None` reads every customer; reports stamped after today (clock skew) count in
+    the figures of their own day.
+    """
+    raw_from = first_raw_day(session, since.date(), now.date())
+    history: History = {}
+
+    def add(rows: Any) -> None:
+        for row_customer, row_day, reports, sum_active, peak, active in rows:
+            per_day = history.setdefault(row_customer, {})
+            figures = per_day.setdefault(as_date(row_day), DayFigures())
+            figures.add(int(reports), int(sum_active or 0), peak, int(active or 0))
+
+    if raw_from > since.date():
+        add(session.execute(_rolled_up(since.date(), raw_from, customer_id)))
+    add(session.execute(_raw(session, max(since, utc_day_start(raw_from)), customer_id)))
+    return history
