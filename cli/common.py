@@ -20,7 +20,8 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
 console = Console(highlight=False)
-err_console = Console(stderr=True, highlight=False)
+# soft_wrap: an error stays one line, however narrow the terminal (or pipe) is.
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 RULE = "─" * 41
 
 

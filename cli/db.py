@@ -1,8 +1,15 @@
+"""`billing db`: migrations. A downgrade says what it would drop and asks before it drops it."""
+
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 import typer
 
-from cli.common import console
+from cli.common import console, err_console, fail
+
+if TYPE_CHECKING:
+    from core.migrations import DowngradePlan
 
 app = typer.Typer(help="Database migrations.", no_args_is_help=True)
 
@@ -17,12 +24,49 @@ def upgrade(revision: str = typer.Argument("heads")) -> None:
 
 
 @app.command()
-def downgrade(revision: str = typer.Argument("-1")) -> None:
-    """Migrate the database down to REVISION (default: one step; `base` empties it)."""
+def downgrade(
+    revision: str = typer.Argument(
+        None, help="Revision to go back to (default: undo the newest migration only)"
+    ),
+    yes: bool = typer.Option(False, "--yes", help="Drop tables and columns without asking"),
+) -> None:
+    """Migrate the database down: by default one migration, never past the first one.
+
+    A downgrade that drops tables or columns lists them (with their row counts) and asks for
+    confirmation, or needs --yes. Emptying the database needs `base` named explicitly.
+    """
     from core import migrations
 
-    migrations.downgrade(revision)
+    plan = migrations.plan_downgrade(revision or migrations.ONE_STEP)
+    if plan.empties_database and revision != migrations.BASE:
+        raise fail(
+            "undoing the first migration drops every table (customers, licenses, usage); "
+            "run `billing db downgrade base` if that is what you want"
+        )
+    if plan.destructive:
+        _describe(plan)
+        if not yes and not _confirmed():
+            raise fail("downgrade cancelled; nothing was changed")
+    migrations.downgrade(plan.target)
     console.print(f"✅ database at {migrations.current_revision() or 'base'}")
+
+
+def _describe(plan: DowngradePlan) -> None:
+    undone = ", ".join(revision for revision, _ in plan.undone)
+    err_console.print(f"⚠  downgrading to {plan.target} undoes {undone} and drops:")
+    for table in plan.dropped_tables:
+        rows = plan.rows.get(table)
+        err_console.print(f"   table {table}" + (f" ({rows} rows)" if rows is not None else ""))
+    for column in plan.dropped_columns:
+        err_console.print(f"   column {column}")
+
+
+def _confirmed() -> bool:
+    # No terminal to ask (a script, CI): the answer is no; --yes is the way to say yes there.
+    try:
+        return typer.confirm("Drop them?", default=False, err=True)
+    except typer.Abort:
+        return False
 
 
 @app.command()

@@ -33,9 +33,13 @@ for command in (processes.api, processes.worker, processes.beat, processes.flowe
 def main() -> None:
     """The `billing` entry point: database failures end in one clear line, not a traceback."""
     from cli.common import fail
+    from core.errors import DomainError
 
     try:
         app()
+    except DomainError as exc:
+        # A missing or unusable setting (DATABASE_URL, STRIPE_SECRET_KEY...) is one line.
+        raise SystemExit(fail(exc.message).exit_code) from None
     except Exception as exc:
         # A command that never imported SQLAlchemy cannot fail with its error: no import for it.
         sqlalchemy_errors = sys.modules.get("sqlalchemy.exc")

@@ -42,9 +42,12 @@ def serve(app: str, *, host: str | None, port: int | None, workers: int) -> None
     import uvicorn
 
     from api.http_protocol import protocol_class_path
+    from core.db import check_database_url
     from core.logging import configure_logging
 
     settings = _settings()
+    # An unusable DATABASE_URL stops the start with one line, not on the first request.
+    check_database_url(settings)
     configure_logging(settings.log_level, settings.log_json)
     uvicorn.run(
         app,
@@ -54,7 +57,9 @@ def serve(app: str, *, host: str | None, port: int | None, workers: int) -> None
         log_level=settings.log_level.lower(),
         log_config=None,
         access_log=False,
+        # X-Forwarded-For names the client (the rate limits' key) only from these proxies.
         proxy_headers=True,
+        forwarded_allow_ips=settings.forwarded_allow_ips,
         # TCP_NODELAY on every connection (see api/http_protocol.py for the 40 ms it saves).
         http=protocol_class_path(),
     )

@@ -8,9 +8,13 @@ from functools import lru_cache
 from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event, make_url
+from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import Session, sessionmaker
 
-from core.settings import get_settings
+from core.errors import ConfigurationError
+from core.settings import Settings, get_settings, normalise_database_url
+
+EXPECTED_URLS = "postgresql://user:password@host:5432/database or sqlite:///path/billing.db"
 
 
 def _configure_sqlite(engine: Engine) -> None:
@@ -31,20 +35,57 @@ def ensure_sqlite_folder(url: str) -> None:
         Path(database).parent.mkdir(parents=True, exist_ok=True)
 
 
-@lru_cache(maxsize=8)
-def engine_for(url: str) -> Engine:
+def _postgres_options(settings: Settings) -> str:
+    # Server-side limits set when each connection opens: a request queued behind a customer row
+    # lock, or a runaway query, fails fast (503 / task retry) instead of holding a worker.
+    return (
+        f"-c lock_timeout={settings.database_lock_timeout_ms} "
+        f"-c statement_timeout={settings.database_statement_timeout_ms}"
+    )
+
+
+def _create_engine(url: str, settings: Settings) -> Engine:
     if url.startswith("sqlite"):
         ensure_sqlite_folder(url)
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 10})
         _configure_sqlite(engine)
         return engine
+    connect_args: dict[str, object] = {"connect_timeout": 5}
+    if make_url(url).get_backend_name() == "postgresql":
+        connect_args["options"] = _postgres_options(settings)
     return create_engine(
         url,
-        pool_size=10,
-        max_overflow=20,
+        pool_size=settings.database_pool_size,
+        max_overflow=settings.database_max_overflow,
+        pool_timeout=settings.database_pool_timeout_seconds,
         pool_pre_ping=True,
-        connect_args={"connect_timeout": 5},
+        connect_args=connect_args,
     )
+
+
+def describe_unusable_url(url: str, exc: Exception) -> str:
+    """One line naming the setting and why, without the URL itself (it may hold a password)."""
+    scheme = url.partition("://")[0] if "://" in url else "(none)"
+    reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return f"DATABASE_URL is not usable (scheme {scheme}): {reason}; expected {EXPECTED_URLS}"
+
+
+@lru_cache(maxsize=8)
+def engine_for(url: str) -> Engine:
+    """The process's engine for `url`; an unusable URL is a ConfigurationError naming the
+    setting (the CLI prints it as one line, the API answers 503 not_configured)."""
+    url = normalise_database_url(url)
+    try:
+        return _create_engine(url, get_settings())
+    except (ArgumentError, ImportError, ValueError) as exc:
+        # ArgumentError: not a URL; NoSuchModuleError (an ArgumentError): unknown dialect;
+        # ImportError: the dialect's driver is not installed.
+        raise ConfigurationError(describe_unusable_url(url, exc), field="DATABASE_URL") from exc
+
+
+def check_database_url(settings: Settings | None = None) -> None:
+    """Fail at start-up, not on the first request, when DATABASE_URL cannot be used."""
+    engine_for((settings or get_settings()).resolved_database_url)
 
 
 def get_engine() -> Engine:

@@ -8,6 +8,19 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+# Schemes operators and PaaS providers write for PostgreSQL. SQLAlchemy 2.1 maps a plain
+# postgresql:// to psycopg 3, which is not installed: psycopg2 is the driver this service ships.
+POSTGRES_SCHEMES = ("postgres", "postgresql")
+POSTGRES_DRIVER_SCHEME = "postgresql+psycopg2"
+
+
+def normalise_database_url(url: str) -> str:
+    """postgres://… and postgresql://… -> postgresql+psycopg2://…; other URLs unchanged."""
+    scheme, separator, rest = url.partition("://")
+    if separator and scheme.lower() in POSTGRES_SCHEMES:
+        return f"{POSTGRES_DRIVER_SCHEME}://{rest}"
+    return url
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
@@ -26,14 +39,30 @@ class Settings(BaseSettings):
     # 10th 10 s tick, which adds up to ~100 s to the redelivery of a killed worker's task).
     celery_unacked_restore_interval_seconds: int = 10
     worker_concurrency: int = 2
+    # PostgreSQL: a statement waiting longer than this for a row or table lock gives up (the API
+    # answers 503, a task retries) instead of queueing behind it; 0 waits forever.
+    database_lock_timeout_ms: int = 5000
+    # PostgreSQL: no statement runs longer than this; 0 means no limit.
+    database_statement_timeout_ms: int = 60000
+    # Connections each process keeps open, the extra it may open under load, and how long a
+    # request waits for a free one before the API answers 503.
+    database_pool_size: int = 10
+    database_max_overflow: int = 20
+    database_pool_timeout_seconds: float = 10.0
 
     host: str = "127.0.0.1"
     port: int = 3100
     public_base_url: str = "http://127.0.0.1:3100"
+    # Proxies (comma-separated addresses, or *) whose X-Forwarded-For names the client: the rate
+    # limits count per client address, so behind a proxy set this to the proxy's address.
+    forwarded_allow_ips: str = "127.0.0.1"
 
     stripe_secret_key: str | None = None
     stripe_webhook_secret: str | None = None
     stripe_api_base: str | None = None
+    # The Stripe API version every call is made with (and the webhook endpoint must be set to):
+    # the version stripe-python 16.x sends, whose object shapes the code reads.
+    stripe_api_version: str = "2026-10-28.endive"
     stripe_webhook_tolerance_seconds: int = 300
     stripe_price_starter: str | None = None
     stripe_price_professional: str | None = None
@@ -66,6 +95,9 @@ class Settings(BaseSettings):
     license_private_key: str | None = None
     license_issuer: str = "zemfyre-billing"
     license_grace_days: int = 7
+    # A subscription whose renewal charge failed (past_due) keeps its license this many days past
+    # the date it is paid through, while Stripe retries the charge.
+    license_past_due_grace_days: int = 7
     license_max_days: int = 365
     license_renew_within_days: int = 7
     trial_days: int = 14
@@ -95,7 +127,11 @@ class Settings(BaseSettings):
     cli_task_timeout_seconds: float = 30.0
 
     flower_port: int = 5555
+    # Flower listens on this address only; publish it through a proxy with TLS, not directly.
+    flower_address: str = "127.0.0.1"
     flower_basic_auth: str | None = Field(default=None, description="user:password")
+    # A file holding user:password (a Docker/Kubernetes secret); wins over FLOWER_BASIC_AUTH.
+    flower_basic_auth_file: str | None = None
 
     log_level: str = "INFO"
     # JSON log lines (production); false gives plain text for a terminal.
@@ -107,12 +143,17 @@ class Settings(BaseSettings):
     rate_limit_window_seconds: int = 60
     rate_limit_usage_per_instance: int = 120
     rate_limit_unauthenticated_per_client: int = 300
+    # Failed authentications (401: admin key, license or any bearer) one client address may make
+    # per window; after that its credentialed requests get 429 until the window ends.
+    rate_limit_failed_auth_per_client: int = 30
     # Requests with a larger body are refused with 413 before they are read.
     max_request_body_bytes: int = 1_048_576
 
     @property
     def resolved_database_url(self) -> str:
-        return self.database_url or f"sqlite:///{(self.data_dir / 'billing.db').resolve()}"
+        if self.database_url:
+            return normalise_database_url(self.database_url)
+        return f"sqlite:///{(self.data_dir / 'billing.db').resolve()}"
 
     @property
     def resolved_broker_url(self) -> str:

@@ -6,7 +6,7 @@ from alembic import context
 from sqlalchemy import create_engine, pool
 
 from core.db import ensure_sqlite_folder
-from core.settings import get_settings
+from core.settings import get_settings, normalise_database_url
 from models import Base
 
 config = context.config
@@ -14,7 +14,8 @@ target_metadata = Base.metadata
 
 
 def _url() -> str:
-    return config.attributes.get("database_url") or get_settings().resolved_database_url
+    url = config.attributes.get("database_url") or get_settings().resolved_database_url
+    return normalise_database_url(url)
 
 
 def run_migrations_offline() -> None:
