@@ -95,7 +95,6 @@ def create_customer(body: CustomerCreate, _: AdminKey, session: DbSession) -> Cu
         plan=body.plan,
     )
     detail = customer_service.customer_detail(session, customer.customer_id)
-    session.commit()
     assert detail.subscription is not None and detail.license is not None
     return CustomerCreated(
         customer=CustomerOut.model_validate(customer),

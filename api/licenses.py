@@ -13,9 +13,10 @@ from api.deps import AdminKey, BearerCredentials, DbSession
 from api.schemas import CamelModel, CustomerIdPath, error_responses
 from core.customers.service import get_customer
 from core.errors import ConfigurationError
+from core.licensing import keys
 from core.licensing import service as license_service
 from core.licensing.instance_auth import authenticate_instance
-from core.licensing.keys import SigningKeyError, jwks
+from core.licensing.revocation import reinstate_license, revoke_license
 from core.licensing.tokens import ALGORITHM
 from core.settings import get_settings
 
@@ -59,7 +60,7 @@ def _license_out(row: Any) -> dict[str, Any]:
     return {
         "license": row.token,
         # The key that verifies this very license, even if a rotation happened since.
-        "public_key": license_service.public_pem_for(row.kid),
+        "public_key": keys.public_pem_for(row.kid),
         "customer_id": row.customer_id,
         "jti": row.jti,
         "kid": row.kid,
@@ -75,8 +76,8 @@ def _license_out(row: Any) -> dict[str, Any]:
 )
 def jwks_document() -> dict[str, list[dict[str, str]]]:
     try:
-        return jwks(get_settings())
-    except SigningKeyError as exc:
+        return keys.jwks(get_settings())
+    except keys.SigningKeyError as exc:
         raise ConfigurationError(str(exc)) from exc
 
 
@@ -90,7 +91,7 @@ def jwks_document() -> dict[str, list[dict[str, str]]]:
     },
 )
 def public_key(format: str = Query("json", pattern="^(json|pem)$")) -> Any:
-    key = license_service.signing_key()
+    key = keys.signing_key()
     if format == "pem":
         return PlainTextResponse(key.public_pem, media_type="application/x-pem-file")
     return PublicKeyOut(kid=key.kid, algorithm=ALGORITHM, public_key=key.public_pem)
@@ -105,7 +106,6 @@ def check_in(session: DbSession, credentials: BearerCredentials) -> CheckInOut:
     token = credentials.credentials if credentials else None
     identity = authenticate_instance(session, token, allow_expired=True)
     row = license_service.ensure_license(session, identity.customer_id)
-    session.commit()
     return CheckInOut(**_license_out(row), changed=row.jti != identity.jti)
 
 
@@ -117,7 +117,6 @@ def check_in(session: DbSession, credentials: BearerCredentials) -> CheckInOut:
 def get_license(customer_id: CustomerIdPath, _: AdminKey, session: DbSession) -> LicenseOut:
     get_customer(session, customer_id)
     row = license_service.ensure_license(session, customer_id)
-    session.commit()
     return LicenseOut(**_license_out(row))
 
 
@@ -129,10 +128,7 @@ def get_license(customer_id: CustomerIdPath, _: AdminKey, session: DbSession) ->
 def revoke(
     customer_id: CustomerIdPath, _: AdminKey, session: DbSession, body: RevokeIn | None = None
 ) -> RevokeOut:
-    result = license_service.revoke_license(
-        session, customer_id, reason=body.reason if body else None
-    )
-    session.commit()
+    result = revoke_license(session, customer_id, reason=body.reason if body else None)
     assert result.customer.license_revoked_at is not None
     return RevokeOut(
         customer_id=customer_id,
@@ -149,6 +145,5 @@ def revoke(
     responses=error_responses(401, 404, 409, 422, 429, 503),
 )
 def reinstate(customer_id: CustomerIdPath, _: AdminKey, session: DbSession) -> LicenseOut:
-    row = license_service.reinstate_license(session, customer_id)
-    session.commit()
+    row = reinstate_license(session, customer_id)
     return LicenseOut(**_license_out(row))

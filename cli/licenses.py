@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import typer
 
-from cli.common import RULE, console, db_session, fail, field_line, run_task
+from cli.common import RULE, console, db_session, fail, field_line
 from cli.customers import print_env_lines, when
-
-if TYPE_CHECKING:
-    from cryptography.hazmat.primitives.asymmetric import rsa
 
 app = typer.Typer(help="License keys.", no_args_is_help=True)
 
@@ -69,14 +65,16 @@ def revoke(
     reason: str = typer.Option(None, "--reason", help="Why (recorded and put in the license)"),
 ) -> None:
     """Revoke the customer's licenses: refused at once, and its next license says revoked."""
-    from tasks.licenses import revoke_license
+    from core.licensing.revocation import revoke_license
 
-    result = run_task(revoke_license, customer_id, reason)
+    # In-process, as the API does it (core/licensing/revocation.py says why).
+    with db_session() as session:
+        result = revoke_license(session, customer_id, reason=reason)
     console.print(f"✅ License of {customer_id} revoked")
     console.print(RULE)
-    console.print(field_line("Revoked At", when(result["revokedAt"])))
-    console.print(field_line("Reason", result["reason"]))
-    console.print(field_line("Licenses Revoked", result["revokedLicenses"]))
+    console.print(field_line("Revoked At", when(result.customer.license_revoked_at)))
+    console.print(field_line("Reason", result.customer.license_revoked_reason))
+    console.print(field_line("Licenses Revoked", result.revoked_licenses))
     console.print(RULE)
     console.print("💡 Lift it with `billing license reinstate " + customer_id + "`.")
 
@@ -84,47 +82,16 @@ def revoke(
 @app.command()
 def reinstate(customer_id: str = typer.Argument(..., help="The customer's id (cust_…)")) -> None:
     """Lift a revocation and print the customer's new license."""
-    from tasks.licenses import reinstate_license
+    from core.licensing.revocation import reinstate_license
 
-    result = run_task(reinstate_license, customer_id)
-    token = result["license"]["token"]
+    with db_session() as session:
+        token = reinstate_license(session, customer_id).token
     console.print(f"✅ License of {customer_id} reinstated")
     console.print()
     console.print("📜 New License JWT:")
     console.print(token, soft_wrap=True)
     console.print()
     print_env_lines(token, customer_id)
-
-
-def _load_keys(path: Path, token: str) -> dict[str, rsa.RSAPublicKey]:
-    """Public keys by kid from a PEM file or a JWKS document (what an instance has)."""
-    import jwt
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import rsa
-
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise fail(f"cannot read {path}: {exc.strerror or exc}") from exc
-    if data.lstrip().startswith(b"{"):
-        try:
-            document = json.loads(data)
-            keys = {jwk["kid"]: jwt.PyJWK(jwk).key for jwk in document["keys"]}
-        except (ValueError, KeyError, TypeError, jwt.PyJWKError) as exc:
-            raise fail(f"{path} is not a readable JWKS document: {exc}") from exc
-        return keys  # type: ignore[return-value]
-    try:
-        key = serialization.load_pem_public_key(data)
-    except ValueError as exc:
-        raise fail(f"{path} is not a PEM public key") from exc
-    if not isinstance(key, rsa.RSAPublicKey):
-        raise fail(f"{path} is not an RSA public key")
-    try:
-        kid = jwt.get_unverified_header(token).get("kid")
-    except jwt.InvalidTokenError:
-        kid = None
-    # A single key file: it is the key to try whatever kid the token names; the signature decides.
-    return {kid if isinstance(kid, str) and kid else "-": key}
 
 
 @app.command()
@@ -134,11 +101,17 @@ def verify(
     issuer: str = typer.Option(None, "--issuer", help="Expected issuer (default: LICENSE_ISSUER)"),
 ) -> None:
     """Check a license offline, as an instance does: signature, issuer, expiry, revocation."""
+    from core.licensing.keys import SigningKeyError, read_public_keys
     from core.licensing.tokens import InvalidLicenseError, verify_license
     from core.settings import get_settings
 
     token = token.strip()
-    keys = _load_keys(public_key, token)
+    try:
+        keys = read_public_keys(public_key)
+    except OSError as exc:
+        raise fail(f"cannot read {public_key}: {exc.strerror or exc}") from exc
+    except SigningKeyError as exc:
+        raise fail(str(exc)) from exc
     try:
         claims = verify_license(token, keys, issuer=issuer or get_settings().license_issuer)
     except InvalidLicenseError as exc:

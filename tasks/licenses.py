@@ -1,4 +1,9 @@
-"""License tasks: reissue on change, renewal (beat), revocation.
+"""License tasks: reissue on change (enqueued by other domains) and renewal (beat).
+
+Revocation and reinstatement are not tasks: they run in-process for the API and the CLI alike
+(core/licensing/revocation.py says why). Results are small summaries that never carry a license
+JWT, since they are kept in the result backend and shown by Flower: whoever needs the token reads
+it from the database by its jti.
 
 Each task is idempotent: it computes the wanted state and changes only what differs, so a
 redelivered or repeated task leaves the same rows. Database outages are retried with backoff;
@@ -15,7 +20,6 @@ from sqlalchemy.exc import OperationalError
 from core.db import session_scope
 from core.errors import NotFoundError
 from core.licensing import service as license_service
-from models import License
 from workers.celery_app import celery_app
 
 log = logging.getLogger(__name__)
@@ -28,20 +32,6 @@ RETRY_OPTIONS: dict[str, Any] = {
     "retry_jitter": True,
     "max_retries": 8,
 }
-
-
-def license_summary(row: License | None) -> dict[str, Any] | None:
-    if row is None:
-        return None
-    return {
-        "jti": row.jti,
-        "kid": row.kid,
-        "token": row.token,
-        "plan": row.plan,
-        "issuedAt": row.issued_at.isoformat(),
-        "expiresAt": row.expires_at.isoformat(),
-        "claims": row.claims,
-    }
 
 
 @celery_app.task(name="tasks.licenses.reissue_license", **RETRY_OPTIONS)
@@ -72,23 +62,3 @@ def renew_licenses(limit: int = 500) -> dict[str, Any]:
         except NotFoundError:
             continue
     return {"candidates": len(candidates), "renewed": renewed}
-
-
-@celery_app.task(name="tasks.licenses.revoke_license", **RETRY_OPTIONS)
-def revoke_license(customer_id: str, reason: str | None = None) -> dict[str, Any]:
-    with session_scope() as session:
-        result = license_service.revoke_license(session, customer_id, reason=reason)
-        return {
-            "customerId": customer_id,
-            "revokedAt": result.customer.license_revoked_at.isoformat(),  # type: ignore[union-attr]
-            "reason": result.customer.license_revoked_reason,
-            "revokedLicenses": result.revoked_licenses,
-            "license": license_summary(result.license),
-        }
-
-
-@celery_app.task(name="tasks.licenses.reinstate_license", **RETRY_OPTIONS)
-def reinstate_license(customer_id: str) -> dict[str, Any]:
-    with session_scope() as session:
-        row = license_service.reinstate_license(session, customer_id)
-        return {"customerId": customer_id, "license": license_summary(row)}

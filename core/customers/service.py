@@ -1,10 +1,18 @@
-"""Customers: creation (with a trial and a first license, in one transaction) and lookups."""
+"""Customers: creation (with a trial and a first license, in one transaction), lookups, the lock.
+
+Creating a customer runs in-process for the API and the CLI alike (`billing customer add` calls
+`create_customer` in its own transaction): the caller waits for the answer either way, the work is
+one short transaction, and going through a worker would only add a way to fail (no worker running)
+and put the new license JWT into the broker's result store.
+
+`get_for_update` is the one customer lock: every change to what a customer's license says (issuing,
+Stripe sync, revocation) takes it first, so two workers never change one customer at once.
+"""
 
 from __future__ import annotations
 
 import secrets
 import string
-import unicodedata
 from dataclasses import dataclass
 
 from email_validator import EmailNotValidError, validate_email
@@ -14,8 +22,12 @@ from sqlalchemy.orm import Session
 
 from core.billing.trials import get_subscription, new_trial, parse_plan
 from core.errors import ConflictError, InvalidInputError, NotFoundError
-from core.licensing.service import current_license, reissue_license
+
+# A module reference, not names: licensing takes the customer lock from this module, and this one
+# issues the first license, so each reads the other's functions at call time.
+from core.licensing import service as license_service
 from core.plans import Plan
+from core.text import clean_text
 from models import Customer, License, Subscription
 
 CUSTOMER_ID_PREFIX = "cust_"
@@ -42,26 +54,27 @@ def normalize_email(email: object) -> str:
     return checked.normalized
 
 
-def _clean_text(value: object, field: str) -> str | None:
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise InvalidInputError(f"{field} must be text", field=field)
-    value = value.strip()
-    if len(value) > MAX_TEXT:
-        raise InvalidInputError(f"{field} is longer than {MAX_TEXT} characters", field=field)
-    if has_control_characters(value):
-        # PostgreSQL refuses NUL outright, and the others would garble the CLI's tables.
-        raise InvalidInputError(f"{field} must not contain control characters", field=field)
-    return value or None
-
-
-def has_control_characters(value: str) -> bool:
-    return any(unicodedata.category(char) == "Cc" for char in value)
-
-
 def get_customer(session: Session, customer_id: str) -> Customer:
     customer = session.scalar(select(Customer).where(Customer.customer_id == customer_id))
+    if customer is None:
+        raise NotFoundError(f"no customer {customer_id!r}", field="customerId")
+    return customer
+
+
+def get_for_update(session: Session, customer_id: str) -> Customer:
+    """The customer row, locked for this transaction (404 naming `customerId` if there is none).
+
+    FOR NO KEY UPDATE serialises changes per customer on PostgreSQL without blocking the foreign
+    key checks of rows that reference the customer (a usage report's insert takes FOR KEY SHARE,
+    which FOR UPDATE would make wait); SQLite ignores it and relies on its single writer.
+    `populate_existing` so the values read are the ones just locked.
+    """
+    customer = session.scalar(
+        select(Customer)
+        .where(Customer.customer_id == customer_id)
+        .with_for_update(key_share=True)
+        .execution_options(populate_existing=True)
+    )
     if customer is None:
         raise NotFoundError(f"no customer {customer_id!r}", field="customerId")
     return customer
@@ -86,8 +99,8 @@ def create_customer(
     task, redelivered after a crash) find the customer it already created instead of failing.
     """
     email = normalize_email(email)
-    name = _clean_text(name, "name")
-    company_name = _clean_text(company_name, "companyName")
+    name = clean_text(name, "name", max_length=MAX_TEXT)
+    company_name = clean_text(company_name, "companyName", max_length=MAX_TEXT)
     spec = parse_plan(plan if plan is not None else Plan.TRIAL.value)
     if customer_id is not None:
         if not customer_id.startswith(CUSTOMER_ID_PREFIX) or len(customer_id) > 64:
@@ -115,7 +128,7 @@ def create_customer(
         raise _duplicate_email(email) from None
     session.add(new_trial(customer.customer_id, spec))
     session.flush()
-    reissue_license(session, customer.customer_id, reason="customer created")
+    license_service.reissue_license(session, customer.customer_id, reason="customer created")
     return customer
 
 
@@ -135,7 +148,7 @@ def customer_detail(session: Session, customer_id: str) -> CustomerDetail:
     return CustomerDetail(
         customer=customer,
         subscription=get_subscription(session, customer_id),
-        license=current_license(session, customer_id),
+        license=license_service.current_license(session, customer_id),
     )
 
 

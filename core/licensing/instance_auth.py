@@ -4,6 +4,8 @@ A license authenticates an instance when its RS256 signature verifies with a pub
 service issued it (its jti is in `licenses`, for the customer it names) and it is not revoked.
 Expired licenses are refused unless the caller allows them: check-in does, so an instance whose
 trial lapsed can still pick up the license issued after the customer paid; usage reports do not.
+Expiry is the stored one (`licenses.expires_at`) as well as the token's `exp`, so cutting a license
+short in the database takes effect.
 """
 
 from __future__ import annotations
@@ -17,10 +19,10 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session, aliased
 
 from core.errors import AuthenticationError
-from core.licensing.service import public_keys
+from core.licensing.keys import public_keys
 from core.licensing.tokens import InvalidLicenseError, verify_license
 from core.settings import get_settings
-from models import Customer, License
+from models import Customer, License, utcnow
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +35,7 @@ class InstanceIdentity:
 MISSING_LICENSE = "missing license: send it as `Authorization: Bearer <license JWT>`"
 NOT_ISSUED_HERE = "invalid license: it was not issued by this service"
 REVOKED = "license has been revoked; ask your provider for a new one"
+EXPIRED = "invalid license: license has expired"
 _VERIFIED_TOKENS = 8192
 # The presented licenses, their customers' revocation and each customer's current license. Built
 # once (on the ingress hot path, building it per call cost more than its round trip).
@@ -42,6 +45,7 @@ _LICENSE_CHECK = (
         License.jti,
         License.customer_id,
         License.revoked_at,
+        License.expires_at,
         Customer.license_revoked_at,
         _CURRENT_LICENSE.jti.label("current_jti"),
         _CURRENT_LICENSE.token.label("current_token"),
@@ -71,7 +75,7 @@ def verify_instance_token(token: str | None, *, allow_expired: bool = False) -> 
             raise AuthenticationError(f"invalid license: {exc.reason}") from None
     # Expiry is checked on every call: the cache above only saves the RSA verification.
     if not allow_expired and claims["exp"] <= time.time():
-        raise AuthenticationError("invalid license: license has expired")
+        raise AuthenticationError(EXPIRED)
     jti, subject = claims.get("jti"), claims.get("sub")
     if not isinstance(jti, str) or not isinstance(subject, str):
         raise AuthenticationError("invalid license: it lacks a jti or sub claim")
@@ -108,7 +112,9 @@ class LicenseCheck:
     newer_license: str | None
 
 
-def check_licenses(session: Session, identities: list[InstanceIdentity]) -> dict[str, LicenseCheck]:
+def check_licenses(
+    session: Session, identities: list[InstanceIdentity], *, allow_expired: bool = False
+) -> dict[str, LicenseCheck]:
     """For verified tokens, by jti: refused or not, and the customer's newer license if any.
 
     One round trip for any number of licenses: each license row, its customer's revocation and
@@ -119,6 +125,7 @@ def check_licenses(session: Session, identities: list[InstanceIdentity]) -> dict
         return {}
     rows = session.execute(_LICENSE_CHECK, {"jtis": list(jtis)}).all()
     found = {row.jti: row for row in rows}
+    now = utcnow()
     checks: dict[str, LicenseCheck] = {}
     for identity in identities:
         row = found.get(identity.jti)
@@ -130,6 +137,8 @@ def check_licenses(session: Session, identities: list[InstanceIdentity]) -> dict
         # "revoked" included: it exists for the audit trail and offline checks, not to be used.
         elif row.revoked_at is not None or row.license_revoked_at is not None:
             checks[identity.jti] = LicenseCheck(REVOKED, None)
+        elif not allow_expired and row.expires_at <= now:
+            checks[identity.jti] = LicenseCheck(EXPIRED, None)
         else:
             newer = row.current_token if row.current_jti not in (None, identity.jti) else None
             checks[identity.jti] = LicenseCheck(None, newer)
@@ -140,7 +149,7 @@ def authenticate_instance(
     session: Session, token: str | None, *, allow_expired: bool = False
 ) -> InstanceIdentity:
     identity = verify_instance_token(token, allow_expired=allow_expired)
-    refusal = check_licenses(session, [identity])[identity.jti].refusal
+    refusal = check_licenses(session, [identity], allow_expired=allow_expired)[identity.jti].refusal
     if refusal is not None:
         raise AuthenticationError(refusal)
     return identity

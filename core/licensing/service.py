@@ -1,33 +1,29 @@
-"""The license service: what a customer's license says, issuing it, renewal and revocation.
+"""The license service: what a customer's license says, issuing, reissuing and renewing it.
 
 Every issued license is a row in `licenses` (the audit trail); the current one has
 `superseded_at` NULL, so reads return the stored token and never re-sign. A new license is signed
 only when what it would say (its content fingerprint) or the signing key (kid) changed, when the
 caller forces it, or when renewal would push its expiry later. Issuing for one customer is
-serialised by locking the customer row, so two workers never both issue the same change.
+serialised by the customer lock (`customers.service.get_for_update`), so two workers never both
+issue the same change. Revocation is in `revocation.py`.
 """
 
 from __future__ import annotations
 
 import logging
-import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from cryptography.hazmat.primitives.asymmetric import rsa
-from sqlalchemy import or_, select, update
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from core.billing import statuses
 from core.billing.statuses import SubscriptionStatus
-from core.errors import ConfigurationError, InvalidInputError, NotFoundError
-from core.licensing.keys import (
-    SigningKey,
-    SigningKeyError,
-    load_public_keys,
-    load_signing_key,
-    public_pem_of,
-)
+
+# A module reference: customers.service issues a customer's first license through this module.
+from core.customers import service as customer_service
+from core.errors import NotFoundError
+from core.licensing.keys import SigningKey, signing_key
 from core.licensing.tokens import (
     IssuedLicense,
     LicenseContent,
@@ -40,26 +36,6 @@ from core.settings import get_settings
 from models import Customer, License, Subscription, utcnow
 
 log = logging.getLogger(__name__)
-
-
-def signing_key() -> SigningKey:
-    try:
-        return load_signing_key(get_settings())
-    except SigningKeyError as exc:
-        raise ConfigurationError(str(exc)) from exc
-
-
-def public_keys() -> dict[str, rsa.RSAPublicKey]:
-    try:
-        return load_public_keys(get_settings())
-    except SigningKeyError as exc:
-        raise ConfigurationError(str(exc)) from exc
-
-
-def public_pem_for(kid: str) -> str:
-    """The PEM of the public key with `kid` (the active one when it is not published)."""
-    key = public_keys().get(kid)
-    return public_pem_of(key) if key is not None else signing_key().public_pem
 
 
 def customer_display_name(customer: Customer) -> str:
@@ -116,22 +92,8 @@ def current_license(session: Session, customer_id: str) -> License | None:
 
 
 def lock_customer(session: Session, customer_id: str) -> Customer:
-    """The customer row, locked for this transaction.
-
-    Every change to what a customer's license says (issuing, Stripe sync, revocation) takes this
-    lock first, so two workers never issue for one customer at once.
-    """
-    # FOR UPDATE serialises issuing per customer on PostgreSQL (SQLite ignores it and relies on
-    # its single writer); populate_existing so the values read are the ones just locked.
-    customer = session.scalar(
-        select(Customer)
-        .where(Customer.customer_id == customer_id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    )
-    if customer is None:
-        raise NotFoundError(f"no customer {customer_id!r}", field="customerId")
-    return customer
+    """Compatibility name of `customers.service.get_for_update`, the one customer lock."""
+    return customer_service.get_for_update(session, customer_id)
 
 
 def _subscription(session: Session, customer_id: str) -> Subscription | None:
@@ -147,6 +109,9 @@ def _store(
 ) -> License:
     if current is not None:
         current.superseded_at = issued.issued_at
+    # A license issued while the customer is revoked says so, and is itself revoked: it never
+    # authenticates, not even after a reinstatement.
+    revoked_at = issued.issued_at if content.revoked else None
     row = License(
         jti=issued.jti,
         customer_id=content.customer_id,
@@ -157,6 +122,8 @@ def _store(
         fingerprint=issued.fingerprint,
         issued_at=issued.issued_at,
         expires_at=issued.expires_at,
+        revoked_at=revoked_at,
+        revoked_reason=(content.revoked_reason or "revoked") if content.revoked else None,
     )
     session.add(row)
     session.flush()
@@ -192,7 +159,7 @@ class _Prepared:
 
 
 def _prepare(session: Session, customer_id: str) -> _Prepared:
-    customer = lock_customer(session, customer_id)
+    customer = customer_service.get_for_update(session, customer_id)
     content = license_content(customer, _subscription(session, customer_id))
     return _Prepared(customer, content, signing_key(), current_license(session, customer_id))
 
@@ -230,12 +197,12 @@ def ensure_license(session: Session, customer_id: str) -> License:
                 and current.kid == signing_key().kid
             ):
                 return current
-    return reissue_license(session, customer_id, reason="requested") or _required_current(
+    return reissue_license(session, customer_id, reason="requested") or required_current_license(
         session, customer_id
     )
 
 
-def _required_current(session: Session, customer_id: str) -> License:
+def required_current_license(session: Session, customer_id: str) -> License:
     row = current_license(session, customer_id)
     if row is None:  # pragma: no cover - reissue_license always leaves one
         raise NotFoundError(f"customer {customer_id} has no license", field="customerId")
@@ -291,69 +258,3 @@ def customers_to_renew(
         .limit(limit)
     )
     return list(dict.fromkeys(session.scalars(query)))
-
-
-@dataclass(frozen=True)
-class RevocationResult:
-    customer: Customer
-    license: License
-    revoked_licenses: int
-
-
-MAX_REASON = 500  # customers.license_revoked_reason, licenses.revoked_reason
-
-
-def _clean_reason(reason: str | None) -> str | None:
-    """The reason as stored and put in the license, or a 422 naming `reason`."""
-    if reason is None:
-        return None
-    reason = reason.strip()
-    if len(reason) > MAX_REASON:
-        raise InvalidInputError(f"reason is longer than {MAX_REASON} characters", field="reason")
-    # Line breaks are fine in a reason; NUL is refused by PostgreSQL, the rest garbles output.
-    if any(unicodedata.category(char) == "Cc" and char not in "\t\n\r" for char in reason):
-        raise InvalidInputError("reason must not contain control characters", field="reason")
-    return reason or None
-
-
-def revoke_license(
-    session: Session, customer_id: str, *, reason: str | None = None
-) -> RevocationResult:
-    """Revoke every unexpired license of the customer and issue one that says it is revoked.
-
-    Idempotent: revoking again keeps the first revocation's time and reason.
-    """
-    reason = _clean_reason(reason)
-    customer = lock_customer(session, customer_id)
-    now = utcnow()
-    if customer.license_revoked_at is None:
-        customer.license_revoked_at = now
-        customer.license_revoked_reason = reason
-    result = session.execute(
-        update(License)
-        .where(
-            License.customer_id == customer_id,
-            License.revoked_at.is_(None),
-            License.expires_at > now,
-        )
-        .values(revoked_at=now, revoked_reason=customer.license_revoked_reason or "revoked")
-    )
-    session.flush()
-    reissue_license(session, customer_id, reason="revoked")
-    return RevocationResult(
-        customer=customer,
-        license=_required_current(session, customer_id),
-        revoked_licenses=result.rowcount or 0,  # type: ignore[attr-defined]
-    )
-
-
-def reinstate_license(session: Session, customer_id: str) -> License:
-    """Lift a revocation: the customer's next license is a normal one again (licenses revoked
-    earlier stay refused; the instance gets the new one). Idempotent."""
-    customer = lock_customer(session, customer_id)
-    if customer.license_revoked_at is not None:
-        customer.license_revoked_at = None
-        customer.license_revoked_reason = None
-        session.flush()
-    reissue_license(session, customer_id, reason="reinstated")
-    return _required_current(session, customer_id)

@@ -12,7 +12,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from core.customers.service import create_customer
 from core.db import session_scope
 from core.licensing.keys import load_signing_key
-from core.licensing.service import current_license, reissue_license, revoke_license
+from core.licensing.revocation import revoke_license
+from core.licensing.service import current_license, reissue_license
 from core.settings import get_settings
 from tests.conftest import pg_scalar
 from tests.helpers.waiting import wait_until

@@ -8,7 +8,8 @@ import httpx
 
 from core.customers.service import create_customer
 from core.db import session_scope
-from core.licensing.service import current_license, revoke_license
+from core.licensing.revocation import revoke_license
+from core.licensing.service import current_license
 from tests.conftest import pg_scalar
 from tests.helpers.processes import api_server
 from tests.helpers.waiting import wait_until

@@ -93,7 +93,7 @@ def _create_customer(session, email: str) -> tuple[str, str]:  # type: ignore[no
 @pytest.fixture
 def callers(generous_rate_limits: None) -> Callers:
     from core.api_keys import create_api_key, revoke_api_key
-    from core.licensing.service import revoke_license
+    from core.licensing.revocation import revoke_license
 
     with session_scope() as session:
         admin = create_api_key(session, "security-admin").key

@@ -97,7 +97,7 @@ def test_core_refuses_an_overlong_reason_the_api_model_never_sees() -> None:
     """The CLI calls core directly: the column's 500 characters are enforced there too."""
     from core.db import session_scope
     from core.errors import InvalidInputError
-    from core.licensing.service import revoke_license
+    from core.licensing.revocation import revoke_license
 
     with pytest.raises(InvalidInputError) as error, session_scope() as session:
         revoke_license(session, "cust_whoever", reason="x" * 501)

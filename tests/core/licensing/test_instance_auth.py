@@ -14,7 +14,8 @@ from core.db import session_scope
 from core.errors import AuthenticationError
 from core.licensing.instance_auth import authenticate_instance
 from core.licensing.keys import load_signing_key
-from core.licensing.service import current_license, reinstate_license, revoke_license
+from core.licensing.revocation import reinstate_license, revoke_license
+from core.licensing.service import current_license
 from core.settings import get_settings
 from models import License
 
@@ -106,15 +107,45 @@ def test_license_expired_before_the_revocation_is_refused_too(issued) -> None:
     customer_id, token = issued
     jti = jwt.decode(token, options={"verify_signature": False})["jti"]
     with session_scope() as session:
-        # Already expired when the customer is revoked, so revocation does not mark it.
+        # Already expired when the customer is revoked: revocation marks it all the same.
         session.execute(
             update(License)
             .where(License.jti == jti)
             .values(expires_at=datetime.now(UTC) - timedelta(days=1))
         )
     with session_scope() as session:
-        assert revoke_license(session, customer_id).revoked_licenses == 0
+        assert revoke_license(session, customer_id).revoked_licenses == 1
     _refused(token, "revoked", allow_expired=True)
+    # And it stays refused after the reinstatement: check-in accepts expired licenses, so an old
+    # (perhaps leaked) one would otherwise collect the fresh license.
+    with session_scope() as session:
+        reinstate_license(session, customer_id)
+    _refused(token, "revoked", allow_expired=True)
+
+
+def test_the_license_that_says_revoked_never_authenticates_after_reinstatement(issued) -> None:
+    customer_id, _ = issued
+    with session_scope() as session:
+        says_revoked = revoke_license(session, customer_id, reason="chargeback").license.token
+    with session_scope() as session:
+        reinstate_license(session, customer_id)
+    _refused(says_revoked, "revoked", allow_expired=True)
+
+
+def test_the_stored_expiry_counts_not_only_the_tokens(issued) -> None:
+    customer_id, token = issued
+    jti = jwt.decode(token, options={"verify_signature": False})["jti"]
+    assert _auth(token).customer_id == customer_id
+    # An operator cuts the license short in the database; the token's own exp is still ahead.
+    with session_scope() as session:
+        session.execute(
+            update(License)
+            .where(License.jti == jti)
+            .values(expires_at=datetime.now(UTC) - timedelta(seconds=1))
+        )
+    _refused(token, "expired")
+    # Check-in still accepts it, so the instance can pick up its current license.
+    assert _auth(token, allow_expired=True).customer_id == customer_id
 
 
 def test_while_revoked_even_the_license_that_says_so_is_refused_until_reinstated(issued) -> None:
