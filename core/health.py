@@ -1,4 +1,4 @@
-"""Readiness checks of the parts the service cannot work without."""
+"""Readiness checks: the database (required for any 2xx) and the broker (reported)."""
 
 from __future__ import annotations
 
@@ -32,6 +32,6 @@ def readiness(app: Celery, timeout: float) -> dict[str, str]:
         try:
             check()
             checks[name] = "ok"
-        except Exception as exc:  # noqa: BLE001 - any failure means "not ready"
+        except Exception as exc:  # noqa: BLE001 - any failure means "unavailable"
             checks[name] = f"unavailable: {type(exc).__name__}"
     return checks

@@ -14,15 +14,27 @@ def test_healthz_and_readyz_answer_when_everything_is_up(api_client) -> None:
     assert response.json()["checks"] == {"database": "ok", "broker": "ok"}
 
 
-def test_readyz_is_503_naming_the_broker_when_redis_is_unreachable() -> None:
+def test_readyz_stays_ready_and_reports_the_broker_when_redis_is_unreachable() -> None:
+    """The store-first ingress answers 2xx without the broker, so readiness must not fail."""
     dead_redis = f"redis://127.0.0.1:{free_port()}/0"
     with api_server(env={"CELERY_BROKER_URL": dead_redis}) as url:
         response = httpx.get(f"{url}/readyz", timeout=15)
-    assert response.status_code == 503
+    assert response.status_code == 200
     body = response.json()
+    assert body["status"] == "ready"
     assert body["checks"]["database"] == "ok"
     assert body["checks"]["broker"].startswith("unavailable")
-    assert "broker" in body["error"]["message"]
+
+
+def test_readyz_is_503_when_the_database_is_unreachable() -> None:
+    dead_postgres = f"postgresql://postgres@127.0.0.1:{free_port()}/nothing"
+    with api_server(env={"DATABASE_URL": dead_postgres}) as url:
+        response = httpx.get(f"{url}/readyz", timeout=15)
+    assert response.status_code == 503
+    body = response.json()
+    assert body["checks"]["database"].startswith("unavailable")
+    assert body["error"]["code"] == "unavailable"
+    assert "database" in body["error"]["message"]
 
 
 def test_admin_route_needs_an_api_key(api_client, admin_headers) -> None:
