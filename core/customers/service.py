@@ -20,7 +20,8 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from core.billing.trials import get_subscription, new_trial, parse_plan
+from core.billing.repository import get_subscription
+from core.billing.trials import new_trial, parse_plan
 from core.errors import ConflictError, InvalidInputError, NotFoundError
 
 # A module reference, not names: licensing takes the customer lock from this module, and this one

@@ -18,6 +18,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from core.billing import statuses
+from core.billing.repository import get_subscription
 from core.billing.statuses import SubscriptionStatus
 
 # A module reference: customers.service issues a customer's first license through this module.
@@ -96,14 +97,6 @@ def lock_customer(session: Session, customer_id: str) -> Customer:
     return customer_service.get_for_update(session, customer_id)
 
 
-def _subscription(session: Session, customer_id: str) -> Subscription | None:
-    return session.scalar(
-        select(Subscription)
-        .where(Subscription.customer_id == customer_id)
-        .execution_options(populate_existing=True)
-    )
-
-
 def _store(
     session: Session, issued: IssuedLicense, content: LicenseContent, current: License | None
 ) -> License:
@@ -160,7 +153,7 @@ class _Prepared:
 
 def _prepare(session: Session, customer_id: str) -> _Prepared:
     customer = customer_service.get_for_update(session, customer_id)
-    content = license_content(customer, _subscription(session, customer_id))
+    content = license_content(customer, get_subscription(session, customer_id))
     return _Prepared(customer, content, signing_key(), current_license(session, customer_id))
 
 
@@ -191,7 +184,7 @@ def ensure_license(session: Session, customer_id: str) -> License:
     if current is not None:
         customer = session.scalar(select(Customer).where(Customer.customer_id == customer_id))
         if customer is not None:
-            content = license_content(customer, _subscription(session, customer_id))
+            content = license_content(customer, get_subscription(session, customer_id))
             if (
                 current.fingerprint == content_fingerprint(content)
                 and current.kid == signing_key().kid
@@ -213,7 +206,9 @@ def renew_license(session: Session, customer_id: str, *, reason: str = "renewal"
     """Reissue when the content or key changed, or when a new license would end later.
 
     Renewal of a license whose expiry is fixed (a trial ends with the trial; a paid period not yet
-    extended by Stripe) would only sign the same expiry again, so it issues nothing then.
+    extended by Stripe) would only sign the same expiry again, so it issues nothing then; nor
+    does it sign a license that would be expired as it is issued (a trial that ended while its
+    row still says trialing), which renewal would otherwise do again every hour.
     """
     prepared = _prepare(session, customer_id)
     now = utcnow()
@@ -227,7 +222,8 @@ def renew_license(session: Session, customer_id: str, *, reason: str = "renewal"
         )
         assert prepared.current is not None
         # Whole seconds, as issue_license stores them, or every trial would look renewable.
-        if would_expire.replace(microsecond=0) <= prepared.current.expires_at:
+        would_expire = would_expire.replace(microsecond=0)
+        if would_expire <= prepared.current.expires_at or would_expire <= now:
             return None
     row = _store(
         session, _sign(prepared.content, prepared.key, now), prepared.content, prepared.current
@@ -240,7 +236,11 @@ def customers_to_renew(
     session: Session, *, now: datetime | None = None, limit: int = 500
 ) -> list[str]:
     """Customers whose current license needs renewing: a live subscription expiring within
-    LICENSE_RENEW_WITHIN_DAYS, or any license signed by a key that is no longer the active one."""
+    LICENSE_RENEW_WITHIN_DAYS, or any license signed by a key that is no longer the active one.
+
+    A trial whose end has passed is not live whatever its row says: renewing it could only sign
+    a license that is expired at once.
+    """
     now = now or utcnow()
     horizon = now + timedelta(days=get_settings().license_renew_within_days)
     active_kid = signing_key().kid
@@ -251,7 +251,13 @@ def customers_to_renew(
         .where(
             or_(
                 License.kid != active_kid,
-                (License.expires_at <= horizon) & Subscription.status.in_(statuses.LIVE),
+                (License.expires_at <= horizon)
+                & Subscription.status.in_(statuses.LIVE)
+                & or_(
+                    Subscription.status != SubscriptionStatus.TRIALING,
+                    Subscription.trial_ends_at.is_(None),
+                    Subscription.trial_ends_at > now,
+                ),
             )
         )
         .order_by(License.expires_at)

@@ -91,6 +91,26 @@ def test_renewal_reissues_only_what_is_close_to_expiry(celery_worker) -> None:
     assert license_tasks.renew_licenses.delay().get(timeout=TIMEOUT)["renewed"] == []
 
 
+def test_renewal_never_resigns_a_trial_that_has_ended_but_still_says_trialing(
+    celery_worker,
+) -> None:
+    # A deactivated customer back on the trial tier, whose trial ended long ago and whose row was
+    # never flipped to expired: its license is expired, and renewing could only sign another
+    # license that is expired at once, every hour.
+    stuck = _customer(
+        "stuck@acme.example",
+        status="trialing",
+        trial_ends_at=datetime.now(UTC) - timedelta(days=20),
+    )
+    before = _current(stuck)
+    assert before.expires_at <= datetime.now(UTC)
+    for _ in range(2):
+        result = license_tasks.renew_licenses.delay().get(timeout=TIMEOUT)
+        assert stuck not in result["renewed"]
+    assert pg_scalar(f"SELECT count(*) FROM licenses WHERE customer_id = '{stuck}'") == 2
+    assert _current(stuck).jti == before.jti
+
+
 def test_after_rotation_renewal_resigns_every_license_with_the_new_key(
     celery_worker, isolated_keys
 ) -> None:
