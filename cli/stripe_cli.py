@@ -14,12 +14,17 @@ EVENTS_RULE = "─" * 110
 
 @app.command()
 def setup() -> None:
-    """Create the Zemfyre products and monthly USD prices in Stripe (safe to run again)."""
+    """Create the Zemfyre products, monthly USD prices, the device overage meter and the
+    metered overage prices in Stripe (safe to run again)."""
     from core.billing.catalogue import setup_catalogue
     from core.billing.gateway import get_gateway
+    from core.billing.meters import setup_metering
 
     try:
-        lines = setup_catalogue(get_gateway())
+        gateway = get_gateway()
+        lines = setup_catalogue(gateway)
+        # After the flat prices: the overage prices are made on the plans' products.
+        metering = setup_metering(gateway)
     except DomainError as exc:
         raise fail(exc.message) from exc
     console.print("✅ Stripe products and prices are ready:")
@@ -30,11 +35,26 @@ def setup() -> None:
             f"{line.plan:<14}${line.unit_amount / 100:,.2f}/mo  {line.price_id}  ({state})",
             soft_wrap=True,
         )
+    meter_state = "created" if metering.meter.created else "already there"
+    console.print(
+        f"{'overage meter':<14}{metering.meter.event_name}  {metering.meter.meter_id}  "
+        f"(sum per Stripe customer, {meter_state})",
+        soft_wrap=True,
+    )
+    for price in metering.prices:
+        state = "created" if price.created else "already there"
+        console.print(
+            f"{price.plan:<14}${price.unit_amount / 100:,.2f} per device-day over the limit  "
+            f"{price.price_id}  ({state})",
+            soft_wrap=True,
+        )
     console.print(RULE)
     console.print()
     console.print("💡 Add these lines to .env:")
     for line in lines:
         console.print(line.setting, soft_wrap=True)
+    for setting in metering.settings_lines:
+        console.print(setting, soft_wrap=True)
 
 
 @app.command("events")

@@ -58,6 +58,7 @@ def stand_in(stripe_server: StripeStandIn) -> Iterator[StripeStandIn]:
     """A fresh stand-in with the Zemfyre catalogue, and the settings (also the worker's) on it."""
     from core.billing.catalogue import setup_catalogue
     from core.billing.gateway import get_gateway
+    from core.billing.meters import setup_metering
 
     stripe_server.reset()
     patch = pytest.MonkeyPatch()
@@ -67,6 +68,8 @@ def stand_in(stripe_server: StripeStandIn) -> Iterator[StripeStandIn]:
         get_settings.cache_clear()
         for line in setup_catalogue(get_gateway()):
             patch.setenv(f"STRIPE_PRICE_{line.plan.upper()}", line.price_id)
+        # The overage meter and prices, found by checkout and plan changes by their lookup keys.
+        setup_metering(get_gateway())
         get_settings.cache_clear()
         yield stripe_server
     finally:

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from core.billing import statuses
 from core.billing.catalogue import price_for_plan, sellable_plan
 from core.billing.gateway import StripeGateway, StripeNotConfiguredError
+from core.billing.meters import overage_item_updates, overage_price_for_plan
 from core.billing.repository import get_subscription
 from core.billing.statuses import SubscriptionStatus
 from core.billing.sync import apply_subscription, subscription_item
@@ -108,11 +109,13 @@ def change_plan(
     item = subscription_item(sub)
     if item is None:
         raise ConflictError(f"subscription {stripe_id} has no item to change")
-    if (item.get("price") or {}).get("id") != price_id:
+    # The overage item follows the plan: its price swapped, added, or removed (enterprise).
+    overage = overage_item_updates(sub, overage_price_for_plan(gateway, spec.plan))
+    if (item.get("price") or {}).get("id") != price_id or overage:
         sub = gateway.update_subscription(
             stripe_id,
             {
-                "items": [{"id": item["id"], "price": price_id}],
+                "items": [{"id": item["id"], "price": price_id}, *overage],
                 "proration_behavior": "create_prorations",
                 # A plan change is also a wish to keep the subscription.
                 "cancel_at_period_end": False,

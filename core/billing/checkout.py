@@ -13,6 +13,7 @@ from core.billing import statuses
 from core.billing.catalogue import price_for_plan, sellable_plan
 from core.billing.changes import SubscriptionChange, change_plan
 from core.billing.gateway import StripeGateway
+from core.billing.meters import line_items, overage_price_for_plan
 from core.billing.repository import get_subscription
 from core.customers.service import get_customer
 from core.errors import ConflictError, InvalidInputError
@@ -96,7 +97,8 @@ def create_checkout(
         "mode": "subscription",
         "customer": stripe_customer_id,
         "client_reference_id": customer_id,
-        "line_items": [{"price": price_id, "quantity": 1}],
+        # The flat price and, on metered plans, the device overage price (no quantity).
+        "line_items": line_items(price_id, overage_price_for_plan(gateway, spec.plan)),
         "success_url": success_url,
         "cancel_url": cancel_url,
         "metadata": metadata,

@@ -13,6 +13,7 @@ neither ever gets an overage price or a meter event.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from core.billing.gateway import StripeGateway, StripeNotConfiguredError
 from core.plans import PLANS, Plan
@@ -75,7 +76,7 @@ def overage_price_for_plan(gateway: StripeGateway, plan: Plan) -> str | None:
     )
 
 
-def is_overage_price(price: dict[str, object] | None, settings: Settings | None = None) -> bool:
+def is_overage_price(price: dict[str, Any] | None, settings: Settings | None = None) -> bool:
     """Whether a Stripe price is one of our metered overage prices (not a plan's flat price)."""
     if not price:
         return False
@@ -85,6 +86,45 @@ def is_overage_price(price: dict[str, object] | None, settings: Settings | None 
     if price.get("id") in configured_overage_price_ids(settings).values():
         return True
     return price.get("lookup_key") in {overage_lookup_key(plan) for plan in METERED_PLANS}
+
+
+# -- the two items of a metered subscription -----------------------------------------------
+
+
+def _items(sub: dict[str, Any]) -> list[dict[str, Any]]:
+    return list(((sub.get("items") or {}).get("data")) or [])
+
+
+def flat_item(sub: dict[str, Any]) -> dict[str, Any] | None:
+    """The item carrying the plan's flat price: what says which plan a subscription sells.
+    A metered subscription also has the overage item, in any order."""
+    return next((item for item in _items(sub) if not is_overage_price(item.get("price"))), None)
+
+
+def overage_item(sub: dict[str, Any]) -> dict[str, Any] | None:
+    return next((item for item in _items(sub) if is_overage_price(item.get("price"))), None)
+
+
+def line_items(flat_price_id: str, overage_price_id: str | None) -> list[dict[str, Any]]:
+    """Checkout line items: the flat price once, and the overage price without a quantity
+    (Stripe refuses one on a metered price: the meter counts)."""
+    lines: list[dict[str, Any]] = [{"price": flat_price_id, "quantity": 1}]
+    if overage_price_id:
+        lines.append({"price": overage_price_id})
+    return lines
+
+
+def overage_item_updates(sub: dict[str, Any], overage_price_id: str | None) -> list[dict[str, Any]]:
+    """The subscription `items` entries that make its overage item match the new plan: add it,
+    swap its price, or remove it (enterprise is not metered). Empty when it already matches."""
+    current = overage_item(sub)
+    if current is None:
+        return [{"price": overage_price_id}] if overage_price_id else []
+    if overage_price_id is None:
+        return [{"id": current["id"], "deleted": True}]
+    if (current.get("price") or {}).get("id") != overage_price_id:
+        return [{"id": current["id"], "price": overage_price_id}]
+    return []
 
 
 # -- set-up ---------------------------------------------------------------------------------

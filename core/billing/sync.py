@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 
 from core.billing import statuses
 from core.billing.catalogue import plan_for_price as plan_for_price  # re-exported
+from core.billing.meters import flat_item
 from core.billing.repository import customer_of_subscription, get_subscription
 from core.billing.statuses import SubscriptionStatus
 from core.licensing.service import reissue_license
@@ -69,8 +70,8 @@ def _id_of(value: Any) -> str | None:
 
 
 def subscription_item(sub: Obj) -> Obj | None:
-    items = ((sub.get("items") or {}).get("data")) or []
-    return items[0] if items else None
+    """The plan's flat-price item; never the metered overage item a subscription also carries."""
+    return flat_item(sub)
 
 
 def subscription_plan(sub: Obj) -> tuple[Plan, str]:

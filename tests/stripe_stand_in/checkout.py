@@ -22,6 +22,7 @@ from .forms import (
 )
 from .ids import checkout_session_id, new_id
 from .listing import LIST_PARAMS, in_range, paginate
+from .meters import metered_line
 from .store import Obj, Store
 from .subscriptions import Subscriptions, discount_amount
 
@@ -153,6 +154,8 @@ class Checkout:
                 "The price specified is inactive. This field only accepts active prices.",
                 f"{label}[price]",
             )
+        if metered_line(price, raw, label):
+            return price, 0
         quantity = as_int(raw, "quantity", minimum=1, param=f"{label}[quantity]")
         if quantity is None:
             raise missing_param(f"{label}[quantity]")

@@ -227,3 +227,18 @@ def price_meter(store: Store, meter_id: str | None, usage_type: str, label: str)
     if meter_id not in store.hidden_of("billing.meters"):
         raise no_such("billing meter", meter_id, param=f"{label}[meter]", status=400)
     return meter_id
+
+
+def metered_line(price: Obj, entry: Params, label: str) -> bool:
+    """Whether a checkout line or subscription item sells a metered price. Such a line takes no
+    quantity (the meter counts); the stand-in keeps quantity 0 for it, so it adds nothing to the
+    flat amounts it invoices."""
+    if (price.get("recurring") or {}).get("usage_type") != "metered":
+        return False
+    if entry.get("quantity") not in (None, ""):
+        raise invalid(
+            "Quantity should not be specified where usage_type is `metered`. "
+            f"Remove quantity from `{label}`.",
+            f"{label}[quantity]",
+        )
+    return True

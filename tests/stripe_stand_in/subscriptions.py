@@ -22,6 +22,7 @@ from .forms import (
 )
 from .ids import add_interval, new_id
 from .listing import LIST_PARAMS, in_range, paginate
+from .meters import metered_line
 from .store import Obj, Store, changed_attributes
 
 SUB_CREATE = {
@@ -182,6 +183,9 @@ class Subscriptions:
             entry = _entry(entry, f"items[{index}]")
             price_id = as_str(entry, "price", required=True, param=f"items[{index}][price]")
             price = self._recurring_price(price_id or "", f"items[{index}][price]")
+            if metered_line(price, entry, f"items[{index}]"):
+                lines.append((price, 0))
+                continue
             qty = as_int(entry, "quantity", minimum=1, param=f"items[{index}][quantity]")
             lines.append((price, qty or 1))
         return lines
@@ -311,7 +315,11 @@ class Subscriptions:
     def _add_item(self, sub: Obj, entry: Params, label: str) -> None:
         price_id = as_str(entry, "price", required=True, param=f"{label}[price]") or ""
         price = self._recurring_price(price_id, f"{label}[price]")
-        quantity = as_int(entry, "quantity", minimum=1, param=f"{label}[quantity]") or 1
+        quantity = (
+            0
+            if metered_line(price, entry, label)
+            else as_int(entry, "quantity", minimum=1, param=f"{label}[quantity]") or 1
+        )
         period = {"start": sub["current_period_start"], "end": sub["current_period_end"]}
         sub["items"]["data"].append(self._new_item(sub["id"], price, quantity, period))
 

@@ -1,0 +1,50 @@
+"""`billing stripe setup` prints the overage lines; `billing tasks run meter-usage --day`."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from typer.testing import CliRunner
+
+from cli.main import app
+from tests.stripe_fixtures import *  # noqa: F403
+from tests.stripe_stand_in import StripeStandIn
+
+runner = CliRunner()
+
+
+def test_setup_prints_the_meter_and_overage_price_lines(stand_in: StripeStandIn) -> None:
+    result = runner.invoke(app, ["stripe", "setup"])
+
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert "STRIPE_METER_EVENT_NAME=zemfyre_device_overage" in lines
+    for plan in ("STARTER", "PROFESSIONAL"):
+        line = next(x for x in lines if x.startswith(f"STRIPE_OVERAGE_PRICE_{plan}="))
+        assert line.split("=", 1)[1].startswith("price_")
+    assert "$0.10 per device-day over the limit" in result.output
+    assert "$0.07 per device-day over the limit" in result.output
+    assert not any(x.startswith("STRIPE_OVERAGE_PRICE_ENTERPRISE") for x in lines)
+
+
+@pytest.mark.parametrize("days_ahead", [0, 1])
+def test_a_day_not_finished_yet_is_refused(days_ahead: int) -> None:
+    day = (datetime.now(UTC) + timedelta(days=days_ahead)).date().isoformat()
+    result = runner.invoke(app, ["tasks", "run", "meter-usage", "--day", day])
+    assert result.exit_code == 1
+    assert f"day {day} is not finished yet" in result.output
+
+
+def test_a_malformed_day_is_refused() -> None:
+    result = runner.invoke(app, ["tasks", "run", "meter-usage", "--day", "yesterday"])
+    assert result.exit_code == 1
+    assert "day must be YYYY-MM-DD" in result.output
+
+
+@pytest.mark.usefixtures("celery_worker")
+def test_a_finished_day_is_metered_by_a_worker(stand_in: StripeStandIn) -> None:
+    day = (datetime.now(UTC) - timedelta(days=1)).date().isoformat()
+    result = runner.invoke(app, ["tasks", "run", "meter-usage", "--day", day])
+    assert result.exit_code == 0, result.output
+    assert f"overage of {day}: 0 billable device-day(s)" in result.output

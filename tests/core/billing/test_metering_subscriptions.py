@@ -1,0 +1,125 @@
+"""`billing stripe setup`'s meter and overage prices, and subscriptions carrying two items.
+
+Against the Stripe stand-in through the official SDK: the meter and prices are read back from
+Stripe, the subscriptions are what a paid checkout or a plan change made there.
+"""
+
+from __future__ import annotations
+
+from core.billing import changes
+from core.billing.catalogue import setup_catalogue
+from core.billing.gateway import get_gateway
+from core.billing.meters import overage_lookup_key, setup_metering
+from core.billing.sync import subscription_plan
+from core.db import session_scope
+from core.plans import Plan
+from core.settings import get_settings
+from tests.stripe_fixtures import *  # noqa: F403
+from tests.stripe_fixtures import (
+    handle_inline,
+    new_customer,
+    start_checkout,
+    stripe_subscription,
+    subscription_row,
+)
+from tests.stripe_stand_in import StripeStandIn
+
+
+def _creates(stand_in: StripeStandIn, path: str) -> int:
+    return sum(1 for r in stand_in.requests if r.method == "POST" and r.path == path)
+
+
+def test_setup_creates_the_meter_and_an_overage_price_per_metered_plan(
+    stand_in: StripeStandIn,
+) -> None:
+    stand_in.reset()
+    gateway = get_gateway()
+    setup_catalogue(gateway)
+
+    made = setup_metering(gateway)
+
+    assert made.meter.created and all(price.created for price in made.prices)
+    client = stand_in.client()
+    (meter,) = client.v1.billing.meters.list().data
+    assert meter.id == made.meter.meter_id
+    assert meter.event_name == get_settings().stripe_meter_event_name == "zemfyre_device_overage"
+    assert meter.default_aggregation.formula == "sum"
+    assert meter.customer_mapping.to_dict() == {
+        "event_payload_key": "stripe_customer_id",
+        "type": "by_id",
+    }
+    assert meter.value_settings.event_payload_key == "value"
+    cents = {"starter": 10, "professional": 7}
+    assert {price.plan for price in made.prices} == {"starter", "professional"}
+    for line in made.prices:
+        price = client.v1.prices.retrieve(line.price_id)
+        assert price.recurring.usage_type == "metered"
+        assert price.recurring.meter == meter.id
+        assert price.unit_amount == line.unit_amount == cents[line.plan]
+        assert price.lookup_key == overage_lookup_key(Plan(line.plan))
+        flat = client.v1.prices.list(params={"lookup_keys": [f"zemfyre_{line.plan}_monthly"]}).data[
+            0
+        ]
+        assert price.product == flat.product  # on the plan's own product
+    assert "STRIPE_METER_EVENT_NAME=zemfyre_device_overage" in made.settings_lines
+    assert any(
+        line.startswith("STRIPE_OVERAGE_PRICE_STARTER=price_") for line in made.settings_lines
+    )
+
+
+def test_setup_again_finds_everything_and_creates_nothing(stand_in: StripeStandIn) -> None:
+    first = setup_metering(get_gateway())
+    meters, prices = _creates(stand_in, "/v1/billing/meters"), _creates(stand_in, "/v1/prices")
+
+    again = setup_metering(get_gateway())
+
+    assert again == first and not again.meter.created
+    assert not any(price.created for price in again.prices)
+    assert _creates(stand_in, "/v1/billing/meters") == meters
+    assert _creates(stand_in, "/v1/prices") == prices
+
+
+def test_checkout_puts_the_flat_and_the_overage_price_on_the_subscription(
+    stand_in: StripeStandIn,
+) -> None:
+    customer_id = new_customer()
+    handle_inline(start_checkout(stand_in, customer_id, "starter"))
+
+    checkout = next(r for r in stand_in.requests if r.path == "/v1/checkout/sessions")
+    flat_line, overage_line = checkout.params["line_items"]
+    assert flat_line["quantity"] == "1"
+    assert "quantity" not in overage_line  # Stripe refuses a quantity on a metered price
+    sub = stripe_subscription(stand_in, customer_id)
+    prices = [item["price"] for item in sub["items"]["data"]]
+    assert [price["recurring"]["usage_type"] for price in prices] == ["licensed", "metered"]
+    assert prices[1]["lookup_key"] == "zemfyre_starter_device_overage"
+    row = subscription_row(customer_id)
+    assert (row["plan"], row["status"]) == ("starter", "active")
+    assert row["stripe_price_id"] == prices[0]["id"] == get_settings().stripe_price_starter
+
+
+def test_the_plan_is_read_from_the_flat_item_whatever_the_order(stand_in: StripeStandIn) -> None:
+    customer_id = new_customer()
+    handle_inline(start_checkout(stand_in, customer_id, "professional"))
+    sub = stripe_subscription(stand_in, customer_id)
+    sub["items"]["data"].reverse()  # the metered item first
+
+    plan, price_id = subscription_plan(sub)
+
+    assert plan is Plan.PROFESSIONAL
+    assert price_id == get_settings().stripe_price_professional
+
+
+def test_a_plan_change_moves_the_overage_item_to_the_new_plans_price(
+    stand_in: StripeStandIn,
+) -> None:
+    customer_id = new_customer()
+    handle_inline(start_checkout(stand_in, customer_id, "starter"))
+
+    with session_scope() as session:
+        changes.change_plan(session, get_gateway(), customer_id, "professional")
+
+    sub = stripe_subscription(stand_in, customer_id)
+    lookup_keys = sorted(item["price"]["lookup_key"] for item in sub["items"]["data"])
+    assert lookup_keys == ["zemfyre_professional_device_overage", "zemfyre_professional_monthly"]
+    assert subscription_row(customer_id)["plan"] == "professional"
