@@ -13,11 +13,15 @@ neither ever gets an overage price or a meter event.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from core.billing.gateway import StripeGateway, StripeNotConfiguredError
+from core.billing import statuses
 from core.plans import PLANS, Plan
 from core.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    # Only for annotations: license claims read `overage_billed` here without loading Stripe's SDK.
+    from core.billing.gateway import StripeGateway
 
 # The payload keys of our meter events (the meter's customer mapping and value settings).
 CUSTOMER_KEY = "stripe_customer_id"
@@ -28,6 +32,12 @@ METERED_PLANS: tuple[Plan, ...] = (Plan.STARTER, Plan.PROFESSIONAL)
 
 def is_metered(plan: str | Plan) -> bool:
     return plan in {metered.value for metered in METERED_PLANS}
+
+
+def overage_billed(plan: str | Plan, status: str, *, is_trial: bool) -> bool:
+    """Whether devices above the plan's limit are allowed now and billed as overage (a soft
+    limit), rather than refused by the instance (a hard limit): paid, metered plans only."""
+    return is_metered(plan) and not is_trial and status in statuses.METERED
 
 
 def overage_lookup_key(plan: Plan) -> str:
@@ -68,6 +78,8 @@ def overage_price_for_plan(gateway: StripeGateway, plan: Plan) -> str | None:
     price = gateway.find_price_by_lookup_key(overage_lookup_key(plan))
     if price is not None:
         return str(price["id"])
+    from core.billing.gateway import StripeNotConfiguredError
+
     setting = overage_setting(plan)
     raise StripeNotConfiguredError(
         f"no Stripe overage price for plan {plan.value}: set {setting} or run "
@@ -167,6 +179,8 @@ def setup_metering(gateway: StripeGateway, settings: Settings | None = None) -> 
     Run after the flat prices exist (`setup_catalogue`): an overage price is made on the plan's
     product. Safe to repeat: the meter is found by event name, the prices by lookup key.
     """
+    from core.billing.gateway import StripeNotConfiguredError
+
     settings = settings or get_settings()
     event_name = settings.stripe_meter_event_name
     meter = gateway.find_meter(event_name)

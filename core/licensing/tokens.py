@@ -20,6 +20,7 @@ import jwt
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
+from core.billing.meters import overage_billed
 from core.billing.statuses import NOT_ENTITLED, REVOKED_LICENSE_STATUS
 from core.licensing.keys import SigningKey
 from core.plans import Plan, PlanFeatures, PlanLimits
@@ -125,6 +126,12 @@ def _content_claims(content: LicenseContent) -> dict[str, Any]:
             "status": REVOKED_LICENSE_STATUS if content.revoked else content.subscription_status,
             "currentPeriodEndsAt": _iso(content.current_period_ends_at),
         },
+        # "soft": devices above features.maxDevices keep working and are billed per device-day
+        # (Stripe meter); "hard": the instance refuses them (trials, unpaid, enterprise terms).
+        "deviceLimit": "soft"
+        if not content.revoked
+        and overage_billed(content.plan, content.subscription_status, is_trial=content.is_trial)
+        else "hard",
     }
     if content.revoked:
         claims["revocation"] = {"revoked": True, "reason": content.revoked_reason}

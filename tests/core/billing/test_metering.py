@@ -20,6 +20,8 @@ from core.billing.metering import (
 from core.customers.service import create_customer
 from core.db import session_scope
 from core.errors import InvalidInputError
+from core.licensing.tokens import LicenseContent, build_claims
+from core.plans import get_plan
 from core.usage.ingest import ReportInput, store_report
 from core.usage.rollups import rollup_day
 from models import Customer, OverageMeterEvent, Subscription
@@ -205,3 +207,38 @@ def test_stripe_customer_id_is_taken_from_the_customer() -> None:
         customer = session.scalars(select(Customer).where(Customer.customer_id == cid)).one()
         assert (row.stripe_customer_id, row.plan) == (customer.stripe_customer_id, "starter")
         assert row.event_name == "zemfyre_device_overage"
+
+
+@pytest.mark.parametrize(
+    ("plan", "status", "is_trial", "revoked", "mode"),
+    [
+        ("starter", "active", False, False, "soft"),
+        ("professional", "past_due", False, False, "soft"),
+        ("starter", "trialing", True, False, "hard"),  # a Stripe trial of a paid plan
+        ("trial", "trialing", True, False, "hard"),
+        ("enterprise", "active", False, False, "hard"),
+        ("starter", "canceled", False, False, "hard"),
+        ("starter", "unpaid", False, False, "hard"),
+        ("starter", "active", False, True, "hard"),
+    ],
+)
+def test_the_license_says_whether_the_device_limit_is_soft_or_hard(
+    plan: str, status: str, is_trial: bool, revoked: bool, mode: str
+) -> None:
+    spec = get_plan(plan)
+    content = LicenseContent(
+        customer_id="cust_abc",
+        customer_name="Acme",
+        plan=spec.plan,
+        features=spec.features,
+        limits=spec.limits,
+        is_trial=is_trial,
+        trial_ends_at=START + timedelta(days=3) if is_trial else None,
+        subscription_status=status,
+        current_period_ends_at=START + timedelta(days=20),
+        revoked=revoked,
+    )
+    claims = build_claims(
+        content, issued_at=START, expires_at=START + timedelta(days=1), jti="j", issuer="t"
+    )
+    assert claims["deviceLimit"] == mode

@@ -219,6 +219,7 @@ def test_claims_have_exactly_the_seed_structure() -> None:
         "limits": {"maxUsers": 10, "maxAlertRules": 100, "maxDashboards": 20},
         "trial": {"isTrialMode": False, "expiresAt": None},
         "subscription": {"status": "active", "currentPeriodEndsAt": "2025-11-21T00:00:00Z"},
+        "deviceLimit": "soft",
         "issuedAt": 1729500000,
         "expiresAt": 1761036000,
         "iss": ISSUER,
