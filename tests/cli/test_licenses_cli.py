@@ -109,3 +109,50 @@ def test_revoke_then_verify_then_reinstate(celery_worker, tmp_path: Path) -> Non
 def test_unknown_customer() -> None:
     result = runner.invoke(app, ["license", "show", "cust_missing"])
     assert result.exit_code == 1 and "no customer" in result.output
+
+
+def _redis_values(prefix: str) -> list[bytes]:
+    """Every value under this run's key prefix: results, queues, whatever the broker kept."""
+    import redis
+
+    from tests.conftest import REDIS_URL
+
+    client = redis.Redis.from_url(REDIS_URL)
+    values: list[bytes] = []
+    for key in client.scan_iter(match=f"{prefix}*", count=1000):
+        kind = client.type(key)
+        if kind == b"string":
+            values.append(client.get(key) or b"")
+        elif kind == b"list":
+            values.extend(client.lrange(key, 0, -1))
+        elif kind == b"hash":
+            values.extend(client.hgetall(key).values())
+        elif kind in (b"set", b"zset"):
+            values.extend(client.zrange(key, 0, -1) if kind == b"zset" else client.smembers(key))
+    return values
+
+
+def test_no_license_jwt_reaches_the_broker_or_the_result_store(celery_worker) -> None:
+    from sqlalchemy import select
+
+    from models import License
+    from tasks import licenses as license_tasks
+
+    added = runner.invoke(app, ["customer", "add", "--email", "secret@acme.example"])
+    assert added.exit_code == 0, added.output
+    lines = added.output.splitlines()
+    customer_id = next(line.split("=", 1)[1] for line in lines if line.startswith("CUSTOMER_ID="))
+    assert runner.invoke(app, ["license", "revoke", customer_id]).exit_code == 0
+    assert runner.invoke(app, ["license", "reinstate", customer_id]).exit_code == 0
+    # The tasks that do sign licenses answer with the jti only.
+    reissued = license_tasks.reissue_license.delay(customer_id, "test").get(timeout=60)
+    assert set(reissued) == {"customerId", "reissued", "jti"}
+    license_tasks.renew_licenses.delay().get(timeout=60)
+
+    with session_scope() as session:
+        tokens = list(session.scalars(select(License.token)))
+    assert len(tokens) == 3  # created, says revoked, reinstated
+    stored = b"\n".join(_redis_values(get_settings().celery_key_prefix or ""))
+    for token in tokens:
+        # The signature alone is enough to recognise a token, however it was serialised.
+        assert token.rsplit(".", 1)[1].encode() not in stored
