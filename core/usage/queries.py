@@ -15,6 +15,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from core.billing.overage import OverageEstimate
+from core.billing.overage import estimate as estimate_overage
 from core.billing.statuses import SubscriptionStatus
 from core.errors import InvalidInputError, NotFoundError
 from core.usage.history import DayFigures, window_history
@@ -78,6 +80,8 @@ class CustomerUsage:
     summary: UsageSummary
     daily: list[DayPoint]
     reports: list[ReportRow] = field(default_factory=list)
+    # Billable device overage per day and over the billing period (core/billing/overage.py).
+    overage: OverageEstimate | None = None
 
 
 def check_days(days: int) -> int:
@@ -232,4 +236,13 @@ def customer_usage(
         for day in window_days(since, days)
     ]
     reports = _reports(session, customer_id, since, report_limit, summary.limit)
-    return CustomerUsage(info, days, since, summary, daily, reports)
+    overage = estimate_overage(
+        session,
+        customer_id,
+        plan=info.plan,
+        status=info.status,
+        period_ends_at=info.renewal_date,
+        window=[(point.day, point.active_devices) for point in daily],
+        now=now,
+    )
+    return CustomerUsage(info, days, since, summary, daily, reports, overage)

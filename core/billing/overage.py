@@ -1,0 +1,102 @@
+"""The overage the usage viewer shows: billable device-days per day, and the billing period's
+device-days with the charge they will add to the next invoice.
+
+The same rule as the meter (core/billing/metering.py): a day's billable overage is its devices
+(each instance's peak of the day, summed) above the plan's limit, on a metered plan whose
+subscription is paying now. The estimate counts today so far, which the meter only sends once
+the day has ended; what was actually sent is in `overage_meter_events`.
+"""
+
+from __future__ import annotations
+
+import calendar
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time
+
+from sqlalchemy.orm import Session
+
+from core.billing.meters import device_limit, overage_billed, overage_unit_cents
+from core.plans import Plan
+from core.usage.history import window_history
+
+# Paid plans are monthly (core/billing/catalogue.py): a period starts a month before it ends.
+_PERIOD_MONTHS = 1
+
+
+def is_billed(plan: str | None, status: str | None) -> bool:
+    """Whether overage is billed for a subscription row. A row on trial says so by its status,
+    which is never one of the metered ones."""
+    return bool(plan and status) and overage_billed(str(plan), str(status), is_trial=False)
+
+
+def billable(plan: str | None, status: str | None, devices: int) -> int:
+    """A day's billable device-days for `devices` (0 when overage is not billed)."""
+    if not is_billed(plan, status):
+        return 0
+    return max(0, devices - device_limit(Plan(str(plan))))
+
+
+def window_overage(plan: str | None, status: str | None, devices_per_day: Iterable[int]) -> int:
+    """Billable device-days over a window's per-day devices (the `usage --all` column)."""
+    if not is_billed(plan, status):
+        return 0
+    return sum(billable(plan, status, devices) for devices in devices_per_day)
+
+
+def period_start(period_ends_at: datetime) -> date:
+    """The first day of the monthly period ending at `period_ends_at`: the same day a month
+    earlier, or that month's last day when it is shorter."""
+    end = period_ends_at.astimezone(UTC)
+    months = end.year * 12 + end.month - 1 - _PERIOD_MONTHS
+    year, month = divmod(months, 12)
+    month += 1
+    return date(year, month, min(end.day, calendar.monthrange(year, month)[1]))
+
+
+@dataclass(frozen=True, slots=True)
+class OverageEstimate:
+    # Whether devices above the limit are billed now (the license's "soft" device limit).
+    billed: bool
+    limit: int | None
+    unit_price_cents: int | None
+    # Billable device-days per day of the viewer's window, oldest first.
+    daily: list[tuple[date, int]]
+    period_start: date | None
+    period_device_days: int
+    estimated_charge_cents: int
+
+
+def estimate(
+    session: Session,
+    customer_id: str,
+    *,
+    plan: str | None,
+    status: str | None,
+    period_ends_at: datetime | None,
+    window: Sequence[tuple[date, int]],
+    now: datetime,
+) -> OverageEstimate:
+    """A customer's overage: per day of the viewer's window (its devices per day), and over the
+    current billing period so far (today included)."""
+    if not is_billed(plan, status) or plan is None:
+        return OverageEstimate(False, None, None, [(day, 0) for day, _ in window], None, 0, 0)
+    metered = Plan(plan)
+    start = period_start(period_ends_at) if period_ends_at else min(day for day, _ in window)
+    since = datetime.combine(start, time.min, tzinfo=UTC)
+    per_day = window_history(session, since, now, customer_id=customer_id).get(customer_id, {})
+    device_days = sum(
+        billable(plan, status, figures.active_devices)
+        for day, figures in per_day.items()
+        if start <= day <= now.astimezone(UTC).date()
+    )
+    unit = overage_unit_cents(metered)
+    return OverageEstimate(
+        billed=True,
+        limit=device_limit(metered),
+        unit_price_cents=unit,
+        daily=[(day, billable(plan, status, devices)) for day, devices in window],
+        period_start=start,
+        period_device_days=device_days,
+        estimated_charge_cents=device_days * unit,
+    )
