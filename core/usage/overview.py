@@ -15,6 +15,7 @@ from typing import Any, NamedTuple
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from core.billing.overage import window_overage
 from core.usage.history import window_history
 from core.usage.limits import device_limit, utilisation_percent, warning_for
 from core.usage.queries import DEFAULT_DAYS, check_days, window_days, window_start
@@ -39,6 +40,8 @@ class CustomerOverview(NamedTuple):
     warning: str | None
     # Active devices per day of the window, oldest first (see DayPoint).
     daily: Sequence[int]
+    # Billable device-days above the limit over the window (0 where overage is not billed).
+    overage: int = 0
 
 
 def _customers_with_current(session: Session, now: datetime) -> Any:
@@ -52,6 +55,7 @@ def _customers_with_current(session: Session, now: datetime) -> Any:
             Customer.company_name,
             Customer.plan_overrides,
             Subscription.plan,
+            Subscription.status,
             current.c.active,
             current.c.total,
         )
@@ -95,7 +99,7 @@ def all_customers_usage(
     plan_limits: dict[str | None, int | None] = {}
     overview: list[CustomerOverview] = []
     rows = _customers_with_current(session, now)
-    for customer_id, email, name, company, overrides, plan, active, total in rows:
+    for customer_id, email, name, company, overrides, plan, status, active, total in rows:
         if overrides:
             limit = device_limit(plan, overrides)
         elif plan in plan_limits:
@@ -118,6 +122,7 @@ def all_customers_usage(
                 utilization,
                 warning_for(utilization),
                 charts.get(customer_id, quiet),
+                window_overage(plan, status, charts.get(customer_id, quiet)),
             )
         )
     return overview

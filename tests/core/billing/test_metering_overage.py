@@ -11,6 +11,7 @@ from core.billing.overage import period_start, window_overage
 from core.customers.service import create_customer
 from core.db import session_scope
 from core.usage.ingest import ReportInput, store_report
+from core.usage.overview import all_customers_usage
 from core.usage.queries import customer_usage
 from models import Subscription
 
@@ -84,3 +85,18 @@ def test_window_overage_and_period_start() -> None:
     assert period_start(datetime(2026, 3, 31, tzinfo=UTC)) == date(2026, 2, 28)
     assert period_start(datetime(2026, 1, 15, tzinfo=UTC)) == date(2025, 12, 15)
     assert period_start(PERIOD_END - timedelta(days=0)) == date(2026, 11, 10)
+
+
+def test_overview_of_all_customers_has_the_windows_overage() -> None:
+    starter = customer()
+    trialing = customer("professional", "trialing")
+    report(starter, "a", 12, day_at(18, 6))
+    report(starter, "b", 3, day_at(20, 6))
+    report(starter, "a", 9, day_at(20, 6))  # Nov 20: 9 + 3 = 12
+    report(trialing, "a", 70, day_at(19, 6))
+
+    with session_scope() as session:
+        rows = {row.customer_id: row for row in all_customers_usage(session, days=3, now=NOW)}
+
+    assert rows[starter].overage == 2 + 0 + 2
+    assert rows[trialing].overage == 0
