@@ -18,7 +18,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from api.errors import error_body
 from core.logging import request_id_var
 from core.metrics import HTTP_LATENCY, HTTP_REQUESTS
-from core.rate_limit import limiter_for
+from core.rate_limit import (
+    Decision,
+    count_failed_authentication,
+    current_limiter,
+    refused_for_failed_authentication,
+)
 from core.settings import get_settings
 
 log = logging.getLogger("api.access")
@@ -28,6 +33,9 @@ SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 USAGE_REPORT_PATH = "/api/usage/report"
 # Stripe retries what we refuse; limiting its deliveries would only delay paid subscriptions.
 NEVER_LIMITED_PREFIXES = ("/webhooks/stripe",)
+# Routes that check credentials. Anywhere else an Authorization header proves nothing, so the
+# request counts against its client address like any other (a junk bearer on /readyz).
+CREDENTIALED_PREFIXES = ("/api/", "/metrics")
 
 
 async def _send_json(send: Send, status: int, body: dict, headers: list | None = None) -> None:
@@ -149,7 +157,13 @@ def _too_large(limit: int) -> dict:
 
 
 class RateLimitMiddleware:
-    """Per instance on usage reports, per client address on unauthenticated requests (429)."""
+    """429 with Retry-After, counted per client address (behind a proxy: FORWARDED_ALLOW_IPS):
+
+    - requests without credentials, or to routes that take none: per client address;
+    - failed authentications (every 401): per client address; over the limit, the client's
+      credentialed requests are refused before any key lookup or signature check;
+    - usage reports: per license and instance.
+    """
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -159,29 +173,52 @@ class RateLimitMiddleware:
             await self.app(scope, receive, send)
             return
         settings = get_settings()
+        window = settings.rate_limit_window_seconds
+        client = _client_address(scope)
         authorization = _header(scope, b"authorization")
-        if scope["path"] == USAGE_REPORT_PATH and scope["method"] == "POST" and authorization:
-            body, receive = await _buffer_body(receive)
-            bucket = "usage:" + _instance_key(authorization, body)
-            limit = settings.rate_limit_usage_per_instance
-        elif authorization is None:
-            client = scope.get("client") or ("unknown", 0)
-            bucket = f"client:{client[0]}"
-            limit = settings.rate_limit_unauthenticated_per_client
+        is_usage_report = scope["path"] == USAGE_REPORT_PATH and scope["method"] == "POST"
+        if authorization is not None and scope["path"].startswith(CREDENTIALED_PREFIXES):
+            decision = refused_for_failed_authentication(client)
+            if decision is None and is_usage_report:
+                body, receive = await _buffer_body(receive)
+                bucket = "usage:" + _instance_key(authorization, body)
+                decision = await current_limiter().hit(
+                    bucket, settings.rate_limit_usage_per_instance, window
+                )
         else:
-            await self.app(scope, receive, send)
-            return
-        limiter = limiter_for(settings.resolved_rate_limit_redis_url, settings.celery_key_prefix)
-        decision = await limiter.hit(bucket, limit, settings.rate_limit_window_seconds)
-        if not decision.allowed:
-            await _send_json(
-                send,
-                429,
-                error_body("rate_limited", f"too many requests; retry in {decision.retry_after}s"),
-                headers=[(b"retry-after", str(decision.retry_after).encode())],
+            decision = await current_limiter().hit(
+                f"client:{client}", settings.rate_limit_unauthenticated_per_client, window
             )
+        if decision is not None and not decision.allowed:
+            await _refuse(send, decision)
             return
-        await self.app(scope, receive, send)
+        status = 0
+
+        async def watching_send(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        await self.app(scope, receive, watching_send)
+        if status == 401:
+            await count_failed_authentication(client)
+
+
+def _client_address(scope: Scope) -> str:
+    # uvicorn has already replaced it with X-Forwarded-For's client when the peer is a trusted
+    # proxy (FORWARDED_ALLOW_IPS); otherwise it is the peer itself.
+    client = scope.get("client") or ("unknown", 0)
+    return str(client[0])
+
+
+async def _refuse(send: Send, decision: Decision) -> None:
+    await _send_json(
+        send,
+        429,
+        error_body("rate_limited", f"too many requests; retry in {decision.retry_after}s"),
+        headers=[(b"retry-after", str(decision.retry_after).encode())],
+    )
 
 
 async def _buffer_body(receive: Receive) -> tuple[bytes, Receive]:
@@ -214,10 +251,13 @@ def _instance_key(authorization: bytes, body: bytes) -> str:
         parsed: Any = json.loads(body)
         if isinstance(parsed, dict):
             instance = str(parsed.get("instanceId") or parsed.get("instance_id") or "")[:255]
-    except ValueError:
+    except (ValueError, RecursionError):
+        # Not JSON, or thousands of nested brackets: the endpoint answers that with a 4xx; the
+        # bucket is then simply the license's.
         pass
-    digest = hashlib.sha256(authorization + b"|" + instance.encode()).hexdigest()
-    return digest[:32]
+    # surrogatepass: a lone surrogate (valid JSON escape, invalid UTF-8) still names a bucket.
+    key = authorization + b"|" + instance.encode("utf-8", "surrogatepass")
+    return hashlib.sha256(key).hexdigest()[:32]
 
 
 def install_middleware(app: Any) -> None:

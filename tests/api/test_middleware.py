@@ -29,10 +29,13 @@ def tight_limits(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 def _forget_counters() -> None:
     import redis
 
+    from core.rate_limit import current_limiter
+
     settings = get_settings()
     client = redis.Redis.from_url(settings.resolved_broker_url)
     for key in client.scan_iter(match=f"{settings.celery_key_prefix}ratelimit:*"):
         client.delete(key)
+    current_limiter().forget_denials()
 
 
 def test_every_response_carries_a_request_id_and_a_given_one_is_echoed(api_client) -> None:
@@ -118,3 +121,76 @@ def test_rate_limit_counters_are_shared_between_api_processes(tight_limits, api_
     # Each server answered one /healthz while starting: 8 requests from this address in all.
     # Counters kept per process would allow all of them (4 each, under the limit of 5).
     assert (a + b).count(429) >= 3
+
+
+def test_a_junk_bearer_does_not_skip_the_limit_on_routes_that_take_no_credentials(
+    tight_limits, api_client
+) -> None:
+    junk = {"Authorization": "Bearer junk"}
+    statuses = [api_client.get("/readyz", headers=junk).status_code for _ in range(7)]
+    assert statuses.count(429) == 2
+    assert api_client.get("/healthz", headers=junk).status_code == 429
+
+
+def _guess_admin_keys(url: str, address: str, guesses: int) -> list[httpx.Response]:
+    headers = {"X-Forwarded-For": address}
+    with httpx.Client(base_url=url, timeout=10) as client:
+        return [
+            client.get(
+                "/api/customers", headers={**headers, "Authorization": f"Bearer zbk_guess{n}"}
+            )
+            for n in range(guesses)
+        ]
+
+
+def test_failed_authentications_are_limited_per_client_address_behind_a_proxy(
+    admin_key: str,
+) -> None:
+    """420 guessed admin keys from one address: 401s, then 429s with Retry-After; a forged
+    license check-in is counted alike; other addresses (told by the trusted proxy) are not."""
+    import uuid
+
+    import jwt
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    env = {
+        "RATE_LIMIT_FAILED_AUTH_PER_CLIENT": "30",
+        "RATE_LIMIT_WINDOW_SECONDS": "3600",
+        "FORWARDED_ALLOW_IPS": "127.0.0.1",
+    }
+    run = uuid.uuid4().int % 250 + 1
+    attacker, forger, bystander = (f"203.0.{run}.{host}" for host in (7, 8, 9))
+    with api_server(env=env) as url:
+        answers = _guess_admin_keys(url, attacker, 420)
+        statuses = [answer.status_code for answer in answers]
+        assert statuses[:30] == [401] * 30
+        assert statuses[31:] == [429] * (420 - 31)
+        refused = answers[-1]
+        assert refused.json()["error"]["code"] == "rate_limited"
+        assert 1 <= int(refused.headers["retry-after"]) <= 3600
+        # The locked-out address gets no more key lookups, even for a real key.
+        with_real_key = httpx.get(
+            f"{url}/api/customers",
+            headers={"X-Forwarded-For": attacker, "Authorization": f"Bearer {admin_key}"},
+        )
+        assert with_real_key.status_code == 429
+
+        # Forged license JWTs (another key, any claims) cost the same: no unlimited RSA work.
+        other_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        forged = jwt.encode({"customerId": "cust_x", "sub": "cust_x"}, other_key, "RS256")
+        check_ins = [
+            httpx.get(
+                f"{url}/api/licenses/cust_x",
+                headers={"X-Forwarded-For": forger, "Authorization": f"Bearer {forged}"},
+            ).status_code
+            for _ in range(40)
+        ]
+        assert check_ins[:30] == [401] * 30 and check_ins[-5:] == [429] * 5
+
+        # Another client of the same proxy is not affected.
+        assert _guess_admin_keys(url, bystander, 1)[0].status_code == 401
+        ok = httpx.get(
+            f"{url}/api/customers",
+            headers={"X-Forwarded-For": bystander, "Authorization": f"Bearer {admin_key}"},
+        )
+        assert ok.status_code == 200

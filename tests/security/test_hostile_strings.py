@@ -122,3 +122,54 @@ def test_a_bad_path_parameter_is_named_as_the_api_spells_it(api_client, admin_he
     response = api_client.get("/api/customers/not!an*id", headers=admin_headers)
     assert response.status_code == 422
     assert response.json()["error"]["field"] == "customerId"
+
+
+NESTED = b"[" * 3000 + b"]" * 3000
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        NESTED,
+        b'{"customerId": ' + b"[" * 100_000,
+        b'{"customerId": "cust", "instanceId": "i", "metrics": ' + b"{" * 5000,
+        b"\xff\xfe not json",
+        b'{"customerId": 1e999999, "instanceId": "\\ud800"}',
+        b"",
+    ],
+    ids=["3000-nested-arrays", "100k-open-arrays", "nested-objects", "not-utf8", "odd", "empty"],
+)
+def test_hostile_json_on_the_usage_report_is_a_json_4xx(
+    api_client, callers: Callers, body: bytes
+) -> None:
+    response = api_client.post(
+        "/api/usage/report",
+        content=body,
+        headers={
+            "Authorization": f"Bearer {callers.license_a}",
+            "Content-Type": "application/json",
+        },
+    )
+    assert 400 <= response.status_code < 500, response.text
+    assert response.json()["error"]["code"]
+
+
+@pytest.mark.parametrize("path", ["/api/customers", "/api/subscriptions/create-trial"])
+def test_hostile_json_on_admin_routes_is_a_json_4xx(api_client, callers: Callers, path) -> None:
+    for body in (NESTED, b'{"email": ' + b"[" * 100_000, b"{" * 3000):
+        response = api_client.post(
+            path, content=body, headers={**_admin(callers), "Content-Type": "application/json"}
+        )
+        assert 400 <= response.status_code < 500, response.text
+        assert response.json()["error"]["code"]
+
+
+def test_a_huge_body_is_413_before_it_is_parsed(api_client, callers: Callers) -> None:
+    body = b"[" * (2 * 1024 * 1024)
+    response = api_client.post(
+        "/api/usage/report",
+        content=body,
+        headers={"Authorization": f"Bearer {callers.license_a}"},
+    )
+    assert response.status_code == 413
+    assert response.json()["error"]["code"] == "payload_too_large"
