@@ -21,13 +21,8 @@ from core.licensing.instance_auth import (
     verify_instance_token,
 )
 from core.settings import get_settings
-from core.usage.ingest import (
-    ReceivedReport,
-    ReportToStore,
-    check_idempotency_key,
-    parse_report_body,
-    store_report_group,
-)
+from core.usage.ingest import ReceivedReport, ReportToStore, store_report_group
+from core.usage.parsing import idempotency_key_for, parse_report_body
 from core.usage.queries import DEFAULT_DAYS, MAX_DAYS, CustomerUsage, customer_usage
 from models import utcnow
 
@@ -135,7 +130,9 @@ async def report_usage(
     now = utcnow()
     max_skew = timedelta(seconds=get_settings().usage_max_clock_skew_seconds)
     report = parse_report_body(await request.body(), now=now, max_skew=max_skew)
-    item = ReportToStore(report, identity.jti, check_idempotency_key(idempotency_key), now)
+    item = ReportToStore(
+        report, identity.jti, idempotency_key_for(report, idempotency_key, now), now
+    )
     received = await batcher.submit((identity, item))
     answer: dict[str, Any] = {"status": "accepted", "reportId": received.stored.report_id}
     if received.stored.duplicate:

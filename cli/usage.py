@@ -12,6 +12,7 @@ from cli.common import console, db_session, fail, field_line
 
 if TYPE_CHECKING:
     from core.usage.overview import CustomerOverview
+    from core.usage.processing import QuarantinedReport
     from core.usage.queries import CustomerUsage, UsageSummary
 
 # The same as core.usage.queries (tests/cli/test_cli_startup.py checks it), written here as that
@@ -219,21 +220,48 @@ def show_all(rows: Sequence[CustomerOverview], days: int) -> None:
     console.file.flush()
 
 
+def show_quarantined(rows: Sequence[QuarantinedReport], total: int) -> None:
+    if not rows:
+        console.print("No quarantined usage reports.")
+        return
+    console.print(f"{total} quarantined usage report(s) (newest {len(rows)} shown):")
+    for row in rows:
+        console.print(
+            f"  #{row.report_id} {row.customer_id} {row.instance_id} "
+            f"reported {_when(row.reported_at)}, {row.attempts} attempt(s), "
+            f"set aside {_when(row.quarantined_at)}",
+            soft_wrap=True,
+        )
+        console.print(f"    {row.last_error or '-'}", soft_wrap=True, markup=False)
+
+
 def usage(
     customer: str = typer.Option(None, "--customer", help="Show one customer (its ID)"),
     all_customers: bool = typer.Option(False, "--all", help="Show every customer"),
+    quarantined: bool = typer.Option(
+        False, "--quarantined", help="List reports set aside after failing USAGE_MAX_ATTEMPTS"
+    ),
     days: int = typer.Option(DEFAULT_DAYS, "--days", help="The last N UTC days, today included"),
 ) -> None:
     """Device usage against plan limits, with warnings at 80% (SEED's usage viewer)."""
-    if bool(customer) == all_customers:
-        raise fail("give either --customer ID or --all")
+    if [bool(customer), all_customers, quarantined].count(True) != 1:
+        raise fail("give either --customer ID, --all or --quarantined")
     if not 1 <= days <= MAX_DAYS:
         raise fail(f"--days must be between 1 and {MAX_DAYS}")
     from core.usage.overview import all_customers_usage
+    from core.usage.processing import count_quarantined, quarantined_reports
     from core.usage.queries import customer_usage
 
     with db_session() as session:
-        if all_customers:
+        if quarantined:
+            show_quarantined(quarantined_reports(session), count_quarantined(session))
+        elif all_customers:
             show_all(all_customers_usage(session, days=days), days)
+            waiting = count_quarantined(session)
+            if waiting:
+                console.print(
+                    f"{waiting} usage report(s) quarantined: billing usage --quarantined",
+                    style="bold red",
+                )
         else:
             show_customer(customer_usage(session, customer.strip(), days=days))

@@ -29,7 +29,13 @@ MAX_SWEEP_BATCHES = 20
 
 
 def _as_dict(result: usage.ProcessResult) -> dict[str, int]:
-    return {"processed": result.processed, "customers": result.customers, "alerts": result.alerts}
+    return {
+        "processed": result.processed,
+        "customers": result.customers,
+        "alerts": result.alerts,
+        "failed": result.failed,
+        "quarantined": result.quarantined,
+    }
 
 
 @celery_app.task(name="tasks.usage.process_report_batch", **RETRY_OPTIONS)
@@ -52,12 +58,8 @@ def sweep_pending_reports() -> dict[str, Any]:
             result = usage.process_reports(
                 session, limit=settings.usage_process_batch_size, created_before=cutoff
             )
-        total = usage.ProcessResult(
-            total.processed + result.processed,
-            total.customers + result.customers,
-            total.alerts + result.alerts,
-        )
-        if result.processed < settings.usage_process_batch_size:
+        total += result
+        if result.processed + result.failed < settings.usage_process_batch_size:
             break
     return _as_dict(total)
 

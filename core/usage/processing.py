@@ -4,6 +4,11 @@
 customer's current device count and the 80 % / 100 % threshold crossings (core/usage/limits.py),
 set-based and safe to run twice: a processed report is never claimed again, and a crash before
 the commit leaves everything pending for the next run.
+
+A report that cannot be processed must not hold back the others: when a group fails for any
+reason but a lost connection or a lock conflict (those are retried whole), its reports are
+processed one by one, each failure is counted on its report, and after USAGE_MAX_ATTEMPTS
+failures the report is quarantined: no longer claimed, listed by `billing usage --quarantined`.
 """
 
 from __future__ import annotations
@@ -14,9 +19,12 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Select, func, select, update
+from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
+from core.settings import get_settings
 from core.usage.limits import THRESHOLDS, device_limit, threshold_level
+from core.usage.rollups import rollup_late_reports
 from core.usage.snapshots import current_devices, upsert_instance_snapshots
 from models import Customer, Subscription, UsageAlert, UsageReport, utcnow
 
@@ -26,6 +34,23 @@ class ProcessResult:
     processed: int
     customers: int
     alerts: int
+    # Reports whose processing failed this time, and those of them now quarantined.
+    failed: int = 0
+    quarantined: int = 0
+
+    def __add__(self, other: ProcessResult) -> ProcessResult:
+        return ProcessResult(
+            self.processed + other.processed,
+            self.customers + other.customers,
+            self.alerts + other.alerts,
+            self.failed + other.failed,
+            self.quarantined + other.quarantined,
+        )
+
+
+# Failures a retry of the whole group can cure: the connection, a deadlock, a lock timeout.
+TRANSIENT_ERRORS = (OperationalError, InterfaceError)
+MAX_ERROR_LENGTH = 500
 
 
 def _claim(session: Session, stmt: Select[tuple[int]]) -> list[int]:
@@ -41,7 +66,9 @@ def claim_reports(
     limit: int = 500,
     created_before: datetime | None = None,
 ) -> list[int]:
-    stmt = select(UsageReport.id).where(UsageReport.processed_at.is_(None))
+    stmt = select(UsageReport.id).where(
+        UsageReport.processed_at.is_(None), UsageReport.quarantined_at.is_(None)
+    )
     if report_ids is not None:
         stmt = stmt.where(UsageReport.id.in_(list(report_ids)))
     if created_before is not None:
@@ -121,20 +148,58 @@ def process_claimed(session: Session, ids: list[int], now: datetime | None = Non
     # Lock the customers first and in a fixed order: two batches touching the same customer (or
     # instance) then run one after the other instead of deadlocking, and the second one's sum
     # sees the first one's snapshots.
+    # sees the first one's snapshots. NO KEY UPDATE: the ingress's foreign-key checks (KEY
+    # SHARE) on the same customers do not wait for it.
     session.execute(
         select(Customer.id)
         .where(Customer.customer_id.in_(customer_ids))
         .order_by(Customer.customer_id)
-        .with_for_update()
+        .with_for_update(key_share=True)
     ).all()
     upsert_instance_snapshots(session, ids, now)
     alerts = _record_thresholds(session, customer_ids, ids, now)
+    rollup_late_reports(session, ids, now)
     session.execute(
         update(UsageReport)
         .where(UsageReport.id.in_(ids))
         .values(processed_at=now, attempts=UsageReport.attempts + 1)
     )
     return ProcessResult(len(ids), len(customer_ids), alerts)
+
+
+def _process_isolated(session: Session, ids: list[int], now: datetime) -> ProcessResult:
+    """`process_claimed` in a savepoint; a failure is counted on the reports (and quarantines
+    those out of attempts) instead of ending the transaction."""
+    try:
+        with session.begin_nested():
+            return process_claimed(session, ids, now)
+    except TRANSIENT_ERRORS:
+        raise
+    except Exception as error:  # noqa: BLE001 - whatever it is, it is this group's, not everyone's
+        if len(ids) > 1:
+            # Which report is it? Each alone: the others are processed, the culprit counted.
+            results = [_process_isolated(session, [report_id], now) for report_id in ids]
+            return sum(results, ProcessResult(0, 0, 0))
+        return _record_failure(session, ids[0], error, now)
+
+
+def _record_failure(
+    session: Session, report_id: int, error: BaseException, now: datetime
+) -> ProcessResult:
+    max_attempts = get_settings().usage_max_attempts
+    message = f"{type(error).__name__}: {error}"[:MAX_ERROR_LENGTH]
+    attempts = session.scalar(
+        update(UsageReport)
+        .where(UsageReport.id == report_id)
+        .values(attempts=UsageReport.attempts + 1, last_error=message)
+        .returning(UsageReport.attempts)
+    )
+    quarantined = attempts is not None and attempts >= max_attempts
+    if quarantined:
+        session.execute(
+            update(UsageReport).where(UsageReport.id == report_id).values(quarantined_at=now)
+        )
+    return ProcessResult(0, 0, 0, failed=1, quarantined=int(quarantined))
 
 
 def process_reports(
@@ -151,4 +216,47 @@ def process_reports(
     claimed again, and a crash before commit leaves everything pending for the next run.
     """
     ids = claim_reports(session, report_ids=report_ids, limit=limit, created_before=created_before)
-    return process_claimed(session, ids, now)
+    if not ids:
+        return ProcessResult(0, 0, 0)
+    return _process_isolated(session, ids, now or utcnow())
+
+
+@dataclass(frozen=True, slots=True)
+class QuarantinedReport:
+    report_id: int
+    customer_id: str
+    instance_id: str
+    reported_at: datetime
+    attempts: int
+    quarantined_at: datetime
+    last_error: str | None
+
+
+def quarantined_reports(session: Session, *, limit: int = 100) -> list[QuarantinedReport]:
+    """Reports set aside after failing USAGE_MAX_ATTEMPTS times, newest first."""
+    rows = session.execute(
+        select(
+            UsageReport.id,
+            UsageReport.customer_id,
+            UsageReport.instance_id,
+            UsageReport.reported_at,
+            UsageReport.attempts,
+            UsageReport.quarantined_at,
+            UsageReport.last_error,
+        )
+        .where(UsageReport.quarantined_at.is_not(None))
+        .order_by(UsageReport.quarantined_at.desc(), UsageReport.id.desc())
+        .limit(limit)
+    )
+    return [QuarantinedReport(*row) for row in rows]
+
+
+def count_quarantined(session: Session) -> int:
+    return int(
+        session.scalar(
+            select(func.count())
+            .select_from(UsageReport)
+            .where(UsageReport.quarantined_at.is_not(None))
+        )
+        or 0
+    )

@@ -239,6 +239,26 @@ def test_the_same_idempotency_key_is_stored_once(api_client, customer) -> None:
     assert _count_reports() == 1
 
 
+def test_a_flat_report_without_timestamp_or_key_resent_is_stored_once(
+    api_client, customer
+) -> None:
+    customer_id, token = customer
+    body = {"customer_id": customer_id, "instance_id": "dev-1", "active_devices": 5,
+            "total_devices": 10}  # fmt: skip
+    # The instance retries after a dropped connection: the same body, no timestamp, no key.
+    first = api_client.post("/api/usage/report", json=body, headers=_bearer(token))
+    second = api_client.post("/api/usage/report", json=body, headers=_bearer(token))
+    assert first.status_code == second.status_code == 202
+    assert second.json() == {**first.json(), "duplicate": True}
+    assert _count_reports() == 1
+    # Other numbers from the same instance are a new report.
+    changed = api_client.post(
+        "/api/usage/report", json={**body, "active_devices": 6}, headers=_bearer(token)
+    )
+    assert changed.status_code == 202 and "duplicate" not in changed.json()
+    assert _count_reports() == 2
+
+
 def test_an_instance_with_an_older_license_gets_the_current_one(api_client, customer) -> None:
     customer_id, old_token = customer
     with session_scope() as session:

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 
-from sqlalchemy import event, insert
+from sqlalchemy import event, func, insert, update
 from typer.testing import CliRunner
 
 from cli.main import app
@@ -91,6 +91,28 @@ def test_usage_needs_exactly_one_target_and_a_known_customer() -> None:
     missing = _invoke("usage", "--customer", "cust_nobody")
     assert missing.exit_code == 1 and "no customer 'cust_nobody'" in missing.output
     assert _invoke("usage", "--all", "--days", "0").exit_code == 1
+
+
+def test_quarantined_reports_are_listed_and_flagged_in_the_overview() -> None:
+    with session_scope() as session:
+        customer_id = create_customer(session, email="stuck@example.com").customer_id
+        report = ReportInput(customer_id, "stuck-node", 1, 1, datetime.now(UTC))
+        report_id = store_report(session, report, license_jti=None).report_id
+    assert "No quarantined usage reports." in _invoke("usage", "--quarantined").output
+    # As processing leaves a report after its last failed attempt.
+    with session_scope() as session:
+        session.execute(
+            update(UsageReport)
+            .where(UsageReport.id == report_id)
+            .values(attempts=5, last_error="DataError: out of range", quarantined_at=func.now())
+        )
+    listed = _invoke("usage", "--quarantined")
+    assert listed.exit_code == 0, listed.output
+    assert f"#{report_id} {customer_id} stuck-node" in listed.output
+    assert "5 attempt(s)" in listed.output and "DataError: out of range" in listed.output
+    overview = _invoke("usage", "--all")
+    assert "1 usage report(s) quarantined: billing usage --quarantined" in overview.output
+    assert _invoke("usage", "--quarantined", "--all").exit_code == 1
 
 
 def test_all_lists_every_customer_with_warnings() -> None:

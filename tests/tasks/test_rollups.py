@@ -11,7 +11,7 @@ from sqlalchemy import create_engine, text
 from core.customers.service import create_customer
 from core.db import session_scope
 from core.usage.ingest import ReportInput, store_report
-from tasks.usage import rollup_usage_day
+from tasks.usage import process_report_batch, rollup_usage_day
 from tests.conftest import TEST_DATABASE_URL
 
 pytestmark = pytest.mark.usefixtures("celery_worker")
@@ -124,3 +124,27 @@ def test_without_a_day_beat_rolls_up_yesterday(reports: list[str]) -> None:
     answer = rollup_usage_day.delay().get(timeout=30)
     assert answer["day"] == yesterday.isoformat()
     assert _rollup(yesterday) == _direct_aggregate(yesterday) != []
+
+
+def _stored(customer_id: str, instance: str, active: int, at: datetime) -> int:
+    with session_scope() as session:
+        report = ReportInput(customer_id, instance, active, active, at)
+        return store_report(session, report, license_jti=None).report_id
+
+
+def test_late_reports_reach_usage_daily_when_they_are_processed(reports: list[str]) -> None:
+    rollup_usage_day.delay(DAY.isoformat()).get(timeout=30)
+    # Arriving after the day's rollup (an instance that was offline), for that day and for a
+    # day the rollup has not taken on yet.
+    late = [
+        _stored(reports[1], "a", 2, START + timedelta(hours=12)),
+        _stored(reports[1], "late", 7, START + timedelta(hours=13)),
+        _stored(reports[0], "a", 5, START - timedelta(days=3)),
+    ]
+    assert process_report_batch.delay(late).get(timeout=30)["processed"] == 3
+    # No rerun of the rollup: processing rolled the touched day up.
+    assert _rollup(DAY) == _direct_aggregate(DAY)
+    # The day not taken on is left whole to its own rollup (no half day in usage_daily).
+    assert _rollup(DAY - timedelta(days=3)) == []
+    rollup_usage_day.delay((DAY - timedelta(days=3)).isoformat()).get(timeout=30)
+    assert _rollup(DAY - timedelta(days=3)) == _direct_aggregate(DAY - timedelta(days=3)) != []

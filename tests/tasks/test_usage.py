@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import select, text, update
 
 from core.customers.service import create_customer
 from core.db import session_scope
 from core.usage.ingest import ReportInput, store_report
+from core.usage.processing import quarantined_reports
 from models import InstanceUsage, UsageAlert, UsageReport
 from tasks.usage import process_report_batch, sweep_pending_reports
 from tests.conftest import pg_scalar
@@ -78,9 +80,21 @@ def test_latest_report_per_instance_wins_even_out_of_order() -> None:
 def test_processing_twice_changes_nothing() -> None:
     cid = _customer("twice@example.com")
     report_id = _store(cid, "edge", 9, 10, T0)
-    assert _run(report_id) == {"processed": 1, "customers": 1, "alerts": 1}
+    assert _run(report_id) == {
+        "processed": 1,
+        "customers": 1,
+        "alerts": 1,
+        "failed": 0,
+        "quarantined": 0,
+    }
     before = pg_scalar(f"SELECT processed_at::text FROM usage_reports WHERE id = {report_id}")
-    assert _run(report_id) == {"processed": 0, "customers": 0, "alerts": 0}
+    assert _run(report_id) == {
+        "processed": 0,
+        "customers": 0,
+        "alerts": 0,
+        "failed": 0,
+        "quarantined": 0,
+    }
     assert _alerts(cid) == [80]
     assert pg_scalar(f"SELECT attempts FROM usage_reports WHERE id = {report_id}") == 1
     assert (
@@ -119,7 +133,7 @@ def test_batch_processing_handles_many_customers_and_jumps_straight_past_both_th
     ids.append(_store(jumpy, "j", 2, 20, T0))
     ids.append(_store(jumpy, "j", 15, 20, T0 + timedelta(hours=1)))
     result = process_report_batch.delay(ids).get(timeout=30)
-    assert result == {"processed": 7, "customers": 2, "alerts": 2}
+    assert result == {"processed": 7, "customers": 2, "alerts": 2, "failed": 0, "quarantined": 0}
     assert _snapshot(quiet) == {"q": (4, 10, T0 + timedelta(hours=4))}
     assert _snapshot(jumpy) == {"j": (15, 20, T0 + timedelta(hours=1))}
     assert _alerts(jumpy) == [80, 100] and _alerts(quiet) == []
@@ -159,3 +173,80 @@ def test_concurrent_tasks_for_one_customer_end_in_the_right_state() -> None:
     # 150 of 50 devices at the end: each threshold recorded exactly once on the way up.
     assert sorted(_alerts(cid)) == [80, 100]
     assert _level(cid) == 100
+
+
+MAX_COUNT = 2_147_483_647
+
+
+def test_instances_at_the_accepted_maximum_are_processed_and_alerted() -> None:
+    # Two instances at the largest count the ingress accepts: their sum passes INTEGER.
+    cid = _customer("huge@example.com")
+    ids = [_store(cid, name, MAX_COUNT, MAX_COUNT, T0) for name in ("a", "b")]
+    result = process_report_batch.delay(ids).get(timeout=30)
+    assert result["processed"] == 2 and result["failed"] == 0
+    assert (
+        pg_scalar(f"SELECT max(active_devices) FROM usage_alerts WHERE customer_id = '{cid}'")
+        == 2 * MAX_COUNT
+    )
+    assert _level(cid) == 100
+
+
+@pytest.fixture
+def poisoned_instance() -> Iterator[str]:
+    """A real database error for one instance's snapshot, as a broken row would raise."""
+    statements = [
+        """CREATE FUNCTION refuse_poison() RETURNS trigger AS $$
+           BEGIN
+             IF NEW.instance_id = 'poison' THEN
+               RAISE EXCEPTION 'value out of range' USING ERRCODE = '22003';
+             END IF;
+             RETURN NEW;
+           END $$ LANGUAGE plpgsql""",
+        """CREATE TRIGGER refuse_poison BEFORE INSERT ON instance_usage
+           FOR EACH ROW EXECUTE FUNCTION refuse_poison()""",
+    ]
+    with session_scope() as session:
+        for statement in statements:
+            session.execute(text(statement))
+    yield "poison"
+    with session_scope() as session:
+        session.execute(text("DROP TRIGGER refuse_poison ON instance_usage"))
+        session.execute(text("DROP FUNCTION refuse_poison()"))
+
+
+def test_a_report_that_keeps_failing_is_quarantined_and_blocks_nobody(
+    poisoned_instance: str,
+) -> None:
+    cid = _customer("poison@example.com")
+    poison = _store(cid, poisoned_instance, 1, 1, T0)
+    good = _store(cid, "good", 2, 2, T0)
+    result = process_report_batch.delay([poison, good]).get(timeout=30)
+    # The good report of the same group is processed; the failure is counted on its report.
+    assert (result["processed"], result["failed"], result["quarantined"]) == (1, 1, 0)
+    assert set(_snapshot(cid)) == {"good"}
+    assert pg_scalar(f"SELECT attempts FROM usage_reports WHERE id = {poison}") == 1
+    assert "value out of range" in str(
+        pg_scalar(f"SELECT last_error FROM usage_reports WHERE id = {poison}")
+    )
+
+    # The sweeper retries it a bounded number of times (USAGE_MAX_ATTEMPTS, 5), then sets it aside.
+    with session_scope() as session:
+        session.execute(
+            update(UsageReport)
+            .where(UsageReport.id == poison)
+            .values(created_at=datetime.now(UTC) - timedelta(minutes=10))
+        )
+    sweeps = [sweep_pending_reports.delay().get(timeout=30) for _ in range(5)]
+    assert [sweep["failed"] for sweep in sweeps] == [1, 1, 1, 1, 0]
+    assert [sweep["quarantined"] for sweep in sweeps] == [0, 0, 0, 1, 0]
+    assert pg_scalar(f"SELECT attempts FROM usage_reports WHERE id = {poison}") == 5
+    assert pg_scalar(f"SELECT quarantined_at IS NOT NULL FROM usage_reports WHERE id = {poison}")
+
+    # Newer reports of everyone, this customer included, are processed as before.
+    later = _store(cid, "good", 3, 3, T0 + timedelta(minutes=1))
+    assert _run(later)["processed"] == 1
+    with session_scope() as session:
+        listed = quarantined_reports(session)
+    assert [(row.report_id, row.instance_id, row.attempts) for row in listed] == [
+        (poison, poisoned_instance, 5)
+    ]

@@ -8,8 +8,8 @@ import pytest
 
 from core.errors import InvalidInputError
 from core.plans import UNLIMITED
-from core.usage.ingest import ReportInput, parse_report
 from core.usage.limits import device_limit, threshold_level
+from core.usage.parsing import ReportInput, parse_report
 from core.usage.queries import build_summary, window_start
 
 NOW = datetime(2025, 10, 21, 12, 0, tzinfo=UTC)
@@ -234,7 +234,7 @@ def test_window_is_the_last_n_utc_days_today_included() -> None:
 @pytest.mark.parametrize("key", ["abc\x00def", "line\nbreak", "tab\there", "bell\x07"])
 def test_an_idempotency_key_with_control_characters_is_refused(key: str) -> None:
     from core.errors import InvalidInputError
-    from core.usage.ingest import check_idempotency_key
+    from core.usage.parsing import check_idempotency_key
 
     with pytest.raises(InvalidInputError) as error:
         check_idempotency_key(key)
