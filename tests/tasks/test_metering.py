@@ -20,7 +20,7 @@ from core.usage.ingest import ReportInput, store_report
 from models import Customer, OverageMeterEvent, Subscription
 from tasks.billing import meter_usage
 from tests.stripe_fixtures import *  # noqa: F403
-from tests.stripe_fixtures import new_customer
+from tests.stripe_fixtures import handle_inline, new_customer, start_checkout, stripe_subscription
 from tests.stripe_stand_in import StripeStandIn
 
 pytestmark = pytest.mark.usefixtures("celery_worker")
@@ -215,3 +215,24 @@ def test_without_stripe_keys_the_job_does_nothing(monkeypatch: pytest.MonkeyPatc
         assert "skipped" in run()
     finally:
         get_settings.cache_clear()
+
+
+def test_a_customer_who_paid_at_checkout_is_billed_through_its_overage_item(
+    metered: StripeStandIn,
+) -> None:
+    customer_id = new_customer(email="paid@example.com")
+    handle_inline(start_checkout(metered, customer_id, "professional"))
+    sub = stripe_subscription(metered, customer_id)
+    (overage_item,) = [
+        item
+        for item in sub["items"]["data"]
+        if item["price"]["recurring"]["usage_type"] == "metered"
+    ]
+    (meter,) = metered.client().v1.billing.meters.list().data
+    assert overage_item["price"]["recurring"]["meter"] == meter.id
+    report(customer_id, "edge-1", 40, START + timedelta(hours=2))
+    report(customer_id, "edge-2", 17, START + timedelta(hours=21))
+
+    assert run()["sent"] == 1
+
+    assert billed(metered, sub["customer"]) == 7  # 40 + 17 - 50
