@@ -10,6 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic.alias_generators import to_camel
 from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from core.errors import DomainError
@@ -82,11 +83,15 @@ async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
 
 
 async def _domain_error(_: Request, exc: DomainError) -> JSONResponse:
-    return error_response(exc.status_code, exc.code, exc.message, exc.field)
+    # A domain error may tell the client when to come back (Stripe rate limiting: Retry-After).
+    headers = getattr(exc, "headers", None)
+    return error_response(exc.status_code, exc.code, exc.message, exc.field, headers=headers)
 
 
 async def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:
-    # Connection lost or refused: the request was not stored, the caller should retry.
+    # Connection lost or refused, a lock not granted within DATABASE_LOCK_TIMEOUT_MS, a statement
+    # cancelled by DATABASE_STATEMENT_TIMEOUT_MS (all OperationalError): the request was not
+    # stored, the caller should retry.
     if (
         isinstance(exc, DBAPIError)
         and not exc.connection_invalidated
@@ -96,6 +101,14 @@ async def _database_unavailable(request: Request, exc: Exception) -> JSONRespons
     log.warning("database unavailable on %s %s: %s", request.method, request.url.path, exc)
     return error_response(
         503, "unavailable", "the database is unavailable; retry later", headers={"Retry-After": "5"}
+    )
+
+
+async def _database_saturated(request: Request, exc: Exception) -> JSONResponse:
+    # Every pooled connection stayed busy for DATABASE_POOL_TIMEOUT_SECONDS: overload, not a bug.
+    log.warning("database pool exhausted on %s %s: %s", request.method, request.url.path, exc)
+    return error_response(
+        503, "unavailable", "the database is busy; retry later", headers={"Retry-After": "2"}
     )
 
 
@@ -110,4 +123,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, _http_error)  # type: ignore[arg-type]
     app.add_exception_handler(DomainError, _domain_error)  # type: ignore[arg-type]
     app.add_exception_handler(DBAPIError, _database_unavailable)
+    app.add_exception_handler(PoolTimeoutError, _database_saturated)
     app.add_exception_handler(Exception, _unexpected_error)
