@@ -1,0 +1,141 @@
+"""The instance's state directory: the newest license, the key set cache, and what was seen.
+
+    <state dir>/license.jwt   the newest license (from check-in or a usage report's answer)
+    <state dir>/jwks.json     the service's key set as last fetched
+    <state dir>/state.json    the latest trusted time, the last check-in, licenses found revoked
+
+Every write goes to a temporary file in the same folder, is flushed to disk and renamed into
+place (os.replace), so a crash or a concurrent reader never sees a half-written file. Without a
+state directory the same state is kept in memory for the life of the process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+LICENSE_FILE = "license.jwt"
+JWKS_FILE = "jwks.json"
+STATE_FILE = "state.json"
+
+
+def write_atomic(path: Path, data: bytes, mode: int = 0o600) -> None:
+    """Write `data` to `path` through a temporary file and a rename: all of it or nothing."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+@dataclass(frozen=True, slots=True)
+class RevokedLicense:
+    jti: str
+    customer_id: str
+    issued_at: float
+
+
+@dataclass(slots=True)
+class Observations:
+    """What the instance learnt from the service, kept across restarts."""
+
+    # The latest time vouched for by the service (a license's iat, a response's Date), in epoch
+    # seconds: a clock reading earlier than this has been set back.
+    trusted_time: float | None = None
+    # The last successful check-in: when (trusted time) and the license the service called current.
+    checked_in_at: float | None = None
+    checked_in_jti: str | None = None
+    revoked: list[RevokedLicense] = field(default_factory=list)
+
+    def observe_time(self, epoch: float) -> bool:
+        """Remember `epoch` if it is later than any trusted time so far; whether it was."""
+        if self.trusted_time is None or epoch > self.trusted_time:
+            self.trusted_time = epoch
+            return True
+        return False
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: object) -> Observations:
+        if not isinstance(data, dict):
+            return cls()
+        revoked = [
+            RevokedLicense(str(item["jti"]), str(item["customer_id"]), float(item["issued_at"]))
+            for item in data.get("revoked") or []
+            if isinstance(item, dict) and {"jti", "customer_id", "issued_at"} <= item.keys()
+        ]
+        return cls(
+            trusted_time=_number(data.get("trusted_time")),
+            checked_in_at=_number(data.get("checked_in_at")),
+            checked_in_jti=data.get("checked_in_jti") or None,
+            revoked=revoked,
+        )
+
+
+def _number(value: object) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)
+
+
+class StateStore:
+    """The state directory (or memory, when `path` is None)."""
+
+    def __init__(self, path: str | Path | None = None) -> None:
+        self.path = Path(path) if path is not None else None
+        self._license: str | None = None
+        self._observations = Observations()
+        if self.path is not None:
+            self.path.mkdir(parents=True, exist_ok=True, mode=0o700)
+
+    @property
+    def license_file(self) -> Path | None:
+        return self.path / LICENSE_FILE if self.path else None
+
+    @property
+    def jwks_file(self) -> Path | None:
+        return self.path / JWKS_FILE if self.path else None
+
+    def read_license(self) -> str | None:
+        if self.license_file is None:
+            return self._license
+        try:
+            return self.license_file.read_text(encoding="ascii").strip() or None
+        except (OSError, UnicodeDecodeError):
+            return None
+
+    def write_license(self, token: str) -> None:
+        self._license = token
+        if self.license_file is not None:
+            write_atomic(self.license_file, token.encode("ascii") + b"\n")
+
+    def observations(self) -> Observations:
+        """The state as last saved (read again from disk: another process may share it)."""
+        if self.path is None:
+            return self._observations
+        try:
+            data = json.loads((self.path / STATE_FILE).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return Observations()
+        return Observations.from_json(data)
+
+    def save(self, observations: Observations) -> None:
+        self._observations = observations
+        if self.path is not None:
+            text = json.dumps(observations.to_json(), indent=2, sort_keys=True)
+            write_atomic(self.path / STATE_FILE, text.encode("utf-8"))
