@@ -14,6 +14,7 @@ from api.deps import BearerCredentials, DbSession, bearer_token
 from api.schemas import CamelModel, CustomerIdPath, error_responses
 from core.api_keys import KEY_PREFIX, authenticate_api_key
 from core.batching import MicroBatcher
+from core.billing.overage import OverageEstimate
 from core.errors import DomainError, PermissionDeniedError
 from core.licensing.instance_auth import (
     InstanceIdentity,
@@ -189,6 +190,23 @@ class DayOut(CamelModel):
     active_devices: int
 
 
+class OverageDayOut(CamelModel):
+    day: date
+    billable_device_days: int
+
+
+class OverageOut(CamelModel):
+    """Devices above the limit, billed per device-day through Stripe's meter (README: usage-based
+    billing). The estimate includes today so far; the meter is sent each finished day."""
+
+    billed: bool
+    unit_price_cents: int | None
+    period_start: date | None
+    period_device_days: int
+    estimated_charge_cents: int
+    daily: list[OverageDayOut]
+
+
 class UsageOut(CamelModel):
     customer: CustomerBlock
     subscription: SubscriptionBlock
@@ -197,6 +215,7 @@ class UsageOut(CamelModel):
     reports: list[ReportOut]
     summary: SummaryOut
     daily: list[DayOut]
+    overage: OverageOut | None = None
 
 
 def _or_unlimited(value: int | None) -> int | Literal["unlimited"]:
@@ -234,6 +253,18 @@ def usage_out(usage: CustomerUsage) -> UsageOut:
             warning=summary.warning,
         ),
         daily=[DayOut.model_validate(point) for point in usage.daily],
+        overage=None if usage.overage is None else _overage_out(usage.overage),
+    )
+
+
+def _overage_out(overage: OverageEstimate) -> OverageOut:
+    return OverageOut(
+        billed=overage.billed,
+        unit_price_cents=overage.unit_price_cents,
+        period_start=overage.period_start,
+        period_device_days=overage.period_device_days,
+        estimated_charge_cents=overage.estimated_charge_cents,
+        daily=[OverageDayOut(day=day, billable_device_days=n) for day, n in overage.daily],
     )
 
 

@@ -176,7 +176,27 @@ def show_customer(usage: CustomerUsage) -> None:
         _warning(summary)
     console.print(RULE)
     console.print()
+    _overage(usage)
     _chart(usage)
+
+
+def _overage(usage: CustomerUsage) -> None:
+    """Devices above the limit, billed per device-day (README: usage-based billing)."""
+    overage = usage.overage
+    if overage is None or not overage.billed or overage.unit_price_cents is None:
+        return
+    unit = overage.unit_price_cents / 100
+    console.print(f"Device Overage (${unit:,.2f} per device-day above {overage.limit} devices):")
+    console.print(RULE)
+    for day, billable in overage.daily:
+        if billable:
+            console.print(field_line(f"{day:%Y-%m-%d}", f"{billable} device-day(s)"))
+    console.print(field_line("Period Since", f"{overage.period_start:%Y-%m-%d}"))
+    console.print(field_line("Device-days", overage.period_device_days))
+    charge = overage.estimated_charge_cents / 100
+    console.print(field_line("Est. Charge", f"${charge:,.2f} (next invoice, today so far)"))
+    console.print(RULE)
+    console.print()
 
 
 def show_all(rows: Sequence[CustomerOverview], days: int) -> None:
@@ -190,7 +210,7 @@ def show_all(rows: Sequence[CustomerOverview], days: int) -> None:
     if rows:
         header = (
             f"{'Customer':<24} {'Customer ID':<22} {'Plan':<12} {'Limit':>9} {'Active':>7} "
-            f"{'Total':>7} {'Use':>8} {'Reports':>8}  Last {days} days"
+            f"{'Total':>7} {'Use':>8} {'Reports':>8} {'Overage':>8}  Last {days} days"
         )
         lines += [f"Usage of all customers (last {days} days)", RULE, header, RULE]
         warned: list[CustomerOverview] = []
@@ -206,7 +226,7 @@ def show_all(rows: Sequence[CustomerOverview], days: int) -> None:
             lines.append(
                 f"{name:<24} {row.customer_id:<22} {(row.plan or 'none').upper():<12} "
                 f"{limit:>9} {row.current_active:>7} {row.current_total:>7} {use:>8} "
-                f"{row.total_reports:>8}  {sparkline(row.daily)}"
+                f"{row.total_reports:>8} {row.overage:>8}  {sparkline(row.daily)}"
             )
         lines.append(RULE)
         if warned:
