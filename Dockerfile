@@ -16,5 +16,6 @@ RUN pip install --no-cache-dir . && mkdir -p /app/keys /app/data && chown billin
 
 USER billing
 EXPOSE 3100 5555
-# Keys are mounted read-only at /app/keys or given as LICENSE_PRIVATE_KEY.
+# The signing key: LICENSE_PRIVATE_KEY (PEM or base64 PEM, e.g. from a secret manager), or a file
+# at LICENSE_PRIVATE_KEY_PATH (/app/keys, mounted read-only) that uid 10001 can read.
 CMD ["billing", "api", "--host", "0.0.0.0"]

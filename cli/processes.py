@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
@@ -109,22 +110,36 @@ def beat() -> None:
 
 
 def flower(port: int = typer.Option(None, help="Port (default: FLOWER_PORT, 5555)")) -> None:
-    """Run Flower, the queue monitor, behind basic authentication."""
+    """Run Flower, the queue monitor, behind basic authentication, on FLOWER_ADDRESS
+    (127.0.0.1 unless set: publish it through a TLS proxy or an SSH tunnel)."""
     from workers.celery_app import celery_app
 
     settings = _settings()
-    basic_auth = settings.flower_basic_auth
-    if not basic_auth:
-        basic_auth = f"admin:{secrets.token_urlsafe(12)}"
-        console.print(f"FLOWER_BASIC_AUTH is not set; this run's login is {basic_auth}")
+    basic_auth = _flower_login(settings)
+    # Flower reads its options from FLOWER_* variables too: the login goes there, never into an
+    # argument list that `ps` or /proc/<pid>/cmdline would show.
+    os.environ["FLOWER_BASIC_AUTH"] = basic_auth
     celery_app.start(
-        [
-            "flower",
-            f"--port={port or settings.flower_port}",
-            f"--address={settings.host}",
-            f"--basic-auth={basic_auth}",
-        ]
+        ["flower", f"--port={port or settings.flower_port}", f"--address={settings.flower_address}"]
     )
+
+
+def _flower_login(settings: Settings) -> str:
+    if settings.flower_basic_auth_file:
+        path = Path(settings.flower_basic_auth_file)
+        try:
+            login = path.read_text().strip()
+        except OSError as exc:
+            raise fail(f"FLOWER_BASIC_AUTH_FILE {path} cannot be read: {exc.strerror}") from exc
+        if ":" not in login:
+            raise fail(f"FLOWER_BASIC_AUTH_FILE {path} must hold user:password")
+        return login
+    if settings.flower_basic_auth:
+        return settings.flower_basic_auth
+    login = f"admin:{secrets.token_urlsafe(12)}"
+    # Shown once on the operator's terminal (like a new API key), never logged.
+    console.print(f"FLOWER_BASIC_AUTH is not set; this run's login is {login}")
+    return login
 
 
 def _prepare_embedded_default() -> None:
