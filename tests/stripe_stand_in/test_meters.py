@@ -1,0 +1,143 @@
+"""The stand-in's billing meters, meter events and metered prices, through the real SDK."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import pytest
+import stripe
+
+from tests.stripe_stand_in import StripeStandIn, start_stand_in
+
+
+@pytest.fixture
+def stand_in() -> Iterator[StripeStandIn]:
+    server = start_stand_in()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def client(stand_in: StripeStandIn) -> stripe.StripeClient:
+    return stand_in.client()
+
+
+@pytest.fixture
+def meter(client: stripe.StripeClient) -> stripe.billing.Meter:
+    return client.v1.billing.meters.create(
+        params={
+            "display_name": "Overage",
+            "event_name": "overage",
+            "default_aggregation": {"formula": "sum"},
+            "customer_mapping": {"type": "by_id", "event_payload_key": "stripe_customer_id"},
+            "value_settings": {"event_payload_key": "value"},
+        }
+    )
+
+
+def _event(client: stripe.StripeClient, identifier: str, value: str = "3", **extra: object):
+    params = {
+        "event_name": "overage",
+        "identifier": identifier,
+        "payload": {"stripe_customer_id": "cus_1", "value": value},
+        "timestamp": int(time.time()) - 3600,
+        **extra,
+    }
+    return client.v1.billing.meter_events.create(params=params)
+
+
+def test_meter_shape_listing_and_one_active_meter_per_event_name(
+    client: stripe.StripeClient, meter: stripe.billing.Meter
+) -> None:
+    assert meter.id.startswith("mtr_") and meter.object == "billing.meter"
+    assert meter.status == "active" and meter.default_aggregation.formula == "sum"
+    assert [found.id for found in client.v1.billing.meters.list(params={"status": "active"})] == [
+        meter.id
+    ]
+    assert client.v1.billing.meters.retrieve(meter.id).event_name == "overage"
+    with pytest.raises(stripe.InvalidRequestError) as again:
+        client.v1.billing.meters.create(
+            params={
+                "display_name": "Again",
+                "event_name": "overage",
+                "default_aggregation": {"formula": "sum"},
+            }
+        )
+    assert again.value.param == "event_name"
+
+
+def test_meter_events_are_summed_and_an_identifier_is_taken_once(
+    stand_in: StripeStandIn, client: stripe.StripeClient, meter: stripe.billing.Meter
+) -> None:
+    first = _event(client, "day-1")
+    assert first.object == "billing.meter_event" and first.identifier == "day-1"
+    _event(client, "day-2", value="4")
+
+    with pytest.raises(stripe.InvalidRequestError) as duplicate:
+        _event(client, "day-1")
+
+    assert duplicate.value.http_status == 400
+    assert "An event already exists with identifier day-1" in str(duplicate.value.user_message)
+    assert stand_in.meters.summed("overage", "cus_1") == 7
+
+
+@pytest.mark.parametrize(
+    ("changes", "param"),
+    [
+        ({"timestamp": int(time.time()) - 36 * 86400}, "timestamp"),
+        ({"timestamp": int(time.time()) + 3600}, "timestamp"),
+        ({"payload": {"value": "1"}}, "payload[stripe_customer_id]"),
+        ({"payload": {"stripe_customer_id": "cus_1", "value": "many"}}, "payload[value]"),
+    ],
+)
+def test_meter_events_stripe_refuses(
+    client: stripe.StripeClient, meter: stripe.billing.Meter, changes: dict, param: str
+) -> None:
+    with pytest.raises(stripe.InvalidRequestError) as refused:
+        _event(client, "x", **changes)
+    assert refused.value.param == param
+
+
+def test_metered_prices_need_a_meter_and_metered_lines_take_no_quantity(
+    client: stripe.StripeClient, meter: stripe.billing.Meter
+) -> None:
+    product = client.v1.products.create(params={"name": "Starter"})
+    recurring = {"interval": "month", "usage_type": "metered"}
+    base = {"product": product.id, "currency": "usd", "unit_amount": 10}
+    with pytest.raises(stripe.InvalidRequestError) as no_meter:
+        client.v1.prices.create(params={**base, "recurring": recurring})
+    assert no_meter.value.param == "recurring[meter]"
+    metered = client.v1.prices.create(
+        params={**base, "recurring": {**recurring, "meter": meter.id}}
+    )
+    assert metered.recurring.meter == meter.id
+    flat = client.v1.prices.create(
+        params={**base, "unit_amount": 2900, "recurring": {"interval": "month"}}
+    )
+    customer = client.v1.customers.create(params={"email": "a@example.com"})
+
+    with pytest.raises(stripe.InvalidRequestError) as quantity:
+        client.v1.subscriptions.create(
+            params={"customer": customer.id, "items": [{"price": metered.id, "quantity": 1}]}
+        )
+    assert quantity.value.param == "items[0][quantity]"
+    sub = client.v1.subscriptions.create(
+        params={
+            "customer": customer.id,
+            "items": [{"price": flat.id, "quantity": 1}, {"price": metered.id}],
+        }
+    )
+    usage_types = [item.price.recurring.usage_type for item in sub["items"].data]
+    assert usage_types == ["licensed", "metered"]
+    with pytest.raises(stripe.InvalidRequestError) as in_checkout:
+        client.v1.checkout.sessions.create(
+            params={
+                "mode": "subscription",
+                "success_url": "https://example.com/ok",
+                "line_items": [{"price": metered.id, "quantity": 2}],
+            }
+        )
+    assert in_checkout.value.param == "line_items[0][quantity]"
