@@ -7,6 +7,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from api.deps import AdminKey
 from api.schemas import error_responses
+from core.billing.monitoring import register_billing_collector
 from core.metrics import REGISTRY
 from workers.metrics import register_cluster_collector
 
@@ -16,6 +17,7 @@ router = APIRouter(tags=["operations"])
 def install_cluster_metrics() -> None:
     """Queue depth, task outcomes and inbox backlog join the /metrics the API serves."""
     register_cluster_collector(REGISTRY)
+    register_billing_collector(REGISTRY)
 
 
 @router.get(

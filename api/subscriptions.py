@@ -1,15 +1,17 @@
-"""Subscriptions: starting a trial (checkout, upgrade and cancel live here too)."""
+"""Subscriptions: trials, Stripe checkout, plan changes, cancellation, the customer portal and
+the billing issues an operator must look at."""
 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 from pydantic import Field
 
 from api.deps import AdminKey, DbSession
 from api.schemas import ID_PATTERN, CamelModel, SubscriptionIdPath, error_responses
-from core.billing import changes
+from core.billing import changes, issues
 from core.billing import checkout as checkout_service
 from core.billing import trials as subscription_service
 from core.billing.gateway import get_gateway
@@ -71,6 +73,8 @@ class CheckoutOut(CamelModel):
 
 class UpgradeIn(CamelModel):
     plan: str = Field(min_length=1, max_length=50)
+    # Applied to the subscription before the plan changes (so the upgrade invoice is discounted).
+    promo_code: str | None = Field(default=None, min_length=1, max_length=100)
 
 
 class CancelIn(CamelModel):
@@ -86,7 +90,34 @@ class SubscriptionChangeOut(CamelModel):
     cancel_at_period_end: bool
     current_period_ends_at: datetime | None
     canceled_at: datetime | None
+    # When access to the paid plan ends (null while it renews).
+    access_ends_at: datetime | None
+    # An upgrade whose invoice is not paid yet: the bigger plan is granted once it is.
+    pending_payment: bool
     license_reissued: bool
+
+
+class PortalIn(CamelModel):
+    customer_id: str = Field(min_length=1, max_length=64, pattern=ID_PATTERN)
+    return_url: str = Field(min_length=1, max_length=2048, pattern=r"^https?://")
+
+
+class PortalOut(CamelModel):
+    url: str
+
+
+class BillingIssueOut(CamelModel):
+    kind: str
+    customer_id: str | None
+    stripe_object_id: str
+    stripe_status: str
+    amount_cents: int | None
+    detail: str
+    created_at: datetime
+
+
+class BillingIssuesOut(CamelModel):
+    issues: list[BillingIssueOut]
 
 
 @router.post("/create-checkout", summary="Create a Stripe Checkout Session (admin)")
@@ -105,18 +136,33 @@ def create_checkout(body: CreateCheckoutIn, _: AdminKey, session: DbSession) -> 
 
 @router.post(
     "/{subscription_id}/upgrade",
-    summary="Change a Stripe subscription's plan, prorated (admin; Stripe or customer id)",
+    summary="Change the plan: upgrades charged now and granted when paid, downgrades credited "
+    "(admin; Stripe subscription id, or customer id: a checkout if nothing bills them yet)",
 )
 def upgrade(
     subscription_id: SubscriptionIdPath, body: UpgradeIn, _: AdminKey, session: DbSession
-) -> SubscriptionChangeOut:
-    change = changes.change_plan(session, get_gateway(), subscription_id, body.plan)
+) -> SubscriptionChangeOut | CheckoutOut:
+    if subscription_id.startswith("cust_"):
+        result = checkout_service.subscribe(
+            session,
+            get_gateway(),
+            customer_id=subscription_id,
+            plan=body.plan,
+            promo_code=body.promo_code,
+        )
+        if isinstance(result, checkout_service.CheckoutResult):
+            return CheckoutOut(session_id=result.session_id, url=result.url)
+        return SubscriptionChangeOut.model_validate(result)
+    change = changes.change_plan(
+        session, get_gateway(), subscription_id, body.plan, promo_code=body.promo_code
+    )
     return SubscriptionChangeOut.model_validate(change)
 
 
 @router.post(
     "/{subscription_id}/cancel",
-    summary="Cancel a Stripe subscription at period end, or now with immediately (admin)",
+    summary="Cancel at the end of the paid period, or now with immediately (a final invoice "
+    "settles prorations and credits unused time) (admin)",
 )
 def cancel(
     subscription_id: SubscriptionIdPath,
@@ -128,3 +174,22 @@ def cancel(
         session, get_gateway(), subscription_id, immediately=bool(body and body.immediately)
     )
     return SubscriptionChangeOut.model_validate(change)
+
+
+@router.post("/portal", summary="A Stripe customer portal link for cards and invoices (admin)")
+def portal(body: PortalIn, _: AdminKey, session: DbSession) -> PortalOut:
+    url = changes.portal_url(session, get_gateway(), body.customer_id, body.return_url)
+    return PortalOut(url=url)
+
+
+@router.get("/issues", summary="Open billing issues: double subscriptions, disputes (admin)")
+def billing_issues(
+    _: AdminKey,
+    session: DbSession,
+    customer_id: Annotated[
+        str | None,
+        Query(alias="customerId", min_length=1, max_length=64, pattern=ID_PATTERN),
+    ] = None,
+) -> BillingIssuesOut:
+    found = issues.open_issues(session, customer_id)
+    return BillingIssuesOut(issues=[BillingIssueOut.model_validate(issue) for issue in found])

@@ -1,4 +1,4 @@
-"""`billing customer add|list|show|upgrade|deactivate`."""
+"""`billing customer add|list|show|upgrade|deactivate|portal`."""
 
 from __future__ import annotations
 
@@ -121,10 +121,26 @@ def show(customer_id: str = typer.Argument(..., help="The customer's id (cust_�
         if license_row is not None:
             console.print(field_line("License", license_row.jti))
             console.print(field_line("License Expires", when(license_row.expires_at)))
+        print_billing_issues(session, customer.customer_id)
         console.print(RULE)
 
 
-# -- Stripe: upgrade and deactivate ------------------------------------------------------------
+# -- Stripe: upgrade, deactivate, portal, billing issues ----------------------------------------
+
+
+def print_billing_issues(session: Any, customer_id: str) -> None:
+    """Open billing issues (a second live subscription, a disputed charge): never hidden."""
+    from core.billing import issues
+
+    for issue in issues.open_issues(session, customer_id):
+        label = "⚠️  Billing Conflict" if issue.kind == issues.CONFLICT else "⚠️  Dispute"
+        console.print(
+            field_line(label, f"{issue.stripe_object_id}: {issue.detail}"), soft_wrap=True
+        )
+
+
+def _access_line(access_ends_at: datetime | None) -> str:
+    return "renews (no end)" if access_ends_at is None else when(access_ends_at)
 
 
 def _print_checkout(result: Any) -> None:
@@ -142,19 +158,25 @@ def _print_checkout(result: Any) -> None:
     console.print()
     console.print("💡 Send this URL to the customer to complete payment.")
     console.print("   After payment, webhook will auto-provision subscription.")
+    console.print("   Earlier unpaid checkout links of this customer no longer work.")
 
 
 def _print_plan_change(change: Any) -> None:
-    if change.previous_plan == change.plan:
-        console.print(f"✅ Subscription already on {change.plan}: nothing to change.")
+    if change.previous_plan == change.plan and not change.pending_payment:
+        console.print(f"✅ Subscription on {change.plan}: no plan change needed.")
+    elif change.pending_payment:
+        console.print("⏳ Upgrade invoiced: the new plan is granted once the invoice is paid.")
     else:
-        console.print("✅ Subscription plan changed (prorated)!")
+        console.print(
+            "✅ Subscription plan changed (upgrades are invoiced now, downgrades credited)!"
+        )
     console.print(RULE)
     console.print(field_line("Customer ID", change.customer_id))
     console.print(field_line("Subscription ID", change.subscription_id))
     console.print(field_line("Previous Plan", change.previous_plan))
     console.print(field_line("Plan", change.plan))
     console.print(field_line("Status", change.status))
+    console.print(field_line("Access Ends", _access_line(change.access_ends_at)))
     console.print(RULE)
 
 
@@ -170,17 +192,15 @@ def upgrade(
     from core.billing import checkout as checkout_service
     from core.billing.changes import SubscriptionChange
     from core.billing.gateway import get_gateway
-    from core.settings import get_settings
 
-    base = get_settings().public_base_url.rstrip("/")
     with db_session() as session:
         result = checkout_service.subscribe(
             session,
             get_gateway(),
             customer_id=customer_id,
             plan=plan,
-            success_url=success_url or f"{base}/checkout/success",
-            cancel_url=cancel_url or f"{base}/checkout/cancel",
+            success_url=success_url,
+            cancel_url=cancel_url,
             promo_code=promo_code,
         )
     if isinstance(result, SubscriptionChange):
@@ -192,15 +212,23 @@ def upgrade(
 @app.command()
 def deactivate(
     customer_id: str = typer.Option(..., "--id", help="The customer's id (cust_…)"),
+    now: bool = typer.Option(
+        False,
+        "--now",
+        help="End access now (final invoice credits unused time) instead of at period end",
+    ),
 ) -> None:
-    """Cancel the customer's Stripe subscription now and return them to the trial tier."""
+    """Stop the customer's paid subscription at the end of the paid period (or --now) and return
+    them to the trial tier."""
     from core.billing import changes
     from core.billing.gateway import get_gateway, stripe_configured
 
     with db_session() as session:
         gateway = get_gateway() if stripe_configured() else None
-        done = changes.deactivate_customer(session, gateway, customer_id)
-    if done.stripe_canceled or done.previous_plan != done.plan:
+        done = changes.deactivate_customer(session, gateway, customer_id, immediately=now)
+    if done.at_period_end:
+        console.print("✅ Customer deactivated at the end of the paid period.")
+    elif done.stripe_canceled or done.previous_plan != done.plan:
         console.print("✅ Customer deactivated successfully!")
     else:
         console.print("✅ Customer was already on the trial tier: nothing to cancel.")
@@ -210,9 +238,34 @@ def deactivate(
     console.print(field_line("Subscription ID", done.subscription_id))
     console.print(field_line("Previous Plan", done.previous_plan))
     console.print(field_line("Cancelled At", when(done.canceled_at)))
+    console.print(field_line("Access Ends", when(done.access_ends_at)))
     console.print(field_line("Now", f"{done.plan} ({done.status})"))
     console.print(field_line("License", "reissued" if done.license_reissued else "unchanged"))
     console.print(RULE)
     console.print()
-    console.print("💡 Customer will revert to trial mode.")
-    console.print("   They can reactivate by subscribing again.")
+    if done.at_period_end:
+        console.print(f"💡 {done.plan} stays paid for until {when(done.access_ends_at)}; the")
+        console.print("   subscription then ends. Use --now to end it at once (unused time is")
+        console.print("   credited). They can reactivate by subscribing again.")
+    else:
+        console.print("💡 Customer is on the trial tier now.")
+        console.print("   They can reactivate by subscribing again.")
+
+
+@app.command()
+def portal(
+    customer_id: str = typer.Option(..., "--id", help="The customer's id (cust_…)"),
+    return_url: str = typer.Option(
+        None, "--return-url", help="Where the portal sends the customer back (default: ours)"
+    ),
+) -> None:
+    """Print a Stripe customer portal link: the customer manages cards and invoices there."""
+    from core.billing import changes
+    from core.billing.gateway import get_gateway
+    from core.settings import get_settings
+
+    url = return_url or get_settings().public_base_url
+    with db_session() as session:
+        link = changes.portal_url(session, get_gateway(), customer_id, url)
+    console.print("🔗 Customer portal (send this link to the customer; it is valid briefly):")
+    console.print(link, soft_wrap=True)

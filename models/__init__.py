@@ -2,6 +2,7 @@
 
 from models.api_keys import ApiKey
 from models.base import Base, UTCDateTime, utcnow
+from models.billing_issues import BillingIssue
 from models.customers import Customer
 from models.licenses import License
 from models.metering import OverageMeterEvent as OverageMeterEvent
@@ -12,6 +13,7 @@ from models.usage import InstanceUsage, UsageAlert, UsageDaily, UsageReport
 __all__ = [
     "ApiKey",
     "Base",
+    "BillingIssue",
     "Customer",
     "InstanceUsage",
     "License",

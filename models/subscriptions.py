@@ -28,5 +28,13 @@ class Subscription(Base):
     canceled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # `created` of the newest Stripe event applied, so a late older event never wins.
     stripe_event_created: Mapped[int | None] = mapped_column(BigInteger)
+    # The end of the last period Stripe was paid for: what a license grants (a renewal moves the
+    # period forward before it is charged, so the period end alone is no proof of payment).
+    paid_through_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Stripe's `pause_collection` is set: no invoice is collected, so no paid entitlement.
+    collection_paused: Mapped[bool] = mapped_column(Boolean, default=False)
+    # When the Stripe state last applied was read: a read started earlier never overwrites it
+    # (reads happen before the customer lock is taken, so they may be applied out of order).
+    stripe_read_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)

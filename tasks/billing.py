@@ -22,6 +22,7 @@ from core.settings import get_settings
 from tasks.licenses import RETRY_OPTIONS
 from workers.celery_app import celery_app
 from workers.enqueue import enqueue
+from workers.metrics import record_task_outcome
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +108,45 @@ def reconcile_events(days: int | None = None) -> dict[str, Any]:
     if new_ids:
         log.warning("reconciliation found %d Stripe events the webhook missed", len(new_ids))
     return {"stored": len(new_ids), "eventIds": new_ids}
+
+
+@celery_app.task(
+    name="tasks.billing.reconcile_subscriptions",
+    autoretry_for=(Exception,),
+    retry_backoff=30,
+    retry_backoff_max=300,
+    max_retries=3,
+)
+def reconcile_subscriptions(page_size: int = 200) -> dict[str, Any]:
+    """Compare every known customer's live Stripe subscriptions with its row and repair drift.
+
+    One transaction per customer, Stripe read before its lock is taken; a failure on one
+    customer is logged and the sweep goes on (the next run tries it again).
+    """
+    if not stripe_configured():
+        return {"skipped": "STRIPE_SECRET_KEY is not set", "repaired": 0}
+    gateway = get_gateway()
+    checked, repaired, failed = 0, 0, []
+    after = 0
+    while True:
+        with session_scope() as session:
+            page = reconcile.customers_with_stripe(session, after=after, limit=page_size)
+            after = reconcile.last_row_id(session, page)
+        for customer_id in page:
+            checked += 1
+            try:
+                with session_scope() as session:
+                    repaired += reconcile.repair_customer(session, gateway, customer_id)
+            except Exception as exc:  # noqa: BLE001 - one customer must not stop the sweep
+                log.warning("reconciliation of %s failed: %s", customer_id, exc)
+                failed.append(customer_id)
+        if len(page) < page_size:
+            break
+    for _ in range(repaired):
+        record_task_outcome("tasks.billing.reconcile_subscriptions", "drift_repaired")
+    if repaired:
+        log.warning("reconciliation repaired %d subscription(s) that drifted from Stripe", repaired)
+    return {"checked": checked, "repaired": repaired, "failed": failed}
 
 
 @celery_app.task(name="tasks.billing.expire_trials", **RETRY_OPTIONS)

@@ -40,4 +40,10 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
             "task": "tasks.billing.reconcile_events",
             "schedule": 900.0,
         },
+        # Live Stripe subscriptions compared with local rows; drift repaired (hourly: it lists
+        # every known customer's subscriptions).
+        "reconcile-stripe-subscriptions": {
+            "task": "tasks.billing.reconcile_subscriptions",
+            "schedule": 3600.0,
+        },
     }

@@ -59,6 +59,19 @@ def sellable_plan(name: object, *, field: str = "plan") -> PlanSpec:
     return spec
 
 
+def find_promotion(gateway: StripeGateway, promo_code: str | None) -> Obj | None:
+    """The active promotion code a customer typed, or a 422 naming `promoCode`."""
+    if promo_code is None:
+        return None
+    code = promo_code.strip()
+    promotion = gateway.find_promotion_code(code) if code else None
+    if promotion is None:
+        raise InvalidInputError(
+            f"promotion code {promo_code!r} is unknown or not active", field="promoCode"
+        )
+    return promotion
+
+
 def price_for_plan(gateway: StripeGateway, spec: PlanSpec) -> str:
     """The Stripe price of a plan: its STRIPE_PRICE_* setting, else the one with its lookup key."""
     configured = configured_price_ids().get(spec.plan)

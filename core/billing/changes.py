@@ -1,8 +1,14 @@
-"""Changing a live Stripe subscription: plan changes, cancellation, deactivation.
+"""Changing a live Stripe subscription: plan changes, cancellation, deactivation, the portal.
 
-Each operation locks the customer row, calls Stripe, and applies Stripe's answer locally under
-that lock (`core.billing.sync`), so the local row and the license change at once; the webhook
-events that follow re-read the same state and change nothing more.
+Money follows payment (`DESIGN.md`): an upgrade is invoiced at once and granted when paid
+(`always_invoice` + `pending_if_incomplete`: Stripe keeps the old plan until the invoice is
+paid); a downgrade credits the next invoice (`create_prorations`); cancellation and deactivation
+end access at the end of the paid period unless asked to end it now, and then a final invoice
+settles pending prorations and credits unused time (`invoice_now`, `prorate`). Every answer
+says when access ends.
+
+Each operation reads the customer's row, calls Stripe, and only then locks the customer and
+applies Stripe's answer (`core.billing.sync`): no Stripe call waits under the customer lock.
 """
 
 from __future__ import annotations
@@ -14,23 +20,25 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from core.billing import statuses
-from core.billing.catalogue import price_for_plan, sellable_plan
+from core.billing import entitlements, statuses
+from core.billing.catalogue import find_promotion, price_for_plan, sellable_plan
 from core.billing.gateway import StripeGateway, StripeNotConfiguredError
 from core.billing.meters import overage_item_updates, overage_price_for_plan
 from core.billing.repository import get_subscription
 from core.billing.statuses import SubscriptionStatus
+from core.billing.stripe_errors import refused_as
 from core.billing.sync import apply_subscription, subscription_item
+from core.customers.service import get_customer, get_for_update
 from core.errors import ConflictError, NotFoundError
-from core.licensing.service import lock_customer, reissue_license
+from core.licensing.service import reissue_license
 from core.plans import Plan
 from core.settings import get_settings
-from models import Customer, Subscription, utcnow
+from models import Subscription, utcnow
 
 Obj = dict[str, Any]
 
-
-# -- plan changes and cancellation ------------------------------------------------------------
+# Smallest first: moving right is an upgrade (charged now), left a downgrade (credited later).
+_PLAN_ORDER = [Plan.TRIAL, Plan.STARTER, Plan.PROFESSIONAL, Plan.ENTERPRISE]
 
 
 @dataclass(frozen=True)
@@ -43,39 +51,58 @@ class SubscriptionChange:
     cancel_at_period_end: bool
     current_period_ends_at: datetime | None
     canceled_at: datetime | None
+    # When access to the paid plan ends; None while it renews.
+    access_ends_at: datetime | None
+    # An upgrade whose invoice is not paid yet: the bigger plan is granted once it is.
+    pending_payment: bool
     changed: bool
     license_reissued: bool
     notes: list[str] = field(default_factory=list)
 
 
-def _locked_row_for(session: Session, subscription_id: str) -> tuple[Customer, Subscription]:
-    """The customer (locked) and row of a Stripe subscription id, or of a customer id."""
+def access_ends_at(row: Subscription) -> datetime | None:
+    """When the row's paid access ends: now-ish if it ended, the paid-through date if it is set
+    to cancel, None while it renews."""
+    if row.status in statuses.ENDED:
+        return row.canceled_at or utcnow()
+    if row.cancel_at_period_end:
+        return entitlements.paid_until(row)
+    return None
+
+
+def _row_for(session: Session, subscription_id: str) -> Subscription:
+    """The row of a Stripe subscription id, or of a customer id (read, not locked)."""
     column = (
         Subscription.customer_id
         if subscription_id.startswith("cust_")
         else Subscription.stripe_subscription_id
     )
     customer_id = session.scalar(select(Subscription.customer_id).where(column == subscription_id))
-    if customer_id is None:
+    row = get_subscription(session, customer_id) if customer_id else None
+    if row is None:
         raise NotFoundError(f"no subscription {subscription_id!r}", field="subscriptionId")
-    customer = lock_customer(session, customer_id)
-    row = get_subscription(session, customer_id)
-    if row is None or not row.stripe_subscription_id:
+    if not row.stripe_subscription_id:
         raise ConflictError(
             f"{subscription_id} has no Stripe subscription; start one with create-checkout",
             field="subscriptionId",
         )
-    return customer, row
+    return row
 
 
-def _change(
-    session: Session, customer: Customer, previous_plan: str, sub: Obj, reason: str
+def _apply(
+    session: Session,
+    customer_id: str,
+    previous_plan: str,
+    sub: Obj,
+    reason: str,
+    read_at: datetime,
 ) -> SubscriptionChange:
-    outcome = apply_subscription(session, customer, sub, reason=reason)
-    row = get_subscription(session, customer.customer_id)
+    customer = get_for_update(session, customer_id)
+    outcome = apply_subscription(session, customer, sub, reason=reason, read_at=read_at)
+    row = get_subscription(session, customer_id)
     assert row is not None
     return SubscriptionChange(
-        customer_id=customer.customer_id,
+        customer_id=customer_id,
         subscription_id=str(sub["id"]),
         previous_plan=previous_plan,
         plan=row.plan,
@@ -83,21 +110,37 @@ def _change(
         cancel_at_period_end=row.cancel_at_period_end,
         current_period_ends_at=row.current_period_ends_at,
         canceled_at=row.canceled_at,
+        access_ends_at=access_ends_at(row),
+        pending_payment=bool(sub.get("pending_update")),
         changed=outcome.changed,
         license_reissued=outcome.license_reissued,
         notes=[outcome.note],
     )
 
 
+def _is_upgrade(previous: str, wanted: Plan) -> bool:
+    previous_plan = Plan(previous) if previous in {p.value for p in Plan} else Plan.TRIAL
+    return _PLAN_ORDER.index(wanted) > _PLAN_ORDER.index(previous_plan)
+
+
 def change_plan(
-    session: Session, gateway: StripeGateway, subscription_id: str, plan: object
+    session: Session,
+    gateway: StripeGateway,
+    subscription_id: str,
+    plan: object,
+    *,
+    promo_code: str | None = None,
 ) -> SubscriptionChange:
-    """Move a live Stripe subscription to another plan's price, prorated; the caller commits.
-    Asking for the plan it already has changes nothing."""
+    """Move a live Stripe subscription to another plan's price; the caller commits.
+
+    An upgrade is invoiced now and granted when paid; a downgrade is credited on the next
+    invoice. Asking for the plan it already has (and no promotion code) changes nothing.
+    """
     spec = sellable_plan(plan)
-    customer, row = _locked_row_for(session, subscription_id)
-    previous_plan = row.plan
+    row = _row_for(session, subscription_id)
+    customer_id, previous_plan = row.customer_id, row.plan
     stripe_id = str(row.stripe_subscription_id)
+    read_at = utcnow()
     sub = gateway.retrieve_subscription(stripe_id)
     if sub.get("status") in statuses.STRIPE_ENDED:
         raise ConflictError(
@@ -106,41 +149,55 @@ def change_plan(
             field="subscriptionId",
         )
     price_id = price_for_plan(gateway, spec)
+    promotion = find_promotion(gateway, promo_code)
     item = subscription_item(sub)
     if item is None:
         raise ConflictError(f"subscription {stripe_id} has no item to change")
     # The overage item follows the plan: its price swapped, added, or removed (enterprise).
     overage = overage_item_updates(sub, overage_price_for_plan(gateway, spec.plan))
-    if (item.get("price") or {}).get("id") != price_id or overage:
-        sub = gateway.update_subscription(
-            stripe_id,
-            {
-                "items": [{"id": item["id"], "price": price_id}, *overage],
-                "proration_behavior": "create_prorations",
-                # A plan change is also a wish to keep the subscription.
-                "cancel_at_period_end": False,
-                "metadata": {"plan": spec.plan.value},
-            },
-        )
-    return _change(session, customer, previous_plan, sub, f"plan changed to {spec.plan.value}")
+    with refused_as(discounts="promoCode", items="plan"):
+        if promotion is not None:
+            # Before the price change, so the upgrade's invoice is already discounted.
+            sub = gateway.update_subscription(
+                stripe_id, {"discounts": [{"promotion_code": promotion["id"]}]}
+            )
+        if (item.get("price") or {}).get("id") != price_id or overage:
+            params: Obj = {"items": [{"id": item["id"], "price": price_id}, *overage]}
+            if _is_upgrade(previous_plan, spec.plan):
+                # Charged now; Stripe applies the new price only once that invoice is paid.
+                params |= {
+                    "proration_behavior": "always_invoice",
+                    "payment_behavior": "pending_if_incomplete",
+                }
+            else:
+                params |= {"proration_behavior": "create_prorations"}
+            sub = gateway.update_subscription(stripe_id, params)
+        if sub.get("cancel_at_period_end") or sub.get("cancel_at"):
+            # A plan change is also a wish to keep the subscription (a separate call: a pending
+            # update takes no other parameters).
+            sub = gateway.update_subscription(stripe_id, {"cancel_at_period_end": False})
+    return _apply(
+        session, customer_id, previous_plan, sub, f"plan changed to {spec.plan.value}", read_at
+    )
 
 
 def cancel_subscription(
     session: Session, gateway: StripeGateway, subscription_id: str, *, immediately: bool = False
 ) -> SubscriptionChange:
-    """Cancel at the end of the paid period (default) or now; the caller commits.
-    Cancelling a canceled subscription changes nothing."""
-    customer, row = _locked_row_for(session, subscription_id)
-    previous_plan = row.plan
+    """Cancel at the end of the paid period (default), or now with a final invoice that settles
+    pending prorations and credits unused time; the caller commits. Idempotent."""
+    row = _row_for(session, subscription_id)
+    customer_id, previous_plan = row.customer_id, row.plan
     stripe_id = str(row.stripe_subscription_id)
+    read_at = utcnow()
     sub = gateway.retrieve_subscription(stripe_id)
     if sub.get("status") not in statuses.STRIPE_ENDED:
         if immediately:
-            sub = gateway.cancel_subscription(stripe_id)
+            sub = gateway.cancel_subscription(stripe_id, settle=True)
         elif not sub.get("cancel_at_period_end"):
             sub = gateway.update_subscription(stripe_id, {"cancel_at_period_end": True})
     reason = "canceled" if immediately else "set to cancel at period end"
-    return _change(session, customer, previous_plan, sub, reason)
+    return _apply(session, customer_id, previous_plan, sub, reason, read_at)
 
 
 # -- deactivation -------------------------------------------------------------------------------
@@ -153,38 +210,67 @@ class Deactivation:
     previous_plan: str
     plan: str
     status: str
-    canceled_at: datetime
+    canceled_at: datetime | None
+    # When the paid plan's access ends (None: there was no paid access to end).
+    access_ends_at: datetime | None
+    # The paid plan runs to the end of its paid period, then the subscription ends.
+    at_period_end: bool
     stripe_canceled: bool
     license_reissued: bool
 
 
 def deactivate_customer(
-    session: Session, gateway: StripeGateway | None, customer_id: str
+    session: Session,
+    gateway: StripeGateway | None,
+    customer_id: str,
+    *,
+    immediately: bool = False,
 ) -> Deactivation:
-    """Cancel the customer's Stripe subscription now and return them to the trial tier.
+    """Stop the customer's paid subscription: at the end of the period they paid for (default;
+    a paying customer is never cut off at once), or now (`immediately`) with a final invoice
+    that credits unused time, returning them to the trial tier.
 
     The trial tier's status is `trialing` while the customer is within TRIAL_DAYS of signing up
     and `expired` after (a trial is given once). The row keeps the canceled subscription's id so
-    that subscription's late events are recognised and cannot bring the paid plan back.
-    Running it again changes nothing. `gateway` may be None when there is nothing to cancel.
+    its late events are recognised and cannot bring the paid plan back. Running it again changes
+    nothing. `gateway` may be None when there is nothing to cancel.
     """
-    customer = lock_customer(session, customer_id)
+    get_customer(session, customer_id)
     row = get_subscription(session, customer_id)
-    previous_plan = row.plan if row else Plan.TRIAL.value
     stripe_id = row.stripe_subscription_id if row else None
-    now = utcnow()
-    stripe_canceled = False
-    canceled_at = row.canceled_at if row and row.canceled_at else now
     if row is not None and stripe_id and row.plan != Plan.TRIAL.value:
         if gateway is None:
             raise StripeNotConfiguredError(
                 "Stripe is not configured: set STRIPE_SECRET_KEY", field="STRIPE_SECRET_KEY"
             )
+        live = row.status not in statuses.ENDED
+        if not immediately and live:
+            change = cancel_subscription(session, gateway, stripe_id)
+            return Deactivation(
+                customer_id=customer_id,
+                subscription_id=stripe_id,
+                previous_plan=change.previous_plan,
+                plan=change.plan,
+                status=change.status,
+                canceled_at=change.canceled_at,
+                access_ends_at=change.access_ends_at,
+                at_period_end=change.status not in statuses.ENDED,
+                stripe_canceled=False,
+                license_reissued=change.license_reissued,
+            )
         sub = gateway.retrieve_subscription(stripe_id)
-        if sub.get("status") not in statuses.STRIPE_ENDED:
-            sub = gateway.cancel_subscription(stripe_id)
-            stripe_canceled = True
-        canceled_at = now
+        stripe_canceled = sub.get("status") not in statuses.STRIPE_ENDED
+        if stripe_canceled:
+            gateway.cancel_subscription(stripe_id, settle=True)
+        return _back_to_trial(session, customer_id, stripe_canceled=stripe_canceled)
+    return _back_to_trial(session, customer_id, stripe_canceled=False)
+
+
+def _back_to_trial(session: Session, customer_id: str, *, stripe_canceled: bool) -> Deactivation:
+    customer = get_for_update(session, customer_id)
+    row = get_subscription(session, customer_id)
+    previous_plan = row.plan if row else Plan.TRIAL.value
+    now = utcnow()
     if row is not None and row.plan == Plan.TRIAL.value and row.trial_ends_at is not None:
         trial_end = row.trial_ends_at
     else:
@@ -193,23 +279,44 @@ def deactivate_customer(
     if row is None:
         row = Subscription(customer_id=customer_id, plan=Plan.TRIAL.value, status=status)
         session.add(row)
-    if row.plan != Plan.TRIAL.value or row.stripe_price_id is not None:
-        row.canceled_at = canceled_at
+    ended_paid_plan = row.plan != Plan.TRIAL.value or row.stripe_price_id is not None
+    if ended_paid_plan:
+        row.canceled_at = now
     row.plan = Plan.TRIAL.value
     row.status = status
     row.trial_ends_at = trial_end
     row.stripe_price_id = None
     row.current_period_ends_at = None
+    row.paid_through_at = None
     row.cancel_at_period_end = False
     session.flush()
     license_row = reissue_license(session, customer_id, reason="deactivated: back to trial tier")
     return Deactivation(
         customer_id=customer_id,
-        subscription_id=stripe_id,
+        subscription_id=row.stripe_subscription_id,
         previous_plan=previous_plan,
         plan=row.plan,
         status=row.status,
-        canceled_at=row.canceled_at or canceled_at,
+        canceled_at=row.canceled_at,
+        access_ends_at=now if ended_paid_plan else None,
+        at_period_end=False,
         stripe_canceled=stripe_canceled,
         license_reissued=license_row is not None,
     )
+
+
+# -- the customer portal ------------------------------------------------------------------------
+
+
+def portal_url(session: Session, gateway: StripeGateway, customer_id: str, return_url: str) -> str:
+    """A Stripe customer portal session (cards, invoices) for the customer: its URL.
+    409 when the customer has no Stripe customer yet (they never started a checkout)."""
+    customer = get_customer(session, customer_id)
+    if not customer.stripe_customer_id:
+        raise ConflictError(
+            f"customer {customer_id} has no Stripe customer yet; start a checkout first",
+            field="customerId",
+        )
+    with refused_as(return_url="returnUrl"):
+        created = gateway.create_portal_session(customer.stripe_customer_id, return_url)
+    return str(created["url"])

@@ -10,13 +10,15 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from core.billing import statuses
-from core.billing.catalogue import price_for_plan, sellable_plan
+from core.billing.catalogue import find_promotion, price_for_plan, sellable_plan
 from core.billing.changes import SubscriptionChange, change_plan
 from core.billing.gateway import StripeGateway
 from core.billing.meters import line_items, overage_price_for_plan
 from core.billing.repository import get_subscription
+from core.billing.stripe_errors import refused_as
 from core.customers.service import get_customer
-from core.errors import ConflictError, InvalidInputError
+from core.errors import ConflictError
+from core.settings import get_settings
 from models import Customer, Subscription
 
 Obj = dict[str, Any]
@@ -56,18 +58,6 @@ def ensure_stripe_customer(session: Session, gateway: StripeGateway, customer: C
     return customer.stripe_customer_id
 
 
-def _promotion(gateway: StripeGateway, promo_code: str | None) -> Obj | None:
-    if promo_code is None:
-        return None
-    code = promo_code.strip()
-    promotion = gateway.find_promotion_code(code) if code else None
-    if promotion is None:
-        raise InvalidInputError(
-            f"promotion code {promo_code!r} is unknown or not active", field="promoCode"
-        )
-    return promotion
-
-
 def create_checkout(
     session: Session,
     gateway: StripeGateway,
@@ -78,7 +68,11 @@ def create_checkout(
     cancel_url: str,
     promo_code: str | None = None,
 ) -> CheckoutResult:
-    """A subscription-mode Checkout Session for the customer and plan."""
+    """A subscription-mode Checkout Session for the customer and plan.
+
+    One payable checkout per customer: the customer's earlier open sessions are expired first,
+    so two paid sessions can never make two subscriptions.
+    """
     spec = sellable_plan(plan)
     customer = get_customer(session, customer_id)
     row = get_subscription(session, customer_id)
@@ -90,8 +84,11 @@ def create_checkout(
             field="customerId",
         )
     price_id = price_for_plan(gateway, spec)
-    promotion = _promotion(gateway, promo_code)
+    promotion = find_promotion(gateway, promo_code)
+    known_to_stripe = customer.stripe_customer_id is not None
     stripe_customer_id = ensure_stripe_customer(session, gateway, customer)
+    if known_to_stripe:  # a Stripe customer made just now has no earlier sessions
+        gateway.expire_open_checkout_sessions(stripe_customer_id)
     metadata = {"customerId": customer_id, "plan": spec.plan.value}
     params: Obj = {
         "mode": "subscription",
@@ -110,7 +107,8 @@ def create_checkout(
         params["discounts"] = [{"promotion_code": promotion["id"]}]
     else:
         params["allow_promotion_codes"] = True
-    created = gateway.create_checkout_session(params)
+    with refused_as(discounts="promoCode", line_items="plan"):
+        created = gateway.create_checkout_session(params)
     return CheckoutResult(
         session_id=str(created["id"]),
         url=str(created.get("url") or ""),
@@ -127,22 +125,24 @@ def subscribe(
     *,
     customer_id: str,
     plan: object,
-    success_url: str,
-    cancel_url: str,
+    success_url: str | None = None,
+    cancel_url: str | None = None,
     promo_code: str | None = None,
 ) -> CheckoutResult | SubscriptionChange:
     """Put the customer on a paid plan: a checkout when nothing bills them yet, else a change of
-    their live subscription's plan (a second checkout would bill them twice)."""
+    their live subscription's plan (a second checkout would bill them twice). The API's
+    `POST /api/subscriptions/{customerId}/upgrade` and `billing customer upgrade` both call it."""
     sellable_plan(plan)
     get_customer(session, customer_id)
     if bills(get_subscription(session, customer_id)):
-        return change_plan(session, gateway, customer_id, plan)
+        return change_plan(session, gateway, customer_id, plan, promo_code=promo_code)
+    base = get_settings().public_base_url.rstrip("/")
     return create_checkout(
         session,
         gateway,
         customer_id=customer_id,
         plan=plan,
-        success_url=success_url,
-        cancel_url=cancel_url,
+        success_url=success_url or f"{base}/checkout/success",
+        cancel_url=cancel_url or f"{base}/checkout/cancel",
         promo_code=promo_code,
     )

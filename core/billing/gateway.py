@@ -1,13 +1,10 @@
 """The Stripe gateway: every call this service makes to Stripe, over the official SDK.
 
 Answers are plain dicts in Stripe's object shapes (`StripeObject.to_dict()`), so the rest of the
-code never depends on the SDK's classes. Errors become domain errors:
-
-- `StripeNotConfiguredError` (503): STRIPE_SECRET_KEY is missing or rejected; names the setting.
-- `StripeUnavailableError` (503): Stripe could not be reached or answered 409/429/5xx — worth
-  retrying later (event tasks do, with backoff).
-- `StripeRequestError` (502): Stripe refused the request itself; retrying the same call will not
-  help, the message is Stripe's.
+code never depends on the SDK's classes. Errors become the domain errors of
+`core.billing.stripe_errors` (503 with Retry-After, 502, or the caller's 422 via `refused_as`).
+Every call is made with the pinned STRIPE_API_VERSION, so the shapes this code reads are the ones
+Stripe sends whatever SDK is installed.
 
 Every create call carries an idempotency key, so a retried call (by the SDK, a task or a person)
 never makes a second customer, session or price.
@@ -24,29 +21,14 @@ from typing import Any
 
 import stripe
 
-from core.errors import ConfigurationError, DomainError, ServiceUnavailableError
+# The errors live in stripe_errors; re-exported, as callers know them from the gateway.
+from core.billing.stripe_errors import StripeNotConfiguredError as StripeNotConfiguredError
+from core.billing.stripe_errors import StripeRequestError as StripeRequestError
+from core.billing.stripe_errors import StripeUnavailableError as StripeUnavailableError
+from core.billing.stripe_errors import translate as _translate
 from core.settings import Settings, get_settings
 
 Obj = dict[str, Any]
-
-
-class StripeNotConfiguredError(ConfigurationError):
-    """A Stripe operation was asked for but a Stripe setting is missing or wrong."""
-
-
-class StripeUnavailableError(ServiceUnavailableError):
-    """Stripe was unreachable or asked us to come back later: retry."""
-
-
-class StripeRequestError(DomainError):
-    """Stripe refused the request (a 4xx other than 409/429): retrying will not help."""
-
-    status_code = 502
-    code = "stripe_error"
-
-    def __init__(self, message: str, *, field: str | None = None, stripe_code: str | None = None):
-        super().__init__(message, field=field)
-        self.stripe_code = stripe_code
 
 
 class DuplicateMeterEventError(StripeRequestError):
@@ -88,24 +70,6 @@ def _plain(obj: Any) -> Any:
     if isinstance(obj, stripe.StripeObject):
         return _json_safe(obj.to_dict())
     return obj
-
-
-def _translate(exc: stripe.StripeError) -> DomainError:
-    status = exc.http_status
-    message = exc.user_message or str(exc) or exc.__class__.__name__
-    if isinstance(exc, stripe.AuthenticationError | stripe.PermissionError):
-        return StripeNotConfiguredError(
-            f"Stripe rejected STRIPE_SECRET_KEY: {message}", field="STRIPE_SECRET_KEY"
-        )
-    if isinstance(exc, stripe.APIConnectionError):
-        return StripeUnavailableError(f"Stripe is unreachable: {message}")
-    if status is None or status in (409, 429) or status >= 500:
-        return StripeUnavailableError(f"Stripe is unavailable ({status}): {message}")
-    error = getattr(exc, "error", None)
-    param = getattr(error, "param", None) if error is not None else None
-    return StripeRequestError(
-        f"Stripe refused the request: {message}", field=param, stripe_code=exc.code
-    )
 
 
 class StripeGateway:
@@ -264,19 +228,61 @@ class StripeGateway:
             options={"idempotency_key": unique_idempotency_key("checkout")},
         )
 
+    def expire_open_checkout_sessions(self, stripe_customer_id: str) -> list[str]:
+        """Expire the customer's open Checkout Sessions (a session stays payable for 24 h), so
+        only the newest one can start a subscription; the ids expired."""
+        expired = []
+        for found in self._iterate(
+            self.client.v1.checkout.sessions.list,
+            {"customer": stripe_customer_id, "status": "open"},
+        ):
+            self._call(self.client.v1.checkout.sessions.expire, str(found["id"]))
+            expired.append(str(found["id"]))
+        return expired
+
     def retrieve_subscription(self, subscription_id: str) -> Obj:
-        return self._call(self.client.v1.subscriptions.retrieve, subscription_id)
+        """The subscription with its latest invoice expanded (whether its period is paid)."""
+        return self._call(
+            self.client.v1.subscriptions.retrieve,
+            subscription_id,
+            params={"expand": ["latest_invoice"]},
+        )
+
+    def list_subscriptions(self, stripe_customer_id: str) -> list[Obj]:
+        """Every subscription of a Stripe customer that has not ended, latest invoice expanded."""
+        return list(
+            self._iterate(
+                self.client.v1.subscriptions.list,
+                {"customer": stripe_customer_id, "expand": ["data.latest_invoice"]},
+            )
+        )
 
     def update_subscription(self, subscription_id: str, params: Obj) -> Obj:
+        """Change a subscription; the answer has its latest invoice expanded, as on retrieve."""
         return self._call(
             self.client.v1.subscriptions.update,
             subscription_id,
-            params=params,
+            params={**params, "expand": ["latest_invoice"]},
             options={"idempotency_key": unique_idempotency_key("subscription-update")},
         )
 
-    def cancel_subscription(self, subscription_id: str) -> Obj:
-        return self._call(self.client.v1.subscriptions.cancel, subscription_id)
+    def cancel_subscription(self, subscription_id: str, *, settle: bool = True) -> Obj:
+        """Cancel now. `settle`: a final invoice collects pending prorations (an upgrade) and
+        credits the unused time, instead of Stripe's default of dropping both."""
+        params: Obj = {"invoice_now": True, "prorate": True} if settle else {}
+        params["expand"] = ["latest_invoice"]
+        return self._call(self.client.v1.subscriptions.cancel, subscription_id, params=params)
+
+    def retrieve_charge(self, charge_id: str) -> Obj:
+        """A charge (a dispute names only its charge; the charge names the customer)."""
+        return self._call(self.client.v1.charges.retrieve, charge_id)
+
+    def create_portal_session(self, stripe_customer_id: str, return_url: str) -> Obj:
+        """A Stripe customer portal session (cards, invoices, cancellation) for the customer."""
+        return self._call(
+            self.client.v1.billing_portal.sessions.create,
+            params={"customer": stripe_customer_id, "return_url": return_url},
+        )
 
     # -- events -------------------------------------------------------------------------
 
@@ -313,7 +319,9 @@ def stripe_client(settings: Settings) -> stripe.StripeClient:
     }
     if settings.stripe_api_base:
         options["base_addresses"] = {"api": settings.stripe_api_base.rstrip("/")}
-    return stripe.StripeClient(settings.stripe_secret_key, **options)
+    return stripe.StripeClient(
+        settings.stripe_secret_key, stripe_version=settings.stripe_api_version, **options
+    )
 
 
 def get_gateway(settings: Settings | None = None) -> StripeGateway:

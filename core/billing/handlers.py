@@ -1,9 +1,11 @@
 """Handling stored Stripe events: one function per event type, and `process_event` that runs one.
 
-Every handler re-reads the object from Stripe rather than trusting the event's snapshot, so events
-that arrive late, twice or out of order all leave the state Stripe holds now. The caller (the
-task, or `billing stripe replay`) owns the transaction: the event row is marked in the same
-transaction as its effect, so an event is applied once however often it is delivered.
+Every subscription handler re-reads the subscription from Stripe rather than trusting the event's
+snapshot, so events that arrive late, twice or out of order all leave the state Stripe holds now.
+Stripe is read before the customer is locked (no Stripe call under the lock); the read's start
+time orders the applies (`core.billing.sync`). The caller (the task, or `billing stripe replay`)
+owns the transaction: the event row is marked in the same transaction as its effect, so an event
+is applied once however often it is delivered.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from core.billing import issues
 from core.billing.gateway import StripeGateway, StripeRequestError, get_gateway
 from core.billing.inbox import IGNORED, PROCESSED, EventOutcome, PermanentEventError
 from core.billing.sync import (
@@ -22,8 +25,8 @@ from core.billing.sync import (
     find_customer_id,
     remember_stripe_customer,
 )
+from core.customers.service import get_for_update
 from core.errors import NotFoundError
-from core.licensing.service import lock_customer
 from models import StripeEvent, utcnow
 
 Obj = dict[str, Any]
@@ -34,8 +37,27 @@ SUBSCRIPTION_EVENTS = (
     "customer.subscription.created",
     "customer.subscription.updated",
     "customer.subscription.deleted",
+    "customer.subscription.paused",
+    "customer.subscription.resumed",
+    # Three days before a trial ends: the subscription is re-read (its state is unchanged unless
+    # something else moved), so the row and license are known current when the trial converts.
+    "customer.subscription.trial_will_end",
 )
-INVOICE_EVENTS = ("invoice.paid", "invoice.payment_succeeded", "invoice.payment_failed")
+INVOICE_EVENTS = (
+    "invoice.paid",
+    "invoice.payment_succeeded",
+    "invoice.payment_failed",
+    # The payer must authenticate (3-D Secure): nothing is paid yet, so nothing more is granted;
+    # re-reading keeps the status (incomplete / past_due) Stripe gives it.
+    "invoice.payment_action_required",
+)
+DISPUTE_EVENTS = (
+    "charge.dispute.created",
+    "charge.dispute.updated",
+    "charge.dispute.closed",
+    "charge.dispute.funds_withdrawn",
+    "charge.dispute.funds_reinstated",
+)
 
 
 def _data_object(event: Obj) -> Obj:
@@ -73,16 +95,18 @@ def _sync_subscription(
             f"no local customer for Stripe customer {stripe_customer_id} / subscription "
             f"{subscription_id} (metadata customerId {customer_hint!r})"
         )
-    # Lock first, then read Stripe: reads are applied in the order they were taken.
-    customer = lock_customer(session, customer_id)
-    remember_stripe_customer(session, customer, stripe_customer_id)
+    # Read Stripe, then lock and apply: no Stripe call waits under the customer lock.
+    read_at = utcnow()
     sub = gateway().retrieve_subscription(subscription_id)
+    customer = get_for_update(session, customer_id)
+    remember_stripe_customer(session, customer, stripe_customer_id)
     outcome = apply_subscription(
         session,
         customer,
         sub,
         reason=f"stripe {event['type']} {event['id']}",
         event_created=int(event["created"]),
+        read_at=read_at,
     )
     return EventOutcome(
         event["id"],
@@ -141,10 +165,45 @@ def handle_invoice(session: Session, event: Obj, gateway: GatewayFactory) -> Eve
     )
 
 
+def handle_customer_deleted(session: Session, event: Obj, gateway: GatewayFactory) -> EventOutcome:
+    """The Stripe customer was deleted: forget its id, so the next checkout makes a new one
+    (Stripe refuses a deleted customer). Its subscriptions end in Stripe and their own events
+    update the row."""
+    stripe_customer_id = _ref(_data_object(event).get("id"))
+    customer_id = find_customer_id(session, stripe_customer_id=stripe_customer_id)
+    if customer_id is None:
+        return EventOutcome(event["id"], IGNORED, f"{stripe_customer_id} is no customer of ours")
+    customer = get_for_update(session, customer_id)
+    if customer.stripe_customer_id == stripe_customer_id:
+        customer.stripe_customer_id = None
+        session.flush()
+    return EventOutcome(
+        event["id"], PROCESSED, f"Stripe customer {stripe_customer_id} cleared", customer_id
+    )
+
+
+def handle_dispute(session: Session, event: Obj, gateway: GatewayFactory) -> EventOutcome:
+    """A disputed charge is recorded and shown (`core.billing.issues`), never acted on: the
+    dispute may be won, and cutting a customer off is an operator's decision."""
+    dispute = _data_object(event)
+    charge_id = _ref(dispute.get("charge"))
+    charge = dispute.get("charge") if isinstance(dispute.get("charge"), dict) else None
+    if charge is None and charge_id:
+        charge = gateway().retrieve_charge(charge_id)
+    customer_id = find_customer_id(session, stripe_customer_id=_ref((charge or {}).get("customer")))
+    if customer_id is not None:
+        get_for_update(session, customer_id)
+    issue = issues.record_dispute(session, customer_id, dispute)
+    note = f"dispute {issue.stripe_object_id} {issue.stripe_status}"
+    return EventOutcome(event["id"], PROCESSED, note, customer_id)
+
+
 HANDLERS: dict[str, Handler] = {
     "checkout.session.completed": handle_checkout_completed,
     **{name: handle_subscription_changed for name in SUBSCRIPTION_EVENTS},
     **{name: handle_invoice for name in INVOICE_EVENTS},
+    "customer.deleted": handle_customer_deleted,
+    **{name: handle_dispute for name in DISPUTE_EVENTS},
 }
 HANDLED_TYPES = tuple(HANDLERS)
 

@@ -1,22 +1,28 @@
-"""Reconciliation: what the webhook missed, found by asking Stripe (a beat job and a replay).
+"""Reconciliation: what the webhook missed, found by asking Stripe (beat jobs and a replay).
 
-Stripe is listed first and the database written after, so no Stripe call waits inside a
-transaction; storing goes through the inbox like any delivery, so a worker handles a missed
-event exactly as it would have handled the webhook.
+- Missed events: Stripe's recent events are listed and any not stored go through the inbox like
+  any delivery, so a worker handles them exactly as it would have handled the webhook.
+- Drift: each known customer's live subscriptions are listed and compared with its row; what
+  differs is repaired through the same apply path (`core.billing.sync`), and a second live
+  subscription is recorded as a billing conflict.
 """
 
 from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from core.billing import issues
 from core.billing.gateway import StripeGateway
 from core.billing.handlers import HANDLED_TYPES
 from core.billing.inbox import SOURCE_RECONCILIATION, store_event
+from core.billing.repository import get_subscription
+from core.billing.sync import CONFLICT, apply_subscription, decide, differs
+from core.customers.service import get_customer, get_for_update
 from core.settings import get_settings
-from models import StripeEvent, utcnow
+from models import Customer, StripeEvent, utcnow
 
 
 def store_missed_events(
@@ -47,3 +53,59 @@ def fetch_and_store(session: Session, gateway: StripeGateway, event_id: str) -> 
     """Store one event read from Stripe (for a replay of an event the webhook never brought)."""
     event = gateway.retrieve_event(event_id)
     return store_event(session, event, source=SOURCE_RECONCILIATION)
+
+
+# -- drift: live subscriptions compared with local rows ----------------------------------------
+
+
+def customers_with_stripe(session: Session, *, after: int = 0, limit: int = 200) -> list[str]:
+    """Customers known to Stripe whose row id is above `after`, in row order (a paged sweep)."""
+    return list(
+        session.scalars(
+            select(Customer.customer_id)
+            .where(Customer.stripe_customer_id.is_not(None), Customer.id > after)
+            .order_by(Customer.id)
+            .limit(limit)
+        )
+    )
+
+
+def last_row_id(session: Session, customer_ids: list[str]) -> int:
+    """The row id to continue a sweep after (the largest of the page)."""
+    if not customer_ids:
+        return 0
+    found = session.scalar(
+        select(func.max(Customer.id)).where(Customer.customer_id.in_(customer_ids))
+    )
+    return int(found or 0)
+
+
+def repair_customer(session: Session, gateway: StripeGateway, customer_id: str) -> int:
+    """Compare the customer's subscriptions in Stripe with its row and repair what differs
+    through the same apply path as the webhooks; how many fixes (changes and newly recorded
+    conflicts). Stripe is read first, the customer locked after (no Stripe call under it)."""
+    customer = get_customer(session, customer_id)
+    stripe_customer_id = customer.stripe_customer_id
+    if not stripe_customer_id:
+        return 0
+    row = get_subscription(session, customer_id)
+    followed = row.stripe_subscription_id if row else None
+    read_at = utcnow()
+    subs = gateway.list_subscriptions(stripe_customer_id)
+    if followed and followed not in {sub["id"] for sub in subs}:
+        # The one the row follows ended (lists show live ones only): its final state too.
+        subs.append(gateway.retrieve_subscription(followed))
+    customer = get_for_update(session, customer_id)
+    fixed = 0
+    # The followed subscription first, so a second live one is judged against the current row.
+    for sub in sorted(subs, key=lambda found: found["id"] != followed):
+        row = get_subscription(session, customer_id)
+        verdict = decide(row, sub)[0]
+        new_conflict = verdict == CONFLICT and not issues.has_open_conflict(session, sub["id"])
+        if not (new_conflict or differs(row, sub)):
+            continue
+        outcome = apply_subscription(
+            session, customer, sub, reason="reconciliation: drift repaired", read_at=read_at
+        )
+        fixed += int(new_conflict or outcome.changed)
+    return fixed

@@ -30,6 +30,8 @@ STRIPE_ENDED = frozenset({S.CANCELED, S.INCOMPLETE_EXPIRED})
 ENDED = STRIPE_ENDED | {S.EXPIRED}
 # A Stripe subscription in these still exists and may bill: a second checkout would double-bill.
 BILLING = frozenset({S.ACTIVE, S.TRIALING, S.PAST_DUE, S.UNPAID, S.INCOMPLETE, S.PAUSED})
+# Stripe collects invoices for these: with `pause_collection` set, none is granted (`paused`).
+PAID_WHILE_COLLECTED = frozenset({S.ACTIVE, S.PAST_DUE})
 # Licenses of these are renewed by beat before they expire.
 LIVE = frozenset({S.TRIALING, S.ACTIVE, S.PAST_DUE})
 # A license saying one of these tells the instance it may not run (it restricts itself).

@@ -1,9 +1,10 @@
 """Bringing a customer's local subscription in line with a Stripe subscription.
 
-Callers (event handlers, upgrade/cancel) lock the customer row first (`lock_customer`), then read
-the subscription from Stripe, then `apply_subscription`. Reading Stripe's current state under the
-lock is what makes order irrelevant: whatever order events arrive in, each one re-reads the
-authoritative state, and two workers never apply their reads in the opposite order of taking them.
+Callers (event handlers, plan changes, reconciliation) read the subscription from Stripe first,
+then lock the customer (`customers.service.get_for_update`) and `apply_subscription` with the time
+the read started. No Stripe call waits under the lock; order is kept by that time instead: a read
+that started before the one last applied is not applied (every change in Stripe sends an event
+whose handler reads again, so the newest state always arrives last).
 
 A customer has one subscription row, so a snapshot of a *different* Stripe subscription than the
 one the row follows needs a rule (`decide`):
@@ -11,7 +12,8 @@ one the row follows needs a rule (`decide`):
 - the row follows no Stripe subscription yet (trial): any subscription of the customer is applied;
 - the row follows an ended subscription (or was returned to the trial tier): a live one is applied;
 - an ended subscription never replaces the one the row follows, and a second live one never
-  replaces a live one (it is reported instead, for an operator to sort out the double billing);
+  replaces a live one: it is recorded as a billing conflict (`core.billing.issues`) for an
+  operator to sort out the double billing;
 - a row returned to the trial tier by `billing customer deactivate` keeps following the canceled
   subscription, so its late `deleted`/`updated` events cannot bring the paid plan back.
 """
@@ -26,7 +28,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from core.billing import statuses
+from core.billing import issues, statuses
 from core.billing.catalogue import plan_for_price as plan_for_price  # re-exported
 from core.billing.meters import flat_item
 from core.billing.repository import customer_of_subscription, get_subscription
@@ -88,9 +90,37 @@ def subscription_plan(sub: Obj) -> tuple[Plan, str]:
 
 
 def period_end(sub: Obj) -> datetime | None:
-    # Newer API versions keep the period on each item; older ones on the subscription.
-    item = subscription_item(sub) or {}
-    return _ts(item.get("current_period_end") or sub.get("current_period_end"))
+    # Since API version 2025-03-31.basil the period lives on each item only.
+    return _ts((subscription_item(sub) or {}).get("current_period_end"))
+
+
+def period_start(sub: Obj) -> datetime | None:
+    return _ts((subscription_item(sub) or {}).get("current_period_start"))
+
+
+def _latest_invoice_paid(sub: Obj) -> bool | None:
+    """Whether the latest invoice (expanded by the gateway) is paid; None when not known."""
+    invoice = sub.get("latest_invoice")
+    if not isinstance(invoice, dict):
+        return None
+    return invoice.get("status") == "paid"
+
+
+def paid_through(sub: Obj, previous: datetime | None) -> datetime | None:
+    """The end of the last period Stripe was paid for (see core.billing.entitlements).
+
+    A trial, or an active subscription whose latest invoice is paid, is paid to its period end.
+    Otherwise (a renewal not yet charged, a failed charge) the paid-through date stays where it
+    was, or, first seen so, is the start of the period that is not paid.
+    """
+    status, end = sub.get("status"), period_end(sub)
+    invoice_paid = _latest_invoice_paid(sub)
+    paid_now = status == SubscriptionStatus.TRIALING or (
+        status == SubscriptionStatus.ACTIVE and invoice_paid is not False
+    )
+    if paid_now and end is not None:
+        return max(previous, end) if previous is not None else end
+    return previous if previous is not None else period_start(sub)
 
 
 # -- finding and locking the customer --------------------------------------------------------
@@ -145,28 +175,33 @@ def remember_stripe_customer(session: Session, customer: Customer, stripe_custom
 # -- applying ---------------------------------------------------------------------------------
 
 
-def decide(row: Subscription | None, sub: Obj) -> tuple[bool, str]:
-    """Whether the row should take the state of Stripe subscription `sub` (see module doc)."""
+APPLY, IGNORE, CONFLICT = "apply", "ignore", "conflict"
+
+
+def decide(row: Subscription | None, sub: Obj) -> tuple[str, str]:
+    """Whether the row takes the state of Stripe subscription `sub` (APPLY), leaves it alone
+    (IGNORE), or `sub` is a second live subscription (CONFLICT); and why (see module doc)."""
     sub_id = sub.get("id")
     ended = sub.get("status") in statuses.STRIPE_ENDED
     if row is None or row.stripe_subscription_id is None:
-        return True, "first Stripe subscription of the customer"
+        return APPLY, "first Stripe subscription of the customer"
     if row.stripe_subscription_id == sub_id:
         if ended and row.plan == Plan.TRIAL.value:
-            return False, f"{sub_id} ended and the customer was returned to the trial tier"
-        return True, "current subscription"
+            return IGNORE, f"{sub_id} ended and the customer was returned to the trial tier"
+        return APPLY, "current subscription"
     if ended:
-        return False, f"{sub_id} has ended; the customer follows {row.stripe_subscription_id}"
+        return IGNORE, f"{sub_id} has ended; the customer follows {row.stripe_subscription_id}"
     if row.status in statuses.ENDED or row.plan == Plan.TRIAL.value:
-        return True, f"new subscription replaces ended {row.stripe_subscription_id}"
-    return False, (
-        f"customer already has live subscription {row.stripe_subscription_id}; "
-        f"{sub_id} ({sub.get('status')}) left alone: check for double billing"
+        return APPLY, f"new subscription replaces ended {row.stripe_subscription_id}"
+    return CONFLICT, (
+        f"billing conflict: customer already has live subscription "
+        f"{row.stripe_subscription_id}; {sub_id} ({sub.get('status')}) recorded for an operator"
     )
 
 
-def _wanted_state(sub: Obj) -> dict[str, Any]:
+def _wanted_state(sub: Obj, row: Subscription | None) -> dict[str, Any]:
     plan, price_id = subscription_plan(sub)
+    same = row is not None and row.stripe_subscription_id == sub["id"]
     return {
         "stripe_subscription_id": sub["id"],
         "stripe_price_id": price_id,
@@ -174,9 +209,20 @@ def _wanted_state(sub: Obj) -> dict[str, Any]:
         "status": str(sub.get("status") or SubscriptionStatus.INCOMPLETE),
         "trial_ends_at": _ts(sub.get("trial_end")),
         "current_period_ends_at": period_end(sub),
+        "paid_through_at": paid_through(sub, row.paid_through_at if same and row else None),
+        "collection_paused": bool(sub.get("pause_collection")),
         "cancel_at_period_end": bool(sub.get("cancel_at_period_end") or sub.get("cancel_at")),
         "canceled_at": _ts(sub.get("canceled_at")),
     }
+
+
+def differs(row: Subscription | None, sub: Obj) -> bool:
+    """Whether applying `sub` would change the row (reconciliation's drift check)."""
+    if decide(row, sub)[0] != APPLY:
+        return False
+    if row is None:
+        return True
+    return any(getattr(row, name) != value for name, value in _wanted_state(sub, row).items())
 
 
 def apply_subscription(
@@ -186,16 +232,34 @@ def apply_subscription(
     *,
     reason: str,
     event_created: int | None = None,
+    read_at: datetime | None = None,
 ) -> SyncOutcome:
-    """Make the customer's row say what Stripe subscription `sub` says, and reissue the
-    license if what it says changed. The customer must be locked; the caller commits."""
+    """Make the customer's row say what Stripe subscription `sub` (read at `read_at`) says, and
+    reissue the license if what it says changed. The customer must be locked; the caller
+    commits."""
     row = get_subscription(session, customer.customer_id)
     remember_stripe_customer(session, customer, sub.get("customer"))
-    apply, note = decide(row, sub)
-    if not apply:
+    verdict, note = decide(row, sub)
+    if verdict == CONFLICT:
+        assert row is not None
+        issues.record_conflict(session, customer.customer_id, sub, row.stripe_subscription_id)
+        log.warning("customer %s: %s", customer.customer_id, note)
+    if verdict != APPLY:
+        if verdict == IGNORE and sub.get("status") in statuses.STRIPE_ENDED:
+            issues.resolve_conflict(session, str(sub["id"]))  # it no longer double-bills
         log.info("not applying %s to %s: %s", sub.get("id"), customer.customer_id, note)
         return SyncOutcome(customer.customer_id, False, False, False, note)
-    wanted = _wanted_state(sub)
+    if (
+        read_at is not None
+        and row is not None
+        and row.stripe_subscription_id == sub["id"]
+        and row.stripe_read_at is not None
+        and read_at < row.stripe_read_at
+    ):
+        note = f"{sub['id']} was read before the state last applied: left alone"
+        return SyncOutcome(customer.customer_id, False, False, False, note)
+    wanted = _wanted_state(sub, row)
+    issues.resolve_conflict(session, str(sub["id"]))  # followed now: the other one ended
     if row is None:
         row = Subscription(customer_id=customer.customer_id, **wanted)
         session.add(row)
@@ -206,6 +270,8 @@ def apply_subscription(
             setattr(row, name, value)
     if event_created is not None:
         row.stripe_event_created = max(row.stripe_event_created or 0, int(event_created))
+    if read_at is not None:
+        row.stripe_read_at = read_at
     session.flush()
     license_row = reissue_license(session, customer.customer_id, reason=reason)
     return SyncOutcome(

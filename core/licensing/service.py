@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from core.billing import statuses
+from core.billing import entitlements, statuses
 from core.billing.repository import get_subscription
 from core.billing.statuses import SubscriptionStatus
 
@@ -56,9 +56,10 @@ def license_content(customer: Customer, subscription: Subscription | None) -> Li
         )
     else:
         spec = get_plan(subscription.plan)
-        status = subscription.status
+        # What was paid for, not merely billed: billing's entitlement rules (past_due, paused).
+        status = entitlements.license_status(subscription)
         trial_ends = subscription.trial_ends_at
-        period_ends = subscription.current_period_ends_at
+        period_ends = entitlements.paid_until(subscription)
     try:
         features, limits = plan_for_features(spec, customer.plan_overrides)
     except ValueError as exc:
@@ -130,7 +131,7 @@ def _sign(content: LicenseContent, key: SigningKey, now: datetime) -> IssuedLice
         key,
         now=now,
         issuer=settings.license_issuer,
-        grace_days=settings.license_grace_days,
+        grace_days=entitlements.grace_days(content.subscription_status),
         max_days=settings.license_max_days,
     )
 
@@ -217,7 +218,7 @@ def renew_license(session: Session, customer_id: str, *, reason: str = "renewal"
         would_expire = license_expiry(
             prepared.content,
             now.replace(microsecond=0),
-            grace_days=settings.license_grace_days,
+            grace_days=entitlements.grace_days(prepared.content.subscription_status),
             max_days=settings.license_max_days,
         )
         assert prepared.current is not None

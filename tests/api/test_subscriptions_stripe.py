@@ -71,7 +71,7 @@ def test_whole_path_checkout_upgrade_cancel(stand_in, api_client, admin_headers,
     assert claims["features"]["maxDevices"] == 10
     assert license_count(customer_id) == 2  # trial, then starter: one reissue for one change
 
-    # Upgrade: the Stripe price changes (prorated) and the license says professional at once.
+    # Upgrade: invoiced at once (always_invoice), granted because that invoice was paid.
     sub_id = row["stripe_subscription_id"]
     response = api_client.post(
         f"/api/subscriptions/{sub_id}/upgrade", json={"plan": "professional"}, headers=admin_headers
@@ -80,8 +80,13 @@ def test_whole_path_checkout_upgrade_cancel(stand_in, api_client, admin_headers,
     assert response.json()["previousPlan"] == "starter"
     assert response.json()["plan"] == "professional"
     update = [r for r in stand_in.requests if r.method == "POST" and r.path.endswith(sub_id)][-1]
-    assert update.params["proration_behavior"] == "create_prorations"
+    assert update.params["proration_behavior"] == "always_invoice"
+    assert update.params["payment_behavior"] == "pending_if_incomplete"
     assert update.idempotency_key
+    assert response.json()["pendingPayment"] is False and response.json()["accessEndsAt"] is None
+    upgrade_invoice = stand_in.events[-1]["data"]["object"]
+    assert upgrade_invoice["billing_reason"] == "subscription_update"
+    assert upgrade_invoice["status"] == "paid" and upgrade_invoice["amount_paid"] > 0
     claims = license_claims(customer_id)
     assert claims["plan"] == "professional" and claims["features"]["maxDevices"] == 50
     assert license_count(customer_id) == 3
@@ -100,12 +105,17 @@ def test_whole_path_checkout_upgrade_cancel(stand_in, api_client, admin_headers,
     response = api_client.post(f"/api/subscriptions/{sub_id}/cancel", headers=admin_headers)
     assert response.status_code == 200, response.text
     assert response.json()["cancelAtPeriodEnd"] is True
+    # The answer says when access ends: at the end of the period paid for.
+    assert response.json()["accessEndsAt"] == response.json()["currentPeriodEndsAt"]
     assert subscription_row(customer_id)["status"] == "active"
     response = api_client.post(
         f"/api/subscriptions/{sub_id}/cancel", json={"immediately": True}, headers=admin_headers
     )
     assert response.status_code == 200, response.text
     assert response.json()["status"] == "canceled"
+    assert response.json()["accessEndsAt"] == response.json()["canceledAt"]
+    cancel = [r for r in stand_in.requests if r.method == "DELETE"][-1]
+    assert (cancel.params["invoice_now"], cancel.params["prorate"]) == ("true", "true")
     cancel_events = [e for e in stand_in.events if e["type"] == "customer.subscription.deleted"]
     deliver_all(api_client, cancel_events, seed=3)
     wait_for_events([e["id"] for e in cancel_events])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typer.testing import CliRunner
 
+from cli.customers import when
 from cli.main import app
 from tests.conftest import pg_scalar
 from tests.stripe_fixtures import *  # noqa: F403
@@ -56,7 +57,21 @@ def test_upgrade_prints_checkout_url_and_deactivate_returns_to_trial(stand_in):
     assert listing.exit_code == 0
     assert "checkout.session.completed" in listing.output and "processed" in listing.output
 
-    result = runner.invoke(app, ["customer", "deactivate", "--id", customer_id])
+    # By default a paying customer keeps what they paid for: the subscription ends at period end.
+    scheduled = runner.invoke(app, ["customer", "deactivate", "--id", customer_id])
+    assert scheduled.exit_code == 0, scheduled.output
+    assert "deactivated at the end of the paid period" in scheduled.output
+    period_end = when(subscription_row(customer_id)["current_period_ends_at"])
+    assert f"Access Ends:      {period_end}" in scheduled.output
+    assert subscription_row(customer_id)["plan"] == "starter"
+    assert license_claims(customer_id)["subscription"]["status"] == "active"
+    scheduled_sub = stand_in.client().v1.subscriptions.retrieve(
+        subscription_row(customer_id)["stripe_subscription_id"]
+    )
+    assert scheduled_sub["cancel_at_period_end"] is True
+
+    # --now ends it at once (unused time credited) and returns the customer to the trial tier.
+    result = runner.invoke(app, ["customer", "deactivate", "--id", customer_id, "--now"])
     assert result.exit_code == 0, result.output
     assert "✅ Customer deactivated successfully!" in result.output
     assert "Previous Plan:    starter" in result.output

@@ -93,6 +93,10 @@ ROUTES: dict[tuple[str, str], RouteCase] = {
         ADMIN, body=lambda c: {"plan": "professional"}
     ),
     ("POST", "/api/subscriptions/{subscription_id}/cancel"): RouteCase(ADMIN, body=lambda c: {}),
+    ("POST", "/api/subscriptions/portal"): RouteCase(
+        ADMIN, body=lambda c: {"customerId": c.customer_a, "returnUrl": "https://example.com/"}
+    ),
+    ("GET", "/api/subscriptions/issues"): RouteCase(ADMIN),
     # Instance routes.
     ("GET", "/api/licenses/current"): RouteCase(
         {

@@ -37,6 +37,7 @@ from .forms import Params, expand_paths, parse_body, parse_query
 from .ids import request_id as new_request_id
 from .listing import expand
 from .meters import Meters
+from .portal import PortalAndDisputes
 from .routes import build_routes, resolve, run_handler
 from .store import Obj, Store
 from .subscriptions import Subscriptions
@@ -155,6 +156,8 @@ class StripeStandIn:
         )
         self.meters = Meters(self.store)
         self._routes += self.meters.routes()
+        self.portal = PortalAndDisputes(self.store)
+        self._routes += self.portal.routes()
         self._requests: list[RecordedRequest] = []
         self._saved: dict[str, _Saved] = {}
         self._fail_budget, self._fail_status, self._down = 0, 500, False
@@ -237,6 +240,26 @@ class StripeStandIn:
     def fail_payment(self, subscription_id: str) -> list[Obj]:
         """The renewal charge fails: next period, open invoice, status `past_due`."""
         return self._helper(lambda: self.subscriptions.fail_payment(subscription_id))
+
+    def renew_awaiting_payment(self, subscription_id: str) -> list[Obj]:
+        """Renewal before the charge: next period, draft invoice, still `active`."""
+        return self._helper(lambda: self.subscriptions.renew_awaiting_payment(subscription_id))
+
+    def exhaust_retries(self, subscription_id: str, outcome: str = "unpaid") -> list[Obj]:
+        """Smart Retries gave up: `unpaid` (or `canceled`) with the invoice left unpaid."""
+        return self._helper(lambda: self.subscriptions.exhaust_retries(subscription_id, outcome))
+
+    def dispute_latest_invoice(self, subscription_id: str) -> list[Obj]:
+        """The charge of the subscription's latest (paid) invoice is disputed."""
+
+        def run() -> list[Obj]:
+            sub = self.store.get("subscription", subscription_id)
+            return self.portal.dispute_invoice(str(sub["latest_invoice"]))
+
+        return self._helper(run)
+
+    def close_dispute(self, dispute_id: str, status: str) -> list[Obj]:
+        return self._helper(lambda: self.portal.close_dispute(dispute_id, status))
 
     def pay_invoice(self, subscription_id: str) -> list[Obj]:
         """The open latest invoice is paid after all: status back to `active`."""

@@ -35,6 +35,15 @@ KINDS: dict[str, str] = {
 
 NO_REQUEST: Obj = {"id": None, "idempotency_key": None}
 
+# Fields the stand-in keeps for its own bookkeeping but the pinned API version no longer shows
+# (since 2025-03-31.basil): a subscription's period lives on its items, an invoice names its
+# subscription under `parent.subscription_details`.
+LEGACY_FIELDS: dict[str, tuple[str, ...]] = {
+    "subscription": ("current_period_start", "current_period_end"),
+    "invoice": ("subscription",),
+    "line_item": ("subscription",),
+}
+
 
 class Store:
     def __init__(self, clock: Callable[[], float], api_version: str) -> None:
@@ -124,8 +133,12 @@ class Store:
         return [obj for obj in reversed(self.tables[kind].values()) if not obj.get("deleted")]
 
     def snapshot(self, obj: Obj) -> Obj:
-        """A deep copy as the API shows it now (embedded prices refreshed)."""
+        """A deep copy as the API shows it now (embedded prices refreshed, legacy fields out)."""
         shown = copy.deepcopy(obj)
+        _drop_legacy(shown)
+        if shown.get("object") == "invoice":
+            for line in shown["lines"]["data"]:
+                _drop_legacy(line)
         if shown.get("object") == "subscription":
             for item in shown["items"]["data"]:
                 current = self.tables["price"].get(item["price"]["id"])
@@ -164,6 +177,11 @@ class Store:
         self.events.append(event)
         self.tables["event"][event["id"]] = event
         return event
+
+
+def _drop_legacy(shown: Obj) -> None:
+    for name in LEGACY_FIELDS.get(shown.get("object") or "", ()):
+        shown.pop(name, None)
 
 
 def _clone(value: Any) -> Any:

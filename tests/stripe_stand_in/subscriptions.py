@@ -288,6 +288,8 @@ class Subscriptions:
             invoices.append(self._restart_cycle(sub, old_amount, proration))
         elif proration == "always_invoice" and _recurring_amount(sub) != old_amount:
             invoices.append(self._proration_invoice(sub, old_amount))
+        elif proration == "create_prorations" and _recurring_amount(sub) != old_amount:
+            self._pend_proration(sub, old_amount)
         previous = changed_attributes(before, self.store.snapshot(sub))
         if previous:
             self.store.emit("customer.subscription.updated", sub, previous)
@@ -382,6 +384,8 @@ class Subscriptions:
             )
         if "days_until_due" in params:
             sub["days_until_due"] = as_int(params, "days_until_due", minimum=0)
+        if "pause_collection" in params:
+            sub["pause_collection"] = _pause_collection(params)
 
     def _apply_trial_end(self, sub: Obj, params: Params) -> list[Obj]:
         value = params.get("trial_end")
@@ -410,10 +414,17 @@ class Subscriptions:
         if sub["status"] == "canceled":
             raise no_such("subscription", subscription)
         now = self.store.now()
+        final = self._settle(
+            sub,
+            invoice_now=bool(as_bool(params, "invoice_now")),
+            prorate=bool(as_bool(params, "prorate")),
+        )
         sub.update(status="canceled", canceled_at=now, ended_at=now)
         sub["cancellation_details"]["reason"] = "cancellation_requested"
         self._apply_cancellation_details(sub, params)
         self.store.emit("customer.subscription.deleted", sub)
+        if final is not None:
+            self._emit_paid(final)
         return sub
 
     # -- subscription items ------------------------------------------------------------
@@ -583,7 +594,93 @@ class Subscriptions:
         sub["latest_invoice"] = invoice["id"]
         return invoice
 
+    def _pend_proration(self, sub: Obj, old_amount: int) -> None:
+        """`create_prorations`: the difference for the rest of the period waits for the next
+        invoice (a credit when negative); nothing is charged now."""
+        if sub["status"] == "trialing":
+            return
+        now = self.store.now()
+        start, end = sub["current_period_start"], sub["current_period_end"]
+        remaining = max(0.0, (end - now) / max(1, end - start))
+        hidden = self.store.hidden_of(sub["id"])
+        difference = round((_recurring_amount(sub) - old_amount) * remaining)
+        hidden["pending_proration"] = hidden.get("pending_proration", 0) + difference
+
+    def _settle(self, sub: Obj, *, invoice_now: bool, prorate: bool) -> Obj | None:
+        """What cancelling now bills: with `invoice_now` a final invoice of the pending
+        prorations, less (with `prorate`) the unused time, a credit going to the customer's
+        balance. Without `invoice_now` the pending prorations are dropped, as Stripe does."""
+        hidden = self.store.hidden_of(sub["id"])
+        pending = hidden.pop("pending_proration", 0)
+        if not invoice_now or sub["status"] == "trialing":
+            return None
+        now = self.store.now()
+        start, end = sub["current_period_start"], sub["current_period_end"]
+        unused = 0
+        if prorate:
+            unused = round(_recurring_amount(sub) * max(0.0, (end - now) / max(1, end - start)))
+        amount = pending - unused
+        invoice = self._invoice(
+            sub, "subscription_update", now, now, paid=True, with_discounts=False
+        )
+        for line in invoice["lines"]["data"]:
+            line["parent"]["subscription_item_details"]["proration"] = True
+            line["period"] = {"start": now, "end": end}
+            line.update(amount=0, subtotal=0)
+        if invoice["lines"]["data"]:
+            invoice["lines"]["data"][0].update(amount=amount, subtotal=amount)
+        _set_totals(invoice, max(0, amount))
+        if amount < 0:
+            customer = self.store.get("customer", sub["customer"], allow_deleted=True)
+            customer["balance"] = customer.get("balance", 0) + amount
+        sub["latest_invoice"] = invoice["id"]
+        return invoice
+
     # -- simulations -------------------------------------------------------------------
+
+    def renew_awaiting_payment(self, subscription_id: str) -> list[Obj]:
+        """Stripe's renewal before the charge: the period moves forward and the new invoice
+        waits (about an hour) to be charged; the status is still `active`."""
+        sub = self.store.get("subscription", subscription_id)
+        if sub["status"] not in _LIVE:
+            raise invalid(f"Subscription {subscription_id} is {sub['status']}.")
+        mark = len(self.store.events)
+        before = self.store.snapshot(sub)
+        invoice = self._renew(sub, paid=False)
+        invoice.update(status="draft", attempted=False, attempt_count=0)
+        self.store.emit("invoice.created", invoice)
+        self.store.emit(
+            "customer.subscription.updated",
+            sub,
+            changed_attributes(before, self.store.snapshot(sub)),
+        )
+        return self.store.events[mark:]
+
+    def exhaust_retries(self, subscription_id: str, outcome: str = "unpaid") -> list[Obj]:
+        """Smart Retries gave up on the open invoice: the subscription becomes `unpaid` or is
+        `canceled`, as the account's retry settings say; the invoice stays unpaid."""
+        if outcome not in ("unpaid", "canceled"):
+            raise invalid("outcome must be unpaid or canceled", "outcome")
+        sub = self.store.get("subscription", subscription_id)
+        invoice = self.store.table("invoice").get(sub["latest_invoice"] or "")
+        if sub["status"] != "past_due" or invoice is None or invoice["status"] != "open":
+            raise invalid(f"Subscription {subscription_id} has no failing renewal.")
+        mark = len(self.store.events)
+        before = self.store.snapshot(sub)
+        invoice["next_payment_attempt"] = None
+        now = self.store.now()
+        if outcome == "canceled":
+            sub.update(status="canceled", canceled_at=now, ended_at=now)
+            sub["cancellation_details"]["reason"] = "payment_failed"
+            self.store.emit("customer.subscription.deleted", sub)
+        else:
+            sub["status"] = "unpaid"
+            self.store.emit(
+                "customer.subscription.updated",
+                sub,
+                changed_attributes(before, self.store.snapshot(sub)),
+            )
+        return self.store.events[mark:]
 
     def advance_period(self, subscription_id: str) -> list[Obj]:
         sub = self.store.get("subscription", subscription_id)
@@ -615,8 +712,9 @@ class Subscriptions:
         mark = len(self.store.events)
         before = self.store.snapshot(sub)
         latest = self.store.table("invoice").get(sub["latest_invoice"] or "")
-        if latest is not None and latest["status"] == "open":
+        if latest is not None and latest["status"] in ("open", "draft"):
             invoice = latest
+            invoice.update(status="open", attempted=True)
             invoice["attempt_count"] += 1
         else:
             invoice = self._renew(sub, paid=False)
@@ -663,6 +761,9 @@ class Subscriptions:
         if sub["status"] in ("trialing", "past_due", "unpaid", "incomplete"):
             sub["status"] = "active"
         invoice = self._invoice(sub, "subscription_cycle", old_start, old_end, paid=paid)
+        pending = hidden.pop("pending_proration", 0)
+        if pending:
+            _set_totals(invoice, max(0, invoice["total"] + pending), clear_discounts=False)
         sub["latest_invoice"] = invoice["id"]
         return invoice
 
@@ -676,6 +777,24 @@ class Subscriptions:
     def _emit_paid(self, invoice: Obj) -> None:
         self.store.emit("invoice.paid", invoice)
         self.store.emit("invoice.payment_succeeded", invoice)
+
+
+def _pause_collection(params: Params) -> Obj | None:
+    """`pause_collection[behavior]=void` pauses invoice collection; `pause_collection=""`
+    resumes it."""
+    if params.get("pause_collection") in ("", None):
+        return None
+    entry = as_dict(params, "pause_collection") or {}
+    behavior = as_choice(
+        entry,
+        "behavior",
+        ("keep_as_draft", "mark_uncollectible", "void"),
+        param="pause_collection[behavior]",
+    )
+    if behavior is None:
+        raise missing_param("pause_collection[behavior]")
+    resumes_at = as_int(entry, "resumes_at", param="pause_collection[resumes_at]")
+    return {"behavior": behavior, "resumes_at": resumes_at}
 
 
 def _entry(raw: Any, label: str) -> Params:

@@ -239,9 +239,12 @@ def test_complete_checkout_creates_subscription_and_events(
     assert sub["metadata"] == {"customerId": "c-1", "plan": "professional", "seats": "5"}
     invoice = events[2]["data"]["object"]
     assert invoice["status"] == "paid" and invoice["amount_paid"] == 4900
-    assert invoice["subscription"] == sub["id"]
+    # The pinned API version's shapes: the invoice names its subscription under `parent`, the
+    # period lives on the subscription's items.
+    assert "subscription" not in invoice and "current_period_end" not in sub
     assert invoice["parent"]["subscription_details"]["subscription"] == sub["id"]
-    assert invoice["lines"]["data"][0]["period"]["end"] == sub["current_period_end"]
+    period_end = sub["items"]["data"][0]["current_period_end"]
+    assert invoice["lines"]["data"][0]["period"]["end"] == period_end
 
 
 def test_checkout_list_and_expire(
@@ -270,7 +273,8 @@ def test_subscription_shape(
     item = sub["items"].data[0]
     assert sub["items"].object == "list" and item.object == "subscription_item"
     assert item.price.id == catalog["monthly"].id and item.price.object == "price"
-    assert item.current_period_end == sub.current_period_end > sub.current_period_start
+    assert item.current_period_end > item.current_period_start
+    assert "current_period_end" not in sub and "current_period_start" not in sub
     assert sub.canceled_at is None and sub.trial_end is None
     assert sub.latest_invoice.object == "invoice" and sub.latest_invoice.status == "paid"
     listed = client.v1.subscriptions.list(params={"customer": catalog["customer"].id})
@@ -304,7 +308,7 @@ def test_update_price_with_proration(
         },
     )
     assert updated["items"].data[0].id == item_id and updated["items"].data[0].price.id == team.id
-    assert updated.current_period_end == sub.current_period_end
+    assert updated["items"].data[0].current_period_end == sub["items"].data[0].current_period_end
     kinds = [e["type"] for e in stand_in.events[-3:]]
     assert kinds == ["customer.subscription.updated", "invoice.paid", "invoice.payment_succeeded"]
     change = stand_in.events[-3]["data"]
@@ -325,8 +329,9 @@ def test_update_price_with_proration(
             "proration_behavior": "create_prorations",
         },
     )
-    assert yearly.current_period_end - yearly.current_period_start >= 365 * 86400
-    assert yearly.billing_cycle_anchor == yearly.current_period_start
+    yearly_item = yearly["items"].data[0]
+    assert yearly_item.current_period_end - yearly_item.current_period_start >= 365 * 86400
+    assert yearly.billing_cycle_anchor == yearly_item.current_period_start
     assert yearly.latest_invoice != proration["id"]
     with pytest.raises(stripe.InvalidRequestError) as raised:
         client.v1.subscriptions.update(sub_id, params={"proration_behavior": "sometimes"})
@@ -339,13 +344,14 @@ def test_cancel_at_period_end_then_period_ends(
     sub_id = _subscribe(stand_in, client, catalog)
     sub = client.v1.subscriptions.update(sub_id, params={"cancel_at_period_end": True})
     assert sub.cancel_at_period_end is True and sub.status == "active"
-    assert sub.cancel_at == sub.current_period_end and sub.canceled_at is not None
+    period_end = sub["items"].data[0].current_period_end
+    assert sub.cancel_at == period_end and sub.canceled_at is not None
     previous = stand_in.events[-1]["data"]["previous_attributes"]
     assert previous["cancel_at_period_end"] is False
     events = stand_in.advance_period(sub_id)
     assert [e["type"] for e in events] == ["customer.subscription.deleted"]
     ended = client.v1.subscriptions.retrieve(sub_id)
-    assert ended.status == "canceled" and ended.ended_at == sub.current_period_end
+    assert ended.status == "canceled" and ended.ended_at == period_end
 
 
 def test_cancel_immediately(
@@ -377,8 +383,7 @@ def test_renewal_failure_and_recovery(
         "invoice.payment_succeeded",
     ]
     after = client.v1.subscriptions.retrieve(sub_id)
-    assert after.current_period_start == before.current_period_end
-    assert after["items"].data[0].current_period_end == after.current_period_end
+    assert after["items"].data[0].current_period_start == before["items"].data[0].current_period_end
     failed = stand_in.fail_payment(sub_id)
     assert [e["type"] for e in failed] == [
         "invoice.payment_failed",
@@ -401,7 +406,7 @@ def test_create_subscription_directly_with_trial(
         catalog["customer"].id, catalog["monthly"].id, {"customerId": "c-1"}, trial_end
     )
     assert sub["status"] == "trialing" and sub["trial_end"] == trial_end
-    assert sub["current_period_end"] == trial_end
+    assert sub["items"]["data"][0]["current_period_end"] == trial_end
     assert stand_in.events[-3]["type"] == "customer.subscription.created"
     stand_in.advance_period(sub["id"])
     assert client.v1.subscriptions.retrieve(sub["id"]).status == "active"

@@ -85,7 +85,9 @@ def test_checkout_puts_the_flat_and_the_overage_price_on_the_subscription(
     customer_id = new_customer()
     handle_inline(start_checkout(stand_in, customer_id, "starter"))
 
-    checkout = next(r for r in stand_in.requests if r.path == "/v1/checkout/sessions")
+    checkout = next(
+        r for r in stand_in.requests if r.method == "POST" and r.path == "/v1/checkout/sessions"
+    )
     flat_line, overage_line = checkout.params["line_items"]
     assert flat_line["quantity"] == "1"
     assert "quantity" not in overage_line  # Stripe refuses a quantity on a metered price

@@ -1,0 +1,128 @@
+"""Billing issues: what an operator must sort out, recorded instead of logged and forgotten.
+
+- `conflict`: a second live Stripe subscription for a customer whose row follows another one
+  (double billing). Resolved when it ends, or when the other ends and the row follows it.
+- `dispute`: a charge the payer's bank disputes (`charge.dispute.*`). Shown, never acted on
+  automatically: a dispute may be won. Resolved when Stripe closes it.
+
+Shown by `billing customer show`, `GET /api/subscriptions/issues` and counted in /metrics.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from models import BillingIssue, utcnow
+
+CONFLICT, DISPUTE = "conflict", "dispute"
+KINDS = (CONFLICT, DISPUTE)
+# Stripe's dispute statuses after which nothing more is going to happen.
+_DISPUTE_CLOSED = frozenset({"won", "lost", "warning_closed"})
+
+
+def _upsert(
+    session: Session, *, kind: str, stripe_object_id: str, customer_id: str | None, **values: Any
+) -> BillingIssue:
+    issue = session.scalar(
+        select(BillingIssue).where(
+            BillingIssue.kind == kind, BillingIssue.stripe_object_id == stripe_object_id
+        )
+    )
+    if issue is None:
+        issue = BillingIssue(kind=kind, stripe_object_id=stripe_object_id, customer_id=customer_id)
+        session.add(issue)
+    for name, value in values.items():
+        setattr(issue, name, value)
+    if customer_id and not issue.customer_id:
+        issue.customer_id = customer_id
+    session.flush()
+    return issue
+
+
+def record_conflict(
+    session: Session, customer_id: str, sub: dict[str, Any], followed: str | None
+) -> BillingIssue:
+    """A second live subscription `sub` next to `followed`, the one the customer's row follows."""
+    return _upsert(
+        session,
+        kind=CONFLICT,
+        stripe_object_id=str(sub["id"]),
+        customer_id=customer_id,
+        stripe_status=str(sub.get("status")),
+        detail=(
+            f"second live Stripe subscription {sub['id']} ({sub.get('status')}) next to "
+            f"{followed}: the customer may be billed twice; cancel one in Stripe"
+        ),
+        resolved_at=None,
+    )
+
+
+def resolve_conflict(session: Session, stripe_subscription_id: str) -> bool:
+    """The subscription recorded as a second live one ended, or became the one the customer's
+    row follows (the other ended): it no longer double-bills."""
+    issue = session.scalar(
+        select(BillingIssue).where(
+            BillingIssue.kind == CONFLICT,
+            BillingIssue.stripe_object_id == stripe_subscription_id,
+            BillingIssue.resolved_at.is_(None),
+        )
+    )
+    if issue is None:
+        return False
+    issue.resolved_at = utcnow()
+    return True
+
+
+def has_open_conflict(session: Session, stripe_subscription_id: str) -> bool:
+    return (
+        session.scalar(
+            select(BillingIssue.id).where(
+                BillingIssue.kind == CONFLICT,
+                BillingIssue.stripe_object_id == stripe_subscription_id,
+                BillingIssue.resolved_at.is_(None),
+            )
+        )
+        is not None
+    )
+
+
+def record_dispute(
+    session: Session, customer_id: str | None, dispute: dict[str, Any]
+) -> BillingIssue:
+    status = str(dispute.get("status") or "needs_response")
+    amount = dispute.get("amount")
+    return _upsert(
+        session,
+        kind=DISPUTE,
+        stripe_object_id=str(dispute["id"]),
+        customer_id=customer_id,
+        stripe_status=status,
+        amount_cents=int(amount) if isinstance(amount, int) else None,
+        detail=(
+            f"charge {dispute.get('charge')} disputed ({dispute.get('reason') or 'no reason'}), "
+            f"{status}"
+        ),
+        resolved_at=utcnow() if status in _DISPUTE_CLOSED else None,
+    )
+
+
+def open_issues(session: Session, customer_id: str | None = None) -> list[BillingIssue]:
+    query = select(BillingIssue).where(BillingIssue.resolved_at.is_(None))
+    if customer_id is not None:
+        query = query.where(BillingIssue.customer_id == customer_id)
+    return list(session.scalars(query.order_by(BillingIssue.created_at, BillingIssue.id)))
+
+
+def open_issue_counts(session: Session) -> dict[str, int]:
+    """Open issues per kind (every kind listed, zero included), for /metrics."""
+    rows = session.execute(
+        select(BillingIssue.kind, func.count())
+        .where(BillingIssue.resolved_at.is_(None))
+        .group_by(BillingIssue.kind)
+    ).all()
+    counts = dict.fromkeys(KINDS, 0)
+    counts.update({kind: int(count) for kind, count in rows})
+    return counts
