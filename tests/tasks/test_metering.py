@@ -236,3 +236,33 @@ def test_a_customer_who_paid_at_checkout_is_billed_through_its_overage_item(
     assert run()["sent"] == 1
 
     assert billed(metered, sub["customer"]) == 7  # 40 + 17 - 50
+
+
+def test_the_scheduled_run_meters_yesterday_and_rechecks_the_days_before(
+    metered: StripeStandIn,
+) -> None:
+    cid, stripe_id = paying("nightly@example.com")
+    yesterday = datetime.now(UTC).date() - timedelta(days=1)
+    for back, active in [(0, 11), (1, 12), (2, 13), (3, 14)]:
+        day_start = datetime.combine(yesterday - timedelta(days=back), time.min, tzinfo=UTC)
+        report(cid, "edge-1", active, day_start + timedelta(hours=12))
+
+    result = meter_usage.delay().get(timeout=60)
+
+    recheck = get_settings().overage_recheck_days
+    assert result["days"] == [
+        (yesterday - timedelta(days=back)).isoformat() for back in range(recheck, -1, -1)
+    ]
+    assert billed(metered, stripe_id) == sum(range(1, recheck + 2))  # 1 + 2 + 3, not the 4th
+
+
+def test_beat_meters_after_the_rollup_on_the_default_queue() -> None:
+    from workers.beat import beat_schedule
+    from workers.queues import DEFAULT, TASK_ROUTES
+
+    schedule = beat_schedule(get_settings())
+    rollup = schedule["rollup-usage-daily"]["schedule"]
+    (meter,) = [job for job in schedule.values() if job["task"] == "tasks.billing.meter_usage"]
+    assert (meter["schedule"].hour, rollup.hour) == ({0}, {0})
+    assert min(meter["schedule"].minute) > max(rollup.minute)
+    assert TASK_ROUTES["tasks.billing.meter_usage"] == {"queue": DEFAULT}
