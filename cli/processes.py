@@ -72,9 +72,11 @@ def worker(
     pool: str = typer.Option("prefork", help="prefork, threads or solo"),
 ) -> None:
     """Run a Celery worker."""
+    from core.db import check_database_url
     from workers.celery_app import celery_app
 
     settings = _settings()
+    check_database_url(settings)
     celery_app.worker_main(
         [
             "worker",
@@ -94,9 +96,11 @@ def worker(
 
 def beat() -> None:
     """Run celery beat, the scheduler of the periodic jobs."""
+    from core.db import check_database_url
     from workers.celery_app import celery_app
 
     settings = _settings()
+    check_database_url(settings)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     celery_app.start(
         [

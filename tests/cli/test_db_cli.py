@@ -123,7 +123,7 @@ def test_plain_postgresql_and_postgres_urls_work_with_the_installed_driver(tmp_p
 
 def test_an_unusable_database_url_is_one_line_naming_the_setting(tmp_path: Path) -> None:
     for url in ("mysql://billing:hunter2@db/billing", "not a url", "oracle+nosuch://x@y/z"):
-        for command in (("db", "upgrade"), ("customer", "list"), ("api",)):
+        for command in (("db", "upgrade"), ("customer", "list"), ("api",), ("worker",)):
             result = _billing_with(tmp_path, url, *command)
             assert result.returncode == 1, (url, command, result.stdout, result.stderr)
             assert "Traceback" not in result.stderr
