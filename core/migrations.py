@@ -106,18 +106,18 @@ def plan_downgrade(revision: str = ONE_STEP, database_url: str | None = None) ->
                 "revision to go back to, e.g. `billing db downgrade <revision>`",
                 field="revision",
             )
-        down = script.get_revision(heads[0]).down_revision
-        if isinstance(down, tuple):
-            raise InvalidInputError(
-                f"{heads[0]} merges {', '.join(down)}; name the revision to go back to",
-                field="revision",
-            )
-        target = down or BASE
-    try:
-        undone = list(script.iterate_revisions(heads, target))
-    except Exception as exc:  # noqa: BLE001 - alembic's errors for unknown or ambiguous names
-        message = f"cannot downgrade to {revision!r}: {exc}"
-        raise InvalidInputError(message, field="revision") from exc
+        newest = script.get_revision(heads[0])
+        down = newest.down_revision
+        # Undoing a merge steps back to the branches it joined: going down to any one of its
+        # parents undoes the merge alone (Alembic finds "-1" from a merge ambiguous).
+        target = down[0] if isinstance(down, tuple) else (down or BASE)
+        undone = [newest]
+    else:
+        try:
+            undone = list(script.iterate_revisions(heads, target))
+        except Exception as exc:  # noqa: BLE001 - alembic's errors for unknown or ambiguous names
+            message = f"cannot downgrade to {revision!r}: {exc}"
+            raise InvalidInputError(message, field="revision") from exc
     plan = DowngradePlan(target=target)
     for step in undone:
         summary = (step.doc or "").strip().splitlines()
