@@ -22,6 +22,13 @@ from core.settings import get_settings
 
 log = logging.getLogger(__name__)
 
+
+@dataclass(frozen=True)
+class Decision:
+    allowed: bool
+    retry_after: int
+
+
 # Remembered denials per process: in a fixed window, a bucket over its limit stays over it until
 # the window ends, so later requests are refused without asking Redis.
 MAX_REMEMBERED_DENIALS = 100_000
@@ -48,12 +55,6 @@ class _Denials:
             self._until.pop(bucket, None)
             return None
         return Decision(False, max(1, int(remaining + 0.999)))
-
-
-@dataclass(frozen=True)
-class Decision:
-    allowed: bool
-    retry_after: int
 
 
 class RedisRateLimiter:
