@@ -118,3 +118,26 @@ def test_task_results_do_not_keep_the_task_arguments(celery_worker) -> None:
     stored = client.get(f"{settings.celery_key_prefix}celery-task-meta-{result.id}")
     assert stored is not None
     assert b'"args"' not in stored and b'"kwargs"' not in stored
+
+
+def test_no_task_takes_a_secret_as_an_argument() -> None:
+    """Task args travel through Redis and show in Flower: ids only, never tokens or keys."""
+    import inspect
+    import re
+
+    import tasks.billing  # noqa: F401 - registers the tasks
+    import tasks.customers  # noqa: F401
+    import tasks.licenses  # noqa: F401
+    import tasks.maintenance  # noqa: F401
+    import tasks.usage  # noqa: F401
+
+    secret_like = re.compile(r"token|jwt|secret|password|private|api_?key|license$", re.IGNORECASE)
+    ours = {name: task for name, task in celery_app.tasks.items() if name.startswith("tasks.")}
+    assert len(ours) >= 10
+    offending = [
+        f"{name}({parameter})"
+        for name, task in ours.items()
+        for parameter in inspect.signature(task.run).parameters
+        if secret_like.search(parameter)
+    ]
+    assert not offending
