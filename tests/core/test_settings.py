@@ -23,7 +23,9 @@ def test_postgres_urls_use_the_installed_psycopg2_driver() -> None:
     def resolved(url: str) -> str:
         return Settings(database_url=url).resolved_database_url
 
-    assert resolved("postgresql://u:p@db:5432/billing") == "postgresql+psycopg2://u:p@db:5432/billing"
+    assert (
+        resolved("postgresql://u:p@db:5432/billing") == "postgresql+psycopg2://u:p@db:5432/billing"
+    )
     assert resolved("postgres://u:p@db/billing") == "postgresql+psycopg2://u:p@db/billing"
     assert resolved("postgresql+psycopg2://u@db/b") == "postgresql+psycopg2://u@db/b"
     assert resolved("sqlite:////tmp/x.db") == "sqlite:////tmp/x.db"
