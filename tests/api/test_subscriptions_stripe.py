@@ -196,3 +196,70 @@ def test_without_stripe_key_checkout_names_the_missing_setting(api_client, admin
     assert "STRIPE_SECRET_KEY" in response.json()["error"]["message"]
     # Everything else still works.
     assert api_client.get(f"/api/customers/{customer_id}", headers=admin_headers).status_code == 200
+
+
+def test_stripe_rate_limiting_is_a_503_with_retry_after(stand_in, api_client, admin_headers):
+    customer_id = new_customer()
+    stand_in.fail_next_requests(5, status=429)
+    response = checkout(api_client, admin_headers, customer_id, "starter")
+    assert response.status_code == 503, response.text
+    assert int(response.headers["Retry-After"]) > 0
+
+
+def test_upgrade_by_customer_id_checks_out_or_changes_the_plan(stand_in, api_client, admin_headers):
+    customer_id = new_customer()
+    url = f"/api/subscriptions/{customer_id}/upgrade"
+    first = api_client.post(url, json={"plan": "starter"}, headers=admin_headers)
+    assert first.status_code == 200, first.text
+    assert first.json()["sessionId"].startswith("cs_")
+    handle_inline(stand_in.complete_checkout(first.json()["sessionId"]))
+    # The same call for a paying customer changes the live subscription instead.
+    second = api_client.post(url, json={"plan": "professional"}, headers=admin_headers)
+    assert second.status_code == 200, second.text
+    assert second.json()["plan"] == "professional" and second.json()["previousPlan"] == "starter"
+
+
+def test_portal_link_for_a_stripe_customer_and_409_before_one_exists(
+    stand_in, api_client, admin_headers
+):
+    customer_id = new_customer()
+    body = {"customerId": customer_id, "returnUrl": "https://app.zemfyre.com/billing"}
+    early = api_client.post("/api/subscriptions/portal", json=body, headers=admin_headers)
+    assert early.status_code == 409 and early.json()["error"]["field"] == "customerId"
+    checkout(api_client, admin_headers, customer_id, "starter")
+    response = api_client.post("/api/subscriptions/portal", json=body, headers=admin_headers)
+    assert response.status_code == 200, response.text
+    assert response.json()["url"].startswith("https://billing.stripe.com/p/session/")
+    portal = next(r for r in stand_in.requests if r.path == "/v1/billing_portal/sessions")
+    assert portal.params["return_url"] == body["returnUrl"]
+    bad = api_client.post(
+        "/api/subscriptions/portal",
+        json={"customerId": customer_id, "returnUrl": "javascript:alert(1)"},
+        headers=admin_headers,
+    )
+    assert bad.status_code == 422 and bad.json()["error"]["field"] == "returnUrl"
+
+
+def test_billing_conflicts_are_visible_in_the_api_and_metrics(stand_in, api_client, admin_headers):
+    from core.settings import get_settings
+
+    customer_id = new_customer()
+    first = checkout(api_client, admin_headers, customer_id, "starter")
+    handle_inline(stand_in.complete_checkout(first.json()["sessionId"]))
+    stripe_customer = pg_scalar(
+        f"SELECT stripe_customer_id FROM customers WHERE customer_id = '{customer_id}'"
+    )
+    mark = len(stand_in.events)
+    second = stand_in.create_subscription_directly(
+        str(stripe_customer), get_settings().stripe_price_starter, {"customerId": customer_id}
+    )
+    handle_inline(stand_in.events[mark:])
+    listed = api_client.get(
+        f"/api/subscriptions/issues?customerId={customer_id}", headers=admin_headers
+    )
+    assert listed.status_code == 200, listed.text
+    assert [(i["kind"], i["stripeObjectId"]) for i in listed.json()["issues"]] == [
+        ("conflict", second["id"])
+    ]
+    metrics = api_client.get("/metrics", headers=admin_headers).text
+    assert 'billing_issues_open{kind="conflict"} 1.0' in metrics

@@ -1,4 +1,4 @@
-"""`billing stripe setup|events|replay` and `billing customer upgrade|deactivate`."""
+"""`billing stripe setup|events|replay` and `billing customer upgrade|deactivate|portal|show`."""
 
 from __future__ import annotations
 
@@ -113,3 +113,62 @@ def test_replay_processes_an_event_again_or_fetches_it_from_stripe(stand_in):
 
     unknown = runner.invoke(app, ["stripe", "replay", "evt_unknown"])
     assert unknown.exit_code == 1
+
+
+def _paying_customer(stand_in) -> str:
+    customer_id = new_customer()
+    upgrade = runner.invoke(app, ["customer", "upgrade", "--id", customer_id, "--plan", "starter"])
+    session_id = next(
+        line.split()[-1] for line in upgrade.output.splitlines() if line.startswith("Session ID:")
+    )
+    handle_inline(stand_in.complete_checkout(session_id))
+    return customer_id
+
+
+def test_a_promo_code_is_not_dropped_on_a_plan_change(stand_in):
+    customer_id = _paying_customer(stand_in)
+    client = stand_in.client()
+    coupon = client.v1.coupons.create(params={"percent_off": 25, "duration": "once"})
+    client.v1.promotion_codes.create(
+        params={"promotion": {"type": "coupon", "coupon": coupon["id"]}, "code": "UPGRADE25"}
+    )
+    result = runner.invoke(
+        app,
+        ["customer", "upgrade", "--id", customer_id, "--plan", "professional"]
+        + ["--promo-code", "UPGRADE25"],
+    )
+    assert result.exit_code == 0, result.output
+    assert "Access Ends:      renews (no end)" in result.output
+    sub = client.v1.subscriptions.retrieve(subscription_row(customer_id)["stripe_subscription_id"])
+    assert len(sub["discounts"]) == 1
+    # The upgrade's invoice was discounted by the code.
+    upgrade_invoice = client.v1.invoices.retrieve(sub["latest_invoice"])
+    assert upgrade_invoice["billing_reason"] == "subscription_update"
+
+
+def test_portal_prints_the_link(stand_in):
+    customer_id = _paying_customer(stand_in)
+    result = runner.invoke(
+        app, ["customer", "portal", "--id", customer_id, "--return-url", "https://x.example/"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "https://billing.stripe.com/p/session/" in result.output
+    unknown = runner.invoke(app, ["customer", "portal", "--id", new_customer("new@example.com")])
+    assert unknown.exit_code == 1 and "no Stripe customer yet" in unknown.output
+
+
+def test_show_lists_billing_conflicts(stand_in):
+    from core.settings import get_settings
+
+    customer_id = _paying_customer(stand_in)
+    stripe_customer = pg_scalar(
+        f"SELECT stripe_customer_id FROM customers WHERE customer_id = '{customer_id}'"
+    )
+    mark = len(stand_in.events)
+    second = stand_in.create_subscription_directly(
+        str(stripe_customer), get_settings().stripe_price_starter, {"customerId": customer_id}
+    )
+    handle_inline(stand_in.events[mark:])
+    shown = runner.invoke(app, ["customer", "show", customer_id])
+    assert shown.exit_code == 0, shown.output
+    assert "Billing Conflict" in shown.output and second["id"] in shown.output

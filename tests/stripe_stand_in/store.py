@@ -41,7 +41,6 @@ NO_REQUEST: Obj = {"id": None, "idempotency_key": None}
 LEGACY_FIELDS: dict[str, tuple[str, ...]] = {
     "subscription": ("current_period_start", "current_period_end"),
     "invoice": ("subscription",),
-    "line_item": ("subscription",),
 }
 
 
@@ -136,9 +135,6 @@ class Store:
         """A deep copy as the API shows it now (embedded prices refreshed, legacy fields out)."""
         shown = copy.deepcopy(obj)
         _drop_legacy(shown)
-        if shown.get("object") == "invoice":
-            for line in shown["lines"]["data"]:
-                _drop_legacy(line)
         if shown.get("object") == "subscription":
             for item in shown["items"]["data"]:
                 current = self.tables["price"].get(item["price"]["id"])

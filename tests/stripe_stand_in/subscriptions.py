@@ -282,6 +282,8 @@ class Subscriptions:
         self._apply_item_updates(sub, as_list(params, "items"))
         self._apply_cancel_params(sub, params)
         self._apply_details(sub, params)
+        if "discounts" in params:
+            self._replace_discounts(sub, params)
         sub["metadata"] = merge_metadata(sub["metadata"], as_metadata(params))
         invoices = self._apply_trial_end(sub, params)
         if _interval_of_sub(sub) != old_interval and sub["status"] != "trialing":
@@ -296,6 +298,15 @@ class Subscriptions:
         for invoice in invoices:
             self._emit_paid(invoice)
         return sub
+
+    def _replace_discounts(self, sub: Obj, params: Params) -> None:
+        """`discounts=[{promotion_code}]` replaces the subscription's discounts; `""` clears."""
+        sub["discounts"] = []
+        if params.get("discounts") in ("", None):
+            return
+        coupon, promo = self._discount_param(params, sub["customer"])
+        if coupon is not None:
+            self._attach_discount(sub, coupon, promo, None)
 
     def _apply_item_updates(self, sub: Obj, entries: list[Any]) -> None:
         for index, raw in enumerate(entries):

@@ -614,3 +614,109 @@ def test_buyer_enters_a_promotion_code_on_the_page(
     assert client.v1.promotion_codes.retrieve(promo.id).times_redeemed == 1
     once_used_up = client.v1.subscriptions.retrieve(completed["subscription"])
     assert once_used_up.discounts == []
+
+
+# -- the pinned API version's shapes -------------------------------------------------------
+
+
+def _reference_fields(cls: type) -> set[str]:
+    """The fields stripe-python (the tested SDK) declares for an object at its API version."""
+    fields: dict[str, object] = {}
+    for klass in reversed(cls.__mro__):
+        fields.update(getattr(klass, "__annotations__", {}))
+    return {name for name in fields if not name.startswith("_") and name[0].islower()}
+
+
+def test_objects_have_the_reference_shapes_of_the_pinned_api_version(
+    stand_in: StripeStandIn, client: stripe.StripeClient, catalog: Any
+) -> None:
+    sub_id = _subscribe(stand_in, client, catalog)
+    sub = client.v1.subscriptions.retrieve(sub_id).to_dict()
+    item = sub["items"]["data"][0]
+    invoice = client.v1.invoices.retrieve(sub["latest_invoice"]).to_dict()
+    line = invoice["lines"]["data"][0]
+    portal = client.v1.billing_portal.sessions.create(
+        params={"customer": catalog["customer"].id, "return_url": "https://example.com/"}
+    ).to_dict()
+    dispute = stand_in.dispute_latest_invoice(sub_id)[0]["data"]["object"]
+    charge = client.v1.charges.retrieve(dispute["charge"]).to_dict()
+    shapes = [
+        (sub, stripe.Subscription),
+        (item, stripe.SubscriptionItem),
+        (invoice, stripe.Invoice),
+        (line, stripe.InvoiceLineItem),
+        (portal, stripe.billing_portal.Session),
+        (dispute, stripe.Dispute),
+        (charge, stripe.Charge),
+    ]
+    for obj, reference in shapes:
+        unknown = set(obj) - _reference_fields(reference) - {"object"}
+        assert not unknown, f"{obj['object']} has fields {reference.__name__} does not: {unknown}"
+    # Where this version moved things: the period on items, the subscription under `parent`.
+    assert (
+        "current_period_end" not in sub
+        and item["current_period_end"] > item["current_period_start"]
+    )
+    assert "subscription" not in invoice and line["subscription"] == sub_id
+    assert invoice["parent"]["subscription_details"]["subscription"] == sub_id
+    assert sub["pause_collection"] is None
+
+
+def test_cancel_now_settles_with_a_final_invoice_or_drops_pending_prorations(
+    stand_in: StripeStandIn, client: stripe.StripeClient, catalog: Any
+) -> None:
+    team = client.v1.prices.create(
+        params={
+            "product": catalog["product"].id,
+            "currency": "usd",
+            "unit_amount": 9900,
+            "recurring": {"interval": "month"},
+        }
+    )
+    settled, dropped = _subscribe(stand_in, client, catalog), _subscribe(stand_in, client, catalog)
+    for sub_id in (settled, dropped):
+        item = client.v1.subscriptions.retrieve(sub_id)["items"].data[0].id
+        client.v1.subscriptions.update(
+            sub_id,
+            params={
+                "items": [{"id": item, "price": team.id}],
+                "proration_behavior": "create_prorations",
+            },
+        )
+    mark = len(stand_in.events)
+    client.v1.subscriptions.cancel(settled, params={"invoice_now": True, "prorate": True})
+    kinds = [e["type"] for e in stand_in.events[mark:]]
+    assert kinds == ["customer.subscription.deleted", "invoice.paid", "invoice.payment_succeeded"]
+    final = stand_in.events[-1]["data"]["object"]
+    assert final["billing_reason"] == "subscription_update"
+    mark = len(stand_in.events)
+    client.v1.subscriptions.cancel(dropped)  # Stripe's default: pending prorations dropped
+    assert [e["type"] for e in stand_in.events[mark:]] == ["customer.subscription.deleted"]
+
+
+def test_pause_collection_and_a_renewal_awaiting_its_charge(
+    stand_in: StripeStandIn, client: stripe.StripeClient, catalog: Any
+) -> None:
+    sub_id = _subscribe(stand_in, client, catalog)
+    paused = client.v1.subscriptions.update(
+        sub_id, params={"pause_collection": {"behavior": "void"}}
+    )
+    assert paused.pause_collection.behavior == "void" and paused.status == "active"
+    with pytest.raises(stripe.InvalidRequestError) as raised:
+        client.v1.subscriptions.update(sub_id, params={"pause_collection": {"behavior": "x"}})
+    assert raised.value.param == "pause_collection[behavior]"
+    assert (
+        client.v1.subscriptions.update(sub_id, params={"pause_collection": ""}).pause_collection
+        is None
+    )
+
+    before = client.v1.subscriptions.retrieve(sub_id)["items"].data[0].current_period_end
+    events = stand_in.renew_awaiting_payment(sub_id)
+    assert [e["type"] for e in events] == ["invoice.created", "customer.subscription.updated"]
+    renewed = client.v1.subscriptions.retrieve(sub_id, params={"expand": ["latest_invoice"]})
+    assert renewed.status == "active" and renewed.latest_invoice.status == "draft"
+    assert renewed["items"].data[0].current_period_start == before
+    failed = stand_in.fail_payment(sub_id)
+    assert failed[0]["data"]["object"]["status"] == "open"
+    gave_up = stand_in.exhaust_retries(sub_id, "unpaid")
+    assert gave_up[-1]["data"]["object"]["status"] == "unpaid"

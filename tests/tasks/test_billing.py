@@ -20,6 +20,7 @@ from tests.stripe_fixtures import (
     change_plan_in_stripe,
     deliver,
     deliver_all,
+    handle_inline,
     license_claims,
     license_count,
     local_subscription_state,
@@ -225,3 +226,35 @@ def test_reconciliation_without_stripe_key_is_skipped(celery_worker):
     from tasks.billing import reconcile_events
 
     assert "STRIPE_SECRET_KEY" in reconcile_events()["skipped"]
+
+
+def test_reconciliation_repairs_subscriptions_that_drifted_from_stripe(
+    stand_in, api_client, admin_headers
+):
+    from tasks.billing import reconcile_subscriptions
+
+    customer_id = new_customer()
+    handle_inline(start_checkout(stand_in, customer_id))
+    # Changes made in Stripe whose webhooks never arrived: a plan change and a second
+    # subscription of the same customer.
+    change_plan_in_stripe(stand_in, customer_id, "professional")
+    stripe_customer = pg_scalar(
+        f"SELECT stripe_customer_id FROM customers WHERE customer_id = '{customer_id}'"
+    )
+    second = stand_in.create_subscription_directly(
+        str(stripe_customer), get_settings().stripe_price_starter, {"customerId": customer_id}
+    )
+    assert subscription_row(customer_id)["plan"] == "starter"
+
+    result = reconcile_subscriptions()
+    assert result == {"checked": 1, "repaired": 2, "failed": []}
+    assert subscription_row(customer_id)["plan"] == "professional"
+    assert license_claims(customer_id)["plan"] == "professional"
+    assert pg_scalar("SELECT stripe_object_id FROM billing_issues") == second["id"]
+    # Nothing has drifted since: a second run repairs nothing.
+    assert reconcile_subscriptions()["repaired"] == 0
+    metrics = api_client.get("/metrics", headers=admin_headers).text
+    assert (
+        'billing_tasks_total{outcome="drift_repaired",'
+        'task="tasks.billing.reconcile_subscriptions"} 2.0'
+    ) in metrics

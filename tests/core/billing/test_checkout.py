@@ -1,0 +1,109 @@
+"""One payable checkout per customer, and a second live subscription recorded, never ignored."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import stripe
+
+from core.billing import checkout as checkout_service
+from core.billing import issues
+from core.billing.gateway import get_gateway
+from core.db import session_scope
+from core.settings import get_settings
+from tests.conftest import pg_scalar
+from tests.stripe_fixtures import *  # noqa: F403
+from tests.stripe_fixtures import handle_inline, license_claims, new_customer, subscription_row
+
+
+def _checkout(customer_id: str, plan: str = "starter") -> checkout_service.CheckoutResult:
+    with session_scope() as session:
+        return checkout_service.create_checkout(
+            session,
+            get_gateway(),
+            customer_id=customer_id,
+            plan=plan,
+            success_url="https://example.com/ok",
+            cancel_url="https://example.com/no",
+        )
+
+
+def _stripe_customer(customer_id: str) -> str:
+    return str(
+        pg_scalar(f"SELECT stripe_customer_id FROM customers WHERE customer_id = '{customer_id}'")
+    )
+
+
+def test_a_new_checkout_expires_the_customers_earlier_open_sessions(stand_in):
+    customer_id = new_customer()
+    first = _checkout(customer_id, "starter")
+    second = _checkout(customer_id, "professional")
+    client = stand_in.client()
+    assert client.v1.checkout.sessions.retrieve(first.session_id)["status"] == "expired"
+    assert client.v1.checkout.sessions.retrieve(second.session_id)["status"] == "open"
+    # The first link can no longer be paid: two checkouts never make two subscriptions.
+    with pytest.raises(Exception, match="expired"):
+        stand_in.complete_checkout(first.session_id)
+    handle_inline(stand_in.complete_checkout(second.session_id))
+    assert subscription_row(customer_id)["plan"] == "professional"
+    subs = client.v1.subscriptions.list(params={"customer": _stripe_customer(customer_id)})
+    assert len(subs.data) == 1
+
+
+def test_a_second_live_subscription_is_a_recorded_billing_conflict(stand_in):
+    customer_id = new_customer()
+    handle_inline(stand_in.complete_checkout(_checkout(customer_id).session_id))
+    followed = subscription_row(customer_id)["stripe_subscription_id"]
+
+    # A second subscription made in Stripe itself (the dashboard) for the same customer.
+    mark = len(stand_in.events)
+    second = stand_in.create_subscription_directly(
+        _stripe_customer(customer_id),
+        get_settings().stripe_price_professional,
+        {"customerId": customer_id},
+    )
+    outcomes = handle_inline(stand_in.events[mark:])
+    assert any("billing conflict" in (outcome.note or "") for outcome in outcomes)
+    # The row keeps following the first; the second is recorded for an operator.
+    assert subscription_row(customer_id)["stripe_subscription_id"] == followed
+    assert license_claims(customer_id)["plan"] == "starter"
+    with session_scope() as session:
+        found = issues.open_issues(session, customer_id)
+        assert [(i.kind, i.stripe_object_id) for i in found] == [("conflict", second["id"])]
+        assert issues.open_issue_counts(session)["conflict"] == 1
+
+    # Once the second one is canceled, the conflict is resolved.
+    mark = len(stand_in.events)
+    stand_in.client().v1.subscriptions.cancel(second["id"])
+    handle_inline(stand_in.events[mark:])
+    with session_scope() as session:
+        assert issues.open_issues(session, customer_id) == []
+
+
+def test_stripe_refusing_the_promotion_code_names_our_field(stand_in: Any):
+    customer_id = new_customer()
+    client = stand_in.client()
+    other = client.v1.customers.create(params={"email": "other@example.com"})
+    coupon = client.v1.coupons.create(params={"percent_off": 10, "duration": "once"})
+    # Active, so we find it; restricted to another customer, so Stripe refuses it for ours.
+    client.v1.promotion_codes.create(
+        params={
+            "promotion": {"type": "coupon", "coupon": coupon["id"]},
+            "code": "THEIRS",
+            "customer": other["id"],
+        }
+    )
+    with session_scope() as session, pytest.raises(Exception) as refused:
+        checkout_service.create_checkout(
+            session,
+            get_gateway(),
+            customer_id=customer_id,
+            plan="starter",
+            success_url="https://example.com/ok",
+            cancel_url="https://example.com/no",
+            promo_code="THEIRS",
+        )
+    assert getattr(refused.value, "status_code", None) == 422
+    assert getattr(refused.value, "field", None) == "promoCode"
+    assert not isinstance(refused.value, stripe.StripeError)
