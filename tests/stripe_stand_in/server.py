@@ -241,6 +241,11 @@ class StripeStandIn:
         """The renewal charge fails: next period, open invoice, status `past_due`."""
         return self._helper(lambda: self.subscriptions.fail_payment(subscription_id))
 
+    def decline_charges(self, customer_id: str, declines: bool = True) -> None:
+        """The customer's card declines every charge from now on (or no longer)."""
+        with self.store.lock:
+            self.store.hidden_of(customer_id)["declines"] = declines
+
     def renew_awaiting_payment(self, subscription_id: str) -> list[Obj]:
         """Renewal before the charge: next period, draft invoice, still `active`."""
         return self._helper(lambda: self.subscriptions.renew_awaiting_payment(subscription_id))

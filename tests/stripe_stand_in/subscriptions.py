@@ -289,6 +289,8 @@ class Subscriptions:
         if _interval_of_sub(sub) != old_interval and sub["status"] != "trialing":
             invoices.append(self._restart_cycle(sub, old_amount, proration))
         elif proration == "always_invoice" and _recurring_amount(sub) != old_amount:
+            if self._payment_fails(sub, params, old_amount):
+                return self._pend_update(sub, before, old_amount)
             invoices.append(self._proration_invoice(sub, old_amount))
         elif proration == "create_prorations" and _recurring_amount(sub) != old_amount:
             self._pend_proration(sub, old_amount)
@@ -297,6 +299,42 @@ class Subscriptions:
             self.store.emit("customer.subscription.updated", sub, previous)
         for invoice in invoices:
             self._emit_paid(invoice)
+        return sub
+
+    def _payment_fails(self, sub: Obj, params: Params, old_amount: int) -> bool:
+        behavior = as_choice(
+            params,
+            "payment_behavior",
+            ("allow_incomplete", "default_incomplete", "error_if_incomplete",
+             "pending_if_incomplete"),
+        )  # fmt: skip
+        declines = self.store.hidden_of(sub["customer"]).get("declines", False)
+        return (
+            behavior == "pending_if_incomplete" and declines and _recurring_amount(sub) > old_amount
+        )
+
+    def _pend_update(self, sub: Obj, before: Obj, old_amount: int) -> Obj:
+        """`pending_if_incomplete` whose charge is declined: the invoice stays open, the items
+        keep their old prices and the change waits in `pending_update` until it is paid."""
+        invoice = self._proration_invoice(sub, old_amount, paid=False)
+        invoice.update(attempted=True, attempt_count=1)
+        wanted = copy.deepcopy(sub["items"]["data"])
+        sub["items"]["data"] = copy.deepcopy(before["items"]["data"])
+        self.store.hidden_of(sub["id"])["pending_items"] = wanted
+        sub["pending_update"] = {
+            "billing_cycle_anchor": None,
+            "expires_at": self.store.now() + 23 * 3600,
+            "subscription_items": [
+                {"id": item["id"], "price": item["price"], "quantity": item["quantity"]}
+                for item in wanted
+            ],
+            "trial_end": None,
+            "trial_from_plan": None,
+        }
+        previous = changed_attributes(before, self.store.snapshot(sub))
+        if previous:
+            self.store.emit("customer.subscription.updated", sub, previous)
+        self.store.emit("invoice.payment_failed", invoice)
         return sub
 
     def _replace_discounts(self, sub: Obj, params: Params) -> None:
@@ -585,12 +623,12 @@ class Subscriptions:
         sub["latest_invoice"] = invoice["id"]
         return invoice
 
-    def _proration_invoice(self, sub: Obj, old_amount: int) -> Obj:
+    def _proration_invoice(self, sub: Obj, old_amount: int, *, paid: bool = True) -> Obj:
         now = self.store.now()
         start, end = sub["current_period_start"], sub["current_period_end"]
         remaining = max(0.0, (end - now) / max(1, end - start))
         invoice = self._invoice(
-            sub, "subscription_update", now, now, paid=True, with_discounts=False
+            sub, "subscription_update", now, now, paid=paid, with_discounts=False
         )
         amount = max(0, round((_recurring_amount(sub) - old_amount) * remaining))
         for line in invoice["lines"]["data"]:
@@ -750,6 +788,10 @@ class Subscriptions:
         invoice.update(next_payment_attempt=None)
         invoice["status_transitions"]["paid_at"] = now
         sub["status"] = "active"
+        pending = self.store.hidden_of(sub["id"]).pop("pending_items", None)
+        if pending is not None:  # a pending update is applied once its invoice is paid
+            sub["items"]["data"] = pending
+            sub["pending_update"] = None
         self._emit_paid(invoice)
         previous = changed_attributes(before, self.store.snapshot(sub))
         if previous:

@@ -148,3 +148,25 @@ def test_no_stripe_call_is_made_while_the_customer_row_is_locked(stand_in):
         worker.join(30)
         stand_in.set_delay(0)
     assert outcome["change"].plan == "professional"
+
+
+def test_an_upgrade_is_granted_only_once_its_invoice_is_paid(stand_in):
+    customer_id, sub_id = _paying(stand_in)
+    stripe_customer = str(
+        pg_scalar(f"SELECT stripe_customer_id FROM customers WHERE customer_id = '{customer_id}'")
+    )
+    stand_in.decline_charges(stripe_customer)
+    mark = len(stand_in.events)
+    with session_scope() as session:
+        change = changes.change_plan(session, get_gateway(), sub_id, "professional")
+    # Stripe kept the old price (pending_if_incomplete): nothing bigger is granted.
+    assert change.pending_payment and change.plan == "starter"
+    handle_inline(stand_in.events[mark:])
+    assert subscription_row(customer_id)["plan"] == "starter"
+    assert license_claims(customer_id)["plan"] == "starter"
+
+    # The customer pays the upgrade's invoice: now the bigger plan is theirs.
+    stand_in.decline_charges(stripe_customer, False)
+    handle_inline(stand_in.pay_invoice(sub_id))
+    assert subscription_row(customer_id)["plan"] == "professional"
+    assert license_claims(customer_id)["plan"] == "professional"
