@@ -192,17 +192,15 @@ class RateLimitMiddleware:
         if decision is not None and not decision.allowed:
             await _refuse(send, decision)
             return
-        status = 0
 
-        async def watching_send(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
+        async def counting_send(message: Message) -> None:
+            # Counted before the 401 leaves: the client's next request (same connection, or a
+            # parallel one) already sees the failure, and a guesser waits for the count.
+            if message["type"] == "http.response.start" and message["status"] == 401:
+                await count_failed_authentication(client)
             await send(message)
 
-        await self.app(scope, receive, watching_send)
-        if status == 401:
-            await count_failed_authentication(client)
+        await self.app(scope, receive, counting_send)
 
 
 def _client_address(scope: Scope) -> str:
