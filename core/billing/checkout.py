@@ -15,7 +15,7 @@ from core.billing.changes import SubscriptionChange, change_plan
 from core.billing.gateway import StripeGateway
 from core.billing.meters import line_items, overage_price_for_plan
 from core.billing.repository import get_subscription
-from core.billing.stripe_errors import refused_as
+from core.billing.stripe_errors import StripeRequestError, refused_as
 from core.customers.service import get_customer
 from core.errors import ConflictError
 from core.settings import get_settings
@@ -39,19 +39,23 @@ class CheckoutResult:
     promotion_code: str | None
 
 
-def ensure_stripe_customer(session: Session, gateway: StripeGateway, customer: Customer) -> str:
+def ensure_stripe_customer(
+    session: Session, gateway: StripeGateway, customer: Customer, *, replacing: str | None = None
+) -> str:
     """The customer's Stripe customer id, creating it on first use; the caller commits.
 
     Not committed here: if the caller's transaction rolls back, the id is forgotten, and the next
     attempt gets the same Stripe customer back, because the create call's idempotency key is made
-    of our customer id and the parameters (no duplicate customer in Stripe).
+    of our customer id and the parameters (no duplicate customer in Stripe). `replacing` names a
+    Stripe customer that was deleted in Stripe: a new one is made in its place.
     """
-    if customer.stripe_customer_id:
+    if customer.stripe_customer_id and not replacing:
         return customer.stripe_customer_id
     created = gateway.create_customer(
         customer_id=customer.customer_id,
         email=customer.email,
         name=customer.company_name or customer.name,
+        replacing=replacing,
     )
     customer.stripe_customer_id = str(created["id"])
     session.flush()
@@ -108,7 +112,18 @@ def create_checkout(
     else:
         params["allow_promotion_codes"] = True
     with refused_as(discounts="promoCode", line_items="plan"):
-        created = gateway.create_checkout_session(params)
+        try:
+            created = gateway.create_checkout_session(params)
+        except StripeRequestError as exc:
+            if exc.param != "customer":
+                raise
+            # The Stripe customer was deleted in Stripe (its event may not be handled yet, or
+            # the create call's idempotency key brought the deleted one back): replace it once.
+            stripe_customer_id = ensure_stripe_customer(
+                session, gateway, customer, replacing=stripe_customer_id
+            )
+            params["customer"] = stripe_customer_id
+            created = gateway.create_checkout_session(params)
     return CheckoutResult(
         session_id=str(created["id"]),
         url=str(created.get("url") or ""),

@@ -86,11 +86,15 @@ class StripeGateway:
 
     # -- customers ----------------------------------------------------------------------
 
-    def create_customer(self, *, customer_id: str, email: str, name: str | None) -> Obj:
+    def create_customer(
+        self, *, customer_id: str, email: str, name: str | None, replacing: str | None = None
+    ) -> Obj:
+        """`replacing`: the Stripe customer this one replaces (deleted in Stripe); part of the
+        idempotency key, or Stripe would answer with the deleted customer again."""
         params: dict[str, Any] = {"email": email, "metadata": {"customerId": customer_id}}
         if name:
             params["name"] = name
-        key = idempotency_key("customer", customer_id, params)
+        key = idempotency_key("customer", customer_id, params, *([replacing] if replacing else []))
         return self._call(
             self.client.v1.customers.create, params=params, options={"idempotency_key": key}
         )

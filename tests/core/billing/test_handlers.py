@@ -86,3 +86,27 @@ def test_trial_will_end_and_payment_action_required_are_handled(stand_in):
         ("processed", customer_id),
     ]
     assert subscription_row(customer_id)["status"] == "active"
+
+
+def test_after_the_stripe_customer_is_deleted_a_new_checkout_makes_a_new_one(stand_in):
+    from core.billing import checkout as checkout_service
+    from core.billing.gateway import get_gateway
+
+    customer_id, _ = _paying(stand_in)
+    deleted = str(_stripe_customer(customer_id))
+    mark = len(stand_in.events)
+    stand_in.client().v1.customers.delete(deleted)
+    handle_inline(stand_in.events[mark:])
+    with session_scope() as session:
+        result = checkout_service.create_checkout(
+            session,
+            get_gateway(),
+            customer_id=customer_id,
+            plan="starter",
+            success_url="https://example.com/ok",
+            cancel_url="https://example.com/no",
+        )
+    assert result.stripe_customer_id != deleted
+    assert _stripe_customer(customer_id) == result.stripe_customer_id
+    handle_inline(stand_in.complete_checkout(result.session_id))
+    assert subscription_row(customer_id)["status"] == "active"
