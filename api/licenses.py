@@ -6,16 +6,15 @@ from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Query
-from fastapi.responses import PlainTextResponse
+from fastapi.responses import PlainTextResponse, Response
 from pydantic import Field
 
 from api.deps import AdminKey, BearerCredentials, DbSession
 from api.schemas import CamelModel, CustomerIdPath, error_responses
-from core.customers.service import get_customer
 from core.errors import ConfigurationError
 from core.licensing import keys
-from core.licensing import service as license_service
-from core.licensing.instance_auth import authenticate_instance
+from core.licensing import reads as license_reads
+from core.licensing.reads import LicenseAnswer
 from core.licensing.revocation import reinstate_license, revoke_license
 from core.licensing.tokens import ALGORITHM
 from core.settings import get_settings
@@ -54,6 +53,24 @@ class PublicKeyOut(CamelModel):
     kid: str
     algorithm: str
     public_key: str
+
+
+def _json(model: CamelModel) -> Response:
+    # Serialised once, as FastAPI would (camelCase aliases), without validating the model again.
+    return Response(model.model_dump_json(by_alias=True), media_type="application/json")
+
+
+def _answer_out(answer: LicenseAnswer) -> dict[str, Any]:
+    stored = answer.license
+    return {
+        "license": stored.token,
+        "public_key": answer.public_key,
+        "customer_id": stored.customer_id,
+        "jti": stored.jti,
+        "kid": stored.kid,
+        "issued_at": stored.issued_at,
+        "expires_at": stored.expires_at,
+    }
 
 
 def _license_out(row: Any) -> dict[str, Any]:
@@ -100,24 +117,23 @@ def public_key(format: str = Query("json", pattern="^(json|pem)$")) -> Any:
 @router.get(
     "/api/licenses/current",
     summary="Instance check-in: present a license (Bearer), get the customer's current one",
+    response_model=CheckInOut,
     responses=error_responses(401, 429, 503),
 )
-def check_in(session: DbSession, credentials: BearerCredentials) -> CheckInOut:
-    token = credentials.credentials if credentials else None
-    identity = authenticate_instance(session, token, allow_expired=True)
-    row = license_service.ensure_license(session, identity.customer_id)
-    return CheckInOut(**_license_out(row), changed=row.jti != identity.jti)
+async def check_in(credentials: BearerCredentials) -> Response:
+    # No request session: the answer is usually cached, and a miss opens its own short one.
+    result = await license_reads.check_in(credentials.credentials if credentials else None)
+    return _json(CheckInOut(**_answer_out(result.answer), changed=result.changed))
 
 
 @router.get(
     "/api/licenses/{customer_id}",
     summary="The customer's current license (admin)",
+    response_model=LicenseOut,
     responses=error_responses(401, 404, 422, 429, 503),
 )
-def get_license(customer_id: CustomerIdPath, _: AdminKey, session: DbSession) -> LicenseOut:
-    get_customer(session, customer_id)
-    row = license_service.ensure_license(session, customer_id)
-    return LicenseOut(**_license_out(row))
+async def get_license(customer_id: CustomerIdPath, _: AdminKey) -> Response:
+    return _json(LicenseOut(**_answer_out(await license_reads.license_of(customer_id))))
 
 
 @router.post(

@@ -10,8 +10,10 @@ short in the database takes effect.
 
 from __future__ import annotations
 
+import hashlib
 import time
 from dataclasses import dataclass
+from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
@@ -20,7 +22,7 @@ from sqlalchemy.orm import Session, aliased
 
 from core.errors import AuthenticationError
 from core.licensing.keys import public_keys
-from core.licensing.tokens import InvalidLicenseError, verify_license
+from core.licensing.tokens import InvalidLicenseError, UnknownKeyError, verify_license
 from core.settings import get_settings
 from models import Customer, License, utcnow
 
@@ -49,6 +51,9 @@ _LICENSE_CHECK = (
         Customer.license_revoked_at,
         _CURRENT_LICENSE.jti.label("current_jti"),
         _CURRENT_LICENSE.token.label("current_token"),
+        _CURRENT_LICENSE.kid.label("current_kid"),
+        _CURRENT_LICENSE.issued_at.label("current_issued_at"),
+        _CURRENT_LICENSE.expires_at.label("current_expires_at"),
     )
     .join(Customer, Customer.customer_id == License.customer_id)
     .outerjoin(
@@ -64,22 +69,58 @@ def verify_instance_token(token: str | None, *, allow_expired: bool = False) -> 
     """The part of authentication that needs no database: signature, issuer, expiry."""
     if not token or not token.strip():
         raise AuthenticationError(MISSING_LICENSE)
-    issuer = get_settings().license_issuer
     try:
-        claims = _verified_claims(token.strip(), _published_kids(), issuer)
-    except InvalidLicenseError:
-        # The key set may have changed within the last second (a rotation): look again, once.
-        try:
-            claims = _verified_claims(token.strip(), _published_kids(refresh=True), issuer)
-        except InvalidLicenseError as exc:
-            raise AuthenticationError(f"invalid license: {exc.reason}") from None
-    # Expiry is checked on every call: the cache above only saves the RSA verification.
+        claims = _verified_claims(token.strip(), get_settings().license_issuer)
+    except InvalidLicenseError as exc:
+        raise AuthenticationError(f"invalid license: {exc.reason}") from None
+    # Expiry is checked on every call: the caches below only save the RSA verification.
     if not allow_expired and claims["exp"] <= time.time():
         raise AuthenticationError(EXPIRED)
     jti, subject = claims.get("jti"), claims.get("sub")
     if not isinstance(jti, str) or not isinstance(subject, str):
         raise AuthenticationError("invalid license: it lacks a jti or sub claim")
     return InstanceIdentity(customer_id=subject, jti=jti, claims=claims)
+
+
+def _verified_claims(token: str, issuer: str) -> dict[str, Any]:
+    """The claims of a genuine token, verified once per process and key set.
+
+    Both answers are remembered: instances send the same license every time, and a client that
+    repeats a forged one must not make the service repeat the RSA work (failed authentications
+    are also counted per client address by the rate limiter). Refusals are kept by digest, so
+    large junk costs little memory.
+    """
+    published = _published_kids()
+    try:
+        return _checked(token, published, issuer)
+    except UnknownKeyError:
+        # The key set may have changed within the last second (a rotation): look again, at most
+        # every REFRESH_SECONDS, so tokens naming made-up kids cannot make us read key files.
+        now = time.monotonic()
+        if now - _last_refresh[0] < _REFRESH_SECONDS:
+            raise
+        _last_refresh[0] = now
+        return _checked(token, _published_kids(refresh=True), issuer)
+
+
+def _checked(token: str, published: frozenset[str], issuer: str) -> dict[str, Any]:
+    refusal_key = (hashlib.sha256(token.encode()).digest(), published, issuer)
+    refused = _refusals.get(refusal_key)
+    if refused is not None:
+        raise refused
+    try:
+        return _genuine_claims(token, published, issuer)
+    except InvalidLicenseError as exc:
+        if len(_refusals) >= _REMEMBERED_REFUSALS:
+            _refusals.clear()
+        _refusals[refusal_key] = exc
+        raise
+
+
+_REMEMBERED_REFUSALS = 4096
+_REFRESH_SECONDS = 0.1
+_refusals: dict[tuple[bytes, frozenset[str], str], InvalidLicenseError] = {}
+_last_refresh = [0.0]
 
 
 def _published_kids(*, refresh: bool = False) -> frozenset[str]:
@@ -95,12 +136,26 @@ def _kids_in_second(_second: int) -> frozenset[str]:
 
 
 @lru_cache(maxsize=_VERIFIED_TOKENS)
-def _verified_claims(token: str, _published: frozenset[str], issuer: str) -> dict[str, Any]:
-    # A token's signature never changes, and instances send the same one every time: verify it
-    # once per process. The published kids are only part of the cache key, so removing a key
-    # re-verifies.
-    # Refusals raise and are never cached.
+def _genuine_claims(token: str, _published: frozenset[str], issuer: str) -> dict[str, Any]:
+    # A token's signature never changes: verify it once per process. The published kids are part
+    # of the cache key only, so removing a key re-verifies.
     return verify_license(token, public_keys(), issuer=issuer, verify_exp=False)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredLicense:
+    """The parts of a `licenses` row a reader is given."""
+
+    customer_id: str
+    jti: str
+    kid: str
+    token: str
+    issued_at: datetime
+    expires_at: datetime
+
+    @classmethod
+    def of(cls, row: License) -> StoredLicense:
+        return cls(row.customer_id, row.jti, row.kid, row.token, row.issued_at, row.expires_at)
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +165,8 @@ class LicenseCheck:
     refusal: str | None
     # The customer's current license token when it is not the presented one.
     newer_license: str | None
+    # The customer's current license (the presented one or newer), when not refused.
+    current: StoredLicense | None = None
 
 
 def check_licenses(
@@ -141,7 +198,19 @@ def check_licenses(
             checks[identity.jti] = LicenseCheck(EXPIRED, None)
         else:
             newer = row.current_token if row.current_jti not in (None, identity.jti) else None
-            checks[identity.jti] = LicenseCheck(None, newer)
+            current = (
+                StoredLicense(
+                    row.customer_id,
+                    row.current_jti,
+                    row.current_kid,
+                    row.current_token,
+                    row.current_issued_at,
+                    row.current_expires_at,
+                )
+                if row.current_jti is not None
+                else None
+            )
+            checks[identity.jti] = LicenseCheck(None, newer, current)
     return checks
 
 

@@ -25,6 +25,7 @@ from core.billing.statuses import SubscriptionStatus
 from core.customers import service as customer_service
 from core.errors import NotFoundError
 from core.licensing.keys import SigningKey, signing_key
+from core.licensing.read_cache import mark_changed
 from core.licensing.tokens import (
     IssuedLicense,
     LicenseContent,
@@ -121,6 +122,8 @@ def _store(
     )
     session.add(row)
     session.flush()
+    # Check-ins and admin reads in every API process drop what they cached once this commits.
+    mark_changed(session)
     return row
 
 
@@ -191,6 +194,22 @@ def ensure_license(session: Session, customer_id: str) -> License:
                 and current.kid == signing_key().kid
             ):
                 return current
+    return reissue_license(session, customer_id, reason="requested") or required_current_license(
+        session, customer_id
+    )
+
+
+def license_to_serve(session: Session, customer_id: str) -> License:
+    """The current license for a read (check-in, admin read), issuing only if there is none or a
+    retired key signed it.
+
+    A read never recomputes what the license says: every change to that (plan, status, trial or
+    period end, revocation) reissues when it is made, in the same transaction or by the worker it
+    enqueues. The kid is compared because a rotation (`billing keys rotate`) changes no row.
+    """
+    current = current_license(session, customer_id)
+    if current is not None and current.kid == signing_key().kid:
+        return current
     return reissue_license(session, customer_id, reason="requested") or required_current_license(
         session, customer_id
     )

@@ -37,6 +37,10 @@ class InvalidLicenseError(Exception):
         self.reason = reason
 
 
+class UnknownKeyError(InvalidLicenseError):
+    """Signed with a key id that is not published (yet: a rotation may be under way)."""
+
+
 @dataclass(frozen=True, slots=True)
 class LicenseContent:
     """Everything a license says about a customer, apart from when and by whom it was issued."""
@@ -246,7 +250,7 @@ def verify_license(
         raise InvalidLicenseError("license has no key id (kid)")
     public_key = public_keys.get(kid)
     if public_key is None:
-        raise InvalidLicenseError(f"license is signed with an unknown key ({kid})")
+        raise UnknownKeyError(f"license is signed with an unknown key ({kid})")
     try:
         return jwt.decode(
             token,

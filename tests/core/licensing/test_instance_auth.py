@@ -166,3 +166,34 @@ def test_while_revoked_even_the_license_that_says_so_is_refused_until_reinstated
     assert _auth(fresh).customer_id == customer_id
     # The license that was revoked stays refused after the reinstatement.
     _refused(old_token, "revoked")
+
+
+def test_a_repeated_forged_license_costs_one_signature_check(
+    issued, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Forged check-ins cannot make the service do unlimited RSA work: a refused token is
+    remembered (by digest) like a genuine one (failed attempts are also rate limited per client
+    address, in the API's middleware)."""
+    from core.licensing import instance_auth
+
+    _, token = issued
+    claims = jwt.decode(token, options={"verify_signature": False})
+    claims["features"]["maxDevices"] = 10_000
+    kid = jwt.get_unverified_header(token)["kid"]
+    other = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    forged = jwt.encode(claims, other, algorithm="RS256", headers={"kid": kid})
+    checks: list[str] = []
+    real_verify = instance_auth.verify_license
+
+    def counting_verify(*args, **kwargs):  # type: ignore[no-untyped-def]
+        checks.append(args[0])
+        return real_verify(*args, **kwargs)
+
+    monkeypatch.setattr(instance_auth, "verify_license", counting_verify)
+    for _ in range(50):
+        _refused(forged, "signature", allow_expired=True)
+    assert checks == [forged]
+    # A genuine license is verified once too, and still authenticates.
+    for _ in range(3):
+        _auth(token)
+    assert checks == [forged, token]

@@ -1,0 +1,136 @@
+"""Check-in and admin reads are cached per API process: every process sees a change within 1 s.
+
+Two real `billing api` processes share the run's database, Redis and keys. Each caches what it
+served; a revocation or plan change made through one of them (or by any other process: a worker,
+the CLI) must reach the other within a second, and the process that made it at once.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import httpx
+import pytest
+
+from core.api_keys import create_api_key
+from core.db import session_scope
+from core.licensing.revocation import revoke_license
+from tests.helpers.processes import api_server
+
+QUIET = {"LOG_LEVEL": "WARNING"}
+SEEN_WITHIN = 1.0
+
+
+@pytest.fixture
+def two_apis() -> Iterator[tuple[str, str]]:
+    with api_server(QUIET) as first, api_server(QUIET) as second:
+        yield first, second
+
+
+@pytest.fixture
+def admin() -> dict[str, str]:
+    with session_scope() as session:
+        return {"Authorization": f"Bearer {create_api_key(session, 'reads').key}"}
+
+
+def _new_customer(url: str, admin: dict[str, str]) -> tuple[str, str]:
+    body = {"email": f"{uuid.uuid4().hex}@example.com"}
+    created = httpx.post(f"{url}/api/customers", json=body, headers=admin, timeout=30)
+    assert created.status_code == 201, created.text
+    return created.json()["customer"]["customerId"], created.json()["license"]
+
+
+def _check_in(url: str, token: str) -> httpx.Response:
+    return httpx.get(
+        f"{url}/api/licenses/current", headers={"Authorization": f"Bearer {token}"}, timeout=10
+    )
+
+
+@contextmanager
+def _kept_warm(token: str, *urls: str) -> Iterator[None]:
+    """Instances checking in all the while, so each process keeps a fresh cached answer (a
+    process left idle would go to the database and prove nothing about its cache)."""
+    stop = threading.Event()
+
+    def check_in_until_stopped() -> None:
+        while not stop.is_set():
+            for url in urls:
+                _check_in(url, token)
+            time.sleep(0.02)
+
+    for url in urls:
+        assert _check_in(url, token).status_code == 200
+    thread = threading.Thread(target=check_in_until_stopped, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=10)
+
+
+def _first_time(check, timeout: float = 5.0) -> float:  # type: ignore[no-untyped-def]
+    """Seconds until `check()` holds, polling as fast as a client could."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        if check():
+            return time.monotonic() - started
+        time.sleep(0.02)
+    raise AssertionError(f"not seen within {timeout} s")
+
+
+def test_a_revocation_through_one_process_is_seen_by_the_other_within_a_second(
+    two_apis, admin
+) -> None:
+    first, second = two_apis
+    customer_id, token = _new_customer(first, admin)
+    with _kept_warm(token, first, second):
+        time.sleep(0.5)
+        revoked = httpx.post(
+            f"{second}/api/licenses/{customer_id}/revoke", headers=admin, json={}, timeout=30
+        )
+    assert revoked.status_code == 200, revoked.text
+    # The process that revoked refuses the license on its very next call.
+    assert _check_in(second, token).status_code == 401
+    # The other one within a second.
+    assert _first_time(lambda: _check_in(first, token).status_code == 401) < SEEN_WITHIN
+    assert "revoked" in _check_in(first, token).json()["error"]["message"]
+
+
+def test_a_revocation_by_another_process_and_a_plan_change_reach_both(two_apis, admin) -> None:
+    first, second = two_apis
+    customer_id, token = _new_customer(first, admin)
+    with _kept_warm(token, first, second):
+        time.sleep(0.5)
+        # A plan change made through the first process: the second serves the new license soon.
+        changed = httpx.post(
+            f"{first}/api/subscriptions/create-trial",
+            json={"customerId": customer_id, "plan": "professional"},
+            headers=admin,
+            timeout=30,
+        )
+    assert changed.status_code == 200, changed.text
+    upgraded = changed.json()["license"]
+    assert _check_in(first, token).json()["license"] == upgraded
+
+    def second_serves_the_upgrade() -> bool:
+        return _check_in(second, token).json()["license"] == upgraded
+
+    assert _first_time(second_serves_the_upgrade) < SEEN_WITHIN
+    admin_read = httpx.get(f"{second}/api/licenses/{customer_id}", headers=admin, timeout=10)
+    assert admin_read.json()["license"] == upgraded
+
+    # A revocation by neither API process (here: this one, as the CLI does it).
+    with _kept_warm(upgraded, first, second):
+        time.sleep(0.5)
+        with session_scope() as session:
+            revoke_license(session, customer_id, reason="chargeback")
+    revoked_at = time.monotonic()
+    for url in (first, second):
+        for license_token in (upgraded, token):
+            _first_time(lambda url=url, t=license_token: _check_in(url, t).status_code == 401)
+    assert time.monotonic() - revoked_at < SEEN_WITHIN
