@@ -4,16 +4,17 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request
+from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.responses import JSONResponse
 
 from api.deps import BearerCredentials, DbSession, bearer_token
 from api.schemas import CamelModel, CustomerIdPath, error_responses
 from core.api_keys import KEY_PREFIX, authenticate_api_key
-from core.batching import MicroBatcher
+from core.batching import Coalescer, MicroBatcher
 from core.billing.overage import OverageEstimate
 from core.errors import DomainError, PermissionDeniedError
 from core.licensing.instance_auth import (
@@ -31,8 +32,10 @@ from models import utcnow
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     # Start-up of each API process (merged into the app's lifespan by include_router).
-    app.state.report_batcher = build_report_batcher()
+    ingress = app.state.report_ingress = build_report_ingress()
     yield
+    # Shutdown: the groups in flight are committed and their ids published before we go.
+    await ingress.aclose()
 
 
 router = APIRouter(prefix="/api/usage", tags=["usage"], lifespan=_lifespan)
@@ -62,35 +65,55 @@ REPORT_EXAMPLES: dict[str, Any] = {
 ReportBatcher = MicroBatcher[tuple[InstanceIdentity, ReportToStore], ReceivedReport]
 
 
-def build_report_batcher() -> ReportBatcher:
-    """The ingress's batcher, made once per API process at start-up (`_lifespan`).
+@dataclass(frozen=True, slots=True)
+class ReportIngress:
+    """An API process's ingress: the group-commit batcher and the publisher behind it."""
 
-    Concurrent reports of the process share one transaction and one task (core/batching.py).
-    The task module (and with it the Celery app) is imported here, not when this module is.
+    batcher: ReportBatcher
+    to_workers: Coalescer[int]
+
+    async def aclose(self) -> None:
+        await self.batcher.aclose()
+        await self.to_workers.aclose()
+
+
+def build_report_ingress() -> ReportIngress:
+    """Made once per API process at start-up (`_lifespan`).
+
+    Concurrent reports of the process share one transaction (core/batching.py); the new report
+    ids of many such groups go to the workers together, one `process_report_batch` task at a
+    time. The task module (and with it the Celery app) is imported here, not when this module is.
     """
     from tasks.usage import process_report_batch
     from workers.enqueue import enqueue
 
-    def publish(
+    def publish(report_ids: list[int]) -> None:
+        # Quietly when the broker is down: the rows are committed and the sweeper processes
+        # whatever was not published.
+        enqueue(process_report_batch, report_ids)
+
+    to_workers: Coalescer[int] = Coalescer(
+        publish, max_chunk=get_settings().usage_process_batch_size
+    )
+
+    async def hand_to_workers(
         _: list[tuple[InstanceIdentity, ReportToStore]],
         outcomes: Sequence[ReceivedReport | DomainError | Exception],
     ) -> None:
-        new_ids = [
+        to_workers.add(
             outcome.stored.report_id
             for outcome in outcomes
             if isinstance(outcome, ReceivedReport) and not outcome.stored.duplicate
-        ]
-        if new_ids:
-            # After the answers, and quietly when the broker is down: the rows are committed
-            # and the sweeper processes whatever was not published.
-            enqueue(process_report_batch, new_ids)
+        )
 
-    return MicroBatcher.from_settings(store_report_group, publish)
+    batcher: ReportBatcher = MicroBatcher.from_settings(store_report_group, hand_to_workers)
+    return ReportIngress(batcher, to_workers)
 
 
-def _report_batcher(request: Request) -> ReportBatcher:
-    batcher: ReportBatcher = request.app.state.report_batcher
-    return batcher
+def _bearer_token(authorization: str | None) -> str | None:
+    # As fastapi.security.HTTPBearer(auto_error=False) reads it, without a dependency per call.
+    scheme, _, token = (authorization or "").partition(" ")
+    return token if scheme.lower() == "bearer" and token else None
 
 
 @router.post(
@@ -111,30 +134,37 @@ def _report_batcher(request: Request) -> ReportBatcher:
         },
         422: {**error_responses(422)[422], "description": "Invalid report; `error.field` names it"},
     },
-    # The body is decoded once, by parse_report_body; this only documents it.
+    # The hot path reads its request itself (no dependency to solve per call); this documents
+    # what it reads. The body is decoded once, by parse_report_body.
     openapi_extra={
+        "security": [{"HTTPBearer": []}],
+        "parameters": [
+            {
+                "name": "Idempotency-Key",
+                "in": "header",
+                "required": False,
+                "schema": {"type": "string", "maxLength": 255},
+            }
+        ],
         "requestBody": {
             "required": True,
             "content": {"application/json": {"schema": {}, "examples": REPORT_EXAMPLES}},
-        }
+        },
     },
 )
-async def report_usage(
-    request: Request,
-    credentials: BearerCredentials,
-    batcher: Annotated[ReportBatcher, Depends(_report_batcher)],
-    idempotency_key: str | None = Header(None, alias="Idempotency-Key"),
-) -> JSONResponse:
+async def report_usage(request: Request) -> JSONResponse:
     # Everything up to the batch needs no database: the license's signature (verified once per
     # token) and the body. Refusals here cost no round trip.
-    identity = verify_instance_token(credentials.credentials if credentials else None)
+    headers = request.headers
+    identity = verify_instance_token(_bearer_token(headers.get("authorization")))
     now = utcnow()
     max_skew = timedelta(seconds=get_settings().usage_max_clock_skew_seconds)
     report = parse_report_body(await request.body(), now=now, max_skew=max_skew)
-    item = ReportToStore(
-        report, identity.jti, idempotency_key_for(report, idempotency_key, now), now
+    key = idempotency_key_for(report, headers.get("idempotency-key"), now)
+    ingress: ReportIngress = request.app.state.report_ingress
+    received = await ingress.batcher.submit(
+        (identity, ReportToStore(report, identity.jti, key, now))
     )
-    received = await batcher.submit((identity, item))
     answer: dict[str, Any] = {"status": "accepted", "reportId": received.stored.report_id}
     if received.stored.duplicate:
         answer["duplicate"] = True

@@ -6,13 +6,16 @@
 
 - batch path (the headline): `tasks.usage.process_report_batch` tasks, each given a batch
   with SKIP LOCKED and processing it set-based (USAGE_PROCESS_BATCH_SIZE, default 500);
-- ingress path: one `tasks.usage.process_report_batch` task per group of reports the ingress
-  stored together (BENCH_INGRESS_GROUP reports a group, default 8, about what a loaded API process
-  groups; BENCH_PER_REPORT reports, default 20,000), exactly what the ingress enqueues, with the
-  tasks published before the worker starts; its time includes the worker's start-up.
+- ingress path (the target): one `tasks.usage.process_report_batch` task per small group of
+  reports (BENCH_INGRESS_GROUP reports a group, default 8: the worst case, what an API process
+  published per group commit before its publishes were coalesced; BENCH_PER_REPORT reports,
+  default 20,000), published as fast as possible to a worker that is already running. The
+  reports waited in the backlog, so each task tops its group up to USAGE_PROCESS_BATCH_SIZE and
+  the tasks of the groups already taken find nothing to do (core/usage/processing.py).
 
 The clock runs until every report has `processed_at`; then each report must have been processed
-exactly once (`attempts` = 1). Target: >= 2,000 reports/s.
+exactly once (`attempts` = 1). Target (#13): the ingress's tasks drained at >= 5,000 reports/s
+by one worker process.
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ CUSTOMERS = 1000
 INSTANCES = 5
 POOL = os.environ.get("BENCH_WORKER_POOL", "threads")
 CONCURRENCY = os.environ.get("BENCH_WORKER_CONCURRENCY", "2")
-TARGET = 2000.0
+TARGET = 5000.0
 TIMEOUT = 1800.0
 
 
@@ -125,16 +128,30 @@ def per_report_path(since: datetime) -> tuple[float, int, int, float]:
     from tasks.usage import process_report_batch
 
     ids = _pending_ids(since)
-    publish_started = time.perf_counter()
-    with process_report_batch.app.producer_or_acquire() as producer:
-        for first in range(0, len(ids), INGRESS_GROUP):
-            group = ids[first : first + INGRESS_GROUP]
-            process_report_batch.apply_async(args=(group,), producer=producer)
-    publish_seconds = time.perf_counter() - publish_started
-    started = time.perf_counter()
     with running(_worker_command()):
+        _wait_for_worker()
+        started = time.perf_counter()
+        with process_report_batch.app.producer_or_acquire() as producer:
+            for first in range(0, len(ids), INGRESS_GROUP):
+                group = ids[first : first + INGRESS_GROUP]
+                process_report_batch.apply_async(args=(group,), producer=producer)
+        publish_seconds = time.perf_counter() - started
         elapsed, processed, repeated = _drain(since, started)
+        # The tasks of groups already drained still run (each a no-op): wait for the queue to
+        # empty so the next figures are not theirs, but the clock above has stopped.
+        _wait_for_queue_to_empty()
     return elapsed, processed, repeated, publish_seconds
+
+
+def _wait_for_queue_to_empty() -> None:
+    from workers.celery_app import celery_app
+
+    def empty() -> bool:
+        with celery_app.connection_for_write() as connection:
+            # kombu's own count of the queue's messages (key prefix and priorities included).
+            return int(connection.default_channel._size("usage")) == 0
+
+    wait_until(empty, timeout=TIMEOUT, interval=0.2)
 
 
 def main() -> None:
@@ -185,7 +202,7 @@ def main() -> None:
                     str(batch_repeated),
                 ),
                 (
-                    f"ingress groups ({INGRESS_GROUP} a task, incl. worker start-up)",
+                    f"ingress groups ({INGRESS_GROUP} reports a task, published meanwhile)",
                     str(single_done),
                     f"{single_seconds:.1f}",
                     f"{single_rate:.0f}",
@@ -194,16 +211,16 @@ def main() -> None:
             ],
             ("path", "reports", "seconds", "reports/s", "processed twice"),
         )
-        print(f"(publishing the ingress-path tasks took {publish_seconds:.1f} s)")
+        print(f"(publishing the ingress-path tasks took {publish_seconds:.1f} s of that)")
         exactly_once = batch_repeated == 0 and single_repeated == 0
         exactly_once &= batch_done == REPORTS and single_done == PER_REPORT
         print(f"each report processed exactly once: {exactly_once}")
         print_verdict(
             "workers",
-            f"batch path {batch_rate:.0f} reports/s = {batch_rate / TARGET:.2f} x target; "
-            f"ingress path {single_rate:.0f} reports/s = {single_rate / TARGET:.2f} x target",
-            f">= {TARGET:.0f} reports/s, exactly once",
-            batch_rate >= TARGET and exactly_once,
+            f"ingress path {single_rate:.0f} reports/s = {single_rate / TARGET:.2f} x target; "
+            f"batch path {batch_rate:.0f} reports/s = {batch_rate / TARGET:.2f} x target",
+            f"ingress path >= {TARGET:.0f} reports/s per worker process, exactly once",
+            single_rate >= TARGET and exactly_once,
         )
 
 

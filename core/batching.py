@@ -2,16 +2,26 @@
 
 On the ingress, one request's work is a handful of short round trips (license lookup, INSERT,
 COMMIT, a task publish) during which the process mostly waits. Requests that arrive together are
-handed to one `flush` call instead: one lookup, one multi-row INSERT, one COMMIT and one publish
-for the whole group. Each caller still waits for its own outcome, so an answer still means
-"stored" and a failure reaches exactly the callers it concerns.
+handed to one `flush` call instead: one lookup, one multi-row INSERT, one COMMIT for the whole
+group. Each caller still waits for its own outcome, so an answer still means "stored" and a
+failure reaches exactly the callers it concerns.
+
+What follows the answers (publishing the group's task) runs after the flush slot is free, so it
+never delays the next group's commit; `Coalescer` then gathers what many groups publish into one
+task at a time, so the workers get few large tasks instead of one small task per group.
+
+The batchers and coalescers are made by factories when a server process starts (api/), never at
+import: they read the settings, and `flush` / `publish` are plain callables handed in, so this
+module knows nothing of the API, the tasks or the broker.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import inspect
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Generic, TypeVar
 
 from anyio import to_thread
@@ -23,8 +33,9 @@ Outcome = TypeVar("Outcome")
 
 # Per item: its outcome, or the exception to raise to its caller.
 Flush = Callable[[list[Item]], Sequence[Outcome | Exception]]
-# Work on a flushed group that its callers need not wait for (publishing its task).
-AfterFlush = Callable[[list[Item], Sequence[Outcome | Exception]], None]
+# Work on a flushed group that its callers need not wait for (publishing its task). A plain
+# function runs in a worker thread; a coroutine function runs on the event loop (keep it short).
+AfterFlush = Callable[[list[Item], Sequence[Outcome | Exception]], None | Awaitable[None]]
 
 
 class MicroBatcher(Generic[Item, Outcome]):
@@ -112,16 +123,88 @@ class MicroBatcher(Generic[Item, Outcome]):
                 future.set_exception(outcome)
             else:
                 future.set_result(outcome)
-        # The callers have their answers; what follows (publishing) only delays the next group.
+        # The callers have their answers; the slot is free for the next group before what
+        # follows (publishing) runs.
+        self._finish()
+        if self._after_flush is None:
+            return
         try:
-            if self._after_flush is not None:
+            if inspect.iscoroutinefunction(self._after_flush):
+                await self._after_flush(items, outcomes)
+            else:
                 await to_thread.run_sync(self._after_flush, items, outcomes)
         except Exception:  # noqa: BLE001 - the callers are answered; nothing to hand it to
             log.exception("after-flush step failed")
-        finally:
-            self._finish()
+
+    async def aclose(self) -> None:
+        """At shutdown: wait for the groups being flushed and their after-flush steps."""
+        if self._loop is asyncio.get_running_loop() and self._running:
+            await asyncio.gather(*self._running, return_exceptions=True)
 
     def _finish(self) -> None:
         self._flushing -= 1
         if self._pending:
             self._start_flush()
+
+
+Element = TypeVar("Element")
+
+
+class Coalescer(Generic[Element]):
+    """Gathers elements added by many callers and hands them to `publish`, one call at a time.
+
+    `add` is called on the event loop and never waits. The first element starts a round: after
+    `gather_seconds` (so that the groups committed meanwhile join) everything gathered is
+    published in a worker thread, in chunks of at most `max_chunk`; elements added while a
+    publish runs go into the next round. A failed publish is logged, not retried: the elements
+    were committed before they got here, and the inbox sweeper picks up whatever was not.
+    """
+
+    def __init__(
+        self,
+        publish: Callable[[list[Element]], None],
+        *,
+        gather_seconds: float = 0.005,
+        max_chunk: int = 500,
+    ) -> None:
+        self._publish = publish
+        self._gather = gather_seconds
+        self._max_chunk = max_chunk
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def add(self, elements: Iterable[Element]) -> None:
+        loop = asyncio.get_running_loop()
+        if loop is not self._loop:
+            # As in MicroBatcher: a test client's new loop gets new loop-bound state.
+            self._loop = loop
+            self._pending: list[Element] = []
+            self._round: asyncio.Task[None] | None = None
+            self._closing = asyncio.Event()
+        self._pending.extend(elements)
+        if self._pending and self._round is None:
+            self._round = loop.create_task(self._rounds())
+
+    async def aclose(self) -> None:
+        """At shutdown: publish what was gathered now rather than leave it to the sweeper."""
+        if self._loop is not asyncio.get_running_loop():
+            return
+        self._closing.set()
+        while self._round is not None:
+            await asyncio.gather(self._round, return_exceptions=True)
+
+    async def _rounds(self) -> None:
+        try:
+            while self._pending:
+                if not self._closing.is_set():
+                    # Gather for a moment, unless the process is shutting down.
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._closing.wait(), self._gather)
+                gathered, self._pending = self._pending, []
+                for first in range(0, len(gathered), self._max_chunk):
+                    chunk = gathered[first : first + self._max_chunk]
+                    try:
+                        await to_thread.run_sync(self._publish, chunk)
+                    except Exception:  # noqa: BLE001 - committed already; the sweeper has it
+                        log.exception("publishing %d element(s) failed", len(chunk))
+        finally:
+            self._round = None

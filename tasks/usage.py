@@ -40,11 +40,15 @@ def _as_dict(result: usage.ProcessResult) -> dict[str, int]:
 
 @celery_app.task(name="tasks.usage.process_report_batch", **RETRY_OPTIONS)
 def process_report_batch(report_ids: list[int]) -> dict[str, int]:
-    """Process the reports the ingress stored in one transaction (already processed ones skip)."""
+    """Process the reports the ingress stored (already processed ones skip), topped up with
+    other pending reports to USAGE_PROCESS_BATCH_SIZE: the ingress publishes a task per group
+    it commits, and a worker that is behind drains them in large batches."""
+    batch_size = get_settings().usage_process_batch_size
     with session_scope() as session:
-        return _as_dict(
-            usage.process_reports(session, report_ids=report_ids, limit=len(report_ids))
+        result = usage.process_reports(
+            session, report_ids=report_ids, limit=len(report_ids), fill_to=batch_size
         )
+    return _as_dict(result)
 
 
 @celery_app.task(name="tasks.usage.sweep_pending_reports")

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import BigInteger, ColumnElement, Select, cast, func, select
+from sqlalchemy import BigInteger, Select, cast, func, select
 from sqlalchemy.orm import Session
 
-from core.usage.rollups import utc_day_start
+from core.usage.days import as_date, utc_day, utc_day_start
 from models import UsageDaily, UsageReport
 from models.usage import UsageRollupDay
 
@@ -40,18 +40,6 @@ class DayFigures:
 
 # customer id -> UTC day -> figures
 History = dict[str, dict[date, DayFigures]]
-
-
-def utc_day(session: Session, column: Any) -> ColumnElement[Any]:
-    if session.get_bind().dialect.name == "postgresql":
-        # The UTC calendar day whatever the session's time zone.
-        return func.date(func.timezone("UTC", column))
-    # SQLite stores UTC text (see UTCDateTime).
-    return func.date(column)
-
-
-def as_date(value: date | str) -> date:
-    return value if isinstance(value, date) else date.fromisoformat(str(value)[:10])
 
 
 def first_raw_day(session: Session, first: date, today: date) -> date:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Select, func, select, update
@@ -37,6 +37,8 @@ class ProcessResult:
     # Reports whose processing failed this time, and those of them now quarantined.
     failed: int = 0
     quarantined: int = 0
+    # The reports processed (not those that failed).
+    report_ids: tuple[int, ...] = ()
 
     def __add__(self, other: ProcessResult) -> ProcessResult:
         return ProcessResult(
@@ -45,6 +47,7 @@ class ProcessResult:
             self.alerts + other.alerts,
             self.failed + other.failed,
             self.quarantined + other.quarantined,
+            self.report_ids + other.report_ids,
         )
 
 
@@ -66,6 +69,7 @@ def claim_reports(
     limit: int = 500,
     created_before: datetime | None = None,
 ) -> list[int]:
+    """Lock pending reports for this transaction, oldest first."""
     stmt = select(UsageReport.id).where(
         UsageReport.processed_at.is_(None), UsageReport.quarantined_at.is_(None)
     )
@@ -164,7 +168,7 @@ def process_claimed(session: Session, ids: list[int], now: datetime | None = Non
         .where(UsageReport.id.in_(ids))
         .values(processed_at=now, attempts=UsageReport.attempts + 1)
     )
-    return ProcessResult(len(ids), len(customer_ids), alerts)
+    return ProcessResult(len(ids), len(customer_ids), alerts, report_ids=tuple(ids))
 
 
 def _process_isolated(session: Session, ids: list[int], now: datetime) -> ProcessResult:
@@ -208,17 +212,32 @@ def process_reports(
     report_ids: Sequence[int] | None = None,
     limit: int = 500,
     created_before: datetime | None = None,
+    fill_to: int = 0,
+    behind_after: timedelta = timedelta(seconds=5),
     now: datetime | None = None,
 ) -> ProcessResult:
     """Claim pending reports (these ids, or any) and process them; already processed are skipped.
 
+    `fill_to`: top the claim up, to that many, with pending reports stored more than
+    `behind_after` ago, oldest first: reports the workers are behind on. A worker handed many
+    small groups then drains a backlog in large batches (the tasks of the groups it took find
+    nothing left to do), while a worker that keeps up processes each group alone.
+
     Runs in the caller's transaction: commit afterwards. Idempotent: a processed report is never
     claimed again, and a crash before commit leaves everything pending for the next run.
     """
+    now = now or utcnow()
     ids = claim_reports(session, report_ids=report_ids, limit=limit, created_before=created_before)
+    if fill_to > len(ids):
+        behind = now - behind_after
+        if created_before is not None:
+            behind = min(behind, created_before)
+        taken = set(ids)
+        more = claim_reports(session, limit=fill_to - len(ids), created_before=behind)
+        ids += [report_id for report_id in more if report_id not in taken]
     if not ids:
         return ProcessResult(0, 0, 0)
-    return _process_isolated(session, ids, now or utcnow())
+    return _process_isolated(session, ids, now)
 
 
 @dataclass(frozen=True, slots=True)

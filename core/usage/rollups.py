@@ -19,12 +19,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from sqlalchemy import Float, cast, func, literal, or_, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from core.errors import InvalidInputError
+from core.usage.days import as_date, utc_day, utc_day_start
 from core.usage.ingest import dialect_insert
 from models import UsageDaily, UsageReport, UTCDateTime, utcnow
 from models.usage import UsageRollupDay
@@ -48,10 +49,6 @@ def parse_day(value: str) -> date:
 
 def previous_utc_day(now: datetime | None = None) -> date:
     return (now or utcnow()).astimezone(UTC).date() - timedelta(days=1)
-
-
-def utc_day_start(day: date) -> datetime:
-    return datetime.combine(day, time.min, tzinfo=UTC)
 
 
 def begin_rollup(session: Session, day: date, *, now: datetime | None = None) -> None:
@@ -80,24 +77,23 @@ def rollup_late_reports(session: Session, report_ids: Sequence[int], now: dateti
     """Roll up the (customer, instance, day) groups of these reports whose day the rollup has
     taken on already (the others wait for their day's rollup); rows written."""
     today = now.astimezone(UTC).date()
+    report_day = utc_day(session, UsageReport.reported_at)
+    # Only reports of days taken on come back (normally none: reports are of today); their day
+    # rows are share-locked against a concurrent full rollup of the day.
     touched = session.execute(
-        select(UsageReport.customer_id, UsageReport.instance_id, UsageReport.reported_at).where(
+        select(UsageReport.customer_id, UsageReport.instance_id, UsageRollupDay.day)
+        .join(UsageRollupDay, UsageRollupDay.day == report_day)
+        .where(
             UsageReport.id.in_(list(report_ids)),
             UsageReport.reported_at < utc_day_start(today),
         )
-    ).all()
-    if not touched:
-        return 0
-    by_day: dict[date, set[tuple[str, str]]] = {}
-    for customer_id, instance_id, reported_at in touched:
-        by_day.setdefault(reported_at.astimezone(UTC).date(), set()).add((customer_id, instance_id))
-    taken_on = session.scalars(
-        select(UsageRollupDay.day)
-        .where(UsageRollupDay.day.in_(list(by_day)))
         .order_by(UsageRollupDay.day)
-        .with_for_update(read=True)
+        .with_for_update(read=True, of=UsageRollupDay)
     ).all()
-    return sum(_upsert_days(session, day, instances=by_day[day], now=now) for day in taken_on)
+    by_day: dict[date, set[tuple[str, str]]] = {}
+    for customer_id, instance_id, day in touched:
+        by_day.setdefault(as_date(day), set()).add((customer_id, instance_id))
+    return sum(_upsert_days(session, day, instances=by_day[day], now=now) for day in by_day)
 
 
 def _upsert_days(

@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from core.batching import MicroBatcher
+from core.batching import Coalescer, MicroBatcher
 
 
 def test_concurrent_callers_share_a_flush_and_get_their_own_outcome() -> None:
@@ -98,3 +98,76 @@ def test_callers_are_answered_before_the_after_flush_step_runs() -> None:
 
     assert asyncio.run(scenario()) == [2, 3, 4]
     assert seen[0] == ([1, 2], [2, 3])
+
+
+def test_the_flush_slot_is_free_while_the_after_flush_step_runs() -> None:
+    release = threading.Event()
+    flushed: list[list[int]] = []
+
+    def flush(items: list[int]) -> list[int]:
+        flushed.append(items)
+        return items
+
+    def slow_after(items: list[int], outcomes: list[object]) -> None:
+        release.wait(5)  # a publish stuck on a slow broker
+
+    async def scenario() -> list[int]:
+        batcher: MicroBatcher[int, int] = MicroBatcher(
+            flush, after_flush=slow_after, max_wait_seconds=0.001, max_concurrent_flushes=1
+        )
+        first = await batcher.submit(1)
+        # With the only slot held by the stuck publish, this would wait for it.
+        second = await asyncio.wait_for(batcher.submit(2), timeout=2)
+        release.set()
+        return [first, second]
+
+    assert asyncio.run(scenario()) == [1, 2]
+    assert flushed == [[1], [2]]
+
+
+def test_the_coalescer_publishes_many_callers_elements_in_few_calls() -> None:
+    published: list[list[int]] = []
+    publishing = threading.Event()
+    release = threading.Event()
+
+    def publish(elements: list[int]) -> None:
+        published.append(elements)
+        if len(published) == 2:
+            raise ConnectionError("broker down")  # logged; later rounds still publish
+        publishing.set()
+        release.wait(5)
+
+    async def scenario() -> None:
+        coalescer: Coalescer[int] = Coalescer(publish, gather_seconds=0.01, max_chunk=4)
+        for n in range(3):
+            coalescer.add([n])
+        await asyncio.to_thread(publishing.wait, 5)
+        # While the first round publishes, what is added waits for the next one.
+        coalescer.add([3, 4])
+        coalescer.add([5, 6, 7, 8, 9])
+        release.set()
+        for _ in range(200):
+            if sum(len(chunk) for chunk in published) == 10:
+                break
+            await asyncio.sleep(0.01)
+        coalescer.add([10])
+        await asyncio.sleep(0.1)
+
+    asyncio.run(scenario())
+    # Round one: the three early adds in one call; round two: seven elements in chunks of at
+    # most four (the first chunk's publish failed and the second still went); round three.
+    assert published == [[0, 1, 2], [3, 4, 5, 6], [7, 8, 9], [10]]
+
+
+def test_closing_publishes_what_was_gathered_at_once() -> None:
+    published: list[list[int]] = []
+
+    async def scenario() -> None:
+        # A gathering window longer than the test: only the close can publish.
+        coalescer: Coalescer[int] = Coalescer(published.append, gather_seconds=60)
+        coalescer.add([1, 2])
+        await asyncio.sleep(0.01)
+        await asyncio.wait_for(coalescer.aclose(), timeout=5)
+
+    asyncio.run(scenario())
+    assert published == [[1, 2]]

@@ -250,3 +250,26 @@ def test_a_report_that_keeps_failing_is_quarantined_and_blocks_nobody(
     assert [(row.report_id, row.instance_id, row.attempts) for row in listed] == [
         (poison, poisoned_instance, 5)
     ]
+
+
+def test_a_worker_that_is_behind_drains_small_groups_in_one_batch() -> None:
+    cid = _customer("backlog@example.com", plan="enterprise")
+
+    def store(n: int) -> int:
+        return _store(cid, f"n{n % 3}", n, 100, T0 + timedelta(seconds=n))
+
+    # Kept up (a report just stored): a group's task processes that group alone.
+    assert _run(store(0))["processed"] == 1
+    ids = [store(n) for n in range(1, 30)]
+    assert _run(ids[0])["processed"] == 1
+    # Behind (the reports waited ten seconds): the first small group's task takes the backlog,
+    # and the tasks of the other groups find nothing left.
+    with session_scope() as session:
+        session.execute(
+            update(UsageReport).values(created_at=datetime.now(UTC) - timedelta(seconds=10))
+        )
+    assert process_report_batch.delay(ids[1:3]).get(timeout=30)["processed"] == 28
+    assert process_report_batch.delay(ids[3:6]).get(timeout=30)["processed"] == 0
+    assert pg_scalar("SELECT count(*) FROM usage_reports WHERE processed_at IS NULL") == 0
+    assert pg_scalar("SELECT max(attempts) FROM usage_reports") == 1
+    assert _snapshot(cid)["n2"] == (29, 100, T0 + timedelta(seconds=29))
