@@ -107,3 +107,30 @@ def test_stripe_refusing_the_promotion_code_names_our_field(stand_in: Any):
     assert getattr(refused.value, "status_code", None) == 422
     assert getattr(refused.value, "field", None) == "promoCode"
     assert not isinstance(refused.value, stripe.StripeError)
+
+
+def test_stripe_refusing_the_plans_price_names_the_plan_field(stand_in, monkeypatch):
+    customer_id = new_customer()
+    client = stand_in.client()
+    retired = client.v1.prices.create(
+        params={
+            "product": client.v1.prices.retrieve(get_settings().stripe_price_starter)["product"],
+            "currency": "usd",
+            "unit_amount": 1900,
+            "recurring": {"interval": "month"},
+        }
+    )
+    client.v1.prices.update(retired["id"], params={"active": False})
+    monkeypatch.setenv("STRIPE_PRICE_STARTER", retired["id"])
+    get_settings.cache_clear()
+    with session_scope() as session, pytest.raises(Exception) as refused:
+        checkout_service.create_checkout(
+            session,
+            get_gateway(),
+            customer_id=customer_id,
+            plan="starter",
+            success_url="https://example.com/ok",
+            cancel_url="https://example.com/no",
+        )
+    assert getattr(refused.value, "status_code", None) == 422
+    assert getattr(refused.value, "field", None) == "plan"
