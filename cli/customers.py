@@ -218,8 +218,8 @@ def deactivate(
         help="End access now (final invoice credits unused time) instead of at period end",
     ),
 ) -> None:
-    """Stop the customer's paid subscription at the end of the paid period (or --now) and return
-    them to the trial tier."""
+    """Stop the customer's paid subscription at the end of the period paid for, or --now: at
+    once, with unused time credited, back to the trial tier."""
     from core.billing import changes
     from core.billing.gateway import get_gateway, stripe_configured
 
