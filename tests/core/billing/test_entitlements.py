@@ -89,8 +89,12 @@ def test_retries_that_give_up_end_the_license(stand_in, api_client, celery_worke
 
 
 def test_retries_that_cancel_end_the_license(stand_in, api_client, celery_worker):
-    customer_id, sub_id, _ = _subscribed(stand_in, api_client)
+    customer_id, sub_id, paid_end = _subscribed(stand_in, api_client)
     _deliver(api_client, stand_in.fail_payment(sub_id), seed=7)
+    assert license_claims(customer_id)["subscription"]["status"] == "past_due"
+    assert _exp(customer_id) == paid_end + timedelta(
+        days=get_settings().license_past_due_grace_days
+    )
     _deliver(api_client, stand_in.exhaust_retries(sub_id, "canceled"), seed=8)
     claims = license_claims(customer_id)
     assert subscription_row(customer_id)["status"] == "canceled"
