@@ -640,7 +640,11 @@ def test_objects_have_the_reference_shapes_of_the_pinned_api_version(
     ).to_dict()
     dispute = stand_in.dispute_latest_invoice(sub_id)[0]["data"]["object"]
     charge = client.v1.charges.retrieve(dispute["charge"]).to_dict()
+    session = _checkout(client, catalog).to_dict()
+    customer = client.v1.customers.retrieve(catalog["customer"].id).to_dict()
     shapes = [
+        (session, stripe.checkout.Session),
+        (customer, stripe.Customer),
         (sub, stripe.Subscription),
         (item, stripe.SubscriptionItem),
         (invoice, stripe.Invoice),
