@@ -5,11 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import PlainTextResponse, Response
 from pydantic import Field
 
-from api.deps import AdminKey, BearerCredentials, DbSession
+from api.deps import AdminKey, DbSession
 from api.schemas import CamelModel, CustomerIdPath, error_responses
 from core.errors import ConfigurationError
 from core.licensing import keys
@@ -55,9 +55,21 @@ class PublicKeyOut(CamelModel):
     public_key: str
 
 
-def _json(model: CamelModel) -> Response:
-    # Serialised once, as FastAPI would (camelCase aliases), without validating the model again.
-    return Response(model.model_dump_json(by_alias=True), media_type="application/json")
+def _bearer(request: Request) -> str | None:
+    """The Bearer credentials, read directly: the two hot reads skip the HTTPBearer dependency."""
+    scheme, _, credentials = (request.headers.get("authorization") or "").partition(" ")
+    return credentials if scheme.lower() == "bearer" else None
+
+
+def _rendered(answer: LicenseAnswer, schema: type[LicenseOut], **extra: Any) -> Response:
+    """The answer as FastAPI would serialise `schema` (camelCase), encoded once per cached
+    answer and variant rather than on every request."""
+    variant = (schema, *extra.items())
+    body = answer.rendered.get(variant)
+    if body is None:
+        body = schema(**_answer_out(answer), **extra).model_dump_json(by_alias=True).encode()
+        answer.rendered[variant] = body
+    return Response(body, media_type="application/json")
 
 
 def _answer_out(answer: LicenseAnswer) -> dict[str, Any]:
@@ -119,11 +131,12 @@ def public_key(format: str = Query("json", pattern="^(json|pem)$")) -> Any:
     summary="Instance check-in: present a license (Bearer), get the customer's current one",
     response_model=CheckInOut,
     responses=error_responses(401, 429, 503),
+    openapi_extra={"security": [{"HTTPBearer": []}]},
 )
-async def check_in(credentials: BearerCredentials) -> Response:
-    # No request session: the answer is usually cached, and a miss opens its own short one.
-    result = await license_reads.check_in(credentials.credentials if credentials else None)
-    return _json(CheckInOut(**_answer_out(result.answer), changed=result.changed))
+async def check_in(request: Request) -> Response:
+    # No request session: the answer is usually cached, and a miss opens its own.
+    result = await license_reads.check_in(_bearer(request))
+    return _rendered(result.answer, CheckInOut, changed=result.changed)
 
 
 @router.get(
@@ -131,9 +144,11 @@ async def check_in(credentials: BearerCredentials) -> Response:
     summary="The customer's current license (admin)",
     response_model=LicenseOut,
     responses=error_responses(401, 404, 422, 429, 503),
+    openapi_extra={"security": [{"HTTPBearer": []}]},
 )
-async def get_license(customer_id: CustomerIdPath, _: AdminKey) -> Response:
-    return _json(LicenseOut(**_answer_out(await license_reads.license_of(customer_id))))
+async def get_license(customer_id: CustomerIdPath, request: Request) -> Response:
+    await license_reads.authenticate_admin(_bearer(request))
+    return _rendered(await license_reads.license_of(customer_id), LicenseOut)
 
 
 @router.post(

@@ -12,7 +12,8 @@ Then a short cProfile of the real check-in under the same load prints where its 
 
 Targets (issue #13): real >= 0.5 x bare throughput and p99 < 25 ms, for both paths.
 Options (environment): BENCH_CONCURRENCY (32), BENCH_DURATION (10 s), BENCH_CUSTOMERS (50),
-BENCH_PROFILE_SECONDS (5; 0 skips the profile).
+BENCH_PROFILE_SECONDS (5; 0 skips the profile), BENCH_PROFILE_LINES (15), BENCH_PROFILE_SORT
+(tottime, or cumtime).
 """
 
 from __future__ import annotations
@@ -46,6 +47,8 @@ DURATION = float(os.environ.get("BENCH_DURATION", "10"))
 WARMUP = 2.0
 CUSTOMERS = int(os.environ.get("BENCH_CUSTOMERS", "50"))
 PROFILE_SECONDS = float(os.environ.get("BENCH_PROFILE_SECONDS", "5"))
+PROFILE_LINES = int(os.environ.get("BENCH_PROFILE_LINES", "15"))
+PROFILE_SORT = os.environ.get("BENCH_PROFILE_SORT", "tottime")  # or cumtime
 # Requests to send at most; GETs repeat, so the list holds the same few objects many times.
 REQUESTS = 400_000
 THROUGHPUT_TARGET = 0.5
@@ -111,11 +114,13 @@ def _profile(requests: list[bytes], scratch: Path) -> str:
         process.wait(timeout=30)
     text = io.StringIO()
     stats = pstats.Stats(str(output), stream=text)
-    stats.strip_dirs().sort_stats("tottime").print_stats(15)
+    stats.strip_dirs().sort_stats(os.environ.get("BENCH_PROFILE_SORT", "tottime")).print_stats(
+        PROFILE_LINES
+    )
     lines = [line for line in text.getvalue().splitlines() if line.strip()]
     start = next((i for i, line in enumerate(lines) if "ncalls" in line), 0)
-    header = f"profile: {result['rps']:.0f} req/s under cProfile, top 15 by own time"
-    return "\n".join([header, *lines[start : start + 16]])
+    header = f"profile: {result['rps']:.0f} req/s under cProfile, top {PROFILE_LINES} functions"
+    return "\n".join([header, *lines[start : start + PROFILE_LINES + 1]])
 
 
 def main() -> None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from contextlib import AbstractContextManager
 from pathlib import Path
 
@@ -57,6 +58,7 @@ __all__ = [
     "SigningKey",
     "SigningKeyError",
     "SigningKeyMissingError",
+    "active_kid",
     "clear_caches",
     "ensure_key_pair",
     "generate_key_pair",
@@ -85,6 +87,7 @@ _public_file_cache: dict[str, tuple[Stamp, rsa.RSAPublicKey]] = {}
 
 def clear_caches() -> None:
     """Forget every parsed key (tests; a long-running process never needs it)."""
+    _active_kid_cache.clear()
     _private_cache.clear()
     _archive_cache.clear()
     _public_file_cache.clear()
@@ -222,6 +225,26 @@ def signing_key() -> SigningKey:
         raise ConfigurationError(str(exc)) from exc
 
 
+# The hot read paths ask for the active kid on every request; a stat each time is more than the
+# rest of a cached check-in costs. Another process's rotation is noticed this much later.
+ACTIVE_KID_SECONDS = 0.5
+_active_kid_cache: dict[object, tuple[float, str]] = {}
+
+
+def active_kid() -> str:
+    """The active signing key's kid, as `signing_key().kid`, looked up at most every
+    ACTIVE_KID_SECONDS per process (a rotation in this process is seen at once)."""
+    settings = get_settings()
+    source = (settings.license_private_key, os.fspath(settings.license_private_key_path))
+    now = time.monotonic()
+    cached = _active_kid_cache.get(source)
+    if cached is not None and now < cached[0]:
+        return cached[1]
+    kid = signing_key().kid
+    _active_kid_cache[source] = (now + ACTIVE_KID_SECONDS, kid)
+    return kid
+
+
 def public_keys() -> dict[str, rsa.RSAPublicKey]:
     try:
         return load_public_keys(get_settings())
@@ -293,7 +316,9 @@ def generate_key_pair(settings: Settings, force: bool = False) -> str:
     """Create a new RSA-2048 pair at the configured paths and return its kid."""
     _refuse_environment_key(settings, "generate key files")
     with _key_lock(settings):
-        return _generate_locked(settings, force)
+        kid = _generate_locked(settings, force)
+    _active_kid_cache.clear()
+    return kid
 
 
 def ensure_key_pair(settings: Settings) -> str:
@@ -326,5 +351,6 @@ def rotate_keys(settings: Settings) -> str:
             0o644,
         )
         new_kid = _write_pair(settings, _new_private_key())
+    _active_kid_cache.clear()
     log.info("rotated license signing key %s -> %s", current.kid, new_kid)
     return new_kid

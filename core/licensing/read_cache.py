@@ -45,7 +45,7 @@ class LicenseReadCache:
     def __init__(self, redis_url: str | None, key: str) -> None:
         self._redis_url = redis_url
         self.key = key
-        self._entries: dict[str, tuple[int, Any]] = {}
+        self._entries: dict[str, tuple[int, Any, float]] = {}
         self._generation = 0
         self._lock = threading.Lock()
         self._seen_version: bytes | None = None
@@ -78,17 +78,20 @@ class LicenseReadCache:
         if now >= self._trusted_until:
             return None
         entry = self._entries.get(key)
-        if entry is None or entry[0] != self._generation:
+        if entry is None or entry[0] != self._generation or now >= entry[2]:
             return None
         return entry[1]
 
-    def put(self, key: str, value: Any, generation: int) -> None:
+    def put(self, key: str, value: Any, generation: int, *, max_age: float | None = None) -> None:
+        """Keep `value`, read from the database after `generation()` returned `generation`;
+        `max_age` bounds how long it is served for things no version bump announces."""
         if self._redis_url is None or generation != self._generation:
             return  # a change happened while the value was read: it may already be stale
+        expires = time.monotonic() + max_age if max_age is not None else float("inf")
         with self._lock:
             if len(self._entries) >= MAX_ENTRIES:
                 self._entries.clear()
-            self._entries[key] = (generation, value)
+            self._entries[key] = (generation, value, expires)
 
     def invalidate(self) -> None:
         with self._lock:

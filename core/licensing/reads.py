@@ -12,10 +12,15 @@ process within a second (`read_cache` says how).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import asyncio
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
 
 import anyio.to_thread
 
+from core.api_keys import authenticate_api_key
 from core.customers.service import get_customer
 from core.db import session_scope
 from core.errors import AuthenticationError
@@ -26,7 +31,7 @@ from core.licensing.instance_auth import (
     check_licenses,
     verify_instance_token,
 )
-from core.licensing.keys import public_pem_for, signing_key
+from core.licensing.keys import active_kid, public_pem_for
 from core.licensing.read_cache import license_read_cache
 
 
@@ -36,6 +41,8 @@ class LicenseAnswer:
 
     license: StoredLicense
     public_key: str
+    # Serialisations of this answer, kept by the API so a cached answer is encoded once.
+    rendered: dict[object, bytes] = field(default_factory=dict, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,9 +57,10 @@ async def check_in(token: str | None) -> CheckIn:
     lapsed trial can pick up the license issued after paying); 401 when it is refused."""
     identity = verify_instance_token(token, allow_expired=True)
     cache = license_read_cache()
-    cached = cache.get("jti:" + identity.jti)
+    key = "jti:" + identity.jti
+    cached = cache.get(key)
     if cached is None or _stale_key(cached):
-        cached = await anyio.to_thread.run_sync(_load_check_in, identity, cache.generation())
+        cached = await _once(key, _load_check_in, identity, cache.generation())
     if isinstance(cached, str):
         raise AuthenticationError(cached)
     return CheckIn(cached, changed=cached.license.jti != identity.jti)
@@ -61,16 +69,66 @@ async def check_in(token: str | None) -> CheckIn:
 async def license_of(customer_id: str) -> LicenseAnswer:
     """The customer's current license (the admin read); 404 naming customerId if none."""
     cache = license_read_cache()
-    cached = cache.get("customer:" + customer_id)
+    key = "customer:" + customer_id
+    cached = cache.get(key)
     if cached is None or _stale_key(cached):
-        cached = await anyio.to_thread.run_sync(_load_license_of, customer_id, cache.generation())
+        cached = await _once(key, _load_license_of, customer_id, cache.generation())
     return cached  # type: ignore[no-any-return]
+
+
+async def authenticate_admin(key: str | None) -> None:
+    """An admin API key for the admin license read, checked in the database at most once per
+    ADMIN_KEY_SECONDS per key and process: a revoked key is refused within that time. 401 else.
+
+    The other admin routes check the key on every request (`api.deps.require_admin`); this read
+    is polled by operators' tooling and is held to the check-in's speed budget.
+    """
+    if not key:
+        raise AuthenticationError(MISSING_ADMIN_KEY)
+    cache = license_read_cache()
+    cache_key = "admin:" + hashlib.sha256(key.encode()).hexdigest()
+    if cache.get(cache_key) is None:
+        await _once(cache_key, _check_admin_key, key, cache_key, cache.generation())
+
+
+MISSING_ADMIN_KEY = "missing Authorization: Bearer header"
+ADMIN_KEY_SECONDS = 1.0
+_in_flight: dict[str, asyncio.Future[Any]] = {}
+
+
+async def _once(key: str, load: Callable[..., Any], *args: Any) -> Any:
+    """`load(*args)` in a worker thread, shared by every request that misses `key` meanwhile: a
+    burst of misses (start-up, just after an invalidation) costs one database read, not one per
+    request."""
+    pending = _in_flight.get(key)
+    if pending is not None and pending.get_loop() is asyncio.get_running_loop():
+        return await asyncio.shield(pending)
+    future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+    _in_flight[key] = future
+    try:
+        result = await anyio.to_thread.run_sync(load, *args)
+    except BaseException as exc:
+        future.set_exception(exc)
+        future.exception()  # retrieved: only the requests waiting on it need it
+        raise
+    else:
+        future.set_result(result)
+        return result
+    finally:
+        _in_flight.pop(key, None)
+
+
+def _check_admin_key(key: str, cache_key: str, generation: int) -> bool:
+    with session_scope() as session:
+        authenticate_api_key(session, key)
+    license_read_cache().put(cache_key, True, generation, max_age=ADMIN_KEY_SECONDS)
+    return True
 
 
 def _stale_key(cached: LicenseAnswer | str) -> bool:
     # A rotation changes no row, so the cache does not hear of it: the first read after it
-    # goes to the database, which reissues with the new key. One stat of the key file.
-    return isinstance(cached, LicenseAnswer) and cached.license.kid != signing_key().kid
+    # goes to the database, which reissues with the new key.
+    return isinstance(cached, LicenseAnswer) and cached.license.kid != active_kid()
 
 
 def _answer(session_license: StoredLicense) -> LicenseAnswer:
@@ -84,7 +142,7 @@ def _load_check_in(identity: InstanceIdentity, generation: int) -> LicenseAnswer
             # Refusals are lasting (a revoked license stays revoked, an unknown jti stays
             # unknown), so they are cached too: a refused instance that retries costs nothing.
             answer: LicenseAnswer | str = check.refusal
-        elif check.current is not None and check.current.kid == signing_key().kid:
+        elif check.current is not None and check.current.kid == active_kid():
             answer = _answer(check.current)
         else:
             row = license_service.license_to_serve(session, identity.customer_id)
