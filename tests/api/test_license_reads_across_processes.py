@@ -134,3 +134,25 @@ def test_a_revocation_by_another_process_and_a_plan_change_reach_both(two_apis, 
         for license_token in (upgraded, token):
             _first_time(lambda url=url, t=license_token: _check_in(url, t).status_code == 401)
     assert time.monotonic() - revoked_at < SEEN_WITHIN
+
+
+def test_a_revoked_admin_key_is_refused_by_the_license_read_within_a_second(two_apis) -> None:
+    from core.api_keys import revoke_api_key
+
+    first, _ = two_apis
+    with session_scope() as session:
+        created = create_api_key(session, "soon revoked")
+    headers = {"Authorization": f"Bearer {created.key}"}
+    customer_id, _ = _new_customer(first, headers)
+
+    def read() -> int:
+        url = f"{first}/api/licenses/{customer_id}"
+        return httpx.get(url, headers=headers, timeout=10).status_code
+
+    assert read() == 200
+    with session_scope() as session:
+        revoke_api_key(session, created.id)
+    assert _first_time(lambda: read() == 401) < SEEN_WITHIN + 0.2
+    wrong = {"Authorization": "Bearer zbk_not-a-key"}
+    refused = httpx.get(f"{first}/api/licenses/{customer_id}", headers=wrong, timeout=10)
+    assert refused.status_code == 401 and refused.json()["error"]["message"]
