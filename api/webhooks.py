@@ -6,42 +6,74 @@ again) but never loses it. A delivery Stripe repeats gets the same answer and no
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from functools import cache
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, FastAPI, Request
 
 from api.schemas import error_responses
-from core.batching import MicroBatcher
+from core.batching import Coalescer, HeldConnections, MicroBatcher
 from core.billing import inbox as stripe_events
-from core.db import session_scope
-from tasks.billing import dispatch_events, process_event
-from workers.enqueue import enqueue
 
-router = APIRouter(tags=["webhooks"])
+# The webhook ingress flushes a few groups at once; their connections are held between groups.
+_GROUP_CONNECTIONS = HeldConnections()
 
 
 def _store_event_batch(events: list[dict[str, Any]]) -> list[bool]:
-    with session_scope() as session:
+    with _GROUP_CONNECTIONS.transaction() as session:
         return stripe_events.store_events(session, events)
 
 
-def _enqueue_event_batch(events: list[dict[str, Any]], created: Sequence[bool | Exception]) -> None:
-    new_ids = [event["id"] for event, new in zip(events, created, strict=True) if new is True]
-    # After the answers, and quietly when the broker is down: the rows are committed and the
-    # sweeper enqueues whatever was not published.
-    if len(new_ids) == 1:
-        enqueue(process_event, new_ids[0])
-    elif new_ids:
-        enqueue(dispatch_events, new_ids)
+@dataclass(frozen=True, slots=True)
+class EventIngress:
+    """An API process's webhook ingress: the group-commit batcher and the publisher behind it."""
+
+    batcher: MicroBatcher[dict[str, Any], bool]
+    to_workers: Coalescer[str]
+
+    async def aclose(self) -> None:
+        await self.batcher.aclose()
+        await self.to_workers.aclose()
 
 
-@cache
-def event_batcher() -> MicroBatcher[dict[str, Any], bool]:
-    """Concurrent deliveries to this process share one transaction and one publish
-    (core/batching); made on first use, not at import, because it reads the settings."""
-    return MicroBatcher.from_settings(_store_event_batch, _enqueue_event_batch)
+def build_event_ingress() -> EventIngress:
+    """Made once per API process at start-up (`_lifespan`), not at import: it reads the
+    settings, and the task module (with the Celery app) is imported here."""
+    from tasks.billing import dispatch_events, process_event
+    from workers.enqueue import enqueue
+
+    def publish(event_ids: list[str]) -> None:
+        # Quietly when the broker is down: the rows are committed and the sweeper enqueues
+        # whatever was not published.
+        if len(event_ids) == 1:
+            enqueue(process_event, event_ids[0])
+        else:
+            enqueue(dispatch_events, event_ids)
+
+    to_workers: Coalescer[str] = Coalescer(publish)
+
+    async def hand_to_workers(
+        events: list[dict[str, Any]], created: Sequence[bool | Exception]
+    ) -> None:
+        to_workers.add(
+            event["id"] for event, new in zip(events, created, strict=True) if new is True
+        )
+
+    return EventIngress(MicroBatcher.from_settings(_store_event_batch, hand_to_workers), to_workers)
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    # Start-up of each API process (merged into the app's lifespan by include_router).
+    ingress = app.state.event_ingress = build_event_ingress()
+    yield
+    # Shutdown: the groups in flight are committed and their ids published before we go.
+    await ingress.aclose()
+
+
+router = APIRouter(tags=["webhooks"], lifespan=_lifespan)
 
 
 @router.post(
@@ -55,5 +87,6 @@ def event_batcher() -> MicroBatcher[dict[str, Any], bool]:
 async def stripe_webhook(request: Request) -> dict[str, Any]:
     payload = await request.body()
     event = stripe_events.verify_event(payload, request.headers.get("stripe-signature"))
-    created = await event_batcher().submit(event)
+    ingress: EventIngress = request.app.state.event_ingress
+    created = await ingress.batcher.submit(event)
     return {"received": True, "eventId": event["id"], "duplicate": not created}

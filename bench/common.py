@@ -286,6 +286,9 @@ def profiled(pid: int, seconds: float, output: Path, *, delay: float = 0) -> Ite
             process.wait()
 
 
+PROJECT_PACKAGES = ("api/", "core/", "tasks/", "workers/", "models/")
+
+
 def _frame_name(frame: str) -> str:
     # py-spy raw frames read "function (path/to/file.py:line)": keep function and file.
     name, _, where = frame.partition(" (")
@@ -319,13 +322,13 @@ def profile_summary(output: Path, *, top: int = 12) -> list[str]:
             own[frames[-1]] = own.get(frames[-1], 0) + count
     if not total:
         return ["(no samples)"]
-    lines = [f"{total} CPU samples; inclusive (on the stack):"]
-    interesting = [
+    lines = [f"{total} CPU samples; the project's functions, inclusive (on the stack):"]
+    ours = [
         (count, frame)
         for frame, count in inclusive.items()
-        if not frame.startswith(("<module>", "run (", "_run_once", "run_forever", "run_until"))
+        if frame.rpartition(" (")[2].startswith(PROJECT_PACKAGES)
     ]
-    for count, frame in sorted(interesting, reverse=True)[:top]:
+    for count, frame in sorted(ours, reverse=True)[:top]:
         lines.append(f"  {100 * count / total:5.1f}%  {frame}")
     lines.append("self (running):")
     for frame, count in sorted(own.items(), key=lambda item: -item[1])[:top]:

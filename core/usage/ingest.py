@@ -17,7 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from core.db import session_scope
+from core.batching import HeldConnections
 from core.errors import (
     AuthenticationError,
     ConflictError,
@@ -134,11 +134,15 @@ def store_reports(
     return outcomes
 
 
+# The ingress flushes a few groups at once; their connections are held between groups.
+_GROUP_CONNECTIONS = HeldConnections()
+
+
 def store_report_group(
     group: list[tuple[InstanceIdentity, ReportToStore]],
 ) -> list[ReceivedReport | DomainError]:
     """The ingress batcher's flush: one group of reports in one transaction, committed here."""
-    with session_scope() as session:
+    with _GROUP_CONNECTIONS.transaction() as session:
         return receive_reports(session, group)
 
 

@@ -239,9 +239,7 @@ def test_the_same_idempotency_key_is_stored_once(api_client, customer) -> None:
     assert _count_reports() == 1
 
 
-def test_a_flat_report_without_timestamp_or_key_resent_is_stored_once(
-    api_client, customer
-) -> None:
+def test_a_flat_report_without_timestamp_or_key_resent_is_stored_once(api_client, customer) -> None:
     customer_id, token = customer
     body = {"customer_id": customer_id, "instance_id": "dev-1", "active_devices": 5,
             "total_devices": 10}  # fmt: skip
@@ -362,3 +360,28 @@ def test_unlimited_plans_show_unlimited(api_client, admin_headers) -> None:
     assert body["summary"]["limit"] == body["summary"]["remaining"] == "unlimited"
     assert body["summary"]["utilization"] is None and body["summary"]["warning"] is None
     assert len(body["daily"]) == 7
+
+
+def test_after_the_database_dropped_the_ingress_connections_reports_are_stored_again(
+    api_client, customer
+) -> None:
+    customer_id, token = customer
+
+    def report(instance: str) -> int:
+        body = _camel(customer_id, instance=instance)
+        return api_client.post("/api/usage/report", json=body, headers=_bearer(token)).status_code
+
+    assert report("before") == 202
+    # A database restart or failover: every connection the service holds is gone.
+    pg_scalar(
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+        "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+    )
+    # The group on a dropped connection is refused with 503 (the instance resends it), never
+    # lost as a 2xx; the next one is stored on a fresh connection.
+    first = report("after")
+    assert first in (202, 503)
+    if first == 503:
+        assert report("after") == 202
+    assert report("later") == 202
+    assert pg_scalar("SELECT count(*) FROM usage_reports") == 3
