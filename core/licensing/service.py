@@ -94,11 +94,6 @@ def current_license(session: Session, customer_id: str) -> License | None:
     )
 
 
-def lock_customer(session: Session, customer_id: str) -> Customer:
-    """Compatibility name of `customers.service.get_for_update`, the one customer lock."""
-    return customer_service.get_for_update(session, customer_id)
-
-
 def _store(
     session: Session, issued: IssuedLicense, content: LicenseContent, current: License | None
 ) -> License:
