@@ -16,10 +16,13 @@ from sqlalchemy.orm import Session
 
 from core.billing.repository import get_subscription as get_subscription  # re-exported
 from core.billing.statuses import SubscriptionStatus
-from core.errors import ConflictError, InvalidInputError, NotFoundError
+
+# A module reference: customers.service creates a customer's first trial through this module.
+from core.customers import service as customer_service
+from core.errors import ConflictError, InvalidInputError
 from core.plans import PlanSpec, UnknownPlanError, get_plan
 from core.settings import get_settings
-from models import Customer, Subscription, utcnow
+from models import Subscription, utcnow
 
 # Statuses in which a trial may be started or switched to another plan: a customer who pays, or
 # whose trial already ran out, does not get a fresh free period by asking again.
@@ -61,11 +64,7 @@ def start_trial(session: Session, customer_id: str, plan: object) -> TrialResult
     keeps its end date, so the free period is never extended by asking again.
     """
     spec = parse_plan(plan)
-    customer = session.scalar(
-        select(Customer).where(Customer.customer_id == customer_id).with_for_update()
-    )
-    if customer is None:
-        raise NotFoundError(f"no customer {customer_id!r}", field="customerId")
+    customer_service.get_for_update(session, customer_id)
     subscription = get_subscription(session, customer_id)
     if subscription is None:
         subscription = new_trial(customer_id, spec)

@@ -20,12 +20,13 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from core.billing import trials
 from core.billing.repository import get_subscription
-from core.billing.trials import new_trial, parse_plan
 from core.errors import ConflictError, InvalidInputError, NotFoundError
 
-# A module reference, not names: licensing takes the customer lock from this module, and this one
-# issues the first license, so each reads the other's functions at call time.
+# Module references, not names: licensing and billing's trials take the customer lock from this
+# module, and this one issues the first trial and license, so each reads the other's functions at
+# call time.
 from core.licensing import service as license_service
 from core.plans import Plan
 from core.text import clean_text
@@ -102,7 +103,7 @@ def create_customer(
     email = normalize_email(email)
     name = clean_text(name, "name", max_length=MAX_TEXT)
     company_name = clean_text(company_name, "companyName", max_length=MAX_TEXT)
-    spec = parse_plan(plan if plan is not None else Plan.TRIAL.value)
+    spec = trials.parse_plan(plan if plan is not None else Plan.TRIAL.value)
     if customer_id is not None:
         if not customer_id.startswith(CUSTOMER_ID_PREFIX) or len(customer_id) > 64:
             raise InvalidInputError("customerId must look like cust_…", field="customerId")
@@ -127,7 +128,7 @@ def create_customer(
             session.flush()
     except IntegrityError:
         raise _duplicate_email(email) from None
-    session.add(new_trial(customer.customer_id, spec))
+    session.add(trials.new_trial(customer.customer_id, spec))
     session.flush()
     license_service.reissue_license(session, customer.customer_id, reason="customer created")
     return customer
