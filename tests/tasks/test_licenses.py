@@ -97,11 +97,15 @@ def test_renewal_never_resigns_a_trial_that_has_ended_but_still_says_trialing(
     # A deactivated customer back on the trial tier, whose trial ended long ago and whose row was
     # never flipped to expired: its license is expired, and renewing could only sign another
     # license that is expired at once, every hour.
-    stuck = _customer(
-        "stuck@acme.example",
-        status="trialing",
-        trial_ends_at=datetime.now(UTC) - timedelta(days=20),
-    )
+    ended = datetime.now(UTC) - timedelta(days=20)
+    stuck = _customer("stuck@acme.example", status="trialing", trial_ends_at=ended)
+    with session_scope() as session:
+        # Its license ended with the trial, long ago.
+        session.execute(
+            update(License)
+            .where(License.customer_id == stuck, License.superseded_at.is_(None))
+            .values(expires_at=ended)
+        )
     before = _current(stuck)
     assert before.expires_at <= datetime.now(UTC)
     for _ in range(2):
