@@ -1,4 +1,4 @@
-"""Usage domain logic: parsing both report formats, limits, thresholds and the summary numbers."""
+"""Parsing the two SEED report formats, the device limits and the viewer's summary arithmetic."""
 
 from __future__ import annotations
 
