@@ -13,7 +13,9 @@ process within a second (`read_cache` says how).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,7 +25,7 @@ import anyio.to_thread
 from core.api_keys import authenticate_api_key
 from core.customers.service import get_customer
 from core.db import session_scope
-from core.errors import AuthenticationError
+from core.errors import AuthenticationError, DomainError
 from core.licensing import service as license_service
 from core.licensing.instance_auth import (
     InstanceIdentity,
@@ -87,13 +89,28 @@ async def authenticate_admin(key: str | None) -> None:
         raise AuthenticationError(MISSING_ADMIN_KEY)
     cache = license_read_cache()
     cache_key = "admin:" + hashlib.sha256(key.encode()).hexdigest()
-    if cache.get(cache_key) is None:
+    refresh_after = cache.get(cache_key)
+    if refresh_after is None:
         await _once(cache_key, _check_admin_key, key, cache_key, cache.generation())
+    elif time.monotonic() >= refresh_after and cache_key not in _in_flight:
+        # Checked again ahead of expiry, in the background: requests never queue behind the
+        # check, and a revoked key still stops being accepted within ADMIN_KEY_SECONDS.
+        task = asyncio.get_running_loop().create_task(
+            _refresh_admin_key(key, cache_key, cache.generation())
+        )
+        _background.add(task)
+        task.add_done_callback(_background.discard)
 
 
 MISSING_ADMIN_KEY = "missing Authorization: Bearer header"
 ADMIN_KEY_SECONDS = 1.0
 _in_flight: dict[str, asyncio.Future[Any]] = {}
+_background: set[asyncio.Task[None]] = set()
+
+
+async def _refresh_admin_key(key: str, cache_key: str, generation: int) -> None:
+    with contextlib.suppress(DomainError):  # refused: the entry runs out, the next read says 401
+        await _once(cache_key, _check_admin_key, key, cache_key, generation)
 
 
 async def _once(key: str, load: Callable[..., Any], *args: Any) -> Any:
@@ -118,11 +135,13 @@ async def _once(key: str, load: Callable[..., Any], *args: Any) -> Any:
         _in_flight.pop(key, None)
 
 
-def _check_admin_key(key: str, cache_key: str, generation: int) -> bool:
+def _check_admin_key(key: str, cache_key: str, generation: int) -> float:
+    """Checks the key in the database; caches when to check it again (half its lifetime)."""
     with session_scope() as session:
         authenticate_api_key(session, key)
-    license_read_cache().put(cache_key, True, generation, max_age=ADMIN_KEY_SECONDS)
-    return True
+    refresh_after = time.monotonic() + ADMIN_KEY_SECONDS / 2
+    license_read_cache().put(cache_key, refresh_after, generation, max_age=ADMIN_KEY_SECONDS)
+    return refresh_after
 
 
 def _stale_key(cached: LicenseAnswer | str) -> bool:
