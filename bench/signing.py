@@ -1,9 +1,9 @@
 """License signing benchmark: licenses per second next to a bare `cryptography` RS256 sign loop.
 
 `./scripts/bench signing`. Both use the same freshly generated 2048-bit signing key, loaded the
-way the service loads it (`core.signing_keys.load_signing_key`):
+way the service loads it (`core.licensing.keys.load_signing_key`):
 
-- the product: `core.license_tokens.issue_license` for a professional customer (expiry, the
+- the product: `core.licensing.tokens.issue_license` for a professional customer (expiry, the
   SEED claims, a new jti, the content fingerprint, the compact JWS with its kid);
 - bare: `private_key.sign(message, PKCS1v15(), SHA256())` over a message of the same length.
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -96,7 +97,9 @@ def reinstate(customer_id: str = typer.Argument(..., help="The customer's id (cu
 
 @app.command()
 def verify(
-    token: str = typer.Argument(..., help="The license JWT"),
+    token: str = typer.Argument(
+        "-", help="The license JWT, or - (the default) to read it from stdin, out of `ps`"
+    ),
     public_key: Path = typer.Option(..., "--public-key", help="PEM public key or JWKS file"),
     issuer: str = typer.Option(None, "--issuer", help="Expected issuer (default: LICENSE_ISSUER)"),
 ) -> None:
@@ -105,7 +108,8 @@ def verify(
     from core.licensing.tokens import InvalidLicenseError, verify_license
     from core.settings import get_settings
 
-    token = token.strip()
+    # A license is a credential: on the command line every user of the machine can read it.
+    token = (sys.stdin.read() if token == "-" else token).strip()
     try:
         keys = read_public_keys(public_key)
     except OSError as exc:

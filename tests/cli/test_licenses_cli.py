@@ -51,6 +51,11 @@ def test_verify_offline_with_the_public_key_or_jwks(tmp_path: Path) -> None:
     jwks_file.write_text(json.dumps(jwks(get_settings())))
     result = runner.invoke(app, ["license", "verify", token, "--public-key", str(jwks_file)])
     assert result.exit_code == 0, result.output
+    # Read from stdin, the license never appears in the process list.
+    result = runner.invoke(
+        app, ["license", "verify", "--public-key", str(jwks_file)], input=token + "\n"
+    )
+    assert result.exit_code == 0 and "License is valid" in result.output, result.output
 
 
 def test_verify_rejects_tampered_tokens_and_wrong_keys(tmp_path: Path) -> None:
