@@ -21,12 +21,12 @@ def test_all_prints_each_customer_with_its_chart_and_warnings() -> None:
     lines = result.output.splitlines()
     assert lines[0] == "Found 3 customer(s)"
     busy = next(line for line in lines if ids["busy"] in line and "STARTER" in line)
-    # Limit 10, 8 active of 24, 80%, 4 reports, bars 4 (two days ago) and 8 (today).
-    assert busy.split()[-6:] == ["8", "24", "80.0%", "⚠", "4", "▁▁▁▁▅▁█"]
+    # Limit 10, 8 active of 24, 80%, 4 reports, no overage, bars 4 (two days ago) and 8 (today).
+    assert busy.split()[-7:] == ["8", "24", "80.0%", "⚠", "4", "0", "▁▁▁▁▅▁█"]
     custom = next(line for line in lines if line.startswith("Custom Co"))
-    assert custom.split()[-6:] == ["20", "10", "12", "50.0%", "1", "▁▁▁▁▁▁█"]
+    assert custom.split()[-7:] == ["20", "10", "12", "50.0%", "1", "0", "▁▁▁▁▁▁█"]
     quiet = next(line for line in lines if line.startswith("Quiet"))
-    assert quiet.split()[-4:] == ["0", "0.0%", "0", "▁▁▁▁▁▁▁"]
+    assert quiet.split()[-5:] == ["0", "0.0%", "0", "0", "▁▁▁▁▁▁▁"]
     warned = lines.index("1 customer(s) at or above 80% of their device limit:")
     assert lines[warned + 1] == f"  {ids['busy']} (busy@example.com)"
     assert lines[warned + 2] == (
