@@ -23,6 +23,7 @@ from .forms import (
 from .ids import add_interval, new_id
 from .listing import LIST_PARAMS, in_range, paginate
 from .meters import metered_line
+from .pending import check_pending_update
 from .store import Obj, Store, changed_attributes
 
 SUB_CREATE = {
@@ -276,6 +277,7 @@ class Subscriptions:
             raise invalid(
                 "A canceled subscription can only update its cancellation_details and metadata."
             )
+        check_pending_update(params)
         before = self.store.snapshot(sub)
         proration = as_choice(params, "proration_behavior", PRORATIONS) or "create_prorations"
         old_amount, old_interval = _recurring_amount(sub), _interval_of_sub(sub)

@@ -1,0 +1,113 @@
+"""The stand-in refuses what Stripe refuses in a pending update: adding or deleting items."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+import stripe
+
+from tests.stripe_stand_in import StripeStandIn, start_stand_in
+
+
+@pytest.fixture
+def stripe_server() -> Iterator[StripeStandIn]:
+    server = start_stand_in()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def two_item_subscription(stripe_server: StripeStandIn) -> tuple[StripeStandIn, dict, dict]:
+    client = stripe_server.client()
+    product = client.v1.products.create(params={"name": "Starter"})
+    flat = client.v1.prices.create(
+        params={
+            "product": product.id,
+            "currency": "usd",
+            "unit_amount": 2900,
+            "recurring": {"interval": "month"},
+        }
+    )
+    bigger = client.v1.prices.create(
+        params={
+            "product": product.id,
+            "currency": "usd",
+            "unit_amount": 9900,
+            "recurring": {"interval": "month"},
+        }
+    )
+    extra = client.v1.prices.create(
+        params={
+            "product": product.id,
+            "currency": "usd",
+            "unit_amount": 500,
+            "recurring": {"interval": "month"},
+        }
+    )
+    customer = client.v1.customers.create(params={"email": "p@example.com"})
+    sub = client.v1.subscriptions.create(
+        params={
+            "customer": customer.id,
+            "items": [{"price": flat.id}, {"price": extra.id}],
+        }
+    ).to_dict()
+    return stripe_server, sub, {"flat": flat.id, "bigger": bigger.id, "extra": extra.id}
+
+
+def _pending(items: list[dict]) -> dict:
+    return {
+        "items": items,
+        "proration_behavior": "always_invoice",
+        "payment_behavior": "pending_if_incomplete",
+    }
+
+
+@pytest.mark.parametrize(
+    ("make_items", "param"),
+    [
+        (lambda sub, prices: [{"price": prices["bigger"]}], "items[0][price]"),
+        (
+            lambda sub, prices: [
+                {"id": sub["items"]["data"][0]["id"], "price": prices["bigger"]},
+                {"id": sub["items"]["data"][1]["id"], "deleted": True},
+            ],
+            "items[1][deleted]",
+        ),
+    ],
+    ids=["adding an item", "deleting an item"],
+)
+def test_a_pending_update_may_not_add_or_delete_items(two_item_subscription, make_items, param):
+    stand_in, sub, prices = two_item_subscription
+    client = stand_in.client()
+    with pytest.raises(stripe.InvalidRequestError) as refused:
+        client.v1.subscriptions.update(sub["id"], params=_pending(make_items(sub, prices)))
+    assert refused.value.http_status == 400
+    assert refused.value.param == param
+    assert "pending_if_incomplete" in str(refused.value.user_message)
+    after = client.v1.subscriptions.retrieve(sub["id"]).to_dict()
+    assert [i["price"]["id"] for i in after["items"]["data"]] == [prices["flat"], prices["extra"]]
+
+
+def test_a_pending_update_may_not_carry_other_parameters(two_item_subscription):
+    stand_in, sub, prices = two_item_subscription
+    params = _pending([{"id": sub["items"]["data"][0]["id"], "price": prices["bigger"]}])
+    with pytest.raises(stripe.InvalidRequestError) as refused:
+        stand_in.client().v1.subscriptions.update(
+            sub["id"], params={**params, "cancel_at_period_end": False}
+        )
+    assert refused.value.param == "cancel_at_period_end"
+
+
+def test_a_pending_update_swaps_the_price_of_existing_items(two_item_subscription):
+    stand_in, sub, prices = two_item_subscription
+    flat_item = sub["items"]["data"][0]["id"]
+    updated = stand_in.client().v1.subscriptions.update(
+        sub["id"], params=_pending([{"id": flat_item, "price": prices["bigger"], "quantity": 1}])
+    )
+    assert [i["price"]["id"] for i in updated["items"]["data"]] == [
+        prices["bigger"],
+        prices["extra"],
+    ]
