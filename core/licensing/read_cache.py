@@ -14,6 +14,9 @@ slower, never stale. Without Redis at all (the embedded development default) not
 
 Entries are tagged with the generation current when their database read began, so a read that
 raced with a change can never be stored as fresh.
+
+The Redis is the one the API processes already share for their rate limits (RATE_LIMIT_REDIS_URL,
+else the broker when it is Redis), under CELERY_KEY_PREFIX like every other key of the service.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The two hot license reads: an instance's check-in and the admin read of a customer's license.
 
 Both serve a stored license and never sign on the way (except once after a key rotation, see
-`service.ensure_license`). An answer comes from the per-process `read_cache` when it holds a
+`service.license_to_serve`). An answer comes from the per-process `read_cache` when it holds a
 fresh one; otherwise from one indexed query (check-in: the presented license, its customer's
 revocation and the customer's current license, `instance_auth.check_licenses`) in a worker thread
 with its own short transaction, which the answer is then cached from. The signature of the
