@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse
 from api.deps import BearerCredentials, DbSession, bearer_token
 from api.schemas import CamelModel, CustomerIdPath, error_responses
 from core.api_keys import KEY_PREFIX, authenticate_api_key
-from core.batching import Coalescer, MicroBatcher
+from core.batching import Coalescer, GroupTransactions, MicroBatcher
 from core.billing.overage import OverageEstimate
 from core.errors import DomainError, PermissionDeniedError
 from core.licensing.instance_auth import (
@@ -23,7 +23,7 @@ from core.licensing.instance_auth import (
     verify_instance_token,
 )
 from core.settings import get_settings
-from core.usage.ingest import ReceivedReport, ReportToStore, store_report_group
+from core.usage.ingest import ReceivedReport, ReportToStore, receive_reports
 from core.usage.parsing import idempotency_key_for, parse_report_body
 from core.usage.queries import DEFAULT_DAYS, MAX_DAYS, CustomerUsage, customer_usage
 from models import utcnow
@@ -70,11 +70,13 @@ class ReportIngress:
     """An API process's ingress: the group-commit batcher and the publisher behind it."""
 
     batcher: ReportBatcher
+    transactions: GroupTransactions[tuple[InstanceIdentity, ReportToStore], ReceivedReport]
     to_workers: Coalescer[int]
 
     async def aclose(self) -> None:
         await self.batcher.aclose()
         await self.to_workers.aclose()
+        await self.transactions.aclose()
 
 
 def build_report_ingress() -> ReportIngress:
@@ -106,8 +108,11 @@ def build_report_ingress() -> ReportIngress:
             if isinstance(outcome, ReceivedReport) and not outcome.stored.duplicate
         )
 
-    batcher: ReportBatcher = MicroBatcher.from_settings(store_report_group, hand_to_workers)
-    return ReportIngress(batcher, to_workers)
+    transactions: GroupTransactions[tuple[InstanceIdentity, ReportToStore], ReceivedReport] = (
+        GroupTransactions(receive_reports)
+    )
+    batcher: ReportBatcher = MicroBatcher.from_settings(transactions.flush, hand_to_workers)
+    return ReportIngress(batcher, transactions, to_workers)
 
 
 def _bearer_token(authorization: str | None) -> str | None:

@@ -14,16 +14,8 @@ from typing import Any
 from fastapi import APIRouter, FastAPI, Request
 
 from api.schemas import error_responses
-from core.batching import Coalescer, HeldConnections, MicroBatcher
+from core.batching import Coalescer, GroupTransactions, MicroBatcher
 from core.billing import inbox as stripe_events
-
-# The webhook ingress flushes a few groups at once; their connections are held between groups.
-_GROUP_CONNECTIONS = HeldConnections()
-
-
-def _store_event_batch(events: list[dict[str, Any]]) -> list[bool]:
-    with _GROUP_CONNECTIONS.transaction() as session:
-        return stripe_events.store_events(session, events)
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,11 +23,13 @@ class EventIngress:
     """An API process's webhook ingress: the group-commit batcher and the publisher behind it."""
 
     batcher: MicroBatcher[dict[str, Any], bool]
+    transactions: GroupTransactions[dict[str, Any], bool]
     to_workers: Coalescer[str]
 
     async def aclose(self) -> None:
         await self.batcher.aclose()
         await self.to_workers.aclose()
+        await self.transactions.aclose()
 
 
 def build_event_ingress() -> EventIngress:
@@ -61,7 +55,11 @@ def build_event_ingress() -> EventIngress:
             event["id"] for event, new in zip(events, created, strict=True) if new is True
         )
 
-    return EventIngress(MicroBatcher.from_settings(_store_event_batch, hand_to_workers), to_workers)
+    transactions: GroupTransactions[dict[str, Any], bool] = GroupTransactions(
+        stripe_events.store_events
+    )
+    batcher = MicroBatcher.from_settings(transactions.flush, hand_to_workers)
+    return EventIngress(batcher, transactions, to_workers)
 
 
 @asynccontextmanager

@@ -1,8 +1,8 @@
 """Usage reports in: store each report once (parsing is core/usage/parsing.py).
 
 The ingress does the least possible work: verify the license (api/), parse the body, then a
-group of concurrent reports is stored by `store_report_group` in one transaction (one license
-check, one multi-row INSERT ... ON CONFLICT DO NOTHING, one COMMIT; see core/batching.py).
+group of concurrent reports is stored by `receive_reports` in one transaction (one license check,
+one multi-row INSERT ... ON CONFLICT DO NOTHING, one COMMIT; see core/batching.py).
 Everything else happens in workers (core/usage/processing.py).
 """
 
@@ -17,7 +17,6 @@ from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from core.batching import HeldConnections
 from core.errors import (
     AuthenticationError,
     ConflictError,
@@ -132,18 +131,6 @@ def store_reports(
         else:
             outcomes.append(StoredReport(existing, duplicate=True))
     return outcomes
-
-
-# The ingress flushes a few groups at once; their connections are held between groups.
-_GROUP_CONNECTIONS = HeldConnections()
-
-
-def store_report_group(
-    group: list[tuple[InstanceIdentity, ReportToStore]],
-) -> list[ReceivedReport | DomainError]:
-    """The ingress batcher's flush: one group of reports in one transaction, committed here."""
-    with _GROUP_CONNECTIONS.transaction() as session:
-        return receive_reports(session, group)
 
 
 @dataclass(frozen=True, slots=True)
