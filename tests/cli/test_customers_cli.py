@@ -1,4 +1,4 @@
-"""`billing customer add|list|show` through the queue and a real worker."""
+"""`billing customer add|list|show`: in-process, the same service calls as the API."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ def _add(*extra: str):
     )
 
 
-def test_add_prints_the_customer_its_trial_license_and_env_lines(celery_worker) -> None:
+def test_add_prints_the_customer_its_trial_license_and_env_lines() -> None:
     result = _add("--company", "Cli Inc")
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
@@ -52,12 +52,48 @@ def test_add_prints_the_customer_its_trial_license_and_env_lines(celery_worker) 
     assert "TRIALING" in shown.output and "cli@acme.example" in shown.output
 
 
-def test_add_twice_in_another_case_fails_clearly(celery_worker) -> None:
+def test_add_twice_in_another_case_fails_clearly() -> None:
     assert _add().exit_code == 0
     again = runner.invoke(app, ["customer", "add", "--email", "CLI@ACME.EXAMPLE"])
     assert again.exit_code == 1
     assert "already exists" in again.output
     assert pg_scalar("SELECT count(*) FROM customers") == 1
+
+
+def test_add_and_revoke_need_no_broker_or_worker() -> None:
+    """The CLI writes in-process: with the broker unreachable, nothing is waiting on a worker."""
+    import os
+
+    from tests.helpers.processes import PROJECT_ROOT
+
+    env = {
+        **os.environ,
+        "CELERY_BROKER_URL": "redis://127.0.0.1:1/0",
+        "CELERY_RESULT_BACKEND": "redis://127.0.0.1:1/0",
+        "PYTHONPATH": str(PROJECT_ROOT),
+    }
+    added = subprocess.run(
+        billing_command("customer", "add", "--email", "nobroker@acme.example"),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert added.returncode == 0, added.stderr
+    customer_id = next(
+        line.split("=", 1)[1]
+        for line in added.stdout.splitlines()
+        if line.startswith("CUSTOMER_ID=")
+    )
+    revoked = subprocess.run(
+        billing_command("license", "revoke", customer_id),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert revoked.returncode == 0, revoked.stderr
+    assert pg_scalar(f"SELECT count(*) FROM licenses WHERE customer_id = '{customer_id}'") == 2
 
 
 def test_bad_email_and_plan_fail_before_any_task() -> None:
