@@ -10,19 +10,30 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from core.billing import issues
-from core.billing.gateway import StripeGateway
+from core.billing import issues, statuses
+from core.billing.gateway import StripeGateway, StripeNotConfiguredError
 from core.billing.handlers import HANDLED_TYPES
 from core.billing.inbox import SOURCE_RECONCILIATION, store_event
+from core.billing.meters import overage_item_updates, overage_price_for_plan
 from core.billing.repository import get_subscription
-from core.billing.sync import CONFLICT, apply_subscription, decide, differs
+from core.billing.sync import (
+    CONFLICT,
+    UnmappedStripeObjectError,
+    apply_subscription,
+    decide,
+    differs,
+    subscription_plan,
+)
 from core.customers.service import get_customer, get_for_update
 from core.settings import get_settings
 from models import Customer, StripeEvent, utcnow
+
+Obj = dict[str, Any]
 
 
 def store_missed_events(
@@ -95,8 +106,15 @@ def repair_customer(session: Session, gateway: StripeGateway, customer_id: str) 
     if followed and followed not in {sub["id"] for sub in subs}:
         # The one the row follows ended (lists show live ones only): its final state too.
         subs.append(gateway.retrieve_subscription(followed))
-    customer = get_for_update(session, customer_id)
+    # Still before the lock: the followed subscription's overage item made to match its plan.
     fixed = 0
+    for index, sub in enumerate(subs):
+        if sub["id"] == followed:
+            repaired = repair_overage_item(gateway, sub)
+            if repaired is not None:
+                subs[index] = repaired
+                fixed += 1
+    customer = get_for_update(session, customer_id)
     # The followed subscription first, so a second live one is judged against the current row.
     for sub in sorted(subs, key=lambda found: found["id"] != followed):
         row = get_subscription(session, customer_id)
@@ -109,3 +127,33 @@ def repair_customer(session: Session, gateway: StripeGateway, customer_id: str) 
         )
         fixed += int(new_conflict or outcome.changed)
     return fixed
+
+
+def repair_overage_item(gateway: StripeGateway, sub: Obj) -> Obj | None:
+    """Give a paying subscription the overage item its plan needs; Stripe's answer, or None
+    when there was nothing to repair.
+
+    Subscriptions sold before the overage prices existed have no metered item, so their devices
+    above the limit went unbilled: the plan's item is added. An item of another plan's price is
+    swapped, and one left on a plan that is not metered (an upgrade to enterprise paid after it
+    had waited in a pending update) is removed. A subscription with a pending update is left
+    alone until it is paid or expires: its items are about to change. Metered items carry no
+    quantity, so nothing is prorated.
+    """
+    if sub.get("status") not in statuses.METERED or sub.get("pending_update"):
+        return None
+    try:
+        plan, _ = subscription_plan(sub)
+    except UnmappedStripeObjectError:
+        return None
+    try:
+        wanted = overage_price_for_plan(gateway, plan)
+    except StripeNotConfiguredError:
+        # No overage prices set up yet (`billing stripe setup`): drift repair goes on without.
+        return None
+    items = overage_item_updates(sub, wanted)
+    if not items:
+        return None
+    return gateway.update_subscription(
+        str(sub["id"]), {"items": items, "proration_behavior": "none"}
+    )

@@ -247,8 +247,15 @@ def test_reconciliation_repairs_subscriptions_that_drifted_from_stripe(
     assert subscription_row(customer_id)["plan"] == "starter"
 
     result = reconcile_subscriptions()
-    assert result == {"checked": 1, "repaired": 2, "failed": []}
+    # The plan, the second subscription, and the overage item still at starter's price.
+    assert result == {"checked": 1, "repaired": 3, "failed": []}
     assert subscription_row(customer_id)["plan"] == "professional"
+    overage_keys = [
+        item["price"]["lookup_key"]
+        for item in _followed_sub(stand_in, customer_id)["items"]["data"]
+        if item["price"]["recurring"]["usage_type"] == "metered"
+    ]
+    assert overage_keys == ["zemfyre_professional_device_overage"]
     assert license_claims(customer_id)["plan"] == "professional"
     assert pg_scalar("SELECT stripe_object_id FROM billing_issues") == second["id"]
     # Nothing has drifted since: a second run repairs nothing.
@@ -256,5 +263,65 @@ def test_reconciliation_repairs_subscriptions_that_drifted_from_stripe(
     metrics = api_client.get("/metrics", headers=admin_headers).text
     assert (
         'billing_tasks_total{outcome="drift_repaired",'
-        'task="tasks.billing.reconcile_subscriptions"} 2.0'
+        'task="tasks.billing.reconcile_subscriptions"} 3.0'
     ) in metrics
+
+
+def _followed_sub(stand_in: Any, customer_id: str) -> dict:
+    followed = subscription_row(customer_id)["stripe_subscription_id"]
+    return stand_in.client().v1.subscriptions.retrieve(followed).to_dict()
+
+
+def _item_keys(stand_in: Any, customer_id: str) -> list[str]:
+    items = _followed_sub(stand_in, customer_id)["items"]["data"]
+    return sorted(str(item["price"]["lookup_key"]) for item in items)
+
+
+def test_reconciliation_adds_the_overage_item_an_older_subscription_lacks(stand_in):
+    from tasks.billing import reconcile_subscriptions
+
+    customer_id = new_customer()
+    handle_inline(start_checkout(stand_in, customer_id, "professional"))
+    sub = _followed_sub(stand_in, customer_id)
+    metered = next(
+        i for i in sub["items"]["data"] if i["price"]["recurring"]["usage_type"] == "metered"
+    )
+    # Sold before the overage prices existed: the flat item only.
+    stand_in.client().v1.subscriptions.update(
+        sub["id"], params={"items": [{"id": metered["id"], "deleted": True}]}
+    )
+    assert _item_keys(stand_in, customer_id) == ["zemfyre_professional_monthly"]
+
+    assert reconcile_subscriptions() == {"checked": 1, "repaired": 1, "failed": []}
+    assert _item_keys(stand_in, customer_id) == [
+        "zemfyre_professional_device_overage",
+        "zemfyre_professional_monthly",
+    ]
+    added = [r for r in stand_in.requests if r.method == "POST" and r.path.endswith(sub["id"])]
+    assert added[-1].params["proration_behavior"] == "none"
+    assert "payment_behavior" not in added[-1].params
+    # Idempotent: nothing left to repair, nothing sent to Stripe.
+    assert reconcile_subscriptions()["repaired"] == 0
+    again = [r for r in stand_in.requests if r.method == "POST" and r.path.endswith(sub["id"])]
+    assert len(again) == len(added)
+
+
+def test_reconciliation_leaves_ended_subscriptions_without_an_overage_item_alone(stand_in):
+    from tasks.billing import reconcile_subscriptions
+
+    customer_id = new_customer()
+    handle_inline(start_checkout(stand_in, customer_id, "starter"))
+    sub = _followed_sub(stand_in, customer_id)
+    metered = next(
+        i for i in sub["items"]["data"] if i["price"]["recurring"]["usage_type"] == "metered"
+    )
+    client = stand_in.client()
+    client.v1.subscriptions.update(
+        sub["id"], params={"items": [{"id": metered["id"], "deleted": True}]}
+    )
+    client.v1.subscriptions.cancel(sub["id"])
+
+    result = reconcile_subscriptions()
+    assert result["failed"] == [] and _item_keys(stand_in, customer_id) == [
+        "zemfyre_starter_monthly"
+    ]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from core.billing import changes
+from core.billing import changes, reconcile
 from core.billing.gateway import get_gateway
 from core.db import session_scope
 from tests.conftest import pg_scalar
@@ -175,3 +175,24 @@ def test_a_downgrade_from_enterprise_adds_the_overage_item_in_the_same_update(
         "zemfyre_professional_device_overage",
         "zemfyre_professional_monthly",
     ]
+
+
+def test_an_upgrade_to_enterprise_paid_later_loses_its_overage_item_at_reconciliation(
+    stand_in: StripeStandIn,
+) -> None:
+    customer_id, sub_id = _paying(stand_in, "starter")
+    _decline(stand_in, customer_id)
+    with session_scope() as session:
+        changes.change_plan(session, get_gateway(), sub_id, "enterprise")
+    _decline(stand_in, customer_id, False)
+    handle_inline(stand_in.pay_invoice(sub_id))
+    # Stripe applied the pending swap; the overage item could not go with it.
+    assert subscription_row(customer_id)["plan"] == "enterprise"
+    assert "zemfyre_starter_device_overage" in _lookup_keys(stand_in, customer_id)
+
+    with session_scope() as session:
+        assert reconcile.repair_customer(session, get_gateway(), customer_id) == 1
+
+    assert _lookup_keys(stand_in, customer_id) == ["zemfyre_enterprise_monthly"]
+    with session_scope() as session:
+        assert reconcile.repair_customer(session, get_gateway(), customer_id) == 0
