@@ -212,3 +212,40 @@ def test_forged_licenses_never_reach_admin_routes(api_client, callers: Callers) 
     for attack in sorted(ATTACKS):
         forged = ATTACKS[attack](callers.license_a)
         _assert_refused(api_client.get("/api/customers", headers=_bearer(forged)))
+
+
+def test_a_client_forging_licenses_at_check_in_is_stopped_by_the_failed_auth_limit() -> None:
+    """Every refused check-in counts against the client's address; over the limit, its next
+    requests are refused (429) before any signature is checked, its genuine license too."""
+    import httpx
+
+    from core.customers.service import create_customer
+    from core.db import session_scope
+    from core.licensing.service import current_license
+    from tests.helpers.processes import api_server
+
+    with session_scope() as session:
+        customer_id = create_customer(session, email="flood@security.example").customer_id
+        genuine = current_license(session, customer_id).token  # type: ignore[union-attr]
+    other = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    env = {"LOG_LEVEL": "WARNING", "RATE_LIMIT_FAILED_AUTH_PER_CLIENT": "5"}
+    with api_server(env) as url:
+
+        def check_in(token: str) -> int:
+            headers = {"Authorization": f"Bearer {token}"}
+            return httpx.get(f"{url}/api/licenses/current", headers=headers, timeout=10).status_code
+
+        statuses = [
+            check_in(
+                jwt.encode(
+                    {**_claims(genuine), "jti": f"forged{number}"},
+                    other,
+                    algorithm="RS256",
+                    headers={"kid": _real_kid(genuine)},
+                )
+            )
+            for number in range(12)
+        ]
+        assert set(statuses) <= {401, 429} and statuses[-1] == 429, statuses
+        assert statuses.count(401) <= 6  # the count is shared by every process of this run
+        assert check_in(genuine) == 429
