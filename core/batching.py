@@ -24,7 +24,7 @@ import logging
 import threading
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from anyio import to_thread
 from sqlalchemy import Connection, make_url
@@ -292,18 +292,24 @@ class GroupTransactions(Generic[Item, Outcome]):
         self._engine: AsyncEngine | None = None
         self._held = HeldConnections()
         if url.get_backend_name() == "postgresql":
+            connect_args: dict[str, Any] = {
+                "timeout": 5,
+                "server_settings": {
+                    "lock_timeout": str(settings.database_lock_timeout_ms),
+                    "statement_timeout": str(settings.database_statement_timeout_ms),
+                },
+            }
+            # DATABASE_URL is written for libpq (psycopg2): of its query parameters asyncpg
+            # takes sslmode (as `ssl`, same values); the others do not apply to it.
+            sslmode = url.query.get("sslmode")
+            if isinstance(sslmode, str):
+                connect_args["ssl"] = sslmode
             self._engine = create_async_engine(
-                url.set(drivername="postgresql+asyncpg"),
+                url.set(drivername="postgresql+asyncpg", query={}),
                 pool_size=connections,
                 max_overflow=0,
                 pool_timeout=settings.database_pool_timeout_seconds,
-                connect_args={
-                    "timeout": 5,
-                    "server_settings": {
-                        "lock_timeout": str(settings.database_lock_timeout_ms),
-                        "statement_timeout": str(settings.database_statement_timeout_ms),
-                    },
-                },
+                connect_args=connect_args,
             )
 
     @property

@@ -212,3 +212,29 @@ def test_group_transactions_commit_a_group_and_roll_back_a_failed_one_on_sqlite(
     assert all(isinstance(error, ValueError) for error in failed)
     with sqlite3.connect(path) as check:
         assert sorted(n for (n,) in check.execute("SELECT n FROM seen")) == [1, 2, 3]
+
+
+def test_group_transactions_take_a_libpq_database_url_with_sslmode(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # DATABASE_URL is written for psycopg2; the ingress's asyncpg engine must accept it too.
+    from core.batching import GroupTransactions
+    from core.settings import get_settings
+    from tests.conftest import TEST_DATABASE_URL
+
+    monkeypatch.setattr(get_settings(), "database_url", f"{TEST_DATABASE_URL}?sslmode=disable")
+
+    def server_settings(session: Session, group: list[str]) -> list[str]:
+        return [str(session.scalar(text(f"SHOW {name}"))) for name in group]
+
+    transactions: GroupTransactions[str, str] = GroupTransactions(server_settings)
+
+    async def scenario() -> list[str]:
+        batcher: MicroBatcher[str, str] = MicroBatcher(transactions.flush, max_wait_seconds=0.01)
+        try:
+            return list(await asyncio.gather(*(batcher.submit(n) for n in ("ssl", "lock_timeout"))))
+        finally:
+            await transactions.aclose()
+
+    # Over asyncpg, without TLS, with the DATABASE_LOCK_TIMEOUT_MS of every connection.
+    assert asyncio.run(scenario()) == ["off", "5s"]
