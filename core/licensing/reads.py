@@ -117,13 +117,23 @@ async def _once(key: str, load: Callable[..., Any], *args: Any) -> Any:
     """`load(*args)` in a worker thread, shared by every request that misses `key` meanwhile: a
     burst of misses (start-up, just after an invalidation) costs one database read, not one per
     request."""
+    loop = asyncio.get_running_loop()
     pending = _in_flight.get(key)
-    if pending is not None and pending.get_loop() is asyncio.get_running_loop():
-        return await asyncio.shield(pending)
-    future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+    if pending is not None and pending.get_loop() is loop:
+        try:
+            return await asyncio.shield(pending)
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise  # this request was cancelled itself
+            # The request doing the read went away (its client hung up): do it here instead.
+    future: asyncio.Future[Any] = loop.create_future()
     _in_flight[key] = future
     try:
         result = await anyio.to_thread.run_sync(load, *args)
+    except asyncio.CancelledError:
+        future.cancel()
+        raise
     except BaseException as exc:
         future.set_exception(exc)
         future.exception()  # retrieved: only the requests waiting on it need it
@@ -132,7 +142,8 @@ async def _once(key: str, load: Callable[..., Any], *args: Any) -> Any:
         future.set_result(result)
         return result
     finally:
-        _in_flight.pop(key, None)
+        if _in_flight.get(key) is future:
+            del _in_flight[key]
 
 
 def _check_admin_key(key: str, cache_key: str, generation: int) -> float:
