@@ -271,7 +271,8 @@ def profiled(pid: int, seconds: float, output: Path, *, delay: float = 0) -> Ite
     `delay`, into `output`."""
     py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     command = [py_spy, "record", "--pid", str(pid), "--duration", str(max(1, int(seconds)))]
-    command += ["--format", "raw", "--output", str(output), "--rate", "250", "--nonblocking"]
+    command += ["--format", "raw", "--output", str(output), "--rate", str(PROFILE_RATE)]
+    command += ["--nonblocking"]
     script = f"sleep {delay}; exec {shlex.join(command)}"
     process = subprocess.Popen(
         ["sh", "-c", script], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
@@ -300,6 +301,21 @@ def _frame_name(frame: str) -> str:
     else:
         path = path.replace(str(PROJECT_ROOT) + "/", "")
     return f"{name} ({path})"
+
+
+PROFILE_RATE = 250  # samples a second, per busy thread (py-spy --rate)
+
+
+def profile_cpu_ms(output: Path, requests: int) -> float | None:
+    """Milliseconds of CPU (all threads) the profiled process spent per request."""
+    if not output.exists() or not requests:
+        return None
+    samples = sum(
+        int(line.rpartition(" ")[2])
+        for line in output.read_text().splitlines()
+        if line.rpartition(" ")[2].isdigit()
+    )
+    return samples * 1000 / PROFILE_RATE / requests
 
 
 def profile_summary(output: Path, *, top: int = 12) -> list[str]:

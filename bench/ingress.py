@@ -34,6 +34,7 @@ from bench.common import (
     free_port,
     print_table,
     print_verdict,
+    profile_cpu_ms,
     profile_summary,
     profiled,
     running,
@@ -243,6 +244,9 @@ def main() -> None:
         print(f"rows stored: usage_reports {stored_reports}, stripe_events {stored_events}")
         for kind, path in (("usage", usage_profile), ("webhook", webhook_profile)):
             print(f"\nprofile of `billing api` serving {kind} reports (py-spy, measured window):")
+            cpu_ms = profile_cpu_ms(path, results[f"{kind} real"]["requests"])
+            if cpu_ms is not None:
+                print(f"{cpu_ms:.2f} ms of CPU per request (all threads of the API process)")
             print("\n".join(profile_summary(path, top=PROFILE_TOP)))
         passed_all = True
         for kind in ("usage", "webhook"):
