@@ -1,10 +1,11 @@
-"""`billing stripe setup|events|replay`: the Stripe catalogue and the webhook inbox."""
+"""`billing stripe setup|events|replay|meter-events|meter-retry`: the Stripe catalogue, the
+webhook inbox and the overage meter events."""
 
 from __future__ import annotations
 
 import typer
 
-from cli.common import RULE, console, db_session, fail, field_line
+from cli.common import RULE, console, db_session, fail, field_line, run_task
 from core.errors import DomainError
 
 app = typer.Typer(help="Stripe: products and prices, received events.", no_args_is_help=True)
@@ -120,3 +121,66 @@ def replay(event_id: str = typer.Argument(..., help="The Stripe event id (evt_�
     console.print(field_line("License", "reissued" if outcome.license_reissued else "unchanged"))
     console.print(field_line("Note", outcome.note), soft_wrap=True)
     console.print(RULE)
+
+
+METER_RULE = "─" * 118
+
+
+@app.command("meter-events")
+def meter_events(
+    failed: bool = typer.Option(
+        False, "--failed", help="Only events Stripe refused for good (no longer sent)"
+    ),
+    unsent: bool = typer.Option(False, "--unsent", help="Only events still waiting to be sent"),
+    limit: int = typer.Option(50, min=1, max=1000, help="How many to show"),
+) -> None:
+    """List device overage meter events sent to Stripe, newest day first, with their state."""
+    from core.billing import meter_events as events
+
+    state = events.FAILED if failed else events.UNSENT if unsent else None
+    with db_session() as session:
+        rows = events.recent_events(session, state=state, limit=limit)
+        lines = [
+            f"{row.id:>6} | {row.customer_id:<22} | {row.day.isoformat()} | {row.value:>6} | "
+            f"{events.state_of(row):<6} | {row.attempts:>8} | {(row.last_error or '')[:50]}"
+            for row in rows
+        ]
+    console.print(f"Found {len(lines)} meter event(s):")
+    console.print(METER_RULE)
+    console.print(
+        f"{'Id':>6} | {'Customer':<22} | {'Day':<10} | {'Value':>6} | {'State':<6} | Attempts "
+        "| Error"
+    )
+    console.print(METER_RULE)
+    for line in lines:
+        console.print(line, soft_wrap=True)
+    console.print(METER_RULE)
+    if failed and lines:
+        console.print("💡 Fix the cause, then `billing stripe meter-retry --all` (or by id).")
+
+
+@app.command("meter-retry")
+def meter_retry(
+    event_ids: list[int] = typer.Argument(None, help="Ids of failed meter events"),
+    all_failed: bool = typer.Option(False, "--all", help="Every failed meter event"),
+) -> None:
+    """Send meter events Stripe refused for good again, with a fresh set of attempts."""
+    from core.billing import meter_events as events
+    from core.db import session_scope
+    from tasks.billing import send_meter_events
+
+    if not event_ids and not all_failed:
+        raise fail("name the failed meter events to retry by id, or pass --all")
+    with session_scope() as session:
+        reset = events.retry_failed(session, None if all_failed else event_ids)
+    if not reset:
+        console.print("Nothing to retry: no failed meter event matched.")
+        return
+    console.print(f"↻ {len(reset)} meter event(s) will be sent again: {', '.join(map(str, reset))}")
+    answer = run_task(send_meter_events)
+    if "skipped" in answer:
+        raise fail(f"not sent: {answer['skipped']}")
+    console.print(
+        f"✅ {answer['sent']} sent to Stripe; {answer['failed']} refused again "
+        f"({answer['failedForGood']} given up on), {answer['unsent']} still unsent"
+    )

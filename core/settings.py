@@ -88,6 +88,9 @@ class Settings(BaseSettings):
     # Each metering run also re-checks this many finished days before the one it meters, so a
     # late report that raised a day's peak is billed (Stripe takes events up to 35 days old).
     overage_recheck_days: int = 2
+    # A meter event Stripe refuses for good (a 400 other than "already exists", e.g. a deleted
+    # Stripe customer) is tried on this many metering runs, then marked failed for an operator.
+    overage_event_max_attempts: int = 5
 
     license_private_key_path: Path = Path("keys/private-key.pem")
     license_public_key_path: Path = Path("keys/public-key.pem")

@@ -8,6 +8,7 @@ stays `failed` for an operator (`billing stripe events`, `billing stripe replay 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 from celery import Task
@@ -182,31 +183,73 @@ def meter_usage(self: Task, day_iso: str | None = None) -> dict[str, Any]:
         rollup_usage_day(day.isoformat())
         with session_scope() as session:
             recorded.append(metering.record_day(session, day))
-    gateway = get_gateway()
-    with session_scope() as session:
-        # One batch per run: a row Stripe refuses for good must not loop; the next run goes on.
-        pending = metering.unsent_events(session)
-    sent = failed = 0
-    stripe_down = False
-    for event in pending:
-        outcome = metering.send_event(gateway, event)
-        with session_scope() as session:
-            metering.record_outcome(session, outcome)
-        sent += outcome.delivered
-        failed += not outcome.delivered
-        if outcome.retryable:
-            # Stripe is down or limiting: stop here, the retry sends the rest.
-            stripe_down = True
-            break
+    sending = _send_unsent()
     summary = {
         "days": [record.day.isoformat() for record in recorded],
         "recorded": sum(record.recorded for record in recorded),
         "deviceDays": {record.day.isoformat(): record.device_days for record in recorded},
-        "sent": sent,
-        "failed": failed,
-        "unsent": len(pending) - sent,
+        **sending.summary(),
     }
-    if stripe_down and self.request.retries < get_settings().stripe_event_max_retries:
+    if sending.stripe_down and self.request.retries < get_settings().stripe_event_max_retries:
         log.warning("overage metering: Stripe unavailable, retrying (%s)", summary)
         raise self.retry(countdown=retry_delay(self.request.retries))
     return summary
+
+
+@celery_app.task(name="tasks.billing.send_meter_events", bind=True, max_retries=None)
+def send_meter_events(self: Task) -> dict[str, Any]:
+    """Send every meter event not delivered yet and not given up on (what an operator's
+    `billing stripe meter-retry` asks for after resetting failed events)."""
+    if not stripe_configured():
+        return {"skipped": "STRIPE_SECRET_KEY is not set"}
+    sending = _send_unsent()
+    if sending.stripe_down and self.request.retries < get_settings().stripe_event_max_retries:
+        log.warning("meter events: Stripe unavailable, retrying (%s)", sending.summary())
+        raise self.retry(countdown=retry_delay(self.request.retries))
+    return sending.summary()
+
+
+@dataclass
+class _Sending:
+    pending: int = 0
+    sent: int = 0
+    failed: int = 0
+    failed_for_good: int = 0
+    stripe_down: bool = False
+
+    def summary(self) -> dict[str, int]:
+        return {
+            "sent": self.sent,
+            "failed": self.failed,
+            "failedForGood": self.failed_for_good,
+            "unsent": self.pending - self.sent,
+        }
+
+
+def _send_unsent() -> _Sending:
+    """Send the unsent meter events one by one, each answer stored in its own transaction (no
+    transaction is open while Stripe answers); stops at the first sign of Stripe being down."""
+    from core.billing import metering
+
+    gateway = get_gateway()
+    with session_scope() as session:
+        # One batch per run: a row Stripe refuses for good must not loop; the next run goes on.
+        pending = metering.unsent_events(session)
+    sending = _Sending(pending=len(pending))
+    for event in pending:
+        outcome = metering.send_event(gateway, event)
+        with session_scope() as session:
+            if metering.record_outcome(session, outcome):
+                sending.failed_for_good += 1
+                log.error(
+                    "meter event %s refused by Stripe for good, marked failed: %s",
+                    event.identifier,
+                    outcome.error,
+                )
+        sending.sent += outcome.delivered
+        sending.failed += not outcome.delivered
+        if outcome.retryable:
+            # Stripe is down or limiting: stop here, the retry sends the rest.
+            sending.stripe_down = True
+            break
+    return sending

@@ -15,6 +15,7 @@ TASK_ROUTES = {
     "tasks.billing.expire_trials": {"queue": LICENSES},
     "tasks.usage.rollup_usage_day": {"queue": DEFAULT},
     "tasks.billing.meter_usage": {"queue": DEFAULT},
+    "tasks.billing.send_meter_events": {"queue": DEFAULT},
     "tasks.billing.*": {"queue": WEBHOOKS},
     "tasks.usage.*": {"queue": USAGE},
     "tasks.licenses.*": {"queue": LICENSES},

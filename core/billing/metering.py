@@ -16,7 +16,9 @@ nothing is sent twice and nothing is lost:
 2. `send_event` sends one unsent row with its fixed identifier; `record_outcome` stores Stripe's
    answer. A crash in between leaves the row unsent: the retry sends the same identifier and Stripe
    refuses it as a duplicate, which counts as delivered. A failure stays on the row (attempts, last
-   error) and the row is sent again by the task's retry or the next run.
+   error) and the row is sent again by the task's retry or the next run; one Stripe refuses for
+   good OVERAGE_EVENT_MAX_ATTEMPTS times is marked failed for an operator
+   (`core.billing.meter_events`).
 """
 
 from __future__ import annotations
@@ -210,10 +212,11 @@ class PendingEvent:
 
 
 def unsent_events(session: Session, *, limit: int = 500) -> list[PendingEvent]:
-    """Meter events not yet delivered, oldest day first (any day: earlier failures included)."""
+    """Meter events not yet delivered, oldest day first (any day: earlier failures included,
+    but not those given up on after OVERAGE_EVENT_MAX_ATTEMPTS refusals)."""
     rows = session.scalars(
         select(OverageMeterEvent)
-        .where(OverageMeterEvent.sent_at.is_(None))
+        .where(OverageMeterEvent.sent_at.is_(None), OverageMeterEvent.failed_at.is_(None))
         .order_by(OverageMeterEvent.day, OverageMeterEvent.id)
         .limit(limit)
     ).all()
@@ -260,16 +263,24 @@ def send_event(gateway: StripeGateway, event: PendingEvent) -> SendOutcome:
     return SendOutcome(event.id, True, False, answer)
 
 
-def record_outcome(session: Session, outcome: SendOutcome) -> None:
-    """Store Stripe's answer on the row; the caller commits."""
+def record_outcome(session: Session, outcome: SendOutcome) -> bool:
+    """Store Stripe's answer on the row; the caller commits. True when this refusal was the
+    last one allowed: the event is marked failed and no run sends it again (an operator may,
+    `core.billing.meter_events.retry_failed`). Stripe being down never fails an event."""
     row = session.get(OverageMeterEvent, outcome.event_id, with_for_update=True)
     if row is None or row.sent_at is not None:
-        return
+        return False
     row.attempts += 1
+    failed_for_good = False
     if outcome.delivered:
         row.sent_at = utcnow()
         row.stripe_response = outcome.response
         row.last_error = None
+        row.failed_at = None
     else:
         row.last_error = outcome.error
+        if not outcome.retryable and row.attempts >= get_settings().overage_event_max_attempts:
+            row.failed_at = utcnow()
+            failed_for_good = True
     session.flush()
+    return failed_for_good

@@ -1,6 +1,7 @@
-"""What /metrics says about billing: open billing issues (conflicts, disputes), read from the
-database when Prometheus scrapes. Reconciliation's repairs are counted by its task as task
-outcomes (`billing_tasks{task="tasks.billing.reconcile_subscriptions",outcome="drift_repaired"}`).
+"""What /metrics says about billing: open billing issues (conflicts, disputes) and meter events
+Stripe refused for good, read from the database when Prometheus scrapes. Reconciliation's repairs
+are counted by its task as task outcomes
+(`billing_tasks{task="tasks.billing.reconcile_subscriptions",outcome="drift_repaired"}`).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from core.billing import issues
+from core.billing import issues, meter_events
 
 log = logging.getLogger(__name__)
 
@@ -31,15 +32,23 @@ class BillingIssuesCollector(Collector):
             "disputed charges (dispute)",
             labels=["kind"],
         )
+        failed_events = GaugeMetricFamily(
+            "overage_meter_events_failed",
+            "Device overage meter events Stripe refused for good, no longer sent: an operator "
+            "fixes the cause and runs `billing stripe meter-retry`",
+        )
         try:
             with new_session() as session:
                 counts = issues.open_issue_counts(session)
+                failed = meter_events.failed_count(session)
         except Exception as exc:  # noqa: BLE001 - a scrape must not fail on a down database
             log.warning("billing issue metrics unavailable: %s", exc)
             return
         for kind, count in counts.items():
             gauge.add_metric([kind], count)
         yield gauge
+        failed_events.add_metric([], failed)
+        yield failed_events
 
 
 _registered: set[int] = set()

@@ -34,6 +34,8 @@ def upgrade() -> None:
         sa.Column("attempts", sa.Integer(), nullable=False),
         sa.Column("last_error", sa.Text(), nullable=True),
         sa.Column("stripe_response", sa.JSON(), nullable=True),
+        # Since 0006_billing_followups (which adds it where this revision ran without it).
+        sa.Column("failed_at", models.base.UTCDateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(
             ["customer_id"],
             ["customers.customer_id"],

@@ -178,6 +178,12 @@ class Meters:
         value_key = meter["value_settings"]["event_payload_key"]
         if not payload.get(customer_key):
             raise missing_param(f"payload[{customer_key}]")
+        customer = self.store.tables["customer"].get(str(payload[customer_key]))
+        if customer is not None and customer.get("deleted"):
+            # Events of a customer deleted in Stripe are refused, however often they are sent.
+            raise no_such(
+                "customer", str(payload[customer_key]), param=f"payload[{customer_key}]", status=400
+            )
         value = payload.get(value_key)
         if meter["default_aggregation"]["formula"] != "count":
             if value is None:
