@@ -16,7 +16,7 @@ from core.billing.gateway import StripeGateway
 from core.billing.meters import line_items, overage_price_for_plan
 from core.billing.repository import get_subscription
 from core.billing.stripe_errors import StripeRequestError, refused_as
-from core.customers.service import get_customer
+from core.customers.service import get_customer, get_for_update
 from core.errors import ConflictError
 from core.settings import get_settings
 from models import Customer, Subscription
@@ -39,15 +39,14 @@ class CheckoutResult:
     promotion_code: str | None
 
 
-def ensure_stripe_customer(
-    session: Session, gateway: StripeGateway, customer: Customer, *, replacing: str | None = None
+def _stripe_customer(
+    gateway: StripeGateway, customer: Customer, *, replacing: str | None = None
 ) -> str:
-    """The customer's Stripe customer id, creating it on first use; the caller commits.
-
-    Not committed here: if the caller's transaction rolls back, the id is forgotten, and the next
-    attempt gets the same Stripe customer back, because the create call's idempotency key is made
-    of our customer id and the parameters (no duplicate customer in Stripe). `replacing` names a
-    Stripe customer that was deleted in Stripe: a new one is made in its place.
+    """The customer's Stripe customer id, creating it on first use. Nothing is written here: the
+    id is stored once every Stripe call of the checkout is done (`_remember`), so no Stripe call
+    waits while the customer row is locked by that write. A rollback loses nothing: the create
+    call's idempotency key (our customer id and the parameters) gets the same Stripe customer
+    back next time. `replacing` names a Stripe customer deleted in Stripe: a new one is made.
     """
     if customer.stripe_customer_id and not replacing:
         return customer.stripe_customer_id
@@ -57,9 +56,15 @@ def ensure_stripe_customer(
         name=customer.company_name or customer.name,
         replacing=replacing,
     )
-    customer.stripe_customer_id = str(created["id"])
-    session.flush()
-    return customer.stripe_customer_id
+    return str(created["id"])
+
+
+def _remember(session: Session, customer_id: str, stripe_customer_id: str) -> None:
+    """Store the Stripe customer id the checkout used (locks the row: after the Stripe calls)."""
+    customer = get_for_update(session, customer_id)
+    if customer.stripe_customer_id != stripe_customer_id:
+        customer.stripe_customer_id = stripe_customer_id
+        session.flush()
 
 
 def create_checkout(
@@ -90,7 +95,7 @@ def create_checkout(
     price_id = price_for_plan(gateway, spec)
     promotion = find_promotion(gateway, promo_code)
     known_to_stripe = customer.stripe_customer_id is not None
-    stripe_customer_id = ensure_stripe_customer(session, gateway, customer)
+    stripe_customer_id = _stripe_customer(gateway, customer)
     if known_to_stripe:  # a Stripe customer made just now has no earlier sessions
         gateway.expire_open_checkout_sessions(stripe_customer_id)
     metadata = {"customerId": customer_id, "plan": spec.plan.value}
@@ -119,11 +124,11 @@ def create_checkout(
                 raise
             # The Stripe customer was deleted in Stripe (its event may not be handled yet, or
             # the create call's idempotency key brought the deleted one back): replace it once.
-            stripe_customer_id = ensure_stripe_customer(
-                session, gateway, customer, replacing=stripe_customer_id
-            )
+            stripe_customer_id = _stripe_customer(gateway, customer, replacing=stripe_customer_id)
             params["customer"] = stripe_customer_id
             created = gateway.create_checkout_session(params)
+    if customer.stripe_customer_id != stripe_customer_id:
+        _remember(session, customer_id, stripe_customer_id)
     return CheckoutResult(
         session_id=str(created["id"]),
         url=str(created.get("url") or ""),
