@@ -14,9 +14,10 @@ from fastapi.responses import JSONResponse
 from api.deps import BearerCredentials, DbSession, bearer_token
 from api.schemas import CamelModel, CustomerIdPath, error_responses
 from core.api_keys import KEY_PREFIX, authenticate_api_key
-from core.batching import Coalescer, GroupTransactions, MicroBatcher
+from core.batching import Coalescer, MicroBatcher
 from core.billing.overage import OverageEstimate
 from core.errors import DomainError, PermissionDeniedError
+from core.group_transactions import GroupTransactions
 from core.licensing.instance_auth import (
     InstanceIdentity,
     authenticate_instance,

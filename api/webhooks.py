@@ -14,8 +14,9 @@ from typing import Any
 from fastapi import APIRouter, FastAPI, Request
 
 from api.schemas import error_responses
-from core.batching import Coalescer, GroupTransactions, MicroBatcher
+from core.batching import Coalescer, MicroBatcher
 from core.billing import inbox as stripe_events
+from core.group_transactions import GroupTransactions
 
 
 @dataclass(frozen=True, slots=True)

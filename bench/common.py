@@ -266,13 +266,15 @@ def print_verdict(name: str, ratio_text: str, target: str, passed: bool) -> None
 
 
 @contextmanager
-def profiled(pid: int, seconds: float, output: Path, *, delay: float = 0) -> Iterator[None]:
-    """Sample process `pid` with py-spy (CPU samples only) for `seconds`, starting after
-    `delay`, into `output`."""
+def profiled(
+    pid: int, seconds: float, output: Path, *, delay: float = 0, subprocesses: bool = False
+) -> Iterator[None]:
+    """Sample process `pid` (and its children: a prefork worker's pool) with py-spy, CPU
+    samples only, for `seconds`, starting after `delay`, into `output`."""
     py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     command = [py_spy, "record", "--pid", str(pid), "--duration", str(max(1, int(seconds)))]
     command += ["--format", "raw", "--output", str(output), "--rate", str(PROFILE_RATE)]
-    command += ["--nonblocking"]
+    command += ["--nonblocking", *(["--subprocesses"] if subprocesses else [])]
     script = f"sleep {delay}; exec {shlex.join(command)}"
     process = subprocess.Popen(
         ["sh", "-c", script], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL

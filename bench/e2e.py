@@ -23,6 +23,8 @@ from bench.common import (
     free_port,
     print_table,
     print_verdict,
+    profile_summary,
+    profiled,
     running,
     wait_for_http,
     wait_until,
@@ -36,6 +38,7 @@ WARMUP = 2.0
 REQUESTS = int(os.environ.get("BENCH_REQUESTS", "150000"))
 BACKLOG_TARGET_SECONDS = 5.0
 DRAIN_TIMEOUT = 600.0
+PROFILE_SECONDS = 10.0
 
 
 def _counts() -> tuple[int, int, int]:
@@ -73,15 +76,24 @@ def main() -> None:
             f"load: {CONCURRENCY} keep-alive connections, {WARMUP:.0f} s warm-up + "
             f"{DURATION:.0f} s; one `billing api`, one `billing worker`, default settings"
         )
+        api_profile, worker_profile = env.data_dir / "api.profile", env.data_dir / "worker.profile"
         with (
-            running(billing_command("worker")),
-            running([*billing_command("api"), "--port", str(port)]),
+            running(billing_command("worker")) as worker,
+            running([*billing_command("api"), "--port", str(port)]) as api,
         ):
             wait_for_http(f"http://127.0.0.1:{port}/healthz")
             _wait_for_worker()
-            result: dict[str, Any] = load(
-                port, requests, env.data_dir, CONCURRENCY, DURATION, WARMUP
-            )
+            # 10 s of each process sampled in the middle of the run.
+            middle = WARMUP + max(0.0, DURATION / 2 - PROFILE_SECONDS / 2)
+            with (
+                profiled(api.pid, PROFILE_SECONDS, api_profile, delay=middle),
+                profiled(
+                    worker.pid, PROFILE_SECONDS, worker_profile, delay=middle, subprocesses=True
+                ),
+            ):
+                result: dict[str, Any] = load(
+                    port, requests, env.data_dir, CONCURRENCY, DURATION, WARMUP
+                )
             ended = time.perf_counter()
             stored, backlog, _ = _counts()
             drained = wait_until(lambda: _counts()[1] == 0, timeout=DRAIN_TIMEOUT, interval=0.2)
@@ -116,6 +128,9 @@ def main() -> None:
                 "processed twice",
             ),
         )
+        for name, path in (("billing api", api_profile), ("billing worker", worker_profile)):
+            print(f"\nprofile of `{name}` ({PROFILE_SECONDS:.0f} s mid-run, py-spy):")
+            print("\n".join(profile_summary(path, top=6)))
         passed = (
             drained
             and pending == 0

@@ -24,12 +24,15 @@ import math
 import os
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from bench.common import (
     bench_environment,
     billing_command,
     print_table,
     print_verdict,
+    profile_summary,
+    profiled,
     running,
     wait_until,
 )
@@ -43,6 +46,7 @@ POOL = os.environ.get("BENCH_WORKER_POOL", "threads")
 CONCURRENCY = os.environ.get("BENCH_WORKER_CONCURRENCY", "2")
 TARGET = 5000.0
 TIMEOUT = 1800.0
+PROFILE_SECONDS = 3
 
 
 def _counts(since: datetime) -> tuple[int, int, int]:
@@ -124,19 +128,21 @@ def batch_path(since: datetime) -> tuple[float, int, int, int]:
     return elapsed, processed, repeated, tasks
 
 
-def per_report_path(since: datetime) -> tuple[float, int, int, float]:
+def per_report_path(since: datetime, profile: Path) -> tuple[float, int, int, float]:
     from tasks.usage import process_report_batch
 
     ids = _pending_ids(since)
-    with running(_worker_command()):
+    with running(_worker_command()) as worker:
         _wait_for_worker()
         started = time.perf_counter()
-        with process_report_batch.app.producer_or_acquire() as producer:
-            for first in range(0, len(ids), INGRESS_GROUP):
-                group = ids[first : first + INGRESS_GROUP]
-                process_report_batch.apply_async(args=(group,), producer=producer)
-        publish_seconds = time.perf_counter() - started
-        elapsed, processed, repeated = _drain(since, started)
+        # The worker's first seconds of draining, sampled (the bench prints the summary).
+        with profiled(worker.pid, PROFILE_SECONDS, profile):
+            with process_report_batch.app.producer_or_acquire() as producer:
+                for first in range(0, len(ids), INGRESS_GROUP):
+                    group = ids[first : first + INGRESS_GROUP]
+                    process_report_batch.apply_async(args=(group,), producer=producer)
+            publish_seconds = time.perf_counter() - started
+            elapsed, processed, repeated = _drain(since, started)
         # The tasks of groups already drained still run (each a no-op): wait for the queue to
         # empty so the next figures are not theirs, but the clock above has stopped.
         _wait_for_queue_to_empty()
@@ -155,7 +161,7 @@ def _wait_for_queue_to_empty() -> None:
 
 
 def main() -> None:
-    with bench_environment("workers", LOG_LEVEL="ERROR"):
+    with bench_environment("workers", LOG_LEVEL="ERROR") as env:
         from bench.data import load_customers, load_reports
 
         now = datetime.now(UTC).replace(microsecond=0)
@@ -185,8 +191,9 @@ def main() -> None:
             seconds=6 * 3600,
             processed=False,
         )
+        profile = env.data_dir / "worker.profile"
         single_seconds, single_done, single_repeated, publish_seconds = per_report_path(
-            per_report_since
+            per_report_since, profile
         )
 
         batch_rate = batch_done / batch_seconds
@@ -215,6 +222,8 @@ def main() -> None:
         exactly_once = batch_repeated == 0 and single_repeated == 0
         exactly_once &= batch_done == REPORTS and single_done == PER_REPORT
         print(f"each report processed exactly once: {exactly_once}")
+        print(f"\nprofile of the worker draining the ingress's tasks ({PROFILE_SECONDS} s):")
+        print("\n".join(profile_summary(profile, top=8)))
         print_verdict(
             "workers",
             f"ingress path {single_rate:.0f} reports/s = {single_rate / TARGET:.2f} x target; "
