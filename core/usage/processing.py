@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Select, func, select, update
@@ -23,6 +23,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
 from core.settings import get_settings
+from core.usage.days import utc_day_start
 from core.usage.limits import THRESHOLDS, device_limit, threshold_level
 from core.usage.rollups import rollup_late_reports
 from core.usage.snapshots import current_devices, upsert_instance_snapshots
@@ -82,7 +83,7 @@ def claim_reports(
 
 
 def _record_thresholds(
-    session: Session, customer_ids: list[str], ids: list[int], now: datetime
+    session: Session, customer_ids: list[str], latest_report: dict[str, int], now: datetime
 ) -> int:
     """Recompute each customer's current devices and record threshold crossings; alerts made."""
     current = current_devices(customer_ids, now=now)
@@ -98,14 +99,6 @@ def _record_thresholds(
         .outerjoin(current, current.c.customer_id == Customer.customer_id)
         .where(Customer.customer_id.in_(customer_ids))
     ).all()
-    # The newest report of each customer in this batch: the one that caused a crossing.
-    latest_report = dict(
-        session.execute(
-            select(UsageReport.customer_id, func.max(UsageReport.id))
-            .where(UsageReport.id.in_(ids))
-            .group_by(UsageReport.customer_id)
-        ).all()
-    )
     alerts: list[dict[str, Any]] = []
     for row in rows:
         limit = device_limit(row.plan, row.plan_overrides)
@@ -144,14 +137,18 @@ def process_claimed(session: Session, ids: list[int], now: datetime | None = Non
     if not ids:
         return ProcessResult(0, 0, 0)
     now = now or utcnow()
-    customer_ids = sorted(
-        session.scalars(
-            select(UsageReport.customer_id).where(UsageReport.id.in_(ids)).distinct()
-        ).all()
-    )
+    # Per customer of the batch: its newest report (the one that caused a crossing) and the
+    # earliest time reported (a report of a past day may need rolling up).
+    per_customer = session.execute(
+        select(UsageReport.customer_id, func.max(UsageReport.id), func.min(UsageReport.reported_at))
+        .where(UsageReport.id.in_(ids))
+        .group_by(UsageReport.customer_id)
+    ).all()
+    customer_ids = sorted(customer_id for customer_id, _, _ in per_customer)
+    latest_report = {customer_id: newest for customer_id, newest, _ in per_customer}
+    earliest = min(reported_at for _, _, reported_at in per_customer)
     # Lock the customers first and in a fixed order: two batches touching the same customer (or
     # instance) then run one after the other instead of deadlocking, and the second one's sum
-    # sees the first one's snapshots.
     # sees the first one's snapshots. NO KEY UPDATE: the ingress's foreign-key checks (KEY
     # SHARE) on the same customers do not wait for it.
     session.execute(
@@ -161,8 +158,9 @@ def process_claimed(session: Session, ids: list[int], now: datetime | None = Non
         .with_for_update(key_share=True)
     ).all()
     upsert_instance_snapshots(session, ids, now)
-    alerts = _record_thresholds(session, customer_ids, ids, now)
-    rollup_late_reports(session, ids, now)
+    alerts = _record_thresholds(session, customer_ids, latest_report, now)
+    if earliest < utc_day_start(now.astimezone(UTC).date()):
+        rollup_late_reports(session, ids, now)
     session.execute(
         update(UsageReport)
         .where(UsageReport.id.in_(ids))
