@@ -20,15 +20,10 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from core.billing import entitlements, statuses
+from core.billing import entitlements, plan_items, statuses
 from core.billing.catalogue import find_promotion, price_for_plan, sellable_plan
 from core.billing.gateway import StripeGateway, StripeNotConfiguredError
-from core.billing.meters import (
-    is_metered,
-    overage_item,
-    overage_item_updates,
-    overage_price_for_plan,
-)
+from core.billing.meters import overage_price_for_plan
 from core.billing.repository import get_subscription
 from core.billing.statuses import SubscriptionStatus
 from core.billing.stripe_errors import refused_as
@@ -128,72 +123,6 @@ def _is_upgrade(previous: str, wanted: Plan) -> bool:
     return _PLAN_ORDER.index(wanted) > _PLAN_ORDER.index(previous_plan)
 
 
-def _flat_price_swap(sub: Obj, price_id: str) -> list[Obj]:
-    item = subscription_item(sub)
-    assert item is not None
-    if (item.get("price") or {}).get("id") == price_id:
-        return []
-    return [{"id": item["id"], "price": price_id}]
-
-
-def _downgrade(gateway: StripeGateway, sub: Obj, price_id: str, overage: str | None) -> Obj:
-    """One update, credited on the next invoice: the flat price swapped, and the overage item
-    made to match the new plan (swapped, added, or removed) in the same step, so no moment
-    bills overage at another plan's terms."""
-    items = [*_flat_price_swap(sub, price_id), *overage_item_updates(sub, overage)]
-    if not items:
-        return sub
-    params: Obj = {"items": items, "proration_behavior": "create_prorations"}
-    return gateway.update_subscription(str(sub["id"]), params)
-
-
-def _upgrade(
-    gateway: StripeGateway, sub: Obj, previous_plan: str, price_id: str, overage: str | None
-) -> Obj:
-    """Charged now, applied by Stripe only once that invoice is paid (`pending_if_incomplete`).
-
-    A pending update may only change the price or quantity of existing items (Stripe refuses
-    adding or deleting one in it), so the overage item moves in three steps:
-    1. a metered plan's subscription lacking its overage item (sold before the overage prices
-       existed) gets the *current* plan's item first, in an ordinary update (metered: nothing
-       to prorate);
-    2. the pending update swaps the flat price and the overage item's price together, so both
-       change at the moment the upgrade is paid, and neither if it never is;
-    3. once Stripe applied it (no `pending_update` left), what still differs from the new
-       plan is fixed in an ordinary update: the overage item removed for a plan that is not
-       metered (enterprise), or added for a metered plan coming from an unmetered one.
-    While the upgrade waits for payment the customer keeps the old plan and its overage item;
-    reconciliation finishes step 3 after the invoice is paid later.
-    """
-    stripe_id = str(sub["id"])
-    current_overage = (
-        overage_price_for_plan(gateway, Plan(previous_plan)) if is_metered(previous_plan) else None
-    )
-    if current_overage is not None and overage_item(sub) is None:
-        sub = gateway.update_subscription(
-            stripe_id, {"items": [{"price": current_overage}], "proration_behavior": "none"}
-        )
-    swap = _flat_price_swap(sub, price_id)
-    if overage is not None and overage_item(sub) is not None:
-        # Both an item: the overage item's price swap (never an add or a delete).
-        swap += overage_item_updates(sub, overage)
-    if swap:
-        sub = gateway.update_subscription(
-            stripe_id,
-            {
-                "items": swap,
-                "proration_behavior": "always_invoice",
-                "payment_behavior": "pending_if_incomplete",
-            },
-        )
-    if sub.get("pending_update"):
-        return sub
-    rest = overage_item_updates(sub, overage)
-    if rest:
-        sub = gateway.update_subscription(stripe_id, {"items": rest, "proration_behavior": "none"})
-    return sub
-
-
 def change_plan(
     session: Session,
     gateway: StripeGateway,
@@ -232,9 +161,9 @@ def change_plan(
                 stripe_id, {"discounts": [{"promotion_code": promotion["id"]}]}
             )
         if _is_upgrade(previous_plan, spec.plan):
-            sub = _upgrade(gateway, sub, previous_plan, price_id, overage_price_id)
+            sub = plan_items.upgrade(gateway, sub, previous_plan, price_id, overage_price_id)
         else:
-            sub = _downgrade(gateway, sub, price_id, overage_price_id)
+            sub = plan_items.downgrade(gateway, sub, price_id, overage_price_id)
         if sub.get("cancel_at_period_end") or sub.get("cancel_at"):
             # A plan change is also a wish to keep the subscription (a separate call: a pending
             # update takes no other parameters).

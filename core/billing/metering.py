@@ -37,7 +37,13 @@ from core.billing.gateway import (
     StripeRequestError,
     StripeUnavailableError,
 )
-from core.billing.meters import CUSTOMER_KEY, METERED_PLANS, VALUE_KEY, device_limit
+from core.billing.meters import (
+    CUSTOMER_KEY,
+    METERED_PLANS,
+    VALUE_KEY,
+    billable_devices,
+    device_limit,
+)
 from core.errors import DomainError, InvalidInputError
 from core.plans import Plan
 from core.settings import get_settings
@@ -103,7 +109,7 @@ class DayOverage:
 
     @property
     def overage(self) -> int:
-        return max(0, self.peak_devices - self.max_devices)
+        return billable_devices(Plan(self.plan), self.peak_devices)
 
 
 def day_overages(session: Session, day: date) -> list[DayOverage]:

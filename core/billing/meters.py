@@ -139,6 +139,21 @@ def overage_item_updates(sub: dict[str, Any], overage_price_id: str | None) -> l
     return []
 
 
+def fit_overage_item(
+    gateway: StripeGateway, sub: dict[str, Any], overage_price_id: str | None
+) -> dict[str, Any] | None:
+    """Make the subscription's overage item match `overage_price_id` (add, swap or remove it)
+    in an ordinary update, never a pending one (Stripe refuses adding or deleting items in a
+    pending update); Stripe's answer, or None when it already matched. Metered items carry no
+    quantity, so nothing is prorated."""
+    items = overage_item_updates(sub, overage_price_id)
+    if not items:
+        return None
+    return gateway.update_subscription(
+        str(sub["id"]), {"items": items, "proration_behavior": "none"}
+    )
+
+
 # -- set-up ---------------------------------------------------------------------------------
 
 
@@ -225,3 +240,10 @@ def setup_metering(gateway: StripeGateway, settings: Settings | None = None) -> 
 def device_limit(plan: Plan) -> int:
     """The device limit above which a metered plan's devices are billed as overage."""
     return PLANS[plan].features.max_devices
+
+
+def billable_devices(plan: Plan, devices: int) -> int:
+    """A day's billable device-days on a metered plan: its devices (each instance's peak of the
+    day, summed) above the plan's limit. The meter (`core.billing.metering`) and the usage
+    viewer's estimate (`core.billing.overage`) both count with this."""
+    return max(0, devices - device_limit(plan))

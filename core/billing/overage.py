@@ -16,7 +16,12 @@ from datetime import UTC, date, datetime, time
 
 from sqlalchemy.orm import Session
 
-from core.billing.meters import device_limit, overage_billed, overage_unit_cents
+from core.billing.meters import (
+    billable_devices,
+    device_limit,
+    overage_billed,
+    overage_unit_cents,
+)
 from core.plans import Plan
 from core.usage.history import window_history
 
@@ -34,7 +39,7 @@ def billable(plan: str | None, status: str | None, devices: int) -> int:
     """A day's billable device-days for `devices` (0 when overage is not billed)."""
     if not is_billed(plan, status):
         return 0
-    return max(0, devices - device_limit(Plan(str(plan))))
+    return billable_devices(Plan(str(plan)), devices)
 
 
 def window_overage(plan: str | None, status: str | None, devices_per_day: Iterable[int]) -> int:

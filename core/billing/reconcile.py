@@ -19,7 +19,7 @@ from core.billing import issues, statuses
 from core.billing.gateway import StripeGateway, StripeNotConfiguredError
 from core.billing.handlers import HANDLED_TYPES
 from core.billing.inbox import SOURCE_RECONCILIATION, store_event
-from core.billing.meters import overage_item_updates, overage_price_for_plan
+from core.billing.meters import fit_overage_item, overage_price_for_plan
 from core.billing.repository import get_subscription
 from core.billing.sync import (
     CONFLICT,
@@ -137,8 +137,7 @@ def repair_overage_item(gateway: StripeGateway, sub: Obj) -> Obj | None:
     above the limit went unbilled: the plan's item is added. An item of another plan's price is
     swapped, and one left on a plan that is not metered (an upgrade to enterprise paid after it
     had waited in a pending update) is removed. A subscription with a pending update is left
-    alone until it is paid or expires: its items are about to change. Metered items carry no
-    quantity, so nothing is prorated.
+    alone until it is paid or expires: its items are about to change.
     """
     if sub.get("status") not in statuses.METERED or sub.get("pending_update"):
         return None
@@ -151,9 +150,4 @@ def repair_overage_item(gateway: StripeGateway, sub: Obj) -> Obj | None:
     except StripeNotConfiguredError:
         # No overage prices set up yet (`billing stripe setup`): drift repair goes on without.
         return None
-    items = overage_item_updates(sub, wanted)
-    if not items:
-        return None
-    return gateway.update_subscription(
-        str(sub["id"]), {"items": items, "proration_behavior": "none"}
-    )
+    return fit_overage_item(gateway, sub, wanted)

@@ -40,6 +40,9 @@ NOT_ENTITLED = frozenset(
 )
 # The statuses of the free trial tier's row.
 TRIAL = frozenset({S.TRIALING, S.EXPIRED})
+# A trial may be started or switched to another plan only in these: a customer who pays, or whose
+# trial already ran out, does not get a fresh free period by asking again.
+TRIAL_STARTABLE = frozenset({S.TRIALING})
 # What a revoked license reports as its status: SEED-era instances stop on exactly "canceled".
 REVOKED_LICENSE_STATUS = S.CANCELED
 # A paid subscription in these has its device overage metered to Stripe (never a trial, whether

@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from core.billing import statuses
 from core.billing.repository import get_subscription as get_subscription  # re-exported
 from core.billing.statuses import SubscriptionStatus
 
@@ -23,10 +24,6 @@ from core.errors import ConflictError, InvalidInputError
 from core.plans import PlanSpec, UnknownPlanError, get_plan
 from core.settings import get_settings
 from models import Subscription, utcnow
-
-# Statuses in which a trial may be started or switched to another plan: a customer who pays, or
-# whose trial already ran out, does not get a fresh free period by asking again.
-_TRIAL_STARTABLE = frozenset({SubscriptionStatus.TRIALING})
 
 
 @dataclass(frozen=True)
@@ -71,7 +68,7 @@ def start_trial(session: Session, customer_id: str, plan: object) -> TrialResult
         session.add(subscription)
         session.flush()
         return TrialResult(subscription, changed=True)
-    if subscription.status not in _TRIAL_STARTABLE:
+    if subscription.status not in statuses.TRIAL_STARTABLE:
         raise ConflictError(
             f"customer {customer_id} cannot start a trial: its subscription is "
             f"{subscription.status} ({subscription.plan}); trials are for new customers",

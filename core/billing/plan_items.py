@@ -1,0 +1,88 @@
+"""What a plan change sends Stripe for a subscription's items, and in which order.
+
+A subscription to a metered plan carries two items: the plan's flat price and its metered overage
+price (`core.billing.meters`). A plan change moves both. An upgrade is a pending update
+(`payment_behavior=pending_if_incomplete`: Stripe applies it only once its invoice is paid), and a
+pending update may only change the price or quantity of existing items: Stripe refuses adding or
+deleting an item in it (docs.stripe.com/billing/subscriptions/pending-updates-reference). So the
+overage item is added or removed in ordinary updates around it, ordered so the customer never
+carries an overage item on a plan that does not meter it, nor lacks one on a plan that does.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from core.billing.gateway import StripeGateway
+from core.billing.meters import (
+    fit_overage_item,
+    is_metered,
+    overage_item,
+    overage_item_updates,
+    overage_price_for_plan,
+)
+from core.billing.sync import subscription_item
+from core.plans import Plan
+
+Obj = dict[str, Any]
+
+
+def _flat_price_swap(sub: Obj, price_id: str) -> list[Obj]:
+    item = subscription_item(sub)
+    assert item is not None
+    if (item.get("price") or {}).get("id") == price_id:
+        return []
+    return [{"id": item["id"], "price": price_id}]
+
+
+def downgrade(gateway: StripeGateway, sub: Obj, price_id: str, overage: str | None) -> Obj:
+    """One update, credited on the next invoice: the flat price swapped, and the overage item
+    made to match the new plan (swapped, added, or removed) in the same step, so no moment
+    bills overage at another plan's terms."""
+    items = [*_flat_price_swap(sub, price_id), *overage_item_updates(sub, overage)]
+    if not items:
+        return sub
+    params: Obj = {"items": items, "proration_behavior": "create_prorations"}
+    return gateway.update_subscription(str(sub["id"]), params)
+
+
+def upgrade(
+    gateway: StripeGateway, sub: Obj, previous_plan: str, price_id: str, overage: str | None
+) -> Obj:
+    """Charged now, applied by Stripe only once that invoice is paid (`pending_if_incomplete`).
+
+    A pending update may only change the price or quantity of existing items (Stripe refuses
+    adding or deleting one in it), so the overage item moves in three steps:
+    1. a metered plan's subscription lacking its overage item (sold before the overage prices
+       existed) gets the *current* plan's item first, in an ordinary update (metered: nothing
+       to prorate);
+    2. the pending update swaps the flat price and the overage item's price together, so both
+       change at the moment the upgrade is paid, and neither if it never is;
+    3. once Stripe applied it (no `pending_update` left), what still differs from the new
+       plan is fixed in an ordinary update: the overage item removed for a plan that is not
+       metered (enterprise), or added for a metered plan coming from an unmetered one.
+    While the upgrade waits for payment the customer keeps the old plan and its overage item;
+    reconciliation finishes step 3 after the invoice is paid later.
+    """
+    stripe_id = str(sub["id"])
+    current_overage = (
+        overage_price_for_plan(gateway, Plan(previous_plan)) if is_metered(previous_plan) else None
+    )
+    if current_overage is not None and overage_item(sub) is None:
+        sub = fit_overage_item(gateway, sub, current_overage) or sub
+    swap = _flat_price_swap(sub, price_id)
+    if overage is not None and overage_item(sub) is not None:
+        # Both an item: the overage item's price swap (never an add or a delete).
+        swap += overage_item_updates(sub, overage)
+    if swap:
+        sub = gateway.update_subscription(
+            stripe_id,
+            {
+                "items": swap,
+                "proration_behavior": "always_invoice",
+                "payment_behavior": "pending_if_incomplete",
+            },
+        )
+    if sub.get("pending_update"):
+        return sub
+    return fit_overage_item(gateway, sub, overage) or sub
