@@ -77,14 +77,18 @@ def list_events(
             f"{row.source:<14} | {(row.last_error or '')[:80]}"
             for row in rows
         ]
-    console.print(f"Found {len(lines)} event(s):")
-    console.print(EVENTS_RULE)
     header = f"{'Event':<30} | {'Type':<32} | {'Status':<9} | Attempts | {'Source':<14} | Error"
+    _table(f"Found {len(lines)} event(s):", header, lines, EVENTS_RULE)
+
+
+def _table(title: str, header: str, lines: list[str], rule: str) -> None:
+    console.print(title)
+    console.print(rule)
     console.print(header)
-    console.print(EVENTS_RULE)
+    console.print(rule)
     for line in lines:
         console.print(line, soft_wrap=True)
-    console.print(EVENTS_RULE)
+    console.print(rule)
 
 
 @app.command()
@@ -145,16 +149,11 @@ def meter_events(
             f"{events.state_of(row):<6} | {row.attempts:>8} | {(row.last_error or '')[:50]}"
             for row in rows
         ]
-    console.print(f"Found {len(lines)} meter event(s):")
-    console.print(METER_RULE)
-    console.print(
+    header = (
         f"{'Id':>6} | {'Customer':<22} | {'Day':<10} | {'Value':>6} | {'State':<6} | Attempts "
         "| Error"
     )
-    console.print(METER_RULE)
-    for line in lines:
-        console.print(line, soft_wrap=True)
-    console.print(METER_RULE)
+    _table(f"Found {len(lines)} meter event(s):", header, lines, METER_RULE)
     if failed and lines:
         console.print("💡 Fix the cause, then `billing stripe meter-retry --all` (or by id).")
 
