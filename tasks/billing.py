@@ -90,13 +90,16 @@ def sweep_events() -> dict[str, Any]:
     return {"found": len(event_ids), "enqueued": len(enqueued)}
 
 
-@celery_app.task(
-    name="tasks.billing.reconcile_events",
-    autoretry_for=(Exception,),
-    retry_backoff=30,
-    retry_backoff_max=300,
-    max_retries=3,
-)
+# The reconciliations run again soon by beat anyway: a few spaced retries ride out a short outage.
+RECONCILE_RETRIES: dict[str, Any] = {
+    "autoretry_for": (Exception,),
+    "retry_backoff": 30,
+    "retry_backoff_max": 300,
+    "max_retries": 3,
+}
+
+
+@celery_app.task(name="tasks.billing.reconcile_events", **RECONCILE_RETRIES)
 def reconcile_events(days: int | None = None) -> dict[str, Any]:
     """List Stripe's recent events and handle any the webhook never delivered."""
     if not stripe_configured():
@@ -111,13 +114,7 @@ def reconcile_events(days: int | None = None) -> dict[str, Any]:
     return {"stored": len(new_ids), "eventIds": new_ids}
 
 
-@celery_app.task(
-    name="tasks.billing.reconcile_subscriptions",
-    autoretry_for=(Exception,),
-    retry_backoff=30,
-    retry_backoff_max=300,
-    max_retries=3,
-)
+@celery_app.task(name="tasks.billing.reconcile_subscriptions", **RECONCILE_RETRIES)
 def reconcile_subscriptions(page_size: int = 200) -> dict[str, Any]:
     """Compare every known customer's live Stripe subscriptions with its row and repair drift.
 

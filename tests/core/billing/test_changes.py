@@ -3,19 +3,17 @@ cancellation says when access ends, and no Stripe call waits under the customer 
 
 from __future__ import annotations
 
-import threading
 from datetime import datetime
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, text
-from sqlalchemy.exc import OperationalError
 
 from core.billing import changes
 from core.billing.gateway import get_gateway
 from core.db import session_scope
 from core.errors import InvalidInputError
-from tests.conftest import TEST_DATABASE_URL, pg_scalar
+from tests.conftest import pg_scalar
+from tests.helpers.locks import run_while_stripe_is_slow
 from tests.stripe_fixtures import *  # noqa: F403
 from tests.stripe_fixtures import (
     handle_inline,
@@ -119,35 +117,14 @@ def test_a_promotion_code_is_applied_on_a_plan_change(stand_in):
 
 def test_no_stripe_call_is_made_while_the_customer_row_is_locked(stand_in):
     customer_id, sub_id = _paying(stand_in)
-    stand_in.set_delay(2.0, "/v1/subscriptions/")
-    outcome: dict[str, Any] = {}
 
-    def upgrade() -> None:
+    def upgrade() -> changes.SubscriptionChange:
         with session_scope() as session:
-            outcome["change"] = changes.change_plan(session, get_gateway(), sub_id, "professional")
+            return changes.change_plan(session, get_gateway(), sub_id, "professional")
 
-    worker = threading.Thread(target=upgrade)
-    worker.start()
-    try:
-        while stand_in.delayed_started == 0:
-            worker.join(0.02)
-        # While Stripe is answering, the customer row is free: another writer gets it at once.
-        engine = create_engine(TEST_DATABASE_URL)
-        try:
-            with engine.connect() as connection:
-                locked = connection.execute(
-                    text("SELECT 1 FROM customers WHERE customer_id = :id FOR UPDATE NOWAIT"),
-                    {"id": customer_id},
-                ).scalar()
-                assert locked == 1
-        except OperationalError as exc:  # pragma: no cover - the failure this test guards
-            pytest.fail(f"the customer row was locked during the Stripe call: {exc}")
-        finally:
-            engine.dispose()
-    finally:
-        worker.join(30)
-        stand_in.set_delay(0)
-    assert outcome["change"].plan == "professional"
+    change = run_while_stripe_is_slow(stand_in, "/v1/subscriptions/", customer_id, upgrade)
+
+    assert change.plan == "professional"
 
 
 def test_an_upgrade_is_granted_only_once_its_invoice_is_paid(stand_in):

@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 import pytest
 import stripe
-from sqlalchemy import create_engine, text
-from sqlalchemy.exc import OperationalError
 
 from core.billing import checkout as checkout_service
 from core.billing import issues
 from core.billing.gateway import get_gateway
 from core.db import session_scope
 from core.settings import get_settings
-from tests.conftest import TEST_DATABASE_URL, pg_scalar
+from tests.conftest import pg_scalar
+from tests.helpers.locks import run_while_stripe_is_slow
 from tests.stripe_fixtures import *  # noqa: F403
 from tests.stripe_fixtures import handle_inline, license_claims, new_customer, subscription_row
 
@@ -141,31 +139,10 @@ def test_stripe_refusing_the_plans_price_names_the_plan_field(stand_in, monkeypa
 
 def test_a_first_checkout_makes_no_stripe_call_while_the_customer_row_is_locked(stand_in):
     customer_id = new_customer()  # not known to Stripe yet: its Stripe customer is made now
-    stand_in.set_delay(2.0, "/v1/checkout/sessions")
-    outcome: dict[str, Any] = {}
 
-    def checkout() -> None:
-        outcome["result"] = _checkout(customer_id)
+    result = run_while_stripe_is_slow(
+        stand_in, "/v1/checkout/sessions", customer_id, lambda: _checkout(customer_id)
+    )
 
-    worker = threading.Thread(target=checkout)
-    worker.start()
-    try:
-        while stand_in.delayed_started == 0:
-            worker.join(0.02)
-        engine = create_engine(TEST_DATABASE_URL)
-        try:
-            with engine.connect() as connection:
-                locked = connection.execute(
-                    text("SELECT 1 FROM customers WHERE customer_id = :id FOR UPDATE NOWAIT"),
-                    {"id": customer_id},
-                ).scalar()
-                assert locked == 1
-        except OperationalError as exc:  # pragma: no cover - the failure this test guards
-            pytest.fail(f"the customer row was locked during the Stripe call: {exc}")
-        finally:
-            engine.dispose()
-    finally:
-        worker.join(30)
-        stand_in.set_delay(0)
     # The Stripe customer the session was made for is remembered once Stripe has answered.
-    assert outcome["result"].stripe_customer_id == _stripe_customer(customer_id)
+    assert result.stripe_customer_id == _stripe_customer(customer_id)

@@ -1,0 +1,44 @@
+"""Proving that no Stripe call waits while a customer row is locked."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.exc import OperationalError
+
+from tests.conftest import TEST_DATABASE_URL
+
+
+def run_while_stripe_is_slow(
+    stand_in: Any, path_prefix: str, customer_id: str, action: Callable[[], Any]
+) -> Any:
+    """Run `action` in a thread with Stripe answering `path_prefix` after 2 s; while that call
+    is in flight, another connection must get the customer row at once (FOR UPDATE NOWAIT).
+    Returns what `action` returned."""
+    stand_in.set_delay(2.0, path_prefix)
+    outcome: dict[str, Any] = {}
+    worker = threading.Thread(target=lambda: outcome.update(result=action()))
+    worker.start()
+    try:
+        while stand_in.delayed_started == 0:
+            worker.join(0.02)
+        engine = create_engine(TEST_DATABASE_URL)
+        try:
+            with engine.connect() as connection:
+                locked = connection.execute(
+                    text("SELECT 1 FROM customers WHERE customer_id = :id FOR UPDATE NOWAIT"),
+                    {"id": customer_id},
+                ).scalar()
+                assert locked == 1
+        except OperationalError as exc:  # pragma: no cover - the failure this guards
+            pytest.fail(f"the customer row was locked during the Stripe call: {exc}")
+        finally:
+            engine.dispose()
+    finally:
+        worker.join(30)
+        stand_in.set_delay(0)
+    return outcome["result"]
