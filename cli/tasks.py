@@ -84,3 +84,8 @@ def meter_usage(
         f"   {answer['recorded']} new meter event(s); {answer['sent']} sent to Stripe, "
         f"{answer['unsent']} not yet (sent again by the task's retry or the next run)"
     )
+    if answer.get("failedForGood"):
+        console.print(
+            f"⚠️  {answer['failedForGood']} refused by Stripe for good and no longer sent: "
+            "`billing stripe meter-events --failed`, then `billing stripe meter-retry`"
+        )

@@ -117,3 +117,21 @@ def test_an_operator_retries_a_failed_event_once_the_cause_is_fixed(
 def test_retry_names_what_to_retry(metered: StripeStandIn) -> None:  # noqa: F811
     refused = runner.invoke(app, ["stripe", "meter-retry"])
     assert refused.exit_code != 0 and "--all" in refused.output
+
+
+def test_the_metering_command_says_when_events_are_given_up_on(
+    metered: StripeStandIn,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("OVERAGE_EVENT_MAX_ATTEMPTS", "1")
+    get_settings.cache_clear()
+    try:
+        _deleted_in_stripe(metered, "once@example.com")
+        result = runner.invoke(
+            app, ["tasks", "run", "meter-usage", "--day", START.date().isoformat()]
+        )
+    finally:
+        get_settings.cache_clear()
+    assert result.exit_code == 0, result.output
+    assert "1 refused by Stripe for good and no longer sent" in result.output
+    assert "billing stripe meter-retry" in result.output
