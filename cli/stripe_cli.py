@@ -127,7 +127,7 @@ def replay(event_id: str = typer.Argument(..., help="The Stripe event id (evt_�
     console.print(RULE)
 
 
-METER_RULE = "─" * 118
+METER_RULE = "─" * 128
 
 
 @app.command("meter-events")
@@ -146,12 +146,13 @@ def meter_events(
         rows = events.recent_events(session, state=state, limit=limit)
         lines = [
             f"{row.id:>6} | {row.customer_id:<22} | {row.day.isoformat()} | {row.value:>6} | "
-            f"{events.state_of(row):<6} | {row.attempts:>8} | {(row.last_error or '')[:50]}"
+            f"{events.state_of(row):<6} | {row.attempts:>8} | {row.refusals:>7} | "
+            f"{(row.last_error or '')[:50]}"
             for row in rows
         ]
     header = (
         f"{'Id':>6} | {'Customer':<22} | {'Day':<10} | {'Value':>6} | {'State':<6} | Attempts "
-        "| Error"
+        "| Refused | Error"
     )
     _table(f"Found {len(lines)} meter event(s):", header, lines, METER_RULE)
     if failed and lines:

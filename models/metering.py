@@ -40,8 +40,10 @@ class OverageMeterEvent(Base):
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
-    # Set when Stripe refused the event for good OVERAGE_EVENT_MAX_ATTEMPTS times: no longer sent
-    # by the metering runs until an operator retries it (`billing stripe meter-retry`).
+    # Attempts Stripe refused for good (a 400 other than "already exists"); Stripe being down
+    # counts in `attempts` only. At OVERAGE_EVENT_MAX_ATTEMPTS refusals `failed_at` is set: no
+    # longer sent by the metering runs until an operator retries it (`billing stripe meter-retry`).
+    refusals: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     failed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # Stripe's answer: the meter event it stored (or its refusal of a duplicate identifier).
     stripe_response: Mapped[dict[str, Any] | None] = mapped_column(JSON)

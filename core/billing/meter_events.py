@@ -77,7 +77,7 @@ def retry_failed(session: Session, event_ids: Sequence[int] | None = None) -> li
         stmt = stmt.where(OverageMeterEvent.id.in_(list(event_ids)))
     stmt = stmt.values(
         failed_at=None,
-        attempts=0,
+        refusals=0,
         stripe_customer_id=func.coalesce(current, OverageMeterEvent.stripe_customer_id),
     ).returning(OverageMeterEvent.id)
     return sorted(session.scalars(stmt))

@@ -188,6 +188,7 @@ def record_day(session: Session, day: date) -> DayRecord:
                 "identifier": identifier_for(owed.customer_id, day, sequence),
                 "created_at": utcnow(),
                 "attempts": 0,
+                "refusals": 0,
             }
         )
     written = 0
@@ -285,8 +286,10 @@ def record_outcome(session: Session, outcome: SendOutcome) -> bool:
         row.failed_at = None
     else:
         row.last_error = outcome.error
-        if not outcome.retryable and row.attempts >= get_settings().overage_event_max_attempts:
-            row.failed_at = utcnow()
-            failed_for_good = True
+        if not outcome.retryable:
+            row.refusals += 1
+            if row.refusals >= get_settings().overage_event_max_attempts:
+                row.failed_at = utcnow()
+                failed_for_good = True
     session.flush()
     return failed_for_good

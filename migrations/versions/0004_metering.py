@@ -34,7 +34,8 @@ def upgrade() -> None:
         sa.Column("attempts", sa.Integer(), nullable=False),
         sa.Column("last_error", sa.Text(), nullable=True),
         sa.Column("stripe_response", sa.JSON(), nullable=True),
-        # Since 0006_billing_followups (which adds it where this revision ran without it).
+        # Since 0006_billing_followups (which adds them where this revision ran without them).
+        sa.Column("refusals", sa.Integer(), server_default="0", nullable=False),
         sa.Column("failed_at", models.base.UTCDateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(
             ["customer_id"],

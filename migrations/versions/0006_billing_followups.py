@@ -1,12 +1,12 @@
-"""billing follow-ups: meter events Stripe refused for good are marked failed (failed_at)
+"""billing follow-ups: meter events Stripe refused for good are counted and marked failed
 
 Revision ID: 0006_billing_followups
 Revises: 0001
 
-The column belongs to overage_meter_events, which 0004_metering (another branch from 0001)
-creates, with this column since this revision. Branches from 0001 run in no fixed order, so this
-revision only adds the column to a table made by an earlier 0004 that lacked it; on a database
-where 0004 has not run yet, 0004 makes the table with it.
+The columns (refusals, failed_at) belong to overage_meter_events, which 0004_metering (another
+branch from 0001) creates, with these columns since this revision. Branches from 0001 run in no
+fixed order, so this revision only adds them to a table made by an earlier 0004 that lacked them;
+on a database where 0004 has not run yet, 0004 makes the table with them.
 """
 
 from collections.abc import Sequence
@@ -33,15 +33,20 @@ def _columns() -> set[str] | None:
 
 def upgrade() -> None:
     columns = _columns()
-    if columns is None or "failed_at" in columns:
+    if columns is None or {"refusals", "failed_at"} <= columns:
         return
     with op.batch_alter_table(TABLE) as batch:
-        batch.add_column(
-            sa.Column("failed_at", models.base.UTCDateTime(timezone=True), nullable=True)
-        )
+        if "refusals" not in columns:
+            batch.add_column(
+                sa.Column("refusals", sa.Integer(), server_default="0", nullable=False)
+            )
+        if "failed_at" not in columns:
+            batch.add_column(
+                sa.Column("failed_at", models.base.UTCDateTime(timezone=True), nullable=True)
+            )
 
 
 def downgrade() -> None:
-    # The column stays: 0004_metering's table has it, and dropping it here would leave that
-    # table unlike its own revision (it is nullable and unused by older code).
+    # The columns stay: 0004_metering's table has them, and dropping them here would leave that
+    # table unlike its own revision (older code never reads or writes them).
     pass

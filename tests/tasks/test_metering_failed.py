@@ -36,6 +36,7 @@ runner = CliRunner()
 @pytest.fixture
 def two_attempts(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
     monkeypatch.setenv("OVERAGE_EVENT_MAX_ATTEMPTS", "2")
+    monkeypatch.setenv("STRIPE_EVENT_MAX_RETRIES", "1")
     get_settings.cache_clear()
     yield
     get_settings.cache_clear()
@@ -55,16 +56,24 @@ def test_a_refused_event_is_tried_a_bounded_number_of_runs_then_failed(
     admin_headers,
 ) -> None:
     customer_id, _ = _deleted_in_stripe(metered, "gone@example.com")
+    # Stripe down first: those attempts never count towards giving up.
+    metered.set_down(True)
+    down = run()
+    metered.set_down(False)
+    assert (down["failed"], down["failedForGood"]) == (1, 0)
+    (row,) = rows(customer_id)
+    assert row.attempts == 2 and row.refusals == 0  # the run and its one retry
 
     first = run()
     assert (first["failed"], first["failedForGood"]) == (1, 0)
     (row,) = rows(customer_id)
-    assert row.attempts == 1 and row.failed_at is None and "No such customer" in row.last_error
+    assert row.refusals == 1 and row.failed_at is None and "No such customer" in row.last_error
 
     second = run()
     assert (second["failed"], second["failedForGood"]) == (1, 1)
     (row,) = rows(customer_id)
-    assert row.attempts == 2 and row.failed_at is not None and row.sent_at is None
+    assert row.refusals == 2 and row.failed_at is not None and row.sent_at is None
+    assert row.attempts == 4
 
     # Given up on: later runs no longer send it.
     posts = meter_event_posts(metered)
