@@ -1,7 +1,7 @@
 """usage: counts that fit their columns, quarantined reports, exact daily sums, rollup days
 
 Revision ID: 0003_usage
-Revises: 0001
+Revises: 0002_billing
 """
 
 from collections.abc import Sequence
@@ -12,7 +12,7 @@ from alembic import op
 import models.base
 
 revision: str = "0003_usage"
-down_revision: str | None = "0001"
+down_revision: str | None = "0002_billing"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,7 +1,7 @@
 """overage meter events: device overage sent to Stripe Billing Meters
 
 Revision ID: 0004_metering
-Revises: 0001
+Revises: 0003_usage
 """
 
 from collections.abc import Sequence
@@ -12,7 +12,7 @@ from alembic import op
 import models.base
 
 revision: str = "0004_metering"
-down_revision: str | None = "0001"
+down_revision: str | None = "0003_usage"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
@@ -34,7 +34,6 @@ def upgrade() -> None:
         sa.Column("attempts", sa.Integer(), nullable=False),
         sa.Column("last_error", sa.Text(), nullable=True),
         sa.Column("stripe_response", sa.JSON(), nullable=True),
-        # Since 0006_billing_followups (which adds them where this revision ran without them).
         sa.Column("refusals", sa.Integer(), server_default="0", nullable=False),
         sa.Column("failed_at", models.base.UTCDateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(
