@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.responses import JSONResponse
+from pydantic import BeforeValidator
 
 from api.deps import BearerCredentials, DbSession, bearer_token
-from api.schemas import CamelModel, CustomerIdPath, error_responses
+from api.schemas import CamelModel, CustomerIdPath, OrUnlimited, error_responses, wire_model
 from core.api_keys import KEY_PREFIX, authenticate_api_key
 from core.batching import Coalescer, MicroBatcher
-from core.billing.overage import OverageEstimate
 from core.errors import DomainError, PermissionDeniedError
 from core.group_transactions import GroupTransactions
 from core.licensing.instance_auth import (
@@ -26,14 +27,46 @@ from core.licensing.instance_auth import (
 from core.settings import get_settings
 from core.usage.ingest import ReceivedReport, ReportToStore, receive_reports
 from core.usage.parsing import idempotency_key_for, parse_report_body
-from core.usage.queries import DEFAULT_DAYS, MAX_DAYS, CustomerUsage, customer_usage
+from core.usage.queries import (
+    DEFAULT_DAYS,
+    MAX_DAYS,
+    CustomerInfo,
+    CustomerUsage,
+    DayPoint,
+    ReportRow,
+    UsageSummary,
+    customer_usage,
+)
 from models import utcnow
+
+
+def settle_heap() -> None:
+    """Keep the garbage collector's pauses out of the ingress's latency (once per process).
+
+    What start-up made (routes, models, compiled statements, the settings) lives as long as the
+    process; a full collection walked all of it every time, and those pauses were the ingress's
+    p99 (103 -> 26 ms in bench/ingress.py). Frozen, they are never scanned again; a larger
+    first-generation threshold then collects request garbage in fewer, equally short passes
+    (p99 21 ms, and 0.87 -> 0.47 ms of CPU per report). Reference counting frees almost all of
+    it anyway; the collector is only for cycles.
+    """
+    global _heap_settled
+    if _heap_settled:  # a process that builds several apps (the tests) freezes only once
+        return
+    _heap_settled = True
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(10_000, 20, 20)
+
+
+_heap_settled = False
 
 
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     # Start-up of each API process (merged into the app's lifespan by include_router).
     ingress = app.state.report_ingress = build_report_ingress()
+    settle_heap()
     yield
     # Shutdown: the groups in flight are committed and their ids published before we go.
     await ingress.aclose()
@@ -184,51 +217,31 @@ async def report_usage(request: Request) -> JSONResponse:
 # The usage viewer
 
 
-class CustomerBlock(CamelModel):
-    customer_id: str
-    email: str
-    name: str | None
-    company_name: str | None
+# The viewer's blocks are the service's results (core/usage/queries.py) on the wire.
+CustomerBlock = wire_model(
+    CustomerInfo, "CustomerBlock", only=("customer_id", "email", "name", "company_name")
+)
+ReportOut = wire_model(ReportRow, "ReportOut")
+# Percent of the device limit in use (utilization) is null when the plan is unlimited.
+SummaryOut = wire_model(UsageSummary, "SummaryOut", limit=OrUnlimited, remaining=OrUnlimited)
+DayOut = wire_model(DayPoint, "DayOut")
 
 
 class SubscriptionBlock(CamelModel):
     plan: str | None
     status: str | None
-    device_limit: int | Literal["unlimited"]
+    device_limit: OrUnlimited
     renewal_date: datetime | None
-
-
-class ReportOut(CamelModel):
-    report_id: int
-    reported_at: datetime
-    instance_id: str
-    active_devices: int
-    total_devices: int
-    utilization: float | None
-
-
-class SummaryOut(CamelModel):
-    total_reports: int
-    avg_active: float | None
-    peak_active: int | None
-    current_active: int
-    current_total: int
-    instances: int
-    limit: int | Literal["unlimited"]
-    remaining: int | Literal["unlimited"]
-    # Percent of the device limit in use; null when the plan is unlimited.
-    utilization: float | None
-    warning: str | None
-
-
-class DayOut(CamelModel):
-    day: date
-    active_devices: int
 
 
 class OverageDayOut(CamelModel):
     day: date
     billable_device_days: int
+
+
+def _overage_days(daily: list[tuple[date, int]]) -> list[dict[str, Any]]:
+    # The estimate gives (day, billable device-days) pairs.
+    return [{"day": day, "billable_device_days": n} for day, n in daily]
 
 
 class OverageOut(CamelModel):
@@ -240,67 +253,36 @@ class OverageOut(CamelModel):
     period_start: date | None
     period_device_days: int
     estimated_charge_cents: int
-    daily: list[OverageDayOut]
+    daily: Annotated[list[OverageDayOut], BeforeValidator(_overage_days)]
 
 
 class UsageOut(CamelModel):
-    customer: CustomerBlock
+    customer: CustomerBlock  # type: ignore[valid-type]
     subscription: SubscriptionBlock
     days: int
     since: datetime
-    reports: list[ReportOut]
-    summary: SummaryOut
-    daily: list[DayOut]
+    reports: list[ReportOut]  # type: ignore[valid-type]
+    summary: SummaryOut  # type: ignore[valid-type]
+    daily: list[DayOut]  # type: ignore[valid-type]
     overage: OverageOut | None = None
 
 
-def _or_unlimited(value: int | None) -> int | Literal["unlimited"]:
-    return "unlimited" if value is None else value
-
-
 def usage_out(usage: CustomerUsage) -> UsageOut:
-    info, summary = usage.customer, usage.summary
+    info = usage.customer
     return UsageOut(
-        customer=CustomerBlock(
-            customer_id=info.customer_id,
-            email=info.email,
-            name=info.name,
-            company_name=info.company_name,
-        ),
+        customer=CustomerBlock.model_validate(info),
         subscription=SubscriptionBlock(
             plan=info.plan,
             status=info.status,
-            device_limit=_or_unlimited(summary.limit),
+            device_limit=usage.summary.limit,
             renewal_date=info.renewal_date,
         ),
         days=usage.days,
         since=usage.since,
         reports=[ReportOut.model_validate(row) for row in usage.reports],
-        summary=SummaryOut(
-            total_reports=summary.total_reports,
-            avg_active=summary.avg_active,
-            peak_active=summary.peak_active,
-            current_active=summary.current_active,
-            current_total=summary.current_total,
-            instances=summary.instances,
-            limit=_or_unlimited(summary.limit),
-            remaining=_or_unlimited(summary.remaining),
-            utilization=summary.utilization,
-            warning=summary.warning,
-        ),
+        summary=SummaryOut.model_validate(usage.summary),
         daily=[DayOut.model_validate(point) for point in usage.daily],
-        overage=None if usage.overage is None else _overage_out(usage.overage),
-    )
-
-
-def _overage_out(overage: OverageEstimate) -> OverageOut:
-    return OverageOut(
-        billed=overage.billed,
-        unit_price_cents=overage.unit_price_cents,
-        period_start=overage.period_start,
-        period_device_days=overage.period_device_days,
-        estimated_charge_cents=overage.estimated_charge_cents,
-        daily=[OverageDayOut(day=day, billable_device_days=n) for day, n in overage.daily],
+        overage=None if usage.overage is None else OverageOut.model_validate(usage.overage),
     )
 
 
