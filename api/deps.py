@@ -10,7 +10,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
 from core.api_keys import authenticate_api_key
-from core.db import new_session
+from core.db import session_scope
 from core.errors import AuthenticationError
 from models import ApiKey
 
@@ -24,15 +24,8 @@ def get_db() -> Iterator[Session]:
     the response is sent, so a 2xx always means committed. A lost database connection becomes a
     503 in api/errors.py, for every route alike.
     """
-    session = new_session()
-    try:
+    with session_scope() as session:
         yield session
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
-    finally:
-        session.close()
 
 
 DbSession = Annotated[Session, Depends(get_db, scope="function")]

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Generic, TypeVar
+import dataclasses
+from typing import Annotated, Any, Generic, Literal, TypeVar, get_type_hints
 
 from fastapi import Path
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, BeforeValidator, ConfigDict, create_model
 from pydantic.alias_generators import to_camel
 
 # Ids this service and Stripe hand out are letters, digits, "_" and "-". Checking the shape at the
@@ -27,6 +28,31 @@ SubscriptionIdPath = Annotated[
 
 class CamelModel(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, from_attributes=True)
+
+
+def _none_is_unlimited(value: Any) -> Any:
+    return "unlimited" if value is None else value
+
+
+# A limit the service gives as None (no limit) reads "unlimited" on the wire.
+OrUnlimited = Annotated[int | Literal["unlimited"], BeforeValidator(_none_is_unlimited)]
+
+
+def wire_model(
+    result: type[Any],
+    name: str,
+    *,
+    exclude: frozenset[str] = frozenset(),
+    only: tuple[str, ...] | None = None,
+    **types: Any,
+) -> type[CamelModel]:
+    """The camelCase response model of a service's result dataclass, so its fields are written
+    once, in the service: every field (or `only` these) less `exclude`, with `types` replacing
+    a field's type where the wire says it differently. Built with `model_validate(result)`."""
+    hints = get_type_hints(result)
+    names = only or tuple(f.name for f in dataclasses.fields(result) if f.name not in exclude)
+    fields: dict[str, Any] = {field: (types.get(field, hints[field]), ...) for field in names}
+    return create_model(name, __base__=CamelModel, __module__=__name__, **fields)
 
 
 T = TypeVar("T")

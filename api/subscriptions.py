@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query
 from pydantic import Field
 
 from api.deps import AdminKey, DbSession
-from api.schemas import ID_PATTERN, CamelModel, SubscriptionIdPath, error_responses
+from api.schemas import ID_PATTERN, CamelModel, SubscriptionIdPath, error_responses, wire_model
 from core.billing import changes, issues
 from core.billing import checkout as checkout_service
 from core.billing import trials as subscription_service
@@ -81,20 +81,10 @@ class CancelIn(CamelModel):
     immediately: bool = False
 
 
-class SubscriptionChangeOut(CamelModel):
-    customer_id: str
-    subscription_id: str
-    previous_plan: str
-    plan: str
-    status: str
-    cancel_at_period_end: bool
-    current_period_ends_at: datetime | None
-    canceled_at: datetime | None
-    # When access to the paid plan ends (null while it renews).
-    access_ends_at: datetime | None
-    # An upgrade whose invoice is not paid yet: the bigger plan is granted once it is.
-    pending_payment: bool
-    license_reissued: bool
+# The service's result on the wire, less what is for the CLI (`changed`, `notes`).
+SubscriptionChangeOut = wire_model(
+    changes.SubscriptionChange, "SubscriptionChangeOut", exclude=frozenset({"changed", "notes"})
+)
 
 
 class PortalIn(CamelModel):
@@ -138,10 +128,11 @@ def create_checkout(body: CreateCheckoutIn, _: AdminKey, session: DbSession) -> 
     "/{subscription_id}/upgrade",
     summary="Change the plan: upgrades charged now and granted when paid, downgrades credited "
     "(admin; Stripe subscription id, or customer id: a checkout if nothing bills them yet)",
+    response_model=SubscriptionChangeOut | CheckoutOut,
 )
 def upgrade(
     subscription_id: SubscriptionIdPath, body: UpgradeIn, _: AdminKey, session: DbSession
-) -> SubscriptionChangeOut | CheckoutOut:
+) -> CamelModel:
     if subscription_id.startswith("cust_"):
         result = checkout_service.subscribe(
             session,
@@ -163,13 +154,14 @@ def upgrade(
     "/{subscription_id}/cancel",
     summary="Cancel at the end of the paid period, or now with immediately (a final invoice "
     "settles prorations and credits unused time) (admin)",
+    response_model=SubscriptionChangeOut,
 )
 def cancel(
     subscription_id: SubscriptionIdPath,
     _: AdminKey,
     session: DbSession,
     body: CancelIn | None = None,
-) -> SubscriptionChangeOut:
+) -> CamelModel:
     change = changes.cancel_subscription(
         session, get_gateway(), subscription_id, immediately=bool(body and body.immediately)
     )

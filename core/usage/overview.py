@@ -12,15 +12,20 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.billing.overage import window_overage
 from core.usage.history import window_history
 from core.usage.limits import device_limit, utilisation_percent, warning_for
-from core.usage.queries import DEFAULT_DAYS, check_days, window_days, window_start
+from core.usage.queries import (
+    DEFAULT_DAYS,
+    check_days,
+    customers_with_plan,
+    window_days,
+    window_start,
+)
 from core.usage.snapshots import current_devices
-from models import Customer, Subscription, utcnow
+from models import Customer, utcnow
 
 
 class CustomerOverview(NamedTuple):
@@ -48,18 +53,7 @@ def _customers_with_current(session: Session, now: datetime) -> Any:
     """Every customer with its plan and current devices (summed over its instances' snapshots)."""
     current = current_devices(None, now=now)
     stmt = (
-        select(
-            Customer.customer_id,
-            Customer.email,
-            Customer.name,
-            Customer.company_name,
-            Customer.plan_overrides,
-            Subscription.plan,
-            Subscription.status,
-            current.c.active,
-            current.c.total,
-        )
-        .outerjoin(Subscription, Subscription.customer_id == Customer.customer_id)
+        customers_with_plan(current.c.active, current.c.total)
         .outerjoin(current, current.c.customer_id == Customer.customer_id)
         .order_by(Customer.id)
     )

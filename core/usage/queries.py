@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from core.billing.overage import OverageEstimate
@@ -126,21 +126,26 @@ def build_summary(
     )
 
 
+def customers_with_plan(*columns: Any) -> Select[Any]:
+    """Customers with their plan and what sets their device limit, plus `columns`; a customer
+    without a subscription has plan and status None. The viewer's and the overview's base."""
+    return select(
+        Customer.customer_id,
+        Customer.email,
+        Customer.name,
+        Customer.company_name,
+        Customer.plan_overrides,
+        Subscription.plan,
+        Subscription.status,
+        *columns,
+    ).outerjoin(Subscription, Subscription.customer_id == Customer.customer_id)
+
+
 def _customer(session: Session, customer_id: str) -> CustomerInfo:
     row = session.execute(
-        select(
-            Customer.customer_id,
-            Customer.email,
-            Customer.name,
-            Customer.company_name,
-            Customer.plan_overrides,
-            Subscription.plan,
-            Subscription.status,
-            Subscription.trial_ends_at,
-            Subscription.current_period_ends_at,
+        customers_with_plan(Subscription.trial_ends_at, Subscription.current_period_ends_at).where(
+            Customer.customer_id == customer_id
         )
-        .outerjoin(Subscription, Subscription.customer_id == Customer.customer_id)
-        .where(Customer.customer_id == customer_id)
     ).first()
     if row is None:
         raise NotFoundError(f"no customer {customer_id!r}", field="customerId")
