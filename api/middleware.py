@@ -61,16 +61,30 @@ def _header(scope: Scope, name: bytes) -> bytes | None:
     return None
 
 
-class RequestContextMiddleware:
-    """Gives each request an id (echoed in X-Request-ID), counts it and logs it once."""
+class _HttpMiddleware:
+    """Acts on HTTP requests (`handle`); anything else, or what `passes_through`, goes straight
+    on to the app."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or self.passes_through(scope):
             await self.app(scope, receive, send)
             return
+        await self.handle(scope, receive, send)
+
+    def passes_through(self, scope: Scope) -> bool:
+        return False
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        raise NotImplementedError
+
+
+class RequestContextMiddleware(_HttpMiddleware):
+    """Gives each request an id (echoed in X-Request-ID), counts it and logs it once."""
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         incoming = (_header(scope, REQUEST_ID_HEADER) or b"").decode("latin-1")
         request_id = incoming if SAFE_REQUEST_ID.match(incoming) else uuid.uuid4().hex
         token = request_id_var.set(request_id)
@@ -108,16 +122,10 @@ class RequestContextMiddleware:
             request_id_var.reset(token)
 
 
-class BodySizeLimitMiddleware:
+class BodySizeLimitMiddleware(_HttpMiddleware):
     """Refuses bodies over the limit with 413, whether or not they declare a length."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         limit = get_settings().max_request_body_bytes
         declared = _header(scope, b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
@@ -156,7 +164,7 @@ def _too_large(limit: int) -> dict:
     return error_body("payload_too_large", f"request body is larger than {limit} bytes", "body")
 
 
-class RateLimitMiddleware:
+class RateLimitMiddleware(_HttpMiddleware):
     """429 with Retry-After, counted per client address (behind a proxy: FORWARDED_ALLOW_IPS):
 
     - requests without credentials, or to routes that take none: per client address;
@@ -165,13 +173,10 @@ class RateLimitMiddleware:
     - usage reports: per license and instance.
     """
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
+    def passes_through(self, scope: Scope) -> bool:
+        return bool(scope["path"].startswith(NEVER_LIMITED_PREFIXES))
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"].startswith(NEVER_LIMITED_PREFIXES):
-            await self.app(scope, receive, send)
-            return
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         settings = get_settings()
         window = settings.rate_limit_window_seconds
         client = _client_address(scope)
