@@ -1,11 +1,13 @@
-"""Engine and session handling: one engine per process and database URL."""
+"""Engine and session handling: one engine per process and database URL; rows to records."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
+from typing import Any, TypeVar
 
 from sqlalchemy import Engine, create_engine, event, make_url
 from sqlalchemy.exc import ArgumentError
@@ -113,3 +115,13 @@ def session_scope() -> Iterator[Session]:
         raise
     finally:
         session.close()
+
+
+Record = TypeVar("Record")
+
+
+def record_from(record_type: type[Record], row: Any, **values: Any) -> Record:
+    """A result dataclass filled from the same-named attributes of `row` (an ORM object, a
+    result row or another record), with `values` for the fields the row does not say."""
+    copied = (f.name for f in dataclasses.fields(record_type) if f.name not in values)  # type: ignore[arg-type]
+    return record_type(**{name: getattr(row, name) for name in copied}, **values)

@@ -29,6 +29,7 @@ from core.billing.statuses import SubscriptionStatus
 from core.billing.stripe_errors import refused_as
 from core.billing.sync import apply_subscription, subscription_item
 from core.customers.service import get_customer, get_for_update
+from core.db import record_from
 from core.errors import ConflictError, NotFoundError
 from core.licensing.service import reissue_license
 from core.plans import Plan
@@ -101,15 +102,12 @@ def _apply(
     outcome = apply_subscription(session, customer, sub, reason=reason, read_at=read_at)
     row = get_subscription(session, customer_id)
     assert row is not None
-    return SubscriptionChange(
-        customer_id=customer_id,
+    # Plan, status and dates as the row now says them.
+    return record_from(
+        SubscriptionChange,
+        row,
         subscription_id=str(sub["id"]),
         previous_plan=previous_plan,
-        plan=row.plan,
-        status=row.status,
-        cancel_at_period_end=row.cancel_at_period_end,
-        current_period_ends_at=row.current_period_ends_at,
-        canceled_at=row.canceled_at,
         access_ends_at=access_ends_at(row),
         pending_payment=bool(sub.get("pending_update")),
         changed=outcome.changed,
@@ -238,17 +236,12 @@ def deactivate_customer(
         live = row.status not in statuses.ENDED
         if not immediately and live:
             change = cancel_subscription(session, gateway, stripe_id)
-            return Deactivation(
-                customer_id=customer_id,
+            return record_from(
+                Deactivation,
+                change,
                 subscription_id=stripe_id,
-                previous_plan=change.previous_plan,
-                plan=change.plan,
-                status=change.status,
-                canceled_at=change.canceled_at,
-                access_ends_at=change.access_ends_at,
                 at_period_end=change.status not in statuses.ENDED,
                 stripe_canceled=False,
-                license_reissued=change.license_reissued,
             )
         sub = gateway.retrieve_subscription(stripe_id)
         stripe_canceled = sub.get("status") not in statuses.STRIPE_ENDED
@@ -283,13 +276,11 @@ def _back_to_trial(session: Session, customer_id: str, *, stripe_canceled: bool)
     row.cancel_at_period_end = False
     session.flush()
     license_row = reissue_license(session, customer_id, reason="deactivated: back to trial tier")
-    return Deactivation(
-        customer_id=customer_id,
+    return record_from(
+        Deactivation,
+        row,
         subscription_id=row.stripe_subscription_id,
         previous_plan=previous_plan,
-        plan=row.plan,
-        status=row.status,
-        canceled_at=row.canceled_at,
         access_ends_at=now if ended_paid_plan else None,
         at_period_end=False,
         stripe_canceled=stripe_canceled,

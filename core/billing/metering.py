@@ -44,6 +44,7 @@ from core.billing.meters import (
     billable_devices,
     device_limit,
 )
+from core.db import record_from
 from core.errors import DomainError, InvalidInputError
 from core.plans import Plan
 from core.settings import get_settings
@@ -227,18 +228,7 @@ def unsent_events(session: Session, *, limit: int = 500) -> list[PendingEvent]:
         .order_by(OverageMeterEvent.day, OverageMeterEvent.id)
         .limit(limit)
     ).all()
-    return [
-        PendingEvent(
-            id=row.id,
-            customer_id=row.customer_id,
-            day=row.day,
-            value=row.value,
-            identifier=row.identifier,
-            event_name=row.event_name,
-            stripe_customer_id=row.stripe_customer_id,
-        )
-        for row in rows
-    ]
+    return [record_from(PendingEvent, row) for row in rows]
 
 
 @dataclass(frozen=True, slots=True)

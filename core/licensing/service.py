@@ -10,6 +10,7 @@ issue the same change. Revocation is in `revocation.py`.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -102,16 +103,11 @@ def _store(
     # A license issued while the customer is revoked says so, and is itself revoked: it never
     # authenticates, not even after a reinstatement.
     revoked_at = issued.issued_at if content.revoked else None
+    # Stored as issued: token, claims, jti, kid, fingerprint and times.
     row = License(
-        jti=issued.jti,
+        **{f.name: getattr(issued, f.name) for f in dataclasses.fields(issued)},
         customer_id=content.customer_id,
         plan=content.plan.value,
-        kid=issued.kid,
-        claims=issued.claims,
-        token=issued.token,
-        fingerprint=issued.fingerprint,
-        issued_at=issued.issued_at,
-        expires_at=issued.expires_at,
         revoked_at=revoked_at,
         revoked_reason=(content.revoked_reason or "revoked") if content.revoked else None,
     )

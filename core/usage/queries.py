@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from core.billing.overage import OverageEstimate
 from core.billing.overage import estimate as estimate_overage
 from core.billing.statuses import SubscriptionStatus
+from core.db import record_from
 from core.errors import InvalidInputError, NotFoundError
 from core.usage.history import DayFigures, window_history
 from core.usage.limits import device_limit, utilisation_percent, warning_for
@@ -149,17 +150,11 @@ def _customer(session: Session, customer_id: str) -> CustomerInfo:
     ).first()
     if row is None:
         raise NotFoundError(f"no customer {customer_id!r}", field="customerId")
-    return CustomerInfo(
-        customer_id=row.customer_id,
-        email=row.email,
-        name=row.name,
-        company_name=row.company_name,
-        plan=row.plan,
-        status=row.status,
-        renewal_date=row.trial_ends_at
-        if row.status == SubscriptionStatus.TRIALING
-        else row.current_period_ends_at,
-        plan_overrides=row.plan_overrides,
+    trialing = row.status == SubscriptionStatus.TRIALING
+    return record_from(
+        CustomerInfo,
+        row,
+        renewal_date=row.trial_ends_at if trialing else row.current_period_ends_at,
     )
 
 
@@ -181,7 +176,7 @@ def _reports(
 ) -> list[ReportRow]:
     stmt = (
         select(
-            UsageReport.id,
+            UsageReport.id.label("report_id"),
             UsageReport.reported_at,
             UsageReport.instance_id,
             UsageReport.active_devices,
@@ -192,13 +187,8 @@ def _reports(
         .limit(limit)
     )
     return [
-        ReportRow(
-            report_id=row.id,
-            reported_at=row.reported_at,
-            instance_id=row.instance_id,
-            active_devices=row.active_devices,
-            total_devices=row.total_devices,
-            utilization=utilisation_percent(row.active_devices, device_limit_),
+        record_from(
+            ReportRow, row, utilization=utilisation_percent(row.active_devices, device_limit_)
         )
         for row in session.execute(stmt)
     ]
