@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from sqlalchemy import Engine, create_engine, event, make_url
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -125,3 +126,14 @@ def record_from(record_type: type[Record], row: Any, **values: Any) -> Record:
     result row or another record), with `values` for the fields the row does not say."""
     copied = (f.name for f in dataclasses.fields(record_type) if f.name not in values)  # type: ignore[arg-type]
     return record_type(**{name: getattr(row, name) for name in copied}, **values)
+
+
+def insert_for(dialect: str):  # type: ignore[no-untyped-def]
+    """The dialect's INSERT (PostgreSQL's or SQLite's), which has on_conflict_do_nothing and
+    on_conflict_do_update."""
+    return postgresql.insert if dialect == "postgresql" else sqlite.insert
+
+
+def dialect_insert(session: Session):  # type: ignore[no-untyped-def]
+    """`insert_for` the database `session` is bound to."""
+    return insert_for(session.get_bind().dialect.name)

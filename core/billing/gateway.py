@@ -84,6 +84,12 @@ class StripeGateway:
         except stripe.StripeError as exc:
             raise _translate(exc) from exc
 
+    def _create(self, create: Any, params: Obj, operation: str, *key_parts: object) -> Obj:
+        """`create(params)` keyed on what it creates: made again (after a timeout, say), the
+        same request returns what the first one created."""
+        key = idempotency_key(operation, *key_parts)
+        return self._call(create, params=params, options={"idempotency_key": key})
+
     # -- customers ----------------------------------------------------------------------
 
     def create_customer(
@@ -94,9 +100,9 @@ class StripeGateway:
         params: dict[str, Any] = {"email": email, "metadata": {"customerId": customer_id}}
         if name:
             params["name"] = name
-        key = idempotency_key("customer", customer_id, params, *([replacing] if replacing else []))
-        return self._call(
-            self.client.v1.customers.create, params=params, options={"idempotency_key": key}
+        replaces = [replacing] if replacing else []
+        return self._create(
+            self.client.v1.customers.create, params, "customer", customer_id, params, *replaces
         )
 
     # -- catalogue ----------------------------------------------------------------------
@@ -122,10 +128,7 @@ class StripeGateway:
             "description": description,
             "metadata": {"zemfyre_plan": zemfyre_plan},
         }
-        key = idempotency_key("product", params)
-        return self._call(
-            self.client.v1.products.create, params=params, options={"idempotency_key": key}
-        )
+        return self._create(self.client.v1.products.create, params, "product", params)
 
     def create_monthly_price(
         self, *, product_id: str, unit_amount: int, lookup_key: str, zemfyre_plan: str
@@ -138,10 +141,7 @@ class StripeGateway:
             "lookup_key": lookup_key,
             "metadata": {"zemfyre_plan": zemfyre_plan},
         }
-        key = idempotency_key("price", params)
-        return self._call(
-            self.client.v1.prices.create, params=params, options={"idempotency_key": key}
-        )
+        return self._create(self.client.v1.prices.create, params, "price", params)
 
     def find_promotion_code(self, code: str) -> Obj | None:
         """The active promotion code customers type as `code` (letter case ignored)."""
@@ -172,10 +172,7 @@ class StripeGateway:
             "customer_mapping": {"type": "by_id", "event_payload_key": customer_key},
             "value_settings": {"event_payload_key": value_key},
         }
-        key = idempotency_key("meter", params)
-        return self._call(
-            self.client.v1.billing.meters.create, params=params, options={"idempotency_key": key}
-        )
+        return self._create(self.client.v1.billing.meters.create, params, "meter", params)
 
     def create_metered_price(
         self, *, product_id: str, meter_id: str, unit_amount: int, lookup_key: str, plan: str
@@ -190,10 +187,7 @@ class StripeGateway:
             # Not `zemfyre_plan`: that tag names a plan's flat price (see sync.plan_for_price).
             "metadata": {"zemfyre_overage_plan": plan},
         }
-        key = idempotency_key("metered-price", params)
-        return self._call(
-            self.client.v1.prices.create, params=params, options={"idempotency_key": key}
-        )
+        return self._create(self.client.v1.prices.create, params, "metered-price", params)
 
     def create_meter_event(
         self, *, event_name: str, identifier: str, payload: dict[str, str], timestamp: int

@@ -79,11 +79,12 @@ def _sync_subscription(
     session: Session,
     event: Obj,
     gateway: GatewayFactory,
-    *,
     subscription_id: str,
     customer_hint: str | None,
-    stripe_customer_id: str | None,
 ) -> EventOutcome:
+    """Apply Stripe's subscription `subscription_id` to the customer it belongs to (by
+    `customer_hint`, the event object's Stripe customer or the subscription id)."""
+    stripe_customer_id = _ref(_data_object(event).get("customer"))
     customer_id = find_customer_id(
         session,
         customer_hint=customer_hint,
@@ -124,28 +125,16 @@ def handle_checkout_completed(
     subscription_id = _ref(obj.get("subscription"))
     if obj.get("mode") != "subscription" or not subscription_id:
         return EventOutcome(event["id"], IGNORED, "not a subscription checkout")
-    return _sync_subscription(
-        session,
-        event,
-        gateway,
-        subscription_id=subscription_id,
-        customer_hint=_metadata_customer(obj) or obj.get("client_reference_id"),
-        stripe_customer_id=_ref(obj.get("customer")),
-    )
+    hint = _metadata_customer(obj) or obj.get("client_reference_id")
+    return _sync_subscription(session, event, gateway, subscription_id, hint)
 
 
 def handle_subscription_changed(
     session: Session, event: Obj, gateway: GatewayFactory
 ) -> EventOutcome:
     obj = _data_object(event)
-    return _sync_subscription(
-        session,
-        event,
-        gateway,
-        subscription_id=str(obj.get("id")),
-        customer_hint=_metadata_customer(obj),
-        stripe_customer_id=_ref(obj.get("customer")),
-    )
+    hint = _metadata_customer(obj)
+    return _sync_subscription(session, event, gateway, str(obj.get("id")), hint)
 
 
 def handle_invoice(session: Session, event: Obj, gateway: GatewayFactory) -> EventOutcome:
@@ -155,14 +144,8 @@ def handle_invoice(session: Session, event: Obj, gateway: GatewayFactory) -> Eve
     subscription_id = _ref(obj.get("subscription")) or _ref(details.get("subscription"))
     if not subscription_id:
         return EventOutcome(event["id"], IGNORED, "invoice of no subscription")
-    return _sync_subscription(
-        session,
-        event,
-        gateway,
-        subscription_id=subscription_id,
-        customer_hint=_metadata_customer(details) or _metadata_customer(obj),
-        stripe_customer_id=_ref(obj.get("customer")),
-    )
+    hint = _metadata_customer(details) or _metadata_customer(obj)
+    return _sync_subscription(session, event, gateway, subscription_id, hint)
 
 
 def handle_customer_deleted(session: Session, event: Obj, gateway: GatewayFactory) -> EventOutcome:

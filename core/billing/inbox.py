@@ -19,9 +19,9 @@ from typing import Any
 
 import stripe
 from sqlalchemy import or_, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from core.db import insert_for
 from core.errors import ConfigurationError, DomainError
 from core.settings import get_settings
 from models import StripeEvent, utcnow
@@ -143,9 +143,8 @@ def store_events(
 @lru_cache(maxsize=2)
 def _insert_event_statement(dialect: str):  # type: ignore[no-untyped-def]
     # Compiled once and run with many parameter sets (SQLAlchemy's "insertmanyvalues").
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     return (
-        insert(StripeEvent.__table__)
+        insert_for(dialect)(StripeEvent.__table__)
         .on_conflict_do_nothing(index_elements=["event_id"])
         .returning(StripeEvent.event_id)
     )

@@ -44,11 +44,10 @@ from core.billing.meters import (
     billable_devices,
     device_limit,
 )
-from core.db import record_from
+from core.db import dialect_insert, record_from
 from core.errors import DomainError, InvalidInputError
 from core.plans import Plan
 from core.settings import get_settings
-from core.usage.ingest import dialect_insert
 from models import Customer, OverageMeterEvent, Subscription, UsageDaily, utcnow
 
 # Stripe refuses meter events older than 35 days; a day is metered only while it is younger.

@@ -14,9 +14,9 @@ from datetime import datetime
 from functools import lru_cache
 
 from sqlalchemy import select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from core.db import insert_for
 from core.errors import (
     AuthenticationError,
     ConflictError,
@@ -34,11 +34,6 @@ __all__ = ["ReportInput", "ReportToStore", "StoredReport", "store_report", "stor
 class StoredReport:
     report_id: int
     duplicate: bool
-
-
-def dialect_insert(session: Session):  # type: ignore[no-untyped-def]
-    """The dialect's INSERT, which has on_conflict_do_nothing / do_update."""
-    return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,9 +65,8 @@ def _insert_report_statement(dialect: str):  # type: ignore[no-untyped-def]
     # "already stored", and neither may raise. Run with many parameter sets (SQLAlchemy's
     # "insertmanyvalues"): one round trip, and compiled once per process rather than once per
     # batch size as `.values(rows)` would be.
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     return (
-        insert(UsageReport.__table__)
+        insert_for(dialect)(UsageReport.__table__)
         .on_conflict_do_nothing()
         .returning(
             UsageReport.id,

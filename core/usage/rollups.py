@@ -24,9 +24,9 @@ from datetime import UTC, date, datetime, timedelta
 from sqlalchemy import Float, cast, func, literal, or_, select, tuple_, update
 from sqlalchemy.orm import Session
 
+from core.db import dialect_insert
 from core.errors import InvalidInputError
 from core.usage.days import as_date, utc_day, utc_day_start
-from core.usage.ingest import dialect_insert
 from models import UsageDaily, UsageReport, UTCDateTime, utcnow
 from models.usage import UsageRollupDay
 

@@ -9,8 +9,8 @@ from datetime import datetime, timedelta
 from sqlalchemy import Subquery, func, literal, select
 from sqlalchemy.orm import Session
 
+from core.db import dialect_insert
 from core.settings import get_settings
-from core.usage.ingest import dialect_insert
 from models import InstanceUsage, UsageReport, UTCDateTime
 
 

@@ -14,7 +14,6 @@ import time
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from pathlib import Path
-from types import TracebackType
 
 import httpx
 
@@ -187,10 +186,5 @@ class LicenseClient:
     def __enter__(self) -> LicenseClient:
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.close()
