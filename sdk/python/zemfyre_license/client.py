@@ -18,13 +18,20 @@ from pathlib import Path
 import httpx
 
 from zemfyre_license.checkin import CheckIn, check_in
-from zemfyre_license.errors import LicenseError
+from zemfyre_license.errors import LicenseError, LicenseRevokedError, ServiceRefusedError
 from zemfyre_license.keeper import Clock, LicenseKeeper, utc_now
 from zemfyre_license.keys import JwksKeys, KeySource, PemKey, jwks_url, load_pem_public_key
 from zemfyre_license.license import License
+from zemfyre_license.protocol import USAGE_REPORT_PATH, bearer, error_answer
 from zemfyre_license.retry import RetryPolicy, Sender
 from zemfyre_license.state import StateStore
-from zemfyre_license.usage import UsageReceipt, report_usage
+from zemfyre_license.usage import (
+    UsageReceipt,
+    check_counts,
+    idempotency_key_for,
+    receipt_of,
+    report_timestamp,
+)
 from zemfyre_license.verdict import DEFAULT_CLOCK_TOLERANCE, DEFAULT_GRACE, Verdict
 from zemfyre_license.verify import DEFAULT_ISSUER
 
@@ -163,15 +170,36 @@ class LicenseClient:
         timestamp: datetime | None = None,
         idempotency_key: str | None = None,
     ) -> UsageReceipt:
-        """Report device counts; the receipt once stored (exactly once, whatever the retries)."""
-        return report_usage(
-            self.keeper,
-            self._require_sender(),
-            instance_id=instance_id,
-            active_devices=active_devices,
-            total_devices=total_devices,
-            timestamp=timestamp,
-            idempotency_key=idempotency_key,
+        """Report device counts; the receipt once stored (exactly once, whatever the retries,
+        see zemfyre_license.usage).
+
+        Raises LicenseRevokedError, ServiceRefusedError (401/403/409/422...) or
+        ServiceUnreachableError.
+        """
+        check_counts(active_devices, total_devices)
+        sender = self._require_sender()
+        keeper = self.keeper
+        license = keeper.newest()
+        if license is None:
+            raise LicenseError(keeper.last_error or "no license to report usage with")
+        when = report_timestamp(timestamp or keeper.now())
+        key = idempotency_key or idempotency_key_for(license.customer_id, instance_id, when)
+        body = {
+            "customerId": license.customer_id,
+            "instanceId": instance_id,
+            "timestamp": when,
+            "metrics": {"activeDevices": active_devices, "totalDevices": total_devices},
+        }
+        headers = {**bearer(license.token), "Idempotency-Key": key}
+        response = sender.request("POST", USAGE_REPORT_PATH, headers=headers, json=body)
+        if response.status_code == 202:
+            return receipt_of(keeper, response, key)
+        answer = error_answer(response)
+        if answer.is_revocation:
+            keeper.mark_revoked(license)
+            raise LicenseRevokedError(answer.message)
+        raise ServiceRefusedError(
+            answer.status, answer.message, code=answer.code, field=answer.field
         )
 
     def _require_sender(self) -> Sender:
