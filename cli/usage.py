@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from core.usage.processing import QuarantinedReport
     from core.usage.queries import CustomerUsage, UsageSummary
 
-# The same as core.usage.queries (tests/cli/test_cli_startup.py checks it), written here as that
+# The same as core.usage.queries (tests/cli/test_main.py checks it), written here as that
 # module pulls in SQLAlchemy and the models, which `billing --help` and other commands never need.
 DEFAULT_DAYS = 7
 MAX_DAYS = 366

@@ -28,9 +28,9 @@ def test_crash_safety_and_serialisation_settings() -> None:
 
 def test_tasks_are_routed_to_their_domain_queue() -> None:
     router = celery_app.amqp.router
-    assert router.route({}, "tasks.usage.process_report")["queue"].name == "usage"
+    assert router.route({}, "tasks.usage.process_report_batch")["queue"].name == "usage"
     assert router.route({}, "tasks.billing.process_event")["queue"].name == "webhooks"
-    assert router.route({}, "tasks.licenses.reissue")["queue"].name == "licenses"
+    assert router.route({}, "tasks.licenses.reissue_license")["queue"].name == "licenses"
     assert router.route({}, "tasks.maintenance.ping")["queue"].name == "default"
     assert router.route({}, "tasks.billing.expire_trials")["queue"].name == "licenses"
     assert router.route({}, "tasks.usage.rollup_usage_day")["queue"].name == "default"

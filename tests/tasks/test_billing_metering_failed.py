@@ -17,7 +17,7 @@ from core.settings import get_settings
 from models import Customer
 from tests.stripe_fixtures import *  # noqa: F403
 from tests.stripe_stand_in import StripeStandIn
-from tests.tasks.test_metering import (
+from tests.tasks.test_billing_metering import (
     START,
     billed,
     meter_event_posts,

@@ -7,7 +7,7 @@ import sqlite3
 import subprocess
 from pathlib import Path
 
-from tests.cli.test_dev import PROJECT_SETTINGS
+from tests.cli.test_processes_dev import PROJECT_SETTINGS
 from tests.helpers.processes import PROJECT_ROOT, billing_command
 
 

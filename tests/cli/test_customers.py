@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from cli.main import app
 from core.licensing.keys import load_signing_key
 from core.settings import get_settings
-from tests.cli.test_dev import _bare_env
+from tests.cli.test_processes_dev import _bare_env
 from tests.conftest import pg_scalar
 from tests.helpers.processes import billing_command, free_port, stop_process, wait_for_http
 
