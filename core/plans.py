@@ -49,10 +49,6 @@ class _ClaimsMixin:
     def to_claims(self) -> dict[str, Any]:
         return {_camel(f.name): getattr(self, f.name) for f in dataclasses.fields(self)}  # type: ignore[arg-type]
 
-    @classmethod
-    def claim_names(cls) -> tuple[str, ...]:
-        return tuple(_camel(f.name) for f in dataclasses.fields(cls))  # type: ignore[arg-type]
-
     def with_claims(self, overrides: Mapping[str, Any]) -> Self:
         """A copy with values replaced by claim name; unknown or ill-typed ones raise."""
         by_claim = {_camel(f.name): f for f in dataclasses.fields(self)}  # type: ignore[arg-type]

@@ -21,7 +21,6 @@ from models import Customer, OverageMeterEvent
 SENT = "sent"
 UNSENT = "unsent"
 FAILED = "failed"
-STATES = (SENT, UNSENT, FAILED)
 
 
 def state_of(row: OverageMeterEvent) -> str:

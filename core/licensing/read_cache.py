@@ -60,10 +60,6 @@ class LicenseReadCache:
         )
         self._background: set[asyncio.Task[None]] = set()
 
-    @property
-    def enabled(self) -> bool:
-        return self._redis_url is not None
-
     # -- reads ---------------------------------------------------------------------------------
 
     def generation(self) -> int:

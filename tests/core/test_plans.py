@@ -9,8 +9,6 @@ from core.plans import (
     PLANS,
     UNLIMITED,
     Plan,
-    PlanFeatures,
-    PlanLimits,
     UnknownPlanError,
     get_plan,
     plan_for_features,
@@ -105,7 +103,8 @@ def test_plan_values_match_the_table(name: str) -> None:
 
 
 def test_claim_names_are_the_seed_names() -> None:
-    assert PlanFeatures.claim_names() == (
+    spec = get_plan(Plan.STARTER)
+    assert tuple(spec.features.to_claims()) == (
         "maxDevices",
         "dataRetentionDays",
         "canExportData",
@@ -114,7 +113,7 @@ def test_claim_names_are_the_seed_names() -> None:
         "hasMqttAccess",
         "hasCustomBranding",
     )
-    assert PlanLimits.claim_names() == ("maxUsers", "maxAlertRules", "maxDashboards")
+    assert tuple(spec.limits.to_claims()) == ("maxUsers", "maxAlertRules", "maxDashboards")
 
 
 def test_specs_are_immutable() -> None:
