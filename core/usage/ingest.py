@@ -27,7 +27,7 @@ from core.licensing.instance_auth import InstanceIdentity, check_licenses
 from core.usage.parsing import ReportInput
 from models import UsageReport, utcnow
 
-__all__ = ["ReportInput", "ReportToStore", "StoredReport", "store_report", "store_reports"]
+__all__ = ["ReportInput", "ReportToStore", "StoredReport", "store_reports"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,21 +42,6 @@ class ReportToStore:
     license_jti: str | None
     idempotency_key: str | None = None
     received_at: datetime | None = None
-
-
-def store_report(
-    session: Session,
-    report: ReportInput,
-    *,
-    license_jti: str | None,
-    idempotency_key: str | None = None,
-    now: datetime | None = None,
-) -> StoredReport:
-    """Store one report once; a resend (same instance and time, or same key) finds the first."""
-    outcome = store_reports(session, [ReportToStore(report, license_jti, idempotency_key, now)])[0]
-    if isinstance(outcome, Exception):
-        raise outcome
-    return outcome
 
 
 @lru_cache(maxsize=2)

@@ -8,8 +8,9 @@ from sqlalchemy import update
 
 from core.customers.service import create_customer
 from core.db import session_scope
-from core.usage.ingest import ReportInput, store_report
+from core.usage.parsing import ReportInput
 from models import Subscription
+from tests.helpers.reports import store_report
 
 
 def paying(email: str, plan: str, status: str, period_ends_at: datetime) -> str:

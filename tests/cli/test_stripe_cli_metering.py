@@ -73,7 +73,8 @@ def _paying_starter(email: str) -> str:
 
 def _report(cid: str, instance: str, active: int, at: datetime) -> None:
     from core.db import session_scope
-    from core.usage.ingest import ReportInput, store_report
+    from core.usage.parsing import ReportInput
+    from tests.helpers.reports import store_report
 
     with session_scope() as session:
         store_report(session, ReportInput(cid, instance, active, active, at), license_jti=None)

@@ -12,10 +12,11 @@ from typer.testing import CliRunner
 from cli.main import app
 from core.customers.service import create_customer
 from core.db import get_engine, session_scope
-from core.usage.ingest import ReportInput, store_report
+from core.usage.parsing import ReportInput
 from core.usage.processing import process_reports
 from models import Customer, InstanceUsage, Subscription, UsageReport
 from tests.conftest import pg_scalar
+from tests.helpers.reports import store_report
 
 runner = CliRunner()
 

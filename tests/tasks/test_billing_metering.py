@@ -16,9 +16,10 @@ from core.billing.metering import identifier_for
 from core.billing.meters import setup_metering
 from core.db import session_scope
 from core.settings import get_settings
-from core.usage.ingest import ReportInput, store_report
+from core.usage.parsing import ReportInput
 from models import Customer, OverageMeterEvent, Subscription
 from tasks.billing import meter_usage
+from tests.helpers.reports import store_report
 from tests.stripe_fixtures import *  # noqa: F403
 from tests.stripe_fixtures import handle_inline, new_customer, start_checkout, stripe_subscription
 from tests.stripe_stand_in import StripeStandIn

@@ -10,11 +10,12 @@ from sqlalchemy import select, text, update
 
 from core.customers.service import create_customer
 from core.db import session_scope
-from core.usage.ingest import ReportInput, store_report
+from core.usage.parsing import ReportInput
 from core.usage.processing import quarantined_reports
 from models import InstanceUsage, UsageAlert, UsageReport
 from tasks.usage import process_report_batch, sweep_pending_reports
 from tests.conftest import pg_scalar
+from tests.helpers.reports import store_report
 
 pytestmark = pytest.mark.usefixtures("celery_worker")
 

@@ -10,9 +10,10 @@ from sqlalchemy import create_engine, text
 
 from core.customers.service import create_customer
 from core.db import session_scope
-from core.usage.ingest import ReportInput, store_report
+from core.usage.parsing import ReportInput
 from tasks.usage import process_report_batch, rollup_usage_day
 from tests.conftest import TEST_DATABASE_URL
+from tests.helpers.reports import store_report
 
 pytestmark = pytest.mark.usefixtures("celery_worker")
 

@@ -22,9 +22,10 @@ from core.db import session_scope
 from core.errors import InvalidInputError
 from core.licensing.tokens import LicenseContent, build_claims
 from core.plans import get_plan
-from core.usage.ingest import ReportInput, store_report
+from core.usage.parsing import ReportInput
 from core.usage.rollups import rollup_day
 from models import Customer, OverageMeterEvent, Subscription
+from tests.helpers.reports import store_report
 
 DAY = date(2026, 11, 20)
 START = datetime.combine(DAY, time.min, tzinfo=UTC)

@@ -10,10 +10,11 @@ from sqlalchemy import update
 from core.billing.overage import period_start, window_overage
 from core.customers.service import create_customer
 from core.db import session_scope
-from core.usage.ingest import ReportInput, store_report
 from core.usage.overview import all_customers_usage
+from core.usage.parsing import ReportInput
 from core.usage.queries import customer_usage
 from models import Subscription
+from tests.helpers.reports import store_report
 
 NOW = datetime(2026, 11, 20, 15, 0, tzinfo=UTC)
 PERIOD_END = datetime(2026, 12, 10, 8, 0, tzinfo=UTC)  # the period began on Nov 10

@@ -8,10 +8,11 @@ from sqlalchemy import update
 
 from core.customers.service import create_customer
 from core.db import session_scope
-from core.usage.ingest import ReportInput, store_report
 from core.usage.overview import all_customers_usage
+from core.usage.parsing import ReportInput
 from core.usage.processing import process_reports
 from models import Customer
+from tests.helpers.reports import store_report
 
 NOW = datetime.now(UTC)
 TODAY = NOW.replace(hour=0, minute=0, second=0, microsecond=0)
