@@ -5,7 +5,6 @@ from __future__ import annotations
 import gc
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Annotated, Any
 
@@ -16,9 +15,9 @@ from pydantic import BeforeValidator
 from api.deps import BearerCredentials, DbSession, bearer_token
 from api.schemas import CamelModel, CustomerIdPath, OrUnlimited, error_responses, wire_model
 from core.api_keys import KEY_PREFIX, authenticate_api_key
-from core.batching import Coalescer, MicroBatcher
+from core.batching import Coalescer
 from core.errors import DomainError, PermissionDeniedError
-from core.group_transactions import GroupTransactions
+from core.group_transactions import Ingress
 from core.licensing.instance_auth import (
     InstanceIdentity,
     authenticate_instance,
@@ -96,21 +95,7 @@ REPORT_EXAMPLES: dict[str, Any] = {
 }
 
 
-ReportBatcher = MicroBatcher[tuple[InstanceIdentity, ReportToStore], ReceivedReport]
-
-
-@dataclass(frozen=True, slots=True)
-class ReportIngress:
-    """An API process's ingress: the group-commit batcher and the publisher behind it."""
-
-    batcher: ReportBatcher
-    transactions: GroupTransactions[tuple[InstanceIdentity, ReportToStore], ReceivedReport]
-    to_workers: Coalescer[int]
-
-    async def aclose(self) -> None:
-        await self.batcher.aclose()
-        await self.to_workers.aclose()
-        await self.transactions.aclose()
+ReportIngress = Ingress[tuple[InstanceIdentity, ReportToStore], ReceivedReport, int]
 
 
 def build_report_ingress() -> ReportIngress:
@@ -132,21 +117,17 @@ def build_report_ingress() -> ReportIngress:
         publish, max_chunk=get_settings().usage_process_batch_size
     )
 
-    async def hand_to_workers(
+    def new_reports(
         _: list[tuple[InstanceIdentity, ReportToStore]],
         outcomes: Sequence[ReceivedReport | DomainError | Exception],
-    ) -> None:
-        to_workers.add(
+    ) -> list[int]:
+        return [
             outcome.stored.report_id
             for outcome in outcomes
             if isinstance(outcome, ReceivedReport) and not outcome.stored.duplicate
-        )
+        ]
 
-    transactions: GroupTransactions[tuple[InstanceIdentity, ReportToStore], ReceivedReport] = (
-        GroupTransactions(receive_reports)
-    )
-    batcher: ReportBatcher = MicroBatcher.from_settings(transactions.flush, hand_to_workers)
-    return ReportIngress(batcher, transactions, to_workers)
+    return Ingress.start(receive_reports, to_workers, new_reports)
 
 
 def _bearer_token(authorization: str | None) -> str | None:

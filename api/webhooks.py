@@ -8,29 +8,16 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
 
 from api.schemas import error_responses
-from core.batching import Coalescer, MicroBatcher
+from core.batching import Coalescer
 from core.billing import inbox as stripe_events
-from core.group_transactions import GroupTransactions
+from core.group_transactions import Ingress
 
-
-@dataclass(frozen=True, slots=True)
-class EventIngress:
-    """An API process's webhook ingress: the group-commit batcher and the publisher behind it."""
-
-    batcher: MicroBatcher[dict[str, Any], bool]
-    transactions: GroupTransactions[dict[str, Any], bool]
-    to_workers: Coalescer[str]
-
-    async def aclose(self) -> None:
-        await self.batcher.aclose()
-        await self.to_workers.aclose()
-        await self.transactions.aclose()
+EventIngress = Ingress[dict[str, Any], bool, str]
 
 
 def build_event_ingress() -> EventIngress:
@@ -47,20 +34,10 @@ def build_event_ingress() -> EventIngress:
         else:
             enqueue(dispatch_events, event_ids)
 
-    to_workers: Coalescer[str] = Coalescer(publish)
+    def new_events(events: list[dict[str, Any]], created: Sequence[bool | Exception]) -> list[str]:
+        return [event["id"] for event, new in zip(events, created, strict=True) if new is True]
 
-    async def hand_to_workers(
-        events: list[dict[str, Any]], created: Sequence[bool | Exception]
-    ) -> None:
-        to_workers.add(
-            event["id"] for event, new in zip(events, created, strict=True) if new is True
-        )
-
-    transactions: GroupTransactions[dict[str, Any], bool] = GroupTransactions(
-        stripe_events.store_events
-    )
-    batcher = MicroBatcher.from_settings(transactions.flush, hand_to_workers)
-    return EventIngress(batcher, transactions, to_workers)
+    return Ingress.start(stripe_events.store_events, Coalescer(publish), new_events)
 
 
 @asynccontextmanager

@@ -2,15 +2,18 @@
 
 `GroupTransactions(work).flush` is a MicroBatcher flush that runs `work(session, group)` in one
 committed transaction: over asyncpg on the event loop for PostgreSQL, in a worker thread on held
-connections for the embedded SQLite default.
+connections for the embedded SQLite default. `Ingress` puts a batcher, its group transactions
+and the publisher to the workers together, as each API ingress (usage reports, Stripe events)
+runs them.
 """
 
 from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from sqlalchemy import Connection, make_url
@@ -18,12 +21,13 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.orm import Session
 
-from core.batching import Flush
+from core.batching import Coalescer, Flush, MicroBatcher
 from core.db import get_engine
 from core.errors import ServiceUnavailableError
 
 Item = TypeVar("Item")
 Outcome = TypeVar("Outcome")
+StoredId = TypeVar("StoredId")
 
 
 class HeldConnections:
@@ -141,3 +145,39 @@ class GroupTransactions(Generic[Item, Outcome]):
     async def aclose(self) -> None:
         if self._engine is not None:
             await self._engine.dispose()
+
+
+@dataclass(frozen=True, slots=True)
+class Ingress(Generic[Item, Outcome, StoredId]):
+    """An API process's ingress: concurrent requests share a group transaction (`batcher`,
+    `transactions`), and the ids of what each group stored go to the workers together
+    (`to_workers`). Made at start-up, closed at shutdown."""
+
+    batcher: MicroBatcher[Item, Outcome]
+    transactions: GroupTransactions[Item, Outcome]
+    to_workers: Coalescer[StoredId]
+
+    @classmethod
+    def start(
+        cls,
+        work: GroupWork[Item, Outcome],
+        to_workers: Coalescer[StoredId],
+        stored_ids: Callable[[list[Item], Sequence[Outcome | Exception]], Iterable[StoredId]],
+    ) -> Ingress[Item, Outcome, StoredId]:
+        """`work` stores a group; `stored_ids` names, of a group's items and outcomes, what the
+        workers must now process (not duplicates, not failures)."""
+        transactions: GroupTransactions[Item, Outcome] = GroupTransactions(work)
+
+        async def hand_to_workers(
+            items: list[Item], outcomes: Sequence[Outcome | Exception]
+        ) -> None:
+            to_workers.add(stored_ids(items, outcomes))
+
+        batcher = MicroBatcher.from_settings(transactions.flush, hand_to_workers)
+        return cls(batcher, transactions, to_workers)
+
+    async def aclose(self) -> None:
+        # The groups in flight commit and publish first, then the publisher and connections go.
+        await self.batcher.aclose()
+        await self.to_workers.aclose()
+        await self.transactions.aclose()
