@@ -3,7 +3,10 @@ outcomes, inbox backlog) are collected by workers/metrics.py, registered by the 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.registry import Collector
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
@@ -20,3 +23,13 @@ HTTP_LATENCY = Histogram(
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
     registry=REGISTRY,
 )
+
+_registered: set[tuple[int, str]] = set()
+
+
+def register_once(registry: CollectorRegistry, make_collector: Callable[[], Collector]) -> None:
+    """Add `make_collector()` to `registry` once, however often the API app is built."""
+    key = (id(registry), make_collector.__qualname__)
+    if key not in _registered:
+        registry.register(make_collector())
+        _registered.add(key)

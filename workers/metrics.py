@@ -14,6 +14,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 
+from core.metrics import register_once
 from core.settings import Settings, get_settings
 from workers.queues import ALL_QUEUES
 
@@ -113,11 +114,6 @@ class ClusterCollector(Collector):
         yield backlog
 
 
-_registered: set[int] = set()
-
-
 def register_cluster_collector(registry: CollectorRegistry) -> None:
     """Add the collector to `registry` once, however often the API app is built."""
-    if id(registry) not in _registered:
-        registry.register(ClusterCollector())
-        _registered.add(id(registry))
+    register_once(registry, ClusterCollector)

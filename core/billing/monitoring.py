@@ -14,6 +14,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from core.billing import issues, meter_events
+from core.metrics import register_once
 
 log = logging.getLogger(__name__)
 
@@ -51,11 +52,6 @@ class BillingIssuesCollector(Collector):
         yield failed_events
 
 
-_registered: set[int] = set()
-
-
 def register_billing_collector(registry: CollectorRegistry) -> None:
     """Add the collector to `registry` once, however often the API app is built."""
-    if id(registry) not in _registered:
-        registry.register(BillingIssuesCollector())
-        _registered.add(id(registry))
+    register_once(registry, BillingIssuesCollector)
