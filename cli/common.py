@@ -25,6 +25,17 @@ err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 RULE = "─" * 41
 
 
+def print_table(title: str, header: str, lines: list[str], rule: str) -> None:
+    """A listing: its title, then the header and lines between rules, none of them wrapped."""
+    console.print(title)
+    console.print(rule)
+    console.print(header, soft_wrap=True)
+    console.print(rule)
+    for line in lines:
+        console.print(line, soft_wrap=True)
+    console.print(rule)
+
+
 def fail(message: str, code: int = 1) -> typer.Exit:
     err_console.print(f"[red]✗[/red] {message}")
     return typer.Exit(code)

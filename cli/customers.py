@@ -7,7 +7,7 @@ from typing import Any
 
 import typer
 
-from cli.common import RULE, console, db_session, field_line
+from cli.common import RULE, console, db_session, field_line, print_table
 
 app = typer.Typer(help="Customers.", no_args_is_help=True)
 
@@ -81,14 +81,8 @@ def list_customers(
             f"{row.company_name or '-'}"
             for row in rows
         ]
-    console.print(f"Found {total} customer(s):")
-    console.print()
-    console.print(LIST_RULE)
-    console.print(f"{'ID':<21} | {'Email':<28} | {'Name':<21} | Company", soft_wrap=True)
-    console.print(LIST_RULE)
-    for line in lines:
-        console.print(line, soft_wrap=True)
-    console.print(LIST_RULE)
+    header = f"{'ID':<21} | {'Email':<28} | {'Name':<21} | Company"
+    print_table(f"Found {total} customer(s):\n", header, lines, LIST_RULE)
 
 
 @app.command()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import typer
 
-from cli.common import RULE, console, db_session, fail, field_line, run_task
+from cli.common import RULE, console, db_session, fail, field_line, print_table, run_task
 from core.errors import DomainError
 
 app = typer.Typer(help="Stripe: products and prices, received events.", no_args_is_help=True)
@@ -78,17 +78,7 @@ def list_events(
             for row in rows
         ]
     header = f"{'Event':<30} | {'Type':<32} | {'Status':<9} | Attempts | {'Source':<14} | Error"
-    _table(f"Found {len(lines)} event(s):", header, lines, EVENTS_RULE)
-
-
-def _table(title: str, header: str, lines: list[str], rule: str) -> None:
-    console.print(title)
-    console.print(rule)
-    console.print(header)
-    console.print(rule)
-    for line in lines:
-        console.print(line, soft_wrap=True)
-    console.print(rule)
+    print_table(f"Found {len(lines)} event(s):", header, lines, EVENTS_RULE)
 
 
 @app.command()
@@ -154,7 +144,7 @@ def meter_events(
         f"{'Id':>6} | {'Customer':<22} | {'Day':<10} | {'Value':>6} | {'State':<6} | Attempts "
         "| Refused | Error"
     )
-    _table(f"Found {len(lines)} meter event(s):", header, lines, METER_RULE)
+    print_table(f"Found {len(lines)} meter event(s):", header, lines, METER_RULE)
     if failed and lines:
         console.print("💡 Fix the cause, then `billing stripe meter-retry --all` (or by id).")
 
