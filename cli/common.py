@@ -6,7 +6,7 @@ settings are imported when a command uses them, never at start-up (bench/usage_a
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -25,15 +25,33 @@ err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 RULE = "─" * 41
 
 
-def print_table(title: str, header: str, lines: list[str], rule: str) -> None:
-    """A listing: its title, then the header and lines between rules, none of them wrapped."""
+def _cell(value: object, width: int) -> str:
+    # A positive width pads on the right, a negative one aligns right, 0 leaves the cell as is.
+    text = str(value)
+    return f"{text:<{width}}" if width > 0 else f"{text:>{-width}}" if width < 0 else text
+
+
+def print_table(
+    title: str,
+    columns: Sequence[tuple[str, int]],
+    rows: Iterable[Sequence[object]],
+    rule: str,
+) -> int:
+    """A listing: its title, then the header and rows between rules, none of them wrapped.
+
+    `columns` are (heading, width) pairs that lay out the header and every row alike; the
+    rows printed are counted."""
     console.print(title)
     console.print(rule)
-    console.print(header, soft_wrap=True)
+    console.print(" | ".join(_cell(heading, width) for heading, width in columns), soft_wrap=True)
     console.print(rule)
-    for line in lines:
-        console.print(line, soft_wrap=True)
+    count = 0
+    for row in rows:
+        cells = (_cell(value, width) for value, (_, width) in zip(row, columns, strict=True))
+        console.print(" | ".join(cells), soft_wrap=True)
+        count += 1
     console.print(rule)
+    return count
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:

@@ -76,13 +76,12 @@ def list_customers(
 
     with db_session() as session:
         rows, total = customer_service.list_customers(session, limit=limit, offset=offset)
-        lines = [
-            f"{row.customer_id:<21} | {row.email:<28} | {row.name or '-':<21} | "
-            f"{row.company_name or '-'}"
-            for row in rows
-        ]
-    header = f"{'ID':<21} | {'Email':<28} | {'Name':<21} | Company"
-    print_table(f"Found {total} customer(s):\n", header, lines, LIST_RULE)
+    print_table(
+        f"Found {total} customer(s):\n",
+        [("ID", 21), ("Email", 28), ("Name", 21), ("Company", 0)],
+        ((row.customer_id, row.email, row.name or "-", row.company_name or "-") for row in rows),
+        LIST_RULE,
+    )
 
 
 @app.command()

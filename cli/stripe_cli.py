@@ -72,13 +72,17 @@ def list_events(
         raise fail(f"unknown status {status!r}; use one of {', '.join(stripe_events.STATUSES)}")
     with db_session() as session:
         rows = stripe_events.recent_events(session, status=status, limit=limit)
-        lines = [
-            f"{row.event_id:<30} | {row.type:<32} | {row.status:<9} | {row.attempts:>8} | "
-            f"{row.source:<14} | {(row.last_error or '')[:80]}"
+    columns = [("Event", 30), ("Type", 32), ("Status", 9), ("Attempts", -8), ("Source", 14)]
+    print_table(
+        f"Found {len(rows)} event(s):",
+        [*columns, ("Error", 0)],
+        (
+            (row.event_id, row.type, row.status, row.attempts, row.source)
+            + ((row.last_error or "")[:80],)
             for row in rows
-        ]
-    header = f"{'Event':<30} | {'Type':<32} | {'Status':<9} | Attempts | {'Source':<14} | Error"
-    print_table(f"Found {len(lines)} event(s):", header, lines, EVENTS_RULE)
+        ),
+        EVENTS_RULE,
+    )
 
 
 @app.command()
@@ -134,18 +138,19 @@ def meter_events(
     state = events.FAILED if failed else events.UNSENT if unsent else None
     with db_session() as session:
         rows = events.recent_events(session, state=state, limit=limit)
-        lines = [
-            f"{row.id:>6} | {row.customer_id:<22} | {row.day.isoformat()} | {row.value:>6} | "
-            f"{events.state_of(row):<6} | {row.attempts:>8} | {row.refusals:>7} | "
-            f"{(row.last_error or '')[:50]}"
+    columns = [("Id", -6), ("Customer", 22), ("Day", 10), ("Value", -6), ("State", 6)]
+    columns += [("Attempts", -8), ("Refused", -7), ("Error", 0)]
+    print_table(
+        f"Found {len(rows)} meter event(s):",
+        columns,
+        (
+            (row.id, row.customer_id, row.day.isoformat(), row.value, events.state_of(row))
+            + (row.attempts, row.refusals, (row.last_error or "")[:50])
             for row in rows
-        ]
-    header = (
-        f"{'Id':>6} | {'Customer':<22} | {'Day':<10} | {'Value':>6} | {'State':<6} | Attempts "
-        "| Refused | Error"
+        ),
+        METER_RULE,
     )
-    print_table(f"Found {len(lines)} meter event(s):", header, lines, METER_RULE)
-    if failed and lines:
+    if failed and rows:
         console.print("💡 Fix the cause, then `billing stripe meter-retry --all` (or by id).")
 
 
