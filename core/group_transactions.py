@@ -123,12 +123,25 @@ class GroupTransactions(Generic[Item, Outcome]):
     async def _flush_async(self, group: list[Item]) -> Sequence[Outcome | Exception]:
         assert self._engine is not None
         try:
-            async with self._engine.connect() as connection:
-                return await connection.run_sync(self._in_session, group)
+            try:
+                return await self._run_group(group)
+            except DBAPIError as exc:
+                if not exc.connection_invalidated:
+                    raise
+                # A pooled connection the server dropped (restart, failover, idle kill) is found
+                # only by using it. The work is idempotent (every row is keyed), so the group runs
+                # once more on a fresh connection instead of failing its callers; a database that
+                # is really down fails the second try too, and the callers get 503.
+                return await self._run_group(group)
         except (OSError, TimeoutError) as exc:
             # asyncpg's own connect errors (refused, unreachable, timed out) are not DBAPI
             # errors: the group was not stored, its callers retry (503), as with psycopg2.
             raise DatabaseUnavailableError("the database is unavailable; retry later") from exc
+
+    async def _run_group(self, group: list[Item]) -> Sequence[Outcome | Exception]:
+        assert self._engine is not None
+        async with self._engine.connect() as connection:
+            return await connection.run_sync(self._in_session, group)
 
     def _in_session(
         self, connection: Connection, group: list[Item]
