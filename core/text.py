@@ -12,8 +12,15 @@ from core.errors import InvalidInputError
 LINE_BREAKS = "\t\n\r"
 
 
+# Control characters, and lone surrogates: JSON can carry "\ud800", UTF-8 (and so the
+# database) cannot store it.
+_REFUSED_CATEGORIES = ("Cc", "Cs")
+
+
 def has_control_characters(value: str, *, allowed: str = "") -> bool:
-    return any(unicodedata.category(char) == "Cc" and char not in allowed for char in value)
+    return any(
+        unicodedata.category(char) in _REFUSED_CATEGORIES and char not in allowed for char in value
+    )
 
 
 def clean_text(

@@ -88,12 +88,16 @@ def _timestamp(value: Any, field: str, *, now: datetime, max_skew: timedelta) ->
             parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
         else:
             raise TypeError(value)
+        # Instances send UTC ("...Z"); a timestamp without an offset is read as UTC too. Inside
+        # the try: an offset at the edge of the calendar (year 1 or 9999) overflows here.
+        if parsed.utcoffset() is None:
+            parsed = parsed.replace(tzinfo=UTC)
+        else:
+            parsed = parsed.astimezone(UTC)
     except (TypeError, ValueError, OverflowError, OSError):
         raise InvalidInputError(
             f"{field} must be an ISO 8601 timestamp such as 2025-10-21T10:00:00Z", field=field
         ) from None
-    # Instances send UTC ("...Z"); a timestamp without an offset is read as UTC too.
-    parsed = parsed.replace(tzinfo=UTC) if parsed.utcoffset() is None else parsed.astimezone(UTC)
     if parsed > now + max_skew:
         raise InvalidInputError(f"{field} is in the future", field=field)
     if parsed.year < 2000:

@@ -181,3 +181,19 @@ def test_create_trial_refused_after_the_trial_expired(api_client, admin_headers)
         headers=admin_headers,
     )
     assert response.status_code == 409
+
+
+@pytest.mark.parametrize("field", ["name", "companyName"])
+def test_a_lone_surrogate_in_a_name_is_a_422_naming_the_field(
+    api_client, admin_headers, field
+) -> None:
+    # Valid JSON ("\ud800" escaped), but no UTF-8 text: it could never be stored.
+    body = '{"email": "odd@x.example", "' + field + '": "a\\ud800b"}'
+    response = api_client.post(
+        "/api/customers",
+        content=body,
+        headers={**admin_headers, "Content-Type": "application/json"},
+    )
+    assert response.status_code == 422, response.text
+    assert response.json()["error"]["field"] == field
+    assert pg_scalar("SELECT count(*) FROM customers") == 0

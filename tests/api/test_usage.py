@@ -381,3 +381,13 @@ def test_after_the_database_dropped_the_ingress_connections_reports_are_still_st
     assert report("after") == 202
     assert report("later") == 202
     assert pg_scalar("SELECT count(*) FROM usage_reports") == 3
+
+
+@pytest.mark.parametrize("timestamp", ["9999-12-31T23:59:59-01:00", "0001-01-01T00:00:00+01:00"])
+def test_a_timestamp_at_the_edge_of_the_calendar_is_a_422(api_client, customer, timestamp) -> None:
+    customer_id, token = customer
+    body = _camel(customer_id, timestamp=timestamp)
+    response = api_client.post("/api/usage/report", json=body, headers=_bearer(token))
+    assert response.status_code == 422, response.text
+    assert response.json()["error"]["field"] == "timestamp"
+    assert _count_reports() == 0
