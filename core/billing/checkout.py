@@ -18,6 +18,7 @@ from core.billing.repository import get_subscription
 from core.billing.stripe_errors import StripeRequestError, refused_as
 from core.customers.service import get_customer, get_for_update
 from core.errors import ConflictError
+from core.plans import Plan
 from core.settings import get_settings
 from models import Customer, Subscription
 
@@ -25,8 +26,17 @@ Obj = dict[str, Any]
 
 
 def bills(row: Subscription | None) -> bool:
-    """Whether the row follows a Stripe subscription that may still bill the customer."""
-    return bool(row and row.stripe_subscription_id and row.status in statuses.BILLING)
+    """Whether the row follows a Stripe subscription that may still bill the customer.
+
+    A row back on the free trial tier (deactivated) may keep the id of the Stripe subscription it
+    left, but that subscription bills nobody any more: the customer may check out again.
+    """
+    return bool(
+        row
+        and row.stripe_subscription_id
+        and row.plan != Plan.TRIAL.value
+        and row.status in statuses.BILLING
+    )
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from core.billing import statuses
@@ -21,7 +21,7 @@ from core.billing.statuses import SubscriptionStatus
 # A module reference: customers.service creates a customer's first trial through this module.
 from core.customers import service as customer_service
 from core.errors import ConflictError, InvalidInputError
-from core.plans import PlanSpec, UnknownPlanError, get_plan
+from core.plans import Plan, PlanSpec, UnknownPlanError, get_plan
 from core.settings import get_settings
 from models import Subscription, utcnow
 
@@ -93,7 +93,12 @@ def expire_trials(session: Session, *, now: datetime | None = None, limit: int =
         .where(
             Subscription.status == SubscriptionStatus.TRIALING,
             Subscription.trial_ends_at <= now,
-            Subscription.stripe_subscription_id.is_(None),
+            # Trials we run ourselves: never started in Stripe, or back on the trial tier after
+            # a deactivation (the id of the Stripe subscription it left may stay on the row).
+            or_(
+                Subscription.stripe_subscription_id.is_(None),
+                Subscription.plan == Plan.TRIAL.value,
+            ),
         )
         .order_by(Subscription.id)
         .limit(limit)

@@ -52,7 +52,8 @@ def test_beat_job_flips_expired_trials_and_reissues_their_licenses(celery_worker
         session.execute(
             update(Subscription)
             .where(Subscription.customer_id == stripe_managed)
-            .values(stripe_subscription_id="sub_123")
+            # A Stripe trial of a paid plan: Stripe ends it (and bills), not our beat job.
+            .values(stripe_subscription_id="sub_123", plan="professional")
         )
     before = _claims(lapsed)
 

@@ -147,3 +147,17 @@ def test_an_upgrade_is_granted_only_once_its_invoice_is_paid(stand_in):
     handle_inline(stand_in.pay_invoice(sub_id))
     assert subscription_row(customer_id)["plan"] == "professional"
     assert license_claims(customer_id)["plan"] == "professional"
+
+
+def test_a_customer_deactivated_now_within_the_trial_window_can_subscribe_again(stand_in):
+    customer_id, _ = _paying(stand_in, "starter")
+    with session_scope() as session:
+        done = changes.deactivate_customer(session, get_gateway(), customer_id, immediately=True)
+    assert done.stripe_canceled
+    row = subscription_row(customer_id)
+    assert (row["plan"], row["status"]) == ("trial", "trialing")
+    # Back on the free tier, the customer may pay again: a new checkout, then a new subscription.
+    handle_inline(start_checkout(stand_in, customer_id, "professional"))
+    row = subscription_row(customer_id)
+    assert (row["plan"], row["status"]) == ("professional", "active")
+    assert license_claims(customer_id)["plan"] == "professional"
