@@ -20,12 +20,9 @@ from __future__ import annotations
 
 import cProfile
 import io
-import json
 import os
-import pickle
 import pstats
 import signal
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -33,8 +30,8 @@ from typing import Any
 from bench.common import (
     bench_environment,
     billing_command,
-    child_env,
     free_port,
+    load,
     print_table,
     print_verdict,
     running,
@@ -84,22 +81,13 @@ def _repeat(distinct: list[bytes]) -> list[bytes]:
     return [distinct[number % len(distinct)] for number in range(REQUESTS)]
 
 
-def _load(port: int, requests: list[bytes], scratch: Path, duration: float) -> dict[str, Any]:
-    path = scratch / "requests.pickle"
-    path.write_bytes(pickle.dumps(requests))
-    command = [sys.executable, "-m", "bench.loadgen", str(path), "--port", str(port)]
-    command += ["--concurrency", str(CONCURRENCY), "--duration", str(duration)]
-    command += ["--warmup", str(WARMUP)]
-    out = subprocess.run(command, env=child_env(), capture_output=True, text=True, check=True)
-    path.unlink()
-    return json.loads(out.stdout.strip().splitlines()[-1])
-
-
 def _serve_and_load(command: list[str], requests: list[bytes], scratch: Path) -> dict[str, Any]:
     port = free_port()
     with running([*command, "--port", str(port), "--workers", "1"]):
         wait_for_http(f"http://127.0.0.1:{port}/healthz")
-        return _load(port, requests, scratch, DURATION)
+        return load(
+            port, requests, scratch, concurrency=CONCURRENCY, duration=DURATION, warmup=WARMUP
+        )
 
 
 def _profile(requests: list[bytes], scratch: Path) -> str:
@@ -109,7 +97,14 @@ def _profile(requests: list[bytes], scratch: Path) -> str:
     command = [sys.executable, "-m", "bench.checkin", "--serve-profiled", str(port), str(output)]
     with running(command) as process:
         wait_for_http(f"http://127.0.0.1:{port}/healthz")
-        result = _load(port, requests, scratch, PROFILE_SECONDS)
+        result = load(
+            port,
+            requests,
+            scratch,
+            concurrency=CONCURRENCY,
+            duration=PROFILE_SECONDS,
+            warmup=WARMUP,
+        )
         process.terminate()
         process.wait(timeout=30)
     text = io.StringIO()

@@ -8,7 +8,9 @@ harness does, so a benchmark never touches a developer's data and two runs never
 
 from __future__ import annotations
 
+import json
 import os
+import pickle
 import platform
 import re
 import shlex
@@ -352,3 +354,24 @@ def profile_summary(output: Path, *, top: int = 12) -> list[str]:
     for frame, count in sorted(own.items(), key=lambda item: -item[1])[:top]:
         lines.append(f"  {100 * count / total:5.1f}%  {frame}")
     return lines
+
+
+def load(
+    port: int,
+    requests: list[bytes],
+    scratch: Path,
+    *,
+    concurrency: int,
+    duration: float,
+    warmup: float,
+) -> dict[str, object]:
+    """Run the load generator (bench/loadgen.py) as its own process against `port`; its JSON
+    result. `requests` are raw HTTP requests, sent in order over keep-alive connections."""
+    path = scratch / "requests.pickle"
+    path.write_bytes(pickle.dumps(requests))
+    command = [sys.executable, "-m", "bench.loadgen", str(path), "--port", str(port)]
+    command += ["--concurrency", str(concurrency), "--duration", str(duration)]
+    command += ["--warmup", str(warmup)]
+    out = subprocess.run(command, env=child_env(), capture_output=True, text=True, check=True)
+    path.unlink()
+    return json.loads(out.stdout.strip().splitlines()[-1])

@@ -21,6 +21,7 @@ from bench.common import (
     bench_environment,
     billing_command,
     free_port,
+    load,
     print_table,
     print_verdict,
     profile_summary,
@@ -29,7 +30,7 @@ from bench.common import (
     wait_for_http,
     wait_until,
 )
-from bench.ingress import licensed_customers, load, usage_requests
+from bench.ingress import licensed_customers, usage_requests
 
 CONCURRENCY = int(os.environ.get("BENCH_CONCURRENCY", "32"))
 DURATION = float(os.environ.get("BENCH_DURATION", "60"))
@@ -92,7 +93,12 @@ def main() -> None:
                 ),
             ):
                 result: dict[str, Any] = load(
-                    port, requests, env.data_dir, CONCURRENCY, DURATION, WARMUP
+                    port,
+                    requests,
+                    env.data_dir,
+                    concurrency=CONCURRENCY,
+                    duration=DURATION,
+                    warmup=WARMUP,
                 )
             ended = time.perf_counter()
             stored, backlog, _ = _counts()

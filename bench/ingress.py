@@ -18,8 +18,6 @@ import hashlib
 import hmac
 import json
 import os
-import pickle
-import subprocess
 import sys
 import time
 from datetime import UTC, datetime, timedelta
@@ -30,8 +28,8 @@ from bench.common import (
     BenchEnv,
     bench_environment,
     billing_command,
-    child_env,
     free_port,
+    load,
     print_table,
     print_verdict,
     profile_cpu_ms,
@@ -153,25 +151,6 @@ def webhook_requests(customers: list[tuple[str, str]], secret: str, count: int) 
     return requests
 
 
-def load(
-    port: int,
-    requests: list[bytes],
-    scratch: Path,
-    concurrency: int = CONCURRENCY,
-    duration: float = DURATION,
-    warmup: float = WARMUP,
-) -> dict[str, Any]:
-    """Run the generator as its own process against `port`; its JSON result."""
-    path = scratch / "requests.pickle"
-    path.write_bytes(pickle.dumps(requests))
-    command = [sys.executable, "-m", "bench.loadgen", str(path), "--port", str(port)]
-    command += ["--concurrency", str(concurrency), "--duration", str(duration)]
-    command += ["--warmup", str(warmup)]
-    out = subprocess.run(command, env=child_env(), capture_output=True, text=True, check=True)
-    path.unlink()
-    return json.loads(out.stdout.strip().splitlines()[-1])
-
-
 def _serve_and_load(
     command: list[str], requests: list[bytes], env: BenchEnv, profile: Path | None = None
 ) -> dict[str, Any]:
@@ -186,10 +165,24 @@ def _serve_and_load(
         measured, spare = requests[: len(requests) * 2 // 3], requests[len(requests) * 2 // 3 :]
     with running([*command, "--port", str(port), "--workers", str(API_WORKERS)]) as server:
         wait_for_http(f"http://127.0.0.1:{port}/healthz")
-        result = load(port, measured, env.data_dir)
+        result = load(
+            port,
+            measured,
+            env.data_dir,
+            concurrency=CONCURRENCY,
+            duration=DURATION,
+            warmup=WARMUP,
+        )
         if profile is not None:
             with profiled(server.pid, PROFILE_SECONDS, profile, delay=1.0):
-                profiled_run = load(port, spare, env.data_dir, duration=PROFILE_SECONDS, warmup=1.0)
+                profiled_run = load(
+                    port,
+                    spare,
+                    env.data_dir,
+                    concurrency=CONCURRENCY,
+                    duration=PROFILE_SECONDS,
+                    warmup=1.0,
+                )
             result["profiled_requests"] = profiled_run["requests"]
         return result
 
