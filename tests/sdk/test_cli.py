@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -24,10 +25,15 @@ def _command() -> str:
     return found
 
 
-def run(*args: str) -> subprocess.CompletedProcess[str]:
+def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    # The license variables of whoever runs the tests never leak into a command under test.
+    environ = {
+        k: v for k, v in os.environ.items() if k not in ("IOTISTIC_LICENSE_KEY", "LICENSE_JWT")
+    }
     return subprocess.run(
-        [_command(), *args], capture_output=True, text=True, timeout=120, check=False
-    )
+        [_command(), *args], capture_output=True, text=True, timeout=120, check=False,
+        env={**environ, **(env or {})},
+    )  # fmt: skip
 
 
 def _license_file(tmp_path: Path, token: str) -> str:
@@ -63,17 +69,21 @@ def test_verify_refuses_with_the_reason(
     forged = jwt.encode(
         claims, rsa.generate_private_key(public_exponent=65537, key_size=2048), algorithm="RS256"
     )
-    done = run("verify", "--license", forged, "--public-key", str(public_key_file))
+    done = run(
+        "verify", "--license", _license_file(tmp_path, forged), "--public-key", str(public_key_file)
+    )
     assert done.returncode == EXIT_REFUSED and "license has no key id" in done.stderr
 
+    license_arg = _license_file(tmp_path, token)
     wrong_issuer = run(
-        "verify", "--license", token, "--public-key", str(public_key_file), "--issuer", "other"
-    )
+        "verify", "--license", license_arg, "--public-key", str(public_key_file),
+        "--issuer", "other",
+    )  # fmt: skip
     assert (
         wrong_issuer.returncode == EXIT_REFUSED and "not issued by 'other'" in wrong_issuer.stderr
     )
 
-    no_keys = run("verify", "--license", token)
+    no_keys = run("verify", "--license", license_arg)
     assert no_keys.returncode == EXIT_USAGE and "--public-key" in no_keys.stderr
 
 
@@ -82,8 +92,11 @@ def test_check_in_prints_the_newest_license_and_says_revoked(
 ) -> None:
     customer_id, token = service.create_customer()
     state = tmp_path / "state"
+    license_arg = _license_file(tmp_path, token)
     service.change_plan(customer_id, "professional")
-    done = run("check-in", "--url", service.url, "--license", token, "--state-dir", str(state))
+    done = run(
+        "check-in", "--url", service.url, "--license", license_arg, "--state-dir", str(state)
+    )
     assert done.returncode == EXIT_OK, done.stderr
     printed = json.loads(done.stdout)
     assert printed["outcome"] == "current" and printed["changed"] is True
@@ -91,23 +104,26 @@ def test_check_in_prints_the_newest_license_and_says_revoked(
     assert printed["token"] == (state / "license.jwt").read_text().strip()
 
     service.revoke(customer_id)
-    revoked = run("check-in", "--url", service.url, "--license", token, "--state-dir", str(state))
+    revoked = run(
+        "check-in", "--url", service.url, "--license", license_arg, "--state-dir", str(state)
+    )
     assert revoked.returncode == EXIT_REVOKED
     assert "revoked" in revoked.stderr and json.loads(revoked.stdout)["outcome"] == "revoked"
 
     missing_key = run(
-        "check-in", "--url", closed_url, "--license", token,
+        "check-in", "--url", closed_url, "--license", license_arg,
         "--public-key", str(tmp_path / "missing.pem"),
     )  # fmt: skip
     assert missing_key.returncode == EXIT_REFUSED and "missing.pem" in missing_key.stderr
 
 
 def test_check_in_says_unreachable(
-    service: Service, public_key_file: Path, closed_url: str
+    service: Service, public_key_file: Path, closed_url: str, tmp_path: Path
 ) -> None:
     _, token = service.create_customer()
     done = run(
-        "check-in", "--url", closed_url, "--license", token, "--attempts", "2",
+        "check-in", "--url", closed_url, "--license", _license_file(tmp_path, token),
+        "--attempts", "2",
         "--retry-delay", "0.01", "--public-key", str(public_key_file),
     )  # fmt: skip
     assert done.returncode == EXIT_UNREACHABLE, done.stderr
@@ -129,7 +145,52 @@ def test_report_exits_0_when_accepted(service: Service, tmp_path: Path) -> None:
     assert pg_scalar(f"SELECT count(*) {where} AND active_devices = 4 AND total_devices = 6") == 1
 
     refused = run(
-        "report", "--url", service.url, "--license", token,
-        "--instance-id", "edge-7", "--active", "7", "--total", "6",
+        "report", "--url", service.url, "--instance-id", "edge-7", "--active", "7", "--total", "6",
+        env={"IOTISTIC_LICENSE_KEY": token},
     )  # fmt: skip
     assert refused.returncode == EXIT_REFUSED and "cannot exceed" in refused.stderr
+
+
+def test_a_license_on_the_command_line_is_refused_saying_how_to_pass_it(
+    service: Service, public_key_file: Path
+) -> None:
+    """argv is readable by every user (ps) and kept in shell history: exit 2, nothing done."""
+    customer_id, token = service.create_customer()
+    for command in (
+        ["verify", "--public-key", str(public_key_file)],
+        ["check-in", "--url", service.url],
+        ["report", "--url", service.url, "--instance-id", "e", "--active", "1", "--total", "1"],
+        ["verify"],  # refused before any other argument is judged
+    ):
+        for given in (["--license", token], [f"--license={token}"]):
+            done = run(*command, *given)
+            assert done.returncode == EXIT_USAGE, (command, done.stderr)
+            assert "command line" in done.stderr
+            for way in ("--license @FILE", "--license-file FILE", "IOTISTIC_LICENSE_KEY"):
+                assert way in done.stderr
+            assert done.stdout == "" and token not in done.stderr
+    assert pg_scalar(f"SELECT count(*) FROM usage_reports WHERE customer_id = '{customer_id}'") == 0
+
+
+def test_the_license_comes_from_a_file_or_the_environment(
+    service: Service, public_key_file: Path, tmp_path: Path
+) -> None:
+    customer_id, token = service.create_customer()
+    path = tmp_path / "license.jwt"
+    path.write_text(token + "\n")
+    keys = ["--public-key", str(public_key_file)]
+    for given, env in (
+        (["--license-file", str(path)], None),
+        (["--license", f"@{path}"], None),
+        ([], {"IOTISTIC_LICENSE_KEY": token}),
+        ([], {"LICENSE_JWT": token}),
+        ([], {"IOTISTIC_LICENSE_KEY": f"@{path}"}),
+    ):
+        done = run("verify", *given, *keys, env=env)
+        assert done.returncode == EXIT_OK, (given, env, done.stderr)
+        assert json.loads(done.stdout)["license"]["customerId"] == customer_id
+
+    both = run("verify", "--license", f"@{path}", "--license-file", str(path), *keys)
+    assert both.returncode == EXIT_USAGE and "not allowed with" in both.stderr
+    missing = run("verify", *keys)
+    assert missing.returncode == EXIT_USAGE and "--license-file FILE" in missing.stderr

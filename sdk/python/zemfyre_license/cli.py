@@ -2,7 +2,8 @@
 
 Each command prints JSON on stdout and, when it fails, one line on stderr saying why. Exit codes:
 0 success (the license lets the instance run), 1 refused or invalid, 2 bad arguments,
-3 revoked, 4 service unreachable.
+3 revoked, 4 service unreachable. The license comes from a file (`--license @FILE`,
+`--license-file FILE`) or the environment, never from the command line itself.
 """
 
 from __future__ import annotations
@@ -45,10 +46,27 @@ def _fail(code: int, reason: str) -> int:
     return code
 
 
+_HOW = f"--license @FILE, --license-file FILE, or the {' or '.join(LICENSE_ENV)} variable"
+
+
+def _refuse_license_in_argv(args: argparse.Namespace) -> None:
+    """Any user sees argv (ps, /proc/*/cmdline) and the shell history keeps it: the token itself
+    is refused there before anything else is checked, and not echoed back; only a path may be."""
+    if args.license is not None and not args.license.strip().startswith("@"):
+        raise UsageError(
+            "refusing a license given on the command line, where other users can read it"
+            f" (ps, shell history); pass it as {_HOW}"
+        )
+
+
 def _license(args: argparse.Namespace) -> str:
-    value = args.license or next((os.environ[n] for n in LICENSE_ENV if os.environ.get(n)), None)
+    if args.license_file is not None:
+        return read_token("@" + args.license_file)
+    if args.license is not None:
+        return read_token(args.license)
+    value = next((os.environ[n] for n in LICENSE_ENV if os.environ.get(n)), None)
     if not value:
-        raise UsageError(f"--license TOKEN|@FILE is required (or set {' or '.join(LICENSE_ENV)})")
+        raise UsageError(f"a license is required: {_HOW}")
     return read_token(value)
 
 
@@ -127,7 +145,13 @@ def run_report(args: argparse.Namespace) -> int:
 
 
 def _common(parser: argparse.ArgumentParser, *, keys_required: bool) -> None:
-    parser.add_argument("--license", metavar="TOKEN|@FILE", help="the license JWT, or @file")
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument(
+        "--license",
+        metavar="@FILE",
+        help=f"@ then the file holding the license (default: ${LICENSE_ENV[0]})",
+    )
+    source.add_argument("--license-file", metavar="FILE", help="the file holding the license")
     keys = parser.add_mutually_exclusive_group(required=False)
     keys.add_argument("--public-key", metavar="FILE", help="PEM public key to verify with")
     suffix = "" if keys_required else " (default: the service's /.well-known/jwks.json)"
@@ -170,6 +194,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
+        _refuse_license_in_argv(args)
         return COMMANDS[args.command](args)
     except UsageError as exc:
         return _fail(EXIT_USAGE, str(exc))
