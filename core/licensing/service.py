@@ -15,7 +15,7 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import or_, select
+from sqlalchemy import ColumnElement, case, func, or_, select
 from sqlalchemy.orm import Session
 
 from core.billing import entitlements, statuses
@@ -243,20 +243,59 @@ def renew_license(session: Session, customer_id: str, *, reason: str = "renewal"
     return row
 
 
+def _renewed_expiry(now: datetime) -> ColumnElement[datetime]:
+    """In SQL, the expiry `renew_license` would give the joined customer's license at `now`:
+    `tokens.license_expiry` for a live subscription that has not ended (not revoked, collection
+    not paused), at whole seconds. Keep the two in step: a candidate this gets wrong is either
+    never renewed or picked (and skipped) again on every run."""
+    settings = get_settings()
+    now = now.replace(microsecond=0)
+    cap = now + timedelta(days=settings.license_max_days)
+    paid_until = case(
+        (
+            Subscription.stripe_subscription_id.is_not(None)
+            & Subscription.paid_through_at.is_not(None),
+            Subscription.paid_through_at,
+        ),
+        else_=Subscription.current_period_ends_at,
+    )
+    grace = case(
+        (
+            Subscription.status == SubscriptionStatus.PAST_DUE,
+            timedelta(days=settings.license_past_due_grace_days),
+        ),
+        else_=timedelta(days=settings.license_grace_days),
+    )
+    end = case(
+        (
+            Subscription.status == SubscriptionStatus.TRIALING,
+            func.coalesce(Subscription.trial_ends_at, cap),
+        ),
+        (paid_until.is_not(None), paid_until + grace),
+        else_=cap,
+    )
+    return func.date_trunc("second", func.greatest(now, func.least(end, cap)))
+
+
 def customers_to_renew(
     session: Session, *, now: datetime | None = None, limit: int = 500
 ) -> list[str]:
-    """Customers whose current license needs renewing: a live subscription expiring within
-    LICENSE_RENEW_WITHIN_DAYS, or any license signed by a key that is no longer the active one.
+    """Customers whose current license `renew_license` would re-sign now: a live subscription's
+    license expiring within LICENSE_RENEW_WITHIN_DAYS that renewal would give a later expiry, or
+    any license signed by a key that is no longer the active one.
 
-    A trial whose end has passed is not live whatever its row says: renewing it could only sign
-    a license that is expired at once.
+    Only those: ones renewal skips every time (a trial's fixed end, a past_due license already
+    ending with what was paid, a revoked or paused customer, a trial that has ended) sort first
+    by expiry, and more of them than `limit` would keep everyone else from ever being renewed.
+    A license whose content changed is reissued by that change, not here.
     """
     now = now or utcnow()
     horizon = now + timedelta(days=get_settings().license_renew_within_days)
     active_kid = signing_key().kid
+    renewed_expiry = _renewed_expiry(now)
     query = (
         select(License.customer_id)
+        .join(Customer, Customer.customer_id == License.customer_id)
         .join(Subscription, Subscription.customer_id == License.customer_id, isouter=True)
         .where(License.superseded_at.is_(None))
         .where(
@@ -264,11 +303,14 @@ def customers_to_renew(
                 License.kid != active_kid,
                 (License.expires_at <= horizon)
                 & Subscription.status.in_(statuses.LIVE)
-                & or_(
-                    Subscription.status != SubscriptionStatus.TRIALING,
-                    Subscription.trial_ends_at.is_(None),
-                    Subscription.trial_ends_at > now,
-                ),
+                # What makes the license's content say it has ended (`LicenseContent.has_ended`).
+                & Customer.license_revoked_at.is_(None)
+                & ~(
+                    Subscription.collection_paused
+                    & Subscription.status.in_(statuses.PAID_WHILE_COLLECTED)
+                )
+                & (renewed_expiry > License.expires_at)
+                & (renewed_expiry > now),
             )
         )
         .order_by(License.expires_at)

@@ -100,6 +100,8 @@ def license_expiry(
     - paid: the end of the paid period plus `grace_days`, to ride out a late renewal or webhook.
     Never later than `max_days` from now (a long period or a missing date still gets renewed),
     and never before `now`, so `exp` is never earlier than `iat`.
+
+    `service._renewed_expiry` says the same in SQL to pick renewal candidates: change both.
     """
     _require_aware(now, "now")
     if content.has_ended:

@@ -10,6 +10,7 @@ from sqlalchemy import update
 from core.customers.service import create_customer
 from core.db import session_scope
 from core.licensing.keys import rotate_keys
+from core.licensing.revocation import revoke_license
 from core.licensing.service import current_license, reissue_license
 from models import License, Subscription
 from tasks import licenses as license_tasks
@@ -128,3 +129,47 @@ def test_after_rotation_renewal_resigns_every_license_with_the_new_key(
         row = _current(cid)
         assert row.kid == new_kid == jwt.get_unverified_header(row.token)["kid"]
         assert row.token != old_tokens[cid]
+
+
+def test_renewal_is_not_starved_by_more_unrenewable_candidates_than_its_limit(
+    celery_worker,
+) -> None:
+    # Each of these sorts before the renewable license (earlier expiry) and renewal can never
+    # re-sign it: a trial's end is fixed, a past_due license ends with what was paid plus grace,
+    # a revoked or paused license ends as it is issued. More of them than the limit must not
+    # keep the renewable customer from ever being renewed.
+    now = datetime.now(UTC)
+    paid = {"plan": "starter", "status": "active", "current_period_ends_at": now + timedelta(30)}
+    past_due = {**paid, "status": "past_due", "paid_through_at": now - timedelta(days=2)}
+    stuck = [
+        _customer(f"trial{i}@acme.example", trial_ends_at=now + timedelta(days=2)) for i in range(2)
+    ]
+    stuck += [
+        _customer(f"pastdue{i}@acme.example", **past_due, stripe_subscription_id=f"sub_pd{i}")
+        for i in range(2)
+    ]
+    stuck += [
+        _customer(f"paused{i}@acme.example", **paid, collection_paused=True) for i in range(2)
+    ]
+    for i in range(2):
+        revoked = _customer(f"revoked{i}@acme.example", **paid)
+        with session_scope() as session:
+            revoke_license(session, revoked, reason="test")
+        stuck.append(revoked)
+    renewable = _customer("renewable@acme.example", **paid)
+    with session_scope() as session:  # issued long ago: it now expires within the window
+        session.execute(
+            update(License)
+            .where(License.customer_id == renewable, License.superseded_at.is_(None))
+            .values(expires_at=now + timedelta(days=6))
+        )
+    latest = max(_current(cid).expires_at for cid in stuck)
+    assert latest < now + timedelta(days=6)  # all sort first
+    before = {cid: _current(cid).jti for cid in stuck}
+
+    result = license_tasks.renew_licenses.delay(limit=3).get(timeout=TIMEOUT)
+    assert result == {"candidates": 1, "renewed": [renewable]}
+    assert abs((_current(renewable).expires_at - (now + timedelta(37))).total_seconds()) < 2
+    assert {cid: _current(cid).jti for cid in stuck} == before
+    again = license_tasks.renew_licenses.delay(limit=3).get(timeout=TIMEOUT)
+    assert again == {"candidates": 0, "renewed": []}
