@@ -33,6 +33,11 @@ class Subscription(Base):
     paid_through_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # Stripe's `pause_collection` is set: no invoice is collected, so no paid entitlement.
     collection_paused: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Since when the row's device overage has been billed at its current plan (paid, never a
+    # trial); None while it is not billed. The nightly metering bills a day that has no meter
+    # event yet only if it started after this: an earlier day was on another plan, a trial or the
+    # free tier, and today's plan says nothing about it (`core.billing.metering`).
+    metered_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # When the Stripe state last applied was read: a read started earlier never overwrites it
     # (reads happen before the customer lock is taken, so they may be applied out of order).
     stripe_read_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

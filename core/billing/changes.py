@@ -273,6 +273,7 @@ def _back_to_trial(session: Session, customer_id: str, *, stripe_canceled: bool)
     row.stripe_price_id = None
     row.current_period_ends_at = None
     row.paid_through_at = None
+    row.metered_since = None
     row.cancel_at_period_end = False
     session.flush()
     license_row = reissue_license(session, customer_id, reason="deactivated: back to trial tier")

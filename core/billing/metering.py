@@ -5,6 +5,9 @@ For each customer with a live paid metered subscription (`statuses.METERED`, a p
 
     overage(day) = max(0, Σ over its instances of that instance's peak active devices - maxDevices)
 
+where maxDevices is that of the plan the day was billed at: the plan of the day's first meter
+event, or, for a day not billed yet, the current plan if it applied all day (`day_overages`).
+
 The peaks come from the day's rollup (`usage_daily.max_active`): the task rolls the day up again
 right before recording it, so reports that arrived late count. Sending happens in two steps so
 nothing is sent twice and nothing is lost:
@@ -113,34 +116,72 @@ class DayOverage:
 
 
 def day_overages(session: Session, day: date) -> list[DayOverage]:
-    """Every metered customer's sum of instance peaks on `day` (from usage_daily)."""
+    """Every metered customer's sum of instance peaks on `day` (from usage_daily), at the plan
+    that applied that day, never at today's.
+
+    A day that has meter events keeps the plan its first one recorded: a re-check after a plan
+    change bills a late rise against that plan's limit. A day without one is billed at the
+    current plan only if that plan was billed all day (`Subscription.metered_since`): before it
+    the customer was on another plan, in a trial or on the free tier, which today's plan does not
+    say; such a day, or the one the change fell in, is left unbilled rather than billed wrongly.
+    """
+    day_start = datetime.combine(day, time.min, tzinfo=UTC)
+    recorded_plan = (
+        select(OverageMeterEvent.plan)
+        .where(
+            OverageMeterEvent.customer_id == Customer.customer_id,
+            OverageMeterEvent.day == day,
+        )
+        .order_by(OverageMeterEvent.sequence)
+        .limit(1)
+        .scalar_subquery()
+    )
     peaks = func.coalesce(func.sum(UsageDaily.max_active), 0)
     rows = session.execute(
-        select(Customer.customer_id, Customer.stripe_customer_id, Subscription.plan, peaks)
+        select(
+            Customer.customer_id,
+            Customer.stripe_customer_id,
+            Subscription.plan,
+            Subscription.metered_since,
+            recorded_plan,
+            peaks,
+        )
         .join(Subscription, Subscription.customer_id == Customer.customer_id)
         .join(
             UsageDaily,
             (UsageDaily.customer_id == Customer.customer_id) & (UsageDaily.day == day),
         )
         .where(
+            # Sending at all needs a live paid subscription that bills overage now.
             Subscription.plan.in_([plan.value for plan in METERED_PLANS]),
             Subscription.status.in_([str(status) for status in statuses.METERED]),
             Subscription.stripe_subscription_id.is_not(None),
             Customer.stripe_customer_id.is_not(None),
         )
-        .group_by(Customer.customer_id, Customer.stripe_customer_id, Subscription.plan)
+        .group_by(
+            Customer.customer_id,
+            Customer.stripe_customer_id,
+            Subscription.plan,
+            Subscription.metered_since,
+        )
         .order_by(Customer.customer_id)
     ).all()
-    return [
-        DayOverage(
-            customer_id=customer_id,
-            stripe_customer_id=str(stripe_customer_id),
-            plan=plan,
-            peak_devices=int(peak),
-            max_devices=device_limit(Plan(plan)),
+    owed = []
+    for customer_id, stripe_customer_id, plan, since, day_plan, peak in rows:
+        if day_plan is None and since is not None and since <= day_start:
+            day_plan = plan
+        if day_plan is None:
+            continue
+        owed.append(
+            DayOverage(
+                customer_id=customer_id,
+                stripe_customer_id=str(stripe_customer_id),
+                plan=day_plan,
+                peak_devices=int(peak),
+                max_devices=device_limit(Plan(day_plan)),
+            )
         )
-        for customer_id, stripe_customer_id, plan, peak in rows
-    ]
+    return owed
 
 
 @dataclass(frozen=True, slots=True)

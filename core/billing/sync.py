@@ -30,12 +30,12 @@ from sqlalchemy.orm import Session
 
 from core.billing import issues, statuses
 from core.billing.catalogue import plan_for_price as plan_for_price  # re-exported
-from core.billing.meters import flat_item
+from core.billing.meters import flat_item, overage_billed
 from core.billing.repository import customer_of_subscription, get_subscription
 from core.billing.statuses import SubscriptionStatus
 from core.licensing.service import reissue_license
 from core.plans import Plan
-from models import Customer, Subscription
+from models import Customer, Subscription, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -216,6 +216,29 @@ def _wanted_state(sub: Obj, row: Subscription | None) -> dict[str, Any]:
     }
 
 
+def metered_since(
+    row: Subscription | None, wanted: dict[str, Any], at: datetime
+) -> datetime | None:
+    """Since when the row, once `wanted` is applied, has its overage billed at its plan: kept while
+    the same subscription stays metered on the same plan, `at` when it starts (a checkout, a
+    trial that converts, a plan change, a subscription that pays again), None while not metered.
+
+    `at` is when Stripe was read, so never before the change itself: the day the change fell in
+    is not billed at the new plan (`core.billing.metering`), as part of it was on another.
+    """
+    if not overage_billed(wanted["plan"], wanted["status"], is_trial=False):
+        return None
+    if (
+        row is not None
+        and row.metered_since is not None
+        and row.stripe_subscription_id == wanted["stripe_subscription_id"]
+        and row.plan == wanted["plan"]
+        and overage_billed(row.plan, row.status, is_trial=False)
+    ):
+        return row.metered_since
+    return at
+
+
 def differs(row: Subscription | None, sub: Obj) -> bool:
     """Whether applying `sub` would change the row (reconciliation's drift check)."""
     if decide(row, sub)[0] != APPLY:
@@ -259,6 +282,7 @@ def apply_subscription(
         note = f"{sub['id']} was read before the state last applied: left alone"
         return SyncOutcome(customer.customer_id, False, False, False, note)
     wanted = _wanted_state(sub, row)
+    since = metered_since(row, wanted, read_at or utcnow())
     issues.resolve_conflict(session, str(sub["id"]))  # followed now: the other one ended
     if row is None:
         row = Subscription(customer_id=customer.customer_id, **wanted)
@@ -268,6 +292,7 @@ def apply_subscription(
         changed = any(getattr(row, name) != value for name, value in wanted.items())
         for name, value in wanted.items():
             setattr(row, name, value)
+    row.metered_since = since
     if event_created is not None:
         row.stripe_event_created = max(row.stripe_event_created or 0, int(event_created))
     if read_at is not None:

@@ -53,7 +53,13 @@ def paying(email: str, plan: str = "starter", status: str = "active") -> tuple[s
         session.execute(
             update(Subscription)
             .where(Subscription.customer_id == customer_id)
-            .values(plan=plan, status=status, stripe_subscription_id=f"sub_{customer_id}")
+            .values(
+                plan=plan,
+                status=status,
+                stripe_subscription_id=f"sub_{customer_id}",
+                # On this plan since well before the days these tests meter.
+                metered_since=START - timedelta(days=30),
+            )
         )
     return customer_id, stripe_id
 
@@ -231,6 +237,13 @@ def test_a_customer_who_paid_at_checkout_is_billed_through_its_overage_item(
     ]
     (meter,) = metered.client().v1.billing.meters.list().data
     assert overage_item["price"]["recurring"]["meter"] == meter.id
+    # The checkout is made now; the day metered is earlier: as if it had been paid for then.
+    with session_scope() as session:
+        session.execute(
+            update(Subscription)
+            .where(Subscription.customer_id == customer_id)
+            .values(metered_since=START - timedelta(days=1))
+        )
     report(customer_id, "edge-1", 40, START + timedelta(hours=2))
     report(customer_id, "edge-2", 17, START + timedelta(hours=21))
 

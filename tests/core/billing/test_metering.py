@@ -41,7 +41,13 @@ def paying_customer(
         session.execute(
             update(Subscription)
             .where(Subscription.customer_id == customer.customer_id)
-            .values(plan=plan, status=status, stripe_subscription_id=f"sub_{email.split('@')[0]}")
+            .values(
+                plan=plan,
+                status=status,
+                stripe_subscription_id=f"sub_{email.split('@')[0]}",
+                # On this plan since well before the days these tests meter.
+                metered_since=START - timedelta(days=30),
+            )
         )
         return customer.customer_id
 
