@@ -8,11 +8,15 @@ state grants live with billing, next to the rows they read:
   alone grants nothing: the paid invoice does.
 - `past_due` (the renewal charge failed, Stripe is retrying): still to the paid-through date, plus
   LICENSE_PAST_DUE_GRACE_DAYS, and the license says `past_due`. A retry that is paid grants the
-  new period (the row is synced from `invoice.paid`).
+  new period (the row is synced from `invoice.paid`). Trial time is never paid-through time: a
+  trial whose first charge fails is paid through its start and has no grace (it is no renewal,
+  and a trial has none), so its license ends, saying `past_due`, until a retry is paid.
 - `unpaid`, `canceled`, `incomplete*`, `paused`: nothing; the license says so and ends now.
 - `pause_collection` set on an active subscription: Stripe collects nothing, so the license says
   `paused` (nothing granted) until collection resumes.
-- `trialing`: to the trial's end (a trial is the free period; no grace).
+- `trialing`: to the trial's end (a trial is the free period; no grace). Once it converts, an
+  `active` subscription whose first charge is still under way keeps the trial's end plus
+  LICENSE_GRACE_DAYS, as a renewal keeps the period paid before.
 """
 
 from __future__ import annotations
@@ -33,15 +37,38 @@ def license_status(row: Subscription) -> str:
 
 
 def paid_until(row: Subscription) -> datetime | None:
-    """The end of what was paid for (the period end for rows Stripe does not bill)."""
+    """The end of what was paid for (the period end for rows Stripe does not bill), or of the
+    trial, whichever is later, while the trial runs or its first charge is under way.
+
+    `core.licensing.service._renewed_expiry` says the same in SQL: change both.
+    """
     if row.stripe_subscription_id and row.paid_through_at is not None:
+        if row.trial_ends_at is not None and row.status in statuses.TRIAL_END_GRANTED:
+            return max(row.paid_through_at, row.trial_ends_at)
         return row.paid_through_at
     return row.current_period_ends_at
 
 
-def grace_days(status: str) -> int:
-    """Days a license runs past `paid_until` for a subscription in `status`."""
+def grace_days(row: Subscription | None) -> int:
+    """Days a license runs past `paid_until` for the subscription `row`.
+
+    No days for a past_due row that paid nothing since its trial: its first charge failed, which
+    is no renewal, and a trial has no grace (DESIGN.md), so nothing runs past what was paid.
+    `core.licensing.service._renewed_expiry` says the same in SQL: change both.
+    """
     settings = get_settings()
-    if status == SubscriptionStatus.PAST_DUE:
-        return settings.license_past_due_grace_days
-    return settings.license_grace_days
+    if row is None or license_status(row) != SubscriptionStatus.PAST_DUE:
+        return settings.license_grace_days
+    if unpaid_since_trial(row):
+        return 0
+    return settings.license_past_due_grace_days
+
+
+def unpaid_since_trial(row: Subscription) -> bool:
+    """Whether the row had a trial and nothing was paid after it (`paid_through_at` is set to the
+    trial's start by `core.billing.sync.paid_through` until a charge is paid)."""
+    return (
+        row.trial_ends_at is not None
+        and row.paid_through_at is not None
+        and row.paid_through_at <= row.trial_ends_at
+    )

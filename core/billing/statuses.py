@@ -45,6 +45,11 @@ TRIAL = frozenset({S.TRIALING, S.EXPIRED})
 TRIAL_STARTABLE = frozenset({S.TRIALING})
 # What a revoked license reports as its status: SEED-era instances stop on exactly "canceled".
 REVOKED_LICENSE_STATUS = S.CANCELED
+# A Stripe subscription in these is granted at least its trial's end: during the trial (free),
+# and, once converted, while the first charge is under way (ridden out with LICENSE_GRACE_DAYS,
+# as a renewal's charge is from the period paid before). Never past_due: a first charge that
+# failed has nothing paid to give grace on, and a trial has no grace of its own.
+TRIAL_END_GRANTED = frozenset({S.TRIALING, S.ACTIVE})
 # A paid subscription in these has its device overage metered to Stripe (never a trial, whether
 # of the free tier or a paid plan: trial days are not billed).
 METERED = frozenset({S.ACTIVE, S.PAST_DUE})

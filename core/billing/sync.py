@@ -109,18 +109,31 @@ def _latest_invoice_paid(sub: Obj) -> bool | None:
 def paid_through(sub: Obj, previous: datetime | None) -> datetime | None:
     """The end of the last period Stripe was paid for (see core.billing.entitlements).
 
-    A trial, or an active subscription whose latest invoice is paid, is paid to its period end.
-    Otherwise (a renewal not yet charged, a failed charge) the paid-through date stays where it
-    was, or, first seen so, is the start of the period that is not paid.
+    An active subscription whose latest invoice is paid is paid to its period end. A trial is
+    free time, never paid: like a renewal not yet charged or a failed charge, it leaves the date
+    where it was, or, first seen so, at the start of what is not paid: the period's start, or the
+    trial's start when nothing was paid since (past_due grace is measured from this date, and a
+    trial is never grace for itself). A date inside the trial (a trial once counted as paid) is
+    taken back to the trial's start.
     """
-    status, end = sub.get("status"), period_end(sub)
-    invoice_paid = _latest_invoice_paid(sub)
-    paid_now = status == SubscriptionStatus.TRIALING or (
-        status == SubscriptionStatus.ACTIVE and invoice_paid is not False
-    )
+    status, end, start = sub.get("status"), period_end(sub), period_start(sub)
+    trial = _trial(sub)
+    if previous is not None and trial is not None and trial[0] < previous <= trial[1]:
+        previous = trial[0]
+    paid_now = status == SubscriptionStatus.ACTIVE and _latest_invoice_paid(sub) is not False
     if paid_now and end is not None:
         return max(previous, end) if previous is not None else end
-    return previous if previous is not None else period_start(sub)
+    if previous is not None:
+        return previous
+    if trial is not None and start is not None and start <= trial[1]:
+        return trial[0]
+    return start
+
+
+def _trial(sub: Obj) -> tuple[datetime, datetime] | None:
+    """The subscription's trial (start, end), if it has (or had) one; Stripe keeps both."""
+    start, end = _ts(sub.get("trial_start")), _ts(sub.get("trial_end"))
+    return (start, end) if start is not None and end is not None else None
 
 
 # -- finding and locking the customer --------------------------------------------------------

@@ -118,14 +118,16 @@ def _store(
     return row
 
 
-def _sign(content: LicenseContent, key: SigningKey, now: datetime) -> IssuedLicense:
+def _sign(
+    content: LicenseContent, key: SigningKey, now: datetime, grace_days: int
+) -> IssuedLicense:
     settings = get_settings()
     return issue_license(
         content,
         key,
         now=now,
         issuer=settings.license_issuer,
-        grace_days=entitlements.grace_days(content.subscription_status),
+        grace_days=grace_days,
         max_days=settings.license_max_days,
     )
 
@@ -136,6 +138,8 @@ class _Prepared:
     content: LicenseContent
     key: SigningKey
     current: License | None
+    # Billing's grace for the subscription (`entitlements.grace_days`): not said in the license.
+    grace_days: int
 
     @property
     def unchanged(self) -> bool:
@@ -148,8 +152,11 @@ class _Prepared:
 
 def _prepare(session: Session, customer_id: str) -> _Prepared:
     customer = customer_service.get_for_update(session, customer_id)
-    content = license_content(customer, get_subscription(session, customer_id))
-    return _Prepared(customer, content, signing_key(), current_license(session, customer_id))
+    subscription = get_subscription(session, customer_id)
+    content = license_content(customer, subscription)
+    current = current_license(session, customer_id)
+    grace = entitlements.grace_days(subscription)
+    return _Prepared(customer, content, signing_key(), current, grace)
 
 
 def reissue_license(
@@ -162,9 +169,8 @@ def reissue_license(
     prepared = _prepare(session, customer_id)
     if prepared.unchanged and not force:
         return None
-    row = _store(
-        session, _sign(prepared.content, prepared.key, utcnow()), prepared.content, prepared.current
-    )
+    issued = _sign(prepared.content, prepared.key, utcnow(), prepared.grace_days)
+    row = _store(session, issued, prepared.content, prepared.current)
     log.info("issued license %s for %s (%s)", row.jti, customer_id, reason)
     return row
 
@@ -228,7 +234,7 @@ def renew_license(session: Session, customer_id: str, *, reason: str = "renewal"
         would_expire = license_expiry(
             prepared.content,
             now.replace(microsecond=0),
-            grace_days=entitlements.grace_days(prepared.content.subscription_status),
+            grace_days=prepared.grace_days,
             max_days=settings.license_max_days,
         )
         assert prepared.current is not None
@@ -236,9 +242,8 @@ def renew_license(session: Session, customer_id: str, *, reason: str = "renewal"
         would_expire = would_expire.replace(microsecond=0)
         if would_expire <= prepared.current.expires_at or would_expire <= now:
             return None
-    row = _store(
-        session, _sign(prepared.content, prepared.key, now), prepared.content, prepared.current
-    )
+    issued = _sign(prepared.content, prepared.key, now, prepared.grace_days)
+    row = _store(session, issued, prepared.content, prepared.current)
     log.info("renewed license %s for %s (%s)", row.jti, customer_id, reason)
     return row
 
@@ -251,19 +256,26 @@ def _renewed_expiry(now: datetime) -> ColumnElement[datetime]:
     settings = get_settings()
     now = now.replace(microsecond=0)
     cap = now + timedelta(days=settings.license_max_days)
+    paid_through = Subscription.stripe_subscription_id.is_not(None) & (
+        Subscription.paid_through_at.is_not(None)
+    )
+    # `entitlements.paid_until`: a trial's end is granted while it runs or its first charge is
+    # under way.
     paid_until = case(
         (
-            Subscription.stripe_subscription_id.is_not(None)
-            & Subscription.paid_through_at.is_not(None),
-            Subscription.paid_through_at,
+            paid_through
+            & Subscription.trial_ends_at.is_not(None)
+            & Subscription.status.in_(statuses.TRIAL_END_GRANTED),
+            func.greatest(Subscription.paid_through_at, Subscription.trial_ends_at),
         ),
+        (paid_through, Subscription.paid_through_at),
         else_=Subscription.current_period_ends_at,
     )
+    past_due = Subscription.status == SubscriptionStatus.PAST_DUE
     grace = case(
-        (
-            Subscription.status == SubscriptionStatus.PAST_DUE,
-            timedelta(days=settings.license_past_due_grace_days),
-        ),
+        # `entitlements.grace_days`: none for a first charge that failed after a trial.
+        (past_due & (Subscription.paid_through_at <= Subscription.trial_ends_at), timedelta(0)),
+        (past_due, timedelta(days=settings.license_past_due_grace_days)),
         else_=timedelta(days=settings.license_grace_days),
     )
     end = case(

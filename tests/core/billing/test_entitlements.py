@@ -7,7 +7,11 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from sqlalchemy import update
+
+from core.db import session_scope
 from core.settings import get_settings
+from models import Subscription
 from tests.stripe_fixtures import *  # noqa: F403
 from tests.stripe_fixtures import (
     deliver_all,
@@ -119,3 +123,89 @@ def test_paused_collection_grants_nothing_until_resumed(stand_in, api_client, ce
     _deliver(api_client, stand_in.events[mark:], seed=10)
     assert license_claims(customer_id)["subscription"]["status"] == "active"
     assert _exp(customer_id) == paid_end + timedelta(days=get_settings().license_grace_days)
+
+
+def _on_stripe_trial(stand_in: Any, api_client: Any, seed: int) -> tuple[str, str, datetime]:
+    """A customer on a 14-day Stripe trial of starter (made in Stripe, e.g. the dashboard)."""
+    customer_id = new_customer()
+    client = stand_in.client()
+    stripe_customer = client.v1.customers.create(params={"email": "trial@example.com"})["id"]
+    mark = len(stand_in.events)
+    trial_end = int(datetime.now(UTC).timestamp()) + 14 * 86400
+    sub = stand_in.create_subscription_directly(
+        stripe_customer,
+        get_settings().stripe_price_starter,
+        {"customerId": customer_id},
+        trial_end=trial_end,
+    )
+    _deliver(api_client, stand_in.events[mark:], seed=seed)
+    claims = license_claims(customer_id)
+    assert subscription_row(customer_id)["status"] == "trialing"
+    assert claims["trial"]["isTrialMode"] is True
+    assert _exp(customer_id) == datetime.fromtimestamp(trial_end, UTC)  # no grace on a trial
+    return customer_id, sub["id"], datetime.fromtimestamp(trial_end, UTC)
+
+
+def _said_period_end(customer_id: str) -> datetime:
+    said = license_claims(customer_id)["subscription"]["currentPeriodEndsAt"]
+    return datetime.fromisoformat(said.replace("Z", "+00:00"))
+
+
+def test_a_trial_whose_first_charge_fails_gets_no_grace(stand_in, api_client, celery_worker):
+    customer_id, sub_id, trial_end = _on_stripe_trial(stand_in, api_client, seed=11)
+    trial_start = stripe_subscription(stand_in, customer_id)["trial_start"]
+
+    # The trial converts and its first charge fails: nothing was ever paid, so the license ends
+    # (saying past_due), rather than running a past_due grace from the trial's end.
+    _deliver(api_client, stand_in.fail_payment(sub_id), seed=12)
+    claims = license_claims(customer_id)
+    assert subscription_row(customer_id)["status"] == "past_due"
+    assert claims["subscription"]["status"] == "past_due"
+    assert claims["exp"] <= claims["iat"] + 1
+    # Paid through nothing: the trial's start.
+    assert _said_period_end(customer_id) == datetime.fromtimestamp(trial_start, UTC)
+    assert _exp(customer_id) < trial_end
+
+    # A retry is paid: the paid period is granted, with the ordinary grace.
+    _deliver(api_client, stand_in.pay_invoice(sub_id), seed=13)
+    assert license_claims(customer_id)["subscription"]["status"] == "active"
+    assert _exp(customer_id) == _period_end(stand_in, customer_id) + timedelta(
+        days=get_settings().license_grace_days
+    )
+
+
+def test_a_row_that_counted_its_trial_as_paid_gets_no_grace_either(
+    stand_in, api_client, celery_worker
+):
+    customer_id, sub_id, trial_end = _on_stripe_trial(stand_in, api_client, seed=14)
+    # Synced before trial time stopped counting as paid: paid through the trial's end.
+    with session_scope() as session:
+        session.execute(
+            update(Subscription)
+            .where(Subscription.customer_id == customer_id)
+            .values(paid_through_at=trial_end)
+        )
+
+    _deliver(api_client, stand_in.fail_payment(sub_id), seed=15)
+
+    claims = license_claims(customer_id)
+    assert claims["subscription"]["status"] == "past_due"
+    assert claims["exp"] <= claims["iat"] + 1
+
+
+def test_a_converted_trial_keeps_its_license_while_the_first_charge_is_under_way(
+    stand_in, api_client, celery_worker
+):
+    customer_id, sub_id, trial_end = _on_stripe_trial(stand_in, api_client, seed=16)
+    grace = timedelta(days=get_settings().license_grace_days)
+
+    # Stripe starts the first paid period about an hour before it charges it.
+    _deliver(api_client, stand_in.renew_awaiting_payment(sub_id), seed=17)
+    assert license_claims(customer_id)["subscription"]["status"] == "active"
+    assert _exp(customer_id) == trial_end + grace
+
+    # The charge fails: the trial's end is no paid-through date, so no past_due grace runs on it.
+    _deliver(api_client, stand_in.fail_payment(sub_id), seed=18)
+    claims = license_claims(customer_id)
+    assert claims["subscription"]["status"] == "past_due"
+    assert claims["exp"] <= claims["iat"] + 1

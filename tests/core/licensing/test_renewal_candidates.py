@@ -18,7 +18,12 @@ from models import License, Subscription
 
 NOW = datetime.now(UTC)
 PAID = {"plan": "starter", "status": "active", "current_period_ends_at": NOW + timedelta(30)}
-STRIPE = {"stripe_subscription_id": "sub_x", "paid_through_at": NOW - timedelta(days=2)}
+# A row synced from Stripe carries Stripe's trial end: none, for a subscription without a trial.
+STRIPE = {
+    "stripe_subscription_id": "sub_x",
+    "paid_through_at": NOW - timedelta(days=2),
+    "trial_ends_at": None,
+}
 # name: (subscription values, license expires_at to set or None to keep, renewable)
 SCENARIOS: dict[str, tuple[dict[str, object], datetime | None, bool]] = {
     "trial ending soon": ({"trial_ends_at": NOW + timedelta(days=2)}, None, False),
@@ -32,6 +37,18 @@ SCENARIOS: dict[str, tuple[dict[str, object], datetime | None, bool]] = {
     "past_due, ends with what was paid": ({**PAID, **STRIPE, "status": "past_due"}, None, False),
     "past_due, issued long ago": (
         {**PAID, **STRIPE, "status": "past_due"}, NOW + timedelta(days=1), True,
+    ),
+    # A trial's first charge failed: nothing paid, no grace (the trial was shorter than one).
+    "past_due after a trial, issued long ago": (
+        {**PAID, **STRIPE, "status": "past_due", "paid_through_at": NOW - timedelta(days=2),
+         "trial_ends_at": NOW - timedelta(days=1)},
+        NOW + timedelta(days=1), False,
+    ),
+    # Converted an hour ago, its first charge under way: the trial's end plus the grace.
+    "active after a trial, charge under way": (
+        {**PAID, **STRIPE, "paid_through_at": NOW - timedelta(days=14),
+         "trial_ends_at": NOW - timedelta(hours=1)},
+        NOW + timedelta(days=1), True,
     ),
     "stripe row not yet paid through": (
         {**PAID, **STRIPE, "paid_through_at": None}, NOW + timedelta(days=6), True,
