@@ -6,6 +6,7 @@ from fastapi import FastAPI
 
 from api import customers, health, licenses, metrics, subscriptions, usage, webhooks
 from api.errors import install_error_handlers
+from api.ingress_lane import IngressLane, LaneRoute
 from api.middleware import install_middleware
 
 
@@ -20,6 +21,16 @@ def create_app() -> FastAPI:
     )
     install_error_handlers(app)
     install_middleware(app)
+    # Outermost: the two hot write paths are answered before routing (api/ingress_lane.py).
+    app.add_middleware(
+        IngressLane,
+        routes={
+            ("POST", "/api/usage/report"): LaneRoute("/api/usage/report", usage.receive_report),
+            ("POST", "/webhooks/stripe"): LaneRoute(
+                "/webhooks/stripe", webhooks.receive_event, credentialed=False
+            ),
+        },
+    )
     metrics.install_cluster_metrics()
     app.include_router(health.router)
     app.include_router(metrics.router)

@@ -82,46 +82,53 @@ async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
     return error_response(exc.status_code, code, message, headers=getattr(exc, "headers", None))
 
 
-async def _domain_error(_: Request, exc: DomainError) -> JSONResponse:
-    # A domain error may tell the client when to come back (Stripe rate limiting: Retry-After).
-    headers = getattr(exc, "headers", None)
-    return error_response(exc.status_code, exc.code, exc.message, exc.field, headers=headers)
+# SQLSTATEs of a statement the server gave up on, not of a bad statement: lock_timeout (55P03),
+# statement_timeout (57014), a deadlock victim (40P01), a serialization failure (40001). psycopg2
+# raises them as OperationalError; over asyncpg they arrive as plain DBAPIError.
+RETRYABLE_SQLSTATES = frozenset({"55P03", "57014", "40P01", "40001"})
+Answer = tuple[int, dict[str, Any], dict[str, str] | None]
 
 
-async def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:
+def _database_unavailable(exc: DBAPIError) -> bool:
     # Connection lost or refused, a lock not granted within DATABASE_LOCK_TIMEOUT_MS, a statement
-    # cancelled by DATABASE_STATEMENT_TIMEOUT_MS (all OperationalError): the request was not
-    # stored, the caller should retry.
-    if (
-        isinstance(exc, DBAPIError)
-        and not exc.connection_invalidated
-        and not isinstance(exc, OperationalError)
-    ):
-        return await _unexpected_error(request, exc)
-    log.warning("database unavailable on %s %s: %s", request.method, request.url.path, exc)
-    return error_response(
-        503, "unavailable", "the database is unavailable; retry later", headers={"Retry-After": "5"}
+    # cancelled by DATABASE_STATEMENT_TIMEOUT_MS: the request was not stored, the caller should
+    # retry.
+    return (
+        exc.connection_invalidated
+        or isinstance(exc, OperationalError)
+        or getattr(exc.orig, "pgcode", None) in RETRYABLE_SQLSTATES
     )
 
 
-async def _database_saturated(request: Request, exc: Exception) -> JSONResponse:
-    # Every pooled connection stayed busy for DATABASE_POOL_TIMEOUT_SECONDS: overload, not a bug.
-    log.warning("database pool exhausted on %s %s: %s", request.method, request.url.path, exc)
-    return error_response(
-        503, "unavailable", "the database is busy; retry later", headers={"Retry-After": "2"}
-    )
-
-
-async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+def error_answer(exc: Exception, method: str, path: str) -> Answer:
+    """Status, JSON body and headers for an exception a route raised (every route alike)."""
+    if isinstance(exc, DomainError):
+        # A domain error may tell the client when to come back (rate limits, Stripe's).
+        body = error_body(exc.code, exc.message, exc.field)
+        return exc.status_code, body, getattr(exc, "headers", None)
+    if isinstance(exc, DBAPIError) and _database_unavailable(exc):
+        log.warning("database unavailable on %s %s: %s", method, path, exc)
+        message = "the database is unavailable; retry later"
+        return 503, error_body("unavailable", message), {"Retry-After": "5"}
+    if isinstance(exc, PoolTimeoutError):
+        # Every pooled connection stayed busy for DATABASE_POOL_TIMEOUT_SECONDS: overload.
+        log.warning("database pool exhausted on %s %s: %s", method, path, exc)
+        message = "the database is busy; retry later"
+        return 503, error_body("unavailable", message), {"Retry-After": "2"}
     # A bug, not bad input: log it whole, answer without internals.
-    log.exception("unhandled error on %s %s", request.method, request.url.path)
-    return error_response(500, "internal_error", "internal server error")
+    log.error("unhandled error on %s %s", method, path, exc_info=exc)
+    return 500, error_body("internal_error", "internal server error"), None
+
+
+async def _error(request: Request, exc: Exception) -> JSONResponse:
+    status, body, headers = error_answer(exc, request.method, request.url.path)
+    return JSONResponse(body, status_code=status, headers=headers)
 
 
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
     app.add_exception_handler(StarletteHTTPException, _http_error)  # type: ignore[arg-type]
-    app.add_exception_handler(DomainError, _domain_error)  # type: ignore[arg-type]
-    app.add_exception_handler(DBAPIError, _database_unavailable)
-    app.add_exception_handler(PoolTimeoutError, _database_saturated)
-    app.add_exception_handler(Exception, _unexpected_error)
+    app.add_exception_handler(DomainError, _error)
+    app.add_exception_handler(DBAPIError, _error)
+    app.add_exception_handler(PoolTimeoutError, _error)
+    app.add_exception_handler(Exception, _error)

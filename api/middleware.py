@@ -5,7 +5,6 @@ Pure ASGI (not BaseHTTPMiddleware) because these run on every ingress request, t
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import re
@@ -30,7 +29,6 @@ log = logging.getLogger("api.access")
 
 REQUEST_ID_HEADER = b"x-request-id"
 SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
-USAGE_REPORT_PATH = "/api/usage/report"
 # Stripe retries what we refuse; limiting its deliveries would only delay paid subscriptions.
 NEVER_LIMITED_PREFIXES = ("/webhooks/stripe",)
 # Routes that check credentials. Anywhere else an Authorization header proves nothing, so the
@@ -38,7 +36,7 @@ NEVER_LIMITED_PREFIXES = ("/webhooks/stripe",)
 CREDENTIALED_PREFIXES = ("/api/", "/metrics")
 
 
-async def _send_json(send: Send, status: int, body: dict, headers: list | None = None) -> None:
+async def send_json(send: Send, status: int, body: dict, headers: list | None = None) -> None:
     payload = json.dumps(body).encode()
     await send(
         {
@@ -54,7 +52,7 @@ async def _send_json(send: Send, status: int, body: dict, headers: list | None =
     await send({"type": "http.response.body", "body": payload})
 
 
-def _header(scope: Scope, name: bytes) -> bytes | None:
+def header(scope: Scope, name: bytes) -> bytes | None:
     for key, value in scope.get("headers", []):
         if key == name:
             return value
@@ -81,12 +79,37 @@ class _HttpMiddleware:
         raise NotImplementedError
 
 
+def request_id_for(scope: Scope) -> str:
+    """The caller's X-Request-ID when it is a safe token, else a new one."""
+    incoming = (header(scope, REQUEST_ID_HEADER) or b"").decode("latin-1")
+    return incoming if SAFE_REQUEST_ID.match(incoming) else uuid.uuid4().hex
+
+
+def record_request(scope: Scope, template: str, status: int, elapsed: float) -> None:
+    """Count, time and log one answered request (once, with its request id)."""
+    method = scope["method"]
+    HTTP_REQUESTS.labels(method, template, str(status)).inc()
+    HTTP_LATENCY.labels(method, template).observe(elapsed)
+    if log.isEnabledFor(logging.INFO):
+        log.info(
+            "%s %s %s",
+            method,
+            template,
+            status,
+            extra={
+                "method": method,
+                "path": scope["path"],
+                "status": status,
+                "duration_ms": round(elapsed * 1000, 2),
+            },
+        )
+
+
 class RequestContextMiddleware(_HttpMiddleware):
     """Gives each request an id (echoed in X-Request-ID), counts it and logs it once."""
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
-        incoming = (_header(scope, REQUEST_ID_HEADER) or b"").decode("latin-1")
-        request_id = incoming if SAFE_REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        request_id = request_id_for(scope)
         token = request_id_var.set(request_id)
         started = time.perf_counter()
         status = 500
@@ -102,23 +125,9 @@ class RequestContextMiddleware(_HttpMiddleware):
         try:
             await self.app(scope, receive, send_with_id)
         finally:
-            elapsed = time.perf_counter() - started
             route = scope.get("route")
             template = getattr(route, "path", None) or "unmatched"
-            HTTP_REQUESTS.labels(scope["method"], template, str(status)).inc()
-            HTTP_LATENCY.labels(scope["method"], template).observe(elapsed)
-            log.info(
-                "%s %s %s",
-                scope["method"],
-                template,
-                status,
-                extra={
-                    "method": scope["method"],
-                    "path": scope["path"],
-                    "status": status,
-                    "duration_ms": round(elapsed * 1000, 2),
-                },
-            )
+            record_request(scope, template, status, time.perf_counter() - started)
             request_id_var.reset(token)
 
 
@@ -127,9 +136,9 @@ class BodySizeLimitMiddleware(_HttpMiddleware):
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         limit = get_settings().max_request_body_bytes
-        declared = _header(scope, b"content-length")
+        declared = header(scope, b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
-            await _send_json(send, 413, _too_large(limit))
+            await send_json(send, 413, too_large(limit))
             return
         received = 0
         response_started = False
@@ -153,14 +162,14 @@ class BodySizeLimitMiddleware(_HttpMiddleware):
             await self.app(scope, counting_receive, tracking_send)
         except _BodyTooLarge:
             if not response_started:
-                await _send_json(send, 413, _too_large(limit))
+                await send_json(send, 413, too_large(limit))
 
 
 class _BodyTooLarge(Exception):
     pass
 
 
-def _too_large(limit: int) -> dict:
+def too_large(limit: int) -> dict:
     return error_body("payload_too_large", f"request body is larger than {limit} bytes", "body")
 
 
@@ -170,7 +179,8 @@ class RateLimitMiddleware(_HttpMiddleware):
     - requests without credentials, or to routes that take none: per client address;
     - failed authentications (every 401): per client address; over the limit, the client's
       credentialed requests are refused before any key lookup or signature check;
-    - usage reports: per license and instance.
+    - usage reports: per instance, by their handler (api/usage.py), which reads the instance
+      from the body it parses anyway.
     """
 
     def passes_through(self, scope: Scope) -> bool:
@@ -179,17 +189,13 @@ class RateLimitMiddleware(_HttpMiddleware):
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         settings = get_settings()
         window = settings.rate_limit_window_seconds
-        client = _client_address(scope)
-        authorization = _header(scope, b"authorization")
-        is_usage_report = scope["path"] == USAGE_REPORT_PATH and scope["method"] == "POST"
+        client = client_address(scope)
+        authorization = header(scope, b"authorization")
+        decision: Decision | None
         if authorization is not None and scope["path"].startswith(CREDENTIALED_PREFIXES):
+            # Credentialed requests are limited by what they authenticate as (usage reports per
+            # instance, api/usage.py), once the client is not locked out for failed ones.
             decision = refused_for_failed_authentication(client)
-            if decision is None and is_usage_report:
-                body, receive = await _buffer_body(receive)
-                bucket = "usage:" + _instance_key(authorization, body)
-                decision = await current_limiter().hit(
-                    bucket, settings.rate_limit_usage_per_instance, window
-                )
         else:
             decision = await current_limiter().hit(
                 f"client:{client}", settings.rate_limit_unauthenticated_per_client, window
@@ -208,7 +214,7 @@ class RateLimitMiddleware(_HttpMiddleware):
         await self.app(scope, receive, counting_send)
 
 
-def _client_address(scope: Scope) -> str:
+def client_address(scope: Scope) -> str:
     # uvicorn has already replaced it with X-Forwarded-For's client when the peer is a trusted
     # proxy (FORWARDED_ALLOW_IPS); otherwise it is the peer itself.
     client = scope.get("client") or ("unknown", 0)
@@ -216,51 +222,12 @@ def _client_address(scope: Scope) -> str:
 
 
 async def _refuse(send: Send, decision: Decision) -> None:
-    await _send_json(
+    await send_json(
         send,
         429,
         error_body("rate_limited", f"too many requests; retry in {decision.retry_after}s"),
         headers=[(b"retry-after", str(decision.retry_after).encode())],
     )
-
-
-async def _buffer_body(receive: Receive) -> tuple[bytes, Receive]:
-    """Read the whole (small, size-limited) body and hand the app a receive that replays it."""
-    chunks: list[bytes] = []
-    more = True
-    while more:
-        message = await receive()
-        if message["type"] != "http.request":
-            break
-        chunks.append(message.get("body", b""))
-        more = message.get("more_body", False)
-    body = b"".join(chunks)
-    replayed = False
-
-    async def replay() -> Message:
-        nonlocal replayed
-        if not replayed:
-            replayed = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        return await receive()
-
-    return body, replay
-
-
-def _instance_key(authorization: bytes, body: bytes) -> str:
-    """One bucket per license and instance; the token itself is hashed, never kept."""
-    instance = ""
-    try:
-        parsed: Any = json.loads(body)
-        if isinstance(parsed, dict):
-            instance = str(parsed.get("instanceId") or parsed.get("instance_id") or "")[:255]
-    except (ValueError, RecursionError):
-        # Not JSON, or thousands of nested brackets: the endpoint answers that with a 4xx; the
-        # bucket is then simply the license's.
-        pass
-    # surrogatepass: a lone surrogate (valid JSON escape, invalid UTF-8) still names a bucket.
-    key = authorization + b"|" + instance.encode("utf-8", "surrogatepass")
-    return hashlib.sha256(key).hexdigest()[:32]
 
 
 def install_middleware(app: Any) -> None:

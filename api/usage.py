@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import hashlib
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import date, datetime, timedelta
@@ -13,16 +14,18 @@ from fastapi.responses import JSONResponse
 from pydantic import BeforeValidator
 
 from api.deps import BearerCredentials, DbSession, bearer_token
+from api.ingress_lane import LaneAnswer, LaneRequest
 from api.schemas import CamelModel, CustomerIdPath, OrUnlimited, error_responses, wire_model
 from core.api_keys import KEY_PREFIX, authenticate_api_key
 from core.batching import Coalescer
-from core.errors import DomainError, PermissionDeniedError
+from core.errors import DomainError, PermissionDeniedError, RateLimitedError
 from core.group_transactions import Ingress
 from core.licensing.instance_auth import (
     InstanceIdentity,
     authenticate_instance,
     verify_instance_token,
 )
+from core.rate_limit import current_limiter
 from core.settings import get_settings
 from core.usage.ingest import ReceivedReport, ReportToStore, receive_reports
 from core.usage.parsing import idempotency_key_for, parse_report_body
@@ -173,15 +176,24 @@ def _bearer_token(authorization: str | None) -> str | None:
     },
 )
 async def report_usage(request: Request) -> JSONResponse:
+    # `billing api` answers this route in the ingress lane (api/ingress_lane.py) without coming
+    # here; the declaration documents it, and serves it where the lane is not in front.
+    status, answer = await receive_report(LaneRequest(request.scope, await request.body()))
+    return JSONResponse(answer, status_code=status)
+
+
+async def receive_report(request: LaneRequest) -> LaneAnswer:
+    """A usage report in: verified, limited per instance, stored in a group transaction."""
     # Everything up to the batch needs no database: the license's signature (verified once per
     # token) and the body. Refusals here cost no round trip.
-    headers = request.headers
-    identity = verify_instance_token(_bearer_token(headers.get("authorization")))
+    identity = verify_instance_token(_bearer_token(request.header(b"authorization")))
     now = utcnow()
-    max_skew = timedelta(seconds=get_settings().usage_max_clock_skew_seconds)
-    report = parse_report_body(await request.body(), now=now, max_skew=max_skew)
-    key = idempotency_key_for(report, headers.get("idempotency-key"), now)
-    ingress: ReportIngress = request.app.state.report_ingress
+    settings = get_settings()
+    max_skew = timedelta(seconds=settings.usage_max_clock_skew_seconds)
+    report = parse_report_body(request.body, now=now, max_skew=max_skew)
+    await _within_instance_limit(identity.customer_id, report.instance_id)
+    key = idempotency_key_for(report, request.header(b"idempotency-key"), now)
+    ingress: ReportIngress = request.state.report_ingress
     received = await ingress.batcher.submit(
         (identity, ReportToStore(report, identity.jti, key, now))
     )
@@ -191,7 +203,20 @@ async def report_usage(request: Request) -> JSONResponse:
     if received.newer_license is not None:
         # The instance presented an older license: hand it the current one.
         answer["license"] = received.newer_license
-    return JSONResponse(answer, status_code=202)
+    return 202, answer
+
+
+async def _within_instance_limit(customer_id: str, instance_id: str) -> None:
+    """RATE_LIMIT_USAGE_PER_INSTANCE per window, per instance of a customer (429 beyond)."""
+    settings = get_settings()
+    # Hashed: instance ids are the instance's free text (up to 255 characters).
+    name = f"{customer_id}|{instance_id}".encode("utf-8", "surrogatepass")
+    bucket = "usage:" + hashlib.sha256(name).hexdigest()[:32]
+    decision = await current_limiter().hit(
+        bucket, settings.rate_limit_usage_per_instance, settings.rate_limit_window_seconds
+    )
+    if not decision.allowed:
+        raise RateLimitedError(decision.retry_after)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -48,3 +48,14 @@ class ConfigurationError(DomainError):
 
     status_code = 503
     code = "not_configured"
+
+
+class RateLimitedError(DomainError):
+    """Over a rate limit: the client may come back after `retry_after` seconds."""
+
+    status_code = 429
+    code = "rate_limited"
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(f"too many requests; retry in {retry_after}s")
+        self.headers = {"Retry-After": str(retry_after)}

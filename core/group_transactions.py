@@ -1,28 +1,31 @@
 """One group's database transaction, for the ingress's batchers (core/batching.py).
 
-`GroupTransactions(work).flush` is a MicroBatcher flush that runs `work(session, group)` in one
-committed transaction: over asyncpg on the event loop for PostgreSQL, in a worker thread on held
-connections for the embedded SQLite default. `Ingress` puts a batcher, its group transactions
-and the publisher to the workers together, as each API ingress (usage reports, Stripe events)
-runs them.
+`GroupTransactions(work).flush` is a MicroBatcher flush that runs a group's work, written as
+steps (core/db_steps.py: `work(dialect, group)` yields its statements), in one committed
+transaction: straight over asyncpg on the event loop for PostgreSQL, in a worker thread over
+SQLAlchemy for the embedded SQLite default. `Ingress` puts a batcher, its group transactions and
+the publisher to the workers together, as each API ingress (usage reports, Stripe events) runs
+them.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
+import asyncpg
 from sqlalchemy import Connection, make_url
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.orm import Session
 
 from core.batching import Coalescer, Flush, MicroBatcher
 from core.db import get_engine
+from core.db_steps import Steps, run_steps, run_steps_on_asyncpg
 from core.errors import ServiceUnavailableError
 
 Item = TypeVar("Item")
@@ -31,12 +34,12 @@ StoredId = TypeVar("StoredId")
 
 
 class HeldConnections:
-    """Database connections the ingress keeps from one group to the next.
+    """Database connections the SQLite ingress keeps from one group to the next.
 
     A pooled checkout pings the server first (pool_pre_ping), one round trip in four of a
     group's work. The ingress runs at most a few groups at once, so it keeps that many
-    connections instead: no ping, and a connection the server dropped fails its group once (the
-    callers get 503 and resend) and is replaced by a fresh one for the next group.
+    connections instead: no ping, and a connection that broke fails its group once and is
+    replaced by a fresh one for the next group.
     """
 
     def __init__(self) -> None:
@@ -72,19 +75,31 @@ class DatabaseUnavailableError(ServiceUnavailableError):
     headers = {"Retry-After": "5"}
 
 
-GroupWork = Callable[[Session, list[Item]], Sequence[Outcome | Exception]]
+# A group's work: given the dialect's name and the group, the steps that store it and return
+# an outcome (or the exception to raise to its caller) per item.
+GroupWork = Callable[[str, list[Item]], Steps[Sequence[Outcome | Exception]]]
+
+# The server gave the statement up, it was not wrong: lock_timeout, statement_timeout, a
+# deadlock victim, a serialization failure. The group was not stored; its callers retry (503).
+RETRYABLE_SQLSTATES = frozenset({"55P03", "57014", "40P01", "40001"})
+# A pooled connection the server dropped (restart, failover, idle kill) is found only by using it.
+_DROPPED = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.exceptions.OperatorInterventionError,
+    ConnectionError,
+)
 
 
 class GroupTransactions(Generic[Item, Outcome]):
-    """Runs one group's database work (`work(session, group)`) in one committed transaction.
+    """Runs one group's work (`work(dialect, group)`, steps) in one committed transaction.
 
-    On PostgreSQL it runs on the event loop over asyncpg: the same SQLAlchemy code (a Session
-    driven through `run_sync`, no thread), so a group costs no thread hand-off and no GIL
-    contention with the loop, and the connections are this object's own few (no ping per
-    group: a connection the server dropped fails its group once, with 503, and is replaced).
-    Elsewhere (the embedded SQLite default) it runs in a worker thread on held connections.
-    Made per API process at start-up and closed at shutdown: asyncpg connections belong to
-    the event loop that opened them.
+    On PostgreSQL it runs on the event loop over asyncpg itself: no thread hand-off, no GIL
+    contention with the loop, and none of SQLAlchemy's per-statement cost, which was most of a
+    group's CPU. The connections are this object's own few: no ping per group; a connection the
+    server dropped is replaced and the group runs once more. Elsewhere (the embedded SQLite
+    default) it runs in a worker thread on held connections. Made per API process at start-up
+    and closed at shutdown: asyncpg connections belong to the event loop that opened them.
     """
 
     def __init__(self, work: GroupWork[Item, Outcome], *, connections: int = 4) -> None:
@@ -93,71 +108,88 @@ class GroupTransactions(Generic[Item, Outcome]):
         settings = get_settings()
         url = make_url(normalise_database_url(settings.resolved_database_url))
         self._work = work
-        self._engine: AsyncEngine | None = None
         self._held = HeldConnections()
-        if url.get_backend_name() == "postgresql":
-            connect_args: dict[str, Any] = {
-                "timeout": 5,
-                "server_settings": {
-                    "lock_timeout": str(settings.database_lock_timeout_ms),
-                    "statement_timeout": str(settings.database_statement_timeout_ms),
-                },
-            }
-            # DATABASE_URL is written for libpq (psycopg2): of its query parameters asyncpg
-            # takes sslmode (as `ssl`, same values); the others do not apply to it.
-            sslmode = url.query.get("sslmode")
-            if isinstance(sslmode, str):
-                connect_args["ssl"] = sslmode
-            self._engine = create_async_engine(
-                url.set(drivername="postgresql+asyncpg", query={}),
-                pool_size=connections,
-                max_overflow=0,
-                pool_timeout=settings.database_pool_timeout_seconds,
-                connect_args=connect_args,
-            )
+        self._postgres = url.get_backend_name() == "postgresql"
+        self._pool: asyncpg.Pool | None = None
+        self._acquire_timeout = settings.database_pool_timeout_seconds
+        # DATABASE_URL is written for libpq (psycopg2): of its query parameters asyncpg takes
+        # sslmode (as `ssl`, same values); the others do not apply to it.
+        sslmode = url.query.get("sslmode")
+        self._connect_args: dict[str, Any] = {
+            "host": url.host,
+            "port": url.port,
+            "user": url.username,
+            "password": url.password,
+            "database": url.database,
+            "ssl": sslmode if isinstance(sslmode, str) else None,
+            "timeout": 5,
+            "min_size": 0,
+            "max_size": connections,
+            "init": _set_codecs,
+            "reset": _nothing_to_reset,
+            "server_settings": {
+                "lock_timeout": str(settings.database_lock_timeout_ms),
+                "statement_timeout": str(settings.database_statement_timeout_ms),
+            },
+        }
 
     @property
     def flush(self) -> Flush[Item, Outcome]:
-        return self._flush_async if self._engine is not None else self._flush_in_thread
+        return self._flush_async if self._postgres else self._flush_in_thread
 
     async def _flush_async(self, group: list[Item]) -> Sequence[Outcome | Exception]:
-        assert self._engine is not None
         try:
             try:
                 return await self._run_group(group)
-            except DBAPIError as exc:
-                if not exc.connection_invalidated:
-                    raise
-                # A pooled connection the server dropped (restart, failover, idle kill) is found
-                # only by using it. The work is idempotent (every row is keyed), so the group runs
-                # once more on a fresh connection instead of failing its callers; a database that
-                # is really down fails the second try too, and the callers get 503.
+            except _DROPPED:
+                # The work is idempotent (every row is keyed), so the group runs once more on a
+                # fresh connection instead of failing its callers; a database that is really
+                # down fails the second try too, and the callers get 503.
                 return await self._run_group(group)
-        except (OSError, TimeoutError) as exc:
-            # asyncpg's own connect errors (refused, unreachable, timed out) are not DBAPI
-            # errors: the group was not stored, its callers retry (503), as with psycopg2.
+        except asyncpg.PostgresError as exc:
+            if exc.sqlstate not in RETRYABLE_SQLSTATES and not isinstance(exc, _DROPPED):
+                raise
+            raise DatabaseUnavailableError("the database is unavailable; retry later") from exc
+        except (OSError, TimeoutError, *_DROPPED) as exc:
+            # Refused, unreachable, timed out, or every connection busy for
+            # DATABASE_POOL_TIMEOUT_SECONDS: the group was not stored, its callers retry.
             raise DatabaseUnavailableError("the database is unavailable; retry later") from exc
 
     async def _run_group(self, group: list[Item]) -> Sequence[Outcome | Exception]:
-        assert self._engine is not None
-        async with self._engine.connect() as connection:
-            return await connection.run_sync(self._in_session, group)
-
-    def _in_session(
-        self, connection: Connection, group: list[Item]
-    ) -> Sequence[Outcome | Exception]:
-        with Session(bind=connection, expire_on_commit=False) as session:
-            outcomes = self._work(session, group)
-            session.commit()
-            return outcomes
+        if self._pool is None:
+            # Made on the loop that uses it; min_size=0: it opens no connection yet.
+            self._pool = asyncpg.create_pool(**self._connect_args)
+        pool = await self._pool  # a no-op once it is initialised
+        async with (
+            pool.acquire(timeout=self._acquire_timeout) as connection,
+            connection.transaction(),
+        ):
+            return await run_steps_on_asyncpg(connection, self._work("postgresql", group))
 
     def _flush_in_thread(self, group: list[Item]) -> Sequence[Outcome | Exception]:
         with self._held.transaction() as session:
-            return self._work(session, group)
+            dialect = session.get_bind().dialect.name
+            return run_steps(session, self._work(dialect, group))
 
     async def aclose(self) -> None:
-        if self._engine is not None:
-            await self._engine.dispose()
+        if self._pool is not None:
+            pool, self._pool = self._pool, None
+            await pool.close()
+
+
+async def _nothing_to_reset(connection: asyncpg.Connection) -> None:
+    # asyncpg's default reset (advisory locks, listeners, session settings) costs a round trip
+    # per group; a group's work only runs statements in its transaction, which has ended.
+    return None
+
+
+async def _set_codecs(connection: asyncpg.Connection) -> None:
+    # JSON columns (the Stripe event payloads) go in and come out as Python objects, as over
+    # SQLAlchemy.
+    for name in ("json", "jsonb"):
+        await connection.set_type_codec(
+            name, encoder=json.dumps, decoder=json.loads, schema="pg_catalog"
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -57,6 +57,76 @@ class _Denials:
         return Decision(False, max(1, int(remaining + 0.999)))
 
 
+# Adds each amount to its key and returns the new counts; a key this call created gets its
+# expiry (one script call for a whole batch of keys: KEYS, ARGV = amount, seconds per key).
+_INCREMENT_SCRIPT = """
+local counts = {}
+for i, key in ipairs(KEYS) do
+  local amount = tonumber(ARGV[2 * i - 1])
+  local count = redis.call('INCRBY', key, amount)
+  if count == amount then
+    redis.call('EXPIRE', key, ARGV[2 * i])
+  end
+  counts[i] = count
+end
+return counts
+"""
+
+
+class _Increments:
+    """Counter increments of one event loop, sent to Redis together.
+
+    Every ingress request counts against a limit; a round trip each would cost more than the
+    request's share of its group transaction. Increments that arrive while a call is in flight
+    wait for it and then go in the next one (as the ingress's group commit does), so a busy
+    process sends one script call per turn, however many requests it serves. Each caller still
+    gets its own exact count: a key incremented k times ending at n gave its callers n-k+1..n.
+    """
+
+    def __init__(self, client: async_redis.Redis) -> None:
+        self._script = client.register_script(_INCREMENT_SCRIPT)
+        self._pending: dict[str, list[asyncio.Future[int]]] = {}
+        self._expiries: dict[str, int] = {}
+        self._sending: asyncio.Task[None] | None = None
+
+    def count(self, key: str, expire_seconds: int) -> asyncio.Future[int]:
+        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._pending.setdefault(key, []).append(future)
+        self._expiries[key] = expire_seconds
+        if self._sending is None:
+            self._sending = asyncio.ensure_future(self._send())
+        return future
+
+    async def _send(self) -> None:
+        try:
+            while self._pending:
+                pending, self._pending = self._pending, {}
+                expiries, self._expiries = self._expiries, {}
+                await self._send_one(pending, expiries)
+        finally:
+            self._sending = None
+
+    async def _send_one(
+        self, pending: dict[str, list[asyncio.Future[int]]], expiries: dict[str, int]
+    ) -> None:
+        amounts: list[int] = []
+        for key, futures in pending.items():
+            amounts += (len(futures), expiries[key])
+        try:
+            totals = await self._script(keys=list(pending), args=amounts)
+        except Exception as exc:  # noqa: BLE001 - each caller decides what a failure means
+            for futures in pending.values():
+                for future in futures:
+                    if not future.done():
+                        future.set_exception(exc)
+            return
+        for futures, total in zip(pending.values(), totals, strict=True):
+            first = int(total) - len(futures) + 1
+            for offset, future in enumerate(futures):
+                if not future.done():
+                    future.set_result(first + offset)
+
+
 class RedisRateLimiter:
     """Asynchronous: the check runs on the event loop without blocking other requests."""
 
@@ -65,7 +135,7 @@ class RedisRateLimiter:
         self._prefix = prefix
         # An asyncio Redis client belongs to the loop it was made on (one per server process;
         # several in tests, which run a loop per client).
-        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, async_redis.Redis] = (
+        self._increments: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Increments] = (
             weakref.WeakKeyDictionary()
         )
         self._denials = _Denials()
@@ -78,15 +148,15 @@ class RedisRateLimiter:
         """Tests reset the counters in Redis; the remembered denials go with them."""
         self._denials.clear()
 
-    def _client(self) -> async_redis.Redis:
+    def _counter(self) -> _Increments:
         loop = asyncio.get_running_loop()
-        client = self._clients.get(loop)
-        if client is None:
+        increments = self._increments.get(loop)
+        if increments is None:
             client = async_redis.Redis.from_url(
                 self._url, socket_timeout=0.5, socket_connect_timeout=0.5
             )
-            self._clients[loop] = client
-        return client
+            increments = self._increments[loop] = _Increments(client)
+        return increments
 
     async def hit(self, bucket: str, limit: int, window_seconds: int) -> Decision:
         remembered = self._denials.check(bucket)
@@ -96,10 +166,7 @@ class RedisRateLimiter:
         window = int(now // window_seconds)
         key = f"{self._prefix}ratelimit:{bucket}:{window}"
         try:
-            pipe = self._client().pipeline(transaction=False)
-            pipe.incr(key)
-            pipe.expire(key, window_seconds + 1, nx=True)
-            count = (await pipe.execute())[0]
+            count = await self._counter().count(key, window_seconds + 1)
         except redis.RedisError as exc:
             # Refusing paying customers because the limiter's store is down would be worse than
             # letting a burst through; the database still protects itself.

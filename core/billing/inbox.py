@@ -14,14 +14,13 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import lru_cache
 from typing import Any
 
 import stripe
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from core.db import insert_for
+from core.db_steps import Query, Steps, insert_many, many_rows, run_steps
 from core.errors import ConfigurationError, DomainError
 from core.settings import get_settings
 from models import StripeEvent, utcnow
@@ -111,6 +110,26 @@ def store_event(session: Session, event: Obj, *, source: str = SOURCE_WEBHOOK) -
 def store_events(
     session: Session, events: list[Obj], *, source: str = SOURCE_WEBHOOK
 ) -> list[bool]:
+    """`storing_events` in the caller's session."""
+    dialect = session.get_bind().dialect.name
+    return run_steps(session, storing_events(dialect, events, source=source))
+
+
+_EVENT_COLUMNS = (
+    "event_id",
+    "type",
+    "payload",
+    "stripe_created",
+    "source",
+    "status",
+    "received_at",
+    "attempts",
+)
+
+
+def storing_events(
+    dialect: str, events: list[Obj], *, source: str = SOURCE_WEBHOOK
+) -> Steps[list[bool]]:
     """Store each event once, all in one round trip; per event, True when it is new.
 
     An event delivered twice in the same group is new only the first time.
@@ -131,23 +150,16 @@ def store_events(
         }
         for event in events
     ]
-    statement = _insert_event_statement(session.get_bind().dialect.name)
-    inserted = set(session.connection().execute(statement, rows).scalars())
+    statement = insert_many(
+        StripeEvent.__table__, _EVENT_COLUMNS, ("event_id",), dialect, ("event_id",)
+    )
+    returned = yield Query(statement, many_rows(dialect, rows, _EVENT_COLUMNS))
+    inserted = {row["event_id"] for row in returned}
     new: list[bool] = []
     for event in events:
         new.append(event["id"] in inserted)
         inserted.discard(event["id"])
     return new
-
-
-@lru_cache(maxsize=2)
-def _insert_event_statement(dialect: str):  # type: ignore[no-untyped-def]
-    # Compiled once and run with many parameter sets (SQLAlchemy's "insertmanyvalues").
-    return (
-        insert_for(dialect)(StripeEvent.__table__)
-        .on_conflict_do_nothing(index_elements=["event_id"])
-        .returning(StripeEvent.event_id)
-    )
 
 
 # -- processing ---------------------------------------------------------------------------------

@@ -17,9 +17,11 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import Select, String, any_, bindparam, select
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session, aliased
 
+from core.db_steps import Query, Row, Steps, run_steps
 from core.errors import AuthenticationError
 from core.licensing.keys import public_keys
 from core.licensing.tokens import InvalidLicenseError, UnknownKeyError, verify_license
@@ -39,30 +41,41 @@ NOT_ISSUED_HERE = "invalid license: it was not issued by this service"
 REVOKED = "license has been revoked; ask your provider for a new one"
 EXPIRED = "invalid license: license has expired"
 _VERIFIED_TOKENS = 8192
-# The presented licenses, their customers' revocation and each customer's current license. Built
-# once (on the ingress hot path, building it per call cost more than its round trip).
-_CURRENT_LICENSE = aliased(License)
-_LICENSE_CHECK = (
-    select(
-        License.jti,
-        License.customer_id,
-        License.revoked_at,
-        License.expires_at,
-        Customer.license_revoked_at,
-        _CURRENT_LICENSE.jti.label("current_jti"),
-        _CURRENT_LICENSE.token.label("current_token"),
-        _CURRENT_LICENSE.kid.label("current_kid"),
-        _CURRENT_LICENSE.issued_at.label("current_issued_at"),
-        _CURRENT_LICENSE.expires_at.label("current_expires_at"),
+
+
+@lru_cache(maxsize=2)
+def _license_check(dialect: str) -> Select[Any]:
+    """The presented licenses, their customers' revocation and each customer's current license.
+
+    Built once (on the ingress hot path, building it per call cost more than its round trip);
+    on PostgreSQL the jtis are one array parameter, so the SQL is the same for any number.
+    """
+    current = aliased(License)
+    jtis = (
+        License.jti == any_(bindparam("jtis", type_=ARRAY(String)))
+        if dialect == "postgresql"
+        else License.jti.in_(bindparam("jtis", expanding=True))
     )
-    .join(Customer, Customer.customer_id == License.customer_id)
-    .outerjoin(
-        _CURRENT_LICENSE,
-        (_CURRENT_LICENSE.customer_id == License.customer_id)
-        & _CURRENT_LICENSE.superseded_at.is_(None),
+    return (
+        select(
+            License.jti,
+            License.customer_id,
+            License.revoked_at,
+            License.expires_at,
+            Customer.license_revoked_at,
+            current.jti.label("current_jti"),
+            current.token.label("current_token"),
+            current.kid.label("current_kid"),
+            current.issued_at.label("current_issued_at"),
+            current.expires_at.label("current_expires_at"),
+        )
+        .join(Customer, Customer.customer_id == License.customer_id)
+        .outerjoin(
+            current,
+            (current.customer_id == License.customer_id) & current.superseded_at.is_(None),
+        )
+        .where(jtis)
     )
-    .where(License.jti.in_(bindparam("jtis", expanding=True)))
-)
 
 
 def verify_instance_token(token: str | None, *, allow_expired: bool = False) -> InstanceIdentity:
@@ -172,7 +185,15 @@ class LicenseCheck:
 def check_licenses(
     session: Session, identities: list[InstanceIdentity], *, allow_expired: bool = False
 ) -> dict[str, LicenseCheck]:
-    """For verified tokens, by jti: refused or not, and the customer's newer license if any.
+    """For verified tokens, by jti: refused or not, and the customer's newer license if any."""
+    dialect = session.get_bind().dialect.name
+    return run_steps(session, checking_licenses(dialect, identities, allow_expired=allow_expired))
+
+
+def checking_licenses(
+    dialect: str, identities: list[InstanceIdentity], *, allow_expired: bool = False
+) -> Steps[dict[str, LicenseCheck]]:
+    """`check_licenses` as steps (core/db_steps.py), for the ingress's group transactions.
 
     One round trip for any number of licenses: each license row, its customer's revocation and
     the customer's current license.
@@ -180,38 +201,41 @@ def check_licenses(
     jtis = {identity.jti for identity in identities}
     if not jtis:
         return {}
-    rows = session.execute(_LICENSE_CHECK, {"jtis": list(jtis)}).all()
-    found = {row.jti: row for row in rows}
+    rows = yield Query(_license_check(dialect), {"jtis": list(jtis)})
+    found = {row["jti"]: row for row in rows}
     now = utcnow()
-    checks: dict[str, LicenseCheck] = {}
-    for identity in identities:
-        row = found.get(identity.jti)
-        # A genuine signature over an unknown jti means a key leaked or a token was forged with
-        # it: only licenses recorded here are accepted.
-        if row is None or row.customer_id != identity.customer_id:
-            checks[identity.jti] = LicenseCheck(NOT_ISSUED_HERE, None)
-        # While a customer is revoked every license of theirs is refused, the one that says
-        # "revoked" included: it exists for the audit trail and offline checks, not to be used.
-        elif row.revoked_at is not None or row.license_revoked_at is not None:
-            checks[identity.jti] = LicenseCheck(REVOKED, None)
-        elif not allow_expired and row.expires_at <= now:
-            checks[identity.jti] = LicenseCheck(EXPIRED, None)
-        else:
-            newer = row.current_token if row.current_jti not in (None, identity.jti) else None
-            current = (
-                StoredLicense(
-                    row.customer_id,
-                    row.current_jti,
-                    row.current_kid,
-                    row.current_token,
-                    row.current_issued_at,
-                    row.current_expires_at,
-                )
-                if row.current_jti is not None
-                else None
-            )
-            checks[identity.jti] = LicenseCheck(None, newer, current)
-    return checks
+    return {
+        identity.jti: _judged(identity, found.get(identity.jti), now, allow_expired)
+        for identity in identities
+    }
+
+
+def _judged(
+    identity: InstanceIdentity, row: Row | None, now: datetime, allow_expired: bool
+) -> LicenseCheck:
+    # A genuine signature over an unknown jti means a key leaked or a token was forged with it:
+    # only licenses recorded here are accepted.
+    if row is None or row["customer_id"] != identity.customer_id:
+        return LicenseCheck(NOT_ISSUED_HERE, None)
+    # While a customer is revoked every license of theirs is refused, the one that says
+    # "revoked" included: it exists for the audit trail and offline checks, not to be used.
+    if row["revoked_at"] is not None or row["license_revoked_at"] is not None:
+        return LicenseCheck(REVOKED, None)
+    if not allow_expired and row["expires_at"] <= now:
+        return LicenseCheck(EXPIRED, None)
+    current_jti = row["current_jti"]
+    if current_jti is None:
+        return LicenseCheck(None, None, None)
+    current = StoredLicense(
+        row["customer_id"],
+        current_jti,
+        row["current_kid"],
+        row["current_token"],
+        row["current_issued_at"],
+        row["current_expires_at"],
+    )
+    newer = current.token if current_jti != identity.jti else None
+    return LicenseCheck(None, newer, current)
 
 
 def authenticate_instance(

@@ -11,23 +11,22 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from functools import lru_cache
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
-from core.db import insert_for
+from core.db_steps import Query, Steps, insert_many, many_rows, run_steps
 from core.errors import (
     AuthenticationError,
     ConflictError,
     DomainError,
     PermissionDeniedError,
 )
-from core.licensing.instance_auth import InstanceIdentity, check_licenses
+from core.licensing.instance_auth import InstanceIdentity, checking_licenses
 from core.usage.parsing import ReportInput
 from models import UsageReport, utcnow
 
-__all__ = ["ReportInput", "ReportToStore", "StoredReport", "store_reports"]
+__all__ = ["ReportInput", "ReportToStore", "StoredReport", "receive_reports", "store_reports"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,35 +43,35 @@ class ReportToStore:
     received_at: datetime | None = None
 
 
-@lru_cache(maxsize=2)
-def _insert_report_statement(dialect: str):  # type: ignore[no-untyped-def]
-    # No conflict target: either unique key (instance + time, or idempotency key) means
-    # "already stored", and neither may raise. Run with many parameter sets (SQLAlchemy's
-    # "insertmanyvalues"): one round trip, and compiled once per process rather than once per
-    # batch size as `.values(rows)` would be.
-    return (
-        insert_for(dialect)(UsageReport.__table__)
-        .on_conflict_do_nothing()
-        .returning(
-            UsageReport.id,
-            UsageReport.customer_id,
-            UsageReport.instance_id,
-            UsageReport.reported_at,
-        )
-    )
-
-
-def _insert_reports(session: Session):  # type: ignore[no-untyped-def]
-    return _insert_report_statement(session.get_bind().dialect.name)
+_REPORT_COLUMNS = (
+    "customer_id",
+    "instance_id",
+    "active_devices",
+    "total_devices",
+    "reported_at",
+    "idempotency_key",
+    "license_jti",
+    "attempts",
+    "created_at",
+)
+_RETURNED = ("id", "customer_id", "instance_id", "reported_at")
 
 
 def store_reports(
     session: Session, incoming: Sequence[ReportToStore]
 ) -> list[StoredReport | ConflictError]:
+    """`storing_reports` in the caller's session (which commits, then enqueues processing)."""
+    return run_steps(session, storing_reports(session.get_bind().dialect.name, incoming))
+
+
+def storing_reports(
+    dialect: str, incoming: Sequence[ReportToStore]
+) -> Steps[list[StoredReport | ConflictError]]:
     """Store many reports with one multi-row INSERT; per report its row, or why it conflicts.
 
     A resend (same customer, instance and time, or same Idempotency-Key) is not stored again:
-    it gets the first one's id with `duplicate`. The caller commits, then enqueues processing.
+    it gets the first one's id with `duplicate`. Either unique key means "already stored", so
+    the INSERT names no conflict target and neither raises.
     """
     if not incoming:
         return []
@@ -91,9 +90,10 @@ def store_reports(
         }
         for item in incoming
     ]
+    statement = insert_many(UsageReport.__table__, _REPORT_COLUMNS, _RETURNED, dialect)
+    returned = yield Query(statement, many_rows(dialect, rows, _REPORT_COLUMNS))
     inserted = {
-        (row.customer_id, row.instance_id, row.reported_at): row.id
-        for row in session.connection().execute(_insert_reports(session), rows)
+        (row["customer_id"], row["instance_id"], row["reported_at"]): row["id"] for row in returned
     }
     outcomes: list[StoredReport | ConflictError] = []
     for item in incoming:
@@ -104,7 +104,7 @@ def store_reports(
             outcomes.append(StoredReport(report_id, duplicate=False))
             continue
         try:
-            existing = _existing_report_id(session, report, item.idempotency_key)
+            existing = yield from _existing_report_id(report, item.idempotency_key)
         except ConflictError as conflict:
             outcomes.append(conflict)
         else:
@@ -120,14 +120,14 @@ class ReceivedReport:
 
 
 def receive_reports(
-    session: Session, incoming: Sequence[tuple[InstanceIdentity, ReportToStore]]
-) -> list[ReceivedReport | DomainError]:
+    dialect: str, incoming: Sequence[tuple[InstanceIdentity, ReportToStore]]
+) -> Steps[list[ReceivedReport | DomainError]]:
     """The ingress's database work for a group of reports whose tokens were verified.
 
     One query checks the licenses (refused ones, newer ones to hand back), one INSERT stores the
     reports. The caller commits and enqueues the new reports.
     """
-    checks = check_licenses(session, [identity for identity, _ in incoming])
+    checks = yield from checking_licenses(dialect, [identity for identity, _ in incoming])
 
     def refusal(identity: InstanceIdentity, item: ReportToStore) -> DomainError | None:
         reason = checks[identity.jti].refusal
@@ -136,7 +136,7 @@ def receive_reports(
         return _refusal_for_customer(identity, item)
 
     accepted = [item for identity, item in incoming if refusal(identity, item) is None]
-    stored = iter(store_reports(session, accepted))
+    stored = iter((yield from storing_reports(dialect, accepted)))
     outcomes: list[ReceivedReport | DomainError] = []
     for identity, item in incoming:
         refused = refusal(identity, item)
@@ -157,21 +157,29 @@ def _refusal_for_customer(identity: InstanceIdentity, item: ReportToStore) -> Do
     return None
 
 
-def _existing_report_id(session: Session, report: ReportInput, idempotency_key: str | None) -> int:
+# The stored report a resend stands for, by either unique key.
+_BY_IDEMPOTENCY_KEY = select(
+    UsageReport.id, UsageReport.instance_id, UsageReport.active_devices, UsageReport.total_devices
+).where(
+    UsageReport.customer_id == bindparam("customer_id"),
+    UsageReport.idempotency_key == bindparam("idempotency_key"),
+)
+_BY_INSTANCE_AND_TIME = select(UsageReport.id).where(
+    UsageReport.customer_id == bindparam("customer_id"),
+    UsageReport.instance_id == bindparam("instance_id"),
+    UsageReport.reported_at == bindparam("reported_at"),
+)
+
+
+def _existing_report_id(report: ReportInput, idempotency_key: str | None) -> Steps[int]:
     if idempotency_key is not None:
-        row = session.execute(
-            select(
-                UsageReport.id,
-                UsageReport.instance_id,
-                UsageReport.active_devices,
-                UsageReport.total_devices,
-            ).where(
-                UsageReport.customer_id == report.customer_id,
-                UsageReport.idempotency_key == idempotency_key,
-            )
-        ).first()
-        if row is not None:
-            same = (row.instance_id, row.active_devices, row.total_devices) == (
+        rows = yield Query(
+            _BY_IDEMPOTENCY_KEY,
+            {"customer_id": report.customer_id, "idempotency_key": idempotency_key},
+        )
+        if rows:
+            row = rows[0]
+            same = (row["instance_id"], row["active_devices"], row["total_devices"]) == (
                 report.instance_id,
                 report.active_devices,
                 report.total_devices,
@@ -183,14 +191,15 @@ def _existing_report_id(session: Session, report: ReportInput, idempotency_key: 
                     "Idempotency-Key was already used for a different report",
                     field="Idempotency-Key",
                 )
-            return row.id
-    report_id = session.scalar(
-        select(UsageReport.id).where(
-            UsageReport.customer_id == report.customer_id,
-            UsageReport.instance_id == report.instance_id,
-            UsageReport.reported_at == report.reported_at,
-        )
+            return int(row["id"])
+    rows = yield Query(
+        _BY_INSTANCE_AND_TIME,
+        {
+            "customer_id": report.customer_id,
+            "instance_id": report.instance_id,
+            "reported_at": report.reported_at,
+        },
     )
-    if report_id is None:  # pragma: no cover - the conflicting row cannot vanish (no deletes)
+    if not rows:  # pragma: no cover - the conflicting row cannot vanish (no deletes)
         raise ConflictError("the report conflicts with another one; send it again")
-    return report_id
+    return int(rows[0]["id"])

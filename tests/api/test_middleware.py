@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 from api.middleware import install_middleware
 from core.settings import get_settings
 from tests.helpers.processes import api_server
+from tests.helpers.rate_limits import forget_counters
 
 
 @pytest.fixture
@@ -23,19 +24,7 @@ def tight_limits(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     yield
     monkeypatch.undo()
     get_settings.cache_clear()
-    _forget_counters()
-
-
-def _forget_counters() -> None:
-    import redis
-
-    from core.rate_limit import current_limiter
-
-    settings = get_settings()
-    client = redis.Redis.from_url(settings.resolved_broker_url)
-    for key in client.scan_iter(match=f"{settings.celery_key_prefix}ratelimit:*"):
-        client.delete(key)
-    current_limiter().forget_denials()
+    forget_counters()
 
 
 def test_every_response_carries_a_request_id_and_a_given_one_is_echoed(api_client) -> None:
@@ -92,22 +81,6 @@ def test_unauthenticated_callers_are_limited_per_address_with_retry_after(
 def test_stripe_webhook_deliveries_are_never_rate_limited(tight_limits, api_client) -> None:
     statuses = {api_client.post("/webhooks/stripe", content=b"{}").status_code for _ in range(10)}
     assert 429 not in statuses
-
-
-def test_usage_reports_are_limited_per_instance(tight_limits, api_client) -> None:
-    headers = {"Authorization": "Bearer some-license"}
-
-    def report(instance: str) -> int:
-        body = {"customerId": "cust_x", "instanceId": instance, "metrics": {}}
-        return api_client.post("/api/usage/report", json=body, headers=headers).status_code
-
-    first = [report("eu-1") for _ in range(4)]
-    assert first[:3].count(429) == 0 and first[3] == 429
-    # Another instance of the same customer has its own allowance.
-    assert report("us-1") != 429
-    # The snake_case body format names the same instance.
-    legacy = {"customer_id": "cust_x", "instance_id": "eu-1"}
-    assert api_client.post("/api/usage/report", json=legacy, headers=headers).status_code == 429
 
 
 def test_rate_limit_counters_are_shared_between_api_processes(tight_limits, api_client) -> None:

@@ -16,6 +16,7 @@ from core.licensing.revocation import revoke_license
 from core.licensing.service import current_license, reissue_license
 from core.settings import get_settings
 from tests.conftest import pg_scalar
+from tests.helpers.rate_limits import forget_counters
 from tests.helpers.waiting import wait_until
 
 # Every accepted report is processed by the (session-wide) worker; each test waits for that before
@@ -120,6 +121,39 @@ def test_both_body_formats_are_accepted_and_stored_the_same_way(api_client) -> N
         "duplicate": True,
     }
     assert _count_reports() == 2
+
+
+def test_usage_reports_are_limited_per_instance(
+    api_client, customer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RATE_LIMIT_USAGE_PER_INSTANCE", "3")
+    monkeypatch.setenv("RATE_LIMIT_WINDOW_SECONDS", "3600")
+    get_settings.cache_clear()
+    customer_id, token = customer
+    try:
+
+        def report(instance: str, minute: int, body: dict | None = None) -> int:
+            stamp = f"2025-10-21T10:{minute:02d}:00Z"
+            body = body or _camel(customer_id, instance, timestamp=stamp)
+            answer = api_client.post("/api/usage/report", json=body, headers=_bearer(token))
+            return answer.status_code
+
+        assert [report("eu-1", minute) for minute in range(4)] == [202, 202, 202, 429]
+        refused = api_client.post(
+            "/api/usage/report", json=_camel(customer_id, "eu-1"), headers=_bearer(token)
+        )
+        assert refused.json()["error"]["code"] == "rate_limited"
+        assert 1 <= int(refused.headers["retry-after"]) <= 3600
+        # Another instance of the same customer has its own allowance.
+        assert report("us-1", 0) == 202
+        # The snake_case body format names the same instance.
+        flat = {"customer_id": customer_id, "instance_id": "eu-1", "active_devices": 1}
+        assert report("eu-1", 9, {**flat, "total_devices": 2}) == 429
+    finally:
+        monkeypatch.undo()
+        get_settings.cache_clear()
+        forget_counters()
+    assert _count_reports() == 4
 
 
 def test_a_report_is_processed_by_a_worker(api_client, customer) -> None:
@@ -381,6 +415,40 @@ def test_after_the_database_dropped_the_ingress_connections_reports_are_still_st
     assert report("after") == 202
     assert report("later") == 202
     assert pg_scalar("SELECT count(*) FROM usage_reports") == 3
+
+
+def test_a_report_that_waits_out_the_lock_timeout_gets_503_and_is_stored_when_resent(
+    customer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A lock not granted within DATABASE_LOCK_TIMEOUT_MS (a migration holding the table) is
+    "retry later", never a 500; nothing is half-stored and the resend is stored once."""
+    import psycopg2
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+    from tests.conftest import TEST_DATABASE_URL
+
+    monkeypatch.setenv("DATABASE_LOCK_TIMEOUT_MS", "300")
+    get_settings.cache_clear()
+    customer_id, token = customer
+    body = _camel(customer_id, instance="locked-out")
+    locker = psycopg2.connect(TEST_DATABASE_URL.replace("postgresql+psycopg2://", "postgresql://"))
+    try:
+        with TestClient(create_app(), raise_server_exceptions=False) as client:
+            with locker.cursor() as cursor:
+                cursor.execute("LOCK TABLE usage_reports IN ACCESS EXCLUSIVE MODE")
+                refused = client.post("/api/usage/report", json=body, headers=_bearer(token))
+            locker.rollback()
+            resent = client.post("/api/usage/report", json=body, headers=_bearer(token))
+    finally:
+        locker.close()
+        monkeypatch.undo()
+        get_settings.cache_clear()
+    assert refused.status_code == 503, refused.text
+    assert refused.json()["error"]["code"] == "unavailable"
+    assert refused.headers["retry-after"] == "5"
+    assert resent.status_code == 202 and "duplicate" not in resent.json()
+    assert _count_reports() == 1
 
 
 @pytest.mark.parametrize("timestamp", ["9999-12-31T23:59:59-01:00", "0001-01-01T00:00:00+01:00"])

@@ -9,10 +9,31 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import text
-from sqlalchemy.orm import Session
 
 from core.batching import MicroBatcher
-from core.group_transactions import GroupTransactions
+from core.db_steps import Query, Steps
+from core.group_transactions import DatabaseUnavailableError, GroupTransactions
+
+INSERT_SEEN = text("INSERT INTO seen VALUES (:n)")
+
+
+def storing(dialect: str, group: list[int]) -> Steps[list[int]]:
+    """Inserts each number into `seen`; a group holding 13 fails after its inserts."""
+    for n in group:
+        yield Query(INSERT_SEEN, {"n": n})
+    if 13 in group:
+        raise ValueError("unlucky group")
+    return [n * 2 for n in group]
+
+
+async def commit_then_fail(
+    transactions: GroupTransactions[int, int],
+) -> tuple[list[object], list[object], MicroBatcher[int, int]]:
+    """A group that commits (1, 2, 3), then one that fails (12, 13)."""
+    batcher: MicroBatcher[int, int] = MicroBatcher(transactions.flush, max_wait_seconds=0.01)
+    ok = await asyncio.gather(*(batcher.submit(n) for n in (1, 2, 3)))
+    failed = await asyncio.gather(*(batcher.submit(n) for n in (12, 13)), return_exceptions=True)
+    return list(ok), failed, batcher
 
 
 def test_group_transactions_commit_a_group_and_roll_back_a_failed_one_on_sqlite(
@@ -26,23 +47,12 @@ def test_group_transactions_commit_a_group_and_roll_back_a_failed_one_on_sqlite(
         setup.execute("CREATE TABLE seen (n INTEGER)")
     monkeypatch.setattr(get_settings(), "database_url", f"sqlite:///{path}")
 
-    def store(session: Session, group: list[int]) -> list[int]:
-        for n in group:
-            session.execute(text("INSERT INTO seen VALUES (:n)"), {"n": n})
-        if 13 in group:
-            raise ValueError("unlucky group")
-        return [n * 2 for n in group]
-
-    transactions: GroupTransactions[int, int] = GroupTransactions(store)
+    transactions: GroupTransactions[int, int] = GroupTransactions(storing)
 
     async def scenario() -> tuple[list[object], list[object]]:
-        batcher: MicroBatcher[int, int] = MicroBatcher(transactions.flush, max_wait_seconds=0.01)
-        ok = await asyncio.gather(*(batcher.submit(n) for n in (1, 2, 3)))
-        failed = await asyncio.gather(
-            *(batcher.submit(n) for n in (12, 13)), return_exceptions=True
-        )
+        ok, failed, _ = await commit_then_fail(transactions)
         await transactions.aclose()
-        return list(ok), failed
+        return ok, failed
 
     ok, failed = asyncio.run(scenario())
     assert ok == [2, 4, 6]
@@ -60,8 +70,12 @@ def test_group_transactions_take_a_libpq_database_url_with_sslmode(
 
     monkeypatch.setattr(get_settings(), "database_url", f"{TEST_DATABASE_URL}?sslmode=disable")
 
-    def server_settings(session: Session, group: list[str]) -> list[str]:
-        return [str(session.scalar(text(f"SHOW {name}"))) for name in group]
+    def server_settings(dialect: str, group: list[str]) -> Steps[list[str]]:
+        shown = []
+        for name in group:
+            rows = yield Query(text(f"SHOW {name}"))
+            shown.append(str(rows[0][name]))
+        return shown
 
     transactions: GroupTransactions[str, str] = GroupTransactions(server_settings)
 
@@ -74,3 +88,51 @@ def test_group_transactions_take_a_libpq_database_url_with_sslmode(
 
     # Over asyncpg, without TLS, with the DATABASE_LOCK_TIMEOUT_MS of every connection.
     assert asyncio.run(scenario()) == ["off", "5s"]
+
+
+def test_a_group_on_postgresql_commits_or_rolls_back_whole_and_a_lock_timeout_is_a_503(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Over asyncpg: a group is one transaction; a lock not granted within
+    DATABASE_LOCK_TIMEOUT_MS is "unavailable, retry" (503), not a bug (500)."""
+    import psycopg2
+
+    from core.settings import get_settings
+    from tests.conftest import TEST_DATABASE_URL
+
+    monkeypatch.setattr(get_settings(), "database_lock_timeout_ms", 200)
+    dsn = TEST_DATABASE_URL.replace("postgresql+psycopg2://", "postgresql://")
+    admin = psycopg2.connect(dsn)
+    admin.autocommit = True
+    with admin.cursor() as cursor:
+        cursor.execute("DROP TABLE IF EXISTS seen; CREATE TABLE seen (n INTEGER)")
+    transactions: GroupTransactions[int, int] = GroupTransactions(storing)
+
+    async def scenario() -> tuple[list[object], list[object]]:
+        ok, failed, batcher = await commit_then_fail(transactions)
+        locker = psycopg2.connect(dsn)
+        try:
+            with locker.cursor() as cursor:
+                cursor.execute("LOCK TABLE seen IN ACCESS EXCLUSIVE MODE")
+                locked = await asyncio.gather(batcher.submit(7), return_exceptions=True)
+        finally:
+            locker.rollback()
+            locker.close()
+        await transactions.aclose()
+        return ok, [*failed, *locked]
+
+    try:
+        ok, failed = asyncio.run(scenario())
+        assert ok == [2, 4, 6]
+        assert [type(error) for error in failed] == [
+            ValueError,
+            ValueError,
+            DatabaseUnavailableError,
+        ]
+        with admin.cursor() as cursor:
+            cursor.execute("SELECT n FROM seen ORDER BY n")
+            assert [n for (n,) in cursor.fetchall()] == [1, 2, 3]
+    finally:
+        with admin.cursor() as cursor:
+            cursor.execute("DROP TABLE seen")
+        admin.close()

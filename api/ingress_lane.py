@@ -1,0 +1,146 @@
+"""The ingress lane: the two write paths that carry the load, answered without the framework.
+
+Instances report usage all day and Stripe delivers events in bursts. Each such request is small:
+verify it, store it in a group transaction, answer. Routing through FastAPI, solving its
+dependencies and passing three middleware layers cost more CPU than that work (bench/ingress.py
+prints the profile), so `IngressLane`, the outermost ASGI layer, answers exactly these routes
+itself and does in one pass what the middlewares do for every other route: request id, body
+limit, failed-authentication lockout and counting, the JSON error format (api/errors.py),
+metrics and the access log. Everything else goes on to FastAPI untouched.
+
+A lane handler gets the request's headers and whole body (`LaneRequest`) and returns its status
+and JSON body, or raises as any endpoint would. FastAPI keeps the routes' declarations, for the
+OpenAPI document; their endpoints call the same handlers.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from api.errors import error_answer, error_body
+from api.middleware import (
+    client_address,
+    header,
+    record_request,
+    request_id_for,
+    send_json,
+    too_large,
+)
+from core.logging import request_id_var
+from core.rate_limit import count_failed_authentication, refused_for_failed_authentication
+from core.settings import get_settings
+
+
+@dataclass(frozen=True, slots=True)
+class LaneRequest:
+    scope: Scope
+    body: bytes
+
+    def header(self, name: bytes) -> str | None:
+        """A request header by its lower-case name, or None."""
+        value = header(self.scope, name)
+        return None if value is None else value.decode("latin-1")
+
+    @property
+    def state(self) -> Any:
+        # The FastAPI application's state (its ingresses, made at start-up).
+        return self.scope["app"].state
+
+
+LaneAnswer = tuple[int, dict[str, Any]]
+LaneHandler = Callable[[LaneRequest], Awaitable[LaneAnswer]]
+
+
+@dataclass(frozen=True, slots=True)
+class LaneRoute:
+    template: str
+    handle: LaneHandler
+    # Routes that take credentials: a client locked out for failed authentications is refused
+    # before its credentials are looked at. Stripe's signed webhooks are never refused.
+    credentialed: bool = True
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+class IngressLane:
+    def __init__(self, app: ASGIApp, routes: Mapping[tuple[str, str], LaneRoute]) -> None:
+        self.app = app
+        self._routes = routes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            route = self._routes.get((scope["method"], scope["path"]))
+            if route is not None:
+                await self._serve(route, scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+    async def _serve(self, route: LaneRoute, scope: Scope, receive: Receive, send: Send) -> None:
+        request_id = request_id_for(scope)
+        token = request_id_var.set(request_id)
+        started = time.perf_counter()
+        status = 500
+        try:
+            status, body, headers = await self._answer(route, scope, receive)
+            await send_json(send, status, body, [*headers, (b"x-request-id", request_id.encode())])
+        finally:
+            record_request(scope, route.template, status, time.perf_counter() - started)
+            request_id_var.reset(token)
+
+    async def _answer(
+        self, route: LaneRoute, scope: Scope, receive: Receive
+    ) -> tuple[int, dict[str, Any], list[tuple[bytes, bytes]]]:
+        limit = get_settings().max_request_body_bytes
+        declared = header(scope, b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            return 413, too_large(limit), []
+        client = client_address(scope)
+        if route.credentialed:
+            refused = refused_for_failed_authentication(client)
+            if refused is not None:
+                retry = [(b"retry-after", str(refused.retry_after).encode())]
+                message = f"too many requests; retry in {refused.retry_after}s"
+                return 429, error_body("rate_limited", message), retry
+        try:
+            body = await _read_body(receive, limit)
+        except _BodyTooLarge:
+            return 413, too_large(limit), []
+        try:
+            status, answer = await route.handle(LaneRequest(scope, body))
+            headers: Mapping[str, str] | None = None
+        except Exception as exc:  # noqa: BLE001 - every error leaves in the JSON error format
+            status, answer, headers = error_answer(exc, scope["method"], scope["path"])
+        if status == 401 and route.credentialed:
+            # Counted before the 401 leaves, as the middleware does for the other routes.
+            await count_failed_authentication(client)
+        extra = [(name.lower().encode(), value.encode()) for name, value in (headers or {}).items()]
+        return status, answer, extra
+
+
+async def _read_body(receive: Receive, limit: int) -> bytes:
+    """The whole body; over `limit` bytes (declared or not) is refused as it streams in."""
+    message = await receive()
+    body = message.get("body", b"")
+    if not message.get("more_body", False):
+        if len(body) > limit:
+            raise _BodyTooLarge
+        return body
+    chunks = [body]
+    received = len(body)
+    while message.get("more_body", False):
+        message = await receive()
+        if message["type"] != "http.request":
+            break
+        chunk = message.get("body", b"")
+        received += len(chunk)
+        if received > limit:
+            raise _BodyTooLarge
+        chunks.append(chunk)
+    return b"".join(chunks)
