@@ -1,5 +1,5 @@
-"""`billing stripe setup|events|replay|meter-events|meter-retry`: the Stripe catalogue, the
-webhook inbox and the overage meter events."""
+"""`billing stripe setup|events|replay|meter-events|meter-retry|meter-settle`: the Stripe
+catalogue, the webhook inbox and the overage meter events."""
 
 from __future__ import annotations
 
@@ -130,15 +130,19 @@ def meter_events(
         False, "--failed", help="Only events Stripe refused for good (no longer sent)"
     ),
     unsent: bool = typer.Option(False, "--unsent", help="Only events still waiting to be sent"),
+    unconfirmed: bool = typer.Option(
+        False, "--unconfirmed", help="Only events set aside: outcome unknown, not resent"
+    ),
     limit: int = typer.Option(50, min=1, max=1000, help="How many to show"),
 ) -> None:
     """List device overage meter events sent to Stripe, newest day first, with their state."""
     from core.billing import meter_events as events
 
-    state = events.FAILED if failed else events.UNSENT if unsent else None
+    chosen = [(failed, events.FAILED), (unsent, events.UNSENT), (unconfirmed, events.UNCONFIRMED)]
+    state = next((name for wanted, name in chosen if wanted), None)
     with db_session() as session:
         rows = events.recent_events(session, state=state, limit=limit)
-    columns = [("Id", -6), ("Customer", 22), ("Day", 10), ("Value", -6), ("State", 6)]
+    columns = [("Id", -6), ("Customer", 22), ("Day", 10), ("Value", -6), ("State", 11)]
     columns += [("Attempts", -8), ("Refused", -7), ("Error", 0)]
     print_table(
         f"Found {len(rows)} meter event(s):",
@@ -152,6 +156,11 @@ def meter_events(
     )
     if failed and rows:
         console.print("💡 Fix the cause, then `billing stripe meter-retry --all` (or by id).")
+    if unconfirmed and rows:
+        console.print(
+            "💡 Look for each identifier in Stripe's meter, then "
+            "`billing stripe meter-settle ID… --in-stripe` (or `--not-in-stripe`)."
+        )
 
 
 @app.command("meter-retry")
@@ -179,3 +188,34 @@ def meter_retry(
         f"✅ {answer['sent']} sent to Stripe; {answer['failed']} refused again "
         f"({answer['failedForGood']} given up on), {answer['unsent']} still unsent"
     )
+
+
+@app.command("meter-settle")
+def meter_settle(
+    event_ids: list[int] = typer.Argument(..., help="Ids of unconfirmed meter events"),
+    in_stripe: bool = typer.Option(
+        ...,
+        "--in-stripe/--not-in-stripe",
+        help="Stripe holds them (recorded as sent), or it does not (sent again now)",
+    ),
+) -> None:
+    """Settle meter events whose outcome was unknown for too long to resend safely, once their
+    identifiers were looked up in Stripe: never sent twice, never lost."""
+    from core.billing import meter_events as events
+    from core.db import session_scope
+    from tasks.billing import send_meter_events
+
+    with session_scope() as session:
+        settled = events.settle_unconfirmed(session, event_ids, in_stripe=in_stripe)
+    if not settled:
+        console.print("Nothing to settle: no unconfirmed meter event matched.")
+        return
+    listed = ", ".join(map(str, settled))
+    if in_stripe:
+        console.print(f"✅ {len(settled)} meter event(s) recorded as sent: {listed}")
+        return
+    console.print(f"↻ {len(settled)} meter event(s) will be sent again: {listed}")
+    answer = run_task(send_meter_events)
+    if "skipped" in answer:
+        raise fail(f"not sent: {answer['skipped']}")
+    console.print(f"✅ {answer['sent']} sent to Stripe, {answer['unsent']} still unsent")

@@ -82,8 +82,13 @@ def meter_usage(
         )
     console.print(
         f"   {answer['recorded']} new meter event(s); {answer['sent']} sent to Stripe, "
-        f"{answer['unsent']} not yet (sent again by the task's retry or the next run)"
+        f"{answer['unsent']} not yet (sent again by the task's retry or the hourly resend)"
     )
+    if answer.get("unconfirmed"):
+        console.print(
+            f"⚠️  {answer['unconfirmed']} of unknown outcome for too long, not resent: "
+            "`billing stripe meter-events --unconfirmed`, then `billing stripe meter-settle`"
+        )
     if answer.get("failedForGood"):
         console.print(
             f"⚠️  {answer['failedForGood']} refused by Stripe for good and no longer sent: "

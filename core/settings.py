@@ -91,6 +91,13 @@ class Settings(BaseSettings):
     # A meter event Stripe refuses for good (a 400 other than "already exists", e.g. a deleted
     # Stripe customer) is tried on this many metering runs, then marked failed for an operator.
     overage_event_max_attempts: int = 5
+    # Beat sends the meter events not delivered yet this often, so one whose answer was lost is
+    # sent again within hours, while Stripe still refuses its identifier as a duplicate.
+    overage_event_retry_interval_seconds: int = Field(default=3600, gt=0)
+    # Stripe refuses a meter event identifier it already holds for about 24 hours only: an event
+    # whose outcome has been unknown for longer than this is not resent (it could be billed
+    # twice) but set aside for an operator to settle (`billing stripe meter-settle`).
+    overage_event_resend_window_hours: float = Field(default=20, gt=0, lt=24)
 
     license_private_key_path: Path = Path("keys/private-key.pem")
     license_public_key_path: Path = Path("keys/public-key.pem")

@@ -45,5 +45,14 @@ class OverageMeterEvent(Base):
     # longer sent by the metering runs until an operator retries it (`billing stripe meter-retry`).
     refusals: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     failed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # When an attempt whose outcome is not known began: Stripe may hold the event. Set before the
+    # first such attempt is made (a crash before its answer is recorded, Stripe unreachable or
+    # failing); cleared when that attempt is refused, which proves it did not land. Stripe refuses
+    # a resent identifier only for about 24 hours, so a resend is safe only that long after it.
+    outcome_unknown_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Set aside for an operator: unsent, with an outcome unknown for longer than
+    # OVERAGE_EVENT_RESEND_WINDOW_HOURS, so a resend could be billed twice. No run sends it until
+    # an operator has looked in Stripe and settled it (`billing stripe meter-settle`).
+    unconfirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # Stripe's answer: the meter event it stored (or its refusal of a duplicate identifier).
     stripe_response: Mapped[dict[str, Any] | None] = mapped_column(JSON)

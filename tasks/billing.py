@@ -195,8 +195,9 @@ def meter_usage(self: Task, day_iso: str | None = None) -> dict[str, Any]:
 
 @celery_app.task(name="tasks.billing.send_meter_events", bind=True, max_retries=None)
 def send_meter_events(self: Task) -> dict[str, Any]:
-    """Send every meter event not delivered yet and not given up on (what an operator's
-    `billing stripe meter-retry` asks for after resetting failed events)."""
+    """Send every meter event not delivered yet and not given up on: on beat every
+    OVERAGE_EVENT_RETRY_INTERVAL_SECONDS, so an answer lost is made good while Stripe still
+    refuses the identifier as a duplicate, and after an operator's `billing stripe meter-retry`."""
     if not stripe_configured():
         return {"skipped": "STRIPE_SECRET_KEY is not set"}
     sending = _send_unsent()
@@ -212,6 +213,8 @@ class _Sending:
     sent: int = 0
     failed: int = 0
     failed_for_good: int = 0
+    # Set aside this run: an outcome unknown for longer than Stripe's duplicate window.
+    unconfirmed: int = 0
     stripe_down: bool = False
 
     def summary(self) -> dict[str, int]:
@@ -219,24 +222,35 @@ class _Sending:
             "sent": self.sent,
             "failed": self.failed,
             "failedForGood": self.failed_for_good,
-            "unsent": self.pending - self.sent,
+            "unconfirmed": self.unconfirmed,
+            "unsent": self.pending - self.sent - self.unconfirmed,
         }
 
 
 def _send_unsent() -> _Sending:
-    """Send the unsent meter events one by one, each answer stored in its own transaction (no
-    transaction is open while Stripe answers); stops at the first sign of Stripe being down."""
-    from core.billing import metering
+    """Send the unsent meter events one by one: each attempt noted and each answer stored in a
+    transaction of its own (none is open while Stripe answers); stops at the first sign of
+    Stripe being down. Events whose outcome stayed unknown too long are set aside, not sent."""
+    from core.billing import meter_sending
 
     gateway = get_gateway()
     with session_scope() as session:
+        set_aside = meter_sending.set_aside_unconfirmed(session)
+    with session_scope() as session:
         # One batch per run: a row Stripe refuses for good must not loop; the next run goes on.
-        pending = metering.unsent_events(session)
-    sending = _Sending(pending=len(pending))
+        pending = meter_sending.unsent_events(session)
+    sending = _Sending(pending=len(pending) + len(set_aside), unconfirmed=len(set_aside))
     for event in pending:
-        outcome = metering.send_event(gateway, event)
         with session_scope() as session:
-            if metering.record_outcome(session, outcome):
+            claim = meter_sending.claim_attempt(session, event.id)
+        if claim.began is None:
+            # Set aside now (its doubt aged), or sent, failed or set aside by another run.
+            sending.unconfirmed += claim.set_aside
+            sending.pending -= not claim.set_aside
+            continue
+        outcome = meter_sending.send_event(gateway, event)
+        with session_scope() as session:
+            if meter_sending.record_outcome(session, outcome, claim.began):
                 sending.failed_for_good += 1
                 log.error(
                     "meter event %s refused by Stripe for good, marked failed: %s",
@@ -249,4 +263,10 @@ def _send_unsent() -> _Sending:
             # Stripe is down or limiting: stop here, the retry sends the rest.
             sending.stripe_down = True
             break
+    if sending.unconfirmed:
+        log.error(
+            "%d meter event(s) of unknown outcome set aside, not resent: "
+            "`billing stripe meter-events --unconfirmed`",
+            sending.unconfirmed,
+        )
     return sending

@@ -30,6 +30,13 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
             "task": "tasks.billing.meter_usage",
             "schedule": crontab(minute=45, hour=0),
         },
+        # Meter events not delivered yet (Stripe down, a worker lost before recording Stripe's
+        # answer) are sent again within hours, while Stripe still refuses a resent identifier as
+        # a duplicate; one whose outcome stayed unknown longer is set aside for an operator.
+        "send-meter-events": {
+            "task": "tasks.billing.send_meter_events",
+            "schedule": float(settings.overage_event_retry_interval_seconds),
+        },
         # Stored Stripe events whose processing task never ran are enqueued again.
         "sweep-stripe-events": {
             "task": "tasks.billing.sweep_events",

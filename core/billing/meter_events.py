@@ -1,11 +1,17 @@
 """The operator's side of overage meter events: what was sent, what Stripe refused for good,
-and sending a failed one again.
+what could not be confirmed, and settling those.
 
 A meter event Stripe refuses for good (a 400 that is not its "already exists" duplicate answer,
-e.g. the Stripe customer was deleted) is tried on OVERAGE_EVENT_MAX_ATTEMPTS metering runs
-(`core.billing.metering.record_outcome`), then marked failed: the runs no longer send it, it is
-listed by `billing stripe meter-events --failed` and counted on /metrics, and
+e.g. the Stripe customer was deleted) is tried on OVERAGE_EVENT_MAX_ATTEMPTS runs
+(`core.billing.meter_sending.record_outcome`), then marked failed: the runs no longer send it, it
+is listed by `billing stripe meter-events --failed` and counted on /metrics, and
 `billing stripe meter-retry` gives it a fresh set of attempts once the cause is fixed.
+
+An event whose outcome has been unknown for longer than Stripe refuses a resent identifier is set
+aside as unconfirmed (`core.billing.meter_sending`): Stripe may or may not hold it, and a resend
+could bill it twice. It is listed by `billing stripe meter-events --unconfirmed` and counted on
+/metrics; an operator looks for its identifier in Stripe and settles it with
+`billing stripe meter-settle`: in Stripe (recorded as sent) or not (sent again).
 """
 
 from __future__ import annotations
@@ -15,26 +21,35 @@ from collections.abc import Sequence
 from sqlalchemy import ColumnElement, func, select, update
 from sqlalchemy.orm import Session
 
-from models import Customer, OverageMeterEvent
+from models import Customer, OverageMeterEvent, utcnow
 
-# What an event is, for listings: delivered, waiting to be (re)sent, or given up on.
+# What an event is, for listings: delivered, waiting to be (re)sent, given up on, or set aside
+# until an operator says whether Stripe holds it.
 SENT = "sent"
 UNSENT = "unsent"
 FAILED = "failed"
+UNCONFIRMED = "unconfirmed"
 
 
 def state_of(row: OverageMeterEvent) -> str:
     if row.sent_at is not None:
         return SENT
-    return FAILED if row.failed_at is not None else UNSENT
+    if row.failed_at is not None:
+        return FAILED
+    return UNCONFIRMED if row.unconfirmed_at is not None else UNSENT
 
 
-def _in_state(state: str) -> ColumnElement[bool]:
+def in_state(state: str) -> ColumnElement[bool]:
+    """The rows in `state` (as `state_of` names them), in SQL."""
+    unsent = OverageMeterEvent.sent_at.is_(None)
     if state == SENT:
         return OverageMeterEvent.sent_at.is_not(None)
     if state == FAILED:
-        return OverageMeterEvent.sent_at.is_(None) & OverageMeterEvent.failed_at.is_not(None)
-    return OverageMeterEvent.sent_at.is_(None) & OverageMeterEvent.failed_at.is_(None)
+        return unsent & OverageMeterEvent.failed_at.is_not(None)
+    waiting = unsent & OverageMeterEvent.failed_at.is_(None)
+    if state == UNCONFIRMED:
+        return waiting & OverageMeterEvent.unconfirmed_at.is_not(None)
+    return waiting & OverageMeterEvent.unconfirmed_at.is_(None)
 
 
 def recent_events(
@@ -45,16 +60,21 @@ def recent_events(
         OverageMeterEvent.day.desc(), OverageMeterEvent.id.desc()
     )
     if state is not None:
-        query = query.where(_in_state(state))
+        query = query.where(in_state(state))
     return list(session.scalars(query.limit(limit)))
+
+
+def count_in_state(session: Session, state: str) -> int:
+    """How many meter events are in `state` (the /metrics gauges of failed and unconfirmed)."""
+    found = session.scalar(
+        select(func.count()).select_from(OverageMeterEvent).where(in_state(state))
+    )
+    return int(found or 0)
 
 
 def failed_count(session: Session) -> int:
     """Meter events Stripe refused for good and no run sends any more (a /metrics gauge)."""
-    found = session.scalar(
-        select(func.count()).select_from(OverageMeterEvent).where(_in_state(FAILED))
-    )
-    return int(found or 0)
+    return count_in_state(session, FAILED)
 
 
 def retry_failed(session: Session, event_ids: Sequence[int] | None = None) -> list[int]:
@@ -64,14 +84,15 @@ def retry_failed(session: Session, event_ids: Sequence[int] | None = None) -> li
 
     Each is addressed to the customer's Stripe customer as it is now: one deleted in Stripe is
     replaced by the next checkout, and the refused event belongs to the new one (its identifier
-    stays: Stripe never took it).
+    stays: Stripe never took it). One that also had an attempt of unknown outcome longer ago than
+    OVERAGE_EVENT_RESEND_WINDOW_HOURS is set aside by the next send instead, to be settled.
     """
     current = (
         select(Customer.stripe_customer_id)
         .where(Customer.customer_id == OverageMeterEvent.customer_id)
         .scalar_subquery()
     )
-    stmt = update(OverageMeterEvent).where(_in_state(FAILED))
+    stmt = update(OverageMeterEvent).where(in_state(FAILED))
     if event_ids is not None:
         stmt = stmt.where(OverageMeterEvent.id.in_(list(event_ids)))
     stmt = stmt.values(
@@ -80,3 +101,25 @@ def retry_failed(session: Session, event_ids: Sequence[int] | None = None) -> li
         stripe_customer_id=func.coalesce(current, OverageMeterEvent.stripe_customer_id),
     ).returning(OverageMeterEvent.id)
     return sorted(session.scalars(stmt))
+
+
+def settle_unconfirmed(session: Session, event_ids: Sequence[int], *, in_stripe: bool) -> list[int]:
+    """Settle unconfirmed events (`event_ids`) after looking for their identifiers in Stripe; the
+    ids settled. The caller commits. Idempotent: an event that is not unconfirmed is left alone.
+
+    `in_stripe`: Stripe holds them, so they are recorded as sent and never sent again. Otherwise
+    Stripe never took them: their doubt is lifted and the next send delivers them (a resend of
+    what Stripe does not hold cannot bill twice).
+    """
+    stmt = update(OverageMeterEvent).where(
+        in_state(UNCONFIRMED), OverageMeterEvent.id.in_(list(event_ids))
+    )
+    if in_stripe:
+        now = utcnow()
+        settled = {"settled": "in Stripe, confirmed by an operator", "at": now.isoformat()}
+        stmt = stmt.values(
+            sent_at=now, unconfirmed_at=None, last_error=None, stripe_response=settled
+        )
+    else:
+        stmt = stmt.values(unconfirmed_at=None, outcome_unknown_since=None, last_error=None)
+    return sorted(session.scalars(stmt.returning(OverageMeterEvent.id)))

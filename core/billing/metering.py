@@ -16,12 +16,9 @@ nothing is sent twice and nothing is lost:
    needs as `OverageMeterEvent` rows: the day's overage when nothing was recorded yet (sequence 0),
    or the rise since what was recorded (the next sequence). A rerun with the same numbers writes
    nothing.
-2. `send_event` sends one unsent row with its fixed identifier; `record_outcome` stores Stripe's
-   answer. A crash in between leaves the row unsent: the retry sends the same identifier and Stripe
-   refuses it as a duplicate, which counts as delivered. A failure stays on the row (attempts, last
-   error) and the row is sent again by the task's retry or the next run; one Stripe refuses for
-   good OVERAGE_EVENT_MAX_ATTEMPTS times is marked failed for an operator
-   (`core.billing.meter_events`).
+2. `core.billing.meter_sending` sends each unsent row with its fixed identifier and stores
+   Stripe's answer, resending (hourly, on beat) only while Stripe would still refuse the
+   identifier as a duplicate.
 """
 
 from __future__ import annotations
@@ -34,21 +31,9 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from core.billing import statuses
-from core.billing.gateway import (
-    DuplicateMeterEventError,
-    StripeGateway,
-    StripeRequestError,
-    StripeUnavailableError,
-)
-from core.billing.meters import (
-    CUSTOMER_KEY,
-    METERED_PLANS,
-    VALUE_KEY,
-    billable_devices,
-    device_limit,
-)
-from core.db import dialect_insert, record_from
-from core.errors import DomainError, InvalidInputError
+from core.billing.meters import METERED_PLANS, billable_devices, device_limit
+from core.db import dialect_insert
+from core.errors import InvalidInputError
 from core.plans import Plan
 from core.settings import get_settings
 from models import Customer, OverageMeterEvent, Subscription, UsageDaily, utcnow
@@ -243,83 +228,3 @@ def record_day(session: Session, day: date) -> DayRecord:
         )
         written = len(session.execute(stmt, new_rows).all())
     return DayRecord(day=day, recorded=max(0, written), device_days=device_days)
-
-
-# -- sending ------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class PendingEvent:
-    id: int
-    customer_id: str
-    day: date
-    value: int
-    identifier: str
-    event_name: str
-    stripe_customer_id: str
-
-
-def unsent_events(session: Session, *, limit: int = 500) -> list[PendingEvent]:
-    """Meter events not yet delivered, oldest day first (any day: earlier failures included,
-    but not those given up on after OVERAGE_EVENT_MAX_ATTEMPTS refusals)."""
-    rows = session.scalars(
-        select(OverageMeterEvent)
-        .where(OverageMeterEvent.sent_at.is_(None), OverageMeterEvent.failed_at.is_(None))
-        .order_by(OverageMeterEvent.day, OverageMeterEvent.id)
-        .limit(limit)
-    ).all()
-    return [record_from(PendingEvent, row) for row in rows]
-
-
-@dataclass(frozen=True, slots=True)
-class SendOutcome:
-    event_id: int
-    delivered: bool
-    # Worth trying again soon (Stripe down or rate limiting), as opposed to refused for good.
-    retryable: bool
-    response: dict[str, Any] | None = None
-    error: str | None = None
-
-
-def send_event(gateway: StripeGateway, event: PendingEvent) -> SendOutcome:
-    """Send one meter event to Stripe (no database work: call it outside any transaction)."""
-    try:
-        answer = gateway.create_meter_event(
-            event_name=event.event_name,
-            identifier=event.identifier,
-            payload={CUSTOMER_KEY: event.stripe_customer_id, VALUE_KEY: str(event.value)},
-            timestamp=event_timestamp(event.day),
-        )
-    except DuplicateMeterEventError as exc:
-        duplicate = {"duplicate": True, "identifier": event.identifier, "message": exc.message}
-        return SendOutcome(event.id, True, False, duplicate)
-    except StripeUnavailableError as exc:
-        return SendOutcome(event.id, False, True, error=exc.message)
-    except (StripeRequestError, DomainError) as exc:
-        return SendOutcome(event.id, False, False, error=exc.message)
-    return SendOutcome(event.id, True, False, answer)
-
-
-def record_outcome(session: Session, outcome: SendOutcome) -> bool:
-    """Store Stripe's answer on the row; the caller commits. True when this refusal was the
-    last one allowed: the event is marked failed and no run sends it again (an operator may,
-    `core.billing.meter_events.retry_failed`). Stripe being down never fails an event."""
-    row = session.get(OverageMeterEvent, outcome.event_id, with_for_update=True)
-    if row is None or row.sent_at is not None:
-        return False
-    row.attempts += 1
-    failed_for_good = False
-    if outcome.delivered:
-        row.sent_at = utcnow()
-        row.stripe_response = outcome.response
-        row.last_error = None
-        row.failed_at = None
-    else:
-        row.last_error = outcome.error
-        if not outcome.retryable:
-            row.refusals += 1
-            if row.refusals >= get_settings().overage_event_max_attempts:
-                row.failed_at = utcnow()
-                failed_for_good = True
-    session.flush()
-    return failed_for_good

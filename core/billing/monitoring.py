@@ -1,6 +1,6 @@
-"""What /metrics says about billing: open billing issues (conflicts, disputes) and meter events
-Stripe refused for good, read from the database when Prometheus scrapes. Reconciliation's repairs
-are counted by its task as task outcomes
+"""What /metrics says about billing: open billing issues (conflicts, disputes), meter events
+Stripe refused for good and those set aside as unconfirmed, read from the database when
+Prometheus scrapes. Reconciliation's repairs are counted by its task as task outcomes
 (`billing_tasks{task="tasks.billing.reconcile_subscriptions",outcome="drift_repaired"}`).
 """
 
@@ -38,10 +38,17 @@ class BillingIssuesCollector(Collector):
             "Device overage meter events Stripe refused for good, no longer sent: an operator "
             "fixes the cause and runs `billing stripe meter-retry`",
         )
+        unconfirmed_events = GaugeMetricFamily(
+            "overage_meter_events_unconfirmed",
+            "Device overage meter events whose outcome was unknown for longer than Stripe "
+            "refuses a resent identifier, not resent so as never to bill twice: an operator "
+            "looks in Stripe and runs `billing stripe meter-settle`",
+        )
         try:
             with new_session() as session:
                 counts = issues.open_issue_counts(session)
                 failed = meter_events.failed_count(session)
+                unconfirmed = meter_events.count_in_state(session, meter_events.UNCONFIRMED)
         except Exception as exc:  # noqa: BLE001 - a scrape must not fail on a down database
             log.warning("billing issue metrics unavailable: %s", exc)
             return
@@ -50,6 +57,8 @@ class BillingIssuesCollector(Collector):
         yield gauge
         failed_events.add_metric([], failed)
         yield failed_events
+        unconfirmed_events.add_metric([], unconfirmed)
+        yield unconfirmed_events
 
 
 def register_billing_collector(registry: CollectorRegistry) -> None:
