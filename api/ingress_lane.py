@@ -3,14 +3,15 @@
 Instances report usage all day and Stripe delivers events in bursts. Each such request is small:
 verify it, store it in a group transaction, answer. Routing through FastAPI, solving its
 dependencies and passing three middleware layers cost more CPU than that work (bench/ingress.py
-prints the profile), so `IngressLane`, the outermost ASGI layer, answers exactly these routes
-itself and does in one pass what the middlewares do for every other route: request id, body
-limit, failed-authentication lockout and counting, the JSON error format (api/errors.py),
-metrics and the access log. Everything else goes on to FastAPI untouched.
+prints the profile), so the application (api/app.py) hands exactly these routes to the
+`IngressLane` before FastAPI sees them, and the lane does in one pass what the middlewares do
+for every other route: request id, body limit, failed-authentication lockout and counting, the
+JSON error format (api/errors.py), metrics and the access log.
 
-A lane handler gets the request's headers and whole body (`LaneRequest`) and returns its status
-and JSON body, or raises as any endpoint would. FastAPI keeps the routes' declarations, for the
-OpenAPI document; their endpoints call the same handlers.
+A lane handler gets the request's headers, whole body and the application's state
+(`LaneRequest`) and returns its status and JSON body, or raises as any endpoint would. FastAPI
+keeps the routes' declarations, for the OpenAPI document; their endpoints call the same
+handlers.
 """
 
 from __future__ import annotations
@@ -20,7 +21,9 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from starlette.types import ASGIApp, Receive, Scope, Send
+from fastapi import Request
+from fastapi.responses import JSONResponse
+from starlette.types import Receive, Scope, Send
 
 from api.errors import error_answer, error_body
 from api.middleware import (
@@ -40,16 +43,13 @@ from core.settings import get_settings
 class LaneRequest:
     scope: Scope
     body: bytes
+    # The application's state (its ingresses, made at start-up).
+    state: Any
 
     def header(self, name: bytes) -> str | None:
         """A request header by its lower-case name, or None."""
         value = header(self.scope, name)
         return None if value is None else value.decode("latin-1")
-
-    @property
-    def state(self) -> Any:
-        # The FastAPI application's state (its ingresses, made at start-up).
-        return self.scope["app"].state
 
 
 LaneAnswer = tuple[int, dict[str, Any]]
@@ -70,32 +70,29 @@ class _BodyTooLarge(Exception):
 
 
 class IngressLane:
-    def __init__(self, app: ASGIApp, routes: Mapping[tuple[str, str], LaneRoute]) -> None:
-        self.app = app
+    def __init__(self, routes: Mapping[tuple[str, str], LaneRoute]) -> None:
         self._routes = routes
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            route = self._routes.get((scope["method"], scope["path"]))
-            if route is not None:
-                await self._serve(route, scope, receive, send)
-                return
-        await self.app(scope, receive, send)
+    def route_for(self, scope: Scope) -> LaneRoute | None:
+        """The lane's route for an HTTP request, or None (FastAPI serves it)."""
+        return self._routes.get((scope["method"], scope["path"]))
 
-    async def _serve(self, route: LaneRoute, scope: Scope, receive: Receive, send: Send) -> None:
+    async def serve(
+        self, route: LaneRoute, state: Any, scope: Scope, receive: Receive, send: Send
+    ) -> None:
         request_id = request_id_for(scope)
         token = request_id_var.set(request_id)
         started = time.perf_counter()
         status = 500
         try:
-            status, body, headers = await self._answer(route, scope, receive)
+            status, body, headers = await self._answer(route, state, scope, receive)
             await send_json(send, status, body, [*headers, (b"x-request-id", request_id.encode())])
         finally:
             record_request(scope, route.template, status, time.perf_counter() - started)
             request_id_var.reset(token)
 
     async def _answer(
-        self, route: LaneRoute, scope: Scope, receive: Receive
+        self, route: LaneRoute, state: Any, scope: Scope, receive: Receive
     ) -> tuple[int, dict[str, Any], list[tuple[bytes, bytes]]]:
         limit = get_settings().max_request_body_bytes
         declared = header(scope, b"content-length")
@@ -113,7 +110,7 @@ class IngressLane:
         except _BodyTooLarge:
             return 413, too_large(limit), []
         try:
-            status, answer = await route.handle(LaneRequest(scope, body))
+            status, answer = await route.handle(LaneRequest(scope, body, state))
             headers: Mapping[str, str] | None = None
         except Exception as exc:  # noqa: BLE001 - every error leaves in the JSON error format
             status, answer, headers = error_answer(exc, scope["method"], scope["path"])
@@ -144,3 +141,12 @@ async def _read_body(receive: Receive, limit: int) -> bytes:
             raise _BodyTooLarge
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+async def answer_in_framework(handle: LaneHandler, request: Request) -> JSONResponse:
+    """A lane handler answering through FastAPI: the routes' declared endpoints, served if the
+    router is mounted without the lane in front."""
+    status, answer = await handle(
+        LaneRequest(request.scope, await request.body(), request.app.state)
+    )
+    return JSONResponse(answer, status_code=status)

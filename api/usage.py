@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BeforeValidator
 
 from api.deps import BearerCredentials, DbSession, bearer_token
-from api.ingress_lane import LaneAnswer, LaneRequest
+from api.ingress_lane import LaneAnswer, LaneRequest, answer_in_framework
 from api.schemas import CamelModel, CustomerIdPath, OrUnlimited, error_responses, wire_model
 from core.api_keys import KEY_PREFIX, authenticate_api_key
 from core.batching import Coalescer
@@ -176,10 +176,9 @@ def _bearer_token(authorization: str | None) -> str | None:
     },
 )
 async def report_usage(request: Request) -> JSONResponse:
-    # `billing api` answers this route in the ingress lane (api/ingress_lane.py) without coming
-    # here; the declaration documents it, and serves it where the lane is not in front.
-    status, answer = await receive_report(LaneRequest(request.scope, await request.body()))
-    return JSONResponse(answer, status_code=status)
+    # The application answers this route in its ingress lane (api/app.py) without coming here;
+    # the declaration documents it.
+    return await answer_in_framework(receive_report, request)
 
 
 async def receive_report(request: LaneRequest) -> LaneAnswer:

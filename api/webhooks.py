@@ -13,7 +13,7 @@ from typing import Any
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from api.ingress_lane import LaneAnswer, LaneRequest
+from api.ingress_lane import LaneAnswer, LaneRequest, answer_in_framework
 from api.schemas import error_responses
 from core.batching import Coalescer
 from core.billing import inbox as stripe_events
@@ -63,10 +63,9 @@ router = APIRouter(tags=["webhooks"], lifespan=_lifespan)
     },
 )
 async def stripe_webhook(request: Request) -> JSONResponse:
-    # `billing api` answers this route in the ingress lane (api/ingress_lane.py) without coming
-    # here; the declaration documents it, and serves it where the lane is not in front.
-    status, answer = await receive_event(LaneRequest(request.scope, await request.body()))
-    return JSONResponse(answer, status_code=status)
+    # The application answers this route in its ingress lane (api/app.py) without coming here;
+    # the declaration documents it.
+    return await answer_in_framework(receive_event, request)
 
 
 async def receive_event(request: LaneRequest) -> LaneAnswer:

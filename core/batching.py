@@ -93,8 +93,9 @@ class MicroBatcher(Generic[Item, Outcome]):
             self._start_flush()
         elif self._timer is None:
             self._timer = loop.call_later(self._max_wait, self._start_flush)
-        # shield: a caller that goes away must not cancel the flush the others wait on.
-        return await asyncio.shield(future)
+        # A caller that goes away cancels only its own future (the flush is a task of its own,
+        # and skips outcomes nobody waits for): the others' flush goes on.
+        return await future
 
     def _start_flush(self) -> None:
         if self._timer is not None:

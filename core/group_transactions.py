@@ -94,6 +94,10 @@ _DROPPED = (
 class GroupTransactions(Generic[Item, Outcome]):
     """Runs one group's work (`work(dialect, group)`, steps) in one committed transaction.
 
+    `one_write`: the work writes with a single statement (the ingresses' one INSERT), and its
+    reads need not share that statement's snapshot; on PostgreSQL each statement then commits by
+    itself, without the round trips of an explicit transaction.
+
     On PostgreSQL it runs on the event loop over asyncpg itself: no thread hand-off, no GIL
     contention with the loop, and none of SQLAlchemy's per-statement cost, which was most of a
     group's CPU. The connections are this object's own few: no ping per group; a connection the
@@ -102,12 +106,15 @@ class GroupTransactions(Generic[Item, Outcome]):
     and closed at shutdown: asyncpg connections belong to the event loop that opened them.
     """
 
-    def __init__(self, work: GroupWork[Item, Outcome], *, connections: int = 4) -> None:
+    def __init__(
+        self, work: GroupWork[Item, Outcome], *, one_write: bool = False, connections: int = 4
+    ) -> None:
         from core.settings import get_settings, normalise_database_url
 
         settings = get_settings()
         url = make_url(normalise_database_url(settings.resolved_database_url))
         self._work = work
+        self._one_write = one_write
         self._held = HeldConnections()
         self._postgres = url.get_backend_name() == "postgresql"
         self._pool: asyncpg.Pool | None = None
@@ -160,11 +167,13 @@ class GroupTransactions(Generic[Item, Outcome]):
             # Made on the loop that uses it; min_size=0: it opens no connection yet.
             self._pool = asyncpg.create_pool(**self._connect_args)
         pool = await self._pool  # a no-op once it is initialised
-        async with (
-            pool.acquire(timeout=self._acquire_timeout) as connection,
-            connection.transaction(),
-        ):
-            return await run_steps_on_asyncpg(connection, self._work("postgresql", group))
+        async with pool.acquire(timeout=self._acquire_timeout) as connection:
+            steps = self._work("postgresql", group)
+            if self._one_write:
+                # Each statement commits by itself: two round trips (BEGIN, COMMIT) fewer.
+                return await run_steps_on_asyncpg(connection, steps)
+            async with connection.transaction():
+                return await run_steps_on_asyncpg(connection, steps)
 
     def _flush_in_thread(self, group: list[Item]) -> Sequence[Outcome | Exception]:
         with self._held.transaction() as session:
@@ -209,9 +218,10 @@ class Ingress(Generic[Item, Outcome, StoredId]):
         to_workers: Coalescer[StoredId],
         stored_ids: Callable[[list[Item], Sequence[Outcome | Exception]], Iterable[StoredId]],
     ) -> Ingress[Item, Outcome, StoredId]:
-        """`work` stores a group; `stored_ids` names, of a group's items and outcomes, what the
+        """`work` stores a group with one write (its reads, such as the license check, may see
+        a moment earlier than it); `stored_ids` names, of a group's items and outcomes, what the
         workers must now process (not duplicates, not failures)."""
-        transactions: GroupTransactions[Item, Outcome] = GroupTransactions(work)
+        transactions: GroupTransactions[Item, Outcome] = GroupTransactions(work, one_write=True)
 
         async def hand_to_workers(
             items: list[Item], outcomes: Sequence[Outcome | Exception]

@@ -117,22 +117,34 @@ def _verified_claims(token: str, issuer: str) -> dict[str, Any]:
 
 
 def _checked(token: str, published: frozenset[str], issuer: str) -> dict[str, Any]:
+    claims = _genuine.get((token, published, issuer))
+    if claims is not None:
+        return claims
     refusal_key = (hashlib.sha256(token.encode()).digest(), published, issuer)
     refused = _refusals.get(refusal_key)
     if refused is not None:
         raise refused
     try:
-        return _genuine_claims(token, published, issuer)
+        claims = verify_license(token, public_keys(), issuer=issuer, verify_exp=False)
     except InvalidLicenseError as exc:
-        if len(_refusals) >= _REMEMBERED_REFUSALS:
-            _refusals.clear()
-        _refusals[refusal_key] = exc
+        _remember(_refusals, refusal_key, exc, _REMEMBERED_REFUSALS)
         raise
+    # A token's signature never changes: verified once per process. The published kids are part
+    # of the key, so removing a key verifies again.
+    _remember(_genuine, (token, published, issuer), claims, _VERIFIED_TOKENS)
+    return claims
+
+
+def _remember(cache: dict[Any, Any], key: Any, value: Any, most: int) -> None:
+    if len(cache) >= most:
+        cache.clear()
+    cache[key] = value
 
 
 _REMEMBERED_REFUSALS = 4096
 _REFRESH_SECONDS = 0.1
 _refusals: dict[tuple[bytes, frozenset[str], str], InvalidLicenseError] = {}
+_genuine: dict[tuple[str, frozenset[str], str], dict[str, Any]] = {}
 _last_refresh = [0.0]
 
 
@@ -146,13 +158,6 @@ def _published_kids(*, refresh: bool = False) -> frozenset[str]:
 @lru_cache(maxsize=1)
 def _kids_in_second(_second: int) -> frozenset[str]:
     return frozenset(public_keys())
-
-
-@lru_cache(maxsize=_VERIFIED_TOKENS)
-def _genuine_claims(token: str, _published: frozenset[str], issuer: str) -> dict[str, Any]:
-    # A token's signature never changes: verify it once per process. The published kids are part
-    # of the cache key only, so removing a key re-verifies.
-    return verify_license(token, public_keys(), issuer=issuer, verify_exp=False)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,92 @@
+"""The ingress lane (api/ingress_lane.py): the two hot write paths, answered ahead of FastAPI,
+still carry what the middlewares give every other route."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from api import usage, webhooks
+from api.errors import install_error_handlers
+from core.customers.service import create_customer
+from core.db import session_scope
+from core.licensing.service import current_license
+from core.settings import get_settings
+from tests.api.test_webhooks import an_event
+from tests.conftest import pg_scalar
+from tests.helpers.waiting import wait_until
+from tests.stripe_fixtures import deliver
+
+pytestmark = pytest.mark.usefixtures("celery_worker", "clean_tables")
+
+
+@pytest.fixture
+def license_token() -> Iterator[tuple[str, str]]:
+    with session_scope() as session:
+        customer_id = create_customer(session, email="lane@example.com").customer_id
+        token = current_license(session, customer_id).token  # type: ignore[union-attr]
+    yield customer_id, token
+    wait_until(
+        lambda: pg_scalar("SELECT count(*) FROM usage_reports WHERE processed_at IS NULL") == 0
+    )
+
+
+def _report(customer_id: str, instance: str = "lane-1") -> dict:
+    return {"customerId": customer_id, "instanceId": instance, "metrics": {"activeDevices": 1}}
+
+
+def test_lane_answers_carry_request_ids_and_are_counted(api_client, license_token, admin_headers):
+    customer_id, token = license_token
+    headers = {"Authorization": f"Bearer {token}", "X-Request-ID": "lane-req-1"}
+    body = {**_report(customer_id), "metrics": {"activeDevices": 1, "totalDevices": 2}}
+    answer = api_client.post("/api/usage/report", json=body, headers=headers)
+    assert answer.status_code == 202, answer.text
+    assert answer.headers["x-request-id"] == "lane-req-1"
+    generated = api_client.post("/api/usage/report", json={}, headers={"Authorization": "Bearer x"})
+    assert generated.status_code == 401 and len(generated.headers["x-request-id"]) == 32
+    metrics = api_client.get("/metrics", headers=admin_headers).text
+    counted = 'billing_http_requests_total{method="POST",route="/api/usage/report",status="202"}'
+    assert counted in metrics
+
+
+def test_a_streamed_report_over_the_body_limit_is_a_413(api_client, license_token) -> None:
+    _, token = license_token
+    limit = get_settings().max_request_body_bytes
+
+    def chunks() -> Iterator[bytes]:
+        for _ in range(limit // 65536 + 2):
+            yield b" " * 65536
+
+    answer = api_client.post(
+        "/api/usage/report", content=chunks(), headers={"Authorization": f"Bearer {token}"}
+    )
+    assert answer.status_code == 413
+    assert answer.json()["error"] == {
+        "code": "payload_too_large",
+        "message": f"request body is larger than {limit} bytes",
+        "field": "body",
+    }
+
+
+def test_the_declared_endpoints_answer_as_the_lane_does(license_token) -> None:
+    """Mounted as plain FastAPI routers (no lane in front), the routes do the same work."""
+    customer_id, token = license_token
+    app = FastAPI()
+    install_error_handlers(app)
+    app.include_router(usage.router)
+    app.include_router(webhooks.router)
+    with TestClient(app) as client:
+        stored = client.post(
+            "/api/usage/report",
+            json={**_report(customer_id), "metrics": {"activeDevices": 3, "totalDevices": 4}},
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        refused = client.post("/webhooks/stripe", content=b"{}")
+        event = deliver(client, an_event("evt_lane_1"))
+    assert stored.status_code == 202 and stored.json()["status"] == "accepted"
+    assert pg_scalar("SELECT active_devices FROM usage_reports") == 3
+    assert refused.status_code == 400
+    assert event.status_code == 200 and event.json()["eventId"] == "evt_lane_1"
