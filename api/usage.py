@@ -130,7 +130,27 @@ def build_report_ingress() -> ReportIngress:
             if isinstance(outcome, ReceivedReport) and not outcome.stored.duplicate
         ]
 
-    return Ingress.start(receive_reports, to_workers, new_reports)
+    return Ingress.start(receive_reports, to_workers, new_reports, admit=_within_instance_limits)
+
+
+async def _within_instance_limits(
+    group: list[tuple[InstanceIdentity, ReportToStore]],
+) -> list[Exception | None]:
+    """RATE_LIMIT_USAGE_PER_INSTANCE per window, per instance of a customer (429 beyond): the
+    whole group's counts in one Redis call, before it is stored."""
+    settings = get_settings()
+    decisions = await current_limiter().hit_many(
+        [_instance_bucket(identity, item) for identity, item in group],
+        settings.rate_limit_usage_per_instance,
+        settings.rate_limit_window_seconds,
+    )
+    return [None if d.allowed else RateLimitedError(d.retry_after) for d in decisions]
+
+
+def _instance_bucket(identity: InstanceIdentity, item: ReportToStore) -> str:
+    # Hashed: instance ids are the instance's free text (up to 255 characters).
+    name = f"{identity.customer_id}|{item.report.instance_id}".encode("utf-8", "surrogatepass")
+    return "usage:" + hashlib.sha256(name).hexdigest()[:32]
 
 
 def _bearer_token(authorization: str | None) -> str | None:
@@ -182,7 +202,7 @@ async def report_usage(request: Request) -> JSONResponse:
 
 
 async def receive_report(request: LaneRequest) -> LaneAnswer:
-    """A usage report in: verified, limited per instance, stored in a group transaction."""
+    """A usage report in: verified, then limited per instance and stored with its group."""
     # Everything up to the batch needs no database: the license's signature (verified once per
     # token) and the body. Refusals here cost no round trip.
     identity = verify_instance_token(_bearer_token(request.header(b"authorization")))
@@ -190,7 +210,6 @@ async def receive_report(request: LaneRequest) -> LaneAnswer:
     settings = get_settings()
     max_skew = timedelta(seconds=settings.usage_max_clock_skew_seconds)
     report = parse_report_body(request.body, now=now, max_skew=max_skew)
-    await _within_instance_limit(identity.customer_id, report.instance_id)
     key = idempotency_key_for(report, request.header(b"idempotency-key"), now)
     ingress: ReportIngress = request.state.report_ingress
     received = await ingress.batcher.submit(
@@ -203,19 +222,6 @@ async def receive_report(request: LaneRequest) -> LaneAnswer:
         # The instance presented an older license: hand it the current one.
         answer["license"] = received.newer_license
     return 202, answer
-
-
-async def _within_instance_limit(customer_id: str, instance_id: str) -> None:
-    """RATE_LIMIT_USAGE_PER_INSTANCE per window, per instance of a customer (429 beyond)."""
-    settings = get_settings()
-    # Hashed: instance ids are the instance's free text (up to 255 characters).
-    name = f"{customer_id}|{instance_id}".encode("utf-8", "surrogatepass")
-    bucket = "usage:" + hashlib.sha256(name).hexdigest()[:32]
-    decision = await current_limiter().hit(
-        bucket, settings.rate_limit_usage_per_instance, settings.rate_limit_window_seconds
-    )
-    if not decision.allowed:
-        raise RateLimitedError(decision.retry_after)
 
 
 # ---------------------------------------------------------------------------------------------
