@@ -12,8 +12,9 @@ from api.middleware import install_middleware
 
 
 class BillingApi(FastAPI):
-    """FastAPI, with the two hot write paths answered before it by the ingress lane
-    (api/ingress_lane.py): routing, dependencies and middleware cost more than their work."""
+    """FastAPI, with the hot paths (usage reports, Stripe webhooks, instance check-in) answered
+    before it by the ingress lane (api/ingress_lane.py): routing, dependencies and middleware
+    cost more than their work."""
 
     lane: IngressLane
 
@@ -38,12 +39,17 @@ def create_app() -> BillingApi:
     install_error_handlers(app)
     install_middleware(app)
     app.lane = IngressLane(
-        {
-            ("POST", "/api/usage/report"): LaneRoute("/api/usage/report", usage.receive_report),
-            ("POST", "/webhooks/stripe"): LaneRoute(
-                "/webhooks/stripe", webhooks.receive_event, credentialed=False
+        [
+            LaneRoute("POST", "/api/usage/report", usage.receive_report),
+            LaneRoute("POST", "/webhooks/stripe", webhooks.receive_event, credentialed=False),
+            LaneRoute("GET", "/api/licenses/current", licenses.check_in_lane),
+            LaneRoute(
+                "GET",
+                "/api/licenses/{customer_id}",
+                licenses.license_lane,
+                pattern=licenses.LICENSE_READ_PATH,
             ),
-        }
+        ]
     )
     metrics.install_cluster_metrics()
     app.include_router(health.router)

@@ -1,9 +1,10 @@
-"""The ingress lane: the two write paths that carry the load, answered without the framework.
+"""The ingress lane: the paths that carry the load, answered without the framework.
 
-Instances report usage all day and Stripe delivers events in bursts. Each such request is small:
-verify it, store it in a group transaction, answer. Routing through FastAPI, solving its
-dependencies and passing three middleware layers cost more CPU than that work (bench/ingress.py
-prints the profile), so the application (api/app.py) hands exactly these routes to the
+Instances report usage and check in all day, and Stripe delivers events in bursts. Each such
+request is small: verify it, store it in a group transaction (or serve a cached license),
+answer. Routing through FastAPI, solving its dependencies and passing three middleware layers
+cost more CPU than that work (bench/ingress.py and bench/checkin.py print the profiles), so the
+application (api/app.py) hands exactly these routes to the
 `IngressLane` before FastAPI sees them, and the lane does in one pass what the middlewares do
 for every other route: request id, body limit, failed-authentication lockout and counting, the
 JSON error format (api/errors.py), metrics and the access log.
@@ -16,8 +17,9 @@ handlers.
 
 from __future__ import annotations
 
+import re
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +29,7 @@ from starlette.types import Receive, Scope, Send
 
 from api.errors import error_answer, error_body
 from api.middleware import (
+    bearer_token,
     client_address,
     header,
     record_request,
@@ -52,18 +55,27 @@ class LaneRequest:
         value = header(self.scope, name)
         return None if value is None else value.decode("latin-1")
 
+    def bearer_token(self) -> str | None:
+        return bearer_token(self.header(b"authorization"))
 
-LaneAnswer = tuple[int, dict[str, Any]]
+
+# The status and the JSON body: an object, or already encoded.
+LaneAnswer = tuple[int, dict[str, Any] | bytes]
 LaneHandler = Callable[[LaneRequest], Awaitable[LaneAnswer]]
 
 
 @dataclass(frozen=True, slots=True)
 class LaneRoute:
+    method: str
+    # The path, or its template with one {parameter} (for metrics and logs).
     template: str
     handle: LaneHandler
     # Routes that take credentials: a client locked out for failed authentications is refused
     # before its credentials are looked at. Stripe's signed webhooks are never refused.
     credentialed: bool = True
+    # For a template: the paths it answers (the parameter well-formed, static siblings that
+    # FastAPI serves excluded); anything else goes on to FastAPI, which validates it.
+    pattern: re.Pattern[str] | None = None
 
 
 class _BodyTooLarge(Exception):
@@ -71,12 +83,19 @@ class _BodyTooLarge(Exception):
 
 
 class IngressLane:
-    def __init__(self, routes: Mapping[tuple[str, str], LaneRoute]) -> None:
-        self._routes = routes
+    def __init__(self, routes: Sequence[LaneRoute]) -> None:
+        self._exact = {(r.method, r.template): r for r in routes if r.pattern is None}
+        self._patterned = [r for r in routes if r.pattern is not None]
 
     def route_for(self, scope: Scope) -> LaneRoute | None:
         """The lane's route for an HTTP request, or None (FastAPI serves it)."""
-        return self._routes.get((scope["method"], scope["path"]))
+        method, path = scope["method"], scope["path"]
+        route = self._exact.get((method, path))
+        if route is None:
+            for candidate in self._patterned:
+                if candidate.method == method and candidate.pattern.fullmatch(path):  # type: ignore[union-attr]
+                    return candidate
+        return route
 
     async def serve(
         self, route: LaneRoute, state: Any, scope: Scope, receive: Receive, send: Send
@@ -94,7 +113,7 @@ class IngressLane:
 
     async def _answer(
         self, route: LaneRoute, state: Any, scope: Scope, receive: Receive
-    ) -> tuple[int, dict[str, Any], list[tuple[bytes, bytes]]]:
+    ) -> tuple[int, dict[str, Any] | bytes, list[tuple[bytes, bytes]]]:
         limit = get_settings().max_request_body_bytes
         declared = header(scope, b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:

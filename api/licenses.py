@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Any
 
@@ -10,6 +11,7 @@ from fastapi.responses import PlainTextResponse, Response
 from pydantic import Field
 
 from api.deps import AdminKey, DbSession
+from api.ingress_lane import LaneAnswer, LaneRequest, answer_in_framework
 from api.schemas import CamelModel, CustomerIdPath, error_responses
 from core.errors import ConfigurationError
 from core.licensing import keys
@@ -55,13 +57,7 @@ class PublicKeyOut(CamelModel):
     public_key: str
 
 
-def _bearer(request: Request) -> str | None:
-    """The Bearer credentials, read directly: the two hot reads skip the HTTPBearer dependency."""
-    scheme, _, credentials = (request.headers.get("authorization") or "").partition(" ")
-    return credentials if scheme.lower() == "bearer" else None
-
-
-def _rendered(answer: LicenseAnswer, schema: type[LicenseOut], **extra: Any) -> Response:
+def _rendered(answer: LicenseAnswer, schema: type[LicenseOut], **extra: Any) -> bytes:
     """The answer as FastAPI would serialise `schema` (camelCase), encoded once per cached
     answer and variant rather than on every request."""
     variant = (schema, *extra.items())
@@ -69,7 +65,7 @@ def _rendered(answer: LicenseAnswer, schema: type[LicenseOut], **extra: Any) -> 
     if body is None:
         body = schema(**_answer_out(answer), **extra).model_dump_json(by_alias=True).encode()
         answer.rendered[variant] = body
-    return Response(body, media_type="application/json")
+    return body
 
 
 def _answer_out(answer: LicenseAnswer) -> dict[str, Any]:
@@ -134,9 +130,16 @@ def public_key(format: str = Query("json", pattern="^(json|pem)$")) -> Any:
     openapi_extra={"security": [{"HTTPBearer": []}]},
 )
 async def check_in(request: Request) -> Response:
-    # No request session: the answer is usually cached, and a miss opens its own.
-    result = await license_reads.check_in(_bearer(request))
-    return _rendered(result.answer, CheckInOut, changed=result.changed)
+    # The application answers this route in its ingress lane (api/app.py) without coming here;
+    # the declaration documents it.
+    return await answer_in_framework(check_in_lane, request)
+
+
+async def check_in_lane(request: LaneRequest) -> LaneAnswer:
+    """An instance's check-in, answered in the lane (api/ingress_lane.py): no routing and no
+    request session; the answer is usually cached, and a miss opens its own."""
+    result = await license_reads.check_in(request.bearer_token())
+    return 200, _rendered(result.answer, CheckInOut, changed=result.changed)
 
 
 @router.get(
@@ -147,8 +150,20 @@ async def check_in(request: Request) -> Response:
     openapi_extra={"security": [{"HTTPBearer": []}]},
 )
 async def get_license(customer_id: CustomerIdPath, request: Request) -> Response:
-    await license_reads.authenticate_admin(_bearer(request))
-    return _rendered(await license_reads.license_of(customer_id), LicenseOut)
+    # The application answers well-formed ids in its ingress lane (api/app.py); this route
+    # validates the others (422 naming customerId).
+    return await answer_in_framework(license_lane, request)
+
+
+# The admin read's paths the lane answers: a well-formed id, not a sibling route's name.
+LICENSE_READ_PATH = re.compile(r"/api/licenses/(?!public-key$|current$)[A-Za-z0-9_-]{1,64}")
+
+
+async def license_lane(request: LaneRequest) -> LaneAnswer:
+    """The admin license read, answered in the lane: both the key and the license are cached."""
+    await license_reads.authenticate_admin(request.bearer_token())
+    customer_id = request.scope["path"].rsplit("/", 1)[1]
+    return 200, _rendered(await license_reads.license_of(customer_id), LicenseOut)
 
 
 @router.post(

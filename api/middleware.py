@@ -39,8 +39,11 @@ NEVER_LIMITED_PREFIXES = ("/webhooks/stripe",)
 CREDENTIALED_PREFIXES = ("/api/", "/metrics")
 
 
-async def send_json(send: Send, status: int, body: dict, headers: list | None = None) -> None:
-    payload = json.dumps(body).encode()
+async def send_json(
+    send: Send, status: int, body: dict | bytes, headers: list | None = None
+) -> None:
+    """Send a JSON answer: `body` as an object, or already encoded."""
+    payload = body if isinstance(body, bytes) else json.dumps(body).encode()
     await send(
         {
             "type": "http.response.start",
@@ -53,6 +56,13 @@ async def send_json(send: Send, status: int, body: dict, headers: list | None = 
         }
     )
     await send({"type": "http.response.body", "body": payload})
+
+
+def bearer_token(authorization: str | None) -> str | None:
+    """The credentials of an `Authorization: Bearer ...` header, as fastapi.security.HTTPBearer
+    reads them (for the hot paths, which skip its dependency)."""
+    scheme, _, token = (authorization or "").partition(" ")
+    return token if scheme.lower() == "bearer" and token else None
 
 
 def header(scope: Scope, name: bytes) -> bytes | None:

@@ -153,12 +153,6 @@ def _instance_bucket(identity: InstanceIdentity, item: ReportToStore) -> str:
     return "usage:" + hashlib.sha256(name).hexdigest()[:32]
 
 
-def _bearer_token(authorization: str | None) -> str | None:
-    # As fastapi.security.HTTPBearer(auto_error=False) reads it, without a dependency per call.
-    scheme, _, token = (authorization or "").partition(" ")
-    return token if scheme.lower() == "bearer" and token else None
-
-
 @router.post(
     "/report",
     status_code=202,
@@ -205,7 +199,7 @@ async def receive_report(request: LaneRequest) -> LaneAnswer:
     """A usage report in: verified, then limited per instance and stored with its group."""
     # Everything up to the batch needs no database: the license's signature (verified once per
     # token) and the body. Refusals here cost no round trip.
-    identity = verify_instance_token(_bearer_token(request.header(b"authorization")))
+    identity = verify_instance_token(request.bearer_token())
     now = utcnow()
     settings = get_settings()
     max_skew = timedelta(seconds=settings.usage_max_clock_skew_seconds)

@@ -90,3 +90,24 @@ def test_the_declared_endpoints_answer_as_the_lane_does(license_token) -> None:
     assert pg_scalar("SELECT active_devices FROM usage_reports") == 3
     assert refused.status_code == 400
     assert event.status_code == 200 and event.json()["eventId"] == "evt_lane_1"
+
+
+def test_the_lane_shadows_no_route_but_its_own() -> None:
+    """Every static path FastAPI serves stays FastAPI's, unless the lane declares that route."""
+    from api.app import create_app
+    from tests.security.test_authorization import app_routes
+
+    app = create_app()
+    for method, path in app_routes():
+        route = app.lane.route_for({"method": method, "path": path})
+        assert route is None or route.template == path, (method, path)
+    claimed = app.lane.route_for({"method": "GET", "path": "/api/licenses/cust_abc-1"})
+    assert claimed is not None and claimed.template == "/api/licenses/{customer_id}"
+    for malformed in ("/api/licenses/bad!id", "/api/licenses/" + "x" * 65, "/api/licenses/a/b"):
+        assert app.lane.route_for({"method": "GET", "path": malformed}) is None
+
+
+def test_a_malformed_license_id_is_still_a_422_naming_it(api_client, admin_headers) -> None:
+    answer = api_client.get("/api/licenses/bad!id", headers=admin_headers)
+    assert answer.status_code == 422
+    assert answer.json()["error"]["field"] == "customerId"
