@@ -88,7 +88,10 @@ def bench_environment(name: str, **extra_env: str) -> Iterator[BenchEnv]:
         DATA_DIR=str(env.data_dir),
         STRIPE_WEBHOOK_SECRET=env.webhook_secret,
     )
-    os.environ.update({"LOG_LEVEL": "WARNING", **extra_env})
+    # The servers run with their default settings, the access log of every request included
+    # (each child's output goes to a file in the data folder, see `running`).
+    os.environ.pop("LOG_LEVEL", None)
+    os.environ.update(extra_env)
     for unset in ("LICENSE_PRIVATE_KEY", "STRIPE_SECRET_KEY", "STRIPE_API_BASE"):
         os.environ.pop(unset, None)
     # The project reads .env too; a benchmark must not pick up a developer's settings from it.
@@ -151,8 +154,13 @@ def child_env(**extra: str) -> dict[str, str]:
 
 @contextmanager
 def running(args: Sequence[str], **extra_env: str) -> Iterator[subprocess.Popen[bytes]]:
-    """A child process (in the benchmark's data folder), always stopped with SIGTERM then kill."""
-    process = subprocess.Popen(list(args), env=child_env(**extra_env), cwd=os.getcwd())
+    """A child process (in the benchmark's data folder, its output in a log file there), always
+    stopped with SIGTERM then kill."""
+    log_path = Path(os.getcwd()) / f"{Path(args[-1]).name}-{time.monotonic_ns()}.log"
+    with log_path.open("ab") as output:
+        process = subprocess.Popen(
+            list(args), env=child_env(**extra_env), cwd=os.getcwd(), stdout=output, stderr=output
+        )
     try:
         yield process
     finally:

@@ -36,7 +36,7 @@ CONCURRENCY = int(os.environ.get("BENCH_CONCURRENCY", "32"))
 DURATION = float(os.environ.get("BENCH_DURATION", "60"))
 WARMUP = 2.0
 # More than the API answers in the run (each request is sent once).
-REQUESTS = int(os.environ.get("BENCH_REQUESTS", "150000"))
+REQUESTS = int(os.environ.get("BENCH_REQUESTS", "300000"))
 BACKLOG_TARGET_SECONDS = 5.0
 DRAIN_TIMEOUT = 600.0
 PROFILE_SECONDS = 10.0

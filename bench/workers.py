@@ -163,7 +163,7 @@ def _wait_for_queue_to_empty() -> None:
 
 
 def main() -> None:
-    with bench_environment("workers", LOG_LEVEL="ERROR") as env:
+    with bench_environment("workers") as env:
         from bench.data import load_customers, load_reports
 
         now = datetime.now(UTC).replace(microsecond=0)
