@@ -12,9 +12,9 @@ from api.middleware import install_middleware
 
 
 class BillingApi(FastAPI):
-    """FastAPI, with the hot paths (usage reports, Stripe webhooks, instance check-in) answered
-    before it by the ingress lane (api/ingress_lane.py): routing, dependencies and middleware
-    cost more than their work."""
+    """FastAPI, with the hot paths (usage reports, Stripe webhooks, instance check-in, the admin
+    license read) answered before it by the ingress lane (api/ingress_lane.py): routing,
+    dependencies and middleware cost more than their work."""
 
     lane: IngressLane
 

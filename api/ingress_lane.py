@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from fastapi import Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 
 from api.errors import error_answer, error_body
@@ -82,6 +82,14 @@ class _BodyTooLarge(Exception):
     pass
 
 
+class _Disconnected(Exception):
+    """The client went away before its whole body arrived: nothing to answer."""
+
+
+# Recorded (metrics, access log) for a request whose client went away, as nginx does.
+CLIENT_CLOSED = 499
+
+
 class IngressLane:
     def __init__(self, routes: Sequence[LaneRoute]) -> None:
         self._exact = {(r.method, r.template): r for r in routes if r.pattern is None}
@@ -107,6 +115,8 @@ class IngressLane:
         try:
             status, body, headers = await self._answer(route, state, scope, receive)
             await send_json(send, status, body, [*headers, (b"x-request-id", request_id.encode())])
+        except _Disconnected:
+            status = CLIENT_CLOSED
         finally:
             record_request(scope, route.template, status, time.perf_counter() - started)
             request_id_var.reset(token)
@@ -144,6 +154,8 @@ class IngressLane:
 async def _read_body(receive: Receive, limit: int) -> bytes:
     """The whole body; over `limit` bytes (declared or not) is refused as it streams in."""
     message = await receive()
+    if message["type"] == "http.disconnect":
+        raise _Disconnected
     body = message.get("body", b"")
     if not message.get("more_body", False):
         if len(body) > limit:
@@ -153,8 +165,8 @@ async def _read_body(receive: Receive, limit: int) -> bytes:
     received = len(body)
     while message.get("more_body", False):
         message = await receive()
-        if message["type"] != "http.request":
-            break
+        if message["type"] == "http.disconnect":
+            raise _Disconnected
         chunk = message.get("body", b"")
         received += len(chunk)
         if received > limit:
@@ -163,10 +175,12 @@ async def _read_body(receive: Receive, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-async def answer_in_framework(handle: LaneHandler, request: Request) -> JSONResponse:
-    """A lane handler answering through FastAPI: the routes' declared endpoints, served if the
-    router is mounted without the lane in front."""
+async def answer_in_framework(handle: LaneHandler, request: Request) -> Response:
+    """A lane handler answering through FastAPI: the routes' declared endpoints, served when the
+    lane does not take the request (a router mounted elsewhere, a root path)."""
     status, answer = await handle(
         LaneRequest(request.scope, await request.body(), request.app.state)
     )
+    if isinstance(answer, bytes):
+        return Response(answer, status_code=status, media_type="application/json")
     return JSONResponse(answer, status_code=status)

@@ -100,7 +100,7 @@ def request_id_for(scope: Scope) -> str:
 
 def _new_request_id() -> str:
     # 32 hex digits: this process's random half, then its count of requests. Unique like a
-    # uuid4, without a system call and an object per request.
+    # uuid4, without reading the system's randomness and building a UUID per request.
     pid = os.getpid()
     if _request_ids[0] != pid:  # a forked child draws its own half
         _request_ids[:] = [pid, uuid.uuid4().hex[:16], itertools.count()]
@@ -213,8 +213,8 @@ class RateLimitMiddleware(_HttpMiddleware):
     - requests without credentials, or to routes that take none: per client address;
     - failed authentications (every 401): per client address; over the limit, the client's
       credentialed requests are refused before any key lookup or signature check;
-    - usage reports: per instance, by their handler (api/usage.py), which reads the instance
-      from the body it parses anyway.
+    - usage reports (answered in the ingress lane, not here): per customer instance, counted by
+      their group (api/usage.py, `Ingress.start(admit=...)`).
     """
 
     def passes_through(self, scope: Scope) -> bool:

@@ -104,8 +104,9 @@ ReportIngress = Ingress[tuple[InstanceIdentity, ReportToStore], ReceivedReport, 
 def build_report_ingress() -> ReportIngress:
     """Made once per API process at start-up (`_lifespan`).
 
-    Concurrent reports of the process share one transaction (core/batching.py); the new report
-    ids of many such groups go to the workers together, one `process_report_batch` task at a
+    Concurrent reports of the process are counted against their instances' limits and stored
+    together (core/batching.py, one Redis call and one INSERT a group); the new report ids of
+    many such groups go to the workers together, one `process_report_batch` task at a
     time. The task module (and with it the Celery app) is imported here, not when this module is.
     """
     from tasks.usage import process_report_batch
@@ -205,10 +206,13 @@ async def receive_report(request: LaneRequest) -> LaneAnswer:
     max_skew = timedelta(seconds=settings.usage_max_clock_skew_seconds)
     report = parse_report_body(request.body, now=now, max_skew=max_skew)
     key = idempotency_key_for(report, request.header(b"idempotency-key"), now)
+    item = ReportToStore(report, identity.jti, key, now)
+    # An instance already over its limit in this window is refused at once, not behind a group.
+    denied = current_limiter().denied(_instance_bucket(identity, item))
+    if denied is not None:
+        raise RateLimitedError(denied.retry_after)
     ingress: ReportIngress = request.state.report_ingress
-    received = await ingress.batcher.submit(
-        (identity, ReportToStore(report, identity.jti, key, now))
-    )
+    received = await ingress.batcher.submit((identity, item))
     answer: dict[str, Any] = {"status": "accepted", "reportId": received.stored.report_id}
     if received.stored.duplicate:
         answer["duplicate"] = True

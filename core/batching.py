@@ -1,8 +1,8 @@
-"""Group the concurrent requests of one process into one database transaction.
+"""Group the concurrent requests of one process into one database write.
 
 On the ingress, one request's work is a handful of short round trips (license lookup, INSERT,
 COMMIT, a task publish) during which the process mostly waits. Requests that arrive together are
-handed to one `flush` call instead: one lookup, one multi-row INSERT, one COMMIT for the whole
+handed to one `flush` call instead: one lookup and one committed multi-row INSERT for the whole
 group. Each caller still waits for its own outcome, so an answer still means "stored" and a
 failure reaches exactly the callers it concerns.
 

@@ -41,7 +41,8 @@ Params = Mapping[str, Any] | Sequence[Mapping[str, Any]]
 
 @dataclass(frozen=True, slots=True)
 class Query:
-    """A statement to run and its parameters (one set, or many for an executemany)."""
+    """A statement to run and its parameters: one set, or (over SQLAlchemy only: SQLite's
+    `insert_many`) many for an executemany."""
 
     statement: Executable
     params: Params | None = None

@@ -84,11 +84,15 @@ GroupWork = Callable[[str, list[Item]], Steps[Sequence[Outcome | Exception]]]
 # The server gave the statement up, it was not wrong: lock_timeout, statement_timeout, a
 # deadlock victim, a serialization failure. The group was not stored; its callers retry (503).
 RETRYABLE_SQLSTATES = frozenset({"55P03", "57014", "40P01", "40001"})
-# A pooled connection the server dropped (restart, failover, idle kill) is found only by using it.
+# A pooled connection the server dropped (restart, failover, idle kill) is found only by using
+# it: the group runs once more on a fresh one. Not a statement timeout (57014, also "operator
+# intervention"), which would only wait out the timeout again, nor a client-side error.
 _DROPPED = (
+    asyncpg.ConnectionDoesNotExistError,
     asyncpg.PostgresConnectionError,
-    asyncpg.InterfaceError,
-    asyncpg.exceptions.OperatorInterventionError,
+    asyncpg.exceptions.AdminShutdownError,
+    asyncpg.exceptions.CannotConnectNowError,
+    asyncpg.exceptions.CrashShutdownError,
     ConnectionError,
 )
 
@@ -98,7 +102,9 @@ class GroupTransactions(Generic[Item, Outcome]):
 
     `one_write`: the work writes with a single statement (the ingresses' one INSERT), and its
     reads need not share that statement's snapshot; on PostgreSQL each statement then commits by
-    itself, without the round trips of an explicit transaction.
+    itself, without the round trips of an explicit transaction. A read after the write that
+    fails (the stored ids of resent reports) fails the group's callers with 503 although the
+    write committed: they resend, are told `duplicate`, and the sweeper enqueues what was not.
 
     On PostgreSQL it runs on the event loop over asyncpg itself: no thread hand-off, no GIL
     contention with the loop, and none of SQLAlchemy's per-statement cost, which was most of a

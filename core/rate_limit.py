@@ -252,10 +252,10 @@ def failed_auth_bucket(client_address: str) -> str:
 async def count_failed_authentication(client_address: str) -> Decision:
     """Count one failed authentication (admin key, license, any bearer) of a client address.
 
-    The API's middleware calls this for every 401 it answers; call it yourself only for a
-    failure that is answered some other way. The decision says whether the client is now over
-    RATE_LIMIT_FAILED_AUTH_PER_CLIENT (its credentialed requests then get 429 until the window
-    ends).
+    The API's middleware and its ingress lane call this for every 401 they answer; call it
+    yourself only for a failure that is answered some other way. The decision says whether the
+    client is now over RATE_LIMIT_FAILED_AUTH_PER_CLIENT (its credentialed requests then get 429
+    until the window ends).
     """
     settings = get_settings()
     return await current_limiter().hit(

@@ -1,8 +1,8 @@
 """Usage reports in: store each report once (parsing is core/usage/parsing.py).
 
 The ingress does the least possible work: verify the license (api/), parse the body, then a
-group of concurrent reports is stored by `receive_reports` in one transaction (one license check,
-one multi-row INSERT ... ON CONFLICT DO NOTHING, one COMMIT; see core/batching.py).
+group of concurrent reports is stored by `receive_reports` with one write (one license check, then
+one multi-row INSERT ... ON CONFLICT DO NOTHING; see core/batching.py).
 Everything else happens in workers (core/usage/processing.py).
 """
 
@@ -128,7 +128,8 @@ def receive_reports(
     """The ingress's database work for a group of reports whose tokens were verified.
 
     One query checks the licenses (refused ones, newer ones to hand back), one INSERT stores the
-    reports. The caller commits and enqueues the new reports.
+    reports; only resends cost more (their stored ids, read after the INSERT). The caller
+    commits (the ingress: the INSERT commits by itself) and enqueues the new reports.
     """
     checks = yield from checking_licenses(dialect, [identity for identity, _ in incoming])
 

@@ -9,7 +9,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from api import usage, webhooks
+from api import licenses, usage, webhooks
 from api.errors import install_error_handlers
 from core.customers.service import create_customer
 from core.db import session_scope
@@ -78,6 +78,7 @@ def test_the_declared_endpoints_answer_as_the_lane_does(license_token) -> None:
     install_error_handlers(app)
     app.include_router(usage.router)
     app.include_router(webhooks.router)
+    app.include_router(licenses.router)
     with TestClient(app) as client:
         stored = client.post(
             "/api/usage/report",
@@ -86,10 +87,15 @@ def test_the_declared_endpoints_answer_as_the_lane_does(license_token) -> None:
         )
         refused = client.post("/webhooks/stripe", content=b"{}")
         event = deliver(client, an_event("evt_lane_1"))
+        checked_in = client.get(
+            "/api/licenses/current", headers={"Authorization": f"Bearer {token}"}
+        )
     assert stored.status_code == 202 and stored.json()["status"] == "accepted"
     assert pg_scalar("SELECT active_devices FROM usage_reports") == 3
     assert refused.status_code == 400
     assert event.status_code == 200 and event.json()["eventId"] == "evt_lane_1"
+    assert checked_in.status_code == 200, checked_in.text
+    assert checked_in.json()["license"] == token and checked_in.json()["changed"] is False
 
 
 def test_the_lane_shadows_no_route_but_its_own() -> None:
@@ -111,3 +117,29 @@ def test_a_malformed_license_id_is_still_a_422_naming_it(api_client, admin_heade
     answer = api_client.get("/api/licenses/bad!id", headers=admin_headers)
     assert answer.status_code == 422
     assert answer.json()["error"]["field"] == "customerId"
+
+
+def test_a_client_that_goes_away_mid_body_gets_no_answer_and_is_counted_499(api_client) -> None:
+    """No handler runs on half a body (no spurious 422 or bad-signature warnings)."""
+    import asyncio
+
+    from core.metrics import HTTP_REQUESTS
+
+    app = api_client.app
+    route = app.lane.route_for({"method": "POST", "path": "/webhooks/stripe"})
+    messages = iter([{"type": "http.request", "body": b"{", "more_body": True}])
+    sent: list[dict] = []
+
+    async def receive() -> dict:
+        return next(messages, {"type": "http.disconnect"})
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    closed = HTTP_REQUESTS.labels("POST", "/webhooks/stripe", "499")
+    before = closed._value.get()
+    scope = {"type": "http", "method": "POST", "path": "/webhooks/stripe", "headers": []}
+    asyncio.run(app.lane.serve(route, app.state, scope, receive, send))
+    assert sent == []
+    assert closed._value.get() == before + 1
+    assert pg_scalar("SELECT count(*) FROM stripe_events") == 0

@@ -31,6 +31,10 @@ def test_redact_removes_every_kind_of_secret() -> None:
         assert secret not in line
         assert "[redacted]" in line
     assert redact("Authorization: Bearer abc.def") == "Authorization: [redacted]"
+    # Glued to another secret's characters, no part of a license token is left behind.
+    for glued in (SECRETS[1] + SECRETS[0], "sk_live_abc" + SECRETS[0]):
+        line = redact(f"got {glued}")
+        assert ".eyJzdWIiOiJjdXN0XzEifQ" not in line and "c2lnbmF0dXJl" not in line, line
 
 
 def test_json_lines_carry_the_request_id_and_redact_arguments() -> None:
