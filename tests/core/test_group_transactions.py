@@ -136,3 +136,32 @@ def test_a_group_on_postgresql_commits_or_rolls_back_whole_and_a_lock_timeout_is
         with admin.cursor() as cursor:
             cursor.execute("DROP TABLE seen")
         admin.close()
+
+
+def test_a_statement_timeout_is_a_503_at_once_not_run_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Only a dropped connection reruns a group: a statement the server cancelled after
+    DATABASE_STATEMENT_TIMEOUT_MS would only wait out the timeout a second time."""
+    from core.settings import get_settings
+
+    monkeypatch.setattr(get_settings(), "database_statement_timeout_ms", 200)
+    runs: list[list[int]] = []
+
+    def slow(dialect: str, group: list[int]) -> Steps[list[int]]:
+        runs.append(group)
+        yield Query(text("SELECT pg_sleep(2)"))
+        return group
+
+    transactions: GroupTransactions[int, int] = GroupTransactions(slow, one_write=True)
+
+    async def scenario() -> list[object]:
+        batcher: MicroBatcher[int, int] = MicroBatcher(transactions.flush, max_wait_seconds=0.01)
+        try:
+            return await asyncio.gather(batcher.submit(1), return_exceptions=True)
+        finally:
+            await transactions.aclose()
+
+    [outcome] = asyncio.run(scenario())
+    assert isinstance(outcome, DatabaseUnavailableError)
+    assert runs == [[1]]
