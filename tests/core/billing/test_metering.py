@@ -67,14 +67,21 @@ def record(day: date = DAY) -> int:
         return record_day(session, day).recorded
 
 
-def recorded_events(customer_id: str) -> list[tuple[int, int, str, bool]]:
+def meter_event_rows(customer_id: str) -> list[OverageMeterEvent]:
+    """The customer's recorded meter events, by day and sequence."""
     with session_scope() as session:
-        rows = session.scalars(
-            select(OverageMeterEvent)
-            .where(OverageMeterEvent.customer_id == customer_id)
-            .order_by(OverageMeterEvent.day, OverageMeterEvent.sequence)
-        ).all()
-        return [(row.sequence, row.value, row.identifier, row.sent_at is None) for row in rows]
+        return list(
+            session.scalars(
+                select(OverageMeterEvent)
+                .where(OverageMeterEvent.customer_id == customer_id)
+                .order_by(OverageMeterEvent.day, OverageMeterEvent.sequence)
+            ).all()
+        )
+
+
+def recorded_events(customer_id: str) -> list[tuple[int, int, str, bool]]:
+    rows = meter_event_rows(customer_id)
+    return [(row.sequence, row.value, row.identifier, row.sent_at is None) for row in rows]
 
 
 def test_overage_is_the_sum_of_each_instances_peak_above_the_limit() -> None:

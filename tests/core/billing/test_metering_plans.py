@@ -17,7 +17,8 @@ from core.db import session_scope
 from core.settings import get_settings
 from core.usage.parsing import ReportInput
 from core.usage.rollups import rollup_day
-from models import OverageMeterEvent, Subscription
+from models import Subscription
+from tests.core.billing.test_metering import meter_event_rows
 from tests.helpers.reports import store_report
 from tests.stripe_fixtures import *  # noqa: F403
 from tests.stripe_fixtures import (
@@ -50,16 +51,10 @@ def nightly(*days: date) -> None:
 
 def billed(customer_id: str) -> dict[date, list[tuple[int, str]]]:
     """Per day, the recorded meter events as (value, plan), in sequence."""
-    with session_scope() as session:
-        rows = session.scalars(
-            select(OverageMeterEvent)
-            .where(OverageMeterEvent.customer_id == customer_id)
-            .order_by(OverageMeterEvent.day, OverageMeterEvent.sequence)
-        ).all()
-        found: dict[date, list[tuple[int, str]]] = {}
-        for row in rows:
-            found.setdefault(row.day, []).append((row.value, row.plan))
-        return found
+    found: dict[date, list[tuple[int, str]]] = {}
+    for row in meter_event_rows(customer_id):
+        found.setdefault(row.day, []).append((row.value, row.plan))
+    return found
 
 
 def test_a_downgrade_does_not_bill_earlier_days_at_the_smaller_limit(
