@@ -9,7 +9,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import Engine, create_engine, event, make_url
+from sqlalchemy import Engine, create_engine, event, make_url, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import Session, sessionmaker
@@ -126,6 +126,14 @@ def record_from(record_type: type[Record], row: Any, **values: Any) -> Record:
     result row or another record), with `values` for the fields the row does not say."""
     copied = (f.name for f in dataclasses.fields(record_type) if f.name not in values)  # type: ignore[arg-type]
     return record_type(**{name: getattr(row, name) for name in copied}, **values)
+
+
+def advisory_lock(session: Session, key: str) -> None:
+    """Serialise, until the session's transaction ends, the work of every session that takes
+    the same key (PostgreSQL's transaction-level advisory lock: no row is locked, so nothing
+    else waits). The embedded SQLite default has no such lock and serialises nothing here."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": key})
 
 
 def insert_for(dialect: str):  # type: ignore[no-untyped-def]

@@ -17,6 +17,7 @@ from core.billing.meters import line_items, overage_price_for_plan
 from core.billing.repository import get_subscription
 from core.billing.stripe_errors import StripeRequestError, refused_as
 from core.customers.service import get_customer, get_for_update
+from core.db import advisory_lock
 from core.errors import ConflictError
 from core.plans import Plan
 from core.settings import get_settings
@@ -90,8 +91,11 @@ def create_checkout(
     """A subscription-mode Checkout Session for the customer and plan.
 
     One payable checkout per customer: the customer's earlier open sessions are expired first,
-    so two paid sessions can never make two subscriptions.
+    so two paid sessions can never make two subscriptions. Checkouts of one customer run one at a
+    time (until the caller's transaction ends), so a concurrent one sees this one's session and
+    expires it rather than both leaving a payable session.
     """
+    advisory_lock(session, f"checkout:{customer_id}")
     spec = sellable_plan(plan)
     customer = get_customer(session, customer_id)
     row = get_subscription(session, customer_id)

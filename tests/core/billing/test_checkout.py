@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -16,6 +17,8 @@ from tests.conftest import pg_scalar
 from tests.helpers.locks import run_while_stripe_is_slow
 from tests.stripe_fixtures import *  # noqa: F403
 from tests.stripe_fixtures import handle_inline, license_claims, new_customer, subscription_row
+
+PLANS = ("starter", "professional")
 
 
 def _checkout(customer_id: str, plan: str = "starter") -> checkout_service.CheckoutResult:
@@ -50,6 +53,23 @@ def test_a_new_checkout_expires_the_customers_earlier_open_sessions(stand_in):
     assert subscription_row(customer_id)["plan"] == "professional"
     subs = client.v1.subscriptions.list(params={"customer": _stripe_customer(customer_id)})
     assert len(subs.data) == 1
+
+
+def test_concurrent_checkouts_of_a_customer_leave_one_payable_session(stand_in):
+    """Both checkouts list the open sessions while Stripe is slow: taken one at a time, the
+    second sees and expires the first's session instead of both staying payable."""
+    customer_id = new_customer()
+    earlier = _checkout(customer_id)  # the customer is known to Stripe, with an open session
+    stand_in.set_delay(0.5, "/v1/checkout/sessions")
+    try:
+        with ThreadPoolExecutor(2) as pool:
+            results = list(pool.map(lambda plan: _checkout(customer_id, plan), PLANS))
+    finally:
+        stand_in.set_delay(0)
+    client = stand_in.client()
+    sessions = [earlier.session_id, *(result.session_id for result in results)]
+    statuses = [client.v1.checkout.sessions.retrieve(s)["status"] for s in sessions]
+    assert sorted(statuses) == ["expired", "expired", "open"]
 
 
 def test_a_second_live_subscription_is_a_recorded_billing_conflict(stand_in):
