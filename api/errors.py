@@ -13,6 +13,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from core.db import RETRYABLE_SQLSTATES
 from core.errors import DomainError
 
 log = logging.getLogger(__name__)
@@ -82,10 +83,6 @@ async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
     return error_response(exc.status_code, code, message, headers=getattr(exc, "headers", None))
 
 
-# SQLSTATEs of a statement the server gave up on, not of a bad statement: lock_timeout (55P03),
-# statement_timeout (57014), a deadlock victim (40P01), a serialization failure (40001). psycopg2
-# raises them as OperationalError; over asyncpg they arrive as plain DBAPIError.
-RETRYABLE_SQLSTATES = frozenset({"55P03", "57014", "40P01", "40001"})
 Answer = tuple[int, dict[str, Any], dict[str, str] | None]
 
 
@@ -96,6 +93,7 @@ def _database_unavailable(exc: DBAPIError) -> bool:
     return (
         exc.connection_invalidated
         or isinstance(exc, OperationalError)
+        # psycopg2 raises those as OperationalError; SQLAlchemy over asyncpg as plain DBAPIError.
         or getattr(exc.orig, "pgcode", None) in RETRYABLE_SQLSTATES
     )
 

@@ -17,6 +17,11 @@ from sqlalchemy.orm import Session, sessionmaker
 from core.errors import ConfigurationError
 from core.settings import Settings, get_settings, normalise_database_url
 
+# SQLSTATEs of a statement the server gave up on, not of a wrong one: lock_timeout (55P03),
+# statement_timeout (57014), a deadlock victim (40P01), a serialization failure (40001). The
+# work was not done; the caller should retry (the API answers 503).
+RETRYABLE_SQLSTATES = frozenset({"55P03", "57014", "40P01", "40001"})
+
 EXPECTED_URLS = "postgresql://user:password@host:5432/database or sqlite:///path/billing.db"
 
 

@@ -26,7 +26,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from core.batching import Coalescer, Flush, MicroBatcher
-from core.db import get_engine
+from core.db import RETRYABLE_SQLSTATES, get_engine
 from core.db_steps import Steps, run_steps, run_steps_on_asyncpg
 from core.errors import ServiceUnavailableError
 
@@ -81,9 +81,6 @@ class DatabaseUnavailableError(ServiceUnavailableError):
 # an outcome (or the exception to raise to its caller) per item.
 GroupWork = Callable[[str, list[Item]], Steps[Sequence[Outcome | Exception]]]
 
-# The server gave the statement up, it was not wrong: lock_timeout, statement_timeout, a
-# deadlock victim, a serialization failure. The group was not stored; its callers retry (503).
-RETRYABLE_SQLSTATES = frozenset({"55P03", "57014", "40P01", "40001"})
 # A pooled connection the server dropped (restart, failover, idle kill) is found only by using
 # it: the group runs once more on a fresh one. Not a statement timeout (57014, also "operator
 # intervention"), which would only wait out the timeout again, nor a client-side error.
@@ -196,7 +193,7 @@ class GroupTransactions(Generic[Item, Outcome]):
 
 async def _nothing_to_reset(connection: asyncpg.Connection) -> None:
     # asyncpg's default reset (advisory locks, listeners, session settings) costs a round trip
-    # per group; a group's work only runs statements in its transaction, which has ended.
+    # per group; a group's work only runs statements, whose transaction has ended.
     return None
 
 
