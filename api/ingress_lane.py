@@ -27,16 +27,18 @@ from fastapi import Request
 from fastapi.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 
-from api.errors import error_answer, error_body
+from api.errors import error_answer
 from api.middleware import (
     bearer_token,
     client_address,
+    encoded_headers,
     header,
     record_request,
     request_id_for,
     send_json,
     too_large,
 )
+from core.errors import RateLimitedError
 from core.logging import request_id_var
 from core.rate_limit import count_failed_authentication, refused_for_failed_authentication
 from core.settings import get_settings
@@ -129,26 +131,23 @@ class IngressLane:
         if declared is not None and declared.isdigit() and int(declared) > limit:
             return 413, too_large(limit), []
         client = client_address(scope)
-        if route.credentialed:
-            refused = refused_for_failed_authentication(client)
-            if refused is not None:
-                retry = [(b"retry-after", str(refused.retry_after).encode())]
-                message = f"too many requests; retry in {refused.retry_after}s"
-                return 429, error_body("rate_limited", message), retry
         try:
+            refused = route.credentialed and refused_for_failed_authentication(client)
+            if refused:
+                raise RateLimitedError(refused.retry_after)
             body = await _read_body(receive, limit)
-        except _BodyTooLarge:
-            return 413, too_large(limit), []
-        try:
             status, answer = await route.handle(LaneRequest(scope, body, state))
             headers: Mapping[str, str] | None = None
+        except _BodyTooLarge:
+            return 413, too_large(limit), []
+        except _Disconnected:
+            raise
         except Exception as exc:  # noqa: BLE001 - every error leaves in the JSON error format
             status, answer, headers = error_answer(exc, scope["method"], scope["path"])
         if status == 401 and route.credentialed:
             # Counted before the 401 leaves, as the middleware does for the other routes.
             await count_failed_authentication(client)
-        extra = [(name.lower().encode(), value.encode()) for name, value in (headers or {}).items()]
-        return status, answer, extra
+        return status, answer, encoded_headers(headers)
 
 
 async def _read_body(receive: Receive, limit: int) -> bytes:

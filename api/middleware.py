@@ -12,11 +12,13 @@ import os
 import re
 import time
 import uuid
+from collections.abc import Mapping
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.errors import error_body
+from core.errors import RateLimitedError
 from core.logging import request_id_var
 from core.metrics import HTTP_LATENCY, HTTP_REQUESTS
 from core.rate_limit import (
@@ -256,12 +258,14 @@ def client_address(scope: Scope) -> str:
 
 
 async def _refuse(send: Send, decision: Decision) -> None:
-    await send_json(
-        send,
-        429,
-        error_body("rate_limited", f"too many requests; retry in {decision.retry_after}s"),
-        headers=[(b"retry-after", str(decision.retry_after).encode())],
-    )
+    refusal = RateLimitedError(decision.retry_after)
+    body = error_body(refusal.code, refusal.message)
+    await send_json(send, 429, body, headers=encoded_headers(refusal.headers))
+
+
+def encoded_headers(headers: Mapping[str, str] | None) -> list[tuple[bytes, bytes]]:
+    """Response headers as ASGI sends them."""
+    return [(name.lower().encode(), value.encode()) for name, value in (headers or {}).items()]
 
 
 def install_middleware(app: Any) -> None:
