@@ -83,8 +83,11 @@ GroupWork = Callable[[str, list[Item]], Steps[Sequence[Outcome | Exception]]]
 
 # A pooled connection the server dropped (restart, failover, idle kill) is found only by using
 # it: the group runs once more on a fresh one. Not a statement timeout (57014, also "operator
-# intervention"), which would only wait out the timeout again, nor a client-side error.
+# intervention"), which would only wait out the timeout again. InternalClientError is the same
+# drop seen half-way: the server's "terminating connection" arrived while the connection sat
+# idle, its socket not yet seen closed, and asyncpg refuses the next statement.
 _DROPPED = (
+    asyncpg.InternalClientError,
     asyncpg.ConnectionDoesNotExistError,
     asyncpg.PostgresConnectionError,
     asyncpg.exceptions.AdminShutdownError,
@@ -174,11 +177,17 @@ class GroupTransactions(Generic[Item, Outcome]):
         pool = await self._pool  # a no-op once it is initialised
         async with pool.acquire(timeout=self._acquire_timeout) as connection:
             steps = self._work("postgresql", group)
-            if self._one_write:
-                # Each statement commits by itself: two round trips (BEGIN, COMMIT) fewer.
-                return await run_steps_on_asyncpg(connection, steps)
-            async with connection.transaction():
-                return await run_steps_on_asyncpg(connection, steps)
+            try:
+                if self._one_write:
+                    # Each statement commits by itself: two round trips (BEGIN, COMMIT) fewer.
+                    return await run_steps_on_asyncpg(connection, steps)
+                async with connection.transaction():
+                    return await run_steps_on_asyncpg(connection, steps)
+            except asyncpg.InternalClientError:
+                # Out of step with the server and of no use to the next group: closed, so the
+                # pool opens a fresh connection in its place.
+                connection.terminate()
+                raise
 
     def _flush_in_thread(self, group: list[Item]) -> Sequence[Outcome | Exception]:
         with self._held.transaction() as session:

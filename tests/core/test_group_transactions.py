@@ -4,8 +4,13 @@ PostgreSQL over asyncpg (the API's tests run every ingress request through it as
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import text
@@ -34,6 +39,38 @@ async def commit_then_fail(
     ok = await asyncio.gather(*(batcher.submit(n) for n in (1, 2, 3)))
     failed = await asyncio.gather(*(batcher.submit(n) for n in (12, 13)), return_exceptions=True)
     return list(ok), failed, batcher
+
+
+@dataclass
+class SeenTable:
+    """The `seen` table on the test PostgreSQL, and an autocommitting connection to read it."""
+
+    dsn: str
+    admin: Any
+
+    def numbers(self) -> list[int]:
+        with self.admin.cursor() as cursor:
+            cursor.execute("SELECT n FROM seen ORDER BY n")
+            return [n for (n,) in cursor.fetchall()]
+
+
+@pytest.fixture
+def seen_on_postgresql() -> Iterator[SeenTable]:
+    import psycopg2
+
+    from tests.conftest import TEST_DATABASE_URL
+
+    dsn = TEST_DATABASE_URL.replace("postgresql+psycopg2://", "postgresql://")
+    admin = psycopg2.connect(dsn)
+    admin.autocommit = True
+    with admin.cursor() as cursor:
+        cursor.execute("DROP TABLE IF EXISTS seen; CREATE TABLE seen (n INTEGER)")
+    try:
+        yield SeenTable(dsn, admin)
+    finally:
+        with admin.cursor() as cursor:
+            cursor.execute("DROP TABLE seen")
+        admin.close()
 
 
 def test_group_transactions_commit_a_group_and_roll_back_a_failed_one_on_sqlite(
@@ -91,26 +128,20 @@ def test_group_transactions_take_a_libpq_database_url_with_sslmode(
 
 
 def test_a_group_on_postgresql_commits_or_rolls_back_whole_and_a_lock_timeout_is_a_503(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, seen_on_postgresql: SeenTable
 ) -> None:
     """Over asyncpg: a group is one transaction; a lock not granted within
     DATABASE_LOCK_TIMEOUT_MS is "unavailable, retry" (503), not a bug (500)."""
     import psycopg2
 
     from core.settings import get_settings
-    from tests.conftest import TEST_DATABASE_URL
 
     monkeypatch.setattr(get_settings(), "database_lock_timeout_ms", 200)
-    dsn = TEST_DATABASE_URL.replace("postgresql+psycopg2://", "postgresql://")
-    admin = psycopg2.connect(dsn)
-    admin.autocommit = True
-    with admin.cursor() as cursor:
-        cursor.execute("DROP TABLE IF EXISTS seen; CREATE TABLE seen (n INTEGER)")
     transactions: GroupTransactions[int, int] = GroupTransactions(storing)
 
     async def scenario() -> tuple[list[object], list[object]]:
         ok, failed, batcher = await commit_then_fail(transactions)
-        locker = psycopg2.connect(dsn)
+        locker = psycopg2.connect(seen_on_postgresql.dsn)
         try:
             with locker.cursor() as cursor:
                 cursor.execute("LOCK TABLE seen IN ACCESS EXCLUSIVE MODE")
@@ -121,21 +152,10 @@ def test_a_group_on_postgresql_commits_or_rolls_back_whole_and_a_lock_timeout_is
         await transactions.aclose()
         return ok, [*failed, *locked]
 
-    try:
-        ok, failed = asyncio.run(scenario())
-        assert ok == [2, 4, 6]
-        assert [type(error) for error in failed] == [
-            ValueError,
-            ValueError,
-            DatabaseUnavailableError,
-        ]
-        with admin.cursor() as cursor:
-            cursor.execute("SELECT n FROM seen ORDER BY n")
-            assert [n for (n,) in cursor.fetchall()] == [1, 2, 3]
-    finally:
-        with admin.cursor() as cursor:
-            cursor.execute("DROP TABLE seen")
-        admin.close()
+    ok, failed = asyncio.run(scenario())
+    assert ok == [2, 4, 6]
+    assert [type(error) for error in failed] == [ValueError, ValueError, DatabaseUnavailableError]
+    assert seen_on_postgresql.numbers() == [1, 2, 3]
 
 
 def test_a_statement_timeout_is_a_503_at_once_not_run_again(
@@ -165,3 +185,44 @@ def test_a_statement_timeout_is_a_503_at_once_not_run_again(
     [outcome] = asyncio.run(scenario())
     assert isinstance(outcome, DatabaseUnavailableError)
     assert runs == [[1]]
+
+
+def test_a_connection_the_server_ended_while_it_sat_idle_is_replaced_and_the_group_stored(
+    seen_on_postgresql: SeenTable,
+) -> None:
+    """A database restart reaches an idle pooled connection as the server's "terminating
+    connection" message, and only then as its socket closing. A group that takes the connection
+    in between is refused by asyncpg (InternalClientError); it runs again on a fresh one."""
+    admin = seen_on_postgresql.admin
+    transactions: GroupTransactions[int, int] = GroupTransactions(storing, one_write=True)
+
+    def end_backend_and_deliver_only_its_last_message(connection: object) -> None:
+        transport = connection._transport  # type: ignore[attr-defined]
+        transport.pause_reading()  # the socket's end stays unread, as in the race
+        pid = connection.get_server_pid()  # type: ignore[attr-defined]
+        with admin.cursor() as cursor:
+            cursor.execute("SELECT pg_terminate_backend(%s)", (pid,))
+            for _ in range(100):
+                cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = %s", (pid,))
+                if cursor.fetchone()[0] == 0:
+                    break
+                time.sleep(0.05)
+        farewell = os.read(transport.get_extra_info("socket").fileno(), 65536)
+        assert b"terminating connection" in farewell
+        connection._protocol.data_received(farewell)  # type: ignore[attr-defined]
+
+    async def scenario() -> list[int]:
+        batcher: MicroBatcher[int, int] = MicroBatcher(transactions.flush, max_wait_seconds=0.01)
+        try:
+            stored = [await batcher.submit(1)]
+            pool = transactions._pool
+            [connection] = [h._con for h in pool._holders if h._con is not None]  # type: ignore[union-attr]
+            end_backend_and_deliver_only_its_last_message(connection)
+            stored.append(await batcher.submit(2))
+            stored.append(await batcher.submit(3))
+            return stored
+        finally:
+            await transactions.aclose()
+
+    assert asyncio.run(scenario()) == [2, 4, 6]
+    assert seen_on_postgresql.numbers() == [1, 2, 3]
