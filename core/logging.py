@@ -43,6 +43,8 @@ def _current_task_id() -> str | None:
     return task.request.id
 
 
+# One encoder for every line: json.dumps(..., default=str) would build a new one each time.
+_encode = json.JSONEncoder(default=str).encode
 _EXTRA_FIELDS = ("method", "path", "status", "duration_ms", "client", "task", "outcome")
 
 
@@ -68,7 +70,7 @@ class JsonFormatter(logging.Formatter):
                 entry[key] = fields[key]
         if record.exc_info:
             entry["exception"] = redact(self.formatException(record.exc_info))
-        return json.dumps(entry, default=str)
+        return _encode(entry)
 
 
 def _timestamp(created: float) -> str:

@@ -131,7 +131,8 @@ def receive_reports(
     reports; only resends cost more (their stored ids, read after the INSERT). The caller
     commits (the ingress: the INSERT commits by itself) and enqueues the new reports.
     """
-    checks = yield from checking_licenses(dialect, [identity for identity, _ in incoming])
+    identities = [identity for identity, _ in incoming]
+    checks = yield from checking_licenses(dialect, identities, with_current=False)
 
     def refusal(identity: InstanceIdentity, item: ReportToStore) -> DomainError | None:
         reason = checks[identity.jti].refusal
