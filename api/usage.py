@@ -7,6 +7,7 @@ import hashlib
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import date, datetime, timedelta
+from functools import lru_cache
 from typing import Annotated, Any
 
 from fastapi import APIRouter, FastAPI, Query, Request
@@ -149,8 +150,14 @@ async def _within_instance_limits(
 
 
 def _instance_bucket(identity: InstanceIdentity, item: ReportToStore) -> str:
-    # Hashed: instance ids are the instance's free text (up to 255 characters).
-    name = f"{identity.customer_id}|{item.report.instance_id}".encode("utf-8", "surrogatepass")
+    return _bucket_of_instance(identity.customer_id, item.report.instance_id)
+
+
+@lru_cache(maxsize=8192)
+def _bucket_of_instance(customer_id: str, instance_id: str) -> str:
+    # Hashed: instance ids are the instance's free text (up to 255 characters). Remembered: a
+    # report asks twice (refused at once, then counted with its group), and instances are few.
+    name = f"{customer_id}|{instance_id}".encode("utf-8", "surrogatepass")
     return "usage:" + hashlib.sha256(name).hexdigest()[:32]
 
 
