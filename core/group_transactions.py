@@ -10,11 +10,12 @@ them.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import inspect
 import json
 import threading
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -77,6 +78,60 @@ class DatabaseUnavailableError(ServiceUnavailableError):
     headers = {"Retry-After": "5"}
 
 
+class HeldAsyncpgConnections:
+    """The asyncpg connections of one GroupTransactions, on the event loop that opened them.
+
+    In place of asyncpg's pool, whose acquire with a timeout (a task and a timer) and release
+    cost as much CPU as one of the group's statements: a group takes an idle connection or opens
+    one, at most `most` at once, and gives it back when its work succeeded. A connection whose
+    group failed is closed instead (it may be broken, or mid-transaction); the next group opens
+    a fresh one.
+    """
+
+    def __init__(self, connect_args: dict[str, Any], *, most: int, wait_seconds: float) -> None:
+        self._connect_args = connect_args
+        self._wait_seconds = wait_seconds
+        self._idle: list[asyncpg.Connection] = []
+        self._slots = asyncio.Semaphore(most)
+
+    @contextlib.asynccontextmanager
+    async def connection(self) -> AsyncIterator[asyncpg.Connection]:
+        if self._slots.locked():
+            # Every connection busy: wait DATABASE_POOL_TIMEOUT_SECONDS at most (then 503).
+            await asyncio.wait_for(self._slots.acquire(), self._wait_seconds)
+        else:
+            await self._slots.acquire()
+        try:
+            connection = self._take_idle() or await self._open()
+            try:
+                yield connection
+            except BaseException:
+                connection.terminate()
+                raise
+            if not connection.is_closed():
+                self._idle.append(connection)
+        finally:
+            self._slots.release()
+
+    def _take_idle(self) -> asyncpg.Connection | None:
+        while self._idle:
+            connection = self._idle.pop()
+            if not connection.is_closed():  # not one the server closed while it sat idle
+                return connection
+        return None
+
+    async def _open(self) -> asyncpg.Connection:
+        connection = await asyncpg.connect(**self._connect_args)
+        await _set_codecs(connection)
+        return connection
+
+    async def aclose(self) -> None:
+        idle, self._idle = self._idle, []
+        for connection in idle:
+            with contextlib.suppress(Exception):
+                await connection.close(timeout=5)
+
+
 # A group's work: given the dialect's name and the group, the steps that store it and return
 # an outcome (or the exception to raise to its caller) per item.
 GroupWork = Callable[[str, list[Item]], Steps[Sequence[Outcome | Exception]]]
@@ -125,7 +180,8 @@ class GroupTransactions(Generic[Item, Outcome]):
         self._one_write = one_write
         self._held = HeldConnections()
         self._postgres = url.get_backend_name() == "postgresql"
-        self._pool: asyncpg.Pool | None = None
+        self._connections: HeldAsyncpgConnections | None = None
+        self._most = connections
         self._acquire_timeout = settings.database_pool_timeout_seconds
         # DATABASE_URL is written for libpq (psycopg2): of its query parameters asyncpg takes
         # sslmode (as `ssl`, same values); the others do not apply to it.
@@ -138,10 +194,6 @@ class GroupTransactions(Generic[Item, Outcome]):
             "database": url.database,
             "ssl": sslmode if isinstance(sslmode, str) else None,
             "timeout": 5,
-            "min_size": 0,
-            "max_size": connections,
-            "init": _set_codecs,
-            "reset": _nothing_to_reset,
             "server_settings": {
                 "lock_timeout": str(settings.database_lock_timeout_ms),
                 "statement_timeout": str(settings.database_statement_timeout_ms),
@@ -171,23 +223,18 @@ class GroupTransactions(Generic[Item, Outcome]):
             raise DatabaseUnavailableError("the database is unavailable; retry later") from exc
 
     async def _run_group(self, group: list[Item]) -> Sequence[Outcome | Exception]:
-        if self._pool is None:
-            # Made on the loop that uses it; min_size=0: it opens no connection yet.
-            self._pool = asyncpg.create_pool(**self._connect_args)
-        pool = await self._pool  # a no-op once it is initialised
-        async with pool.acquire(timeout=self._acquire_timeout) as connection:
+        if self._connections is None:
+            # Made on the loop that uses it; it opens no connection yet.
+            self._connections = HeldAsyncpgConnections(
+                self._connect_args, most=self._most, wait_seconds=self._acquire_timeout
+            )
+        async with self._connections.connection() as connection:
             steps = self._work("postgresql", group)
-            try:
-                if self._one_write:
-                    # Each statement commits by itself: two round trips (BEGIN, COMMIT) fewer.
-                    return await run_steps_on_asyncpg(connection, steps)
-                async with connection.transaction():
-                    return await run_steps_on_asyncpg(connection, steps)
-            except asyncpg.InternalClientError:
-                # Out of step with the server and of no use to the next group: closed, so the
-                # pool opens a fresh connection in its place.
-                connection.terminate()
-                raise
+            if self._one_write:
+                # Each statement commits by itself: two round trips (BEGIN, COMMIT) fewer.
+                return await run_steps_on_asyncpg(connection, steps)
+            async with connection.transaction():
+                return await run_steps_on_asyncpg(connection, steps)
 
     def _flush_in_thread(self, group: list[Item]) -> Sequence[Outcome | Exception]:
         with self._held.transaction() as session:
@@ -195,15 +242,9 @@ class GroupTransactions(Generic[Item, Outcome]):
             return run_steps(session, self._work(dialect, group))
 
     async def aclose(self) -> None:
-        if self._pool is not None:
-            pool, self._pool = self._pool, None
-            await pool.close()
-
-
-async def _nothing_to_reset(connection: asyncpg.Connection) -> None:
-    # asyncpg's default reset (advisory locks, listeners, session settings) costs a round trip
-    # per group; a group's work only runs statements, whose transaction has ended.
-    return None
+        if self._connections is not None:
+            connections, self._connections = self._connections, None
+            await connections.aclose()
 
 
 async def _set_codecs(connection: asyncpg.Connection) -> None:

@@ -215,8 +215,7 @@ def test_a_connection_the_server_ended_while_it_sat_idle_is_replaced_and_the_gro
         batcher: MicroBatcher[int, int] = MicroBatcher(transactions.flush, max_wait_seconds=0.01)
         try:
             stored = [await batcher.submit(1)]
-            pool = transactions._pool
-            [connection] = [h._con for h in pool._holders if h._con is not None]  # type: ignore[union-attr]
+            [connection] = transactions._connections._idle  # type: ignore[union-attr]
             end_backend_and_deliver_only_its_last_message(connection)
             stored.append(await batcher.submit(2))
             stored.append(await batcher.submit(3))
