@@ -24,6 +24,7 @@ from core.group_transactions import Ingress
 from core.licensing.instance_auth import (
     InstanceIdentity,
     authenticate_instance,
+    known_license_facts,
     verify_instance_token,
 )
 from core.rate_limit import current_limiter
@@ -213,7 +214,7 @@ async def receive_report(request: LaneRequest) -> LaneAnswer:
     max_skew = timedelta(seconds=settings.usage_max_clock_skew_seconds)
     report = parse_report_body(request.body, now=now, max_skew=max_skew)
     key = idempotency_key_for(report, request.header(b"idempotency-key"), now)
-    item = ReportToStore(report, identity.jti, key, now)
+    item = ReportToStore(report, identity.jti, key, now, known_license_facts(identity.jti))
     # An instance already over its limit in this window is refused at once, not behind a group.
     denied = current_limiter().denied(_instance_bucket(identity, item))
     if denied is not None:

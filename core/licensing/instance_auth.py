@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
@@ -24,6 +25,7 @@ from sqlalchemy.orm import Session, aliased
 from core.db_steps import Query, Row, Steps, run_steps
 from core.errors import AuthenticationError
 from core.licensing.keys import public_keys
+from core.licensing.read_cache import license_read_cache
 from core.licensing.tokens import InvalidLicenseError, UnknownKeyError, verify_license
 from core.settings import get_settings
 from models import Customer, License, utcnow
@@ -47,8 +49,8 @@ _VERIFIED_TOKENS = 8192
 @lru_cache(maxsize=4)
 def _license_check(dialect: str, with_current: bool) -> Select[Any]:
     """The presented licenses, their customers' revocation and each customer's current license:
-    all of it `with_current`, else only its token and only when it is not the presented one
-    (the usage ingress hands back nothing else, and decoding the rest was a tenth of its CPU).
+    all of it `with_current` (check-in), else only its token and only when it is not the
+    presented one (the usage ingress hands back nothing else; decoding the rest cost it CPU).
 
     Built once (on the ingress hot path, building it per call cost more than its round trip);
     on PostgreSQL the jtis are one array parameter, so the SQL is the same for any number.
@@ -209,52 +211,119 @@ def check_licenses(
 
 
 def checking_licenses(
-    dialect: str,
-    identities: list[InstanceIdentity],
-    *,
-    allow_expired: bool = False,
-    with_current: bool = True,
+    dialect: str, identities: list[InstanceIdentity], *, allow_expired: bool = False
 ) -> Steps[dict[str, LicenseCheck]]:
-    """`check_licenses` as steps (core/db_steps.py), for the ingress's group transactions.
+    """`check_licenses` as steps (core/db_steps.py).
 
     One round trip for any number of licenses: each license row, its customer's revocation and
-    the customer's current license (without `with_current`, only its token when newer, and
-    `LicenseCheck.current` stays None).
+    the customer's current license.
     """
     jtis = {identity.jti for identity in identities}
     if not jtis:
         return {}
-    rows = yield Query(_license_check(dialect, with_current), {"jtis": list(jtis)})
+    rows = yield Query(_license_check(dialect, True), {"jtis": list(jtis)})
     found = {row["jti"]: row for row in rows}
     now = utcnow()
     return {
-        identity.jti: _judged(identity, found.get(identity.jti), now, allow_expired, with_current)
+        identity.jti: _judged(identity, found.get(identity.jti), now, allow_expired)
         for identity in identities
     }
 
 
-def _judged(
-    identity: InstanceIdentity,
-    row: Row | None,
-    now: datetime,
-    allow_expired: bool,
-    with_current: bool,
-) -> LicenseCheck:
+# Made for every report: not frozen, since a frozen dataclass costs four times as much to build.
+@dataclass(slots=True)
+class LicenseFacts:
+    """What the database holds on a presented license, as the usage ingress judges it; kept in
+    the process's license read cache (core/licensing/read_cache.py) until a license changes."""
+
+    customer_id: str
+    # The license, or every license of its customer, is revoked.
+    revoked: bool
+    expires_at: datetime
+    # The customer's current license token when it is not the presented one.
+    newer_token: str | None
+
+    @classmethod
+    def of(cls, row: Row) -> LicenseFacts:
+        current_jti = row["current_jti"]
+        newer = current_jti is not None and current_jti != row["jti"]
+        return cls(
+            row["customer_id"],
+            row["revoked_at"] is not None or row["license_revoked_at"] is not None,
+            row["expires_at"],
+            row["current_token"] if newer else None,
+        )
+
+
+_FACTS_KEY = "facts:"
+# Every change the service makes to a license is announced (read_cache.mark_changed); this bounds
+# how long one made behind its back (an operator's UPDATE of licenses) goes unseen.
+_FACTS_SECONDS = 30.0
+
+
+def known_license_facts(jti: str) -> LicenseFacts | None:
+    """The facts of a presented license as this process last read them, while no license has
+    changed since (every API process hears of a change within a second); else None. Call it
+    from the event loop."""
+    facts = license_read_cache().get(_FACTS_KEY + jti)
+    return facts if isinstance(facts, LicenseFacts) else None
+
+
+def checking_presented_licenses(
+    dialect: str, identities: list[InstanceIdentity], known: Mapping[str, LicenseFacts]
+) -> Steps[dict[str, LicenseCheck]]:
+    """The usage ingress's license check: refused or not, and the newer license to hand back.
+
+    Licenses whose facts the process `known` (`known_license_facts`) cost no round trip, so a
+    revocation reaches the usage ingress within a second, as it reaches check-in. The others are
+    read in one round trip for any number of them, and kept for the next reports.
+    """
+    cache = license_read_cache()
+    generation = cache.generation()  # before the read: a change during it is not cached
+    facts = dict(known)
+    unread = {identity.jti for identity in identities} - facts.keys()
+    if unread:
+        rows = yield Query(_license_check(dialect, False), {"jtis": list(unread)})
+        for row in rows:
+            facts[row["jti"]] = read = LicenseFacts.of(row)
+            cache.put(_FACTS_KEY + row["jti"], read, generation, max_age=_FACTS_SECONDS)
+    now = utcnow()
+    checks = {}
+    for identity in identities:
+        presented = facts.get(identity.jti)
+        refusal = _refusal(identity, presented, now, allow_expired=False)
+        newer = presented.newer_token if presented is not None and refusal is None else None
+        checks[identity.jti] = LicenseCheck(refusal, newer)
+    return checks
+
+
+def _refusal(
+    identity: InstanceIdentity, facts: LicenseFacts | None, now: datetime, *, allow_expired: bool
+) -> str | None:
+    """Why the presented license does not authenticate its instance, or None."""
     # A genuine signature over an unknown jti means a key leaked or a token was forged with it:
     # only licenses recorded here are accepted.
-    if row is None or row["customer_id"] != identity.customer_id:
-        return LicenseCheck(NOT_ISSUED_HERE, None)
+    if facts is None or facts.customer_id != identity.customer_id:
+        return NOT_ISSUED_HERE
     # While a customer is revoked every license of theirs is refused, the one that says
     # "revoked" included: it exists for the audit trail and offline checks, not to be used.
-    if row["revoked_at"] is not None or row["license_revoked_at"] is not None:
-        return LicenseCheck(REVOKED, None)
-    if not allow_expired and row["expires_at"] <= now:
-        return LicenseCheck(EXPIRED, None)
+    if facts.revoked:
+        return REVOKED
+    if not allow_expired and facts.expires_at <= now:
+        return EXPIRED
+    return None
+
+
+def _judged(
+    identity: InstanceIdentity, row: Row | None, now: datetime, allow_expired: bool
+) -> LicenseCheck:
+    facts = LicenseFacts.of(row) if row is not None else None
+    refusal = _refusal(identity, facts, now, allow_expired=allow_expired)
+    if refusal is not None or row is None:
+        return LicenseCheck(refusal, None)
     current_jti = row["current_jti"]
     if current_jti is None:
         return LicenseCheck(None, None, None)
-    if not with_current:
-        return LicenseCheck(None, row["current_token"])
     current = StoredLicense(
         row["customer_id"],
         current_jti,

@@ -22,7 +22,11 @@ from core.errors import (
     DomainError,
     PermissionDeniedError,
 )
-from core.licensing.instance_auth import InstanceIdentity, checking_licenses
+from core.licensing.instance_auth import (
+    InstanceIdentity,
+    LicenseFacts,
+    checking_presented_licenses,
+)
 from core.usage.parsing import ReportInput
 from models import UsageReport, utcnow
 
@@ -43,6 +47,8 @@ class ReportToStore:
     license_jti: str | None
     idempotency_key: str | None = None
     received_at: datetime | None = None
+    # What the process knows of the presented license (`known_license_facts`), if anything.
+    license_facts: LicenseFacts | None = None
 
 
 _REPORT_COLUMNS = (
@@ -127,12 +133,18 @@ def receive_reports(
 ) -> Steps[list[ReceivedReport | DomainError]]:
     """The ingress's database work for a group of reports whose tokens were verified.
 
-    One query checks the licenses (refused ones, newer ones to hand back), one INSERT stores the
-    reports; only resends cost more (their stored ids, read after the INSERT). The caller
+    One query checks the licenses the process does not know yet (refused ones, newer ones to
+    hand back), one INSERT stores the reports; only resends cost more (their stored ids, read
+    after the INSERT). The caller
     commits (the ingress: the INSERT commits by itself) and enqueues the new reports.
     """
     identities = [identity for identity, _ in incoming]
-    checks = yield from checking_licenses(dialect, identities, with_current=False)
+    known = {
+        identity.jti: item.license_facts
+        for identity, item in incoming
+        if item.license_facts is not None
+    }
+    checks = yield from checking_presented_licenses(dialect, identities, known)
 
     def refusal(identity: InstanceIdentity, item: ReportToStore) -> DomainError | None:
         reason = checks[identity.jti].refusal

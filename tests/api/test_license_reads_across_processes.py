@@ -1,4 +1,5 @@
-"""Check-in and admin reads are cached per API process: every process sees a change within 1 s.
+"""Check-in, admin reads and the usage ingress's license facts are cached per API process: every
+process sees a change within 1 s.
 
 Two real `billing api` processes share the run's database, Redis and keys. Each caches what it
 served; a revocation or plan change made through one of them (or by any other process: a worker,
@@ -14,6 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import httpx
+import jwt
 import pytest
 
 from core.api_keys import create_api_key
@@ -50,20 +52,33 @@ def _check_in(url: str, token: str) -> httpx.Response:
     )
 
 
+def _report(url: str, token: str) -> httpx.Response:
+    """A usage report (from an instance of its own each time: never a duplicate, never limited)."""
+    customer_id = jwt.decode(token, options={"verify_signature": False})["customerId"]
+    body = {
+        "customerId": customer_id,
+        "instanceId": uuid.uuid4().hex,
+        "metrics": {"activeDevices": 3, "totalDevices": 5},
+    }
+    headers = {"Authorization": f"Bearer {token}"}
+    return httpx.post(f"{url}/api/usage/report", json=body, headers=headers, timeout=10)
+
+
 @contextmanager
-def _kept_warm(token: str, *urls: str) -> Iterator[None]:
-    """Instances checking in all the while, so each process keeps a fresh cached answer (a
-    process left idle would go to the database and prove nothing about its cache)."""
+def _kept_warm(token: str, *urls: str, call=_check_in) -> Iterator[None]:  # type: ignore[no-untyped-def]
+    """Instances checking in (or reporting, `call`) all the while, so each process keeps a fresh
+    cached answer (a process left idle would go to the database and prove nothing about its
+    cache)."""
     stop = threading.Event()
 
     def check_in_until_stopped() -> None:
         while not stop.is_set():
             for url in urls:
-                _check_in(url, token)
+                call(url, token)
             time.sleep(0.02)
 
     for url in urls:
-        assert _check_in(url, token).status_code == 200
+        assert call(url, token).is_success
     thread = threading.Thread(target=check_in_until_stopped, daemon=True)
     thread.start()
     try:
@@ -156,3 +171,37 @@ def test_a_revoked_admin_key_is_refused_by_the_license_read_within_a_second(two_
     wrong = {"Authorization": "Bearer zbk_not-a-key"}
     refused = httpx.get(f"{first}/api/licenses/{customer_id}", headers=wrong, timeout=10)
     assert refused.status_code == 401 and refused.json()["error"]["message"]
+
+
+def test_the_usage_ingress_of_every_process_hears_of_a_plan_change_and_a_revocation(
+    two_apis, admin
+) -> None:
+    first, second = two_apis
+    customer_id, token = _new_customer(first, admin)
+    with _kept_warm(token, first, second, call=_report):
+        time.sleep(0.5)
+        # A plan change made through the first process: reports to the second are soon answered
+        # with the new license, which the instance should switch to.
+        changed = httpx.post(
+            f"{first}/api/subscriptions/create-trial",
+            json={"customerId": customer_id, "plan": "professional"},
+            headers=admin,
+            timeout=30,
+        )
+        assert changed.status_code == 200, changed.text
+        upgraded = changed.json()["license"]
+        assert _report(first, token).json()["license"] == upgraded
+        assert _first_time(lambda: _report(second, token).json().get("license") == upgraded) < (
+            SEEN_WITHIN
+        )
+
+    with _kept_warm(upgraded, first, second, call=_report):
+        time.sleep(0.5)
+        revoked = httpx.post(
+            f"{second}/api/licenses/{customer_id}/revoke", headers=admin, json={}, timeout=30
+        )
+    assert revoked.status_code == 200, revoked.text
+    # The process that revoked refuses the next report at once; the other within a second.
+    assert _report(second, upgraded).status_code == 401
+    assert _first_time(lambda: _report(first, upgraded).status_code == 401) < SEEN_WITHIN
+    assert "revoked" in _report(first, upgraded).json()["error"]["message"]

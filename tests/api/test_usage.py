@@ -459,3 +459,33 @@ def test_a_timestamp_at_the_edge_of_the_calendar_is_a_422(api_client, customer, 
     assert response.status_code == 422, response.text
     assert response.json()["error"]["field"] == "timestamp"
     assert _count_reports() == 0
+
+
+def test_a_license_once_read_is_judged_from_the_process_cache_until_a_license_change(
+    api_client, customer
+) -> None:
+    """The usage ingress reads a presented license once and keeps its facts, as check-in does:
+    no license query per group. Every issue and revocation announces itself (the read cache's
+    version key), which drops them; each API process hears of it within a second."""
+    from sqlalchemy import text
+
+    from core.licensing.read_cache import license_read_cache
+
+    customer_id, token = customer
+
+    def report(instance: str) -> int:
+        body = _camel(customer_id, instance=instance)
+        return api_client.post("/api/usage/report", json=body, headers=_bearer(token)).status_code
+
+    # A few reports: the process has polled the version key and holds the license's facts.
+    assert [report(f"warm-{n}") for n in range(3)] == [202, 202, 202]
+    with session_scope() as session:
+        # Revoked behind the service's back: nothing announces it.
+        session.execute(
+            text("UPDATE licenses SET revoked_at = now() WHERE customer_id = :c"),
+            {"c": customer_id},
+        )
+    assert report("cached") == 202
+    # What every license change does: the facts are dropped and read again.
+    license_read_cache().publish_change()
+    assert report("announced") == 401
