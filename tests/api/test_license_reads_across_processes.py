@@ -46,6 +46,18 @@ def _new_customer(url: str, admin: dict[str, str]) -> tuple[str, str]:
     return created.json()["customer"]["customerId"], created.json()["license"]
 
 
+def _upgrade(url: str, customer_id: str, admin: dict[str, str]) -> str:
+    """A plan change (a trial of Professional) through `url`; the license it issued."""
+    changed = httpx.post(
+        f"{url}/api/subscriptions/create-trial",
+        json={"customerId": customer_id, "plan": "professional"},
+        headers=admin,
+        timeout=30,
+    )
+    assert changed.status_code == 200, changed.text
+    return str(changed.json()["license"])
+
+
 def _check_in(url: str, token: str) -> httpx.Response:
     return httpx.get(
         f"{url}/api/licenses/current", headers={"Authorization": f"Bearer {token}"}, timeout=10
@@ -122,14 +134,7 @@ def test_a_revocation_by_another_process_and_a_plan_change_reach_both(two_apis, 
     with _kept_warm(token, first, second):
         time.sleep(0.5)
         # A plan change made through the first process: the second serves the new license soon.
-        changed = httpx.post(
-            f"{first}/api/subscriptions/create-trial",
-            json={"customerId": customer_id, "plan": "professional"},
-            headers=admin,
-            timeout=30,
-        )
-    assert changed.status_code == 200, changed.text
-    upgraded = changed.json()["license"]
+        upgraded = _upgrade(first, customer_id, admin)
     assert _check_in(first, token).json()["license"] == upgraded
 
     def second_serves_the_upgrade() -> bool:
@@ -182,14 +187,7 @@ def test_the_usage_ingress_of_every_process_hears_of_a_plan_change_and_a_revocat
         time.sleep(0.5)
         # A plan change made through the first process: reports to the second are soon answered
         # with the new license, which the instance should switch to.
-        changed = httpx.post(
-            f"{first}/api/subscriptions/create-trial",
-            json={"customerId": customer_id, "plan": "professional"},
-            headers=admin,
-            timeout=30,
-        )
-        assert changed.status_code == 200, changed.text
-        upgraded = changed.json()["license"]
+        upgraded = _upgrade(first, customer_id, admin)
         assert _report(first, token).json()["license"] == upgraded
         assert _first_time(lambda: _report(second, token).json().get("license") == upgraded) < (
             SEEN_WITHIN
