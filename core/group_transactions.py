@@ -15,6 +15,7 @@ import contextlib
 import inspect
 import json
 import threading
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -88,11 +89,17 @@ class HeldAsyncpgConnections:
     a fresh one.
     """
 
+    # As asyncpg's pool does: a connection idle this long is closed rather than used (a firewall
+    # or load balancer may have dropped it silently).
+    IDLE_SECONDS = 300.0
+
     def __init__(self, connect_args: dict[str, Any], *, most: int, wait_seconds: float) -> None:
         self._connect_args = connect_args
         self._wait_seconds = wait_seconds
-        self._idle: list[asyncpg.Connection] = []
+        # (connection, when it went idle), the most recent last.
+        self._idle: list[tuple[asyncpg.Connection, float]] = []
         self._slots = asyncio.Semaphore(most)
+        self._closed = False
 
     @contextlib.asynccontextmanager
     async def connection(self) -> AsyncIterator[asyncpg.Connection]:
@@ -108,26 +115,37 @@ class HeldAsyncpgConnections:
             except BaseException:
                 connection.terminate()
                 raise
-            if not connection.is_closed():
-                self._idle.append(connection)
+            if self._closed:
+                connection.terminate()
+            elif not connection.is_closed():
+                self._idle.append((connection, time.monotonic()))
         finally:
             self._slots.release()
 
     def _take_idle(self) -> asyncpg.Connection | None:
+        now = time.monotonic()
         while self._idle:
-            connection = self._idle.pop()
-            if not connection.is_closed():  # not one the server closed while it sat idle
+            connection, since = self._idle.pop()
+            if now - since >= self.IDLE_SECONDS:
+                connection.terminate()
+            elif not connection.is_closed():  # not one the server closed while it sat idle
                 return connection
         return None
 
     async def _open(self) -> asyncpg.Connection:
         connection = await asyncpg.connect(**self._connect_args)
-        await _set_codecs(connection)
+        try:
+            await _set_codecs(connection)
+        except BaseException:
+            connection.terminate()
+            raise
         return connection
 
     async def aclose(self) -> None:
+        # Connections still out go when their group ends (`_closed`).
+        self._closed = True
         idle, self._idle = self._idle, []
-        for connection in idle:
+        for connection, _ in idle:
             with contextlib.suppress(Exception):
                 await connection.close(timeout=5)
 
@@ -194,6 +212,9 @@ class GroupTransactions(Generic[Item, Outcome]):
             "database": url.database,
             "ssl": sslmode if isinstance(sslmode, str) else None,
             "timeout": 5,
+            # The server ends a statement at DATABASE_STATEMENT_TIMEOUT_MS; this ends the wait
+            # for one whose connection was lost without a word (then 503, as for a timeout).
+            "command_timeout": settings.database_statement_timeout_ms / 1000 + 5,
             "server_settings": {
                 "lock_timeout": str(settings.database_lock_timeout_ms),
                 "statement_timeout": str(settings.database_statement_timeout_ms),

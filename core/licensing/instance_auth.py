@@ -5,7 +5,8 @@ service issued it (its jti is in `licenses`, for the customer it names) and it i
 Expired licenses are refused unless the caller allows them: check-in does, so an instance whose
 trial lapsed can still pick up the license issued after the customer paid; usage reports do not.
 Expiry is the stored one (`licenses.expires_at`) as well as the token's `exp`, so cutting a license
-short in the database takes effect.
+short in the database takes effect (for usage reports within 30 s, how long the process keeps what
+it read of a license unless a change is announced sooner: `known_license_facts`).
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ _VERIFIED_TOKENS = 8192
 
 
 @lru_cache(maxsize=4)
-def _license_check(dialect: str, with_current: bool) -> Select[Any]:
+def _license_check(dialect: str, *, with_current: bool) -> Select[Any]:
     """The presented licenses, their customers' revocation and each customer's current license:
     all of it `with_current` (check-in), else only its token and only when it is not the
     presented one (the usage ingress hands back nothing else; decoding the rest cost it CPU).
@@ -221,7 +222,7 @@ def checking_licenses(
     jtis = {identity.jti for identity in identities}
     if not jtis:
         return {}
-    rows = yield Query(_license_check(dialect, True), {"jtis": list(jtis)})
+    rows = yield Query(_license_check(dialect, with_current=True), {"jtis": list(jtis)})
     found = {row["jti"]: row for row in rows}
     now = utcnow()
     return {
@@ -280,10 +281,16 @@ def checking_presented_licenses(
     """
     cache = license_read_cache()
     generation = cache.generation()  # before the read: a change during it is not cached
-    facts = dict(known)
+    # Looked up when each report arrived: only what is still current now counts (a change
+    # announced while the report waited for its group drops it).
+    facts = {
+        jti: known_facts
+        for jti, known_facts in known.items()
+        if cache.peek(_FACTS_KEY + jti) is known_facts
+    }
     unread = {identity.jti for identity in identities} - facts.keys()
     if unread:
-        rows = yield Query(_license_check(dialect, False), {"jtis": list(unread)})
+        rows = yield Query(_license_check(dialect, with_current=False), {"jtis": list(unread)})
         for row in rows:
             facts[row["jti"]] = read = LicenseFacts.of(row)
             cache.put(_FACTS_KEY + row["jti"], read, generation, max_age=_FACTS_SECONDS)

@@ -74,6 +74,12 @@ class LicenseReadCache:
         now = time.monotonic()
         if now >= self._next_poll and not self._poll_running:
             self._start_poll(now)
+        return self.peek(key, now)
+
+    def peek(self, key: str, now: float | None = None) -> Any | None:
+        """`get` without starting a poll (from any thread): still the value only while it may
+        not be stale."""
+        now = time.monotonic() if now is None else now
         if now >= self._trusted_until:
             return None
         entry = self._entries.get(key)

@@ -194,7 +194,13 @@ def test_a_connection_the_server_ended_while_it_sat_idle_is_replaced_and_the_gro
     connection" message, and only then as its socket closing. A group that takes the connection
     in between is refused by asyncpg (InternalClientError); it runs again on a fresh one."""
     admin = seen_on_postgresql.admin
-    transactions: GroupTransactions[int, int] = GroupTransactions(storing, one_write=True)
+    runs: list[list[int]] = []
+
+    def counted(dialect: str, group: list[int]) -> Steps[list[int]]:
+        runs.append(group)
+        return storing(dialect, group)
+
+    transactions: GroupTransactions[int, int] = GroupTransactions(counted, one_write=True)
 
     def end_backend_and_deliver_only_its_last_message(connection: object) -> None:
         transport = connection._transport  # type: ignore[attr-defined]
@@ -210,12 +216,14 @@ def test_a_connection_the_server_ended_while_it_sat_idle_is_replaced_and_the_gro
         farewell = os.read(transport.get_extra_info("socket").fileno(), 65536)
         assert b"terminating connection" in farewell
         connection._protocol.data_received(farewell)  # type: ignore[attr-defined]
+        # As in the race: asyncpg has not seen the socket close, so the connection looks usable.
+        assert not connection.is_closed()  # type: ignore[attr-defined]
 
     async def scenario() -> list[int]:
         batcher: MicroBatcher[int, int] = MicroBatcher(transactions.flush, max_wait_seconds=0.01)
         try:
             stored = [await batcher.submit(1)]
-            [connection] = transactions._connections._idle  # type: ignore[union-attr]
+            [(connection, _)] = transactions._connections._idle  # type: ignore[union-attr]
             end_backend_and_deliver_only_its_last_message(connection)
             stored.append(await batcher.submit(2))
             stored.append(await batcher.submit(3))
@@ -225,3 +233,4 @@ def test_a_connection_the_server_ended_while_it_sat_idle_is_replaced_and_the_gro
 
     assert asyncio.run(scenario()) == [2, 4, 6]
     assert seen_on_postgresql.numbers() == [1, 2, 3]
+    assert runs == [[1], [2], [2], [3]]  # the group that met the ended connection ran again
