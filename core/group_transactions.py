@@ -154,7 +154,7 @@ class HeldAsyncpgConnections:
 # an outcome (or the exception to raise to its caller) per item.
 GroupWork = Callable[[str, list[Item]], Steps[Sequence[Outcome | Exception]]]
 
-# A pooled connection the server dropped (restart, failover, idle kill) is found only by using
+# A held connection the server dropped (restart, failover, idle kill) is found only by using
 # it: the group runs once more on a fresh one. Not a statement timeout (57014, also "operator
 # intervention"), which would only wait out the timeout again. InternalClientError is the same
 # drop seen half-way: the server's "terminating connection" arrived while the connection sat

@@ -231,7 +231,8 @@ def checking_licenses(
     }
 
 
-# Made for every report: not frozen, since a frozen dataclass costs four times as much to build.
+# Made for every license the ingress reads: not frozen, since a frozen dataclass costs four times
+# as much to build. Never changed once made: the cache hands the same one to many reports.
 @dataclass(slots=True)
 class LicenseFacts:
     """What the database holds on a presented license, as the usage ingress judges it; kept in
