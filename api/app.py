@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 from starlette.types import Receive, Scope, Send
 
-from api import customers, health, licenses, metrics, subscriptions, usage, webhooks
+from api import console, customers, health, licenses, metrics, subscriptions, usage, webhooks
 from api.errors import install_error_handlers
 from api.ingress_lane import IngressLane, LaneRoute
 from api.middleware import install_middleware
@@ -59,6 +59,7 @@ def create_app() -> BillingApi:
     app.include_router(subscriptions.router)
     app.include_router(usage.router)
     app.include_router(webhooks.router)
+    console.install(app)
     return app
 
 

@@ -145,6 +145,11 @@ class Settings(BaseSettings):
     # A file holding user:password (a Docker/Kubernetes secret); wins over FLOWER_BASIC_AUTH.
     flower_basic_auth_file: str | None = None
 
+    # The operator console (/console): a session ends after this long without a request, and
+    # after this long whatever happens (the operator signs in again).
+    console_session_idle_minutes: int = Field(default=30, gt=0)
+    console_session_max_hours: int = Field(default=12, gt=0)
+
     log_level: str = "INFO"
     # JSON log lines (production); false gives plain text for a terminal.
     log_json: bool = True

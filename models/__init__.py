@@ -3,6 +3,7 @@
 from models.api_keys import ApiKey
 from models.base import Base, UTCDateTime, utcnow
 from models.billing_issues import BillingIssue
+from models.console import AuditEntry, ConsoleSession
 from models.customers import Customer
 from models.licenses import License
 from models.metering import OverageMeterEvent as OverageMeterEvent
@@ -12,8 +13,10 @@ from models.usage import InstanceUsage, UsageAlert, UsageDaily, UsageReport
 
 __all__ = [
     "ApiKey",
+    "AuditEntry",
     "Base",
     "BillingIssue",
+    "ConsoleSession",
     "Customer",
     "InstanceUsage",
     "License",
