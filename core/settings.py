@@ -149,6 +149,11 @@ class Settings(BaseSettings):
     # after this long whatever happens (the operator signs in again).
     console_session_idle_minutes: int = Field(default=30, gt=0)
     console_session_max_hours: int = Field(default=12, gt=0)
+    # What the console tells an operator about a revocation's reach: instances check in about
+    # this often (and then stop), and the instance SDK keeps running offline this long after its
+    # license expires (zemfyre_license DEFAULT_GRACE).
+    instance_check_in_minutes: int = Field(default=60, gt=0)
+    sdk_offline_grace_days: int = Field(default=7, ge=0)
 
     log_level: str = "INFO"
     # JSON log lines (production); false gives plain text for a terminal.

@@ -43,7 +43,7 @@ PAGE_HEADERS = {
     "Referrer-Policy": "same-origin",
     "Content-Security-Policy": (
         "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-        "frame-ancestors 'none'; form-action 'self'; base-uri 'none'"
+        "frame-ancestors 'none'; base-uri 'none'"
     ),
 }
 

@@ -79,6 +79,8 @@ ROUTES: dict[tuple[str, str], RouteCase] = {
         ADMIN, body=lambda c: {"reason": "security test"}
     ),
     ("POST", "/api/licenses/{customer_id}/reinstate"): RouteCase(ADMIN),
+    ("POST", "/api/licenses/{customer_id}/reissue"): RouteCase(ADMIN),
+    ("GET", "/api/audit"): RouteCase(ADMIN),
     ("POST", "/api/subscriptions/create-trial"): RouteCase(
         ADMIN, body=lambda c: {"customerId": c.customer_a, "plan": "professional"}
     ),
