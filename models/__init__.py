@@ -4,7 +4,7 @@ from models.api_keys import ApiKey
 from models.base import Base, UTCDateTime, utcnow
 from models.billing_issues import BillingIssue
 from models.customers import Customer
-from models.licenses import License
+from models.licenses import License, LicenseChange
 from models.metering import OverageMeterEvent as OverageMeterEvent
 from models.stripe_events import StripeEvent
 from models.subscriptions import Subscription
@@ -17,6 +17,7 @@ __all__ = [
     "Customer",
     "InstanceUsage",
     "License",
+    "LicenseChange",
     "StripeEvent",
     "Subscription",
     "UTCDateTime",
