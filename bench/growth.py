@@ -65,7 +65,7 @@ def _sizes() -> tuple[int, list[int], dict[str, int]]:
     return rows, sizes, indexes
 
 
-def _night(day: date) -> tuple[float, float, int]:
+def _night(day: date) -> tuple[float, float, float, int]:
     """The night after `day`, as beat runs it: the day's rollup, then the prune."""
     from core.db import session_scope
     from core.retention.pruning import prune
@@ -81,7 +81,8 @@ def _night(day: date) -> tuple[float, float, int]:
     started = time.perf_counter()
     results = prune(session_scope, now=night + timedelta(hours=2, minutes=30))
     prune_seconds = time.perf_counter() - started
-    return rollup_seconds, prune_seconds, sum(result.rows for result in results)
+    vacuum_seconds = sum(result.vacuum_seconds for result in results)
+    return rollup_seconds, prune_seconds, vacuum_seconds, sum(result.rows for result in results)
 
 
 def _ingest_ratio(customers: list[tuple[str, str]], env: object) -> float:
@@ -142,17 +143,24 @@ def main() -> None:
             load_seconds = time.perf_counter() - started
             if number in (1, DAYS):
                 ingest[number] = _ingest_ratio(licensed, env)
-            rollup_seconds, prune_seconds, pruned = _night(day)
+            rollup_seconds, prune_seconds, vacuum_seconds, pruned = _night(day)
             rollups.append(rollup_seconds)
             prunes.append(prune_seconds)
             print(
                 f"day {number:3} {day}: loaded in {load_seconds:.1f} s, rollup "
-                f"{rollup_seconds:.2f} s, prune {prune_seconds:.2f} s ({pruned} rows)",
+                f"{rollup_seconds:.2f} s, prune {prune_seconds:.2f} s ({pruned} rows; "
+                f"vacuum {vacuum_seconds:.2f} s of it)",
                 flush=True,
             )
             if number % SIZE_EVERY == 0 or number in (1, 2 * RETENTION_DAYS, DAYS):
                 rows, sizes, indexes = _sizes()
                 size_rows.append((number, rows, sizes, indexes))
+                print(
+                    f"  sizes: {rows} rows, table {_mb(sizes[0])} MB, indexes {_mb(sizes[1])} MB "
+                    f"({', '.join(f'{name} {_mb(size)}' for name, size in indexes.items())}), "
+                    f"usage_daily {_mb(sizes[2])} MB",
+                    flush=True,
+                )
 
         index_names = sorted(size_rows[-1][3])
         print_table(

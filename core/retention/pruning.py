@@ -30,7 +30,9 @@ class TablePruned:
     what: str
     # Rows removed (or, in a dry run, that would be).
     rows: int
+    # Seconds in all, and of them the VACUUM after the step.
     seconds: float
+    vacuum_seconds: float = 0.0
 
 
 def prune(
@@ -42,14 +44,18 @@ def prune(
     results = []
     for step in PRUNE_STEPS:
         started = time.perf_counter()
+        vacuum_seconds = 0.0
         if dry_run:
             with transaction() as session:
                 rows = step.count(session, now)
         else:
             rows = step.prune(transaction, now, batch_size)
             if rows:
+                vacuum_started = time.perf_counter()
                 vacuum(step.table)
-        results.append(TablePruned(step.table, step.what, rows, time.perf_counter() - started))
+                vacuum_seconds = time.perf_counter() - vacuum_started
+        seconds = time.perf_counter() - started
+        results.append(TablePruned(step.table, step.what, rows, seconds, vacuum_seconds))
     return results
 
 
