@@ -5,7 +5,7 @@ from models.base import Base, UTCDateTime, utcnow
 from models.billing_issues import BillingIssue
 from models.console import AuditEntry, ConsoleSession
 from models.customers import Customer
-from models.licenses import License
+from models.licenses import License, LicenseChange
 from models.metering import OverageMeterEvent as OverageMeterEvent
 from models.stripe_events import StripeEvent
 from models.subscriptions import Subscription
@@ -20,6 +20,7 @@ __all__ = [
     "Customer",
     "InstanceUsage",
     "License",
+    "LicenseChange",
     "StripeEvent",
     "Subscription",
     "UTCDateTime",
