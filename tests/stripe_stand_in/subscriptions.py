@@ -853,9 +853,12 @@ class Subscriptions:
         return None
 
     def pay_invoice(self, subscription_id: str) -> list[Obj]:
-        """The open latest invoice gets paid (a retry succeeded): status back to `active`."""
+        """The open latest invoice (else the open renewal) gets paid (a retry succeeded):
+        status back to `active`."""
         sub = self.store.get("subscription", subscription_id)
         invoice = self.store.table("invoice").get(sub["latest_invoice"] or "")
+        if invoice is None or invoice["status"] != "open":
+            invoice = self._unpaid_renewal(sub)
         if invoice is None or invoice["status"] != "open":
             raise invalid(f"Subscription {subscription_id} has no open invoice.")
         mark = len(self.store.events)
@@ -866,7 +869,9 @@ class Subscriptions:
         invoice["status_transitions"]["paid_at"] = now
         sub["status"] = "active"
         hidden = self.store.hidden_of(sub["id"])
-        pending = hidden.pop("pending_items", None)
+        pending = None
+        if invoice["id"] == sub["latest_invoice"]:  # the pending update's invoice, if any
+            pending = hidden.pop("pending_items", None)
         if pending is not None:  # a pending update is applied once its invoice is paid
             sub["items"]["data"] = pending
             sub["pending_update"] = None
