@@ -5,42 +5,12 @@ docs.stripe.com/api/invoices/delete)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 import stripe
 
-from tests.stripe_stand_in import StripeStandIn, start_stand_in
 
-
-@pytest.fixture
-def stripe_server() -> Iterator[StripeStandIn]:
-    server = start_stand_in()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-def _subscription(stand_in: StripeStandIn) -> dict:
-    client = stand_in.client()
-    product = client.v1.products.create(params={"name": "Starter"})
-    price = client.v1.prices.create(
-        params={
-            "product": product.id,
-            "currency": "usd",
-            "unit_amount": 2900,
-            "recurring": {"interval": "month"},
-        }
-    )
-    customer = client.v1.customers.create(params={"email": "v@example.com"})
-    return client.v1.subscriptions.create(
-        params={"customer": customer.id, "items": [{"price": price.id}]}
-    ).to_dict()
-
-
-def test_an_open_renewal_invoice_is_voided_and_nothing_is_owed(stripe_server):
-    sub = _subscription(stripe_server)
+def test_an_open_renewal_invoice_is_voided_and_nothing_is_owed(two_item_subscription):
+    stripe_server, sub, _ = two_item_subscription
     stripe_server.fail_payment(sub["id"])
     client = stripe_server.client()
     invoice_id = client.v1.subscriptions.retrieve(sub["id"])["latest_invoice"]
@@ -53,8 +23,8 @@ def test_an_open_renewal_invoice_is_voided_and_nothing_is_owed(stripe_server):
     assert again.value.http_status == 400
 
 
-def test_a_draft_is_finalized_before_it_can_be_voided(stripe_server):
-    sub = _subscription(stripe_server)
+def test_a_draft_is_finalized_before_it_can_be_voided(two_item_subscription):
+    stripe_server, sub, _ = two_item_subscription
     stripe_server.renew_awaiting_payment(sub["id"])
     client = stripe_server.client()
     draft_id = client.v1.subscriptions.retrieve(sub["id"])["latest_invoice"]
@@ -65,8 +35,8 @@ def test_a_draft_is_finalized_before_it_can_be_voided(stripe_server):
     assert client.v1.invoices.void_invoice(draft_id)["status"] == "void"
 
 
-def test_a_paid_invoice_cannot_be_voided(stripe_server):
-    sub = _subscription(stripe_server)
+def test_a_paid_invoice_cannot_be_voided(two_item_subscription):
+    stripe_server, sub, _ = two_item_subscription
     client = stripe_server.client()
     with pytest.raises(stripe.InvalidRequestError):
         client.v1.invoices.void_invoice(sub["latest_invoice"])

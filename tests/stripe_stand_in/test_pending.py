@@ -3,59 +3,8 @@ parameters), and holds back what Stripe holds back (metadata, cancel_at_period_e
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 import stripe
-
-from tests.stripe_stand_in import StripeStandIn, start_stand_in
-
-
-@pytest.fixture
-def stripe_server() -> Iterator[StripeStandIn]:
-    server = start_stand_in()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture
-def two_item_subscription(stripe_server: StripeStandIn) -> tuple[StripeStandIn, dict, dict]:
-    client = stripe_server.client()
-    product = client.v1.products.create(params={"name": "Starter"})
-    flat = client.v1.prices.create(
-        params={
-            "product": product.id,
-            "currency": "usd",
-            "unit_amount": 2900,
-            "recurring": {"interval": "month"},
-        }
-    )
-    bigger = client.v1.prices.create(
-        params={
-            "product": product.id,
-            "currency": "usd",
-            "unit_amount": 9900,
-            "recurring": {"interval": "month"},
-        }
-    )
-    extra = client.v1.prices.create(
-        params={
-            "product": product.id,
-            "currency": "usd",
-            "unit_amount": 500,
-            "recurring": {"interval": "month"},
-        }
-    )
-    customer = client.v1.customers.create(params={"email": "p@example.com"})
-    sub = client.v1.subscriptions.create(
-        params={
-            "customer": customer.id,
-            "items": [{"price": flat.id}, {"price": extra.id}],
-        }
-    ).to_dict()
-    return stripe_server, sub, {"flat": flat.id, "bigger": bigger.id, "extra": extra.id}
 
 
 def _pending(items: list[dict]) -> dict:

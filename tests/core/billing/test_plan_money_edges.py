@@ -16,17 +16,11 @@ from tests.stripe_fixtures import *  # noqa: F403
 from tests.stripe_fixtures import (
     handle_inline,
     license_claims,
-    new_customer,
-    start_checkout,
+    paying_customer,
     stripe_subscription,
+    subscription_invoices,
     subscription_row,
 )
-
-
-def _paying(stand_in: Any, plan: str = "starter") -> tuple[str, str]:
-    customer_id = new_customer()
-    handle_inline(start_checkout(stand_in, customer_id, plan))
-    return customer_id, subscription_row(customer_id)["stripe_subscription_id"]
 
 
 def _stripe_customer(stand_in: Any, customer_id: str) -> dict[str, Any]:
@@ -36,13 +30,12 @@ def _stripe_customer(stand_in: Any, customer_id: str) -> dict[str, Any]:
     return stand_in.client().v1.customers.retrieve(str(stripe_id)).to_dict()
 
 
-def _invoices(stand_in: Any, sub_id: str) -> list[dict[str, Any]]:
-    found = stand_in.client().v1.invoices.list(params={"subscription": sub_id, "limit": 100})
-    return [invoice.to_dict() for invoice in found.data]
-
-
 def _renewals(stand_in: Any, sub_id: str) -> list[dict[str, Any]]:
-    return [i for i in _invoices(stand_in, sub_id) if i["billing_reason"] == "subscription_cycle"]
+    return [
+        i
+        for i in subscription_invoices(stand_in, sub_id)
+        if i["billing_reason"] == "subscription_cycle"
+    ]
 
 
 def _period_end(customer_id: str) -> datetime:
@@ -66,7 +59,7 @@ def _cancel_now(customer_id: str, sub_id: str) -> changes.SubscriptionChange:
 
 
 def test_cancelling_a_past_due_subscription_now_credits_nothing_and_voids_the_renewal(stand_in):
-    customer_id, sub_id = _paying(stand_in)
+    customer_id, sub_id = paying_customer(stand_in)
     handle_inline(stand_in.fail_payment(sub_id))
     assert subscription_row(customer_id)["status"] == "past_due"
 
@@ -83,7 +76,7 @@ def test_cancelling_a_past_due_subscription_now_credits_nothing_and_voids_the_re
 
 
 def test_cancelling_now_while_the_renewal_is_a_draft_voids_it_and_credits_nothing(stand_in):
-    customer_id, sub_id = _paying(stand_in)
+    customer_id, sub_id = paying_customer(stand_in)
     handle_inline(stand_in.renew_awaiting_payment(sub_id))
 
     _cancel_now(customer_id, sub_id)
@@ -97,7 +90,7 @@ def test_cancelling_now_while_the_renewal_is_a_draft_voids_it_and_credits_nothin
 
 
 def test_an_unpaid_upgrade_leaves_a_canceling_subscription_to_end(stand_in):
-    customer_id, sub_id = _paying(stand_in)
+    customer_id, sub_id = paying_customer(stand_in)
     with session_scope() as session:
         changes.cancel_subscription(session, get_gateway(), sub_id)
     stand_in.decline_charges(_stripe_customer(stand_in, customer_id)["id"])
@@ -113,15 +106,15 @@ def test_an_unpaid_upgrade_leaves_a_canceling_subscription_to_end(stand_in):
     assert sub["pending_update"]["cancel_at_period_end"] is False
     assert subscription_row(customer_id)["cancel_at_period_end"] is True
     # The period ends: the subscription ends with it, and nothing more is charged.
-    paid_before = sum(i["amount_paid"] for i in _invoices(stand_in, sub_id))
+    paid_before = sum(i["amount_paid"] for i in subscription_invoices(stand_in, sub_id))
     handle_inline(stand_in.advance_period(sub_id))
     assert stripe_subscription(stand_in, customer_id)["status"] == "canceled"
-    assert sum(i["amount_paid"] for i in _invoices(stand_in, sub_id)) == paid_before
+    assert sum(i["amount_paid"] for i in subscription_invoices(stand_in, sub_id)) == paid_before
     assert subscription_row(customer_id)["status"] == "canceled"
 
 
 def test_a_paid_upgrade_keeps_a_canceling_subscription(stand_in):
-    customer_id, sub_id = _paying(stand_in)
+    customer_id, sub_id = paying_customer(stand_in)
     with session_scope() as session:
         changes.cancel_subscription(session, get_gateway(), sub_id)
     with session_scope() as session:
@@ -142,7 +135,7 @@ def _promotion(stand_in: Any, code: str) -> None:
 
 
 def test_a_promotion_code_with_an_unpaid_upgrade_discounts_nothing(stand_in):
-    customer_id, sub_id = _paying(stand_in)
+    customer_id, sub_id = paying_customer(stand_in)
     _promotion(stand_in, "HALFOFF")
     stripe_customer = _stripe_customer(stand_in, customer_id)["id"]
     stand_in.decline_charges(stripe_customer)
@@ -163,7 +156,7 @@ def test_a_promotion_code_with_an_unpaid_upgrade_discounts_nothing(stand_in):
 
 
 def test_a_promotion_code_applies_once_the_upgrade_is_paid(stand_in):
-    customer_id, sub_id = _paying(stand_in)
+    customer_id, sub_id = paying_customer(stand_in)
     _promotion(stand_in, "HALFLATER")
     stripe_customer = _stripe_customer(stand_in, customer_id)["id"]
     stand_in.decline_charges(stripe_customer)
@@ -179,7 +172,7 @@ def test_a_promotion_code_applies_once_the_upgrade_is_paid(stand_in):
 
 
 def test_a_promotion_code_with_a_paid_upgrade_applies_at_once(stand_in):
-    customer_id, sub_id = _paying(stand_in)
+    customer_id, sub_id = paying_customer(stand_in)
     _promotion(stand_in, "HALFNOW")
     with session_scope() as session:
         changes.change_plan(session, get_gateway(), sub_id, "professional", promo_code="HALFNOW")
@@ -191,7 +184,7 @@ def test_a_promotion_code_with_a_paid_upgrade_applies_at_once(stand_in):
 
 
 def test_an_upgrade_paid_while_the_renewal_is_a_draft_does_not_pay_the_new_period(stand_in):
-    customer_id, sub_id = _paying(stand_in)
+    customer_id, sub_id = paying_customer(stand_in)
     first_period_end = _period_end(customer_id)
     handle_inline(stand_in.renew_awaiting_payment(sub_id))
     with session_scope() as session:
@@ -215,7 +208,7 @@ def test_an_upgrade_paid_while_the_renewal_is_a_draft_does_not_pay_the_new_perio
 
 
 def test_a_subscription_set_to_cancel_gets_no_grace_past_its_period(stand_in):
-    customer_id, sub_id = _paying(stand_in)
+    customer_id, sub_id = paying_customer(stand_in)
     period_end = _period_end(customer_id)
     grace = timedelta(days=get_settings().license_grace_days)
     assert license_claims(customer_id)["exp"] == int((period_end + grace).timestamp())
