@@ -120,6 +120,12 @@ def _set_to_cancel(sub: Obj) -> bool:
     return bool(sub.get("cancel_at_period_end") or sub.get("cancel_at"))
 
 
+def _renews(sub: Obj) -> bool:
+    """Whether the subscription renews, now or once its pending update is paid."""
+    pending = sub.get("pending_update") or {}
+    return not sub.get("cancel_at_period_end") or pending.get("cancel_at_period_end") is False
+
+
 def _is_upgrade(previous: str, wanted: Plan) -> bool:
     previous_plan = Plan(previous) if previous in {p.value for p in Plan} else Plan.TRIAL
     return _PLAN_ORDER.index(wanted) > _PLAN_ORDER.index(previous_plan)
@@ -188,7 +194,8 @@ def cancel_subscription(
     sub = gateway.retrieve_subscription(stripe_id)
     if immediately:
         sub = end_now(gateway, sub)
-    elif sub.get("status") not in statuses.STRIPE_ENDED and not sub.get("cancel_at_period_end"):
+    elif sub.get("status") not in statuses.STRIPE_ENDED and _renews(sub):
+        # Also when only a pending upgrade would un-cancel it: Stripe then drops that upgrade.
         sub = gateway.update_subscription(stripe_id, {"cancel_at_period_end": True})
     reason = "canceled" if immediately else "set to cancel at period end"
     return _apply(session, customer_id, previous_plan, sub, reason, read_at)

@@ -282,6 +282,7 @@ class Subscriptions:
         held = held_params(params)
         params = {name: value for name, value in params.items() if name not in held}
         before = self.store.snapshot(sub)
+        expired = self._expire_on_conflict(sub, params)
         proration = as_choice(params, "proration_behavior", PRORATIONS) or "create_prorations"
         old_amount, old_interval = _recurring_amount(sub), _interval_of_sub(sub)
         self._apply_item_updates(sub, as_list(params, "items"))
@@ -301,11 +302,30 @@ class Subscriptions:
             self._pend_proration(sub, old_amount)
         self._apply_held(sub, held)
         previous = changed_attributes(before, self.store.snapshot(sub))
+        if expired:
+            self.store.emit("customer.subscription.pending_update_expired", sub)
         if previous:
             self.store.emit("customer.subscription.updated", sub, previous)
         for invoice in invoices:
             self._emit_paid(invoice)
         return sub
+
+    def _expire_on_conflict(self, sub: Obj, params: Params) -> bool:
+        """An update whose `cancel_at_period_end` differs from the one a pending update holds
+        expires that pending update (docs.stripe.com/changelog/endive/2026-09-30/
+        scheduled-subscription-cancellation); whether it did."""
+        wanted = as_bool(params, "cancel_at_period_end")
+        held = (sub["pending_update"] or {}).get("cancel_at_period_end")
+        if wanted is None or held is None or wanted == held:
+            return False
+        self._drop_pending_update(sub)
+        return True
+
+    def _drop_pending_update(self, sub: Obj) -> None:
+        hidden = self.store.hidden_of(sub["id"])
+        hidden.pop("pending_items", None)
+        hidden.pop("pending_held", None)
+        sub["pending_update"] = None
 
     def _payment_fails(self, sub: Obj, params: Params, old_amount: int) -> bool:
         behavior = as_choice(
@@ -569,10 +589,7 @@ class Subscriptions:
         if not sub["pending_update"]:
             raise invalid(f"Subscription {subscription_id} has no pending update.")
         mark = len(self.store.events)
-        hidden = self.store.hidden_of(subscription_id)
-        hidden.pop("pending_items", None)
-        hidden.pop("pending_held", None)
-        sub["pending_update"] = None
+        self._drop_pending_update(sub)
         self.store.emit("customer.subscription.pending_update_expired", sub)
         return self.store.events[mark:]
 

@@ -104,3 +104,24 @@ def test_an_expired_pending_update_drops_what_it_held(two_item_subscription):
     assert after["pending_update"] is None and after["cancel_at_period_end"] is True
     assert after["items"]["data"][0]["price"]["id"] == prices["flat"]
     assert "promotion" not in after["metadata"]
+
+
+def test_a_conflicting_cancel_at_period_end_expires_the_pending_update(two_item_subscription):
+    # "If a subsequent update includes a conflicting cancel_at_period_end value, Stripe expires
+    # the existing pending update" (changelog 2026-09-30.endive).
+    stand_in, pending, prices = _declined_upgrade(
+        two_item_subscription, {"cancel_at_period_end": False}
+    )
+    mark = len(stand_in.events)
+    client = stand_in.client()
+    after = client.v1.subscriptions.update(pending["id"], params={"cancel_at_period_end": True})
+    assert after["pending_update"] is None and after["cancel_at_period_end"] is True
+    assert "customer.subscription.pending_update_expired" in [
+        e["type"] for e in stand_in.events[mark:]
+    ]
+    # Its invoice paid later applies nothing of it.
+    stand_in.decline_charges(pending["customer"], False)
+    stand_in.pay_invoice(pending["id"])
+    paid = client.v1.subscriptions.retrieve(pending["id"]).to_dict()
+    assert paid["items"]["data"][0]["price"]["id"] == prices["flat"]
+    assert paid["cancel_at_period_end"] is True

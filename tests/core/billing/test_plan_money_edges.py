@@ -113,6 +113,26 @@ def test_an_unpaid_upgrade_leaves_a_canceling_subscription_to_end(stand_in):
     assert subscription_row(customer_id)["status"] == "canceled"
 
 
+def test_cancelling_again_after_an_unpaid_upgrade_drops_the_upgrade(stand_in):
+    customer_id, sub_id = paying_customer(stand_in)
+    with session_scope() as session:
+        changes.cancel_subscription(session, get_gateway(), sub_id)
+    stripe_customer = _stripe_customer(stand_in, customer_id)["id"]
+    stand_in.decline_charges(stripe_customer)
+    with session_scope() as session:
+        changes.change_plan(session, get_gateway(), sub_id, "professional")
+    with session_scope() as session:
+        change = changes.cancel_subscription(session, get_gateway(), sub_id)
+    assert change.cancel_at_period_end and not change.pending_payment
+    # The upgrade's invoice paid later neither upgrades nor renews the subscription.
+    stand_in.decline_charges(stripe_customer, False)
+    handle_inline(stand_in.pay_invoice(sub_id))
+    sub = stripe_subscription(stand_in, customer_id)
+    assert (
+        sub["cancel_at_period_end"] is True and subscription_row(customer_id)["plan"] == "starter"
+    )
+
+
 def test_a_paid_upgrade_keeps_a_canceling_subscription(stand_in):
     customer_id, sub_id = paying_customer(stand_in)
     with session_scope() as session:
