@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from core.billing import issues
+from core.billing import issues, promotions
 from core.billing.gateway import StripeGateway, StripeRequestError, get_gateway
 from core.billing.inbox import IGNORED, PROCESSED, EventOutcome, PermanentEventError
 from core.billing.sync import (
@@ -42,6 +42,8 @@ SUBSCRIPTION_EVENTS = (
     # Three days before a trial ends: the subscription is re-read (its state is unchanged unless
     # something else moved), so the row and license are known current when the trial converts.
     "customer.subscription.trial_will_end",
+    # An upgrade left unpaid for 23 hours is dropped with what it carried (`promotions`).
+    "customer.subscription.pending_update_expired",
 )
 INVOICE_EVENTS = (
     "invoice.paid",
@@ -98,7 +100,9 @@ def _sync_subscription(
         )
     # Read Stripe, then lock and apply: no Stripe call waits under the customer lock.
     read_at = utcnow()
-    sub = gateway().retrieve_subscription(subscription_id)
+    stripe = gateway()
+    # A paid upgrade's promotion code becomes its discount now (`core.billing.promotions`).
+    sub = promotions.apply_waiting(stripe, stripe.retrieve_subscription(subscription_id))
     customer = get_for_update(session, customer_id)
     remember_stripe_customer(session, customer, stripe_customer_id)
     outcome = apply_subscription(
