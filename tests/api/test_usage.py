@@ -493,3 +493,51 @@ def test_a_license_once_read_is_judged_from_the_process_cache_until_a_license_ch
     with session_scope() as session:
         mark_changed(session)
     assert report("announced") == 401
+
+
+def test_a_device_count_beyond_usage_max_devices_is_a_422_naming_the_field(
+    api_client, customer
+) -> None:
+    customer_id, token = customer
+    most = get_settings().usage_max_devices
+    body = _camel(customer_id, active=1, total=most + 1)
+    refused = api_client.post("/api/usage/report", json=body, headers=_bearer(token))
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["error"]["field"] == "metrics.totalDevices"
+    flat = {"customer_id": customer_id, "instance_id": "x", "active_devices": 2**31 - 1}
+    refused = api_client.post(
+        "/api/usage/report", json={**flat, "total_devices": 2**31 - 1}, headers=_bearer(token)
+    )
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["error"]["field"] == "active_devices"
+    assert _count_reports() == 0
+    at_most = _camel(customer_id, active=most, total=most)
+    assert api_client.post("/api/usage/report", json=at_most, headers=_bearer(token)).is_success
+
+
+def test_one_license_inventing_instances_is_limited_per_license(
+    api_client, customer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every report from a new instanceId has an allowance of its own; the license's does not
+    grow with them."""
+    monkeypatch.setenv("RATE_LIMIT_USAGE_PER_LICENSE", "5")
+    monkeypatch.setenv("RATE_LIMIT_WINDOW_SECONDS", "3600")
+    get_settings.cache_clear()
+    customer_id, token = customer
+    try:
+        statuses = [
+            api_client.post(
+                "/api/usage/report",
+                json=_camel(customer_id, instance=f"invented-{n}"),
+                headers=_bearer(token),
+            )
+            for n in range(8)
+        ]
+    finally:
+        monkeypatch.undo()
+        get_settings.cache_clear()
+        forget_counters()
+    assert [answer.status_code for answer in statuses] == [202] * 5 + [429] * 3
+    assert statuses[-1].json()["error"]["code"] == "rate_limited"
+    assert 1 <= int(statuses[-1].headers["retry-after"]) <= 3600
+    assert _count_reports() == 5
