@@ -22,12 +22,8 @@ from core.api_keys import KEY_PREFIX, authenticate_api_key
 from core.batching import Coalescer
 from core.errors import DomainError, PermissionDeniedError, RateLimitedError
 from core.group_transactions import Ingress
-from core.licensing.instance_auth import (
-    InstanceIdentity,
-    authenticate_instance,
-    known_license_facts,
-    verify_instance_token,
-)
+from core.licensing.instance_auth import InstanceIdentity, verify_instance_token
+from core.licensing.lookup import authenticate_instance, known_license_facts
 from core.rate_limit import current_limiter
 from core.settings import get_settings
 from core.usage.ingest import ReceivedReport, ReportToStore, receive_reports

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -541,3 +542,37 @@ def test_one_license_inventing_instances_is_limited_per_license(
     assert statuses[-1].json()["error"]["code"] == "rate_limited"
     assert 1 <= int(statuses[-1].headers["retry-after"]) <= 3600
     assert _count_reports() == 5
+
+
+def test_check_in_and_the_usage_ingress_share_one_license_lookup(
+    api_client, customer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What check-in read of a license is what the usage ingress judges it by, and one change
+    drops it for both (core/licensing/lookup.py)."""
+    from sqlalchemy import text
+
+    from core.licensing import read_cache
+    from core.licensing.read_cache import mark_changed
+
+    # However slow this machine, the cache stays trusted between the requests below.
+    monkeypatch.setattr(read_cache, "TRUST_SECONDS", 60.0)
+    asyncio.run(read_cache.license_read_cache().poll())  # the process has read the counter
+    customer_id, token = customer
+    assert api_client.get("/api/licenses/current", headers=_bearer(token)).status_code == 200
+    with session_scope() as session:
+        # Revoked behind the service's back: nothing announces it.
+        session.execute(
+            text("UPDATE licenses SET revoked_at = now() WHERE customer_id = :c"),
+            {"c": customer_id},
+        )
+    # Judged by what check-in read: no read of its own.
+    body = _camel(customer_id, instance="after-check-in")
+    assert api_client.post("/api/usage/report", json=body, headers=_bearer(token)).status_code == (
+        202
+    )
+    with session_scope() as session:
+        mark_changed(session)
+    body = _camel(customer_id, instance="after-the-change")
+    refused = api_client.post("/api/usage/report", json=body, headers=_bearer(token))
+    assert refused.status_code == 401, refused.text
+    assert api_client.get("/api/licenses/current", headers=_bearer(token)).status_code == 401
