@@ -138,6 +138,13 @@ class Settings(BaseSettings):
     # A report without timestamp and Idempotency-Key that repeats an instance's numbers within
     # this many seconds is a client retry of the same report, not a new one.
     usage_untimed_dedup_seconds: int = 60
+    # The most devices one report may state (activeDevices, totalDevices): more is refused with
+    # 422, as a broken or hostile instance, not a real fleet.
+    usage_max_devices: int = Field(default=1_000_000, gt=0, le=2_147_483_647)
+    # New instances one customer's reports may create per window; beyond it an instance is held
+    # from device totals and bills until an operator accepts it (`billing usage --accept`).
+    usage_new_instances_per_window: int = Field(default=25, ge=0)
+    usage_new_instances_window_seconds: int = Field(default=86_400, gt=0)
     # Stored webhooks/reports whose task has not run after this long are enqueued again.
     inbox_sweep_after_seconds: int = 60
     # How often beat runs the inbox sweepers.
@@ -179,6 +186,9 @@ class Settings(BaseSettings):
     rate_limit_redis_url: str | None = None
     rate_limit_window_seconds: int = 60
     rate_limit_usage_per_instance: int = 120
+    # Usage reports per window of all of one customer's licenses together, whatever instanceId
+    # they say (an instance id is the client's own word).
+    rate_limit_usage_per_license: int = 1200
     rate_limit_unauthenticated_per_client: int = 300
     # Failed authentications (401: admin key, license or any bearer) one client address may make
     # per window; after that its credentialed requests get 429 until the window ends.

@@ -14,7 +14,7 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from api.console import auth, customer, customers
+from api.console import audit, auth, customer, customers
 from api.console.auth import ConsoleForbidden, SignInRequired, sign_in_redirect
 from api.console.rendering import STATIC_DIR, render
 
@@ -74,6 +74,7 @@ def install(app: FastAPI) -> None:
     app.include_router(auth.router)
     app.include_router(customers.router)
     app.include_router(customer.router)
+    app.include_router(audit.router)
     for error_type, handler in list(app.exception_handlers.items()):
         app.add_exception_handler(error_type, _as_page(handler))
     app.add_exception_handler(SignInRequired, _sign_in_required)
