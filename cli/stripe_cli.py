@@ -19,7 +19,7 @@ def setup() -> None:
     metered overage prices in Stripe (safe to run again)."""
     from core.billing.catalogue import setup_catalogue
     from core.billing.gateway import get_gateway
-    from core.billing.meters import setup_metering
+    from core.billing.metering.meters import setup_metering
 
     try:
         gateway = get_gateway()
@@ -136,7 +136,7 @@ def meter_events(
     limit: int = typer.Option(50, min=1, max=1000, help="How many to show"),
 ) -> None:
     """List device overage meter events sent to Stripe, newest day first, with their state."""
-    from core.billing import meter_events as events
+    from core.billing.metering import events
 
     chosen = [(failed, events.FAILED), (unsent, events.UNSENT), (unconfirmed, events.UNCONFIRMED)]
     state = next((name for wanted, name in chosen if wanted), None)
@@ -169,7 +169,7 @@ def meter_retry(
     all_failed: bool = typer.Option(False, "--all", help="Every failed meter event"),
 ) -> None:
     """Send meter events Stripe refused for good again, with a fresh set of attempts."""
-    from core.billing import meter_events as events
+    from core.billing.metering import events
     from core.db import session_scope
     from tasks.billing import send_meter_events
 
@@ -201,7 +201,7 @@ def meter_settle(
 ) -> None:
     """Settle meter events whose outcome was unknown for too long to resend safely, once their
     identifiers were looked up in Stripe: never sent twice, never lost."""
-    from core.billing import meter_events as events
+    from core.billing.metering import events
     from core.db import session_scope
     from tasks.billing import send_meter_events
 

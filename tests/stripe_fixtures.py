@@ -58,7 +58,7 @@ def stand_in(stripe_server: StripeStandIn) -> Iterator[StripeStandIn]:
     """A fresh stand-in with the Zemfyre catalogue, and the settings (also the worker's) on it."""
     from core.billing.catalogue import setup_catalogue
     from core.billing.gateway import get_gateway
-    from core.billing.meters import setup_metering
+    from core.billing.metering.meters import setup_metering
 
     stripe_server.reset()
     patch = pytest.MonkeyPatch()

@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from core.billing import entitlements, plan_items, statuses
 from core.billing.catalogue import find_promotion, price_for_plan, sellable_plan
 from core.billing.gateway import StripeGateway, StripeNotConfiguredError
-from core.billing.meters import overage_price_for_plan
+from core.billing.metering.meters import overage_price_for_plan
 from core.billing.repository import get_subscription
 from core.billing.statuses import SubscriptionStatus
 from core.billing.stripe_errors import refused_as

@@ -19,7 +19,7 @@ from core.billing import issues, statuses
 from core.billing.gateway import StripeGateway, StripeNotConfiguredError
 from core.billing.handlers import HANDLED_TYPES
 from core.billing.inbox import SOURCE_RECONCILIATION, store_event
-from core.billing.meters import fit_overage_item, overage_price_for_plan
+from core.billing.metering.meters import fit_overage_item, overage_price_for_plan
 from core.billing.repository import get_subscription
 from core.billing.sync import (
     CONFLICT,

@@ -12,8 +12,8 @@ import pytest
 from sqlalchemy import select, update
 
 from core.billing.gateway import get_gateway
-from core.billing.metering import identifier_for
-from core.billing.meters import setup_metering
+from core.billing.metering.days import identifier_for
+from core.billing.metering.meters import setup_metering
 from core.db import session_scope
 from core.settings import get_settings
 from core.usage.parsing import ReportInput

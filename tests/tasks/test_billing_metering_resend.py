@@ -13,9 +13,9 @@ import pytest
 from typer.testing import CliRunner
 
 from cli.main import app
-from core.billing import meter_sending
 from core.billing.gateway import get_gateway
-from core.billing.metering import record_day
+from core.billing.metering import sending
+from core.billing.metering.days import record_day
 from core.db import session_scope
 from core.settings import get_settings
 from core.usage.rollups import rollup_day
@@ -54,13 +54,11 @@ def attempt_without_answer(event_id: int, *, hours_ago: float, reach_stripe: boo
     """An attempt whose answer was never recorded (the worker died): noted as it began
     `hours_ago`, and, when `reach_stripe`, taken by Stripe."""
     with session_scope() as session:
-        claim = meter_sending.claim_attempt(
-            session, event_id, now=utcnow() - timedelta(hours=hours_ago)
-        )
-        (event,) = [e for e in meter_sending.unsent_events(session) if e.id == event_id]
+        claim = sending.claim_attempt(session, event_id, now=utcnow() - timedelta(hours=hours_ago))
+        (event,) = [e for e in sending.unsent_events(session) if e.id == event_id]
     assert claim.began is not None
     if reach_stripe:
-        assert meter_sending.send_event(get_gateway(), event).delivered
+        assert sending.send_event(get_gateway(), event).delivered
 
 
 def resend() -> dict:

@@ -10,7 +10,7 @@ from datetime import UTC, date, datetime, time, timedelta
 import pytest
 from sqlalchemy import select, update
 
-from core.billing.metering import (
+from core.billing.metering.days import (
     day_overages,
     event_timestamp,
     identifier_for,

@@ -9,7 +9,7 @@ from __future__ import annotations
 from core.billing import changes
 from core.billing.catalogue import setup_catalogue
 from core.billing.gateway import get_gateway
-from core.billing.meters import overage_lookup_key, setup_metering
+from core.billing.metering.meters import overage_lookup_key, setup_metering
 from core.billing.sync import subscription_plan
 from core.db import session_scope
 from core.plans import Plan

@@ -16,7 +16,7 @@ nothing is sent twice and nothing is lost:
    needs as `OverageMeterEvent` rows: the day's overage when nothing was recorded yet (sequence 0),
    or the rise since what was recorded (the next sequence). A rerun with the same numbers writes
    nothing.
-2. `core.billing.meter_sending` sends each unsent row with its fixed identifier and stores
+2. `core.billing.metering.sending` sends each unsent row with its fixed identifier and stores
    Stripe's answer, resending (hourly, on beat) only while Stripe would still refuse the
    identifier as a duplicate.
 """
@@ -31,7 +31,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from core.billing import statuses
-from core.billing.meters import METERED_PLANS, billable_devices, device_limit
+from core.billing.metering.meters import METERED_PLANS, billable_devices, device_limit
 from core.db import dialect_insert
 from core.errors import InvalidInputError
 from core.plans import Plan

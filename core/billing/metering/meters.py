@@ -1,9 +1,9 @@
 """The Stripe side of device overage: the billing meter and the metered overage price per plan.
 
 Devices above a plan's limit are billed per device-day. Stripe sums the meter events we send
-(`core.billing.metering`) per customer and billing period, and the plan's metered price turns that
-sum into money on the period's invoice. `billing stripe setup` creates both here, idempotently:
-the meter is found again by its event name, each price by its lookup key.
+(`core.billing.metering.days`) per customer and billing period, and the plan's metered price
+turns that sum into money on the period's invoice. `billing stripe setup` creates both here,
+idempotently: the meter is found again by its event name, each price by its lookup key.
 
 Only plans with a finite device limit that are sold at a catalogue price are metered (starter,
 professional). Enterprise has no limit (and its terms are set per customer) and trials are free:
@@ -244,6 +244,6 @@ def device_limit(plan: Plan) -> int:
 
 def billable_devices(plan: Plan, devices: int) -> int:
     """A day's billable device-days on a metered plan: its devices (each instance's peak of the
-    day, summed) above the plan's limit. The meter (`core.billing.metering`) and the usage
-    viewer's estimate (`core.billing.overage`) both count with this."""
+    day, summed) above the plan's limit. The meter (`core.billing.metering.days`) and the usage
+    viewer's estimate (`core.billing.metering.estimate`) both count with this."""
     return max(0, devices - device_limit(plan))

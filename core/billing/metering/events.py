@@ -3,12 +3,12 @@ what could not be confirmed, and settling those.
 
 A meter event Stripe refuses for good (a 400 that is not its "already exists" duplicate answer,
 e.g. the Stripe customer was deleted) is tried on OVERAGE_EVENT_MAX_ATTEMPTS runs
-(`core.billing.meter_sending.record_outcome`), then marked failed: the runs no longer send it, it
+(`core.billing.metering.sending.record_outcome`), then marked failed: the runs no longer send it, it
 is listed by `billing stripe meter-events --failed` and counted on /metrics, and
 `billing stripe meter-retry` gives it a fresh set of attempts once the cause is fixed.
 
 An event whose outcome has been unknown for longer than Stripe refuses a resent identifier is set
-aside as unconfirmed (`core.billing.meter_sending`): Stripe may or may not hold it, and a resend
+aside as unconfirmed (`core.billing.metering.sending`): Stripe may or may not hold it, and a resend
 could bill it twice. It is listed by `billing stripe meter-events --unconfirmed` and counted on
 /metrics; an operator looks for its identifier in Stripe and settles it with
 `billing stripe meter-settle`: in Stripe (recorded as sent) or not (sent again).

@@ -1,7 +1,7 @@
 """The overage the usage viewer shows: billable device-days per day, and the billing period's
 device-days with the charge they will add to the next invoice.
 
-The same rule as the meter (core/billing/metering.py): a day's billable overage is its devices
+The same rule as the meter (core/billing/metering/days.py): a day's billable overage is its devices
 (each instance's peak of the day, summed) above the plan's limit, on a metered plan whose
 subscription is paying now. The estimate counts today so far, which the meter only sends once
 the day has ended; what was actually sent is in `overage_meter_events`.
@@ -16,7 +16,7 @@ from datetime import UTC, date, datetime, time
 
 from sqlalchemy.orm import Session
 
-from core.billing.meters import (
+from core.billing.metering.meters import (
     billable_devices,
     device_limit,
     overage_billed,

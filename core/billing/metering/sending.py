@@ -1,4 +1,4 @@
-"""Sending recorded overage meter events (`core.billing.metering`) to Stripe, never twice.
+"""Sending recorded overage meter events (`core.billing.metering.days`) to Stripe, never twice.
 
 Stripe dedups meter events by identifier, but only for about 24 hours. So:
 
@@ -7,13 +7,13 @@ Stripe dedups meter events by identifier, but only for about 24 hours. So:
 2. `send_event` sends the row with its fixed identifier; `record_outcome` stores Stripe's answer.
    Delivered, or refused as a duplicate (Stripe had it): sent. Refused otherwise: proof that this
    attempt did not land, so its doubt is lifted; one Stripe refuses OVERAGE_EVENT_MAX_ATTEMPTS
-   times is marked failed for an operator (`core.billing.meter_events`). Stripe unreachable or
+   times is marked failed for an operator (`core.billing.metering.events`). Stripe unreachable or
    failing, or a crash before the answer is stored: the outcome stays unknown.
 3. Beat resends what is unsent every OVERAGE_EVENT_RETRY_INTERVAL_SECONDS (hourly), well inside
    Stripe's window: a resend of an event Stripe took is refused as a duplicate. Once an outcome
    has been unknown for OVERAGE_EVENT_RESEND_WINDOW_HOURS, Stripe may have forgotten the
    identifier and would bill a resend again: the event is set aside (`unconfirmed_at`) for an
-   operator to look in Stripe and settle (`core.billing.meter_events.settle_unconfirmed`).
+   operator to look in Stripe and settle (`core.billing.metering.events.settle_unconfirmed`).
 """
 
 from __future__ import annotations
@@ -31,9 +31,9 @@ from core.billing.gateway import (
     StripeRequestError,
     StripeUnavailableError,
 )
-from core.billing.meter_events import UNSENT, in_state
-from core.billing.metering import event_timestamp
-from core.billing.meters import CUSTOMER_KEY, VALUE_KEY
+from core.billing.metering.days import event_timestamp
+from core.billing.metering.events import UNSENT, in_state
+from core.billing.metering.meters import CUSTOMER_KEY, VALUE_KEY
 from core.db import record_from
 from core.errors import DomainError
 from core.settings import get_settings
@@ -167,7 +167,7 @@ def send_event(gateway: StripeGateway, event: PendingEvent) -> SendOutcome:
 def record_outcome(session: Session, outcome: SendOutcome, attempt_began: datetime) -> bool:
     """Store Stripe's answer to the attempt `claim_attempt` began at `attempt_began`; the caller
     commits. True when this refusal was the last one allowed: the event is marked failed and no
-    run sends it again (an operator may, `core.billing.meter_events.retry_failed`). Stripe being
+    run sends it again (an operator may, `core.billing.metering.events.retry_failed`). Stripe being
     down never fails an event."""
     row = session.get(OverageMeterEvent, outcome.event_id, with_for_update=True)
     if row is None or row.sent_at is not None:
