@@ -115,6 +115,9 @@ class StripeGateway:
         data = found.get("data") or []
         return data[0] if data else None
 
+    def retrieve_price(self, price_id: str) -> Obj:
+        return self._call(self.client.v1.prices.retrieve, price_id)
+
     def find_product(self, zemfyre_plan: str) -> Obj | None:
         """The active product made for a plan (tagged `metadata[zemfyre_plan]`)."""
         for product in self._iterate(self.client.v1.products.list, {"active": True}):

@@ -191,11 +191,10 @@ class MeteringSetup:
 def setup_metering(gateway: StripeGateway, settings: Settings | None = None) -> MeteringSetup:
     """Create the overage meter and each metered plan's overage price unless they exist.
 
-    Run after the flat prices exist (`setup_catalogue`): an overage price is made on the plan's
-    product. Safe to repeat: the meter is found by event name, the prices by lookup key.
+    Run after the flat prices exist (`setup_catalogue`): an overage price is made on the product
+    of the plan's flat price. Safe to repeat: the meter is found by event name, the prices by
+    lookup key.
     """
-    from core.billing.gateway import StripeNotConfiguredError
-
     settings = settings or get_settings()
     event_name = settings.stripe_meter_event_name
     meter = gateway.find_meter(event_name)
@@ -213,14 +212,8 @@ def setup_metering(gateway: StripeGateway, settings: Settings | None = None) -> 
         price = gateway.find_price_by_lookup_key(overage_lookup_key(plan))
         created = price is None
         if price is None:
-            product = gateway.find_product(plan.value)
-            if product is None:
-                raise StripeNotConfiguredError(
-                    f"no Stripe product for plan {plan.value}: run `billing stripe setup`, which "
-                    "creates the products before the overage prices"
-                )
             price = gateway.create_metered_price(
-                product_id=str(product["id"]),
+                product_id=flat_price_product(gateway, plan),
                 meter_id=meter_id,
                 unit_amount=overage_unit_cents(plan, settings),
                 lookup_key=overage_lookup_key(plan),
@@ -235,6 +228,21 @@ def setup_metering(gateway: StripeGateway, settings: Settings | None = None) -> 
             )
         )
     return MeteringSetup(MeterLine(meter_id, event_name, meter_created), prices)
+
+
+def flat_price_product(gateway: StripeGateway, plan: Plan) -> str:
+    """The product the plan's flat price sells (by its lookup key, as `setup_catalogue` finds
+    it, else STRIPE_PRICE_*): the overage price goes beside it, whether `billing stripe setup`
+    made the product or someone did by hand in the Dashboard (untagged, any name)."""
+    # Here, not at the top: license claims import this module without Stripe's SDK.
+    from core.billing.catalogue import price_for_plan
+
+    spec = PLANS[plan]
+    flat = gateway.find_price_by_lookup_key(spec.stripe_lookup_key or "")
+    if flat is None:
+        flat = gateway.retrieve_price(price_for_plan(gateway, spec))
+    product = flat["product"]
+    return str(product["id"] if isinstance(product, dict) else product)
 
 
 def device_limit(plan: Plan) -> int:
