@@ -15,17 +15,19 @@ EVENTS_RULE = "─" * 110
 
 @app.command()
 def setup() -> None:
-    """Create the Zemfyre products, monthly USD prices, the device overage meter and the
-    metered overage prices in Stripe (safe to run again)."""
+    """Create the Zemfyre products, monthly USD prices, the device overage meter, the metered
+    overage prices and the customer portal configuration in Stripe (safe to run again)."""
     from core.billing.catalogue import setup_catalogue
     from core.billing.gateway import get_gateway
     from core.billing.metering.meters import setup_metering
+    from core.billing.portal import setup_portal
 
     try:
         gateway = get_gateway()
         lines = setup_catalogue(gateway)
         # After the flat prices: the overage prices are made on the plans' products.
         metering = setup_metering(gateway)
+        portal = setup_portal(gateway)
     except DomainError as exc:
         raise fail(exc.message) from exc
     console.print("✅ Stripe products and prices are ready:")
@@ -49,6 +51,12 @@ def setup() -> None:
             f"{price.price_id}  ({state})",
             soft_wrap=True,
         )
+    portal_state = "created" if portal.created else "already there, features set again"
+    console.print(
+        f"{'portal':<14}cards, invoices, cancel at period end; no plan switching  "
+        f"{portal.configuration_id}  ({portal_state})",
+        soft_wrap=True,
+    )
     console.print(RULE)
     console.print()
     console.print("💡 Add these lines to .env:")
@@ -56,6 +64,7 @@ def setup() -> None:
         console.print(line.setting, soft_wrap=True)
     for setting in metering.settings_lines:
         console.print(setting, soft_wrap=True)
+    console.print(portal.setting, soft_wrap=True)
 
 
 @app.command("events")

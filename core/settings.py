@@ -67,6 +67,9 @@ class Settings(BaseSettings):
     stripe_price_starter: str | None = None
     stripe_price_professional: str | None = None
     stripe_price_enterprise: str | None = None
+    # Our customer portal configuration (`billing stripe setup` prints it; found by its
+    # metadata when unset). Portal sessions never fall back to the account's default.
+    stripe_portal_configuration: str | None = None
     # Retries the Stripe SDK makes itself on network errors, 409/429/5xx (same idempotency key).
     stripe_max_network_retries: int = 2
     # Seconds one Stripe API call may take before it counts as Stripe being unreachable.

@@ -59,6 +59,7 @@ def stand_in(stripe_server: StripeStandIn) -> Iterator[StripeStandIn]:
     from core.billing.catalogue import setup_catalogue
     from core.billing.gateway import get_gateway
     from core.billing.metering.meters import setup_metering
+    from core.billing.portal import setup_portal
 
     stripe_server.reset()
     patch = pytest.MonkeyPatch()
@@ -70,6 +71,8 @@ def stand_in(stripe_server: StripeStandIn) -> Iterator[StripeStandIn]:
             patch.setenv(f"STRIPE_PRICE_{line.plan.upper()}", line.price_id)
         # The overage meter and prices, found by checkout and plan changes by their lookup keys.
         setup_metering(get_gateway())
+        # Our customer portal configuration, found by portal sessions by its metadata.
+        setup_portal(get_gateway())
         get_settings.cache_clear()
         yield stripe_server
     finally:
