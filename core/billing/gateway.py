@@ -313,6 +313,10 @@ class StripeGateway:
     def retrieve_event(self, event_id: str) -> Obj:
         return self._call(self.client.v1.events.retrieve, event_id)
 
+    def retrieve_thin_event(self, event_id: str) -> Obj:
+        """The full v2 event behind a thin event delivered without its data."""
+        return self._call(self.client.v2.core.events.retrieve, event_id)
+
     def list_events(self, *, created_gte: int, types: list[str] | None = None) -> Iterator[Obj]:
         """Every event created at or after `created_gte`, newest first, all pages."""
         params: Obj = {"created": {"gte": created_gte}, "limit": 100}
