@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -83,6 +84,10 @@ class Settings(BaseSettings):
     stripe_reconcile_days: int = 3
     # Device overage (devices above the plan's limit) is billed per device-day through a Stripe
     # Billing Meter with this event name; `billing stripe setup` makes the meter and the prices.
+    # `billed`: devices above a paid plan's limit keep working and are billed per device-day
+    # (the licenses say `deviceLimit: soft`). `hard`: instances refuse them; checkout sells only
+    # the flat prices, nothing is metered, the usage viewer shows no charge.
+    device_overage: Literal["billed", "hard"] = "billed"
     stripe_meter_event_name: str = "zemfyre_device_overage"
     overage_price_starter_cents: int = 10
     overage_price_professional_cents: int = 7

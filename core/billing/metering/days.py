@@ -31,7 +31,12 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from core.billing import statuses
-from core.billing.metering.meters import METERED_PLANS, billable_devices, device_limit
+from core.billing.metering.meters import (
+    METERED_PLANS,
+    billable_devices,
+    device_limit,
+    overage_is_billed_here,
+)
 from core.db import dialect_insert
 from core.errors import InvalidInputError
 from core.plans import Plan

@@ -30,8 +30,15 @@ VALUE_KEY = "value"
 METERED_PLANS: tuple[Plan, ...] = (Plan.STARTER, Plan.PROFESSIONAL)
 
 
+def overage_is_billed_here(settings: Settings | None = None) -> bool:
+    """DEVICE_OVERAGE=billed (the default): overage is sold at all. `hard` turns it off: no
+    overage price on any subscription, no meter event, every license's device limit hard."""
+    return (settings or get_settings()).device_overage == "billed"
+
+
 def is_metered(plan: str | Plan) -> bool:
-    return plan in {metered.value for metered in METERED_PLANS}
+    """Whether subscriptions to `plan` carry the overage price (none when DEVICE_OVERAGE=hard)."""
+    return overage_is_billed_here() and plan in {metered.value for metered in METERED_PLANS}
 
 
 def overage_billed(plan: str | Plan, status: str, *, is_trial: bool) -> bool:
@@ -67,10 +74,11 @@ def configured_overage_price_ids(settings: Settings | None = None) -> dict[Plan,
 def overage_price_for_plan(gateway: StripeGateway, plan: Plan) -> str | None:
     """The metered overage price a subscription to `plan` carries besides the flat price.
 
-    None for plans that are never metered; a metered plan without a price is a set-up mistake
-    (its overage would go unbilled) and raises, naming the setting.
+    None for plans that are never metered (any plan with DEVICE_OVERAGE=hard); a metered plan
+    without a price is a set-up mistake (its overage would go unbilled) and raises, naming the
+    setting.
     """
-    if plan not in METERED_PLANS:
+    if not is_metered(plan):
         return None
     configured = configured_overage_price_ids().get(plan)
     if configured:
