@@ -307,8 +307,18 @@ class Meters:
     def events(self) -> list[Obj]:
         return list(self._events.values())
 
-    def summed(self, event_name: str, stripe_customer_id: str) -> Decimal:
-        """What the meter of `event_name` holds for a customer: the sum of its event values."""
+    def summed(
+        self,
+        event_name: str,
+        stripe_customer_id: str,
+        *,
+        start: int | None = None,
+        end: int | None = None,
+    ) -> Decimal:
+        """What the meter of `event_name` holds for a customer: the sum of its valid events'
+        values, of those stamped in [start, end) when given (Stripe's meter event summaries).
+        Not what is billed: that depends on the subscription's items and billing mode
+        (`UsageBilling.billed`)."""
         meter = self.active_meter(event_name)
         if meter is None:
             return Decimal(0)
@@ -318,6 +328,10 @@ class Meters:
         for entry in self._accepted.values():
             event = entry["event"]
             if event["event_name"] != event_name or entry["unknown_customer"]:
+                continue
+            if start is not None and event["timestamp"] < start:
+                continue
+            if end is not None and event["timestamp"] >= end:
                 continue
             if event["payload"].get(customer_key) != stripe_customer_id:
                 continue

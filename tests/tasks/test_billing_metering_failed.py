@@ -19,9 +19,9 @@ from tests.stripe_fixtures import *  # noqa: F403
 from tests.stripe_stand_in import StripeStandIn
 from tests.tasks.test_billing_metering import (
     START,
-    billed,
     meter_event_posts,
     metered,  # noqa: F401 - the fixture
+    on_meter,
     paying,
     report,
     rows,
@@ -116,11 +116,11 @@ def test_an_operator_retries_a_failed_event_once_the_cause_is_fixed(
     assert "1 sent to Stripe" in retried.output
     (row,) = rows(customer_id)
     assert row.sent_at is not None and row.failed_at is None
-    assert billed(metered, new_stripe_id) == 3
+    assert on_meter(metered, new_stripe_id) == 3
     # Retrying again finds nothing failed, and sends nothing twice.
     again = runner.invoke(app, ["stripe", "meter-retry", "--all"])
     assert again.exit_code == 0 and "Nothing to retry" in again.output
-    assert billed(metered, new_stripe_id) == 3
+    assert on_meter(metered, new_stripe_id) == 3
 
 
 def test_retry_names_what_to_retry(metered: StripeStandIn) -> None:  # noqa: F811
