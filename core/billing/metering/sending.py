@@ -31,13 +31,13 @@ from core.billing.gateway import (
     StripeRequestError,
     StripeUnavailableError,
 )
-from core.billing.metering.days import event_timestamp
+from core.billing.metering.days import stamp_for
 from core.billing.metering.events import UNSENT, in_state
 from core.billing.metering.meters import CUSTOMER_KEY, VALUE_KEY
 from core.db import record_from
 from core.errors import DomainError
 from core.settings import get_settings
-from models import OverageMeterEvent, utcnow
+from models import OverageMeterEvent, Subscription, utcnow
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,18 +49,22 @@ class PendingEvent:
     identifier: str
     event_name: str
     stripe_customer_id: str
+    # The end of the customer's billing period as last heard from Stripe: which period the
+    # day's own timestamp would land in, and whether that one is invoiced already.
+    period_ends_at: datetime | None = None
 
 
 def unsent_events(session: Session, *, limit: int = 500) -> list[PendingEvent]:
     """Meter events waiting to be sent, oldest day first (any day: earlier failures included, but
     not those given up on after OVERAGE_EVENT_MAX_ATTEMPTS refusals, nor those set aside)."""
-    rows = session.scalars(
-        select(OverageMeterEvent)
+    found = session.execute(
+        select(OverageMeterEvent, Subscription.current_period_ends_at)
+        .outerjoin(Subscription, Subscription.customer_id == OverageMeterEvent.customer_id)
         .where(in_state(UNSENT))
         .order_by(OverageMeterEvent.day, OverageMeterEvent.id)
         .limit(limit)
     ).all()
-    return [record_from(PendingEvent, row) for row in rows]
+    return [record_from(PendingEvent, row, period_ends_at=ends) for row, ends in found]
 
 
 def _resend_cutoff(now: datetime) -> datetime:
@@ -137,6 +141,8 @@ class SendOutcome:
     retryable: bool
     response: dict[str, Any] | None = None
     error: str | None = None
+    # Sent stamped into the open period (its own day's period was invoiced already).
+    carried_into: datetime | None = None
 
     @property
     def refused(self) -> bool:
@@ -144,14 +150,19 @@ class SendOutcome:
         return not self.delivered and not self.retryable
 
 
-def send_event(gateway: StripeGateway, event: PendingEvent) -> SendOutcome:
-    """Send one meter event to Stripe (no database work: call it outside any transaction)."""
+def send_event(
+    gateway: StripeGateway, event: PendingEvent, now: datetime | None = None
+) -> SendOutcome:
+    """Send one meter event to Stripe (no database work: call it outside any transaction),
+    stamped on its day or, once that day's period is invoiced, into the open one
+    (`days.stamp_for`)."""
+    stamp = stamp_for(event.day, event.period_ends_at, now or utcnow())
     try:
         answer = gateway.create_meter_event(
             event_name=event.event_name,
             identifier=event.identifier,
             payload={CUSTOMER_KEY: event.stripe_customer_id, VALUE_KEY: str(event.value)},
-            timestamp=event_timestamp(event.day),
+            timestamp=stamp.timestamp,
         )
     except DuplicateMeterEventError as exc:
         duplicate = {"duplicate": True, "identifier": event.identifier, "message": exc.message}
@@ -161,7 +172,7 @@ def send_event(gateway: StripeGateway, event: PendingEvent) -> SendOutcome:
         return SendOutcome(event.id, False, True, error=exc.message)
     except (StripeRequestError, DomainError) as exc:
         return SendOutcome(event.id, False, False, error=exc.message)
-    return SendOutcome(event.id, True, False, answer)
+    return SendOutcome(event.id, True, False, answer, carried_into=stamp.carried_into)
 
 
 def record_outcome(session: Session, outcome: SendOutcome, attempt_began: datetime) -> bool:
@@ -176,6 +187,7 @@ def record_outcome(session: Session, outcome: SendOutcome, attempt_began: dateti
     failed_for_good = False
     if outcome.delivered:
         row.sent_at = utcnow()
+        row.carried_into = outcome.carried_into
         row.stripe_response = outcome.response
         row.last_error = None
         row.failed_at = None
