@@ -21,13 +21,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import anyio.to_thread
+from sqlalchemy.orm import Session
 
 from core.api_keys import authenticate_api_key
 from core.customers.service import get_customer
 from core.db import session_scope
-from core.errors import AuthenticationError, DomainError
+from core.errors import AuthenticationError, DomainError, RevokedLicenseError
 from core.licensing import service as license_service
 from core.licensing.instance_auth import (
+    REVOKED,
     InstanceIdentity,
     StoredLicense,
     check_licenses,
@@ -48,6 +50,20 @@ class LicenseAnswer:
 
 
 @dataclass(frozen=True, slots=True)
+class CheckInRefusal:
+    """Why a presented license does not check in, and for a customer revoked now its current
+    license, which says so: the signed word an instance acts on."""
+
+    message: str
+    revoked_license: str | None = None
+
+    def error(self) -> AuthenticationError:
+        if self.revoked_license is None:
+            return AuthenticationError(self.message)
+        return RevokedLicenseError(self.message, license=self.revoked_license)
+
+
+@dataclass(frozen=True, slots=True)
 class CheckIn:
     answer: LicenseAnswer
     # False when the presented license is the current one, so the instance can skip a rewrite.
@@ -63,8 +79,8 @@ async def check_in(token: str | None) -> CheckIn:
     cached = cache.get(key)
     if cached is None or _stale_key(cached):
         cached = await _once(key, _load_check_in, identity, cache.generation())
-    if isinstance(cached, str):
-        raise AuthenticationError(cached)
+    if isinstance(cached, CheckInRefusal):
+        raise cached.error()
     return CheckIn(cached, changed=cached.license.jti != identity.jti)
 
 
@@ -155,7 +171,7 @@ def _check_admin_key(key: str, cache_key: str, generation: int) -> float:
     return refresh_after
 
 
-def _stale_key(cached: LicenseAnswer | str) -> bool:
+def _stale_key(cached: LicenseAnswer | CheckInRefusal) -> bool:
     # A rotation changes no row, so the cache does not hear of it: the first read after it
     # goes to the database, which reissues with the new key.
     return isinstance(cached, LicenseAnswer) and cached.license.kid != active_kid()
@@ -165,13 +181,18 @@ def _answer(session_license: StoredLicense) -> LicenseAnswer:
     return LicenseAnswer(session_license, public_pem_for(session_license.kid))
 
 
-def _load_check_in(identity: InstanceIdentity, generation: int) -> LicenseAnswer | str:
+def _load_check_in(identity: InstanceIdentity, generation: int) -> LicenseAnswer | CheckInRefusal:
     with session_scope() as session:
         check = check_licenses(session, [identity], allow_expired=True)[identity.jti]
         if check.refusal is not None:
             # Refusals are lasting (a revoked license stays revoked, an unknown jti stays
             # unknown), so they are cached too: a refused instance that retries costs nothing.
-            answer: LicenseAnswer | str = check.refusal
+            revoked_license = (
+                _current_revoked_license(session, identity.customer_id)
+                if check.refusal == REVOKED
+                else None
+            )
+            answer: LicenseAnswer | CheckInRefusal = CheckInRefusal(check.refusal, revoked_license)
         elif check.current is not None and check.current.kid == active_kid():
             answer = _answer(check.current)
         else:
@@ -179,6 +200,15 @@ def _load_check_in(identity: InstanceIdentity, generation: int) -> LicenseAnswer
             answer = _answer(StoredLicense.of(row))
     license_read_cache().put("jti:" + identity.jti, answer, generation)
     return answer
+
+
+def _current_revoked_license(session: Session, customer_id: str) -> str | None:
+    """The customer's current license while the customer is revoked (it says so); None once the
+    revocation was lifted: the presented license stays refused, but the next one is normal and
+    goes only to whoever the operator hands it."""
+    if get_customer(session, customer_id).license_revoked_at is None:
+        return None
+    return license_service.license_to_serve(session, customer_id).token
 
 
 def _load_license_of(customer_id: str, generation: int) -> LicenseAnswer:
