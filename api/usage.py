@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import hashlib
 from collections.abc import AsyncIterator, Sequence
@@ -21,12 +22,8 @@ from core.api_keys import KEY_PREFIX, authenticate_api_key
 from core.batching import Coalescer
 from core.errors import DomainError, PermissionDeniedError, RateLimitedError
 from core.group_transactions import Ingress
-from core.licensing.instance_auth import (
-    InstanceIdentity,
-    authenticate_instance,
-    known_license_facts,
-    verify_instance_token,
-)
+from core.licensing.instance_auth import InstanceIdentity, verify_instance_token
+from core.licensing.lookup import authenticate_instance, known_license_facts
 from core.rate_limit import current_limiter
 from core.settings import get_settings
 from core.usage.ingest import ReceivedReport, ReportToStore, receive_reports
@@ -37,6 +34,7 @@ from core.usage.queries import (
     CustomerInfo,
     CustomerUsage,
     DayPoint,
+    ReportRetention,
     ReportRow,
     UsageSummary,
     customer_usage,
@@ -133,25 +131,44 @@ def build_report_ingress() -> ReportIngress:
             if isinstance(outcome, ReceivedReport) and not outcome.stored.duplicate
         ]
 
-    return Ingress.start(receive_reports, to_workers, new_reports, admit=_within_instance_limits)
+    return Ingress.start(receive_reports, to_workers, new_reports, admit=_within_usage_limits)
 
 
-async def _within_instance_limits(
+async def _within_usage_limits(
     group: list[tuple[InstanceIdentity, ReportToStore]],
 ) -> list[Exception | None]:
-    """RATE_LIMIT_USAGE_PER_INSTANCE per window, per instance of a customer (429 beyond): the
-    whole group's counts in one Redis call, before it is stored."""
+    """RATE_LIMIT_USAGE_PER_INSTANCE per window per instance of a customer, and
+    RATE_LIMIT_USAGE_PER_LICENSE per window for all of the customer's licenses, whatever
+    instances they name (429 beyond either): the whole group's counts sent to Redis together,
+    before it is stored."""
     settings = get_settings()
-    decisions = await current_limiter().hit_many(
-        [_instance_bucket(identity, item) for identity, item in group],
-        settings.rate_limit_usage_per_instance,
-        settings.rate_limit_window_seconds,
+    limiter, window = current_limiter(), settings.rate_limit_window_seconds
+    per_instance, per_license = await asyncio.gather(
+        limiter.hit_many(
+            [_instance_bucket(identity, item) for identity, item in group],
+            settings.rate_limit_usage_per_instance,
+            window,
+        ),
+        limiter.hit_many(
+            [_license_bucket(identity) for identity, _ in group],
+            settings.rate_limit_usage_per_license,
+            window,
+        ),
     )
-    return [None if d.allowed else RateLimitedError(d.retry_after) for d in decisions]
+    return [
+        None
+        if instance.allowed and license.allowed
+        else RateLimitedError(max(instance.retry_after, license.retry_after))
+        for instance, license in zip(per_instance, per_license, strict=True)
+    ]
 
 
 def _instance_bucket(identity: InstanceIdentity, item: ReportToStore) -> str:
     return _bucket_of_instance(identity.customer_id, item.report.instance_id)
+
+
+def _license_bucket(identity: InstanceIdentity) -> str:
+    return "usage-license:" + identity.customer_id
 
 
 @lru_cache(maxsize=8192)
@@ -215,8 +232,12 @@ async def receive_report(request: LaneRequest) -> LaneAnswer:
     report = parse_report_body(request.body, now=now, max_skew=max_skew)
     key = idempotency_key_for(report, request.header(b"idempotency-key"), now)
     item = ReportToStore(report, identity.jti, key, now, known_license_facts(identity.jti))
-    # An instance already over its limit in this window is refused at once, not behind a group.
-    denied = current_limiter().denied(_instance_bucket(identity, item))
+    # An instance or license already over its limit in this window is refused at once, not
+    # behind a group.
+    limiter = current_limiter()
+    denied = limiter.denied(_instance_bucket(identity, item)) or limiter.denied(
+        _license_bucket(identity)
+    )
     if denied is not None:
         raise RateLimitedError(denied.retry_after)
     ingress: ReportIngress = request.state.report_ingress
@@ -242,6 +263,25 @@ ReportOut = wire_model(ReportRow, "ReportOut")
 # Percent of the device limit in use (utilization) is null when the plan is unlimited.
 SummaryOut = wire_model(UsageSummary, "SummaryOut", limit=OrUnlimited, remaining=OrUnlimited)
 DayOut = wire_model(DayPoint, "DayOut")
+
+
+class RetentionOut(CamelModel):
+    """Raw reports are kept USAGE_REPORT_RETENTION_DAYS; a window reaching further lists only
+    the kept ones (its daily figures and summary come from the daily rollup), and says so."""
+
+    kept_days: int
+    kept_since: datetime
+    window_reaches_past: bool
+    note: str | None
+
+
+def _retention_out(retention: ReportRetention) -> RetentionOut:
+    return RetentionOut(
+        kept_days=retention.kept_days,
+        kept_since=retention.kept_since,
+        window_reaches_past=retention.window_reaches_past,
+        note=retention.note,
+    )
 
 
 class SubscriptionBlock(CamelModel):
@@ -283,6 +323,7 @@ class UsageOut(CamelModel):
     summary: SummaryOut  # type: ignore[valid-type]
     daily: list[DayOut]  # type: ignore[valid-type]
     overage: OverageOut | None = None
+    retention: RetentionOut | None = None
 
 
 def usage_out(usage: CustomerUsage) -> UsageOut:
@@ -301,6 +342,7 @@ def usage_out(usage: CustomerUsage) -> UsageOut:
         summary=SummaryOut.model_validate(usage.summary),
         daily=[DayOut.model_validate(point) for point in usage.daily],
         overage=None if usage.overage is None else OverageOut.model_validate(usage.overage),
+        retention=None if usage.retention is None else _retention_out(usage.retention),
     )
 
 

@@ -88,6 +88,7 @@ def list_events(
 @app.command()
 def replay(event_id: str = typer.Argument(..., help="The Stripe event id (evt_…)")) -> None:
     """Process one Stripe event again now (fetched from Stripe if it was never received)."""
+    from core import audit
     from core.billing import handlers, reconcile
     from core.billing import inbox as stripe_events
     from core.billing.gateway import get_gateway
@@ -101,7 +102,14 @@ def replay(event_id: str = typer.Argument(..., help="The Stripe event id (evt_�
                 reconcile.fetch_and_store(session, get_gateway(), event_id)
             console.print(f"📥 {event_id} was not received: fetched it from Stripe.")
         with session_scope() as session:
+            audit.act_as(session, audit.cli_actor())
             outcome = handlers.process_event(session, event_id, force=True)
+            audit.record(
+                session,
+                "stripe_event.replay",
+                customer_id=outcome.customer_id,
+                after={"event_id": event_id, "status": outcome.status},
+            )
     except stripe_events.PermanentEventError as exc:
         # The failed attempt was rolled back; its failure is recorded in a transaction of its own.
         with session_scope() as session:
@@ -170,12 +178,11 @@ def meter_retry(
 ) -> None:
     """Send meter events Stripe refused for good again, with a fresh set of attempts."""
     from core.billing import meter_events as events
-    from core.db import session_scope
     from tasks.billing import send_meter_events
 
     if not event_ids and not all_failed:
         raise fail("name the failed meter events to retry by id, or pass --all")
-    with session_scope() as session:
+    with db_session() as session:
         reset = events.retry_failed(session, None if all_failed else event_ids)
     if not reset:
         console.print("Nothing to retry: no failed meter event matched.")
@@ -202,10 +209,9 @@ def meter_settle(
     """Settle meter events whose outcome was unknown for too long to resend safely, once their
     identifiers were looked up in Stripe: never sent twice, never lost."""
     from core.billing import meter_events as events
-    from core.db import session_scope
     from tasks.billing import send_meter_events
 
-    with session_scope() as session:
+    with db_session() as session:
         settled = events.settle_unconfirmed(session, event_ids, in_stripe=in_stripe)
     if not settled:
         console.print("Nothing to settle: no unconfirmed meter event matched.")

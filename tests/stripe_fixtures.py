@@ -231,3 +231,17 @@ def cancel_at_period_end_in_stripe(stand_in: StripeStandIn, customer_id: str) ->
     mark = len(stand_in.events)
     stand_in.client().v1.subscriptions.update(sub["id"], params={"cancel_at_period_end": True})
     return stand_in.events[mark:]
+
+
+def paying_customer(stand_in: StripeStandIn, plan: str = "starter") -> tuple[str, str]:
+    """A customer who paid a checkout for `plan`, its events handled: (customer id, Stripe
+    subscription id)."""
+    customer_id = new_customer()
+    handle_inline(start_checkout(stand_in, customer_id, plan))
+    return customer_id, subscription_row(customer_id)["stripe_subscription_id"]
+
+
+def subscription_invoices(stand_in: StripeStandIn, sub_id: str) -> list[dict[str, Any]]:
+    """Every invoice of a Stripe subscription, newest first."""
+    found = stand_in.client().v1.invoices.list(params={"subscription": sub_id, "limit": 100})
+    return [invoice.to_dict() for invoice in found.data]

@@ -21,6 +21,8 @@ from typing import Any
 
 import stripe
 
+from core.billing import invoices
+
 # The errors live in stripe_errors; re-exported, as callers know them from the gateway.
 from core.billing.stripe_errors import StripeNotConfiguredError as StripeNotConfiguredError
 from core.billing.stripe_errors import StripeRequestError as StripeRequestError
@@ -240,36 +242,72 @@ class StripeGateway:
 
     def retrieve_subscription(self, subscription_id: str) -> Obj:
         """The subscription with its latest invoice expanded (whether its period is paid)."""
-        return self._call(
-            self.client.v1.subscriptions.retrieve,
-            subscription_id,
-            params={"expand": ["latest_invoice"]},
+        return self._with_period_invoice(
+            self._call(
+                self.client.v1.subscriptions.retrieve,
+                subscription_id,
+                params={"expand": ["latest_invoice"]},
+            )
         )
 
     def list_subscriptions(self, stripe_customer_id: str) -> list[Obj]:
         """Every subscription of a Stripe customer that has not ended, latest invoice expanded."""
-        return list(
-            self._iterate(
+        return [
+            self._with_period_invoice(sub)
+            for sub in self._iterate(
                 self.client.v1.subscriptions.list,
                 {"customer": stripe_customer_id, "expand": ["data.latest_invoice"]},
             )
-        )
+        ]
 
     def update_subscription(self, subscription_id: str, params: Obj) -> Obj:
         """Change a subscription; the answer has its latest invoice expanded, as on retrieve."""
-        return self._call(
-            self.client.v1.subscriptions.update,
-            subscription_id,
-            params={**params, "expand": ["latest_invoice"]},
-            options={"idempotency_key": unique_idempotency_key("subscription-update")},
+        return self._with_period_invoice(
+            self._call(
+                self.client.v1.subscriptions.update,
+                subscription_id,
+                params={**params, "expand": ["latest_invoice"]},
+                options={"idempotency_key": unique_idempotency_key("subscription-update")},
+            )
         )
 
-    def cancel_subscription(self, subscription_id: str, *, settle: bool = True) -> Obj:
-        """Cancel now. `settle`: a final invoice collects pending prorations (an upgrade) and
-        credits the unused time, instead of Stripe's default of dropping both."""
+    def cancel_subscription(self, subscription_id: str, *, settle: bool) -> Obj:
+        """Cancel now. `settle`: a final invoice collects pending prorations and credits the
+        unused time (only for a paid period: `core.billing.changes`); without it Stripe drops
+        both and issues no final invoice."""
         params: Obj = {"invoice_now": True, "prorate": True} if settle else {}
         params["expand"] = ["latest_invoice"]
-        return self._call(self.client.v1.subscriptions.cancel, subscription_id, params=params)
+        return self._with_period_invoice(
+            self._call(self.client.v1.subscriptions.cancel, subscription_id, params=params)
+        )
+
+    def _with_period_invoice(self, sub: Obj) -> Obj:
+        """`sub` with the invoice covering its current period added (`invoices.PERIOD_INVOICE`)
+        when the latest invoice is not that one: one more read, only after a mid-period change
+        was invoiced."""
+        period = invoices.current_period(sub)
+        if period is None or invoices.latest_covers_period(sub):
+            return sub
+        page = self._call(
+            self.client.v1.invoices.list, params={"subscription": sub["id"], "limit": 10}
+        )
+        for invoice in page.get("data") or []:
+            if invoices.covers(invoice, period):
+                return {**sub, invoices.PERIOD_INVOICE: invoice}
+        return sub
+
+    def void_unpaid_invoice(self, invoice: Obj) -> Obj:
+        """Void an invoice nobody will pay (a canceled subscription's renewal or upgrade). A
+        subscription's draft cannot be deleted, only finalized (without collecting) and then
+        voided (docs.stripe.com/api/invoices/delete, docs.stripe.com/api/invoices/void)."""
+        invoice_id = str(invoice["id"])
+        if invoice.get("status") == "draft":
+            self._call(
+                self.client.v1.invoices.finalize_invoice,
+                invoice_id,
+                params={"auto_advance": False},
+            )
+        return self._call(self.client.v1.invoices.void_invoice, invoice_id)
 
     def retrieve_charge(self, charge_id: str) -> Obj:
         """A charge (a dispute names only its charge; the charge names the customer)."""

@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from core.billing import issues
+from core.billing import issues, promotions
 from core.billing.gateway import StripeGateway, StripeRequestError, get_gateway
 from core.billing.inbox import IGNORED, PROCESSED, EventOutcome, PermanentEventError
 from core.billing.sync import (
@@ -26,7 +26,7 @@ from core.billing.sync import (
     remember_stripe_customer,
 )
 from core.customers.service import get_for_update
-from core.errors import NotFoundError
+from core.errors import ConflictError, NotFoundError
 from models import StripeEvent, utcnow
 
 Obj = dict[str, Any]
@@ -42,6 +42,8 @@ SUBSCRIPTION_EVENTS = (
     # Three days before a trial ends: the subscription is re-read (its state is unchanged unless
     # something else moved), so the row and license are known current when the trial converts.
     "customer.subscription.trial_will_end",
+    # An upgrade left unpaid for 23 hours is dropped with what it carried (`promotions`).
+    "customer.subscription.pending_update_expired",
 )
 INVOICE_EVENTS = (
     "invoice.paid",
@@ -98,7 +100,9 @@ def _sync_subscription(
         )
     # Read Stripe, then lock and apply: no Stripe call waits under the customer lock.
     read_at = utcnow()
-    sub = gateway().retrieve_subscription(subscription_id)
+    stripe = gateway()
+    # A paid upgrade's promotion code becomes its discount now (`core.billing.promotions`).
+    sub = promotions.apply_waiting(stripe, stripe.retrieve_subscription(subscription_id))
     customer = get_for_update(session, customer_id)
     remember_stripe_customer(session, customer, stripe_customer_id)
     outcome = apply_subscription(
@@ -211,6 +215,12 @@ def process_event(
         raise NotFoundError(f"no stored Stripe event {event_id!r}", field="eventId")
     if row.status in (PROCESSED, IGNORED) and not force:
         return EventOutcome(event_id, row.status, "already handled")
+    if row.payload is None:
+        raise ConflictError(
+            f"Stripe event {event_id!r} was processed more than STRIPE_EVENT_RETENTION_DAYS ago "
+            "and its payload pruned: it cannot be handled again",
+            field="eventId",
+        )
     handler = HANDLERS.get(row.type)
     try:
         if handler is None:

@@ -36,6 +36,7 @@ from core.db import dialect_insert
 from core.errors import InvalidInputError
 from core.plans import Plan
 from core.settings import get_settings
+from core.usage.held_instances import held_instance_of
 from models import Customer, OverageMeterEvent, Subscription, UsageDaily, utcnow
 
 # Stripe refuses meter events older than 35 days; a day is metered only while it is younger.
@@ -134,7 +135,10 @@ def day_overages(session: Session, day: date) -> list[DayOverage]:
         .join(Subscription, Subscription.customer_id == Customer.customer_id)
         .join(
             UsageDaily,
-            (UsageDaily.customer_id == Customer.customer_id) & (UsageDaily.day == day),
+            (UsageDaily.customer_id == Customer.customer_id)
+            & (UsageDaily.day == day)
+            # Instances beyond the new-instance cap bill nothing until an operator accepts them.
+            & ~held_instance_of(UsageDaily.customer_id, UsageDaily.instance_id),
         )
         .where(
             # Sending at all needs a live paid subscription that bills overage now.
