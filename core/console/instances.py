@@ -37,8 +37,9 @@ def _peaks(
 ) -> tuple[dict[str, int], dict[str, int]]:
     """Per instance: the window's peak, and today's."""
     today_start = utc_day_start(now.date())
-    finished = finished_days(session, since.date(), now.date())
-    raw_from = first_raw_day(finished, since.date(), now.date())
+    raw_from = first_raw_day(
+        finished_days(session, since.date(), now.date()), since.date(), now.date()
+    )
     window: dict[str, int] = {}
     if raw_from > since.date():
         rolled = session.execute(
