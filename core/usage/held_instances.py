@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import ColumnElement, and_, exists, func, select, tuple_, update
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
+from core import audit
 from core.errors import InvalidInputError, NotFoundError
 from core.settings import get_settings
 from models import InstanceUsage, UsageReport, utcnow
@@ -142,4 +143,13 @@ def accept_instances(session: Session, customer_id: str, instance_ids: Sequence[
         .values(held_at=None, accepted_at=utcnow())
         .returning(InstanceUsage.instance_id)
     )
-    return sorted(accepted)
+    counted = sorted(accepted)
+    if counted:
+        audit.record(
+            session,
+            "usage.instances.accept",
+            customer_id=customer_id,
+            before={"held": counted},
+            after={"counted": counted},
+        )
+    return counted
