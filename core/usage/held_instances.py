@@ -41,7 +41,9 @@ def held_instance_of(
     )
 
 
-def new_instances_to_hold(session: Session, report_ids: list[int], now: datetime) -> list[tuple]:
+def new_instances_to_hold(
+    session: Session, report_ids: list[int], now: datetime
+) -> list[tuple[str, str]]:
     """Of the instances these reports would create, the (customer, instance) pairs beyond their
     customer's cap of new instances in the window, in the order the reports were stored. Call it
     with the customers locked (processing does), before the snapshots are written."""
@@ -69,7 +71,7 @@ def new_instances_to_hold(session: Session, report_ids: list[int], now: datetime
             .group_by(InstanceUsage.customer_id)
         ).all()
     )
-    held = []
+    held: list[tuple[str, str]] = []
     for customer_id, instance_id, _ in new:
         created[customer_id] = created.get(customer_id, 0) + 1
         if created[customer_id] > settings.usage_new_instances_per_window:
@@ -77,7 +79,8 @@ def new_instances_to_hold(session: Session, report_ids: list[int], now: datetime
     return held
 
 
-def hold(session: Session, instances: Sequence[tuple], now: datetime) -> None:
+def hold(session: Session, instances: Sequence[tuple[str, str]], now: datetime) -> None:
+    """Hold these (customer, instance) pairs back from every count."""
     if instances:
         session.execute(
             update(InstanceUsage)
