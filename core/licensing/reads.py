@@ -16,16 +16,19 @@ import hashlib
 import time
 from dataclasses import dataclass
 
+import jwt
+
 from core.api_keys import authenticate_api_key
 from core.customers.service import get_customer
 from core.db import session_scope
-from core.errors import AuthenticationError, DomainError
+from core.errors import AuthenticationError, DomainError, RevokedLicenseError
 from core.licensing import lookup
 from core.licensing import service as license_service
-from core.licensing.instance_auth import verify_instance_token
+from core.licensing.instance_auth import REVOKED, verify_instance_token
 from core.licensing.keys import active_kid
 from core.licensing.lookup import (
     LicenseAnswer,
+    LicenseFacts,
     StoredLicense,
     license_refusal,
     look_up_license,
@@ -50,11 +53,30 @@ async def check_in(token: str | None) -> CheckIn:
     facts = await look_up_license(identity)
     refusal = license_refusal(identity, facts, allow_expired=True)
     if refusal is not None:
-        raise AuthenticationError(refusal)
+        raise _check_in_refused(refusal, facts)
     answer = facts.current
     if answer is None or _stale_key(answer):
         answer = await license_of(identity.customer_id)  # signed anew with the active key
     return CheckIn(answer, changed=answer.license.jti != identity.jti)
+
+
+def _check_in_refused(refusal: str, facts: LicenseFacts | None) -> AuthenticationError:
+    """The 401 for a refused check-in. For a customer revoked now it carries the customer's
+    current license, which says so: the signed word an instance stops on (the words of a 401
+    prove nothing; anyone on the network can write them). Not once the revocation was lifted:
+    the presented license stays refused, and the next, normal one goes only to whoever the
+    operator hands it."""
+    current = facts.current if facts is not None else None
+    if refusal == REVOKED and current is not None and _says_revoked(current.license.token):
+        return RevokedLicenseError(refusal, license=current.license.token)
+    return AuthenticationError(refusal)
+
+
+def _says_revoked(token: str) -> bool:
+    # The service's own stored token: its claims are read, not verified (no RSA work).
+    claims = jwt.decode(token, options={"verify_signature": False})
+    revocation = claims.get("revocation")
+    return isinstance(revocation, dict) and revocation.get("revoked") is True
 
 
 async def license_of(customer_id: str) -> LicenseAnswer:
