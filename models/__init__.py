@@ -6,6 +6,7 @@ from models.billing_issues import BillingIssue
 from models.customers import Customer
 from models.licenses import License
 from models.metering import OverageMeterEvent as OverageMeterEvent
+from models.operations import JobRun, StripeEventAttempt
 from models.stripe_events import StripeEvent
 from models.subscriptions import Subscription
 from models.usage import InstanceUsage, UsageAlert, UsageDaily, UsageReport
@@ -16,8 +17,10 @@ __all__ = [
     "BillingIssue",
     "Customer",
     "InstanceUsage",
+    "JobRun",
     "License",
     "StripeEvent",
+    "StripeEventAttempt",
     "Subscription",
     "UTCDateTime",
     "UsageAlert",
