@@ -198,8 +198,16 @@ class Meters:
     def events(self) -> list[Obj]:
         return list(self._events.values())
 
-    def summed(self, event_name: str, stripe_customer_id: str) -> Decimal:
-        """What the meter of `event_name` holds for a customer: the sum of its event values."""
+    def summed(
+        self,
+        event_name: str,
+        stripe_customer_id: str,
+        *,
+        since: int | None = None,
+        until: int | None = None,
+    ) -> Decimal:
+        """What the meter of `event_name` holds for a customer: the sum of its event values
+        (those whose `timestamp` lies in [since, until) when given: a billing period)."""
         meter = self.active_meter(event_name)
         if meter is None:
             return Decimal(0)
@@ -210,6 +218,10 @@ class Meters:
             if event["event_name"] != event_name:
                 continue
             if event["payload"].get(customer_key) != stripe_customer_id:
+                continue
+            if since is not None and event["timestamp"] < since:
+                continue
+            if until is not None and event["timestamp"] >= until:
                 continue
             try:
                 total += Decimal(event["payload"].get(value_key, "0"))
