@@ -271,6 +271,20 @@ class StripeGateway:
         params["expand"] = ["latest_invoice"]
         return self._call(self.client.v1.subscriptions.cancel, subscription_id, params=params)
 
+    def preview_next_invoice(self, *, stripe_customer_id: str, subscription_id: str) -> Obj:
+        """What Stripe will charge at the subscription's period end, line by line, as an unsaved
+        invoice (docs.stripe.com/api/invoices/create_preview; `GET /v1/invoices/upcoming` is gone
+        since 2025-03-31.basil). The subscription is expanded: its items say which line is the
+        flat price and which the metered overage (a line names its price by id only)."""
+        return self._call(
+            self.client.v1.invoices.create_preview,
+            params={
+                "customer": stripe_customer_id,
+                "subscription": subscription_id,
+                "expand": ["parent.subscription_details.subscription"],
+            },
+        )
+
     def retrieve_charge(self, charge_id: str) -> Obj:
         """A charge (a dispute names only its charge; the charge names the customer)."""
         return self._call(self.client.v1.charges.retrieve, charge_id)
