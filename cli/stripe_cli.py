@@ -88,30 +88,18 @@ def list_events(
 @app.command()
 def replay(event_id: str = typer.Argument(..., help="The Stripe event id (evt_…)")) -> None:
     """Process one Stripe event again now (fetched from Stripe if it was never received)."""
-    from core.billing import handlers, reconcile
-    from core.billing import inbox as stripe_events
-    from core.billing.gateway import get_gateway
-    from core.db import session_scope
+    from core.billing.event_attempts import CLI
+    from core.billing.replay import replay_event
 
-    with db_session() as session:
-        known = stripe_events.get_event(session, event_id) is not None
     try:
-        if not known:
-            with session_scope() as session:
-                reconcile.fetch_and_store(session, get_gateway(), event_id)
-            console.print(f"📥 {event_id} was not received: fetched it from Stripe.")
-        with session_scope() as session:
-            outcome = handlers.process_event(session, event_id, force=True)
-    except stripe_events.PermanentEventError as exc:
-        # The failed attempt was rolled back; its failure is recorded in a transaction of its own.
-        with session_scope() as session:
-            stripe_events.record_failure(session, event_id, exc, final=True)
-        raise fail(f"{event_id} failed: {exc}") from exc
+        done = replay_event(event_id, trigger=CLI, actor=_cli_actor())
     except DomainError as exc:
-        if known:
-            with session_scope() as session:
-                stripe_events.record_failure(session, event_id, exc, final=False)
-        raise fail(f"{event_id} failed: {exc.message}") from exc
+        raise fail(exc.message) from exc
+    if done.fetched:
+        console.print(f"📥 {event_id} was not received: fetched it from Stripe.")
+    if done.outcome is None:
+        raise fail(f"{event_id} failed: {done.error}")
+    outcome = done.outcome
     console.print(f"✅ Replayed {event_id}")
     console.print(RULE)
     console.print(field_line("Status", outcome.status))
@@ -119,6 +107,15 @@ def replay(event_id: str = typer.Argument(..., help="The Stripe event id (evt_�
     console.print(field_line("License", "reissued" if outcome.license_reissued else "unchanged"))
     console.print(field_line("Note", outcome.note), soft_wrap=True)
     console.print(RULE)
+
+
+def _cli_actor() -> str:
+    import getpass
+
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "cli:unknown"
 
 
 METER_RULE = "─" * 128
