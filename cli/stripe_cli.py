@@ -166,14 +166,14 @@ def meter_retry(
     all_failed: bool = typer.Option(False, "--all", help="Every failed meter event"),
 ) -> None:
     """Send meter events Stripe refused for good again, with a fresh set of attempts."""
-    from core.billing import meter_events as events
     from core.db import session_scope
+    from core.operations.meter_events import send_again
     from tasks.billing import send_meter_events
 
     if not event_ids and not all_failed:
         raise fail("name the failed meter events to retry by id, or pass --all")
     with session_scope() as session:
-        reset = events.retry_failed(session, None if all_failed else event_ids)
+        reset = send_again(session, None if all_failed else event_ids)
     if not reset:
         console.print("Nothing to retry: no failed meter event matched.")
         return
@@ -198,12 +198,12 @@ def meter_settle(
 ) -> None:
     """Settle meter events whose outcome was unknown for too long to resend safely, once their
     identifiers were looked up in Stripe: never sent twice, never lost."""
-    from core.billing import meter_events as events
     from core.db import session_scope
+    from core.operations.meter_events import settle
     from tasks.billing import send_meter_events
 
     with session_scope() as session:
-        settled = events.settle_unconfirmed(session, event_ids, in_stripe=in_stripe)
+        settled = settle(session, event_ids, in_stripe=in_stripe)
     if not settled:
         console.print("Nothing to settle: no unconfirmed meter event matched.")
         return
@@ -216,3 +216,16 @@ def meter_settle(
     if "skipped" in answer:
         raise fail(f"not sent: {answer['skipped']}")
     console.print(f"✅ {answer['sent']} sent to Stripe, {answer['unsent']} still unsent")
+
+
+@app.command("resolve-issue")
+def resolve_issue(
+    issue_id: int = typer.Argument(..., help="The billing issue's id"),
+    note: str = typer.Option(..., "--note", help="How it was resolved (kept with the issue)"),
+) -> None:
+    """Close a billing issue (a double subscription, a dispute) with a note saying how."""
+    from core.billing import issues
+
+    with db_session() as session:
+        issue = issues.resolve_issue(session, issue_id, note, actor=_cli_actor())
+        console.print(f"✅ {issue.kind} {issue.stripe_object_id} resolved by {issue.resolved_by}")
