@@ -129,6 +129,10 @@ class EventDetail:
     def payload(self) -> dict[str, Any]:
         return self.event.payload
 
+    @property
+    def created(self) -> datetime:
+        return datetime.fromtimestamp(self.event.stripe_created, UTC)
+
 
 def event_detail(session: Session, event_id: str) -> EventDetail:
     event = inbox.get_event(session, event_id)
