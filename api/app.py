@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 from starlette.types import Receive, Scope, Send
 
-from api import customers, health, licenses, metrics, subscriptions, usage, webhooks
+from api import audit, console, customers, health, licenses, metrics, subscriptions, usage, webhooks
 from api.errors import install_error_handlers
 from api.ingress_lane import IngressLane, LaneRoute
 from api.middleware import install_middleware
@@ -54,11 +54,13 @@ def create_app() -> BillingApi:
     metrics.install_cluster_metrics()
     app.include_router(health.router)
     app.include_router(metrics.router)
+    app.include_router(audit.router)
     app.include_router(customers.router)
     app.include_router(licenses.router)
     app.include_router(subscriptions.router)
     app.include_router(usage.router)
     app.include_router(webhooks.router)
+    console.install(app)
     return app
 
 

@@ -39,6 +39,9 @@ NEVER_LIMITED_PREFIXES = ("/webhooks/stripe",)
 # Routes that check credentials. Anywhere else an Authorization header proves nothing, so the
 # request counts against its client address like any other (a junk bearer on /readyz).
 CREDENTIALED_PREFIXES = ("/api/", "/metrics")
+# The console's sign-in form takes an API key in its body: a client locked out for failed
+# authentications is refused there too, before the key is looked up.
+CONSOLE_SIGN_IN = "/console/login"
 
 
 async def send_json(
@@ -228,7 +231,9 @@ class RateLimitMiddleware(_HttpMiddleware):
         client = client_address(scope)
         authorization = header(scope, b"authorization")
         decision: Decision | None
-        if authorization is not None and scope["path"].startswith(CREDENTIALED_PREFIXES):
+        if (authorization is not None and scope["path"].startswith(CREDENTIALED_PREFIXES)) or (
+            scope["method"] == "POST" and scope["path"] == CONSOLE_SIGN_IN
+        ):
             # Credentialed requests are limited by what they authenticate as (usage reports per
             # instance, api/usage.py), once the client is not locked out for failed ones.
             decision = refused_for_failed_authentication(client)

@@ -20,7 +20,7 @@ from core.licensing import service as license_service
 router = APIRouter(
     prefix="/api/subscriptions",
     tags=["subscriptions"],
-    responses=error_responses(401, 404, 409, 413, 422, 429, 503),
+    responses=error_responses(401, 403, 404, 409, 413, 422, 429, 503),
 )
 
 

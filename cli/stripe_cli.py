@@ -88,11 +88,12 @@ def list_events(
 @app.command()
 def replay(event_id: str = typer.Argument(..., help="The Stripe event id (evt_…)")) -> None:
     """Process one Stripe event again now (fetched from Stripe if it was never received)."""
+    from core import audit
     from core.billing.event_attempts import CLI
     from core.billing.replay import replay_event
 
     try:
-        done = replay_event(event_id, trigger=CLI, actor=_cli_actor())
+        done = replay_event(event_id, trigger=CLI, actor=audit.cli_actor())
     except DomainError as exc:
         raise fail(exc.message) from exc
     if done.fetched:
@@ -107,15 +108,6 @@ def replay(event_id: str = typer.Argument(..., help="The Stripe event id (evt_�
     console.print(field_line("License", "reissued" if outcome.license_reissued else "unchanged"))
     console.print(field_line("Note", outcome.note), soft_wrap=True)
     console.print(RULE)
-
-
-def _cli_actor() -> str:
-    import getpass
-
-    try:
-        return f"cli:{getpass.getuser()}"
-    except (KeyError, OSError):
-        return "cli:unknown"
 
 
 METER_RULE = "─" * 128
@@ -166,14 +158,13 @@ def meter_retry(
     all_failed: bool = typer.Option(False, "--all", help="Every failed meter event"),
 ) -> None:
     """Send meter events Stripe refused for good again, with a fresh set of attempts."""
-    from core.db import session_scope
-    from core.operations.meter_events import send_again
+    from core.billing import meter_events as events
     from tasks.billing import send_meter_events
 
     if not event_ids and not all_failed:
         raise fail("name the failed meter events to retry by id, or pass --all")
-    with session_scope() as session:
-        reset = send_again(session, None if all_failed else event_ids)
+    with db_session() as session:
+        reset = events.retry_failed(session, None if all_failed else event_ids)
     if not reset:
         console.print("Nothing to retry: no failed meter event matched.")
         return
@@ -198,12 +189,11 @@ def meter_settle(
 ) -> None:
     """Settle meter events whose outcome was unknown for too long to resend safely, once their
     identifiers were looked up in Stripe: never sent twice, never lost."""
-    from core.db import session_scope
-    from core.operations.meter_events import settle
+    from core.billing import meter_events as events
     from tasks.billing import send_meter_events
 
-    with session_scope() as session:
-        settled = settle(session, event_ids, in_stripe=in_stripe)
+    with db_session() as session:
+        settled = events.settle_unconfirmed(session, event_ids, in_stripe=in_stripe)
     if not settled:
         console.print("Nothing to settle: no unconfirmed meter event matched.")
         return
@@ -227,5 +217,5 @@ def resolve_issue(
     from core.billing import issues
 
     with db_session() as session:
-        issue = issues.resolve_issue(session, issue_id, note, actor=_cli_actor())
+        issue = issues.resolve_issue(session, issue_id, note)
         console.print(f"✅ {issue.kind} {issue.stripe_object_id} resolved by {issue.resolved_by}")

@@ -28,7 +28,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from core.batching import Coalescer, Flush, MicroBatcher
-from core.db import RETRYABLE_SQLSTATES, get_engine
+from core.db import get_engine, is_unavailable_sqlstate
 from core.db_steps import Steps, run_steps, run_steps_on_asyncpg
 from core.errors import ServiceUnavailableError
 
@@ -235,7 +235,7 @@ class GroupTransactions(Generic[Item, Outcome]):
                 # down fails the second try too, and the callers get 503.
                 return await self._run_group(group)
         except asyncpg.PostgresError as exc:
-            if exc.sqlstate not in RETRYABLE_SQLSTATES and not isinstance(exc, _DROPPED):
+            if not is_unavailable_sqlstate(exc.sqlstate) and not isinstance(exc, _DROPPED):
                 raise
             raise DatabaseUnavailableError("the database is unavailable; retry later") from exc
         except (OSError, TimeoutError, *_DROPPED) as exc:

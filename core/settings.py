@@ -149,6 +149,16 @@ class Settings(BaseSettings):
     # A file holding user:password (a Docker/Kubernetes secret); wins over FLOWER_BASIC_AUTH.
     flower_basic_auth_file: str | None = None
 
+    # The operator console (/console): a session ends after this long without a request, and
+    # after this long whatever happens (the operator signs in again).
+    console_session_idle_minutes: int = Field(default=30, gt=0)
+    console_session_max_hours: int = Field(default=12, gt=0)
+    # What the console tells an operator about a revocation's reach: instances check in about
+    # this often (and then stop), and the instance SDK keeps running offline this long after its
+    # license expires (zemfyre_license DEFAULT_GRACE).
+    instance_check_in_minutes: int = Field(default=60, gt=0)
+    sdk_offline_grace_days: int = Field(default=7, ge=0)
+
     log_level: str = "INFO"
     # JSON log lines (production); false gives plain text for a terminal.
     log_json: bool = True

@@ -50,7 +50,8 @@ class UsageReport(Base):
 
 
 class InstanceUsage(Base):
-    """The latest report of each instance; a customer's devices are the sum over its instances."""
+    """The latest report of each instance; a customer's devices are the sum over its instances
+    (those not held)."""
 
     __tablename__ = "instance_usage"
 
@@ -63,6 +64,12 @@ class InstanceUsage(Base):
     reported_at: Mapped[datetime] = mapped_column(UTCDateTime)
     report_id: Mapped[int] = mapped_column(Integer)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    # When the instance first reported: new instances per window are capped per customer.
+    first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Set when the instance appeared beyond that cap: it counts for no device total and no bill
+    # until an operator accepts it (`accepted_at`, and `held_at` cleared).
+    held_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    accepted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class UsageAlert(Base):

@@ -36,8 +36,8 @@ def billing_issues_page(
 def resolve(
     issue_id: int,
     session: DbSession,
-    user: ChangingUser,
+    _: ChangingUser,
     note: Annotated[str, Form(max_length=2000)] = "",
 ) -> Response:
-    issues.resolve_issue(session, issue_id, note, actor=user.name)
+    issues.resolve_issue(session, issue_id, note)
     return RedirectResponse(f"{ISSUES_PATH}?resolved=true", status_code=303, headers=PAGE_HEADERS)

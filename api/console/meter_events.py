@@ -13,7 +13,8 @@ from fastapi.responses import RedirectResponse, Response
 from api.console.auth import ChangingUser, SignedInUser
 from api.console.rendering import PAGE_HEADERS, render
 from api.deps import DbSession
-from core.operations.meter_events import MAX_DAYS, STATES, customer_days, send_again, settle
+from core.billing.meter_events import retry_failed, settle_unconfirmed
+from core.operations.meter_events import MAX_DAYS, STATES, customer_days
 from workers.enqueue import enqueue
 
 router = APIRouter(prefix="/console", include_in_schema=False)
@@ -74,7 +75,7 @@ def send_again_action(
     background: BackgroundTasks,
     event_id: Annotated[list[int], Form(max_length=500)],
 ) -> Response:
-    reset = send_again(session, event_id)
+    reset = retry_failed(session, event_id)
     if reset:
         background.add_task(_send_now)
     return _back("sent", len(reset))
@@ -88,7 +89,7 @@ def settle_action(
     event_id: Annotated[list[int], Form(max_length=500)],
     in_stripe: Annotated[bool, Form()],
 ) -> Response:
-    settled = settle(session, event_id, in_stripe=in_stripe)
+    settled = settle_unconfirmed(session, event_id, in_stripe=in_stripe)
     if settled and not in_stripe:
         background.add_task(_send_now)
     return _back("settled", len(settled))

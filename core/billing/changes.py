@@ -20,6 +20,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from core import audit
 from core.billing import entitlements, plan_items, statuses
 from core.billing.catalogue import find_promotion, price_for_plan, sellable_plan
 from core.billing.gateway import StripeGateway, StripeNotConfiguredError
@@ -90,18 +91,33 @@ def _row_for(session: Session, subscription_id: str) -> Subscription:
     return row
 
 
+def audited_state(row: Subscription | None) -> dict[str, Any]:
+    """What the audit log keeps of a subscription before and after an operator's change."""
+    if row is None:
+        return {}
+    return {
+        "plan": row.plan,
+        "status": row.status,
+        "cancel_at_period_end": row.cancel_at_period_end,
+        "current_period_ends_at": row.current_period_ends_at,
+    }
+
+
 def _apply(
     session: Session,
     customer_id: str,
-    previous_plan: str,
+    before: dict[str, Any],
     sub: Obj,
     reason: str,
     read_at: datetime,
+    action: str,
 ) -> SubscriptionChange:
     customer = get_for_update(session, customer_id)
     outcome = apply_subscription(session, customer, sub, reason=reason, read_at=read_at)
     row = get_subscription(session, customer_id)
     assert row is not None
+    audit.record(session, action, customer_id=customer_id, before=before, after=audited_state(row))
+    previous_plan = str(before["plan"])
     # Plan, status and dates as the row now says them.
     return record_from(
         SubscriptionChange,
@@ -136,7 +152,7 @@ def change_plan(
     """
     spec = sellable_plan(plan)
     row = _row_for(session, subscription_id)
-    customer_id, previous_plan = row.customer_id, row.plan
+    customer_id, previous_plan, before = row.customer_id, row.plan, audited_state(row)
     stripe_id = str(row.stripe_subscription_id)
     read_at = utcnow()
     sub = gateway.retrieve_subscription(stripe_id)
@@ -167,7 +183,13 @@ def change_plan(
             # update takes no other parameters).
             sub = gateway.update_subscription(stripe_id, {"cancel_at_period_end": False})
     return _apply(
-        session, customer_id, previous_plan, sub, f"plan changed to {spec.plan.value}", read_at
+        session,
+        customer_id,
+        before,
+        sub,
+        f"plan changed to {spec.plan.value}",
+        read_at,
+        "subscription.change_plan",
     )
 
 
@@ -177,7 +199,7 @@ def cancel_subscription(
     """Cancel at the end of the paid period (default), or now with a final invoice that settles
     pending prorations and credits unused time; the caller commits. Idempotent."""
     row = _row_for(session, subscription_id)
-    customer_id, previous_plan = row.customer_id, row.plan
+    customer_id, before = row.customer_id, audited_state(row)
     stripe_id = str(row.stripe_subscription_id)
     read_at = utcnow()
     sub = gateway.retrieve_subscription(stripe_id)
@@ -187,7 +209,8 @@ def cancel_subscription(
         elif not sub.get("cancel_at_period_end"):
             sub = gateway.update_subscription(stripe_id, {"cancel_at_period_end": True})
     reason = "canceled" if immediately else "set to cancel at period end"
-    return _apply(session, customer_id, previous_plan, sub, reason, read_at)
+    action = "subscription.cancel_now" if immediately else "subscription.cancel_at_period_end"
+    return _apply(session, customer_id, before, sub, reason, read_at, action)
 
 
 # -- deactivation -------------------------------------------------------------------------------
@@ -255,6 +278,7 @@ def _back_to_trial(session: Session, customer_id: str, *, stripe_canceled: bool)
     customer = get_for_update(session, customer_id)
     row = get_subscription(session, customer_id)
     previous_plan = row.plan if row else Plan.TRIAL.value
+    before = audited_state(row)
     now = utcnow()
     if row is not None and row.plan == Plan.TRIAL.value and row.trial_ends_at is not None:
         trial_end = row.trial_ends_at
@@ -277,6 +301,13 @@ def _back_to_trial(session: Session, customer_id: str, *, stripe_canceled: bool)
     row.cancel_at_period_end = False
     session.flush()
     license_row = reissue_license(session, customer_id, reason="deactivated: back to trial tier")
+    audit.record(
+        session,
+        "customer.deactivate",
+        customer_id=customer_id,
+        before=before,
+        after=audited_state(row),
+    )
     return record_from(
         Deactivation,
         row,

@@ -61,6 +61,12 @@ def verify_event(payload: bytes, signature: str | None) -> Obj:
         )
     if not signature:
         raise WebhookRejectedError("missing Stripe-Signature header", field="Stripe-Signature")
+    if not signature.isascii():
+        # Stripe signs with hex digests; the SDK's constant-time comparison raises TypeError on
+        # a non-ASCII string, which would be a 500 for what is only a bad signature.
+        raise WebhookRejectedError(
+            "Stripe-Signature is not valid: it must be ASCII", field="Stripe-Signature"
+        )
     if len(payload) > MAX_PAYLOAD_BYTES:
         raise WebhookRejectedError("payload is too large for a Stripe event", field="body")
     try:

@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from core import audit
 from core.errors import InvalidInputError, NotFoundError
 from core.text import clean_text
 from models import BillingIssue, utcnow
@@ -128,9 +129,10 @@ def recent_issues(
     return list(session.scalars(query.order_by(BillingIssue.resolved_at.desc()).limit(limit)))
 
 
-def resolve_issue(session: Session, issue_id: int, note: object, *, actor: str) -> BillingIssue:
-    """An operator's "Resolve": the issue is closed with who did it and their note (required).
-    Resolving a resolved issue changes nothing. The caller commits."""
+def resolve_issue(session: Session, issue_id: int, note: object) -> BillingIssue:
+    """An operator's "Resolve": the issue is closed with who did it (the session's actor) and
+    their note (required), audited. Resolving a resolved issue changes nothing. The caller
+    commits."""
     text = clean_text(note, "note", max_length=2000, multi_line=True)
     if text is None:
         raise InvalidInputError("say how it was resolved in a note", field="note")
@@ -139,9 +141,17 @@ def resolve_issue(session: Session, issue_id: int, note: object, *, actor: str) 
         raise NotFoundError(f"no billing issue {issue_id}", field="issueId")
     if issue.resolved_at is None:
         issue.resolved_at = utcnow()
-        issue.resolved_by = actor
+        issue.resolved_by = audit.actor_of(session)
         issue.resolution_note = text
         session.flush()
+        audit.record(
+            session,
+            "billing_issue.resolve",
+            customer_id=issue.customer_id,
+            reason=text,
+            before={"issue": issue.stripe_object_id, "resolved": False},
+            after={"issue": issue.stripe_object_id, "resolved": True},
+        )
     return issue
 
 

@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from sqlalchemy import ColumnElement, func, select, update
 from sqlalchemy.orm import Session
 
+from core import audit
 from models import Customer, OverageMeterEvent, utcnow
 
 # What an event is, for listings: delivered, waiting to be (re)sent, given up on, or set aside
@@ -100,7 +101,10 @@ def retry_failed(session: Session, event_ids: Sequence[int] | None = None) -> li
         refusals=0,
         stripe_customer_id=func.coalesce(current, OverageMeterEvent.stripe_customer_id),
     ).returning(OverageMeterEvent.id)
-    return sorted(session.scalars(stmt))
+    reset = sorted(session.scalars(stmt))
+    if reset:
+        audit.record(session, "meter_event.retry", after={"event_ids": reset})
+    return reset
 
 
 def settle_unconfirmed(session: Session, event_ids: Sequence[int], *, in_stripe: bool) -> list[int]:
@@ -122,4 +126,10 @@ def settle_unconfirmed(session: Session, event_ids: Sequence[int], *, in_stripe:
         )
     else:
         stmt = stmt.values(unconfirmed_at=None, outcome_unknown_since=None, last_error=None)
-    return sorted(session.scalars(stmt.returning(OverageMeterEvent.id)))
+    settled_ids = sorted(session.scalars(stmt.returning(OverageMeterEvent.id)))
+    if settled_ids:
+        outcome = "in Stripe" if in_stripe else "not in Stripe: sent again"
+        audit.record(
+            session, "meter_event.settle", after={"event_ids": settled_ids, "outcome": outcome}
+        )
+    return settled_ids

@@ -8,7 +8,7 @@ and `billing stripe replay`. The same steps for every door:
    error; for good when retrying cannot help).
 
 It owns its transactions, as a task does, because a failure must be recorded after the
-handling's rollback. Each step is audited in its own transaction.
+handling's rollback. An operator's steps (`actor` named) are audited in their transactions.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
+from core import audit
 from core.billing import handlers, reconcile
 from core.billing import inbox as stripe_events
 from core.billing.gateway import StripeGateway, get_gateway
@@ -46,8 +47,20 @@ def checked_event_id(value: object, field: str = "eventId") -> str:
     return value.strip()
 
 
-def _audit(session: Session, action: str, *, actor: str | None, **details: object) -> None:
-    """The audit entry of an operator's step (core.audit, in the step's transaction)."""
+def _audit(
+    session: Session, action: str, actor: str | None, event_id: str, **after: object
+) -> None:
+    """The audit entry of an operator's step, in the step's transaction."""
+    if actor is None:
+        return
+    audit.act_as(session, actor)
+    customer_id = after.pop("customer_id", None)
+    audit.record(
+        session,
+        action,
+        customer_id=customer_id if isinstance(customer_id, str) else None,
+        after={"event_id": event_id, **after},
+    )
 
 
 def replay_event(
@@ -65,7 +78,7 @@ def replay_event(
         try:
             with session_scope() as session:
                 reconcile.fetch_and_store(session, gateway(), event_id)
-                _audit(session, "stripe_event.fetch", actor=actor, event_id=event_id)
+                _audit(session, "stripe_event.fetch", actor, event_id)
         except DomainError as exc:
             return Replay(event_id, False, None, f"not fetched from Stripe: {exc.message}")
     try:
@@ -75,9 +88,9 @@ def replay_event(
             )
             _audit(
                 session,
-                "stripe_event.process_again",
-                actor=actor,
-                event_id=event_id,
+                "stripe_event.replay",
+                actor,
+                event_id,
                 customer_id=outcome.customer_id,
                 status=outcome.status,
             )
@@ -87,7 +100,7 @@ def replay_event(
             stripe_events.record_failure(
                 session, event_id, exc, final=final, trigger=trigger, actor=actor
             )
-            _audit(session, "stripe_event.process_again", actor=actor, event_id=event_id)
+            _audit(session, "stripe_event.replay", actor, event_id, status="failed")
         message = exc.message if isinstance(exc, DomainError) else str(exc)
         return Replay(event_id, not known, None, message)
     return Replay(event_id, not known, outcome)

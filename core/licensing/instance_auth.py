@@ -5,8 +5,8 @@ service issued it (its jti is in `licenses`, for the customer it names) and it i
 Expired licenses are refused unless the caller allows them: check-in does, so an instance whose
 trial lapsed can still pick up the license issued after the customer paid; usage reports do not.
 Expiry is the stored one (`licenses.expires_at`) as well as the token's `exp`, so cutting a license
-short in the database takes effect (for usage reports within 30 s, how long the process keeps what
-it read of a license unless a change is announced sooner: `known_license_facts`).
+short in the database takes effect (within read_cache.MAX_AGE_SECONDS, how long a process keeps
+what it read of a license unless a change is announced sooner).
 """
 
 from __future__ import annotations
@@ -258,9 +258,6 @@ class LicenseFacts:
 
 
 _FACTS_KEY = "facts:"
-# Every change the service makes to a license is announced (read_cache.mark_changed); this bounds
-# how long one made behind its back (an operator's UPDATE of licenses) goes unseen.
-_FACTS_SECONDS = 30.0
 
 
 def known_license_facts(jti: str) -> LicenseFacts | None:
@@ -294,7 +291,7 @@ def checking_presented_licenses(
         rows = yield Query(_license_check(dialect, with_current=False), {"jtis": list(unread)})
         for row in rows:
             facts[row["jti"]] = read = LicenseFacts.of(row)
-            cache.put(_FACTS_KEY + row["jti"], read, generation, max_age=_FACTS_SECONDS)
+            cache.put(_FACTS_KEY + row["jti"], read, generation)
     now = utcnow()
     checks = {}
     for identity in identities:

@@ -5,7 +5,6 @@ waits; and the two actions the CLI has, "Send again" (`billing stripe meter-retr
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
@@ -134,48 +133,3 @@ def _notes(session: Session, window: list) -> dict[tuple[str, date], list[MeterE
             )
         )
     return found
-
-
-def customers_of(session: Session, event_ids: Sequence[int]) -> dict[int, str]:
-    """The customer of each meter event (for the audit entries of an action)."""
-    return dict(
-        session.execute(
-            select(OverageMeterEvent.id, OverageMeterEvent.customer_id).where(
-                OverageMeterEvent.id.in_(list(event_ids))
-            )
-        ).all()
-    )
-
-
-def _checked_ids(event_ids: Sequence[int]) -> list[int]:
-    ids = sorted({int(event_id) for event_id in event_ids})
-    if not ids:
-        raise InvalidInputError("name the meter events by id", field="eventIds")
-    return ids
-
-
-def send_again(session: Session, event_ids: Sequence[int] | None) -> list[int]:
-    """ "Send again": failed events (those of `event_ids`, or all) get a fresh set of attempts
-    (the next send delivers them); the ids reset. Events that are not failed are left alone.
-    The caller commits."""
-    ids = None if event_ids is None else _checked_ids(event_ids)
-    reset = meter_events.retry_failed(session, ids)
-    owners = customers_of(session, reset)
-    for event_id in reset:
-        _audit(session, "meter_event.send_again", owners[event_id], event_id)
-    return reset
-
-
-def settle(session: Session, event_ids: Sequence[int], *, in_stripe: bool) -> list[int]:
-    """ "Settle" unconfirmed events after looking in Stripe: recorded as sent (Stripe holds
-    them) or sent again (it does not); the ids settled. The caller commits."""
-    settled = meter_events.settle_unconfirmed(session, _checked_ids(event_ids), in_stripe=in_stripe)
-    owners = customers_of(session, settled)
-    action = "meter_event.settle_in_stripe" if in_stripe else "meter_event.settle_not_in_stripe"
-    for event_id in settled:
-        _audit(session, action, owners[event_id], event_id)
-    return settled
-
-
-def _audit(session: Session, action: str, customer_id: str, event_id: int) -> None:
-    """The audit entry of an operator's action on one meter event (core.audit)."""

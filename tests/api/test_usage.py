@@ -466,11 +466,11 @@ def test_a_license_once_read_is_judged_from_the_process_cache_until_a_license_ch
 ) -> None:
     """The usage ingress reads a presented license once and keeps its facts, as check-in does:
     no license query per group. Every issue and revocation announces itself (the read cache's
-    version key), which drops them; each API process hears of it within a second."""
+    change counter), which drops them; each API process hears of it within a second."""
     from sqlalchemy import text
 
     from core.licensing import read_cache
-    from core.licensing.read_cache import license_read_cache
+    from core.licensing.read_cache import mark_changed
 
     # However slow this machine, the cache stays trusted between the reports below.
     monkeypatch.setattr(read_cache, "TRUST_SECONDS", 60.0)
@@ -490,5 +490,6 @@ def test_a_license_once_read_is_judged_from_the_process_cache_until_a_license_ch
         )
     assert report("cached") == 202
     # What every license change does: the facts are dropped and read again.
-    license_read_cache().publish_change()
+    with session_scope() as session:
+        mark_changed(session)
     assert report("announced") == 401

@@ -6,6 +6,7 @@ import pytest
 from typer.testing import CliRunner
 
 from cli.main import app
+from core import audit
 from core.billing import issues
 from core.customers.service import create_customer
 from core.db import session_scope
@@ -24,19 +25,25 @@ def _dispute() -> int:
 def test_a_resolved_issue_keeps_who_and_the_note_and_leaves_the_open_list() -> None:
     issue_id = _dispute()
     with session_scope() as session, pytest.raises(InvalidInputError) as blank:
-        issues.resolve_issue(session, issue_id, "  ", actor="alice@ops")
+        issues.resolve_issue(session, issue_id, "  ")
     assert blank.value.field == "note"
     with session_scope() as session, pytest.raises(NotFoundError):
-        issues.resolve_issue(session, 999, "won", actor="alice@ops")
+        issues.resolve_issue(session, 999, "won")
 
     with session_scope() as session:
-        issues.resolve_issue(session, issue_id, "won: evidence accepted", actor="alice@ops")
+        audit.act_as(session, "alice@ops")
+        issues.resolve_issue(session, issue_id, "won: evidence accepted")
     with session_scope() as session:
         # Again: nothing changes, the first resolution stays.
-        again = issues.resolve_issue(session, issue_id, "other note", actor="bob@ops")
+        audit.act_as(session, "bob@ops")
+        again = issues.resolve_issue(session, issue_id, "other note")
         assert (again.resolved_by, again.resolution_note) == ("alice@ops", "won: evidence accepted")
         assert issues.recent_issues(session) == []
         assert [i.id for i in issues.recent_issues(session, resolved=True)] == [issue_id]
+        entries = audit.list_entries(session, audit.AuditFilter())
+        assert [(e.action, e.actor, e.reason) for e in entries] == [
+            ("billing_issue.resolve", "alice@ops", "won: evidence accepted")
+        ]
 
 
 def test_the_cli_resolves_an_issue_with_a_note() -> None:
