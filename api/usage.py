@@ -37,6 +37,7 @@ from core.usage.queries import (
     CustomerInfo,
     CustomerUsage,
     DayPoint,
+    ReportRetention,
     ReportRow,
     UsageSummary,
     customer_usage,
@@ -244,6 +245,25 @@ SummaryOut = wire_model(UsageSummary, "SummaryOut", limit=OrUnlimited, remaining
 DayOut = wire_model(DayPoint, "DayOut")
 
 
+class RetentionOut(CamelModel):
+    """Raw reports are kept USAGE_REPORT_RETENTION_DAYS; a window reaching further lists only
+    the kept ones (its daily figures and summary come from the daily rollup), and says so."""
+
+    kept_days: int
+    kept_since: datetime
+    window_reaches_past: bool
+    note: str | None
+
+
+def _retention_out(retention: ReportRetention) -> RetentionOut:
+    return RetentionOut(
+        kept_days=retention.kept_days,
+        kept_since=retention.kept_since,
+        window_reaches_past=retention.window_reaches_past,
+        note=retention.note,
+    )
+
+
 class SubscriptionBlock(CamelModel):
     plan: str | None
     status: str | None
@@ -283,6 +303,7 @@ class UsageOut(CamelModel):
     summary: SummaryOut  # type: ignore[valid-type]
     daily: list[DayOut]  # type: ignore[valid-type]
     overage: OverageOut | None = None
+    retention: RetentionOut | None = None
 
 
 def usage_out(usage: CustomerUsage) -> UsageOut:
@@ -301,6 +322,7 @@ def usage_out(usage: CustomerUsage) -> UsageOut:
         summary=SummaryOut.model_validate(usage.summary),
         daily=[DayOut.model_validate(point) for point in usage.daily],
         overage=None if usage.overage is None else OverageOut.model_validate(usage.overage),
+        retention=None if usage.retention is None else _retention_out(usage.retention),
     )
 
 

@@ -67,7 +67,9 @@ def _http_request(path: str, body: bytes, headers: dict[str, str]) -> bytes:
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
 
 
-def licensed_customers(count: int = CUSTOMERS) -> list[tuple[str, str]]:
+def licensed_customers(
+    count: int = CUSTOMERS, email_prefix: str = "bench"
+) -> list[tuple[str, str]]:
     """(customer id, license JWT) of new customers, made the way `POST /api/customers` does."""
     from core.customers.service import create_customer
     from core.db import session_scope
@@ -77,7 +79,9 @@ def licensed_customers(count: int = CUSTOMERS) -> list[tuple[str, str]]:
     with session_scope() as session:
         for number in range(count):
             customer = create_customer(
-                session, email=f"bench{number}@example.com", company_name=f"Bench {number}"
+                session,
+                email=f"{email_prefix}{number}@example.com",
+                company_name=f"Bench {number}",
             )
             session.flush()
             made.append((customer.customer_id, ""))

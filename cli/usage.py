@@ -153,6 +153,8 @@ def show_customer(usage: CustomerUsage) -> None:
             console.print(f"(newest {len(usage.reports)} of {summary.total_reports} shown)")
     else:
         console.print("No reports in this period.")
+    if usage.retention is not None and usage.retention.note:
+        console.print(f"Note: {usage.retention.note}.")
     console.print()
 
     console.print("Summary Statistics:")

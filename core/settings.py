@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # Schemes operators and PaaS providers write for PostgreSQL. SQLAlchemy 2.1 maps a plain
@@ -102,6 +102,21 @@ class Settings(BaseSettings):
     # whose outcome has been unknown for longer than this is not resent (it could be billed
     # twice) but set aside for an operator to settle (`billing stripe meter-settle`).
     overage_event_resend_window_hours: float = Field(default=20, gt=0, lt=24)
+    # Stripe finalizes a subscription's invoice about an hour after its period ends: a finished
+    # day's raw reports are kept this many days past its last metering re-check, so a late rise
+    # is still rolled up and recorded before the invoice it belongs to closes.
+    invoice_finalization_margin_days: int = Field(default=1, ge=0)
+
+    # Retention (core/retention/): raw usage reports are kept this many UTC days (usage_daily,
+    # meter events, licenses and the audit log are kept for good); at least
+    # minimum_usage_report_retention_days, checked at start-up.
+    usage_report_retention_days: int = 90
+    # Processed Stripe events lose their payload after this many days (id, type, customer and
+    # outcome stay, so deduplication and the timeline still work); failed or pending: never.
+    stripe_event_retention_days: int = Field(default=400, ge=1)
+    # Rows one prune transaction removes: short transactions, row locks only, nothing the
+    # ingress waits on.
+    prune_batch_size: int = Field(default=2000, gt=0)
 
     license_private_key_path: Path = Path("keys/private-key.pem")
     license_public_key_path: Path = Path("keys/public-key.pem")
@@ -176,6 +191,25 @@ class Settings(BaseSettings):
     max_request_body_bytes: int = 1_048_576
 
     @property
+    def minimum_usage_report_retention_days(self) -> int:
+        """Yesterday, the days metering re-checks before it, and the invoice finalization
+        margin: raw reports of a day metering may still roll up again are never pruned."""
+        return 1 + self.overage_recheck_days + self.invoice_finalization_margin_days
+
+    @model_validator(mode="after")
+    def _retention_long_enough(self) -> Settings:
+        minimum = self.minimum_usage_report_retention_days
+        if self.usage_report_retention_days < minimum:
+            raise ValueError(
+                f"USAGE_REPORT_RETENTION_DAYS={self.usage_report_retention_days} is too short: "
+                f"it must be at least {minimum} (yesterday + OVERAGE_RECHECK_DAYS="
+                f"{self.overage_recheck_days} + INVOICE_FINALIZATION_MARGIN_DAYS="
+                f"{self.invoice_finalization_margin_days}), or metering would re-check days "
+                "whose reports were already pruned"
+            )
+        return self
+
+    @property
     def resolved_database_url(self) -> str:
         if self.database_url:
             return normalise_database_url(self.database_url)
@@ -201,4 +235,18 @@ class Settings(BaseSettings):
 
 @lru_cache
 def get_settings() -> Settings:
-    return Settings()
+    """The settings; a bad value stops start-up of any process with one clear line per setting."""
+    from core.errors import ConfigurationError
+
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = "; ".join(_problem(error) for error in exc.errors())
+        raise ConfigurationError(f"invalid settings: {problems}") from None
+
+
+def _problem(error: object) -> str:
+    details = error if isinstance(error, dict) else {}
+    where = ".".join(str(part) for part in details.get("loc", ()))
+    message = str(details.get("msg", error)).removeprefix("Value error, ")
+    return f"{where.upper()}: {message}" if where else message

@@ -10,7 +10,11 @@ from models.base import Base, UTCDateTime, utcnow
 
 
 class StripeEvent(Base):
-    """The webhook inbox: each Stripe event stored once, processed by a worker."""
+    """The webhook inbox: each Stripe event stored once, processed by a worker.
+
+    A processed event older than STRIPE_EVENT_RETENTION_DAYS loses its payload
+    (`payload_pruned_at`); its row, and with it deduplication by `event_id`, stays, and
+    `stripe_customer_id` keeps whose event it was."""
 
     __tablename__ = "stripe_events"
     __table_args__ = (
@@ -25,7 +29,7 @@ class StripeEvent(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     event_id: Mapped[str] = mapped_column(String(255), unique=True)
     type: Mapped[str] = mapped_column(String(255))
-    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    payload: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
     stripe_created: Mapped[int] = mapped_column(BigInteger)
     # webhook or reconciliation
     source: Mapped[str] = mapped_column(String(32), default="webhook")
@@ -38,3 +42,6 @@ class StripeEvent(Base):
     # The customer its handling applied to (set when handled; none for an event of no customer
     # of ours, or one that failed before its customer was known).
     customer_id: Mapped[str | None] = mapped_column(String(64))
+    # Set when the payload was pruned (with the Stripe customer it named, if any).
+    payload_pruned_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    stripe_customer_id: Mapped[str | None] = mapped_column(String(255))

@@ -45,6 +45,12 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
             "task": "tasks.billing.sweep_events",
             "schedule": float(settings.inbox_sweep_interval_seconds),
         },
+        # Rows past retention (USAGE_REPORT_RETENTION_DAYS, STRIPE_EVENT_RETENTION_DAYS) removed in
+        # small batches, after the rollup and metering of the night (safe twice).
+        "prune-retention": {
+            "task": "tasks.maintenance.prune_retention",
+            "schedule": crontab(minute=30, hour=2),
+        },
         # Stripe events of the last days that the webhook never delivered are stored and handled.
         "reconcile-stripe-events": {
             "task": "tasks.billing.reconcile_events",

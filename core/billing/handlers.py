@@ -26,7 +26,7 @@ from core.billing.sync import (
     remember_stripe_customer,
 )
 from core.customers.service import get_for_update
-from core.errors import NotFoundError
+from core.errors import ConflictError, NotFoundError
 from models import StripeEvent, utcnow
 
 Obj = dict[str, Any]
@@ -214,6 +214,12 @@ def process_event(
         raise NotFoundError(f"no stored Stripe event {event_id!r}", field="eventId")
     if row.status in (PROCESSED, IGNORED) and not force:
         return EventOutcome(event_id, row.status, "already handled")
+    if row.payload is None:
+        raise ConflictError(
+            f"Stripe event {event_id!r} was processed more than STRIPE_EVENT_RETENTION_DAYS ago "
+            "and its payload pruned: it cannot be handled again",
+            field="eventId",
+        )
     handler = HANDLERS.get(row.type)
     try:
         if handler is None:

@@ -126,7 +126,8 @@ class EventDetail:
     customer: Customer | None
 
     @property
-    def payload(self) -> dict[str, Any]:
+    def payload(self) -> dict[str, Any] | None:
+        """None once pruned (STRIPE_EVENT_RETENTION_DAYS after it was processed)."""
         return self.event.payload
 
     @property
