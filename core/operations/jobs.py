@@ -55,9 +55,9 @@ class JobStatus:
         return self.job.name
 
 
-def _upsert(session: Session, job: ScheduledJob, **values: object) -> None:
+def _upsert(session: Session, job: ScheduledJob, at: datetime, **values: object) -> None:
     insert = dialect_insert(session)
-    statement = insert(JobRun).values(job=job.name, task=job.task, created_at=utcnow(), **values)
+    statement = insert(JobRun).values(job=job.name, task=job.task, created_at=at, **values)
     session.execute(
         statement.on_conflict_do_update(
             index_elements=[JobRun.job], set_={"task": job.task, **values}
@@ -67,12 +67,14 @@ def _upsert(session: Session, job: ScheduledJob, **values: object) -> None:
 
 def record_sent(session: Session, job: ScheduledJob, *, at: datetime | None = None) -> None:
     """Beat sent the job to the queue."""
-    _upsert(session, job, last_sent_at=at or utcnow())
+    at = at or utcnow()
+    _upsert(session, job, at, last_sent_at=at)
 
 
 def record_started(session: Session, job: ScheduledJob, *, at: datetime | None = None) -> None:
     """A worker began running the job."""
-    _upsert(session, job, last_started_at=at or utcnow(), last_outcome=RUNNING)
+    at = at or utcnow()
+    _upsert(session, job, at, last_started_at=at, last_outcome=RUNNING)
 
 
 def record_finished(
@@ -129,17 +131,26 @@ def _ago(delta: timedelta) -> str:
     return f"{seconds // 86400} days"
 
 
-def _warning(job: ScheduledJob, row: JobRun | None, now: datetime) -> str | None:
+def _warning(
+    job: ScheduledJob, row: JobRun | None, first_seen: datetime | None, now: datetime
+) -> str | None:
+    """Why the job needs a look, or None. A job never recorded is late once the jobs have been
+    recorded for twice its interval (a fresh deployment's nightly job is not late at noon)."""
     late_after = timedelta(seconds=job.interval_seconds * LATE_AFTER_INTERVALS)
     if row is None:
-        return "never run: is beat running?"
+        if first_seen is None:
+            return "never run: is beat running?"
+        if now - first_seen > late_after:
+            return f"never run, though jobs have been recorded for {_ago(now - first_seen)}"
+        return None
     since = row.last_succeeded_at or row.created_at
     if now - since <= late_after:
         return None
     if row.last_succeeded_at is None:
         return f"no success since it was first seen {_ago(now - since)} ago"
     return (
-        f"no success within {LATE_AFTER_INTERVALS} intervals (last success {_ago(now - since)} ago)"
+        f"no success within {LATE_AFTER_INTERVALS} intervals "
+        f"(last success {_ago(now - since)} ago)"
     )
 
 
@@ -148,10 +159,8 @@ def job_statuses(
 ) -> list[JobStatus]:
     """Each job's last run, in the schedule's order, with a warning where one is due."""
     now = now or utcnow()
-    rows = {
-        row.job: row
-        for row in session.scalars(select(JobRun).where(JobRun.job.in_([j.name for j in jobs])))
-    }
+    rows = {row.job: row for row in session.scalars(select(JobRun))}
+    first_seen = min((row.created_at for row in rows.values()), default=None)
     statuses = []
     for job in jobs:
         row = rows.get(job.name)
@@ -166,7 +175,7 @@ def job_statuses(
                 result=row.last_result if row else None,
                 last_succeeded_at=row.last_succeeded_at if row else None,
                 failures_in_a_row=row.failures_in_a_row if row else 0,
-                warning=_warning(job, row, now),
+                warning=_warning(job, row, first_seen, now),
             )
         )
     return statuses

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from typer.testing import CliRunner
 
 from cli.main import app
@@ -58,7 +58,7 @@ def test_tasks_that_are_no_beat_job_are_not_recorded(celery_worker) -> None:
 
     ping.apply_async().get(timeout=20)
     with session_scope() as session:
-        assert session.scalars(select(JobRun.job)).all() == []
+        assert session.scalars(select(JobRun.job).where(JobRun.task.like("%ping%"))).all() == []
 
 
 def _status(name: str) -> jobs.JobStatus:
@@ -71,6 +71,16 @@ def test_a_job_without_success_within_twice_its_interval_is_flagged() -> None:
     job = next(j for j in scheduled_jobs(get_settings()) if j.name == "renew-licenses")
     assert job.interval_seconds == 3600 and job.every == "every 1 h"
     assert _status("renew-licenses").warning == "never run: is beat running?"
+    other = next(j for j in scheduled_jobs(get_settings()) if j.name == "expire-trials")
+    with session_scope() as session:
+        jobs.record_sent(session, other, at=utcnow() - timedelta(minutes=130))
+    # Jobs have been recorded for 130 minutes: an hourly job never run is late, a daily one not.
+    assert _status("renew-licenses").warning == (
+        "never run, though jobs have been recorded for 2 h"
+    )
+    assert _status("rollup-usage-daily").warning is None
+    with session_scope() as session:
+        session.execute(delete(JobRun))
 
     now = utcnow()
     with session_scope() as session:
