@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from core import audit
 from core.billing import inbox, issues
@@ -13,8 +13,9 @@ from core.customers.service import create_customer
 from core.db import session_scope
 from core.operations import jobs
 from core.settings import get_settings
-from models import OverageMeterEvent, StripeEvent, Subscription, utcnow
+from models import OverageMeterEvent, StripeEvent, utcnow
 from tests.console.conftest import ORIGIN
+from tests.console.operations_data import past_due_customer
 from workers.beat import scheduled_jobs
 
 NOW = utcnow()
@@ -26,41 +27,9 @@ def _post(client, path: str, csrf: str, **data: object):  # type: ignore[no-unty
     )
 
 
-def _past_due_customer() -> str:
-    with session_scope() as session:
-        found = create_customer(session, email="late@acme.io", company_name="Late GmbH")
-        session.execute(
-            update(Subscription)
-            .where(Subscription.customer_id == found.customer_id)
-            .values(
-                plan="starter",
-                status="past_due",
-                stripe_subscription_id="sub_late",
-                paid_through_at=NOW - timedelta(days=2),
-                current_period_ends_at=NOW + timedelta(days=28),
-            )
-        )
-        inbox.store_event(
-            session,
-            {
-                "id": "evt_failed_1",
-                "object": "event",
-                "type": "invoice.payment_failed",
-                "created": int((NOW - timedelta(days=2)).timestamp()),
-                "data": {"object": {"id": "in_1", "object": "invoice", "amount_due": 2900}},
-            },
-        )
-        session.execute(
-            update(StripeEvent)
-            .where(StripeEvent.event_id == "evt_failed_1")
-            .values(status=inbox.PROCESSED, customer_id=found.customer_id)
-        )
-        return found.customer_id
-
-
 def test_overview_shows_revenue_and_each_jobs_last_run_with_a_warning(operator) -> None:  # type: ignore[no-untyped-def]
     client, _ = operator
-    _past_due_customer()
+    past_due_customer()
     job = next(j for j in scheduled_jobs(get_settings()) if j.name == "reconcile-stripe-events")
     with session_scope() as session:
         jobs.record_finished(
@@ -82,7 +51,7 @@ def test_overview_shows_revenue_and_each_jobs_last_run_with_a_warning(operator) 
 
 def test_at_risk_lists_the_past_due_customer_with_the_amount_due(operator) -> None:  # type: ignore[no-untyped-def]
     client, _ = operator
-    customer_id = _past_due_customer()
+    customer_id = past_due_customer()
     page = client.get("/console/at-risk").text
     assert f'href="/console/customers/{customer_id}">Late GmbH' in page
     assert "Payment failed (1, $29.00 due)" in page
