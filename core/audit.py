@@ -16,7 +16,7 @@ from datetime import date, datetime
 from enum import Enum
 from typing import Any
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, select, text
 from sqlalchemy.orm import Session
 
 from core.logging import request_id_var
@@ -125,6 +125,42 @@ def list_entries(
     return list(session.scalars(query.order_by(AuditEntry.id.desc()).limit(limit)))
 
 
-def actors(session: Session) -> list[str]:
-    """Every actor that has an entry, for the audit page's filter."""
+@dataclass(frozen=True)
+class AuditPage:
+    entries: list[AuditEntry]
+    # Every actor that has an entry, for the page's filter.
+    actors: list[str]
+    # Where the next (older) page starts; None on the last page.
+    next_before_id: int | None
+
+
+def audit_page(session: Session, wanted: AuditFilter, *, before_id: int | None = None) -> AuditPage:
+    """One page of the console's audit view: entries newest first and the actors to filter by."""
+    entries = list_entries(session, wanted, limit=PAGE_SIZE + 1, before_id=before_id)
+    more = len(entries) > PAGE_SIZE
+    entries = entries[:PAGE_SIZE]
+    actors = _actors(session)
+    return AuditPage(
+        entries=entries,
+        actors=actors,
+        next_before_id=entries[-1].id if more else None,
+    )
+
+
+# A loose index scan over ix_audit_log_actor: one index probe per distinct actor, where a plain
+# DISTINCT reads the whole log (PostgreSQL has no skip scan for it).
+_ACTORS_POSTGRESQL = text(
+    "WITH RECURSIVE found(actor) AS ("
+    " (SELECT actor FROM audit_log ORDER BY actor LIMIT 1)"
+    " UNION ALL"
+    " SELECT (SELECT a.actor FROM audit_log a WHERE a.actor > found.actor"
+    " ORDER BY a.actor LIMIT 1)"
+    " FROM found WHERE found.actor IS NOT NULL)"
+    " SELECT actor FROM found WHERE actor IS NOT NULL"
+)
+
+
+def _actors(session: Session) -> list[str]:
+    if session.get_bind().dialect.name == "postgresql":
+        return list(session.execute(_ACTORS_POSTGRESQL).scalars())
     return list(session.scalars(select(AuditEntry.actor).distinct().order_by(AuditEntry.actor)))

@@ -16,6 +16,7 @@ from fastapi.staticfiles import StaticFiles
 
 from api.console import (
     at_risk,
+    audit,
     auth,
     billing_issues,
     customer,
@@ -81,6 +82,7 @@ def install(app: FastAPI) -> None:
     app.include_router(stripe_events.router)
     app.include_router(meter_events.router)
     app.include_router(billing_issues.router)
+    app.include_router(audit.router)
     for error_type, handler in list(app.exception_handlers.items()):
         app.add_exception_handler(error_type, _as_page(handler))
     app.add_exception_handler(SignInRequired, _sign_in_required)

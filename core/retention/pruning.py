@@ -16,6 +16,7 @@ from datetime import datetime
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
+from core import audit
 from core.db import get_engine
 from core.retention.steps import PRUNE_STEPS, Transaction
 from core.settings import get_settings
@@ -51,6 +52,15 @@ def prune(
         else:
             rows = step.prune(transaction, now, batch_size)
             if rows:
+                # Removing data is audited (as the transaction's actor: cli:<user>, or system
+                # for the nightly job), once per table and run.
+                with transaction() as session:
+                    audit.record(
+                        session,
+                        "retention.prune",
+                        reason=step.what,
+                        after={"table": step.table, "rows": rows},
+                    )
                 vacuum_started = time.perf_counter()
                 vacuum(step.table)
                 vacuum_seconds = time.perf_counter() - vacuum_started

@@ -57,7 +57,8 @@ def test_cli_changes_are_audited_as_the_os_user_and_listed(api_client, admin_hea
     actor = f"cli:{getpass.getuser()}"
     assert (
         pg_scalar(
-            f"SELECT count(*) FROM audit_log WHERE actor = '{actor}' AND customer_id = '{customer_id}'"
+            f"SELECT count(*) FROM audit_log "
+            f"WHERE actor = '{actor}' AND customer_id = '{customer_id}'"
         )
         == 3
     )

@@ -9,7 +9,9 @@ What Stripe does, kept here (docs.stripe.com/api/invoices/create_preview, pinned
   no hosted page or PDF, nothing finalized or paid; its line ids start with `il_tmp_`;
 - a licensed (flat) price is billed in advance, so its line covers the *next* period; a metered
   price is billed in arrears: its line covers the current period, its quantity is what the meter
-  summed for the customer over that period (events by their `timestamp`);
+  summed for the customer over that period (events by their `timestamp`), counted as the
+  invoice will count it (`usage_billing.UsageBilling`), with the usage of metered prices removed
+  this period that waits for this invoice;
 - prorations waiting from a `create_prorations` change are lines with
   `parent.subscription_item_details.proration` true; the subscription's discounts apply;
 - a subscription that set to cancel at period end has no next period: only its usage is billed;
@@ -97,24 +99,28 @@ class InvoicePreviews:
             price = self.store.table("price").get(item["price"]["id"], item["price"])
             metered = (price.get("recurring") or {}).get("usage_type") == "metered"
             if metered:
-                quantity = self._metered_quantity(sub, price, start, end)
+                quantity = self._metered_quantity(sub, item, price, start, end)
                 lines.append(self._line(invoice_id, sub, item, price, quantity, (start, end)))
             elif not ending:
                 lines.append(
                     self._line(invoice_id, sub, item, price, item["quantity"], (end, next_end))
                 )
+        # Usage of metered prices removed this period, kept for this invoice (flexible mode).
+        for kept in hidden.get("pending_usage", []):
+            line = copy.deepcopy(kept)
+            line.update(id=new_id("il_tmp"), invoice=invoice_id)
+            lines.append(line)
         pending = hidden.get("pending_proration", 0)
         if pending and sub["items"]["data"]:
             lines.insert(0, self._proration_line(invoice_id, sub, pending))
         return lines
 
-    def _metered_quantity(self, sub: Obj, price: Obj, start: int, end: int) -> int:
-        meter_id = (price.get("recurring") or {}).get("meter")
-        meter = self.meters.retrieve_meter({}, meter_id) if meter_id else None
-        if meter is None:
-            return 0
-        summed = self.meters.summed(meter["event_name"], sub["customer"], since=start, until=end)
-        return int(summed)
+    def _metered_quantity(self, sub: Obj, item: Obj, price: Obj, start: int, end: int) -> int:
+        """What the invoice closing this period will bill of the item's meter: counted since
+        the period began, or since the item took this price (`usage_billing`)."""
+        usage = self.subscriptions.usage
+        since = max(start, usage._since(item["id"]))
+        return usage.usage(sub, price, since, end)
 
     def _line(
         self,

@@ -253,6 +253,10 @@ class StripeStandIn:
         """Renewal before the charge: next period, draft invoice, still `active`."""
         return self._helper(lambda: self.subscriptions.renew_awaiting_payment(subscription_id))
 
+    def expire_pending_update(self, subscription_id: str) -> list[Obj]:
+        """The subscription's pending update expired unpaid: dropped, with its event."""
+        return self._helper(lambda: self.subscriptions.expire_pending_update(subscription_id))
+
     def exhaust_retries(self, subscription_id: str, outcome: str = "unpaid") -> list[Obj]:
         """Smart Retries gave up: `unpaid` (or `canceled`) with the invoice left unpaid."""
         return self._helper(lambda: self.subscriptions.exhaust_retries(subscription_id, outcome))
