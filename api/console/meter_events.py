@@ -13,7 +13,7 @@ from fastapi.responses import RedirectResponse, Response
 from api.console.auth import ChangingUser, SignedInUser
 from api.console.rendering import PAGE_HEADERS, render
 from api.deps import DbSession
-from core.billing.meter_events import retry_failed, settle_unconfirmed
+from core.billing.metering.events import retry_failed, settle_unconfirmed
 from core.operations.meter_events import MAX_DAYS, STATES, customer_days
 from workers.enqueue import enqueue
 

@@ -27,8 +27,8 @@ from sqlalchemy.orm import Session
 from core.billing import statuses
 from core.billing.catalogue import plan_for_price
 from core.billing.gateway import StripeGateway, get_gateway
-from core.billing.meters import is_overage_price
-from core.billing.overage import estimate as overage_estimate
+from core.billing.metering.estimate import estimate as overage_estimate
+from core.billing.metering.meters import is_overage_price
 from core.customers.service import get_customer
 from core.errors import DomainError
 from core.plans import get_plan
@@ -181,11 +181,13 @@ def _estimate(session: Session, row: Subscription, now: datetime) -> OurEstimate
                 OverageMeterEvent.sent_at.is_not(None),
             )
         )
+    # Days of an earlier period sent late are billed in this one (and were sent).
+    sent = int(sent or 0) + sum(days for _, days in overage.carried_over)
     return OurEstimate(
         plan=row.plan,
         flat_cents=flat,
         device_days=overage.period_device_days,
-        device_days_sent=int(sent or 0),
+        device_days_sent=sent,
         unit_cents=overage.unit_price_cents,
         overage_cents=overage.estimated_charge_cents,
     )

@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from core.billing import issues, statuses
-from core.billing.overage import is_billed
+from core.billing.metering.estimate import is_billed
 from core.operations.overview import TRIAL_ENDING_DAYS, trials_ending_within
 from core.plans import get_plan
 from core.settings import get_settings

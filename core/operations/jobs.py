@@ -149,8 +149,7 @@ def _warning(
     if row.last_succeeded_at is None:
         return f"no success since it was first seen {_ago(now - since)} ago"
     return (
-        f"no success within {LATE_AFTER_INTERVALS} intervals "
-        f"(last success {_ago(now - since)} ago)"
+        f"no success within {LATE_AFTER_INTERVALS} intervals (last success {_ago(now - since)} ago)"
     )
 
 

@@ -11,7 +11,7 @@ from datetime import date, datetime, timedelta
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
-from core.billing import meter_events
+from core.billing.metering import events as meter_events
 from core.errors import InvalidInputError
 from models import Customer, OverageMeterEvent, utcnow
 
