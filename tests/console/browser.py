@@ -1,25 +1,40 @@
 """Browser tests of the console: `billing api` as its own process, driven by Playwright in
-Debian's Chromium (/usr/bin/chromium; never `playwright install`, nothing is downloaded).
+Debian's Chromium (CHROMIUM_PATH, /usr/bin/chromium; never `playwright install`, nothing is
+downloaded), launched as tests/console/test_browser.py launches it.
 
     with live_console() as url, chromium() as browser:
         page = signed_in(browser, url, key)
 
-Screenshots go to CONSOLE_SCREENSHOT_DIR (default: a folder in the temp directory)."""
+Screenshots go to tests/console/screenshots/ (git-ignored)."""
 
 from __future__ import annotations
 
 import os
-import tempfile
+import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.helpers.processes import api_server
 
-CHROMIUM = "/usr/bin/chromium"
-SCREENSHOTS = Path(
-    os.environ.get("CONSOLE_SCREENSHOT_DIR", Path(tempfile.gettempdir()) / "console-screenshots")
+CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+SCREENSHOTS = Path(__file__).resolve().parent / "screenshots"
+# A module of browser tests marks itself with this.
+needs_chromium = pytest.mark.skipif(
+    shutil.which(CHROMIUM) is None and not Path(CHROMIUM).exists(),
+    reason="needs Debian's chromium package (.ci/run installs it)",
 )
 
 
@@ -35,9 +50,7 @@ def chromium() -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM, args=["--no-sandbox", "--disable-dev-shm-usage"]
-        )
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             yield browser
         finally:
@@ -46,7 +59,7 @@ def chromium() -> Iterator[Any]:
 
 def signed_in(browser: Any, url: str, key: str) -> Any:
     """A page signed in with `key` through the sign-in form."""
-    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page = browser.new_page(viewport={"width": 1280, "height": 900}, locale="en-GB")
     page.goto(f"{url}/console/login")
     page.get_by_label("API key").fill(key)
     page.get_by_role("button", name="Sign in").click()

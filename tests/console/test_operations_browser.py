@@ -1,7 +1,7 @@
 """The operations pages in Chromium against `billing api` in its own process: a past_due customer
 on the at-risk page, a failed Stripe event processed again once its cause is fixed (and audited),
 the day's meter event, the next invoice's lines with a flagged disagreement, each scheduled
-job's last run and a warning after one fails. Screenshots: tests/console/browser.py."""
+job's last run and a warning after one fails. Screenshots: tests/console/screenshots/."""
 
 from __future__ import annotations
 
@@ -16,13 +16,15 @@ from core.settings import get_settings
 from core.usage.parsing import ReportInput
 from models import JobRun, Subscription, utcnow
 from tests.conftest import pg_scalar
-from tests.console.browser import chromium, live_console, screenshot, signed_in
+from tests.console.browser import chromium, live_console, needs_chromium, screenshot, signed_in
 from tests.console.conftest import new_key
 from tests.console.operations_data import past_due_customer
 from tests.helpers.reports import store_report
 from tests.helpers.waiting import wait_until
 from tests.stripe_fixtures import *  # noqa: F403
 from tests.stripe_fixtures import deliver, handle_inline, new_customer, start_checkout
+
+pytestmark = needs_chromium
 
 
 def _expect():  # type: ignore[no-untyped-def]
