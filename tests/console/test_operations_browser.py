@@ -12,17 +12,17 @@ from sqlalchemy import update
 from core import audit
 from core.billing import invoice_preview
 from core.db import session_scope
-from core.settings import get_settings
 from core.usage.parsing import ReportInput
 from models import JobRun, Subscription, utcnow
 from tests.conftest import pg_scalar
 from tests.console.browser import chromium, live_console, needs_chromium, screenshot, signed_in
 from tests.console.conftest import new_key
 from tests.console.operations_data import past_due_customer
+from tests.helpers.failed_events import failed_checkout_event
 from tests.helpers.reports import store_report
 from tests.helpers.waiting import wait_until
 from tests.stripe_fixtures import *  # noqa: F403
-from tests.stripe_fixtures import deliver, handle_inline, new_customer, start_checkout
+from tests.stripe_fixtures import handle_inline, new_customer, start_checkout
 
 pytestmark = needs_chromium
 
@@ -63,20 +63,10 @@ def test_a_failed_stripe_event_is_processed_again_and_audited(
     stand_in, api_client, celery_worker, monkeypatch
 ) -> None:  # type: ignore[no-untyped-def]
     expect = _expect()
-    monkeypatch.setenv("STRIPE_EVENT_MAX_RETRIES", "1")
-    get_settings.cache_clear()
-    customer_id = new_customer(email="buyer@acme.io", company="Acme GmbH")
-    completed = next(
-        e
-        for e in start_checkout(stand_in, customer_id)
-        if e["type"] == "checkout.session.completed"
+    customer_id, completed = failed_checkout_event(
+        stand_in, api_client, monkeypatch, email="buyer@acme.io", company="Acme GmbH"
     )
-    stand_in.set_down(True)
-    deliver(api_client, completed)
-    wait_until(lambda: pg_scalar("SELECT status FROM stripe_events") == "failed", timeout=30)
-    # The cause is fixed: Stripe answers again.
-    stand_in.set_down(False)
-
+    # The cause is fixed: Stripe answers again (failed_checkout_event brought it back).
     with live_console() as url, chromium() as browser:
         page = signed_in(browser, url, new_key("alice@ops"))
         page.goto(f"{url}/console/events?state=failed")

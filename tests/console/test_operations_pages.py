@@ -12,11 +12,10 @@ from core.billing import inbox, issues
 from core.customers.service import create_customer
 from core.db import session_scope
 from core.operations import jobs
-from core.settings import get_settings
 from models import OverageMeterEvent, StripeEvent, utcnow
 from tests.console.conftest import ORIGIN
 from tests.console.operations_data import past_due_customer
-from workers.beat import scheduled_jobs
+from tests.helpers.job_runs import record_run
 
 NOW = utcnow()
 
@@ -30,16 +29,12 @@ def _post(client, path: str, csrf: str, **data: object):  # type: ignore[no-unty
 def test_overview_shows_revenue_and_each_jobs_last_run_with_a_warning(operator) -> None:  # type: ignore[no-untyped-def]
     client, _ = operator
     past_due_customer()
-    job = next(j for j in scheduled_jobs(get_settings()) if j.name == "reconcile-stripe-events")
-    with session_scope() as session:
-        jobs.record_finished(
-            session,
-            job,
-            outcome=jobs.FAILED,
-            started_at=NOW - timedelta(hours=3),
-            error="StripeUnavailableError: Stripe answered 503",
-            at=NOW - timedelta(hours=3),
-        )
+    record_run(
+        "reconcile-stripe-events",
+        jobs.FAILED,
+        NOW - timedelta(hours=3, minutes=1),
+        "StripeUnavailableError: Stripe answered 503",
+    )
     page = client.get("/console/").text
     assert "Monthly recurring revenue" in page and "$29.00" in page  # past_due still recurring
     assert 'id="job-reconcile-stripe-events" class="late"' in page

@@ -5,23 +5,19 @@ the next period, metered usage of the current one, prorations, discounts, and it
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import stripe
 
-from tests.stripe_stand_in import StripeStandIn, start_stand_in
+from tests.stripe_stand_in import StripeStandIn
 from tests.stripe_stand_in.test_stand_in import _reference_fields
 
 
 @pytest.fixture
-def stand_in() -> Iterator[StripeStandIn]:
-    server = start_stand_in()
-    try:
-        yield server
-    finally:
-        server.stop()
+def stand_in(stripe_server: StripeStandIn) -> StripeStandIn:
+    """The stand-in's own server (tests/stripe_stand_in/conftest.py)."""
+    return stripe_server
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ from core.db import session_scope
 from core.operations import jobs
 from core.settings import get_settings
 from models import JobRun, utcnow
+from tests.helpers.job_runs import job_named, record_run
 from tests.helpers.waiting import wait_until
 from workers.beat import scheduled_jobs
 
@@ -68,12 +69,11 @@ def _status(name: str) -> jobs.JobStatus:
 
 
 def test_a_job_without_success_within_twice_its_interval_is_flagged() -> None:
-    job = next(j for j in scheduled_jobs(get_settings()) if j.name == "renew-licenses")
+    job = job_named("renew-licenses")
     assert job.interval_seconds == 3600 and job.every == "every 1 h"
     assert _status("renew-licenses").warning == "never run: is beat running?"
-    other = next(j for j in scheduled_jobs(get_settings()) if j.name == "expire-trials")
     with session_scope() as session:
-        jobs.record_sent(session, other, at=utcnow() - timedelta(minutes=130))
+        jobs.record_sent(session, job_named("expire-trials"), at=utcnow() - timedelta(minutes=130))
     # Jobs have been recorded for 130 minutes: an hourly job never run is late, a daily one not.
     assert _status("renew-licenses").warning == (
         "never run, though jobs have been recorded for 2 h"
@@ -83,28 +83,12 @@ def test_a_job_without_success_within_twice_its_interval_is_flagged() -> None:
         session.execute(delete(JobRun))
 
     now = utcnow()
-    with session_scope() as session:
-        jobs.record_started(session, job, at=now - timedelta(minutes=90))
-        jobs.record_finished(
-            session,
-            job,
-            outcome=jobs.SUCCEEDED,
-            started_at=now - timedelta(minutes=90),
-            at=now - timedelta(minutes=89),
-        )
+    record_run("renew-licenses", jobs.SUCCEEDED, now - timedelta(minutes=90))
     # 89 minutes since its success: within two hourly intervals.
     assert _status("renew-licenses").warning is None
 
-    with session_scope() as session:
-        jobs.record_started(session, job, at=now - timedelta(minutes=30))
-        jobs.record_finished(
-            session,
-            job,
-            outcome=jobs.FAILED,
-            started_at=now - timedelta(minutes=30),
-            error="StripeUnavailableError: Stripe answered 503",
-            at=now - timedelta(minutes=29),
-        )
+    error = "StripeUnavailableError: Stripe answered 503"
+    record_run("renew-licenses", jobs.FAILED, now - timedelta(minutes=30), error)
     status = _status("renew-licenses")
     assert status.outcome == jobs.FAILED and status.warning is None
 

@@ -20,12 +20,10 @@ from core.operations.stripe_events import (
     list_events,
     parse_cursor,
 )
-from core.settings import get_settings
 from models import StripeEvent
-from tests.conftest import pg_scalar
-from tests.helpers.waiting import wait_until
+from tests.helpers.failed_events import failed_checkout_event
 from tests.stripe_fixtures import *  # noqa: F403
-from tests.stripe_fixtures import deliver, new_customer, start_checkout
+from tests.stripe_fixtures import new_customer, start_checkout
 
 
 def _detail(event_id: str):  # type: ignore[no-untyped-def]
@@ -43,15 +41,7 @@ def _ids(**wanted: object) -> list[str]:
 def test_a_failed_event_is_processed_again_once_stripe_is_back(
     stand_in, api_client, celery_worker, monkeypatch
 ) -> None:  # type: ignore[no-untyped-def]
-    monkeypatch.setenv("STRIPE_EVENT_MAX_RETRIES", "1")
-    get_settings.cache_clear()
-    customer_id = new_customer()
-    events = start_checkout(stand_in, customer_id)
-    completed = next(e for e in events if e["type"] == "checkout.session.completed")
-    stand_in.set_down(True)
-    deliver(api_client, completed)
-    wait_until(lambda: pg_scalar("SELECT status FROM stripe_events") == "failed", timeout=30)
-
+    customer_id, completed = failed_checkout_event(stand_in, api_client, monkeypatch)
     failed = _detail(completed["id"])
     assert [(a.outcome, a.trigger) for a in failed.attempts] == [
         (RETRYING, WORKER),
@@ -61,7 +51,7 @@ def test_a_failed_event_is_processed_again_once_stripe_is_back(
     assert failed.license is None
     assert _ids(state=FAILED) == [completed["id"]]
 
-    stand_in.set_down(False)
+    # Stripe is back: the cause is fixed.
     done = replay_event(completed["id"], trigger=CONSOLE, actor="alice@ops")
     assert done.error is None and not done.fetched
     assert done.outcome is not None and done.outcome.status == "processed"
