@@ -312,6 +312,9 @@ class OverageOut(CamelModel):
     period_device_days: int
     estimated_charge_cents: int
     daily: Annotated[list[OverageDayOut], BeforeValidator(_overage_days)]
+    # Days of an invoiced period whose device-days were sent late and are billed in this one
+    # (counted in periodDeviceDays).
+    carried_over: Annotated[list[OverageDayOut], BeforeValidator(_overage_days)]
 
 
 class UsageOut(CamelModel):

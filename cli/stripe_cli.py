@@ -15,17 +15,19 @@ EVENTS_RULE = "─" * 110
 
 @app.command()
 def setup() -> None:
-    """Create the Zemfyre products, monthly USD prices, the device overage meter and the
-    metered overage prices in Stripe (safe to run again)."""
+    """Create the Zemfyre products, monthly USD prices, the device overage meter, the metered
+    overage prices and the customer portal configuration in Stripe (safe to run again)."""
     from core.billing.catalogue import setup_catalogue
     from core.billing.gateway import get_gateway
-    from core.billing.meters import setup_metering
+    from core.billing.metering.meters import setup_metering
+    from core.billing.portal import setup_portal
 
     try:
         gateway = get_gateway()
         lines = setup_catalogue(gateway)
         # After the flat prices: the overage prices are made on the plans' products.
         metering = setup_metering(gateway)
+        portal = setup_portal(gateway)
     except DomainError as exc:
         raise fail(exc.message) from exc
     console.print("✅ Stripe products and prices are ready:")
@@ -49,6 +51,12 @@ def setup() -> None:
             f"{price.price_id}  ({state})",
             soft_wrap=True,
         )
+    portal_state = "created" if portal.created else "already there, features set again"
+    console.print(
+        f"{'portal':<14}cards, invoices, cancel at period end; no plan switching  "
+        f"{portal.configuration_id}  ({portal_state})",
+        soft_wrap=True,
+    )
     console.print(RULE)
     console.print()
     console.print("💡 Add these lines to .env:")
@@ -56,6 +64,7 @@ def setup() -> None:
         console.print(line.setting, soft_wrap=True)
     for setting in metering.settings_lines:
         console.print(setting, soft_wrap=True)
+    console.print(portal.setting, soft_wrap=True)
 
 
 @app.command("events")
@@ -144,7 +153,7 @@ def meter_events(
     limit: int = typer.Option(50, min=1, max=1000, help="How many to show"),
 ) -> None:
     """List device overage meter events sent to Stripe, newest day first, with their state."""
-    from core.billing import meter_events as events
+    from core.billing.metering import events
 
     chosen = [(failed, events.FAILED), (unsent, events.UNSENT), (unconfirmed, events.UNCONFIRMED)]
     state = next((name for wanted, name in chosen if wanted), None)
@@ -177,7 +186,7 @@ def meter_retry(
     all_failed: bool = typer.Option(False, "--all", help="Every failed meter event"),
 ) -> None:
     """Send meter events Stripe refused for good again, with a fresh set of attempts."""
-    from core.billing import meter_events as events
+    from core.billing.metering import events
     from tasks.billing import send_meter_events
 
     if not event_ids and not all_failed:
@@ -208,7 +217,7 @@ def meter_settle(
 ) -> None:
     """Settle meter events whose outcome was unknown for too long to resend safely, once their
     identifiers were looked up in Stripe: never sent twice, never lost."""
-    from core.billing import meter_events as events
+    from core.billing.metering import events
     from tasks.billing import send_meter_events
 
     with db_session() as session:

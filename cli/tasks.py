@@ -63,7 +63,7 @@ def meter_usage(
 ) -> None:
     """Send device overage of a finished day to Stripe's meter (safe to run again)."""
     from cli.common import fail
-    from core.billing.metering import meterable_day
+    from core.billing.metering.days import meterable_day
     from core.errors import InvalidInputError
     from core.usage.rollups import parse_day
     from tasks.billing import meter_usage as meter_usage_task

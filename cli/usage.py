@@ -194,6 +194,10 @@ def _overage(usage: CustomerUsage) -> None:
     for day, billable in overage.daily:
         if billable:
             console.print(field_line(f"{day:%Y-%m-%d}", f"{billable} device-day(s)"))
+    for day, carried in overage.carried_over:
+        console.print(
+            field_line(f"{day:%Y-%m-%d}", f"{carried} device-day(s), carried over into this period")
+        )
     console.print(field_line("Period Since", f"{overage.period_start:%Y-%m-%d}"))
     console.print(field_line("Device-days", overage.period_device_days))
     charge = overage.estimated_charge_cents / 100

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -67,6 +68,9 @@ class Settings(BaseSettings):
     stripe_price_starter: str | None = None
     stripe_price_professional: str | None = None
     stripe_price_enterprise: str | None = None
+    # Our customer portal configuration (`billing stripe setup` prints it; found by its
+    # metadata when unset). Portal sessions never fall back to the account's default.
+    stripe_portal_configuration: str | None = None
     # Retries the Stripe SDK makes itself on network errors, 409/429/5xx (same idempotency key).
     stripe_max_network_retries: int = 2
     # Seconds one Stripe API call may take before it counts as Stripe being unreachable.
@@ -80,6 +84,10 @@ class Settings(BaseSettings):
     stripe_reconcile_days: int = 3
     # Device overage (devices above the plan's limit) is billed per device-day through a Stripe
     # Billing Meter with this event name; `billing stripe setup` makes the meter and the prices.
+    # `billed`: devices above a paid plan's limit keep working and are billed per device-day
+    # (the licenses say `deviceLimit: soft`). `hard`: instances refuse them; checkout sells only
+    # the flat prices, nothing is metered, the usage viewer shows no charge.
+    device_overage: Literal["billed", "hard"] = "billed"
     stripe_meter_event_name: str = "zemfyre_device_overage"
     overage_price_starter_cents: int = 10
     overage_price_professional_cents: int = 7

@@ -24,7 +24,8 @@ from core import audit
 from core.billing import entitlements, invoices, plan_items, promotions, statuses
 from core.billing.catalogue import find_promotion, price_for_plan, sellable_plan
 from core.billing.gateway import StripeGateway, StripeNotConfiguredError
-from core.billing.meters import overage_price_for_plan
+from core.billing.metering.meters import overage_price_for_plan
+from core.billing.portal import configuration_id
 from core.billing.repository import get_subscription
 from core.billing.statuses import SubscriptionStatus
 from core.billing.stripe_errors import refused_as
@@ -360,5 +361,7 @@ def portal_url(session: Session, gateway: StripeGateway, customer_id: str, retur
             field="customerId",
         )
     with refused_as(return_url="returnUrl"):
-        created = gateway.create_portal_session(customer.stripe_customer_id, return_url)
+        created = gateway.create_portal_session(
+            customer.stripe_customer_id, return_url, configuration=configuration_id(gateway)
+        )
     return str(created["url"])

@@ -117,6 +117,9 @@ class StripeGateway:
         data = found.get("data") or []
         return data[0] if data else None
 
+    def retrieve_price(self, price_id: str) -> Obj:
+        return self._call(self.client.v1.prices.retrieve, price_id)
+
     def find_product(self, zemfyre_plan: str) -> Obj | None:
         """The active product made for a plan (tagged `metadata[zemfyre_plan]`)."""
         for product in self._iterate(self.client.v1.products.list, {"active": True}):
@@ -313,17 +316,44 @@ class StripeGateway:
         """A charge (a dispute names only its charge; the charge names the customer)."""
         return self._call(self.client.v1.charges.retrieve, charge_id)
 
-    def create_portal_session(self, stripe_customer_id: str, return_url: str) -> Obj:
-        """A Stripe customer portal session (cards, invoices, cancellation) for the customer."""
-        return self._call(
-            self.client.v1.billing_portal.sessions.create,
-            params={"customer": stripe_customer_id, "return_url": return_url},
-        )
+    def create_portal_session(
+        self, stripe_customer_id: str, return_url: str, *, configuration: str
+    ) -> Obj:
+        """A Stripe customer portal session for the customer, showing what `configuration`
+        allows (`core.billing.portal`)."""
+        params = {
+            "customer": stripe_customer_id,
+            "return_url": return_url,
+            "configuration": configuration,
+        }
+        return self._call(self.client.v1.billing_portal.sessions.create, params=params)
+
+    def find_portal_configuration(self, metadata: dict[str, str]) -> Obj | None:
+        """The active portal configuration whose metadata includes `metadata`."""
+        listing = self.client.v1.billing_portal.configurations.list
+        for found in self._iterate(listing, {"active": True}):
+            tags = found.get("metadata") or {}
+            if all(tags.get(key) == value for key, value in metadata.items()):
+                return found
+        return None
+
+    def create_portal_configuration(self, *, features: Obj, metadata: dict[str, str]) -> Obj:
+        params = {"features": features, "metadata": metadata}
+        create = self.client.v1.billing_portal.configurations.create
+        return self._create(create, params, "portal-configuration", params)
+
+    def update_portal_configuration(self, configuration_id: str, *, features: Obj) -> Obj:
+        update = self.client.v1.billing_portal.configurations.update
+        return self._call(update, configuration_id, params={"features": features})
 
     # -- events -------------------------------------------------------------------------
 
     def retrieve_event(self, event_id: str) -> Obj:
         return self._call(self.client.v1.events.retrieve, event_id)
+
+    def retrieve_thin_event(self, event_id: str) -> Obj:
+        """The full v2 event behind a thin event delivered without its data."""
+        return self._call(self.client.v2.core.events.retrieve, event_id)
 
     def list_events(self, *, created_gte: int, types: list[str] | None = None) -> Iterator[Obj]:
         """Every event created at or after `created_gte`, newest first, all pages."""

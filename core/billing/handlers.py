@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from core.billing import issues, promotions
 from core.billing.gateway import StripeGateway, StripeRequestError, get_gateway
 from core.billing.inbox import IGNORED, PROCESSED, EventOutcome, PermanentEventError
+from core.billing.metering import events as metering_events
 from core.billing.sync import (
     UnmappedStripeObjectError,
     apply_subscription,
@@ -185,12 +186,25 @@ def handle_dispute(session: Session, event: Obj, gateway: GatewayFactory) -> Eve
     return EventOutcome(event["id"], PROCESSED, note, customer_id)
 
 
+def handle_meter_error_report(
+    session: Session, event: Obj, gateway: GatewayFactory
+) -> EventOutcome:
+    """Stripe's asynchronous validation refused meter events it had accepted: those named in the
+    report's samples are marked failed (`core.billing.metering.events.mark_reported`), so they
+    are not counted as billed and an operator sees them."""
+    full = gateway().retrieve_thin_event(str(event["id"]))
+    failed = metering_events.mark_reported(session, metering_events.reported_errors(full))
+    note = f"{len(failed)} meter event(s) Stripe reported invalid, marked failed"
+    return EventOutcome(event["id"], PROCESSED if failed else IGNORED, note)
+
+
 HANDLERS: dict[str, Handler] = {
     "checkout.session.completed": handle_checkout_completed,
     **{name: handle_subscription_changed for name in SUBSCRIPTION_EVENTS},
     **{name: handle_invoice for name in INVOICE_EVENTS},
     "customer.deleted": handle_customer_deleted,
     **{name: handle_dispute for name in DISPUTE_EVENTS},
+    metering_events.ERROR_REPORT_EVENT: handle_meter_error_report,
 }
 HANDLED_TYPES = tuple(HANDLERS)
 

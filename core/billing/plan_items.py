@@ -1,7 +1,7 @@
 """What a plan change sends Stripe for a subscription's items, and in which order.
 
 A subscription to a metered plan carries two items: the plan's flat price and its metered overage
-price (`core.billing.meters`). A plan change moves both. An upgrade is a pending update
+price (`core.billing.metering.meters`). A plan change moves both. An upgrade is a pending update
 (`payment_behavior=pending_if_incomplete`: Stripe applies it only once its invoice is paid), and a
 pending update may only change the price or quantity of existing items: Stripe refuses adding or
 deleting an item in it (docs.stripe.com/billing/subscriptions/pending-updates-reference). So the
@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from core.billing.gateway import StripeGateway
-from core.billing.meters import (
+from core.billing.metering.meters import (
     fit_overage_item,
     is_metered,
     overage_item,

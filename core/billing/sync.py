@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session
 
 from core.billing import invoices, issues, statuses
 from core.billing.catalogue import plan_for_price as plan_for_price  # re-exported
-from core.billing.meters import flat_item, overage_billed
+from core.billing.metering.meters import flat_item, overage_billed
 from core.billing.repository import customer_of_subscription, get_subscription
 from core.billing.statuses import SubscriptionStatus
 from core.licensing.service import reissue_license
@@ -239,7 +239,7 @@ def metered_since(
     trial that converts, a plan change, a subscription that pays again), None while not metered.
 
     `at` is when Stripe was read, so never before the change itself: the day the change fell in
-    is not billed at the new plan (`core.billing.metering`), as part of it was on another.
+    is not billed at the new plan (`core.billing.metering.days`), as part of it was on another.
     """
     if not overage_billed(wanted["plan"], wanted["status"], is_trial=False):
         return None

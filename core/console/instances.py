@@ -10,7 +10,7 @@ from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from core.usage.days import utc_day_start
-from core.usage.history import first_raw_day
+from core.usage.history import finished_days, first_raw_day
 from models import InstanceUsage, License, UsageDaily, UsageReport
 
 # An instance silent this long gets a warning: it may be switched off, or cut off.
@@ -37,7 +37,9 @@ def _peaks(
 ) -> tuple[dict[str, int], dict[str, int]]:
     """Per instance: the window's peak, and today's."""
     today_start = utc_day_start(now.date())
-    raw_from = first_raw_day(session, since.date(), now.date())
+    raw_from = first_raw_day(
+        finished_days(session, since.date(), now.date()), since.date(), now.date()
+    )
     window: dict[str, int] = {}
     if raw_from > since.date():
         rolled = session.execute(

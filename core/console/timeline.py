@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from sqlalchemy import ColumnElement, select
+from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.orm import Session
 
 from core.usage.days import utc_day_start
@@ -75,8 +75,8 @@ def _licenses(session: Session, customer_id: str) -> Iterable[TimelineItem]:
             )
 
 
-def _amount(payload: dict) -> str:  # type: ignore[type-arg]
-    obj = (payload.get("data") or {}).get("object") or {}
+def _amount(payload: dict | None) -> str:  # type: ignore[type-arg]
+    obj = ((payload or {}).get("data") or {}).get("object") or {}
     for key in ("amount_paid", "amount_due", "amount_total", "amount"):
         cents = obj.get(key)
         if isinstance(cents, int):
@@ -97,7 +97,14 @@ def _stripe_events(session: Session, stripe_customer_id: str | None) -> Iterable
             StripeEvent.status,
             StripeEvent.last_error,
         )
-        .where(stripe_event_customer() == stripe_customer_id)
+        # A processed event past STRIPE_EVENT_RETENTION_DAYS lost its payload: its row still
+        # names the customer.
+        .where(
+            or_(
+                stripe_event_customer() == stripe_customer_id,
+                StripeEvent.stripe_customer_id == stripe_customer_id,
+            )
+        )
         .order_by(StripeEvent.received_at.desc())
         .limit(PER_SOURCE)
     )

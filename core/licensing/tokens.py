@@ -20,7 +20,7 @@ import jwt
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from core.billing.meters import overage_billed
+from core.billing.metering.meters import overage_billed
 from core.billing.statuses import NOT_ENTITLED, REVOKED_LICENSE_STATUS
 from core.licensing.keys import SigningKey
 from core.plans import Plan, PlanFeatures, PlanLimits

@@ -22,9 +22,10 @@ from .forms import (
 )
 from .ids import add_interval, new_id
 from .listing import LIST_PARAMS, in_range, paginate
-from .meters import metered_line
+from .meters import Meters, metered_line
 from .pending import check_pending_update, held_params
 from .store import Obj, Store, changed_attributes
+from .usage_billing import UsageBilling
 
 SUB_CREATE = {
     "add_invoice_items", "application_fee_percent", "automatic_tax", "backdate_start_date",
@@ -65,6 +66,7 @@ class Subscriptions:
     def __init__(self, store: Store, catalog: Catalog) -> None:
         self.store = store
         self.catalog = catalog
+        self.usage = UsageBilling(store, Meters(store))
 
     # -- creation ----------------------------------------------------------------------
 
@@ -117,6 +119,7 @@ class Subscriptions:
             new_id("si", 14), self.store.now(), sub_id, price, quantity, period
         )
         self.store.item_owner[item["id"]] = sub_id
+        self.usage.start_counting(item, self.store.now())
         return item
 
     def _attach_discount(
@@ -172,6 +175,10 @@ class Subscriptions:
             coupon=coupon,
             promo=promo,
         )
+        mode = as_dict(params, "billing_mode")
+        if mode is not None:
+            chosen = as_choice(mode, "type", ("classic", "flexible"), param="billing_mode[type]")
+            sub["billing_mode"] = objects.billing_mode(chosen or "flexible", sub["created"])
         self._apply_cancel_params(sub, params)
         self.emit_started(sub, invoice)
         return sub
@@ -300,6 +307,7 @@ class Subscriptions:
             invoices.append(self._proration_invoice(sub, old_amount))
         elif proration == "create_prorations" and _recurring_amount(sub) != old_amount:
             self._pend_proration(sub, old_amount)
+        self._bill_usage_of_prices_left(sub, before, proration, invoices)
         self._apply_held(sub, held)
         previous = changed_attributes(before, self.store.snapshot(sub))
         if expired:
@@ -309,6 +317,27 @@ class Subscriptions:
         for invoice in invoices:
             self._emit_paid(invoice)
         return sub
+
+    def _bill_usage_of_prices_left(
+        self, sub: Obj, before: Obj, proration: str, invoices: list[Obj]
+    ) -> None:
+        """Metered prices removed or swapped (`usage_billing`): their usage so far on this
+        update's invoice (`always_invoice`; one of its own if the flat amount did not change)
+        or kept for the next one."""
+        lines = self.usage.prices_left(sub, before, proration)
+        if not lines:
+            return
+        if proration != "always_invoice":
+            self.usage.keep_for_next_invoice(sub, lines)
+            return
+        if not invoices:
+            now = self.store.now()
+            invoice = self._invoice(sub, "subscription_update", now, now, paid=True)
+            invoice["lines"]["data"] = []
+            _set_totals(invoice, 0)
+            sub["latest_invoice"] = invoice["id"]
+            invoices.append(invoice)
+        self.usage.add_lines(invoices[-1], lines)
 
     def _expire_on_conflict(self, sub: Obj, params: Params) -> bool:
         """An update whose `cancel_at_period_end` differs from the one a pending update holds
@@ -918,6 +947,8 @@ class Subscriptions:
         pending = hidden.pop("pending_proration", 0)
         if pending:
             _set_totals(invoice, max(0, invoice["total"] + pending), clear_discounts=False)
+        # In arrears: the closed period's metered usage, read now (the invoice is final).
+        self.usage.add_lines(invoice, self.usage.period_lines(sub, old_start, old_end))
         sub["latest_invoice"] = invoice["id"]
         return invoice
 

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from typer.testing import CliRunner
 
 from cli.main import app
-from core.billing.metering import day_overages
+from core.billing.metering.days import day_overages
 from core.db import session_scope
 from core.errors import NotFoundError
 from core.settings import get_settings
