@@ -75,6 +75,10 @@ class Settings(BaseSettings):
     stripe_max_network_retries: int = 2
     # Seconds one Stripe API call may take before it counts as Stripe being unreachable.
     stripe_timeout_seconds: float = 30.0
+    # The console's "Next invoice" asks Stripe for its preview with this timeout (no retries),
+    # and keeps an answer this long per customer.
+    stripe_preview_timeout_seconds: float = 5.0
+    invoice_preview_cache_seconds: int = 300
     # A Stripe event task that fails is retried this often, waiting base * 2**n (up to max) s.
     stripe_event_max_retries: int = 8
     stripe_event_retry_base_seconds: float = 5.0

@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from core.billing import issues, promotions
+from core.billing import event_attempts, issues, promotions
 from core.billing.gateway import StripeGateway, StripeRequestError, get_gateway
 from core.billing.inbox import IGNORED, PROCESSED, EventOutcome, PermanentEventError
 from core.billing.metering import events
@@ -215,8 +215,11 @@ def process_event(
     *,
     force: bool = False,
     gateway: GatewayFactory = get_gateway,
+    trigger: str = event_attempts.WORKER,
+    actor: str | None = None,
 ) -> EventOutcome:
-    """Handle a stored event once (again with `force`); marks it in the caller's transaction.
+    """Handle a stored event once (again with `force`); marks it in the caller's transaction,
+    with the attempt (`trigger`: which door ran it, `actor`: who) and the customer it applied to.
 
     Raises on failure: the caller rolls back and records the attempt (`inbox.record_failure`, in
     a transaction of its own) and decides whether to retry. Permanent problems (an object no
@@ -247,4 +250,14 @@ def process_event(
     row.processed_at = utcnow()
     row.attempts += 1
     row.last_error = None
+    row.customer_id = outcome.customer_id or row.customer_id
+    event_attempts.record_attempt(
+        session,
+        event_id,
+        outcome.status,
+        trigger=trigger,
+        actor=actor,
+        customer_id=outcome.customer_id,
+        license_reissued=outcome.license_reissued,
+    )
     return outcome

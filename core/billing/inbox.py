@@ -20,6 +20,7 @@ import stripe
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
+from core.billing import event_attempts
 from core.db_steps import Query, Steps, insert_many, many_rows, run_steps
 from core.errors import ConfigurationError, DomainError
 from core.settings import get_settings
@@ -211,8 +212,17 @@ class PermanentEventError(Exception):
     """Handling failed in a way retrying cannot fix (the event stays `failed`)."""
 
 
-def record_failure(session: Session, event_id: str, error: BaseException, *, final: bool) -> None:
-    """Count a failed attempt and keep its error; `final` leaves the event `failed`.
+def record_failure(
+    session: Session,
+    event_id: str,
+    error: BaseException,
+    *,
+    final: bool,
+    trigger: str = event_attempts.WORKER,
+    actor: str | None = None,
+) -> None:
+    """Count a failed attempt and keep its error (and the attempt, `trigger` and `actor` saying
+    who ran it); `final` leaves the event `failed`.
 
     The one exception to "one transaction per task": the attempt that failed was rolled back, so
     the caller records its failure in a transaction of its own.
@@ -227,6 +237,15 @@ def record_failure(session: Session, event_id: str, error: BaseException, *, fin
     row.last_error = message
     if final:
         row.status = FAILED
+    event_attempts.record_attempt(
+        session,
+        event_id,
+        FAILED if final else event_attempts.RETRYING,
+        trigger=trigger,
+        actor=actor,
+        customer_id=row.customer_id,
+        error=message,
+    )
 
 
 # -- beat: the sweeper ------------------------------------------------------------

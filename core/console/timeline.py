@@ -19,7 +19,14 @@ from core.usage.days import utc_day_start
 from models import AuditEntry, License, OverageMeterEvent, StripeEvent
 
 PER_SOURCE = 100
-KINDS = ("license", "plan", "stripe", "usage", "meter", "operator")
+# The timeline's filters and the kinds each shows.
+FILTERS: dict[str, frozenset[str] | None] = {
+    "all": None,
+    "payment": frozenset({"stripe", "meter"}),
+    "license": frozenset({"license", "plan"}),
+    "usage": frozenset({"usage"}),
+    "operators": frozenset({"operator"}),
+}
 
 
 def stripe_event_customer() -> ColumnElement[str]:
@@ -197,3 +204,13 @@ def customer_timeline(
     ]
     items.sort(key=lambda item: item.at, reverse=True)
     return items
+
+
+def shown(items: Sequence[TimelineItem], show: str) -> list[TimelineItem]:
+    """The items a filter shows. "all" keeps of the usage days only the latest and those over
+    the limit: a quiet day a month is noise there (the usage filter lists every day)."""
+    kinds = FILTERS.get(show)
+    if kinds is not None:
+        return [item for item in items if item.kind in kinds]
+    latest_usage = next((item for item in items if item.kind == "usage"), None)
+    return [item for item in items if item.kind != "usage" or item.problem or item is latest_usage]
