@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import gc
-import hashlib
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import date, datetime, timedelta
-from functools import lru_cache
 from typing import Annotated, Any
 
 from fastapi import APIRouter, FastAPI, Query, Request
@@ -19,7 +17,7 @@ from api.ingress_lane import LaneAnswer, LaneRequest, answer_in_framework
 from api.schemas import CamelModel, CustomerIdPath, OrUnlimited, error_responses, wire_model
 from core.api_keys import KEY_PREFIX, authenticate_api_key
 from core.batching import Coalescer
-from core.errors import DomainError, PermissionDeniedError, RateLimitedError
+from core.errors import DomainError, PermissionDeniedError
 from core.group_transactions import Ingress
 from core.licensing.instance_auth import (
     InstanceIdentity,
@@ -27,7 +25,7 @@ from core.licensing.instance_auth import (
     known_license_facts,
     verify_instance_token,
 )
-from core.rate_limit import current_limiter
+from core.request_limits import instance_bucket, instance_refusals, instance_refused
 from core.settings import get_settings
 from core.usage.ingest import ReceivedReport, ReportToStore, receive_reports
 from core.usage.parsing import idempotency_key_for, parse_report_body
@@ -139,27 +137,9 @@ def build_report_ingress() -> ReportIngress:
 async def _within_instance_limits(
     group: list[tuple[InstanceIdentity, ReportToStore]],
 ) -> list[Exception | None]:
-    """RATE_LIMIT_USAGE_PER_INSTANCE per window, per instance of a customer (429 beyond): the
-    whole group's counts in one Redis call, before it is stored."""
-    settings = get_settings()
-    decisions = await current_limiter().hit_many(
-        [_instance_bucket(identity, item) for identity, item in group],
-        settings.rate_limit_usage_per_instance,
-        settings.rate_limit_window_seconds,
+    return await instance_refusals(
+        [instance_bucket(identity.customer_id, item.report.instance_id) for identity, item in group]
     )
-    return [None if d.allowed else RateLimitedError(d.retry_after) for d in decisions]
-
-
-def _instance_bucket(identity: InstanceIdentity, item: ReportToStore) -> str:
-    return _bucket_of_instance(identity.customer_id, item.report.instance_id)
-
-
-@lru_cache(maxsize=8192)
-def _bucket_of_instance(customer_id: str, instance_id: str) -> str:
-    # Hashed: instance ids are the instance's free text (up to 255 characters). Remembered: a
-    # report asks twice (refused at once, then counted with its group), and instances are few.
-    name = f"{customer_id}|{instance_id}".encode("utf-8", "surrogatepass")
-    return "usage:" + hashlib.sha256(name).hexdigest()[:32]
 
 
 @router.post(
@@ -216,9 +196,9 @@ async def receive_report(request: LaneRequest) -> LaneAnswer:
     key = idempotency_key_for(report, request.header(b"idempotency-key"), now)
     item = ReportToStore(report, identity.jti, key, now, known_license_facts(identity.jti))
     # An instance already over its limit in this window is refused at once, not behind a group.
-    denied = current_limiter().denied(_instance_bucket(identity, item))
-    if denied is not None:
-        raise RateLimitedError(denied.retry_after)
+    refused = instance_refused(instance_bucket(identity.customer_id, report.instance_id))
+    if refused is not None:
+        raise refused
     ingress: ReportIngress = request.state.report_ingress
     received = await ingress.batcher.submit((identity, item))
     answer: dict[str, Any] = {"status": "accepted", "reportId": received.stored.report_id}

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
-from core.customers import service as customer_service
+from core.customers.lock import get_for_update
 from core.licensing.service import reissue_license, required_current_license
 from core.text import clean_text
 from models import Customer, License, utcnow
@@ -42,7 +42,7 @@ def revoke_license(
     `revoked_licenses` counts the licenses this call marked (not the new one that says revoked).
     """
     reason = clean_text(reason, "reason", max_length=MAX_REASON, multi_line=True)
-    customer = customer_service.get_for_update(session, customer_id)
+    customer = get_for_update(session, customer_id)
     now = utcnow()
     if customer.license_revoked_at is None:
         customer.license_revoked_at = now
@@ -64,7 +64,7 @@ def revoke_license(
 def reinstate_license(session: Session, customer_id: str) -> License:
     """Lift a revocation: the customer's next license is a normal one again (licenses revoked
     earlier stay refused; the instance is given the new one by its operator). Idempotent."""
-    customer = customer_service.get_for_update(session, customer_id)
+    customer = get_for_update(session, customer_id)
     if customer.license_revoked_at is not None:
         customer.license_revoked_at = None
         customer.license_revoked_reason = None
