@@ -56,7 +56,7 @@ class CustomerCreate(CamelModel):
     email: str = Field(max_length=320)
     name: str | None = Field(default=None, max_length=255)
     company_name: str | None = Field(default=None, max_length=255)
-    # The SEED's curl example says `company`; `companyName` wins when both are given.
+    # Older clients send `company`; `companyName` wins when both are given.
     company: str | None = Field(default=None, max_length=255)
     plan: str | None = Field(default=None, max_length=50)
 

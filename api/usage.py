@@ -78,7 +78,7 @@ router = APIRouter(prefix="/api/usage", tags=["usage"], lifespan=_lifespan)
 
 REPORT_EXAMPLES: dict[str, Any] = {
     "camelCase": {
-        "summary": "SEED format with metrics",
+        "summary": "Nested format with metrics",
         "value": {
             "customerId": "cust_abc123xyz",
             "instanceId": "us-east-1",
@@ -87,7 +87,7 @@ REPORT_EXAMPLES: dict[str, Any] = {
         },
     },
     "snake_case": {
-        "summary": "SEED flat format (timestamp defaults to now)",
+        "summary": "Flat format (timestamp defaults to now)",
         "value": {
             "customer_id": "cust_abc123xyz",
             "instance_id": "dev-1",
@@ -242,8 +242,9 @@ def _overage_days(daily: list[tuple[date, int]]) -> list[dict[str, Any]]:
 
 
 class OverageOut(CamelModel):
-    """Devices above the limit, billed per device-day through Stripe's meter (README: usage-based
-    billing). The estimate includes today so far; the meter is sent each finished day."""
+    """Devices above the limit, billed per device-day through Stripe's meter (docs/stripe.md,
+    "Usage-based billing"). The estimate includes today so far; the meter is sent each finished
+    day."""
 
     billed: bool
     unit_price_cents: int | None

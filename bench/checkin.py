@@ -10,7 +10,7 @@ run: the license is verified, its revocation checked and the current one served 
 
 Then a short cProfile of the real check-in under the same load prints where its time goes.
 
-Targets (issue #13): real >= 0.5 x bare throughput and p99 < 25 ms, for both paths.
+Targets: real >= 0.5 x bare throughput and p99 < 25 ms, for both paths.
 Options (environment): BENCH_CONCURRENCY (32), BENCH_DURATION (10 s), BENCH_CUSTOMERS (50),
 BENCH_PROFILE_SECONDS (5; 0 skips the profile), BENCH_PROFILE_LINES (15), BENCH_PROFILE_SORT
 (tottime, or cumtime).

@@ -5,7 +5,7 @@ default settings, PostgreSQL and Redis on loopback. The generator (bench/loadgen
 distinct usage reports over 32 keep-alive connections for BENCH_DURATION (60) s, as fast as the
 API answers (the ingest rate). Measured: the accepted reports (2xx), the backlog (accepted but
 not yet processed) the moment the load ends, and the time until every accepted report is
-processed. Target (#13): every accepted report processed, exactly once, and the backlog at the
+processed. Target: every accepted report processed, exactly once, and the backlog at the
 end below 5 s of ingest.
 
 Options (environment): BENCH_CONCURRENCY (32), BENCH_DURATION (60 s), BENCH_CUSTOMERS (50).

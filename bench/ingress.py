@@ -5,7 +5,7 @@ JSON and answers 202 (bench/bare_app.py) are served one after the other by the s
 set-up (`cli.processes.serve`, same worker count), and loaded by the same generator process
 (bench/loadgen.py) with the same concurrency and duration. Every usage report and every webhook
 event is distinct, so the real endpoints do their full work (license check, INSERT, enqueue) on
-every request. Target (#13): real >= 50% of bare throughput, real p99 < 25 ms, at 32 connections,
+every request. Target: real >= 50% of bare throughput, real p99 < 25 ms, at 32 connections,
 one `billing api` process with its default settings.
 
 The two servers run side by side and take turns, BENCH_ROUNDS times; the verdict is on the

@@ -4,7 +4,7 @@
 way the service loads it (`core.licensing.keys.load_signing_key`):
 
 - the product: `core.licensing.tokens.issue_license` for a professional customer (expiry, the
-  SEED claims, a new jti, the content fingerprint, the compact JWS with its kid);
+  license claims, a new jti, the content fingerprint, the compact JWS with its kid);
 - bare: `private_key.sign(message, PKCS1v15(), SHA256())` over a message of the same length.
 
 Each runs BENCH_SIGN_SECONDS (1 s) per round, alternately, BENCH_ROUNDS (7) rounds; medians.

@@ -15,7 +15,7 @@
   (core/usage/processing.py).
 
 The clock runs until every report has `processed_at`; then each report must have been processed
-exactly once (`attempts` = 1). Target (#13): the ingress's tasks drained at >= 5,000 reports/s
+exactly once (`attempts` = 1). Target: the ingress's tasks drained at >= 5,000 reports/s
 by one worker process.
 """
 

@@ -15,7 +15,7 @@ LIST_RULE = "─" * 77
 
 
 def when(value: datetime | str | None) -> str:
-    """A time as the SEED prints it: 10/21/2025, 10:30:00 AM (UTC)."""
+    """A time as operators read it: 10/21/2025, 10:30:00 AM (UTC)."""
     if value is None:
         return "-"
     if isinstance(value, str):

@@ -1,4 +1,4 @@
-"""`billing usage`: SEED's usage viewer, for one customer or all of them."""
+"""`billing usage`: the usage viewer, for one customer or all of them."""
 
 from __future__ import annotations
 
@@ -181,7 +181,7 @@ def show_customer(usage: CustomerUsage) -> None:
 
 
 def _overage(usage: CustomerUsage) -> None:
-    """Devices above the limit, billed per device-day (README: usage-based billing)."""
+    """Devices above the limit, billed per device-day (docs/stripe.md, "Usage-based billing")."""
     overage = usage.overage
     if overage is None or not overage.billed or overage.unit_price_cents is None:
         return
@@ -263,7 +263,7 @@ def usage(
     ),
     days: int = typer.Option(DEFAULT_DAYS, "--days", help="The last N UTC days, today included"),
 ) -> None:
-    """Device usage against plan limits, with warnings at 80% (SEED's usage viewer)."""
+    """Device usage against plan limits, with warnings at 80% and 100%."""
     if [bool(customer), all_customers, quarantined].count(True) != 1:
         raise fail("give either --customer ID, --all or --quarantined")
     if not 1 <= days <= MAX_DAYS:

@@ -1,4 +1,4 @@
-"""The house rules of the layout, read from the source itself (DESIGN.md, "one house").
+"""The house rules of the layout, read from the source itself (docs/architecture.md).
 
 Imports run downward only (api/cli/tasks -> core -> models), modules stay small, only the request
 dependency commits in api/, and subscription statuses are spelled in one place.

@@ -90,7 +90,7 @@ def price_for_plan(gateway: StripeGateway, spec: PlanSpec) -> str:
 
 # -- `billing stripe setup` ---------------------------------------------------------------------
 
-# What `billing stripe setup` creates: the SEED's Stripe products and monthly USD prices.
+# What `billing stripe setup` creates: the paid plans' Stripe products and monthly USD prices.
 SETUP_PLANS: tuple[Plan, ...] = (Plan.STARTER, Plan.PROFESSIONAL)
 
 

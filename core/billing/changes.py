@@ -1,6 +1,6 @@
 """Changing a live Stripe subscription: plan changes, cancellation, deactivation, the portal.
 
-Money follows payment (`DESIGN.md`): an upgrade is invoiced at once and granted when paid
+Money follows payment (docs/stripe.md): an upgrade is invoiced at once and granted when paid
 (`always_invoice` + `pending_if_incomplete`: Stripe keeps the old plan until the invoice is
 paid); a downgrade credits the next invoice (`create_prorations`); cancellation and deactivation
 end access at the end of the paid period unless asked to end it now, and then a final invoice

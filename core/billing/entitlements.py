@@ -53,7 +53,7 @@ def grace_days(row: Subscription | None) -> int:
     """Days a license runs past `paid_until` for the subscription `row`.
 
     No days for a past_due row that paid nothing since its trial: its first charge failed, which
-    is no renewal, and a trial has no grace (DESIGN.md), so nothing runs past what was paid.
+    is no renewal, and a trial has no grace (docs/stripe.md), so nothing runs past what was paid.
     `core.licensing.service._renewed_expiry` says the same in SQL: change both.
     """
     settings = get_settings()

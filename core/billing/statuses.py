@@ -43,7 +43,8 @@ TRIAL = frozenset({S.TRIALING, S.EXPIRED})
 # A trial may be started or switched to another plan only in these: a customer who pays, or whose
 # trial already ran out, does not get a fresh free period by asking again.
 TRIAL_STARTABLE = frozenset({S.TRIALING})
-# What a revoked license reports as its status: SEED-era instances stop on exactly "canceled".
+# What a revoked license reports as its status: instances of every released version stop on
+# exactly "canceled".
 REVOKED_LICENSE_STATUS = S.CANCELED
 # A Stripe subscription in these is granted at least its trial's end: during the trial (free),
 # and, once converted, while the first charge is under way (ridden out with LICENSE_GRACE_DAYS,

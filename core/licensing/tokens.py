@@ -76,7 +76,7 @@ def _require_aware(value: datetime | None, name: str) -> None:
 
 
 def _iso(value: datetime | None) -> str | None:
-    """ISO 8601 in UTC with a "Z", to the second, as in the SEED ("2025-11-21T00:00:00Z")."""
+    """ISO 8601 in UTC with a "Z", to the second, as instances read it ("2025-11-21T00:00:00Z")."""
     if value is None:
         return None
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -152,7 +152,7 @@ def build_claims(
     jti: str,
     issuer: str,
 ) -> dict[str, Any]:
-    """The SEED's license structure plus the registered claims any JWT library checks."""
+    """The license's claims as instances read them, plus the registered claims JWTs carry."""
     return _timed_claims(
         _content_claims(content), issued_at=issued_at, expires_at=expires_at, jti=jti, issuer=issuer
     )

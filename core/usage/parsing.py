@@ -1,4 +1,4 @@
-"""Usage reports as instances send them: the two SEED body formats into one validated shape.
+"""Usage reports as instances send them: the two body formats (nested, flat) into one shape.
 
 The body is decoded once (`parse_report_body`); every refusal is an InvalidInputError naming the
 field, so the API answers 422 and never 500, whatever the body.
@@ -24,7 +24,7 @@ MAX_IDEMPOTENCY_KEY_LENGTH = 255
 
 
 # ---------------------------------------------------------------------------------------------
-# Parsing: the two SEED body formats into one shape
+# Parsing: the two body formats into one shape
 
 
 # Made for every request: not frozen, since a frozen dataclass costs four times as much to build.
@@ -117,7 +117,7 @@ def parse_report_body(raw: bytes, *, now: datetime, max_skew: timedelta) -> Repo
 
 
 def parse_report(body: Any, *, now: datetime, max_skew: timedelta) -> ReportInput:
-    """A validated report from either SEED format, or InvalidInputError naming the field.
+    """A validated report from either body format, or InvalidInputError naming the field.
 
     `{customerId, instanceId, timestamp, metrics: {activeDevices, totalDevices}}` and
     `{customer_id, instance_id, active_devices, total_devices}` (with an optional `timestamp`)

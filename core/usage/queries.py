@@ -1,4 +1,4 @@
-"""What operators see of one customer's usage: SEED's usage viewer (`billing usage --customer`,
+"""What operators see of one customer's usage: the usage viewer (`billing usage --customer`,
 `GET /api/usage/{customerId}`). The overview of every customer is core/usage/overview.py.
 
 Every number is aggregated in SQL; finished days come from the rollup (core/usage/history.py).
@@ -111,7 +111,7 @@ def build_summary(
     instances: int,
     limit: int | None,
 ) -> UsageSummary:
-    """The SEED summary from the raw aggregates (pure, so it is checked against hand sums)."""
+    """The viewer's summary from the raw aggregates (pure, so it is checked against hand sums)."""
     utilization = utilisation_percent(current_active, limit)
     return UsageSummary(
         total_reports=total_reports,

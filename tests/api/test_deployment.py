@@ -1,4 +1,4 @@
-"""Deployment the way the compose file and the README describe it."""
+"""Deployment the way the compose file and docs/operations.md describe it."""
 
 from __future__ import annotations
 

@@ -14,7 +14,7 @@ from core.plans import (
     plan_for_features,
 )
 
-# The DESIGN.md table (and the SEED's limits), written out independently of core/plans.py.
+# The plan table of the README, written out independently of core/plans.py.
 EXPECTED = {
     "trial": {
         "price": 0,

@@ -2,7 +2,7 @@
 
 Each test owns what it breaks: a redis-server of its own on a free loopback port, or a TCP proxy
 in front of the shared PostgreSQL that it cuts. The figures each test records are printed as a
-table at the end of the run (the README's Reliability section quotes them).
+table at the end of the run (docs/reliability.md quotes them).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Fixtures for the hostile-input tests: callers of every kind, and the fuzzing tally.
 
-The tally is printed at the end of the run (pytest_terminal_summary) so the README's
-Reliability section can quote how many schemathesis cases ran and how many failed.
+The tally is printed at the end of the run (pytest_terminal_summary) so docs/reliability.md can
+quote how many schemathesis cases ran and how many failed.
 """
 
 from __future__ import annotations

@@ -104,8 +104,9 @@ ROUTES: dict[tuple[str, str], RouteCase] = {
             "own_license": 200,
             # Check-in has no customer in its path: B's license checks in as B.
             "license_of_another_customer": 200,
-            # Deliberate (README, core/instance_auth.py): an expired but unrevoked license may
-            # check in, so an instance whose trial lapsed can fetch the license issued since.
+            # Deliberate (docs/licensing.md, core/licensing/instance_auth.py): an expired but
+            # unrevoked license may check in, so an instance whose trial lapsed can fetch the
+            # license issued since.
             "expired_license": 200,
         }
     ),

@@ -144,7 +144,8 @@ ATTACKS: dict[str, Callable[[str], str]] = {
     "genuine_signature_unrecorded_jti": unrecorded_jti,
 }
 # An expired license is refused everywhere but check-in, which lets an instance whose trial
-# lapsed fetch its new license (README, core/instance_auth.py); that case has its own test.
+# lapsed fetch its new license (docs/licensing.md, core/licensing/instance_auth.py); that case
+# has its own test.
 CHECK_IN_ACCEPTS = {"expired"}
 
 

@@ -4,7 +4,7 @@ Every operation is fuzzed with an admin key (or, for the instance routes, a real
 the generated inputs reach the validation and domain code instead of stopping at 401; Stripe
 calls go to the Stripe stand-in, so checkout, upgrade and cancel run their real code. Checks:
 no 5xx, every status and content type is documented, every body matches its documented schema.
-The tally (cases, failures) is printed at the end of the run for the README.
+The tally (cases, failures) is printed at the end of the run for docs/reliability.md.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Money follows payment: what a license grants through a renewal whose charge fails, retries
 that are paid or give up, and paused collection. Stripe's events reach the service as signed
-webhooks and a real worker handles them (DESIGN.md, "Money follows payment")."""
+webhooks and a real worker handles them (docs/stripe.md, "What each subscription state grants")."""
 
 from __future__ import annotations
 

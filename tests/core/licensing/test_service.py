@@ -17,7 +17,7 @@ from core.settings import get_settings
 from models import Customer, Subscription
 from tests.conftest import pg_scalar
 
-# DESIGN.md's plan table, written out independently of core/plans.py.
+# The README's plan table, written out independently of core/plans.py.
 PLAN_TABLE = {
     "trial": (5, 14, False, False),
     "starter": (10, 30, False, False),
