@@ -32,7 +32,7 @@ from api.ingress_lane import HotRoutes, LaneRequest, LaneRoute
 from core.errors import RateLimitedError
 from core.logging import request_id_var
 from core.metrics import HTTP_LATENCY, HTTP_REQUESTS
-from core.request_limits import account_answer, admit_request
+from core.request_limits import account_answer, admit_request, credential_key
 from core.settings import get_settings
 
 log = logging.getLogger("api.access")
@@ -116,7 +116,9 @@ class Envelope:
             exchange.credentialed = self._takes_credentials(scope)
             limited = scope["path"] not in self.hot.unlimited_paths
         if exchange.credentialed:
-            exchange.credential = header(scope, b"authorization")
+            authorization = header(scope, b"authorization")
+            if authorization is not None:
+                exchange.credential = credential_key(authorization)
         refused = await admit_request(
             exchange.client,
             exchange.credential,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import gc
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import date, datetime, timedelta
 from typing import Annotated, Any
@@ -16,18 +16,15 @@ from api.deps import BearerCredentials, DbSession, bearer_token
 from api.ingress_lane import LaneAnswer, LaneRequest, answer_in_framework
 from api.schemas import CamelModel, CustomerIdPath, OrUnlimited, error_responses, wire_model
 from core.api_keys import KEY_PREFIX, authenticate_api_key
-from core.batching import Coalescer
-from core.errors import DomainError, PermissionDeniedError
-from core.group_transactions import Ingress
+from core.errors import PermissionDeniedError
 from core.licensing.instance_auth import (
-    InstanceIdentity,
     authenticate_instance,
     known_license_facts,
     verify_instance_token,
 )
-from core.request_limits import instance_bucket, instance_refusals, instance_refused
+from core.request_limits import instance_bucket, instance_refused
 from core.settings import get_settings
-from core.usage.ingest import ReceivedReport, ReportToStore, receive_reports
+from core.usage.ingest import ReportIngress, ReportToStore, start_report_ingress
 from core.usage.parsing import idempotency_key_for, parse_report_body
 from core.usage.queries import (
     DEFAULT_DAYS,
@@ -98,17 +95,9 @@ REPORT_EXAMPLES: dict[str, Any] = {
 }
 
 
-ReportIngress = Ingress[tuple[InstanceIdentity, ReportToStore], ReceivedReport, int]
-
-
 def build_report_ingress() -> ReportIngress:
-    """Made once per API process at start-up (`_lifespan`).
-
-    Concurrent reports of the process are counted against their instances' limits and stored
-    together (core/batching.py, one Redis call and one INSERT a group); the new report ids of
-    many such groups go to the workers together, one `process_report_batch` task at a
-    time. The task module (and with it the Celery app) is imported here, not when this module is.
-    """
+    """Made once per API process at start-up (`_lifespan`). The task module (and with it the
+    Celery app) is imported here, not when this module is."""
     from tasks.usage import process_report_batch
     from workers.enqueue import enqueue
 
@@ -117,29 +106,7 @@ def build_report_ingress() -> ReportIngress:
         # whatever was not published.
         enqueue(process_report_batch, report_ids)
 
-    to_workers: Coalescer[int] = Coalescer(
-        publish, max_chunk=get_settings().usage_process_batch_size
-    )
-
-    def new_reports(
-        _: list[tuple[InstanceIdentity, ReportToStore]],
-        outcomes: Sequence[ReceivedReport | DomainError | Exception],
-    ) -> list[int]:
-        return [
-            outcome.stored.report_id
-            for outcome in outcomes
-            if isinstance(outcome, ReceivedReport) and not outcome.stored.duplicate
-        ]
-
-    return Ingress.start(receive_reports, to_workers, new_reports, admit=_within_instance_limits)
-
-
-async def _within_instance_limits(
-    group: list[tuple[InstanceIdentity, ReportToStore]],
-) -> list[Exception | None]:
-    return await instance_refusals(
-        [instance_bucket(identity.customer_id, item.report.instance_id) for identity, item in group]
-    )
+    return start_report_ingress(publish)
 
 
 @router.post(

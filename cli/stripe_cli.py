@@ -66,12 +66,12 @@ def list_events(
     limit: int = typer.Option(50, min=1, max=1000, help="How many to show"),
 ) -> None:
     """List recently received Stripe events with their processing status."""
-    from core.billing import inbox as stripe_events
+    from core.billing import inbox
 
-    if status is not None and status not in stripe_events.STATUSES:
-        raise fail(f"unknown status {status!r}; use one of {', '.join(stripe_events.STATUSES)}")
+    if status is not None and status not in inbox.STATUSES:
+        raise fail(f"unknown status {status!r}; use one of {', '.join(inbox.STATUSES)}")
     with db_session() as session:
-        rows = stripe_events.recent_events(session, status=status, limit=limit)
+        rows = inbox.recent_events(session, status=status, limit=limit)
     columns = [("Event", 30), ("Type", 32), ("Status", 9), ("Attempts", -8), ("Source", 14)]
     print_table(
         f"Found {len(rows)} event(s):",
@@ -88,13 +88,12 @@ def list_events(
 @app.command()
 def replay(event_id: str = typer.Argument(..., help="The Stripe event id (evt_…)")) -> None:
     """Process one Stripe event again now (fetched from Stripe if it was never received)."""
-    from core.billing import handlers, reconcile
-    from core.billing import inbox as stripe_events
+    from core.billing import handlers, inbox, reconcile
     from core.billing.gateway import get_gateway
     from core.db import session_scope
 
     with db_session() as session:
-        known = stripe_events.get_event(session, event_id) is not None
+        known = inbox.get_event(session, event_id) is not None
     try:
         if not known:
             with session_scope() as session:
@@ -102,15 +101,15 @@ def replay(event_id: str = typer.Argument(..., help="The Stripe event id (evt_�
             console.print(f"📥 {event_id} was not received: fetched it from Stripe.")
         with session_scope() as session:
             outcome = handlers.process_event(session, event_id, force=True)
-    except stripe_events.PermanentEventError as exc:
+    except inbox.PermanentEventError as exc:
         # The failed attempt was rolled back; its failure is recorded in a transaction of its own.
         with session_scope() as session:
-            stripe_events.record_failure(session, event_id, exc, final=True)
+            inbox.record_failure(session, event_id, exc, final=True)
         raise fail(f"{event_id} failed: {exc}") from exc
     except DomainError as exc:
         if known:
             with session_scope() as session:
-                stripe_events.record_failure(session, event_id, exc, final=False)
+                inbox.record_failure(session, event_id, exc, final=False)
         raise fail(f"{event_id} failed: {exc.message}") from exc
     console.print(f"✅ Replayed {event_id}")
     console.print(RULE)

@@ -31,8 +31,10 @@ MAX_KNOWN_GOOD = 16_384
 _known_good: dict[bytes, None] = {}
 
 
-def _digest(credential: bytes) -> bytes:
-    return hashlib.blake2b(credential, digest_size=16).digest()
+def credential_key(authorization: bytes) -> bytes:
+    """What the limits remember of a presented credential (its Authorization header): a digest,
+    made once per request."""
+    return hashlib.blake2b(authorization, digest_size=16).digest()
 
 
 def failed_auth_bucket(client_address: str) -> str:
@@ -44,8 +46,9 @@ async def admit_request(
 ) -> Decision | None:
     """The refusal of a request about to be served (429), or None.
 
-    `credential` is the request's Authorization header; `credentialed` says the route checks
-    credentials; `limited` is False only for routes no limit applies to (Stripe's deliveries).
+    `credential` is the request's `credential_key`, if it presented one; `credentialed` says the
+    route checks credentials; `limited` is False only for routes no limit applies to (Stripe's
+    deliveries).
     """
     if not limited:
         return None
@@ -57,7 +60,7 @@ async def admit_request(
             f"client:{client_address}", settings.rate_limit_unauthenticated_per_client, window
         )
         return None if decision.allowed else decision
-    if _digest(credential) in _known_good:
+    if credential in _known_good:
         return None
     # An unknown credential from a locked-out address costs no verification. A denial this
     # process saw needs no round trip; else the count all processes share is read (not counted).
@@ -78,14 +81,12 @@ async def account_answer(
         return
     if status == 401:
         if credential is not None:
-            _known_good.pop(_digest(credential), None)
+            _known_good.pop(credential, None)
         await count_failed_authentication(client_address)
-    elif credential is not None and 200 <= status < 300:
-        digest = _digest(credential)
-        if digest not in _known_good:
-            if len(_known_good) >= MAX_KNOWN_GOOD:
-                _known_good.clear()
-            _known_good[digest] = None
+    elif credential is not None and 200 <= status < 300 and credential not in _known_good:
+        if len(_known_good) >= MAX_KNOWN_GOOD:
+            _known_good.clear()
+        _known_good[credential] = None
 
 
 async def count_failed_authentication(client_address: str) -> Decision:

@@ -198,7 +198,7 @@ import {modules}
 def test_importing_the_entry_points_reads_no_settings() -> None:
     """Nothing is built at import time that needs settings: batchers, the Celery app, engines
     are made by factories when a process starts (so imports are cheap and tests can configure)."""
-    modules = "api.app, cli.main, tasks.billing, tasks.customers, tasks.licenses, tasks.usage"
+    modules = "api.app, cli.main, tasks.billing, tasks.licenses, tasks.usage"
     probe = subprocess.run(
         [sys.executable, "-c", SETTINGS_PROBE.format(modules=modules)],
         capture_output=True,

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -15,9 +14,7 @@ from core.customers.service import create_customer
 from core.db import session_scope
 from core.licensing.service import current_license
 from core.logging import JsonFormatter
-from core.settings import get_settings
 from tests.helpers.processes import api_server
-from tests.helpers.rate_limits import forget_counters
 
 LOCKOUT = {
     "RATE_LIMIT_FAILED_AUTH_PER_CLIENT": "30",
@@ -82,17 +79,6 @@ def test_the_lockout_is_shared_between_api_processes() -> None:
         assert _guesses(a, address, 31) == [401] * 31
         # The other process has seen none of these failures, and still refuses the next.
         assert _guesses(b, address, 1) == [429]
-
-
-@pytest.fixture
-def tight_limits(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setenv("RATE_LIMIT_UNAUTHENTICATED_PER_CLIENT", "5")
-    monkeypatch.setenv("RATE_LIMIT_WINDOW_SECONDS", "3600")
-    get_settings.cache_clear()
-    yield
-    monkeypatch.undo()
-    get_settings.cache_clear()
-    forget_counters()
 
 
 @pytest.mark.parametrize("path", ["/api/licenses/public-key", "/api/no-such-route"])

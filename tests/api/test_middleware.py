@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import httpx
-import pytest
 from fastapi import FastAPI, Request
 from fastapi.testclient import TestClient
 
@@ -14,19 +13,6 @@ from api.envelope import Envelope
 from api.errors import install_error_handlers
 from core.settings import get_settings
 from tests.helpers.processes import api_server
-from tests.helpers.rate_limits import forget_counters
-
-
-@pytest.fixture
-def tight_limits(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setenv("RATE_LIMIT_UNAUTHENTICATED_PER_CLIENT", "5")
-    monkeypatch.setenv("RATE_LIMIT_USAGE_PER_INSTANCE", "3")
-    monkeypatch.setenv("RATE_LIMIT_WINDOW_SECONDS", "3600")
-    get_settings.cache_clear()
-    yield
-    monkeypatch.undo()
-    get_settings.cache_clear()
-    forget_counters()
 
 
 def test_every_response_carries_a_request_id_and_a_given_one_is_echoed(api_client) -> None:
