@@ -29,6 +29,10 @@ _ERRORS = {
 }
 
 
+# How often a connection's deadline is looked at: a slow client is cut off up to this late.
+_TICK_SECONDS = 0.5
+
+
 class _Refused(Exception):
     """Stops the parser; the refusal's status is the protocol's `_refusal`."""
 
@@ -46,16 +50,30 @@ class NoDelayHttpToolsProtocol(HttpToolsProtocol):
         self._in_head = True
         self._head_bytes = 0
         self._refusal: int | None = None
-        self._deadline: asyncio.TimerHandle | None = None
+        # The deadline of the request's part now awaited (head or body), or None between
+        # requests (uvicorn's keep-alive timeout). Checked by one timer per connection a second,
+        # not a timer per request: the hot path pays two clock reads.
+        self._deadline: float | None = None
+        self._ticker: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         _no_delay(transport)
         super().connection_made(transport)
-        self._arm(self._header_seconds)
+        self._deadline = self.loop.time() + self._header_seconds
+        self._ticker = self.loop.call_later(_TICK_SECONDS, self._tick)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._disarm()
+        if self._ticker is not None:
+            self._ticker.cancel()
+            self._ticker = None
         super().connection_lost(exc)
+
+    def _tick(self) -> None:
+        if self._deadline is not None and self.loop.time() >= self._deadline:
+            self._ticker = None
+            self._refuse(408)
+        else:
+            self._ticker = self.loop.call_later(_TICK_SECONDS, self._tick)
 
     def data_received(self, data: bytes) -> None:
         if self._in_head:
@@ -72,7 +90,7 @@ class NoDelayHttpToolsProtocol(HttpToolsProtocol):
     def on_message_begin(self) -> None:
         super().on_message_begin()
         if self._deadline is None:
-            self._arm(self._header_seconds)
+            self._deadline = self.loop.time() + self._header_seconds
 
     def on_url(self, url: bytes) -> None:
         super().on_url(url)
@@ -82,11 +100,11 @@ class NoDelayHttpToolsProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._in_head = False
-        self._arm(self._body_seconds)
+        self._deadline = self.loop.time() + self._body_seconds
         super().on_headers_complete()
 
     def on_message_complete(self) -> None:
-        self._disarm()
+        self._deadline = None
         self._in_head = True
         self._head_bytes = 0
         super().on_message_complete()
@@ -97,21 +115,12 @@ class NoDelayHttpToolsProtocol(HttpToolsProtocol):
         else:
             super().send_400_response(msg)
 
-    def _arm(self, seconds: float) -> None:
-        self._disarm()
-        self._deadline = self.loop.call_later(seconds, self._refuse, 408)
-
-    def _disarm(self) -> None:
-        if self._deadline is not None:
-            self._deadline.cancel()
-            self._deadline = None
-
     def _refuse(self, status: int) -> None:
         self._refusal = status
         self._send_refusal(status)
 
     def _send_refusal(self, status: int) -> None:
-        self._disarm()
+        self._deadline = None
         if self.transport.is_closing():
             return
         cycle = self.cycle
