@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 from starlette.types import Receive, Scope, Send
 
-from api import customers, health, licenses, metrics, subscriptions, usage, webhooks
+from api import audit, console, customers, health, licenses, metrics, subscriptions, usage, webhooks
 from api.envelope import Envelope
 from api.errors import install_error_handlers
 from api.ingress_lane import HotRoutes, LaneRoute
@@ -57,11 +57,13 @@ def create_app() -> BillingApi:
     metrics.install_cluster_metrics()
     app.include_router(health.router)
     app.include_router(metrics.router)
+    app.include_router(audit.router)
     app.include_router(customers.router)
     app.include_router(licenses.router)
     app.include_router(subscriptions.router)
     app.include_router(usage.router)
     app.include_router(webhooks.router)
+    console.install(app)
     app.envelope = Envelope(app.serve_in_framework, hot=hot, state=app.state, openapi=app.openapi)
     return app
 

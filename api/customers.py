@@ -84,7 +84,7 @@ def _detail(
     "",
     status_code=status.HTTP_201_CREATED,
     summary="Create a customer with a 14-day trial and its first license (admin)",
-    responses=error_responses(409, 413),
+    responses=error_responses(403, 409, 413),
 )
 def create_customer(body: CustomerCreate, _: AdminKey, session: DbSession) -> CustomerCreated:
     customer = service.create_customer(

@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Annotated
 
-from fastapi import Depends
+from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
-from core.api_keys import authenticate_api_key
+from core import audit
+from core.api_keys import authenticate_api_key, require_change_allowed
 from core.db import session_scope
 from core.errors import AuthenticationError
 from models import ApiKey
@@ -38,8 +39,18 @@ def bearer_token(credentials: HTTPAuthorizationCredentials | None) -> str:
     return credentials.credentials
 
 
-def require_admin(session: DbSession, credentials: BearerCredentials) -> ApiKey:
-    return authenticate_api_key(session, bearer_token(credentials))
+# Methods that only read: a viewer key may use them.
+READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def require_admin(request: Request, session: DbSession, credentials: BearerCredentials) -> ApiKey:
+    """The request's admin key: any role reads, only an operator changes (403 for a viewer).
+    The key's name is the actor of what the request changes (core/audit.py)."""
+    key = authenticate_api_key(session, bearer_token(credentials))
+    if request.method not in READ_METHODS:
+        require_change_allowed(key)
+    audit.act_as(session, key.name)
+    return key
 
 
 AdminKey = Annotated[ApiKey, Depends(require_admin)]

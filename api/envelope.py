@@ -40,6 +40,9 @@ _request_metrics: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
 REQUEST_ID_HEADER = b"x-request-id"
 SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+# The console's sign-in form takes an API key in its body: a client locked out for failed
+# authentications is refused there too, before the key is looked up.
+SIGN_IN = ("POST", "/console/login")
 # Recorded (metrics, access log) for a request whose client went away, as nginx does.
 CLIENT_CLOSED = 499
 # Remembered answers to "does this path take credentials" (paths carry ids: bounded).
@@ -124,6 +127,7 @@ class Envelope:
             exchange.credential,
             credentialed=exchange.credentialed,
             limited=limited,
+            sign_in=(scope["method"], scope["path"]) == SIGN_IN,
         )
         if refused is not None:
             refusal = RateLimitedError(refused.retry_after)
@@ -187,8 +191,8 @@ def _secured_operations(document: dict[str, Any]) -> list[tuple[re.Pattern[str],
 
 
 class _Exchange:
-    """One request's answer on its way out: its status, and the request id on it. A 401 or a
-    2xx of a credentialed route is accounted for before it leaves (the caller's next request,
+    """One request's answer on its way out: its status, and the request id on it. A 401, or a
+    2xx of a credentialed route, is accounted for before it leaves (the caller's next request,
     on this connection or a parallel one, already sees it)."""
 
     __slots__ = (
@@ -216,8 +220,8 @@ class _Exchange:
             self.started = True
             headers = message.get("headers", [])
             message["headers"] = [*headers, (REQUEST_ID_HEADER, self._request_id)]
-            if self.credentialed:
-                await account_answer(self.client, self.credential, status, credentialed=True)
+            if status == 401 or self.credential is not None:
+                await account_answer(self.client, self.credential, status)
         await self._send(message)
 
     async def json(self, status: int, body: dict | bytes, headers: list | None = None) -> None:

@@ -13,7 +13,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from core.db import RETRYABLE_SQLSTATES
+from core.db import is_unavailable_sqlstate
 from core.errors import DomainError
 
 log = logging.getLogger(__name__)
@@ -90,13 +90,15 @@ Answer = tuple[int, dict[str, Any], dict[str, str] | None]
 
 def _database_unavailable(exc: DBAPIError) -> bool:
     # Connection lost or refused, a lock not granted within DATABASE_LOCK_TIMEOUT_MS, a statement
-    # cancelled by DATABASE_STATEMENT_TIMEOUT_MS: the request was not stored, the caller should
-    # retry.
+    # cancelled by DATABASE_STATEMENT_TIMEOUT_MS, a read-only or exhausted server: the request was
+    # not stored, the caller should retry.
     return (
         exc.connection_invalidated
         or isinstance(exc, OperationalError)
-        # psycopg2 raises those as OperationalError; SQLAlchemy over asyncpg as plain DBAPIError.
-        or getattr(exc.orig, "pgcode", None) in RETRYABLE_SQLSTATES
+        # psycopg2 raises most of those as OperationalError but a read-only transaction as
+        # InternalError; SQLAlchemy over asyncpg raises them all as plain DBAPIError.
+        or is_unavailable_sqlstate(getattr(exc.orig, "pgcode", None))
+        or is_unavailable_sqlstate(getattr(exc.orig, "sqlstate", None))
     )
 
 
@@ -105,6 +107,7 @@ def error_answer(exc: Exception, method: str, path: str) -> Answer:
     if isinstance(exc, DomainError):
         # A domain error may tell the client when to come back (rate limits, Stripe's).
         body = error_body(exc.code, exc.message, exc.field)
+        body.update(getattr(exc, "answer_fields", None) or {})
         return exc.status_code, body, getattr(exc, "headers", None)
     if isinstance(exc, DBAPIError) and _database_unavailable(exc):
         log.warning("database unavailable on %s %s: %s", method, path, exc)

@@ -16,7 +16,7 @@ from api.schemas import CamelModel, CustomerIdPath, error_responses
 from core.errors import ConfigurationError
 from core.licensing import keys, reads
 from core.licensing.reads import LicenseAnswer
-from core.licensing.revocation import reinstate_license, revoke_license
+from core.licensing.revocation import reinstate_license, reissue_now, revoke_license
 from core.licensing.tokens import ALGORITHM
 from core.settings import get_settings
 
@@ -38,8 +38,11 @@ class CheckInOut(LicenseOut):
     changed: bool
 
 
-class RevokeIn(CamelModel):
+class ReasonIn(CamelModel):
     reason: str | None = Field(default=None, max_length=500)
+
+
+RevokeIn = ReasonIn
 
 
 class RevokeOut(CamelModel):
@@ -168,7 +171,7 @@ async def license_lane(request: LaneRequest) -> LaneAnswer:
 @router.post(
     "/api/licenses/{customer_id}/revoke",
     summary="Revoke the customer's licenses; its next license says revoked (admin)",
-    responses=error_responses(401, 404, 413, 422, 429, 503),
+    responses=error_responses(401, 403, 404, 413, 422, 429, 503),
 )
 def revoke(
     customer_id: CustomerIdPath, _: AdminKey, session: DbSession, body: RevokeIn | None = None
@@ -187,8 +190,22 @@ def revoke(
 @router.post(
     "/api/licenses/{customer_id}/reinstate",
     summary="Lift a revocation; the customer gets a normal license again (admin)",
-    responses=error_responses(401, 404, 409, 422, 429, 503),
+    responses=error_responses(401, 403, 404, 409, 413, 422, 429, 503),
 )
-def reinstate(customer_id: CustomerIdPath, _: AdminKey, session: DbSession) -> LicenseOut:
-    row = reinstate_license(session, customer_id)
+def reinstate(
+    customer_id: CustomerIdPath, _: AdminKey, session: DbSession, body: ReasonIn | None = None
+) -> LicenseOut:
+    row = reinstate_license(session, customer_id, reason=body.reason if body else None)
+    return LicenseOut(**_license_out(row))
+
+
+@router.post(
+    "/api/licenses/{customer_id}/reissue",
+    summary="Issue the customer a new current license now, even if nothing changed (admin)",
+    responses=error_responses(401, 403, 404, 413, 422, 429, 503),
+)
+def reissue(
+    customer_id: CustomerIdPath, _: AdminKey, session: DbSession, body: ReasonIn | None = None
+) -> LicenseOut:
+    row = reissue_now(session, customer_id, reason=body.reason if body else None)
     return LicenseOut(**_license_out(row))

@@ -18,7 +18,7 @@ from core.licensing.service import ensure_license
 router = APIRouter(
     prefix="/api/subscriptions",
     tags=["subscriptions"],
-    responses=error_responses(401, 404, 409, 413, 422, 429, 503),
+    responses=error_responses(401, 403, 404, 409, 413, 422, 429, 503),
 )
 
 

@@ -17,12 +17,9 @@ from api.ingress_lane import LaneAnswer, LaneRequest, answer_in_framework
 from api.schemas import CamelModel, CustomerIdPath, OrUnlimited, error_responses, wire_model
 from core.api_keys import KEY_PREFIX, authenticate_api_key
 from core.errors import PermissionDeniedError
-from core.licensing.instance_auth import (
-    authenticate_instance,
-    known_license_facts,
-    verify_instance_token,
-)
-from core.request_limits import instance_bucket, instance_refused
+from core.licensing.instance_auth import verify_instance_token
+from core.licensing.lookup import authenticate_instance, known_license_facts
+from core.request_limits import usage_refused
 from core.settings import get_settings
 from core.usage.ingest import ReportIngress, ReportToStore, start_report_ingress
 from core.usage.parsing import idempotency_key_for, parse_report_body
@@ -32,6 +29,7 @@ from core.usage.queries import (
     CustomerInfo,
     CustomerUsage,
     DayPoint,
+    ReportRetention,
     ReportRow,
     UsageSummary,
     customer_usage,
@@ -162,8 +160,9 @@ async def receive_report(request: LaneRequest) -> LaneAnswer:
     report = parse_report_body(request.body, now=now, max_skew=max_skew)
     key = idempotency_key_for(report, request.header(b"idempotency-key"), now)
     item = ReportToStore(report, identity.jti, key, now, known_license_facts(identity.jti))
-    # An instance already over its limit in this window is refused at once, not behind a group.
-    refused = instance_refused(instance_bucket(identity.customer_id, report.instance_id))
+    # An instance or license already over its limit in this window is refused at once, not
+    # behind a group.
+    refused = usage_refused(identity.customer_id, report.instance_id)
     if refused is not None:
         raise refused
     ingress: ReportIngress = request.state.report_ingress
@@ -189,6 +188,25 @@ ReportOut = wire_model(ReportRow, "ReportOut")
 # Percent of the device limit in use (utilization) is null when the plan is unlimited.
 SummaryOut = wire_model(UsageSummary, "SummaryOut", limit=OrUnlimited, remaining=OrUnlimited)
 DayOut = wire_model(DayPoint, "DayOut")
+
+
+class RetentionOut(CamelModel):
+    """Raw reports are kept USAGE_REPORT_RETENTION_DAYS; a window reaching further lists only
+    the kept ones (its daily figures and summary come from the daily rollup), and says so."""
+
+    kept_days: int
+    kept_since: datetime
+    window_reaches_past: bool
+    note: str | None
+
+
+def _retention_out(retention: ReportRetention) -> RetentionOut:
+    return RetentionOut(
+        kept_days=retention.kept_days,
+        kept_since=retention.kept_since,
+        window_reaches_past=retention.window_reaches_past,
+        note=retention.note,
+    )
 
 
 class SubscriptionBlock(CamelModel):
@@ -219,6 +237,9 @@ class OverageOut(CamelModel):
     period_device_days: int
     estimated_charge_cents: int
     daily: Annotated[list[OverageDayOut], BeforeValidator(_overage_days)]
+    # Days of an invoiced period whose device-days were sent late and are billed in this one
+    # (counted in periodDeviceDays).
+    carried_over: Annotated[list[OverageDayOut], BeforeValidator(_overage_days)]
 
 
 class UsageOut(CamelModel):
@@ -230,6 +251,7 @@ class UsageOut(CamelModel):
     summary: SummaryOut  # type: ignore[valid-type]
     daily: list[DayOut]  # type: ignore[valid-type]
     overage: OverageOut | None = None
+    retention: RetentionOut | None = None
 
 
 def usage_out(usage: CustomerUsage) -> UsageOut:
@@ -248,6 +270,7 @@ def usage_out(usage: CustomerUsage) -> UsageOut:
         summary=SummaryOut.model_validate(usage.summary),
         daily=[DayOut.model_validate(point) for point in usage.daily],
         overage=None if usage.overage is None else OverageOut.model_validate(usage.overage),
+        retention=None if usage.retention is None else _retention_out(usage.retention),
     )
 
 

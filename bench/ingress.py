@@ -70,7 +70,9 @@ def _http_request(path: str, body: bytes, headers: dict[str, str]) -> bytes:
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
 
 
-def licensed_customers(count: int = CUSTOMERS) -> list[tuple[str, str]]:
+def licensed_customers(
+    count: int = CUSTOMERS, email_prefix: str = "bench"
+) -> list[tuple[str, str]]:
     """(customer id, license JWT) of new customers, made the way `POST /api/customers` does."""
     from core.customers.service import create_customer
     from core.db import session_scope
@@ -80,7 +82,9 @@ def licensed_customers(count: int = CUSTOMERS) -> list[tuple[str, str]]:
     with session_scope() as session:
         for number in range(count):
             customer = create_customer(
-                session, email=f"bench{number}@example.com", company_name=f"Bench {number}"
+                session,
+                email=f"{email_prefix}{number}@example.com",
+                company_name=f"Bench {number}",
             )
             session.flush()
             made.append((customer.customer_id, ""))
@@ -161,7 +165,7 @@ def webhook_requests(customers: list[tuple[str, str]], secret: str, count: int) 
     return requests
 
 
-def _serve_and_load_alternating(
+def serve_and_load_alternating(
     commands: dict[str, list[str]], requests: list[bytes], env: BenchEnv, profile: Path
 ) -> dict[str, list[dict[str, Any]]]:
     """Serve every command at once and load them in turn, ROUNDS times; then profile the last.
@@ -242,10 +246,10 @@ def main() -> None:
         )
         profiles = {kind: env.data_dir / f"{kind}.profile" for kind in ("usage", "webhook")}
         usage = usage_requests(customers, REQUESTS)
-        usage_results = _serve_and_load_alternating(commands, usage, env, profiles["usage"])
+        usage_results = serve_and_load_alternating(commands, usage, env, profiles["usage"])
         del usage
         webhooks = webhook_requests(customers, env.webhook_secret, REQUESTS)
-        webhook_results = _serve_and_load_alternating(commands, webhooks, env, profiles["webhook"])
+        webhook_results = serve_and_load_alternating(commands, webhooks, env, profiles["webhook"])
         del webhooks
         results = {"usage": usage_results, "webhook": webhook_results}
 

@@ -8,13 +8,18 @@ app = typer.Typer(help="Admin API keys.", no_args_is_help=True)
 
 
 @app.command()
-def create(name: str = typer.Option(..., "--name", help="Who or what uses the key")) -> None:
+def create(
+    name: str = typer.Option(..., "--name", help="Who or what uses the key"),
+    role: str = typer.Option(
+        "operator", "--role", help="operator (reads and changes) or viewer (reads only)"
+    ),
+) -> None:
     """Create an admin API key. The key is printed once and only its hash is kept."""
     from core import api_keys
 
     with db_session() as session:
-        created = api_keys.create_api_key(session, name)
-    console.print(f"✅ API key {created.id} created for {created.name}")
+        created = api_keys.create_api_key(session, name, role)
+    console.print(f"✅ API key {created.id} ({created.role}) created for {created.name}")
     console.print("Store it now, it is not shown again:")
     console.print(created.key, soft_wrap=True)
 
@@ -28,11 +33,12 @@ def list_keys() -> None:
 
     with db_session() as session:
         rows = api_keys.list_api_keys(session)
-    table = Table("ID", "Name", "Prefix", "Created", "Last used", "Revoked")
+    table = Table("ID", "Name", "Role", "Prefix", "Created", "Last used", "Revoked")
     for row in rows:
         table.add_row(
             str(row.id),
             row.name,
+            row.role,
             row.prefix + "…",
             f"{row.created_at:%Y-%m-%d %H:%M}",
             f"{row.last_used_at:%Y-%m-%d %H:%M}" if row.last_used_at else "-",
@@ -43,7 +49,7 @@ def list_keys() -> None:
 
 @app.command()
 def revoke(key_id: int = typer.Argument(..., help="The key's ID from `apikey list`")) -> None:
-    """Revoke an admin API key; it stops working at once."""
+    """Revoke an admin API key; it stops working at once, and its console sessions end."""
     from core import api_keys
 
     with db_session() as session:

@@ -61,10 +61,13 @@ def fail(message: str, code: int = 1) -> typer.Exit:
 
 @contextmanager
 def db_session() -> Iterator[Session]:
+    from core.audit import act_as, cli_actor
     from core.db import session_scope
 
     try:
         with session_scope() as session:
+            # What the command changes is audited as done by cli:<OS user>.
+            act_as(session, cli_actor())
             yield session
     except DomainError as exc:
         raise fail(exc.message) from exc

@@ -1,4 +1,5 @@
-"""`billing db`: migrations. A downgrade says what it would drop and asks before it drops it."""
+"""`billing db`: migrations (a downgrade says what it would drop and asks before it drops it) and
+pruning what is past retention."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from cli.common import console, err_console, fail
 if TYPE_CHECKING:
     from core.migrations import DowngradePlan
 
-app = typer.Typer(help="Database migrations.", no_args_is_help=True)
+app = typer.Typer(help="Database migrations and retention.", no_args_is_help=True)
 
 
 @app.command()
@@ -75,3 +76,22 @@ def current() -> None:
     from core import migrations
 
     console.print(migrations.current_revision() or "base")
+
+
+@app.command()
+def prune(
+    dry_run: bool = typer.Option(
+        False, "--dry-run", help="Print what would go, per table, and change nothing"
+    ),
+) -> None:
+    """Remove what is past retention, per table, in small batches (beat does it nightly)."""
+    from cli.common import db_session
+    from core.retention.pruning import prune as prune_tables
+
+    # Each batch is its own transaction, audited as cli:<OS user>.
+    results = prune_tables(db_session, dry_run=dry_run)
+    verb = "would remove" if dry_run else "removed"
+    for result in results:
+        console.print(
+            f"{result.table}: {verb} {result.rows} ({result.what}) in {result.seconds:.1f} s"
+        )

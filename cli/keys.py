@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from cli.common import console, fail
+from cli.common import console, db_session, fail
 
 app = typer.Typer(help="License signing keys.", no_args_is_help=True)
 
@@ -40,6 +40,10 @@ def rotate() -> None:
         new_kid = rotate_keys(settings)
     except SigningKeyError as exc:
         raise fail(str(exc)) from exc
+    from core import audit
+
+    with db_session() as session:
+        audit.record(session, "keys.rotate", before={"kid": old_kid}, after={"kid": new_kid})
     console.print(f"✅ signing key rotated: {old_kid} -> {new_kid}")
     console.print(f"{old_kid} stays published in /.well-known/jwks.json")
     from tasks.licenses import renew_licenses

@@ -81,18 +81,38 @@ def revoke(
 
 
 @app.command()
-def reinstate(customer_id: str = typer.Argument(..., help="The customer's id (cust_…)")) -> None:
+def reinstate(
+    customer_id: str = typer.Argument(..., help="The customer's id (cust_…)"),
+    reason: str = typer.Option(None, "--reason", help="Why (recorded in the audit log)"),
+) -> None:
     """Lift a revocation and print the customer's new license."""
     from core.licensing.revocation import reinstate_license
 
     with db_session() as session:
-        token = reinstate_license(session, customer_id).token
+        token = reinstate_license(session, customer_id, reason=reason).token
     console.print(f"✅ License of {customer_id} reinstated")
     console.print()
     console.print("📜 New License JWT:")
     console.print(token, soft_wrap=True)
     console.print()
     print_env_lines(token, customer_id)
+
+
+@app.command()
+def reissue(
+    customer_id: str = typer.Argument(..., help="The customer's id (cust_…)"),
+    reason: str = typer.Option(None, "--reason", help="Why (recorded in the audit log)"),
+) -> None:
+    """Issue the customer a new license now, even if nothing it says changed."""
+    from core.licensing.revocation import reissue_now
+
+    with db_session() as session:
+        row = reissue_now(session, customer_id, reason=reason)
+        token, jti = row.token, row.jti
+    console.print(f"✅ New license {jti} issued for {customer_id}")
+    console.print()
+    console.print("📜 New License JWT:")
+    console.print(token, soft_wrap=True)
 
 
 @app.command()

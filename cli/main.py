@@ -11,7 +11,7 @@ import sys
 
 import typer
 
-from cli import apikeys, customers, db, keys, licenses, processes, stripe_cli, tasks, usage
+from cli import apikeys, audit, customers, db, keys, licenses, processes, stripe_cli, tasks, usage
 
 app = typer.Typer(
     help="Zemfyre Billing: subscriptions, licenses and usage for Zemfyre instances.",
@@ -26,6 +26,7 @@ app.add_typer(licenses.app, name="license")
 app.add_typer(keys.app, name="keys")
 app.add_typer(stripe_cli.app, name="stripe")
 app.command("usage")(usage.usage)
+app.command("audit")(audit.audit)
 for command in (processes.api, processes.worker, processes.beat, processes.flower, processes.dev):
     app.command()(command)
 

@@ -21,6 +21,24 @@ from core.settings import Settings, get_settings, normalise_database_url
 # statement_timeout (57014), a deadlock victim (40P01), a serialization failure (40001). The
 # work was not done; the caller should retry (the API answers 503).
 RETRYABLE_SQLSTATES = frozenset({"55P03", "57014", "40P01", "40001"})
+# A server that cannot take any work now, whatever the statement: read-only (25006: a standby,
+# or a primary demoted in a failover), insufficient resources (class 53: disk full, out of
+# memory, too many connections) and connection exceptions (class 08). Also answered with 503.
+READ_ONLY_SQLSTATE = "25006"
+UNAVAILABLE_SQLSTATE_CLASSES = frozenset({"08", "53"})
+
+
+def is_unavailable_sqlstate(sqlstate: object) -> bool:
+    """Whether a statement failed with `sqlstate` because of the server's state, not its own
+    fault: the work was not done and the caller should retry later (the API answers 503)."""
+    if not isinstance(sqlstate, str):
+        return False
+    return (
+        sqlstate in RETRYABLE_SQLSTATES
+        or sqlstate == READ_ONLY_SQLSTATE
+        or sqlstate[:2] in UNAVAILABLE_SQLSTATE_CLASSES
+    )
+
 
 EXPECTED_URLS = "postgresql://user:password@host:5432/database or sqlite:///path/billing.db"
 

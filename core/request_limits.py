@@ -3,8 +3,9 @@
 - A route that takes no credentials, or a request that presents none: RATE_LIMIT_UNAUTHENTICATED
   _PER_CLIENT per window and client address (behind a proxy: FORWARDED_ALLOW_IPS).
 - A credentialed route with a credential: not counted per address; the usage report counts per
-  customer instance instead (RATE_LIMIT_USAGE_PER_INSTANCE, with its group: `instance_refusals`).
-- Failed authentications (every 401 of a credentialed route) count per client address. Over
+  customer instance and per license instead (RATE_LIMIT_USAGE_PER_INSTANCE and _PER_LICENSE,
+  with its group: `usage_refusals`).
+- Failed authentications (every 401) count per client address. Over
   RATE_LIMIT_FAILED_AUTH_PER_CLIENT, the address's credentialed requests are refused (429)
   before any key lookup or RSA verification, so guessing admin keys or forging license JWTs costs
   the service nothing more; the count is shared by every API process (Redis). A credential this
@@ -13,11 +14,12 @@
   out.
 
 The envelope (api/envelope.py) calls `admit_request` before a request is served and
-`account_answer` when its status is known; the usage ingress calls `instance_refusals`.
+`account_answer` when its status is known; the usage ingress calls `usage_refusals`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from collections.abc import Sequence
 from functools import lru_cache
@@ -42,25 +44,30 @@ def failed_auth_bucket(client_address: str) -> str:
 
 
 async def admit_request(
-    client_address: str, credential: bytes | None, *, credentialed: bool, limited: bool = True
+    client_address: str,
+    credential: bytes | None,
+    *,
+    credentialed: bool,
+    limited: bool = True,
+    sign_in: bool = False,
 ) -> Decision | None:
     """The refusal of a request about to be served (429), or None.
 
     `credential` is the request's `credential_key`, if it presented one; `credentialed` says the
     route checks credentials; `limited` is False only for routes no limit applies to (Stripe's
-    deliveries).
+    deliveries); `sign_in` marks a form that takes a credential in its body (the console's).
     """
     if not limited:
         return None
     settings = get_settings()
     limiter = current_limiter()
     window = settings.rate_limit_window_seconds
-    if credential is None or not credentialed:
+    if not sign_in and (credential is None or not credentialed):
         decision = await limiter.hit(
             f"client:{client_address}", settings.rate_limit_unauthenticated_per_client, window
         )
         return None if decision.allowed else decision
-    if credential in _known_good:
+    if credential is not None and credential in _known_good:
         return None
     # An unknown credential from a locked-out address costs no verification. A denial this
     # process saw needs no round trip; else the count all processes share is read (not counted).
@@ -71,14 +78,11 @@ async def admit_request(
     return None if decision.allowed else decision
 
 
-async def account_answer(
-    client_address: str, credential: bytes | None, status: int, *, credentialed: bool
-) -> None:
-    """What a credentialed route's answer says of its caller, recorded before it leaves: a 401
-    is one more failed authentication of the address (the caller's next request sees it); a 2xx
-    makes the credential known good to this process."""
-    if not credentialed:
-        return
+async def account_answer(client_address: str, credential: bytes | None, status: int) -> None:
+    """What an answer says of its caller, recorded before it leaves: a 401 is one more failed
+    authentication of the address (the caller's next request sees it); a 2xx makes the
+    credential it presented to a credentialed route (None otherwise) known good to this
+    process."""
     if status == 401:
         if credential is not None:
             _known_good.pop(credential, None)
@@ -112,19 +116,43 @@ def instance_bucket(customer_id: str, instance_id: str) -> str:
     return "usage:" + hashlib.sha256(name).hexdigest()[:32]
 
 
-def instance_refused(bucket: str) -> RateLimitedError | None:
-    """An instance this process already saw over its limit in this window (no round trip)."""
-    denied = current_limiter().denied(bucket)
+def license_bucket(customer_id: str) -> str:
+    """The usage limit's bucket of all of a customer's licenses, whatever instances they name."""
+    return "usage-license:" + customer_id
+
+
+def usage_refused(customer_id: str, instance_id: str) -> RateLimitedError | None:
+    """An instance or license this process already saw over its limit in this window (no round
+    trip)."""
+    limiter = current_limiter()
+    denied = limiter.denied(instance_bucket(customer_id, instance_id)) or limiter.denied(
+        license_bucket(customer_id)
+    )
     return None if denied is None else RateLimitedError(denied.retry_after)
 
 
-async def instance_refusals(buckets: Sequence[str]) -> list[Exception | None]:
-    """RATE_LIMIT_USAGE_PER_INSTANCE per window, per instance of a customer (429 beyond): a whole
-    group's counts in one Redis call, before it is stored."""
+async def usage_refusals(reports: Sequence[tuple[str, str]]) -> list[Exception | None]:
+    """RATE_LIMIT_USAGE_PER_INSTANCE per window per instance of a customer, and
+    RATE_LIMIT_USAGE_PER_LICENSE per window for all of the customer's licenses (429 beyond
+    either), for a group of (customer id, instance id): the whole group's counts sent to Redis
+    together, before it is stored."""
     settings = get_settings()
-    decisions = await current_limiter().hit_many(
-        list(buckets),
-        settings.rate_limit_usage_per_instance,
-        settings.rate_limit_window_seconds,
+    limiter, window = current_limiter(), settings.rate_limit_window_seconds
+    per_instance, per_license = await asyncio.gather(
+        limiter.hit_many(
+            [instance_bucket(customer_id, instance_id) for customer_id, instance_id in reports],
+            settings.rate_limit_usage_per_instance,
+            window,
+        ),
+        limiter.hit_many(
+            [license_bucket(customer_id) for customer_id, _ in reports],
+            settings.rate_limit_usage_per_license,
+            window,
+        ),
     )
-    return [None if d.allowed else RateLimitedError(d.retry_after) for d in decisions]
+    return [
+        None
+        if instance.allowed and license.allowed
+        else RateLimitedError(max(instance.retry_after, license.retry_after))
+        for instance, license in zip(per_instance, per_license, strict=True)
+    ]

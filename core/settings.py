@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # Schemes operators and PaaS providers write for PostgreSQL. SQLAlchemy 2.1 maps a plain
@@ -67,10 +68,17 @@ class Settings(BaseSettings):
     stripe_price_starter: str | None = None
     stripe_price_professional: str | None = None
     stripe_price_enterprise: str | None = None
+    # Our customer portal configuration (`billing stripe setup` prints it; found by its
+    # metadata when unset). Portal sessions never fall back to the account's default.
+    stripe_portal_configuration: str | None = None
     # Retries the Stripe SDK makes itself on network errors, 409/429/5xx (same idempotency key).
     stripe_max_network_retries: int = 2
     # Seconds one Stripe API call may take before it counts as Stripe being unreachable.
     stripe_timeout_seconds: float = 30.0
+    # The console's "Next invoice" asks Stripe for its preview with this timeout (no retries),
+    # and keeps an answer this long per customer.
+    stripe_preview_timeout_seconds: float = 5.0
+    invoice_preview_cache_seconds: int = 300
     # A Stripe event task that fails is retried this often, waiting base * 2**n (up to max) s.
     stripe_event_max_retries: int = 8
     stripe_event_retry_base_seconds: float = 5.0
@@ -80,6 +88,10 @@ class Settings(BaseSettings):
     stripe_reconcile_days: int = 3
     # Device overage (devices above the plan's limit) is billed per device-day through a Stripe
     # Billing Meter with this event name; `billing stripe setup` makes the meter and the prices.
+    # `billed`: devices above a paid plan's limit keep working and are billed per device-day
+    # (the licenses say `deviceLimit: soft`). `hard`: instances refuse them; checkout sells only
+    # the flat prices, nothing is metered, the usage viewer shows no charge.
+    device_overage: Literal["billed", "hard"] = "billed"
     stripe_meter_event_name: str = "zemfyre_device_overage"
     overage_price_starter_cents: int = 10
     overage_price_professional_cents: int = 7
@@ -98,6 +110,21 @@ class Settings(BaseSettings):
     # whose outcome has been unknown for longer than this is not resent (it could be billed
     # twice) but set aside for an operator to settle (`billing stripe meter-settle`).
     overage_event_resend_window_hours: float = Field(default=20, gt=0, lt=24)
+    # Stripe finalizes a subscription's invoice about an hour after its period ends: a finished
+    # day's raw reports are kept this many days past its last metering re-check, so a late rise
+    # is still rolled up and recorded before the invoice it belongs to closes.
+    invoice_finalization_margin_days: int = Field(default=1, ge=0)
+
+    # Retention (core/retention/): raw usage reports are kept this many UTC days (usage_daily,
+    # meter events, licenses and the audit log are kept for good); at least
+    # minimum_usage_report_retention_days, checked at start-up.
+    usage_report_retention_days: int = 90
+    # Processed Stripe events lose their payload after this many days (id, type, customer and
+    # outcome stay, so deduplication and the timeline still work); failed or pending: never.
+    stripe_event_retention_days: int = Field(default=400, ge=1)
+    # Rows one prune transaction removes: short transactions, row locks only, nothing the
+    # ingress waits on.
+    prune_batch_size: int = Field(default=2000, gt=0)
 
     license_private_key_path: Path = Path("keys/private-key.pem")
     license_public_key_path: Path = Path("keys/public-key.pem")
@@ -123,6 +150,13 @@ class Settings(BaseSettings):
     # A report without timestamp and Idempotency-Key that repeats an instance's numbers within
     # this many seconds is a client retry of the same report, not a new one.
     usage_untimed_dedup_seconds: int = 60
+    # The most devices one report may state (activeDevices, totalDevices): more is refused with
+    # 422, as a broken or hostile instance, not a real fleet.
+    usage_max_devices: int = Field(default=1_000_000, gt=0, le=2_147_483_647)
+    # New instances one customer's reports may create per window; beyond it an instance is held
+    # from device totals and bills until an operator accepts it (`billing usage --accept`).
+    usage_new_instances_per_window: int = Field(default=25, ge=0)
+    usage_new_instances_window_seconds: int = Field(default=86_400, gt=0)
     # Stored webhooks/reports whose task has not run after this long are enqueued again.
     inbox_sweep_after_seconds: int = 60
     # How often beat runs the inbox sweepers.
@@ -145,6 +179,16 @@ class Settings(BaseSettings):
     # A file holding user:password (a Docker/Kubernetes secret); wins over FLOWER_BASIC_AUTH.
     flower_basic_auth_file: str | None = None
 
+    # The operator console (/console): a session ends after this long without a request, and
+    # after this long whatever happens (the operator signs in again).
+    console_session_idle_minutes: int = Field(default=30, gt=0)
+    console_session_max_hours: int = Field(default=12, gt=0)
+    # What the console tells an operator about a revocation's reach: instances check in about
+    # this often (and then stop), and the instance SDK keeps running offline this long after its
+    # license expires (zemfyre_license DEFAULT_GRACE).
+    instance_check_in_minutes: int = Field(default=60, gt=0)
+    sdk_offline_grace_days: int = Field(default=7, ge=0)
+
     log_level: str = "INFO"
     # JSON log lines (production); false gives plain text for a terminal.
     log_json: bool = True
@@ -154,6 +198,9 @@ class Settings(BaseSettings):
     rate_limit_redis_url: str | None = None
     rate_limit_window_seconds: int = 60
     rate_limit_usage_per_instance: int = 120
+    # Usage reports per window of all of one customer's licenses together, whatever instanceId
+    # they say (an instance id is the client's own word).
+    rate_limit_usage_per_license: int = 1200
     rate_limit_unauthenticated_per_client: int = 300
     # Failed authentications (401: admin key, license or any bearer) one client address may make
     # per window; after that its credentialed requests get 429 until the window ends.
@@ -170,6 +217,25 @@ class Settings(BaseSettings):
     request_body_timeout_seconds: float = 30.0
     # Connections and requests in progress one API process takes; beyond it uvicorn answers 503.
     api_limit_concurrency: int = 2048
+
+    @property
+    def minimum_usage_report_retention_days(self) -> int:
+        """Yesterday, the days metering re-checks before it, and the invoice finalization
+        margin: raw reports of a day metering may still roll up again are never pruned."""
+        return 1 + self.overage_recheck_days + self.invoice_finalization_margin_days
+
+    @model_validator(mode="after")
+    def _retention_long_enough(self) -> Settings:
+        minimum = self.minimum_usage_report_retention_days
+        if self.usage_report_retention_days < minimum:
+            raise ValueError(
+                f"USAGE_REPORT_RETENTION_DAYS={self.usage_report_retention_days} is too short: "
+                f"it must be at least {minimum} (yesterday + OVERAGE_RECHECK_DAYS="
+                f"{self.overage_recheck_days} + INVOICE_FINALIZATION_MARGIN_DAYS="
+                f"{self.invoice_finalization_margin_days}), or metering would re-check days "
+                "whose reports were already pruned"
+            )
+        return self
 
     @property
     def resolved_database_url(self) -> str:
@@ -197,4 +263,18 @@ class Settings(BaseSettings):
 
 @lru_cache
 def get_settings() -> Settings:
-    return Settings()
+    """The settings; a bad value stops start-up of any process with one clear line per setting."""
+    from core.errors import ConfigurationError
+
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = "; ".join(_problem(error) for error in exc.errors())
+        raise ConfigurationError(f"invalid settings: {problems}") from None
+
+
+def _problem(error: object) -> str:
+    details = error if isinstance(error, dict) else {}
+    where = ".".join(str(part) for part in details.get("loc", ()))
+    message = str(details.get("msg", error)).removeprefix("Value error, ")
+    return f"{where.upper()}: {message}" if where else message

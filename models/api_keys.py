@@ -21,3 +21,5 @@ class ApiKey(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # operator (reads and changes) or viewer (reads only); keys made before roles are operators.
+    role: Mapped[str] = mapped_column(String(16), default="operator", server_default="operator")

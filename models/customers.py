@@ -29,3 +29,16 @@ class Customer(Base):
 
 # Emails are unique whatever their letter case.
 Index("uq_customers_email_lower", func.lower(Customer.email), unique=True)
+
+# The console's prefix search (core/customers/search.py): lower-cased, text_pattern_ops so that
+# LIKE 'abc%' uses them under any collation.
+for _column, _label in (
+    (Customer.email, "email_lower"),
+    (Customer.company_name, "company_lower"),
+    (Customer.customer_id, "customer_id_lower"),
+):
+    Index(
+        f"ix_customers_{_label}_prefix",
+        func.lower(_column).label(_label),
+        postgresql_ops={_label: "text_pattern_ops"},
+    )

@@ -30,6 +30,8 @@ class UsageReport(Base):
         UniqueConstraint("customer_id", "idempotency_key", name="uq_usage_reports_idem"),
         Index("ix_usage_reports_customer_time", "customer_id", "reported_at"),
         Index("ix_usage_reports_pending", "processed_at", "created_at"),
+        # Retention: the pruner walks a past day's reports in reported_at order (keyset batches).
+        Index("ix_usage_reports_reported_at", "reported_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -50,7 +52,8 @@ class UsageReport(Base):
 
 
 class InstanceUsage(Base):
-    """The latest report of each instance; a customer's devices are the sum over its instances."""
+    """The latest report of each instance; a customer's devices are the sum over its instances
+    (those not held)."""
 
     __tablename__ = "instance_usage"
 
@@ -63,6 +66,12 @@ class InstanceUsage(Base):
     reported_at: Mapped[datetime] = mapped_column(UTCDateTime)
     report_id: Mapped[int] = mapped_column(Integer)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    # When the instance first reported: new instances per window are capped per customer.
+    first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Set when the instance appeared beyond that cap: it counts for no device total and no bill
+    # until an operator accepts it (`accepted_at`, and `held_at` cleared).
+    held_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    accepted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class UsageAlert(Base):
@@ -107,10 +116,12 @@ class UsageDaily(Base):
 class UsageRollupDay(Base):
     """A UTC day the rollup has taken on: started (late reports of it are rolled up as they are
     processed) and, once its full rollup committed, finished (the viewer then reads it from
-    usage_daily instead of the raw reports)."""
+    usage_daily instead of the raw reports). Once past retention its raw reports are pruned
+    (`pruned_at`, set before the first is removed): its usage_daily rows are then final."""
 
     __tablename__ = "usage_rollup_days"
 
     day: Mapped[date] = mapped_column(Date, primary_key=True)
     started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    pruned_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -9,3 +9,12 @@ from workers.celery_app import celery_app
 def ping() -> dict[str, str]:
     """Proves a worker consumes from the broker: answers with the host that ran it."""
     return {"pong": "ok", "host": socket.gethostname()}
+
+
+@celery_app.task(name="tasks.maintenance.prune_retention")
+def prune_retention(dry_run: bool = False) -> dict[str, int]:
+    """Nightly: rows past retention removed, per table (core/retention/); safe to run twice."""
+    from core.db import session_scope
+    from core.retention.pruning import prune
+
+    return {result.table: result.rows for result in prune(session_scope, dry_run=dry_run)}

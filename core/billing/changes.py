@@ -4,8 +4,8 @@ Money follows payment (docs/stripe.md): an upgrade is invoiced at once and grant
 (`always_invoice` + `pending_if_incomplete`: Stripe keeps the old plan until the invoice is
 paid); a downgrade credits the next invoice (`create_prorations`); cancellation and deactivation
 end access at the end of the paid period unless asked to end it now, and then a final invoice
-settles pending prorations and credits unused time (`invoice_now`, `prorate`). Every answer
-says when access ends.
+settles pending prorations and credits unused time (`invoice_now`, `prorate`) if the period was
+paid, else unpaid invoices are voided (`end_now`). Every answer says when access ends.
 
 Each operation reads the customer's row, calls Stripe, and only then locks the customer and
 applies Stripe's answer (`core.billing.sync`): no Stripe call waits under the customer lock.
@@ -20,10 +20,12 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from core.billing import entitlements, plan_items, statuses
+from core import audit
+from core.billing import entitlements, invoices, plan_items, promotions, statuses
 from core.billing.catalogue import find_promotion, price_for_plan, sellable_plan
 from core.billing.gateway import StripeGateway, StripeNotConfiguredError
-from core.billing.meters import overage_price_for_plan
+from core.billing.metering.meters import overage_price_for_plan
+from core.billing.portal import configuration_id
 from core.billing.repository import get_subscription
 from core.billing.statuses import SubscriptionStatus
 from core.billing.stripe_errors import refused_as
@@ -91,18 +93,33 @@ def _row_for(session: Session, subscription_id: str) -> Subscription:
     return row
 
 
+def audited_state(row: Subscription | None) -> dict[str, Any]:
+    """What the audit log keeps of a subscription before and after an operator's change."""
+    if row is None:
+        return {}
+    return {
+        "plan": row.plan,
+        "status": row.status,
+        "cancel_at_period_end": row.cancel_at_period_end,
+        "current_period_ends_at": row.current_period_ends_at,
+    }
+
+
 def _apply(
     session: Session,
     customer_id: str,
-    previous_plan: str,
+    before: dict[str, Any],
     sub: Obj,
     reason: str,
     read_at: datetime,
+    action: str,
 ) -> SubscriptionChange:
     customer = get_for_update(session, customer_id)
     outcome = apply_subscription(session, customer, sub, reason=reason, read_at=read_at)
     row = get_subscription(session, customer_id)
     assert row is not None
+    audit.record(session, action, customer_id=customer_id, before=before, after=audited_state(row))
+    previous_plan = str(before["plan"])
     # Plan, status and dates as the row now says them.
     return record_from(
         SubscriptionChange,
@@ -115,6 +132,16 @@ def _apply(
         license_reissued=outcome.license_reissued,
         notes=[outcome.note],
     )
+
+
+def _set_to_cancel(sub: Obj) -> bool:
+    return bool(sub.get("cancel_at_period_end") or sub.get("cancel_at"))
+
+
+def _renews(sub: Obj) -> bool:
+    """Whether the subscription renews, now or once its pending update is paid."""
+    pending = sub.get("pending_update") or {}
+    return not sub.get("cancel_at_period_end") or pending.get("cancel_at_period_end") is False
 
 
 def _is_upgrade(previous: str, wanted: Plan) -> bool:
@@ -137,7 +164,7 @@ def change_plan(
     """
     spec = sellable_plan(plan)
     row = _row_for(session, subscription_id)
-    customer_id, previous_plan = row.customer_id, row.plan
+    customer_id, previous_plan, before = row.customer_id, row.plan, audited_state(row)
     stripe_id = str(row.stripe_subscription_id)
     read_at = utcnow()
     sub = gateway.retrieve_subscription(stripe_id)
@@ -153,22 +180,29 @@ def change_plan(
     if item is None:
         raise ConflictError(f"subscription {stripe_id} has no item to change")
     overage_price_id = overage_price_for_plan(gateway, spec.plan)
+    # A plan change is also a wish to keep the subscription; like the promotion code, it takes
+    # effect with the change: for an upgrade only once its invoice is paid (inside the pending
+    # update), so an upgrade never paid neither renews a canceled subscription nor discounts
+    # the old plan.
+    keep = {"cancel_at_period_end": False} if _set_to_cancel(sub) else {}
     with refused_as(discounts="promoCode", items="plan"):
-        if promotion is not None:
-            # Before the price change, so the upgrade's invoice is already discounted.
-            sub = gateway.update_subscription(
-                stripe_id, {"discounts": [{"promotion_code": promotion["id"]}]}
-            )
         if _is_upgrade(previous_plan, spec.plan):
-            sub = plan_items.upgrade(gateway, sub, previous_plan, price_id, overage_price_id)
+            wishes = {**keep, **promotions.with_upgrade(promotion)}
+            sub = plan_items.upgrade(
+                gateway, sub, previous_plan, price_id, overage_price_id, wishes
+            )
         else:
-            sub = plan_items.downgrade(gateway, sub, price_id, overage_price_id)
-        if sub.get("cancel_at_period_end") or sub.get("cancel_at"):
-            # A plan change is also a wish to keep the subscription (a separate call: a pending
-            # update takes no other parameters).
-            sub = gateway.update_subscription(stripe_id, {"cancel_at_period_end": False})
+            wishes = {**keep, **promotions.discount_now(promotion)}
+            sub = plan_items.downgrade(gateway, sub, price_id, overage_price_id, wishes)
+    sub = promotions.apply_waiting(gateway, sub)
     return _apply(
-        session, customer_id, previous_plan, sub, f"plan changed to {spec.plan.value}", read_at
+        session,
+        customer_id,
+        before,
+        sub,
+        f"plan changed to {spec.plan.value}",
+        read_at,
+        "subscription.change_plan",
     )
 
 
@@ -178,17 +212,35 @@ def cancel_subscription(
     """Cancel at the end of the paid period (default), or now with a final invoice that settles
     pending prorations and credits unused time; the caller commits. Idempotent."""
     row = _row_for(session, subscription_id)
-    customer_id, previous_plan = row.customer_id, row.plan
+    customer_id, before = row.customer_id, audited_state(row)
     stripe_id = str(row.stripe_subscription_id)
     read_at = utcnow()
     sub = gateway.retrieve_subscription(stripe_id)
-    if sub.get("status") not in statuses.STRIPE_ENDED:
-        if immediately:
-            sub = gateway.cancel_subscription(stripe_id, settle=True)
-        elif not sub.get("cancel_at_period_end"):
-            sub = gateway.update_subscription(stripe_id, {"cancel_at_period_end": True})
+    if immediately:
+        sub = end_now(gateway, sub)
+    elif sub.get("status") not in statuses.STRIPE_ENDED and _renews(sub):
+        # Also when only a pending upgrade would un-cancel it: Stripe then drops that upgrade.
+        sub = gateway.update_subscription(stripe_id, {"cancel_at_period_end": True})
     reason = "canceled" if immediately else "set to cancel at period end"
-    return _apply(session, customer_id, previous_plan, sub, reason, read_at)
+    action = "subscription.cancel_now" if immediately else "subscription.cancel_at_period_end"
+    return _apply(session, customer_id, before, sub, reason, read_at, action)
+
+
+def end_now(gateway: StripeGateway, sub: Obj) -> Obj:
+    """Cancel `sub` now; `sub` as Stripe then says. Idempotent.
+
+    Only a paid period is settled (a final invoice of pending prorations less the unused time,
+    credited): crediting the unused part of a period nobody paid for (past_due, unpaid,
+    incomplete, a renewal still a draft) would hand the customer money. Such a subscription is
+    canceled without a final invoice, and its unpaid invoices (the renewal, an upgrade waiting
+    for payment) are voided, so nothing more is collected for time that will not be served.
+    """
+    if sub.get("status") not in statuses.STRIPE_ENDED:
+        paid = sub.get("status") == SubscriptionStatus.ACTIVE and invoices.period_paid(sub)
+        sub = gateway.cancel_subscription(str(sub["id"]), settle=paid is not False)
+    for invoice in invoices.unpaid_invoices(sub):
+        gateway.void_unpaid_invoice(invoice)
+    return sub
 
 
 # -- deactivation -------------------------------------------------------------------------------
@@ -218,8 +270,8 @@ def deactivate_customer(
     immediately: bool = False,
 ) -> Deactivation:
     """Stop the customer's paid subscription: at the end of the period they paid for (default;
-    a paying customer is never cut off at once), or now (`immediately`) with a final invoice
-    that credits unused time, returning them to the trial tier.
+    a paying customer is never cut off at once), or now (`immediately`: `end_now`, crediting
+    unused time of a paid period only), returning them to the trial tier.
 
     The trial tier's status is `trialing` while the customer is within TRIAL_DAYS of signing up
     and `expired` after (a trial is given once). The row keeps the canceled subscription's id so
@@ -246,8 +298,7 @@ def deactivate_customer(
             )
         sub = gateway.retrieve_subscription(stripe_id)
         stripe_canceled = sub.get("status") not in statuses.STRIPE_ENDED
-        if stripe_canceled:
-            gateway.cancel_subscription(stripe_id, settle=True)
+        end_now(gateway, sub)
         return _back_to_trial(session, customer_id, stripe_canceled=stripe_canceled)
     return _back_to_trial(session, customer_id, stripe_canceled=False)
 
@@ -256,6 +307,7 @@ def _back_to_trial(session: Session, customer_id: str, *, stripe_canceled: bool)
     customer = get_for_update(session, customer_id)
     row = get_subscription(session, customer_id)
     previous_plan = row.plan if row else Plan.TRIAL.value
+    before = audited_state(row)
     now = utcnow()
     if row is not None and row.plan == Plan.TRIAL.value and row.trial_ends_at is not None:
         trial_end = row.trial_ends_at
@@ -278,6 +330,13 @@ def _back_to_trial(session: Session, customer_id: str, *, stripe_canceled: bool)
     row.cancel_at_period_end = False
     session.flush()
     license_row = reissue_license(session, customer_id, reason="deactivated: back to trial tier")
+    audit.record(
+        session,
+        "customer.deactivate",
+        customer_id=customer_id,
+        before=before,
+        after=audited_state(row),
+    )
     return record_from(
         Deactivation,
         row,
@@ -303,5 +362,7 @@ def portal_url(session: Session, gateway: StripeGateway, customer_id: str, retur
             field="customerId",
         )
     with refused_as(return_url="returnUrl"):
-        created = gateway.create_portal_session(customer.stripe_customer_id, return_url)
+        created = gateway.create_portal_session(
+            customer.stripe_customer_id, return_url, configuration=configuration_id(gateway)
+        )
     return str(created["url"])

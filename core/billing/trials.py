@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
+from core import audit
 from core.billing import statuses
 from core.billing.repository import get_subscription as get_subscription  # re-exported
 from core.billing.statuses import SubscriptionStatus
@@ -65,6 +66,7 @@ def start_trial(session: Session, customer_id: str, plan: object) -> TrialResult
         subscription = new_trial(customer_id, spec)
         session.add(subscription)
         session.flush()
+        _audit_trial(session, customer_id, None, spec.plan.value)
         return TrialResult(subscription, changed=True)
     if subscription.status not in statuses.TRIAL_STARTABLE:
         raise ConflictError(
@@ -74,9 +76,21 @@ def start_trial(session: Session, customer_id: str, plan: object) -> TrialResult
         )
     if subscription.plan == spec.plan.value:
         return TrialResult(subscription, changed=False)
+    previous = subscription.plan
     subscription.plan = spec.plan.value
     session.flush()
+    _audit_trial(session, customer_id, previous, spec.plan.value)
     return TrialResult(subscription, changed=True)
+
+
+def _audit_trial(session: Session, customer_id: str, previous: str | None, plan: str) -> None:
+    audit.record(
+        session,
+        "subscription.trial",
+        customer_id=customer_id,
+        before={"plan": previous},
+        after={"plan": plan},
+    )
 
 
 def expire_trials(session: Session, *, now: datetime | None = None, limit: int = 500) -> list[str]:

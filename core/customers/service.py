@@ -20,6 +20,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from core import audit
 from core.billing import trials
 from core.billing.repository import get_subscription
 from core.errors import ConflictError, InvalidInputError, NotFoundError
@@ -108,6 +109,12 @@ def create_customer(
     session.add(trials.new_trial(customer.customer_id, spec))
     session.flush()
     reissue_license(session, customer.customer_id, reason="customer created")
+    audit.record(
+        session,
+        "customer.create",
+        customer_id=customer.customer_id,
+        after={"email": email, "company_name": company_name, "plan": spec.plan.value},
+    )
     return customer
 
 

@@ -15,7 +15,7 @@ import asyncpg
 from anyio import to_thread
 from sqlalchemy import make_url
 
-from core.db import RETRYABLE_SQLSTATES, session_scope
+from core.db import is_unavailable_sqlstate, session_scope
 from core.db_steps import Steps, run_steps, run_steps_on_asyncpg
 from core.ingress.connections import DatabaseUnavailableError, HeldAsyncpgConnections
 
@@ -107,7 +107,7 @@ class GroupTransactions(Generic[Item, Outcome]):
                 # down fails the second try too, and the callers get 503.
                 return await self._run_group(group)
         except asyncpg.PostgresError as exc:
-            if exc.sqlstate not in RETRYABLE_SQLSTATES and not isinstance(exc, _DROPPED):
+            if not is_unavailable_sqlstate(exc.sqlstate) and not isinstance(exc, _DROPPED):
                 raise
             raise DatabaseUnavailableError("the database is unavailable; retry later") from exc
         except (OSError, TimeoutError, *_DROPPED) as exc:

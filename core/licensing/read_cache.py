@@ -1,22 +1,23 @@
-"""A per-process cache of license reads, invalidated across processes through a Redis version key.
+"""A per-process cache of license reads, invalidated across processes through a change counter
+in the database.
 
-Check-in and the admin license read serve what the `licenses` table says, which changes only
-when a license is issued or revoked. Any process that commits such a change (API, worker, CLI)
-increments one Redis key, `<prefix>licensing:version`; every API process reads that key at most
-every POLL_SECONDS, lazily from the requests it serves, and drops its whole cache when the value
-moved. The process that made the change drops its own at once, in the commit hook.
+Check-in, the usage ingress and the admin license read serve what the `licenses` table says,
+which changes only when a license is issued, reissued or revoked. The transaction that makes
+such a change (API, worker or CLI alike, Redis or not) also bumps one row, `license_changes`
+(`mark_changed`): the signal commits with the change or not at all, so it cannot be lost. Every
+API process reads that row at most every POLL_SECONDS, lazily from the requests it serves, and
+drops its whole cache when the version moved. The process that made the change drops its own at
+once, in the commit hook.
 
-How stale can a read be? An entry is used only while the last successful poll is younger than
-TRUST_SECONDS; a change committed after that poll is seen by the next poll, so at worst a
-change reaches every API process within TRUST_SECONDS plus one poll's round trip (< 1 s). When
-Redis cannot be reached, the polls fail, the trust runs out and every read goes to the database:
-slower, never stale. Without Redis at all (the embedded development default) nothing is cached.
+How stale can a read be? An entry is used only while the last successful poll started less than
+TRUST_SECONDS ago; a change committed before a poll started is seen by that poll, so a change
+reaches every API process within TRUST_SECONDS. A failed poll drops every entry (and trust) at
+once: until a poll succeeds again every read goes to the database, slower, never stale. And no
+entry is served for longer than MAX_AGE_SECONDS, which bounds what a change made behind the
+service's back (an operator's UPDATE of licenses) goes unseen.
 
 Entries are tagged with the generation current when their database read began, so a read that
 raced with a change can never be stored as fresh.
-
-The Redis is the one the API processes already share for their rate limits (RATE_LIMIT_REDIS_URL,
-else the broker when it is Redis), under CELERY_KEY_PREFIX like every other key of the service.
 """
 
 from __future__ import annotations
@@ -25,39 +26,40 @@ import asyncio
 import logging
 import threading
 import time
-import weakref
+from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
 
-import redis
-import redis.asyncio as async_redis
-from sqlalchemy import event
-from sqlalchemy.orm import Session
+import anyio.to_thread
+from sqlalchemy import event, select
+from sqlalchemy.orm import Session, SessionTransaction
 
+from core.db import dialect_insert, get_engine
 from core.settings import get_settings
+from models import LicenseChange, utcnow
 
 log = logging.getLogger(__name__)
 
-POLL_SECONDS = 0.2
+POLL_SECONDS = 0.25
 TRUST_SECONDS = 0.7
+MAX_AGE_SECONDS = 30.0
 MAX_ENTRIES = 100_000
 _CHANGED = "licensing_changed"
+_COUNTER_ID = 1
 
 
 class LicenseReadCache:
-    def __init__(self, redis_url: str | None, key: str) -> None:
-        self._redis_url = redis_url
-        self.key = key
+    """`read_version()` (blocking; run in a worker thread) returns the change counter."""
+
+    def __init__(self, read_version: Callable[[], int]) -> None:
+        self._read_version = read_version
         self._entries: dict[str, tuple[int, Any, float]] = {}
         self._generation = 0
         self._lock = threading.Lock()
-        self._seen_version: bytes | None = None
+        self._seen_version: int | None = None
         self._trusted_until = 0.0
         self._next_poll = 0.0
         self._poll_running = False
-        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, async_redis.Redis] = (
-            weakref.WeakKeyDictionary()
-        )
         self._background: set[asyncio.Task[None]] = set()
 
     # -- reads ---------------------------------------------------------------------------------
@@ -68,9 +70,7 @@ class LicenseReadCache:
 
     def get(self, key: str) -> Any | None:
         """The cached value, or None when there is none or it may be stale. Starts a poll of the
-        version key when one is due (call it from the event loop)."""
-        if self._redis_url is None:
-            return None
+        change counter when one is due (call it from the event loop)."""
         now = time.monotonic()
         if now >= self._next_poll and not self._poll_running:
             self._start_poll(now)
@@ -88,102 +88,108 @@ class LicenseReadCache:
         return entry[1]
 
     def put(self, key: str, value: Any, generation: int, *, max_age: float | None = None) -> None:
-        """Keep `value`, read from the database after `generation()` returned `generation`;
-        `max_age` bounds how long it is served for things no version bump announces."""
-        if self._redis_url is None or generation != self._generation:
+        """Keep `value`, read from the database after `generation()` returned `generation`, for
+        `max_age` seconds at most (MAX_AGE_SECONDS when not given, or when longer)."""
+        if generation != self._generation:
             return  # a change happened while the value was read: it may already be stale
-        expires = time.monotonic() + max_age if max_age is not None else float("inf")
+        age = MAX_AGE_SECONDS if max_age is None else min(max_age, MAX_AGE_SECONDS)
         with self._lock:
             if len(self._entries) >= MAX_ENTRIES:
                 self._entries.clear()
-            self._entries[key] = (generation, value, expires)
+            self._entries[key] = (generation, value, time.monotonic() + age)
 
     def invalidate(self) -> None:
+        """Drop every entry (a change committed here, or a poll that saw or missed one)."""
         with self._lock:
             self._generation += 1
             self._entries.clear()
 
-    # -- the version key -----------------------------------------------------------------------
-
-    def _client(self) -> async_redis.Redis:
-        loop = asyncio.get_running_loop()
-        client = self._clients.get(loop)
-        if client is None:
-            assert self._redis_url is not None
-            client = async_redis.Redis.from_url(
-                self._redis_url, socket_timeout=0.5, socket_connect_timeout=0.5
-            )
-            self._clients[loop] = client
-        return client
+    # -- the change counter --------------------------------------------------------------------
 
     def _start_poll(self, now: float) -> None:
         self._poll_running = True
         self._next_poll = now + POLL_SECONDS
-        task = asyncio.get_running_loop().create_task(self._poll())
+        task = asyncio.get_running_loop().create_task(self.poll())
         # Held until done: the loop keeps only a weak reference to its tasks.
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
-    async def _poll(self) -> None:
+    async def poll(self) -> bool:
+        """Read the change counter once: drop everything when it moved or cannot be read; trust
+        what is left for TRUST_SECONDS from when the read was sent. True when it was read."""
         started = time.monotonic()
         try:
-            version = await self._client().get(self.key)
-        except (redis.RedisError, OSError) as exc:
-            log.warning(
-                "license cache: cannot read the version key, serving from the database: %s", exc
-            )
+            version = await anyio.to_thread.run_sync(self._read_version)
+        except Exception as exc:  # noqa: BLE001 - whatever failed, nothing cached can be vouched for
+            # A change may have committed meanwhile and this process cannot know: what it holds
+            # goes, so the poll that succeeds next trusts only what was read after this one.
             self._trusted_until = 0.0
-            return
+            self.invalidate()
+            log.warning("license cache: cannot read the change counter, dropped: %s", exc)
+            return False
         finally:
             self._poll_running = False
         if version != self._seen_version:
             self.invalidate()
             self._seen_version = version
-        # Trust runs from when the poll was sent: a change committed after that is not seen yet.
         self._trusted_until = started + TRUST_SECONDS
+        return True
 
-    def publish_change(self) -> None:
-        """A license changed (committed): drop this process's entries and tell the others."""
-        self.invalidate()
-        if self._redis_url is None:
-            return
-        try:
-            _sync_client(self._redis_url).incr(self.key)
-        except (redis.RedisError, OSError) as exc:
-            # The other API processes go on serving what they cached until their trust runs
-            # out, which it does: their polls fail too unless only this process lost Redis.
-            log.error("license cache: could not publish a license change: %s", exc)
+
+def read_change_version() -> int:
+    """The committed license change counter (0 before the first change)."""
+    with get_engine().connect() as connection:
+        version = connection.execute(
+            select(LicenseChange.version).where(LicenseChange.id == _COUNTER_ID)
+        ).scalar()
+    return int(version or 0)
 
 
 @lru_cache(maxsize=4)
-def _sync_client(url: str) -> redis.Redis:
-    return redis.Redis.from_url(url, socket_timeout=1.0, socket_connect_timeout=1.0)
-
-
-@lru_cache(maxsize=4)
-def _cache_for(redis_url: str | None, prefix: str) -> LicenseReadCache:
-    return LicenseReadCache(redis_url, f"{prefix}licensing:version")
+def _cache_for(_database_url: str) -> LicenseReadCache:
+    return LicenseReadCache(read_change_version)
 
 
 def license_read_cache() -> LicenseReadCache:
-    settings = get_settings()
-    return _cache_for(settings.resolved_rate_limit_redis_url, settings.celery_key_prefix or "")
+    return _cache_for(get_settings().resolved_database_url)
 
 
-# -- the commit hook ---------------------------------------------------------------------------
+# -- the commit hooks --------------------------------------------------------------------------
 
 
 def mark_changed(session: Session) -> None:
-    """Note that this transaction changes licenses; the change is published when it commits."""
+    """Note that this transaction changes licenses: the change counter is bumped in it, just
+    before it commits, and this process's cache is dropped once it has."""
     session.info[_CHANGED] = True
 
 
+@event.listens_for(Session, "before_commit")
+def _count_the_change(session: Session) -> None:
+    if not session.info.get(_CHANGED):
+        return
+    # Last, so the counter's row lock is held only for the commit itself; an upsert, so a
+    # database without the row (a fresh or emptied one) counts from 1.
+    now = utcnow()
+    insert = dialect_insert(session)(LicenseChange).values(
+        id=_COUNTER_ID, version=1, changed_at=now
+    )
+    session.execute(
+        insert.on_conflict_do_update(
+            index_elements=[LicenseChange.id],
+            set_={"version": LicenseChange.version + 1, "changed_at": now},
+        )
+    )
+
+
 @event.listens_for(Session, "after_commit")
-def _publish_after_commit(session: Session) -> None:
+def _drop_after_commit(session: Session) -> None:
     if session.info.pop(_CHANGED, False):
-        license_read_cache().publish_change()
+        license_read_cache().invalidate()
 
 
-@event.listens_for(Session, "after_rollback")
-def _forget_after_rollback(session: Session) -> None:
-    session.info.pop(_CHANGED, None)
+@event.listens_for(Session, "after_soft_rollback")
+def _forget_after_rollback(session: Session, previous_transaction: SessionTransaction) -> None:
+    # The whole transaction, not a savepoint of it, and even one that had not touched the
+    # database yet (no DBAPI rollback happens then).
+    if previous_transaction.parent is None:
+        session.info.pop(_CHANGED, None)

@@ -1,4 +1,5 @@
-"""Revoking a customer's licenses, and lifting the revocation.
+"""An operator's actions on a customer's licenses: revoking them, lifting the revocation, and
+reissuing the current one. Each is audited in its own transaction (core/audit.py).
 
 Revocation lasts: every license the customer holds at that moment is marked revoked, expired ones
 included (check-in accepts expired licenses, so an old, perhaps leaked one would otherwise collect
@@ -17,8 +18,9 @@ from dataclasses import dataclass
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
+from core import audit
 from core.customers.lock import get_for_update
-from core.licensing.service import reissue_license, required_current_license
+from core.licensing.service import current_license, reissue_license, required_current_license
 from core.text import clean_text
 from models import Customer, License, utcnow
 
@@ -44,7 +46,8 @@ def revoke_license(
     reason = clean_text(reason, "reason", max_length=MAX_REASON, multi_line=True)
     customer = get_for_update(session, customer_id)
     now = utcnow()
-    if customer.license_revoked_at is None:
+    newly_revoked = customer.license_revoked_at is None
+    if newly_revoked:
         customer.license_revoked_at = now
         customer.license_revoked_reason = reason
     result = session.execute(
@@ -54,20 +57,57 @@ def revoke_license(
     )
     session.flush()
     reissue_license(session, customer_id, reason="revoked")
-    return RevocationResult(
-        customer=customer,
-        license=required_current_license(session, customer_id),
-        revoked_licenses=result.rowcount or 0,  # type: ignore[attr-defined]
-    )
+    current = required_current_license(session, customer_id)
+    revoked = result.rowcount or 0  # type: ignore[attr-defined]
+    if newly_revoked:
+        audit.record(
+            session,
+            "license.revoke",
+            customer_id=customer_id,
+            reason=reason,
+            before={"revoked_at": None},
+            after={"revoked_at": now, "licenses_revoked": revoked, "jti": current.jti},
+        )
+    return RevocationResult(customer=customer, license=current, revoked_licenses=revoked)
 
 
-def reinstate_license(session: Session, customer_id: str) -> License:
+def reinstate_license(session: Session, customer_id: str, *, reason: str | None = None) -> License:
     """Lift a revocation: the customer's next license is a normal one again (licenses revoked
     earlier stay refused; the instance is given the new one by its operator). Idempotent."""
+    reason = clean_text(reason, "reason", max_length=MAX_REASON, multi_line=True)
     customer = get_for_update(session, customer_id)
-    if customer.license_revoked_at is not None:
+    revoked_at = customer.license_revoked_at
+    if revoked_at is not None:
         customer.license_revoked_at = None
         customer.license_revoked_reason = None
         session.flush()
     reissue_license(session, customer_id, reason="reinstated")
-    return required_current_license(session, customer_id)
+    current = required_current_license(session, customer_id)
+    if revoked_at is not None:
+        audit.record(
+            session,
+            "license.reinstate",
+            customer_id=customer_id,
+            reason=reason,
+            before={"revoked_at": revoked_at},
+            after={"revoked_at": None, "jti": current.jti},
+        )
+    return current
+
+
+def reissue_now(session: Session, customer_id: str, *, reason: str | None = None) -> License:
+    """Issue the customer a new current license now, even when nothing it says changed (an
+    instance lost its copy, or an operator wants a fresh expiry)."""
+    reason = clean_text(reason, "reason", max_length=MAX_REASON, multi_line=True)
+    previous = current_license(session, customer_id)
+    row = reissue_license(session, customer_id, reason="reissued by an operator", force=True)
+    assert row is not None  # force always issues
+    audit.record(
+        session,
+        "license.reissue",
+        customer_id=customer_id,
+        reason=reason,
+        before={"jti": previous.jti if previous else None},
+        after={"jti": row.jti, "expires_at": row.expires_at},
+    )
+    return row

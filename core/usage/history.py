@@ -1,11 +1,12 @@
 """A usage window's per-day figures: finished days from `usage_daily`, the rest from raw reports.
 
 Days the rollup has finished (core/usage/rollups.py) are read from usage_daily, one row per
-instance and day; from the first day of the window that is not finished (normally today) on,
-the raw reports are aggregated the same way. Both give, per customer and UTC day: the number of
-reports, the sum and the peak of their active devices, and the day's devices (each instance's
-peak of the day, summed over the instances), so every figure of the viewer is exact whichever
-side it came from.
+instance and day; the others (normally only today) from the raw reports, aggregated the same
+way. A finished day after an unfinished one is still read from usage_daily: once past retention
+its raw reports are pruned (core/retention/), and usage_daily is all that is left of it. Both
+give, per customer and UTC day: the number of reports, the sum and the peak of their active
+devices, and the day's devices (each instance's peak of the day, summed over the instances), so
+every figure of the viewer is exact whichever side it came from.
 """
 
 from __future__ import annotations
@@ -42,17 +43,22 @@ class DayFigures:
 History = dict[str, dict[date, DayFigures]]
 
 
-def first_raw_day(session: Session, first: date, today: date) -> date:
-    """The first day of [first, today) the rollup has not finished, else today."""
-    finished = set(
-        session.scalars(
+def finished_days(session: Session, first: date, today: date) -> set[date]:
+    """The days of [first, today) the rollup has finished."""
+    return {
+        as_date(day)
+        for day in session.scalars(
             select(UsageRollupDay.day).where(
                 UsageRollupDay.day >= first,
                 UsageRollupDay.day < today,
                 UsageRollupDay.finished_at.is_not(None),
             )
         )
-    )
+    }
+
+
+def first_raw_day(finished: set[date], first: date, today: date) -> date:
+    """The first day of [first, today) the rollup has not finished, else today."""
     day = first
     while day < today and day in finished:
         day += timedelta(days=1)
@@ -106,16 +112,25 @@ def window_history(
     `customer_id=None` reads every customer; reports stamped after today (clock skew) count in
     the figures of their own day.
     """
-    raw_from = first_raw_day(session, since.date(), now.date())
+    finished = finished_days(session, since.date(), now.date())
+    raw_from = first_raw_day(finished, since.date(), now.date())
     history: History = {}
 
-    def add(rows: Any) -> None:
+    def add(rows: Any, *, rolled_up: bool) -> None:
         for row_customer, row_day, reports, sum_active, peak, active in rows:
-            per_day = history.setdefault(row_customer, {})
-            figures = per_day.setdefault(as_date(row_day), DayFigures())
+            day = as_date(row_day)
+            if (day in finished) != rolled_up:
+                continue  # read from the other side
+            figures = history.setdefault(row_customer, {}).setdefault(day, DayFigures())
             figures.add(int(reports), int(sum_active or 0), peak, int(active or 0))
 
-    if raw_from > since.date():
-        add(session.execute(_rolled_up(since.date(), raw_from, customer_id)))
-    add(session.execute(_raw(session, max(since, utc_day_start(raw_from)), customer_id)))
+    if finished:
+        add(
+            session.execute(_rolled_up(min(finished), max(finished) + timedelta(1), customer_id)),
+            rolled_up=True,
+        )
+    add(
+        session.execute(_raw(session, max(since, utc_day_start(raw_from)), customer_id)),
+        rolled_up=False,
+    )
     return history

@@ -25,12 +25,9 @@ from core.errors import (
 )
 from core.ingress import Ingress
 from core.ingress.batcher import Coalescer
-from core.licensing.instance_auth import (
-    InstanceIdentity,
-    LicenseFacts,
-    checking_presented_licenses,
-)
-from core.request_limits import instance_bucket, instance_refusals
+from core.licensing.instance_auth import InstanceIdentity
+from core.licensing.lookup import LicenseFacts, checking_presented_licenses
+from core.request_limits import usage_refusals
 from core.settings import get_settings
 from core.usage.parsing import ReportInput
 from models import UsageReport, utcnow
@@ -262,6 +259,6 @@ def _new_report_ids(
 async def _within_limits(
     group: list[tuple[InstanceIdentity, ReportToStore]],
 ) -> list[Exception | None]:
-    return await instance_refusals(
-        [instance_bucket(identity.customer_id, item.report.instance_id) for identity, item in group]
+    return await usage_refusals(
+        [(identity.customer_id, item.report.instance_id) for identity, item in group]
     )

@@ -15,11 +15,13 @@ from typing import Any
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
-from core.billing.overage import OverageEstimate
-from core.billing.overage import estimate as estimate_overage
+from core.billing.metering.estimate import OverageEstimate
+from core.billing.metering.estimate import estimate as estimate_overage
 from core.billing.statuses import SubscriptionStatus
 from core.db import record_from
 from core.errors import InvalidInputError, NotFoundError
+from core.retention.policy import reports_kept_since
+from core.settings import get_settings
 from core.usage.history import DayFigures, window_history
 from core.usage.limits import device_limit, utilisation_percent, warning_for
 from core.usage.snapshots import current_devices
@@ -74,6 +76,31 @@ class CustomerInfo:
 
 
 @dataclass(frozen=True, slots=True)
+class ReportRetention:
+    """What of the window's raw reports is kept: before `kept_since` only the days' rollups."""
+
+    kept_days: int
+    kept_since: datetime
+    window_reaches_past: bool
+
+    @property
+    def note(self) -> str | None:
+        if not self.window_reaches_past:
+            return None
+        return (
+            f"raw reports are kept {self.kept_days} days: reports before "
+            f"{self.kept_since:%Y-%m-%d} are pruned, so they are not listed; the daily figures "
+            "and the summary of those days come from the daily rollup"
+        )
+
+
+def report_retention(since: datetime, now: datetime) -> ReportRetention:
+    kept_since = reports_kept_since(now)
+    days = get_settings().usage_report_retention_days
+    return ReportRetention(days, kept_since, since < kept_since)
+
+
+@dataclass(frozen=True, slots=True)
 class CustomerUsage:
     customer: CustomerInfo
     days: int
@@ -81,8 +108,10 @@ class CustomerUsage:
     summary: UsageSummary
     daily: list[DayPoint]
     reports: list[ReportRow] = field(default_factory=list)
-    # Billable device overage per day and over the billing period (core/billing/overage.py).
+    # Billable device overage per day and over the billing period
+    # (core/billing/metering/estimate.py).
     overage: OverageEstimate | None = None
+    retention: ReportRetention | None = None
 
 
 def check_days(days: int) -> int:
@@ -240,4 +269,5 @@ def customer_usage(
         window=[(point.day, point.active_devices) for point in daily],
         now=now,
     )
-    return CustomerUsage(info, days, since, summary, daily, reports, overage)
+    retention = report_retention(since, now)
+    return CustomerUsage(info, days, since, summary, daily, reports, overage, retention)

@@ -38,6 +38,8 @@ class RollupResult:
     rows_written: int
     # Rows the day has in usage_daily after the run.
     rows_total: int
+    # The day's raw reports were pruned: its usage_daily rows are final and were left as they are.
+    pruned: bool = False
 
 
 def parse_day(value: str) -> date:
@@ -62,15 +64,19 @@ def rollup_day(session: Session, day: date, *, now: datetime | None = None) -> R
     now = now or utcnow()
     begin_rollup(session, day, now=now)
     # Waits for processing that is rolling up late reports of this day (see the docstring).
-    session.execute(
-        select(UsageRollupDay.day).where(UsageRollupDay.day == day).with_for_update()
-    ).all()
-    written = _upsert_days(session, day, instances=None, now=now)
-    session.execute(update(UsageRollupDay).where(UsageRollupDay.day == day).values(finished_at=now))
+    pruned_at = session.scalar(
+        select(UsageRollupDay.pruned_at).where(UsageRollupDay.day == day).with_for_update()
+    )
+    written = 0
+    if pruned_at is None:
+        written = _upsert_days(session, day, instances=None, now=now)
+        session.execute(
+            update(UsageRollupDay).where(UsageRollupDay.day == day).values(finished_at=now)
+        )
     total = session.scalar(
         select(func.count()).select_from(UsageDaily).where(UsageDaily.day == day)
     )
-    return RollupResult(day=day, rows_written=written, rows_total=int(total or 0))
+    return RollupResult(day, written, int(total or 0), pruned=pruned_at is not None)
 
 
 def rollup_late_reports(session: Session, report_ids: Sequence[int], now: datetime) -> int:
@@ -86,6 +92,7 @@ def rollup_late_reports(session: Session, report_ids: Sequence[int], now: dateti
         .where(
             UsageReport.id.in_(list(report_ids)),
             UsageReport.reported_at < utc_day_start(today),
+            UsageRollupDay.pruned_at.is_(None),
         )
         .order_by(UsageRollupDay.day)
         .with_for_update(read=True, of=UsageRollupDay)

@@ -6,6 +6,11 @@ Revises: 0008_money_edges
 
 from collections.abc import Sequence
 
+import sqlalchemy as sa
+from alembic import op
+
+import models.base
+
 revision: str = "0009_trust"
 down_revision: str | None = "0008_money_edges"
 branch_labels: str | Sequence[str] | None = None
@@ -13,8 +18,32 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    pass
+    op.create_table(
+        "license_changes",
+        sa.Column("id", sa.Integer(), autoincrement=False, nullable=False),
+        sa.Column("version", sa.BigInteger(), nullable=False),
+        sa.Column("changed_at", models.base.UTCDateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_license_changes")),
+    )
+    with op.batch_alter_table("instance_usage") as batch:
+        batch.add_column(
+            sa.Column("first_seen_at", models.base.UTCDateTime(timezone=True), nullable=True)
+        )
+        batch.add_column(sa.Column("held_at", models.base.UTCDateTime(timezone=True)))
+        batch.add_column(sa.Column("accepted_at", models.base.UTCDateTime(timezone=True)))
+    # Instances known before the cap existed were first seen no later than their last report.
+    op.execute("UPDATE instance_usage SET first_seen_at = updated_at")
+    with op.batch_alter_table("instance_usage") as batch:
+        batch.alter_column(
+            "first_seen_at",
+            existing_type=models.base.UTCDateTime(timezone=True),
+            nullable=False,
+        )
 
 
 def downgrade() -> None:
-    pass
+    with op.batch_alter_table("instance_usage") as batch:
+        batch.drop_column("accepted_at")
+        batch.drop_column("held_at")
+        batch.drop_column("first_seen_at")
+    op.drop_table("license_changes")

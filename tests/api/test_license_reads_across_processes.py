@@ -20,7 +20,9 @@ import pytest
 
 from core.api_keys import create_api_key
 from core.db import session_scope
+from core.licensing.read_cache import TRUST_SECONDS
 from core.licensing.revocation import revoke_license
+from tests.faults.harness import RedisServer
 from tests.helpers.processes import api_server
 
 QUIET = {"LOG_LEVEL": "WARNING"}
@@ -203,3 +205,45 @@ def test_the_usage_ingress_of_every_process_hears_of_a_plan_change_and_a_revocat
     assert _report(second, upgraded).status_code == 401
     assert _first_time(lambda: _report(first, upgraded).status_code == 401) < SEEN_WITHIN
     assert "revoked" in _report(first, upgraded).json()["error"]["message"]
+
+
+def test_a_revocation_made_while_redis_is_down_is_refused_by_the_other_process(
+    tmp_path, admin
+) -> None:
+    """The outage that used to keep a revoked license working for minutes: Redis (the processes'
+    broker and rate-limit store, on disk) stopped, a revocation through one process, Redis back
+    with what it held before. The
+    other process, which cached the license before and stayed busy with other instances all the
+    while, refuses it within TRUST_SECONDS of the revocation, for check-in and usage alike."""
+    with RedisServer(tmp_path, on_disk=True) as redis_server:
+        env = {
+            **QUIET,
+            "CELERY_BROKER_URL": redis_server.url,
+            "CELERY_RESULT_BACKEND": redis_server.url,
+            "RATE_LIMIT_REDIS_URL": redis_server.url,
+        }
+        with api_server(env) as first, api_server(env) as second:
+            customer_id, token = _new_customer(first, admin)
+            _, other_token = _new_customer(first, admin)
+            # The first process has read the license for check-in and for the usage ingress.
+            assert _check_in(first, token).status_code == 200
+            assert _report(first, token).status_code == 202
+            with _kept_warm(other_token, first):
+                redis_server.stop()
+                revoked = httpx.post(
+                    f"{second}/api/licenses/{customer_id}/revoke",
+                    headers=admin,
+                    json={"reason": "chargeback"},
+                    timeout=30,
+                )
+                revoked_at = time.monotonic()
+                assert revoked.status_code == 200, revoked.text
+                redis_server.start()
+                # The first process polls on with Redis back (its other instance checks in),
+                # and the bound has passed since the revocation committed.
+                time.sleep(0.5)
+                time.sleep(max(0.0, revoked_at + TRUST_SECONDS - time.monotonic()))
+                checked_in, reported = _check_in(first, token), _report(first, token)
+    assert checked_in.status_code == 401, checked_in.text
+    assert "revoked" in checked_in.json()["error"]["message"]
+    assert reported.status_code == 401, reported.text

@@ -100,3 +100,18 @@ def test_signed_payload_that_is_not_a_stripe_event_gets_400(api_client):
     bad_data = {**an_event(), "data": "nope"}
     assert _signed_raw(api_client, json.dumps(bad_data).encode()).status_code == 400
     assert stored() == 0
+
+
+def test_non_ascii_signature_gets_400_like_any_bad_signature(api_client):
+    payload, headers = signed_webhook(an_event(), webhook_secret())
+    # A genuine header whose signature is not ASCII (sent as UTF-8 bytes).
+    timestamp = headers["Stripe-Signature"].split(",")[0]
+    forged = f"{timestamp},v1=\u00e9\u00e9".encode()
+    response = api_client.post(
+        "/webhooks/stripe",
+        content=payload,
+        headers={"Stripe-Signature": forged, "Content-Type": "application/json"},
+    )
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["field"] == "Stripe-Signature"
+    assert stored() == 0

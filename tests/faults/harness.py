@@ -37,9 +37,12 @@ class RedisServer:
     """A redis-server of the test's own, without persistence: stopping it loses what it held,
     the harshest case for the ingress (a 2xx must not depend on anything Redis kept)."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, *, on_disk: bool = False) -> None:
         self.port = free_port()
         self.workdir = workdir
+        # On disk: what it held is saved when it stops and loaded when it starts again, as a
+        # production Redis with persistence does.
+        self.on_disk = on_disk
         self.process: subprocess.Popen[bytes] | None = None
         self.starts = 0
 
@@ -57,7 +60,7 @@ class RedisServer:
                 "--port",
                 str(self.port),
                 "--save",
-                "",
+                "3600 1" if self.on_disk else "",
                 "--appendonly",
                 "no",
                 "--dir",

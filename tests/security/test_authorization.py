@@ -7,6 +7,7 @@ licenses and database rows, and checks the status (and that refusals use the JSO
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -47,6 +48,8 @@ def _everyone(status: int) -> dict[str, Expected]:
 PUBLIC = _everyone(200)
 # Admin routes: nothing but a valid admin key gets past authentication, licenses included.
 ADMIN = {**_everyone(401), "admin_key": ADMIN_OK}
+# Console pages without a session: a redirect to the sign-in form, whatever the caller presents.
+CONSOLE_PAGE = _everyone(303)
 
 
 def _report(callers: Callers) -> dict[str, Any]:
@@ -77,6 +80,8 @@ ROUTES: dict[tuple[str, str], RouteCase] = {
         ADMIN, body=lambda c: {"reason": "security test"}
     ),
     ("POST", "/api/licenses/{customer_id}/reinstate"): RouteCase(ADMIN),
+    ("POST", "/api/licenses/{customer_id}/reissue"): RouteCase(ADMIN),
+    ("GET", "/api/audit"): RouteCase(ADMIN),
     ("POST", "/api/subscriptions/create-trial"): RouteCase(
         ADMIN, body=lambda c: {"customerId": c.customer_a, "plan": "professional"}
     ),
@@ -118,6 +123,35 @@ ROUTES: dict[tuple[str, str], RouteCase] = {
     ),
     # Stripe authenticates by its signature, whatever else the caller presents.
     ("POST", "/webhooks/stripe"): RouteCase(_everyone(400), body=lambda c: {"id": "evt_x"}),
+    # The console: no bearer credential opens a page or makes a change, only a session cookie
+    # (tests/console/): pages send the browser to sign in, and a POST without the console's
+    # Origin is refused before anything is read.
+    ("GET", "/console"): RouteCase(CONSOLE_PAGE),
+    ("GET", "/console/"): RouteCase(CONSOLE_PAGE),
+    ("GET", "/console/login"): RouteCase(PUBLIC),
+    ("POST", "/console/login"): RouteCase(_everyone(403)),
+    ("POST", "/console/logout"): RouteCase(CONSOLE_PAGE),
+    ("GET", "/console/customers"): RouteCase(CONSOLE_PAGE),
+    ("GET", "/console/customers/{customer_id}"): RouteCase(CONSOLE_PAGE),
+    ("GET", "/console/customers/{customer_id}/revoke"): RouteCase(CONSOLE_PAGE),
+    ("POST", "/console/customers/{customer_id}/revoke"): RouteCase(CONSOLE_PAGE),
+    ("POST", "/console/customers/{customer_id}/reinstate"): RouteCase(CONSOLE_PAGE),
+    ("POST", "/console/customers/{customer_id}/reissue"): RouteCase(CONSOLE_PAGE),
+    ("POST", "/console/customers/{customer_id}/cancel"): RouteCase(CONSOLE_PAGE),
+    ("POST", "/console/customers/{customer_id}/portal"): RouteCase(CONSOLE_PAGE),
+    ("GET", "/console/audit"): RouteCase(CONSOLE_PAGE),
+    # Operations pages and their actions (tests/console/test_operations_pages.py).
+    ("GET", "/console/at-risk"): RouteCase(CONSOLE_PAGE),
+    ("GET", "/console/events"): RouteCase(CONSOLE_PAGE),
+    ("GET", "/console/events/{event_id}"): RouteCase(CONSOLE_PAGE),
+    ("POST", "/console/events/{event_id}/process"): RouteCase(CONSOLE_PAGE),
+    ("POST", "/console/events/fetch"): RouteCase(CONSOLE_PAGE),
+    ("GET", "/console/meter-events"): RouteCase(CONSOLE_PAGE),
+    ("POST", "/console/meter-events/send-again"): RouteCase(CONSOLE_PAGE),
+    ("POST", "/console/meter-events/settle"): RouteCase(CONSOLE_PAGE),
+    ("GET", "/console/billing-issues"): RouteCase(CONSOLE_PAGE),
+    ("POST", "/console/billing-issues/{issue_id}/resolve"): RouteCase(CONSOLE_PAGE),
+    ("GET", "/console/customers/{customer_id}/next-invoice"): RouteCase(CONSOLE_PAGE),
 }
 
 
@@ -170,15 +204,20 @@ def test_route_admits_exactly_its_callers(
 ) -> None:
     method, template = route
     case = ROUTES[route]
-    path = template.format(customer_id=matrix_callers.customer_a, subscription_id="sub_missing")
+    # Other path ids (an event, an issue) name nothing that exists.
+    ids = {"customer_id": matrix_callers.customer_a, "subscription_id": "sub_missing"}
+    path = template.format_map(defaultdict(lambda: "1", ids))
     outcomes: dict[str, int] = {}
     for caller in CALLERS:
         token = _token(matrix_callers, caller)
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         body = case.body(matrix_callers) if case.body else None
-        response = api_client.request(method, path, headers=headers, json=body)
+        response = api_client.request(
+            method, path, headers=headers, json=body, follow_redirects=False
+        )
         outcomes[caller] = response.status_code
-        if response.status_code in (401, 403):
+        # The console answers pages, the API its JSON error format.
+        if response.status_code in (401, 403) and not template.startswith("/console"):
             error = response.json()["error"]
             assert error["code"] == ("unauthorized" if response.status_code == 401 else "forbidden")
     wanted = {caller: case.expected[caller] for caller in CALLERS}

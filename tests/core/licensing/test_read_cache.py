@@ -1,52 +1,131 @@
-"""core.licensing.read_cache: trusted only while the version key is read, dropped on a change."""
+"""core.licensing.read_cache: trusted only while the change counter is read, dropped when it moves
+or cannot be read, never served past its age limit; every license change, made by any process
+with or without Redis, moves the counter in the change's own transaction."""
 
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
 
+import pytest
+from sqlalchemy import create_engine, select
+
+from core.customers.service import create_customer
 from core.db import session_scope
-from core.licensing.read_cache import LicenseReadCache, license_read_cache, mark_changed
-from tests.conftest import REDIS_URL, RUN_ID
+from core.licensing import read_cache
+from core.licensing.read_cache import (
+    LicenseReadCache,
+    license_read_cache,
+    mark_changed,
+    read_change_version,
+)
+from models import LicenseChange
+from tests.helpers.processes import PROJECT_ROOT, billing_command
 
 
-async def _settle(cache: LicenseReadCache, key: str) -> object:
-    """The cached value once a poll of the version key has had time to finish."""
-    cache.get(key)  # starts the first poll
-    await asyncio.sleep(0.1)
-    return cache.get(key)
+class SwitchableDatabase:
+    """The change counter read from the test database, or from a server that refuses
+    connections (a real failure of the poll's read, as when the database is unreachable)."""
+
+    def __init__(self) -> None:
+        self.reachable = True
+        self._unreachable = create_engine("postgresql+psycopg2://postgres@127.0.0.1:1/none")
+
+    def read_version(self) -> int:
+        if self.reachable:
+            return read_change_version()
+        with self._unreachable.connect() as connection:
+            return int(connection.execute(select(LicenseChange.version)).scalar() or 0)
 
 
-def test_served_while_the_version_is_read_and_dropped_when_it_moves() -> None:
+def test_served_while_the_counter_is_read_and_dropped_when_it_moves() -> None:
     async def scenario() -> None:
-        cache = LicenseReadCache(REDIS_URL, f"billing-test-{RUN_ID}:read-cache:version")
+        # A cache of another process: this process's commits reach it only through the counter.
+        cache = LicenseReadCache(read_change_version)
+        assert await cache.poll()
         cache.put("a", "answer", cache.generation())
-        assert await _settle(cache, "a") == "answer"
-        cache.publish_change()  # another process's commit, as far as this cache can tell
-        assert cache.get("a") is None
+        assert cache.get("a") == "answer"
+        with session_scope() as session:
+            mark_changed(session)  # a license change committed anywhere
+        assert await cache.poll()
+        assert cache.peek("a") is None
         cache.put("a", "stale", cache.generation() - 1)  # read before the change: refused
-        assert await _settle(cache, "a") is None
+        assert cache.peek("a") is None
 
     asyncio.run(scenario())
 
 
-def test_nothing_is_served_from_the_cache_when_redis_cannot_be_reached() -> None:
+def test_a_failed_poll_drops_everything_so_a_poll_on_the_same_version_trusts_nothing_old() -> None:
+    """The state that served a revoked license for minutes: a change this process did not hear
+    of (its signal lost, or made behind the service's back), an entry cached before it, a poll
+    that failed, then polls that succeed on the same version. The entry must not come back."""
+
     async def scenario() -> None:
-        cache = LicenseReadCache("redis://127.0.0.1:1/0", "unreachable:version")
-        cache.put("a", "answer", cache.generation())
-        assert await _settle(cache, "a") is None
-        await asyncio.sleep(0.3)
-        assert await _settle(cache, "a") is None
+        database = SwitchableDatabase()
+        cache = LicenseReadCache(database.read_version)
+        assert await cache.poll()
+        cache.put("license", "not revoked", cache.generation())
+        assert cache.peek("license") == "not revoked"
+        database.reachable = False
+        assert not await cache.poll()
+        assert cache.peek("license") is None
+        database.reachable = True
+        assert await cache.poll()  # the same version as before the failure
+        assert cache.peek("license") is None
+        # What is read afresh is cached again.
+        cache.put("license", "revoked", cache.generation())
+        assert cache.peek("license") == "revoked"
 
     asyncio.run(scenario())
 
 
-def test_a_commit_that_changes_licenses_drops_this_process_entries() -> None:
+def test_no_entry_outlives_the_age_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    async def scenario() -> None:
+        cache = LicenseReadCache(read_change_version)
+        assert await cache.poll()
+        cache.put("no limit asked", "answer", cache.generation())
+        cache.put("a longer one asked", "answer", cache.generation(), max_age=3600)
+        await asyncio.sleep(0.1)
+        assert await cache.poll()
+        assert cache.peek("no limit asked") is None
+        assert cache.peek("a longer one asked") is None
+
+    monkeypatch.setattr(read_cache, "MAX_AGE_SECONDS", 0.05)
+    asyncio.run(scenario())
+
+
+def test_a_commit_that_changes_licenses_counts_and_drops_this_process_entries() -> None:
     cache = license_read_cache()
     cache.put("b", "answer", cache.generation())
-    before = cache.generation()
+    before, version = cache.generation(), read_change_version()
     with session_scope() as session:
-        pass  # a commit that changes no license keeps the entries
-    assert cache.generation() == before
+        pass  # a commit that changes no license keeps the entries and the counter
+    assert (cache.generation(), read_change_version()) == (before, version)
+    with session_scope() as session:
+        session.execute(select(LicenseChange.version))  # a transaction under way
+        mark_changed(session)
+        session.rollback()  # rolled back: nothing changed, nothing counted
+    assert read_change_version() == version
     with session_scope() as session:
         mark_changed(session)
     assert cache.generation() == before + 1
+    assert read_change_version() == version + 1
+
+
+def test_a_revocation_by_the_cli_without_any_redis_moves_the_counter() -> None:
+    with session_scope() as session:
+        customer_id = create_customer(session, email="cli@example.com", name="CLI").customer_id
+    version = read_change_version()
+    env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}
+    for name in ("CELERY_BROKER_URL", "CELERY_RESULT_BACKEND", "RATE_LIMIT_REDIS_URL"):
+        env.pop(name, None)
+    revoked = subprocess.run(
+        billing_command("license", "revoke", customer_id, "--reason", "chargeback"),
+        env=env,
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        timeout=120,
+    )
+    assert revoked.returncode == 0, revoked.stderr.decode()
+    assert read_change_version() > version

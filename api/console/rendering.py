@@ -1,0 +1,152 @@
+"""The console's templates, the filters they format numbers and times with, and the navigation.
+
+Pages are Jinja2 templates extending base.html. A page that htmx refreshes in part names the
+block to send (`render(..., block="results")`): the same template serves the whole page and the
+part, so the page stays readable without JavaScript."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import HTMLResponse
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from markupsafe import Markup, escape
+
+from core.console.sessions import ConsoleUser
+from models import utcnow
+
+HERE = Path(__file__).resolve().parent
+STATIC_DIR = HERE / "static"
+
+
+@dataclass(frozen=True)
+class NavItem:
+    label: str
+    path: str
+
+
+# The navigation bar, in order. A new page group adds its entry here.
+NAVIGATION: list[NavItem] = [
+    NavItem("Overview", "/console/"),
+    NavItem("Customers", "/console/customers"),
+    NavItem("At risk", "/console/at-risk"),
+    NavItem("Events", "/console/events"),
+    NavItem("Meter events", "/console/meter-events"),
+    NavItem("Billing issues", "/console/billing-issues"),
+    NavItem("Audit", "/console/audit"),
+]
+
+# Every console answer: never cached or framed, no scripts but our own file.
+PAGE_HEADERS = {
+    "Cache-Control": "no-store",
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "Content-Security-Policy": (
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        "frame-ancestors 'none'; base-uri 'none'"
+    ),
+}
+
+
+def money(cents: int | None) -> str:
+    """$1,234.56 from integer cents."""
+    if cents is None:
+        return "—"
+    sign = "-" if cents < 0 else ""
+    whole, part = divmod(abs(int(cents)), 100)
+    return f"{sign}${whole:,}.{part:02d}"
+
+
+def _ago(seconds: float) -> str:
+    if seconds < 0:
+        return _ahead(-seconds)
+    for size, unit in ((86400, "d"), (3600, "h"), (60, "min")):
+        if seconds >= size:
+            return f"{int(seconds // size)} {unit} ago"
+    return "just now"
+
+
+def _ahead(seconds: float) -> str:
+    for size, unit in ((86400, "d"), (3600, "h"), (60, "min")):
+        if seconds >= size:
+            return f"in {int(seconds // size)} {unit}"
+    return "now"
+
+
+def absolute(value: datetime | date | None) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, datetime):
+        return f"{value.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
+    return f"{value:%Y-%m-%d}"
+
+
+def when(value: datetime | None) -> Markup:
+    """A time relative to now, its UTC date and time in the title (hover) and datetime."""
+    if value is None:
+        return Markup("—")
+    text = _ago((utcnow() - value).total_seconds())
+    return Markup('<time datetime="{iso}" title="{title}">{text}</time>').format(
+        iso=value.astimezone(UTC).isoformat(), title=absolute(value), text=text
+    )
+
+
+def day(value: date | datetime | None) -> str:
+    if value is None:
+        return "—"
+    return f"{value.day} {value:%b %Y}"
+
+
+def short(value: str | None, keep: int = 12) -> Markup:
+    """A long id cut for a table cell, whole in its title."""
+    if not value:
+        return Markup("—")
+    if len(value) <= keep:
+        return escape(value)
+    return Markup('<span title="{full}">{cut}…</span>').format(full=value, cut=value[:keep])
+
+
+def number(value: int | float | None) -> str:
+    return "—" if value is None else f"{value:,}"
+
+
+environment = Environment(
+    loader=FileSystemLoader(HERE / "templates"),
+    autoescape=select_autoescape(["html"]),
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+environment.filters.update(
+    money=money, when=when, day=day, absolute=absolute, short=short, number=number
+)
+
+
+def render(
+    request: Request,
+    template: str,
+    context: dict[str, Any],
+    *,
+    user: ConsoleUser | None,
+    status_code: int = 200,
+    block: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> HTMLResponse:
+    """The page, or only `block` of it when htmx asked for that part."""
+    page = environment.get_template(template)
+    values = {
+        "request": request,
+        "user": user,
+        "navigation": NAVIGATION,
+        "path": request.url.path,
+        **context,
+    }
+    if block is not None and request.headers.get("hx-request") == "true":
+        body = "".join(page.blocks[block](page.new_context(values)))
+    else:
+        body = page.render(values)
+    return HTMLResponse(body, status_code=status_code, headers={**PAGE_HEADERS, **(headers or {})})

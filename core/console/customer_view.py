@@ -1,0 +1,114 @@
+"""One customer's console page: what payment, license and usage say about them, joined.
+
+Reads only (no Stripe call): the customer, subscription and current license, 30 days of usage
+with the overage this period (core/usage/queries.py, the usage viewer's own figures), the
+instances, and the timeline."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy.orm import Session
+
+from core.billing.changes import access_ends_at
+from core.billing.metering.estimate import OverageEstimate
+from core.console.instances import InstanceRow, customer_instances
+from core.console.timeline import TimelineItem, customer_timeline
+from core.customers.service import customer_detail
+from core.settings import get_settings
+from core.usage.queries import DayPoint, customer_usage
+from models import Customer, License, Subscription, utcnow
+
+CHART_DAYS = 30
+# Instances that reported this recently are the ones a revocation stops.
+IMPACT_DAYS = 30
+
+
+@dataclass(frozen=True)
+class CustomerView:
+    customer: Customer
+    subscription: Subscription | None
+    license: License | None
+    access_ends_at: datetime | None
+    device_limit: int | None
+    # Devices above the limit are billed (soft limit) rather than refused (hard).
+    soft_limit: bool
+    offline_grace_days: int
+    days: list[DayPoint]
+    overage: OverageEstimate | None
+    instances: list[InstanceRow]
+    timeline: list[TimelineItem]
+
+    @property
+    def chart_peak(self) -> int:
+        return max([point.active_devices for point in self.days] + [self.device_limit or 0, 1])
+
+
+def customer_view(session: Session, customer_id: str, now: datetime | None = None) -> CustomerView:
+    now = now or utcnow()
+    detail = customer_detail(session, customer_id)
+    usage = customer_usage(session, customer_id, days=CHART_DAYS, now=now, report_limit=0)
+    instances = customer_instances(session, customer_id, detail.license, usage.since, now)
+    timeline = customer_timeline(
+        session,
+        customer_id,
+        detail.customer.stripe_customer_id,
+        [(point.day, point.active_devices) for point in usage.daily],
+        usage.summary.limit,
+    )
+    return CustomerView(
+        customer=detail.customer,
+        subscription=detail.subscription,
+        license=detail.license,
+        access_ends_at=access_ends_at(detail.subscription) if detail.subscription else None,
+        device_limit=usage.summary.limit,
+        soft_limit=bool(usage.overage and usage.overage.billed),
+        offline_grace_days=get_settings().sdk_offline_grace_days,
+        days=usage.daily,
+        overage=usage.overage,
+        instances=instances,
+        timeline=timeline,
+    )
+
+
+@dataclass(frozen=True)
+class StoppingInstance:
+    instance: InstanceRow
+    # At its next check-in at the earliest; at the latest when the license it holds expires
+    # and the SDK's offline grace has run out (an instance that never checks in again).
+    stops_by: datetime
+    stops_at_latest: datetime | None
+
+
+@dataclass(frozen=True)
+class RevocationImpact:
+    customer: Customer
+    already_revoked: bool
+    stopping: list[StoppingInstance]
+
+
+def revocation_impact(
+    session: Session, customer_id: str, now: datetime | None = None
+) -> RevocationImpact:
+    """What revoking the customer's license would stop, and when."""
+    now = now or utcnow()
+    detail = customer_detail(session, customer_id)
+    since = now - timedelta(days=IMPACT_DAYS)
+    settings = get_settings()
+    grace = timedelta(days=settings.sdk_offline_grace_days)
+    check_in = timedelta(minutes=settings.instance_check_in_minutes)
+    stopping = [
+        StoppingInstance(
+            instance=row,
+            stops_by=now + check_in,
+            stops_at_latest=row.license_expires_at + grace if row.license_expires_at else None,
+        )
+        for row in customer_instances(session, customer_id, detail.license, since, now)
+        if row.last_report_at >= since
+    ]
+    return RevocationImpact(
+        customer=detail.customer,
+        already_revoked=detail.customer.license_revoked_at is not None,
+        stopping=stopping,
+    )

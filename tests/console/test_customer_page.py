@@ -1,0 +1,99 @@
+"""One customer's page: subscription, license, instances, the chart, overage and the timeline."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+from core.billing.metering.estimate import period_start
+from models import utcnow
+from tests.console.conftest import seed_customer
+
+
+def _expected_overage_device_days() -> int:
+    """The seed's billable device-days this period, counted here by hand: per day, Berlin's
+    devices plus Munich's (until two days ago), above the professional limit of 50."""
+    now = utcnow()
+    start = period_start(now + timedelta(days=20))
+    total = 0
+    for days_ago in range(30):
+        day = (now - timedelta(days=days_ago, minutes=5)).date()
+        if day < start:
+            continue
+        devices = (60 if days_ago < 3 else 25 + days_ago % 7) + (19 if days_ago >= 2 else 0)
+        total += max(0, devices - 50)
+    return total
+
+
+def test_the_page_joins_subscription_license_usage_and_money(operator) -> None:
+    client, _ = operator
+    seeded = seed_customer()
+    page = client.get(f"/console/customers/{seeded.customer_id}").text
+    assert "Acme GmbH" in page and "ops@acme.example" in page
+    assert (
+        '<strong>professional</strong> · <span class="status status-active">active</span>' in page
+    )
+    assert seeded.jti in page and "soft (overage billed)" in page
+    assert "+7 d offline grace" in page
+    device_days = _expected_overage_device_days()
+    assert f"<strong>{device_days:,}</strong> above 50" in page
+    whole, cents = divmod(device_days * 7, 100)
+    assert f"<strong>${whole:,}.{cents:02d}</strong> ($0.07 each)" in page
+
+
+def test_the_chart_draws_30_days_against_the_limit(operator) -> None:
+    client, _ = operator
+    seeded = seed_customer()
+    page = client.get(f"/console/customers/{seeded.customer_id}").text
+    bars = re.findall(r'class="bar( over)?" data-day="([0-9-]+)" data-devices="(\d+)"', page)
+    assert len(bars) == 30
+    today = utcnow().date()
+    assert bars[-1][1:] == (str(today), "60")  # Munich is silent since two days
+    assert bars[-3][1:] == (str(today - timedelta(days=2)), "79")
+    assert all(over == " over" for over, _, devices in bars if int(devices) > 50)
+    assert 'data-limit="50"' in page
+
+
+def test_instances_warn_of_silence_and_an_old_license(operator) -> None:
+    client, _ = operator
+    seeded = seed_customer()
+    page = client.get(f"/console/customers/{seeded.customer_id}").text
+    berlin = page[page.index("<code>edge-berlin</code>") :].split("</tr>")[0]
+    munich = page[page.index("<code>edge-munich</code>") :].split("</tr>")[0]
+    assert ">60<" in berlin and "current" in berlin and "silent" not in berlin
+    assert "silent" in munich and "previous" in munich and ">19<" in munich
+    assert page.index("edge-berlin") < page.index("edge-munich")  # latest report first
+
+
+def test_the_timeline_joins_every_system_newest_first(operator) -> None:
+    client, _ = operator
+    seeded = seed_customer()
+    page = client.get(f"/console/customers/{seeded.customer_id}").text
+    timeline = page[page.index('id="timeline"') :]
+    expected_in_order = [
+        "alice@ops: license.reissue — “lost copy”",  # the seed's last step
+        "plan changed: trial → professional",  # with the professional license
+        "trial license issued",  # when the customer was created
+        "10 device-days of",  # an hour ago
+        "invoice.paid $99.00",  # a day ago
+    ]
+    positions = [timeline.index(text) for text in expected_in_order]
+    assert positions == sorted(positions)
+    # Usage days (at the start of their UTC day), today's first.
+    assert timeline.index("peak 60 devices (limit 50)") < timeline.index("peak 79 devices")
+    assert "processed" in timeline and "audit #" in timeline
+
+    operators_only = client.get(
+        f"/console/customers/{seeded.customer_id}",
+        params={"show": "operators"},
+        headers={"HX-Request": "true"},
+    ).text
+    assert "<html" not in operators_only
+    assert "license.reissue" in operators_only and "invoice.paid" not in operators_only
+
+
+def test_an_unknown_customer_is_a_404_page(operator) -> None:
+    client, _ = operator
+    answer = client.get("/console/customers/cust_missing")
+    assert answer.status_code == 404
+    assert "no customer" in answer.text and "<html" in answer.text
