@@ -26,7 +26,7 @@ from core.billing.sync import (
     find_customer_id,
     remember_stripe_customer,
 )
-from core.customers.service import get_for_update
+from core.customers.lock import get_for_update
 from core.errors import ConflictError, NotFoundError
 from models import StripeEvent, utcnow
 
