@@ -105,6 +105,7 @@ def error_answer(exc: Exception, method: str, path: str) -> Answer:
     if isinstance(exc, DomainError):
         # A domain error may tell the client when to come back (rate limits, Stripe's).
         body = error_body(exc.code, exc.message, exc.field)
+        body.update(getattr(exc, "answer_fields", None) or {})
         return exc.status_code, body, getattr(exc, "headers", None)
     if isinstance(exc, DBAPIError) and _database_unavailable(exc):
         log.warning("database unavailable on %s %s: %s", method, path, exc)

@@ -85,6 +85,8 @@ class ErrorBody(BaseModel):
 
 class ErrorOut(BaseModel):
     error: ErrorBody
+    # A revoked license's check-in: the customer's current license, signed, saying revoked.
+    license: str | None = None
 
 
 ERROR_DESCRIPTIONS = {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import hashlib
 from collections.abc import AsyncIterator, Sequence
@@ -21,12 +22,8 @@ from core.api_keys import KEY_PREFIX, authenticate_api_key
 from core.batching import Coalescer
 from core.errors import DomainError, PermissionDeniedError, RateLimitedError
 from core.group_transactions import Ingress
-from core.licensing.instance_auth import (
-    InstanceIdentity,
-    authenticate_instance,
-    known_license_facts,
-    verify_instance_token,
-)
+from core.licensing.instance_auth import InstanceIdentity, verify_instance_token
+from core.licensing.lookup import authenticate_instance, known_license_facts
 from core.rate_limit import current_limiter
 from core.settings import get_settings
 from core.usage.ingest import ReceivedReport, ReportToStore, receive_reports
@@ -134,25 +131,44 @@ def build_report_ingress() -> ReportIngress:
             if isinstance(outcome, ReceivedReport) and not outcome.stored.duplicate
         ]
 
-    return Ingress.start(receive_reports, to_workers, new_reports, admit=_within_instance_limits)
+    return Ingress.start(receive_reports, to_workers, new_reports, admit=_within_usage_limits)
 
 
-async def _within_instance_limits(
+async def _within_usage_limits(
     group: list[tuple[InstanceIdentity, ReportToStore]],
 ) -> list[Exception | None]:
-    """RATE_LIMIT_USAGE_PER_INSTANCE per window, per instance of a customer (429 beyond): the
-    whole group's counts in one Redis call, before it is stored."""
+    """RATE_LIMIT_USAGE_PER_INSTANCE per window per instance of a customer, and
+    RATE_LIMIT_USAGE_PER_LICENSE per window for all of the customer's licenses, whatever
+    instances they name (429 beyond either): the whole group's counts sent to Redis together,
+    before it is stored."""
     settings = get_settings()
-    decisions = await current_limiter().hit_many(
-        [_instance_bucket(identity, item) for identity, item in group],
-        settings.rate_limit_usage_per_instance,
-        settings.rate_limit_window_seconds,
+    limiter, window = current_limiter(), settings.rate_limit_window_seconds
+    per_instance, per_license = await asyncio.gather(
+        limiter.hit_many(
+            [_instance_bucket(identity, item) for identity, item in group],
+            settings.rate_limit_usage_per_instance,
+            window,
+        ),
+        limiter.hit_many(
+            [_license_bucket(identity) for identity, _ in group],
+            settings.rate_limit_usage_per_license,
+            window,
+        ),
     )
-    return [None if d.allowed else RateLimitedError(d.retry_after) for d in decisions]
+    return [
+        None
+        if instance.allowed and license.allowed
+        else RateLimitedError(max(instance.retry_after, license.retry_after))
+        for instance, license in zip(per_instance, per_license, strict=True)
+    ]
 
 
 def _instance_bucket(identity: InstanceIdentity, item: ReportToStore) -> str:
     return _bucket_of_instance(identity.customer_id, item.report.instance_id)
+
+
+def _license_bucket(identity: InstanceIdentity) -> str:
+    return "usage-license:" + identity.customer_id
 
 
 @lru_cache(maxsize=8192)
@@ -216,8 +232,12 @@ async def receive_report(request: LaneRequest) -> LaneAnswer:
     report = parse_report_body(request.body, now=now, max_skew=max_skew)
     key = idempotency_key_for(report, request.header(b"idempotency-key"), now)
     item = ReportToStore(report, identity.jti, key, now, known_license_facts(identity.jti))
-    # An instance already over its limit in this window is refused at once, not behind a group.
-    denied = current_limiter().denied(_instance_bucket(identity, item))
+    # An instance or license already over its limit in this window is refused at once, not
+    # behind a group.
+    limiter = current_limiter()
+    denied = limiter.denied(_instance_bucket(identity, item)) or limiter.denied(
+        _license_bucket(identity)
+    )
     if denied is not None:
         raise RateLimitedError(denied.retry_after)
     ingress: ReportIngress = request.state.report_ingress
@@ -292,6 +312,9 @@ class OverageOut(CamelModel):
     period_device_days: int
     estimated_charge_cents: int
     daily: Annotated[list[OverageDayOut], BeforeValidator(_overage_days)]
+    # Days of an invoiced period whose device-days were sent late and are billed in this one
+    # (counted in periodDeviceDays).
+    carried_over: Annotated[list[OverageDayOut], BeforeValidator(_overage_days)]
 
 
 class UsageOut(CamelModel):

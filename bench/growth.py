@@ -27,7 +27,13 @@ import sys
 import time
 from datetime import UTC, date, datetime, timedelta
 
-from bench.common import bench_environment, billing_command, print_table, print_verdict
+from bench.common import (
+    BenchEnv,
+    bench_environment,
+    billing_command,
+    print_table,
+    print_verdict,
+)
 
 DAYS = int(os.environ.get("BENCH_GROWTH_DAYS", "120"))
 REPORTS_PER_DAY = int(os.environ.get("BENCH_GROWTH_REPORTS_PER_DAY", "200000"))
@@ -85,7 +91,7 @@ def _night(day: date) -> tuple[float, float, float, int]:
     return rollup_seconds, prune_seconds, vacuum_seconds, sum(result.rows for result in results)
 
 
-def _ingest_ratio(customers: list[tuple[str, str]], env: object) -> float:
+def _ingest_ratio(customers: list[tuple[str, str]], env: BenchEnv) -> float:
     """Bench ingress's measure (real/bare usage throughput, median of its rounds); the reports
     it stored (stamped today, after every simulated day) are removed again."""
     from sqlalchemy import text
@@ -98,8 +104,8 @@ def _ingest_ratio(customers: list[tuple[str, str]], env: object) -> float:
         "real": billing_command("api"),
     }
     requests = ingress.usage_requests(customers, ingress.REQUESTS)
-    profile = env.data_dir / f"growth-{time.monotonic_ns()}.profile"  # type: ignore[attr-defined]
-    results = ingress._serve_and_load_alternating(commands, requests, env, profile)  # type: ignore[arg-type]
+    profile = env.data_dir / f"growth-{time.monotonic_ns()}.profile"
+    results = ingress.serve_and_load_alternating(commands, requests, env, profile)
     ratios = [
         real["rps"] / bare["rps"]
         for bare, real in zip(results["bare"], results["real"], strict=True)

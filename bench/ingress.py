@@ -162,7 +162,7 @@ def webhook_requests(customers: list[tuple[str, str]], secret: str, count: int) 
     return requests
 
 
-def _serve_and_load_alternating(
+def serve_and_load_alternating(
     commands: dict[str, list[str]], requests: list[bytes], env: BenchEnv, profile: Path
 ) -> dict[str, list[dict[str, Any]]]:
     """Serve every command at once and load them in turn, ROUNDS times; then profile the last.
@@ -241,10 +241,10 @@ def main() -> None:
         )
         profiles = {kind: env.data_dir / f"{kind}.profile" for kind in ("usage", "webhook")}
         usage = usage_requests(customers, REQUESTS)
-        usage_results = _serve_and_load_alternating(commands, usage, env, profiles["usage"])
+        usage_results = serve_and_load_alternating(commands, usage, env, profiles["usage"])
         del usage
         webhooks = webhook_requests(customers, env.webhook_secret, REQUESTS)
-        webhook_results = _serve_and_load_alternating(commands, webhooks, env, profiles["webhook"])
+        webhook_results = serve_and_load_alternating(commands, webhooks, env, profiles["webhook"])
         del webhooks
         results = {"usage": usage_results, "webhook": webhook_results}
 

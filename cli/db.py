@@ -85,10 +85,11 @@ def prune(
     ),
 ) -> None:
     """Remove what is past retention, per table, in small batches (beat does it nightly)."""
-    from core.db import session_scope
+    from cli.common import db_session
     from core.retention.pruning import prune as prune_tables
 
-    results = prune_tables(session_scope, dry_run=dry_run)
+    # Each batch is its own transaction, audited as cli:<OS user>.
+    results = prune_tables(db_session, dry_run=dry_run)
     verb = "would remove" if dry_run else "removed"
     for result in results:
         console.print(

@@ -15,17 +15,19 @@ EVENTS_RULE = "─" * 110
 
 @app.command()
 def setup() -> None:
-    """Create the Zemfyre products, monthly USD prices, the device overage meter and the
-    metered overage prices in Stripe (safe to run again)."""
+    """Create the Zemfyre products, monthly USD prices, the device overage meter, the metered
+    overage prices and the customer portal configuration in Stripe (safe to run again)."""
     from core.billing.catalogue import setup_catalogue
     from core.billing.gateway import get_gateway
-    from core.billing.meters import setup_metering
+    from core.billing.metering.meters import setup_metering
+    from core.billing.portal import setup_portal
 
     try:
         gateway = get_gateway()
         lines = setup_catalogue(gateway)
         # After the flat prices: the overage prices are made on the plans' products.
         metering = setup_metering(gateway)
+        portal = setup_portal(gateway)
     except DomainError as exc:
         raise fail(exc.message) from exc
     console.print("✅ Stripe products and prices are ready:")
@@ -49,6 +51,12 @@ def setup() -> None:
             f"{price.price_id}  ({state})",
             soft_wrap=True,
         )
+    portal_state = "created" if portal.created else "already there, features set again"
+    console.print(
+        f"{'portal':<14}cards, invoices, cancel at period end; no plan switching  "
+        f"{portal.configuration_id}  ({portal_state})",
+        soft_wrap=True,
+    )
     console.print(RULE)
     console.print()
     console.print("💡 Add these lines to .env:")
@@ -56,6 +64,7 @@ def setup() -> None:
         console.print(line.setting, soft_wrap=True)
     for setting in metering.settings_lines:
         console.print(setting, soft_wrap=True)
+    console.print(portal.setting, soft_wrap=True)
 
 
 @app.command("events")
@@ -89,37 +98,18 @@ def list_events(
 def replay(event_id: str = typer.Argument(..., help="The Stripe event id (evt_…)")) -> None:
     """Process one Stripe event again now (fetched from Stripe if it was never received)."""
     from core import audit
-    from core.billing import handlers, reconcile
-    from core.billing import inbox as stripe_events
-    from core.billing.gateway import get_gateway
-    from core.db import session_scope
+    from core.billing.event_attempts import CLI
+    from core.billing.replay import replay_event
 
-    with db_session() as session:
-        known = stripe_events.get_event(session, event_id) is not None
     try:
-        if not known:
-            with session_scope() as session:
-                reconcile.fetch_and_store(session, get_gateway(), event_id)
-            console.print(f"📥 {event_id} was not received: fetched it from Stripe.")
-        with session_scope() as session:
-            audit.act_as(session, audit.cli_actor())
-            outcome = handlers.process_event(session, event_id, force=True)
-            audit.record(
-                session,
-                "stripe_event.replay",
-                customer_id=outcome.customer_id,
-                after={"event_id": event_id, "status": outcome.status},
-            )
-    except stripe_events.PermanentEventError as exc:
-        # The failed attempt was rolled back; its failure is recorded in a transaction of its own.
-        with session_scope() as session:
-            stripe_events.record_failure(session, event_id, exc, final=True)
-        raise fail(f"{event_id} failed: {exc}") from exc
+        done = replay_event(event_id, trigger=CLI, actor=audit.cli_actor())
     except DomainError as exc:
-        if known:
-            with session_scope() as session:
-                stripe_events.record_failure(session, event_id, exc, final=False)
-        raise fail(f"{event_id} failed: {exc.message}") from exc
+        raise fail(exc.message) from exc
+    if done.fetched:
+        console.print(f"📥 {event_id} was not received: fetched it from Stripe.")
+    if done.outcome is None:
+        raise fail(f"{event_id} failed: {done.error}")
+    outcome = done.outcome
     console.print(f"✅ Replayed {event_id}")
     console.print(RULE)
     console.print(field_line("Status", outcome.status))
@@ -144,7 +134,7 @@ def meter_events(
     limit: int = typer.Option(50, min=1, max=1000, help="How many to show"),
 ) -> None:
     """List device overage meter events sent to Stripe, newest day first, with their state."""
-    from core.billing import meter_events as events
+    from core.billing.metering import events
 
     chosen = [(failed, events.FAILED), (unsent, events.UNSENT), (unconfirmed, events.UNCONFIRMED)]
     state = next((name for wanted, name in chosen if wanted), None)
@@ -177,7 +167,7 @@ def meter_retry(
     all_failed: bool = typer.Option(False, "--all", help="Every failed meter event"),
 ) -> None:
     """Send meter events Stripe refused for good again, with a fresh set of attempts."""
-    from core.billing import meter_events as events
+    from core.billing.metering import events
     from tasks.billing import send_meter_events
 
     if not event_ids and not all_failed:
@@ -208,7 +198,7 @@ def meter_settle(
 ) -> None:
     """Settle meter events whose outcome was unknown for too long to resend safely, once their
     identifiers were looked up in Stripe: never sent twice, never lost."""
-    from core.billing import meter_events as events
+    from core.billing.metering import events
     from tasks.billing import send_meter_events
 
     with db_session() as session:
@@ -225,3 +215,16 @@ def meter_settle(
     if "skipped" in answer:
         raise fail(f"not sent: {answer['skipped']}")
     console.print(f"✅ {answer['sent']} sent to Stripe, {answer['unsent']} still unsent")
+
+
+@app.command("resolve-issue")
+def resolve_issue(
+    issue_id: int = typer.Argument(..., help="The billing issue's id"),
+    note: str = typer.Option(..., "--note", help="How it was resolved (kept with the issue)"),
+) -> None:
+    """Close a billing issue (a double subscription, a dispute) with a note saying how."""
+    from core.billing import issues
+
+    with db_session() as session:
+        issue = issues.resolve_issue(session, issue_id, note)
+        console.print(f"✅ {issue.kind} {issue.stripe_object_id} resolved by {issue.resolved_by}")

@@ -11,6 +11,7 @@ import typer
 from cli.common import console, db_session, fail, field_line
 
 if TYPE_CHECKING:
+    from core.usage.held_instances import HeldInstance
     from core.usage.overview import CustomerOverview
     from core.usage.processing import QuarantinedReport
     from core.usage.queries import CustomerUsage, UsageSummary
@@ -193,6 +194,10 @@ def _overage(usage: CustomerUsage) -> None:
     for day, billable in overage.daily:
         if billable:
             console.print(field_line(f"{day:%Y-%m-%d}", f"{billable} device-day(s)"))
+    for day, carried in overage.carried_over:
+        console.print(
+            field_line(f"{day:%Y-%m-%d}", f"{carried} device-day(s), carried over into this period")
+        )
     console.print(field_line("Period Since", f"{overage.period_start:%Y-%m-%d}"))
     console.print(field_line("Device-days", overage.period_device_days))
     charge = overage.estimated_charge_cents / 100
@@ -257,15 +262,42 @@ def show_quarantined(rows: Sequence[QuarantinedReport], total: int) -> None:
         console.print(f"    {row.last_error or '-'}", soft_wrap=True, markup=False)
 
 
+def show_held(rows: Sequence[HeldInstance]) -> None:
+    if not rows:
+        console.print("No held instances.")
+        return
+    console.print(f"{len(rows)} instance(s) held beyond the new-instance cap, not counted:")
+    for row in rows:
+        console.print(
+            f"  {row.customer_id} {row.instance_id}: {row.active_devices}/{row.total_devices} "
+            f"devices, first seen {_when(row.first_seen_at)}",
+            soft_wrap=True,
+            markup=False,
+        )
+    console.print("💡 Count one: billing usage --customer ID --accept INSTANCE_ID")
+
+
 def usage(
     customer: str = typer.Option(None, "--customer", help="Show one customer (its ID)"),
     all_customers: bool = typer.Option(False, "--all", help="Show every customer"),
     quarantined: bool = typer.Option(
         False, "--quarantined", help="List reports set aside after failing USAGE_MAX_ATTEMPTS"
     ),
+    held: bool = typer.Option(
+        False,
+        "--held",
+        help="List instances held beyond USAGE_NEW_INSTANCES_PER_WINDOW (of --customer, or all)",
+    ),
+    accept: list[str] = typer.Option(
+        None,
+        "--accept",
+        help="Count this held instance of --customer from now on (repeatable)",
+    ),
     days: int = typer.Option(DEFAULT_DAYS, "--days", help="The last N UTC days, today included"),
 ) -> None:
     """Device usage against plan limits, with warnings at 80% and 100%."""
+    if held or accept:
+        return _held(customer, held, accept or [])
     if [bool(customer), all_customers, quarantined].count(True) != 1:
         raise fail("give either --customer ID, --all or --quarantined")
     if not 1 <= days <= MAX_DAYS:
@@ -287,3 +319,17 @@ def usage(
                 )
         else:
             show_customer(customer_usage(session, customer.strip(), days=days))
+
+
+def _held(customer: str | None, listing: bool, accept: list[str]) -> None:
+    from core.usage.held_instances import accept_instances, held_instances
+
+    if accept and not customer:
+        raise fail("--accept needs --customer ID")
+    with db_session() as session:
+        if accept:
+            accepted = accept_instances(session, customer.strip(), accept)  # type: ignore[union-attr]
+            named = ", ".join(accepted) if accepted else "none (all were counted already)"
+            console.print(f"✅ Counted from now on: {named}", markup=False)
+        if listing:
+            show_held(held_instances(session, customer.strip() if customer else None))

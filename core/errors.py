@@ -33,6 +33,15 @@ class AuthenticationError(DomainError):
     code = "unauthorized"
 
 
+class RevokedLicenseError(AuthenticationError):
+    """A revoked license presented at check-in. The answer carries the customer's current license,
+    which says revoked: instances believe a signature, never the words of a 401."""
+
+    def __init__(self, message: str, *, license: str) -> None:
+        super().__init__(message)
+        self.answer_fields = {"license": license}
+
+
 class PermissionDeniedError(DomainError):
     status_code = 403
     code = "forbidden"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -67,10 +68,17 @@ class Settings(BaseSettings):
     stripe_price_starter: str | None = None
     stripe_price_professional: str | None = None
     stripe_price_enterprise: str | None = None
+    # Our customer portal configuration (`billing stripe setup` prints it; found by its
+    # metadata when unset). Portal sessions never fall back to the account's default.
+    stripe_portal_configuration: str | None = None
     # Retries the Stripe SDK makes itself on network errors, 409/429/5xx (same idempotency key).
     stripe_max_network_retries: int = 2
     # Seconds one Stripe API call may take before it counts as Stripe being unreachable.
     stripe_timeout_seconds: float = 30.0
+    # The console's "Next invoice" asks Stripe for its preview with this timeout (no retries),
+    # and keeps an answer this long per customer.
+    stripe_preview_timeout_seconds: float = 5.0
+    invoice_preview_cache_seconds: int = 300
     # A Stripe event task that fails is retried this often, waiting base * 2**n (up to max) s.
     stripe_event_max_retries: int = 8
     stripe_event_retry_base_seconds: float = 5.0
@@ -80,6 +88,10 @@ class Settings(BaseSettings):
     stripe_reconcile_days: int = 3
     # Device overage (devices above the plan's limit) is billed per device-day through a Stripe
     # Billing Meter with this event name; `billing stripe setup` makes the meter and the prices.
+    # `billed`: devices above a paid plan's limit keep working and are billed per device-day
+    # (the licenses say `deviceLimit: soft`). `hard`: instances refuse them; checkout sells only
+    # the flat prices, nothing is metered, the usage viewer shows no charge.
+    device_overage: Literal["billed", "hard"] = "billed"
     stripe_meter_event_name: str = "zemfyre_device_overage"
     overage_price_starter_cents: int = 10
     overage_price_professional_cents: int = 7
@@ -138,6 +150,13 @@ class Settings(BaseSettings):
     # A report without timestamp and Idempotency-Key that repeats an instance's numbers within
     # this many seconds is a client retry of the same report, not a new one.
     usage_untimed_dedup_seconds: int = 60
+    # The most devices one report may state (activeDevices, totalDevices): more is refused with
+    # 422, as a broken or hostile instance, not a real fleet.
+    usage_max_devices: int = Field(default=1_000_000, gt=0, le=2_147_483_647)
+    # New instances one customer's reports may create per window; beyond it an instance is held
+    # from device totals and bills until an operator accepts it (`billing usage --accept`).
+    usage_new_instances_per_window: int = Field(default=25, ge=0)
+    usage_new_instances_window_seconds: int = Field(default=86_400, gt=0)
     # Stored webhooks/reports whose task has not run after this long are enqueued again.
     inbox_sweep_after_seconds: int = 60
     # How often beat runs the inbox sweepers.
@@ -179,6 +198,9 @@ class Settings(BaseSettings):
     rate_limit_redis_url: str | None = None
     rate_limit_window_seconds: int = 60
     rate_limit_usage_per_instance: int = 120
+    # Usage reports per window of all of one customer's licenses together, whatever instanceId
+    # they say (an instance id is the client's own word).
+    rate_limit_usage_per_license: int = 1200
     rate_limit_unauthenticated_per_client: int = 300
     # Failed authentications (401: admin key, license or any bearer) one client address may make
     # per window; after that its credentialed requests get 429 until the window ends.

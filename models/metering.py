@@ -54,5 +54,8 @@ class OverageMeterEvent(Base):
     # OVERAGE_EVENT_RESEND_WINDOW_HOURS, so a resend could be billed twice. No run sends it until
     # an operator has looked in Stripe and settled it (`billing stripe meter-settle`).
     unconfirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Sent stamped into the open billing period, at this time, because its own day's period was
+    # invoiced already (Stripe would have taken it and never billed it); None: stamped on its day.
+    carried_into: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # Stripe's answer: the meter event it stored (or its refusal of a duplicate identifier).
     stripe_response: Mapped[dict[str, Any] | None] = mapped_column(JSON)

@@ -36,7 +36,7 @@ class Subscription(Base):
     # Since when the row's device overage has been billed at its current plan (paid, never a
     # trial); None while it is not billed. The nightly metering bills a day that has no meter
     # event yet only if it started after this: an earlier day was on another plan, a trial or the
-    # free tier, and today's plan says nothing about it (`core.billing.metering`).
+    # free tier, and today's plan says nothing about it (`core.billing.metering.days`).
     metered_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # When the Stripe state last applied was read: a read started earlier never overwrites it
     # (reads happen before the customer lock is taken, so they may be applied out of order).

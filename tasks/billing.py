@@ -8,7 +8,6 @@ stays `failed` for an operator (`billing stripe events`, `billing stripe replay 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from typing import Any
 
 from celery import Task
@@ -16,10 +15,12 @@ from celery import Task
 from core.billing import handlers, reconcile, trials
 from core.billing import inbox as stripe_events
 from core.billing.gateway import get_gateway, stripe_configured
+from core.billing.metering import runs
 from core.db import session_scope
 from core.errors import NotFoundError
 from core.licensing import service as license_service
 from core.settings import get_settings
+from core.usage.rollups import parse_day
 from tasks.licenses import RETRY_OPTIONS
 from workers.celery_app import celery_app
 from workers.enqueue import enqueue
@@ -166,28 +167,12 @@ def meter_usage(self: Task, day_iso: str | None = None) -> dict[str, Any]:
     """Send finished days' device overage to Stripe's meter, then every meter event not delivered
     yet (of any day). Default days: yesterday and the OVERAGE_RECHECK_DAYS before it. Safe to run
     again: what was recorded is never sent twice, a rise is sent as the difference."""
-    from core.billing import metering
-    from core.usage.rollups import parse_day
-    from tasks.usage import rollup_usage_day
-
     if not stripe_configured():
         # Development without Stripe keys: nothing to bill, and no error every night.
         return {"skipped": "STRIPE_SECRET_KEY is not set"}
-    days = [metering.meterable_day(parse_day(day_iso))] if day_iso else metering.days_to_meter()
-    recorded = []
-    for day in days:
-        # The same rollup beat runs at 00:15, again: late reports of the day count.
-        rollup_usage_day(day.isoformat())
-        with session_scope() as session:
-            recorded.append(metering.record_day(session, day))
-    sending = _send_unsent()
-    summary = {
-        "days": [record.day.isoformat() for record in recorded],
-        "recorded": sum(record.recorded for record in recorded),
-        "deviceDays": {record.day.isoformat(): record.device_days for record in recorded},
-        **sending.summary(),
-    }
-    if sending.stripe_down and self.request.retries < get_settings().stripe_event_max_retries:
+    run = runs.meter_days(get_gateway(), parse_day(day_iso) if day_iso else None)
+    summary = run.summary()
+    if run.stripe_down and self.request.retries < get_settings().stripe_event_max_retries:
         log.warning("overage metering: Stripe unavailable, retrying (%s)", summary)
         raise self.retry(countdown=retry_delay(self.request.retries))
     return summary
@@ -200,73 +185,8 @@ def send_meter_events(self: Task) -> dict[str, Any]:
     refuses the identifier as a duplicate, and after an operator's `billing stripe meter-retry`."""
     if not stripe_configured():
         return {"skipped": "STRIPE_SECRET_KEY is not set"}
-    sending = _send_unsent()
+    sending = runs.send_unsent(get_gateway())
     if sending.stripe_down and self.request.retries < get_settings().stripe_event_max_retries:
         log.warning("meter events: Stripe unavailable, retrying (%s)", sending.summary())
         raise self.retry(countdown=retry_delay(self.request.retries))
     return sending.summary()
-
-
-@dataclass
-class _Sending:
-    pending: int = 0
-    sent: int = 0
-    failed: int = 0
-    failed_for_good: int = 0
-    # Set aside this run: an outcome unknown for longer than Stripe's duplicate window.
-    unconfirmed: int = 0
-    stripe_down: bool = False
-
-    def summary(self) -> dict[str, int]:
-        return {
-            "sent": self.sent,
-            "failed": self.failed,
-            "failedForGood": self.failed_for_good,
-            "unconfirmed": self.unconfirmed,
-            "unsent": self.pending - self.sent - self.unconfirmed,
-        }
-
-
-def _send_unsent() -> _Sending:
-    """Send the unsent meter events one by one: each attempt noted and each answer stored in a
-    transaction of its own (none is open while Stripe answers); stops at the first sign of
-    Stripe being down. Events whose outcome stayed unknown too long are set aside, not sent."""
-    from core.billing import meter_sending
-
-    gateway = get_gateway()
-    with session_scope() as session:
-        set_aside = meter_sending.set_aside_unconfirmed(session)
-    with session_scope() as session:
-        # One batch per run: a row Stripe refuses for good must not loop; the next run goes on.
-        pending = meter_sending.unsent_events(session)
-    sending = _Sending(pending=len(pending) + len(set_aside), unconfirmed=len(set_aside))
-    for event in pending:
-        with session_scope() as session:
-            claim = meter_sending.claim_attempt(session, event.id)
-        if claim.began is None:
-            # Set aside now (its doubt aged), or sent, failed or set aside by another run.
-            sending.unconfirmed += claim.set_aside
-            sending.pending -= not claim.set_aside
-            continue
-        outcome = meter_sending.send_event(gateway, event)
-        with session_scope() as session:
-            if meter_sending.record_outcome(session, outcome, claim.began):
-                sending.failed_for_good += 1
-                log.error(
-                    "meter event %s refused by Stripe for good, marked failed: %s",
-                    event.identifier,
-                    outcome.error,
-                )
-        sending.sent += outcome.delivered
-        sending.failed += not outcome.delivered
-        if outcome.retryable:
-            # Stripe is down or limiting: stop here, the retry sends the rest.
-            sending.stripe_down = True
-            break
-    if sending.unconfirmed:
-        log.error(
-            "%d meter event(s) of unknown outcome set aside, not resent: "
-            "`billing stripe meter-events --unconfirmed`",
-            sending.unconfirmed,
-        )
-    return sending

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import random
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -56,22 +57,32 @@ def stripe_server() -> Iterator[StripeStandIn]:
 @pytest.fixture
 def stand_in(stripe_server: StripeStandIn) -> Iterator[StripeStandIn]:
     """A fresh stand-in with the Zemfyre catalogue, and the settings (also the worker's) on it."""
+    stripe_server.reset()
+    with configured_for(stripe_server):
+        yield stripe_server
+
+
+@contextmanager
+def configured_for(server: StripeStandIn) -> Iterator[StripeStandIn]:
+    """The settings (also the worker's) on `server`, with the Zemfyre catalogue set up in it."""
     from core.billing.catalogue import setup_catalogue
     from core.billing.gateway import get_gateway
-    from core.billing.meters import setup_metering
+    from core.billing.metering.meters import setup_metering
+    from core.billing.portal import setup_portal
 
-    stripe_server.reset()
     patch = pytest.MonkeyPatch()
     try:
-        for name, value in {**STRIPE_TEST_ENV, "STRIPE_API_BASE": stripe_server.url}.items():
+        for name, value in {**STRIPE_TEST_ENV, "STRIPE_API_BASE": server.url}.items():
             patch.setenv(name, value)
         get_settings.cache_clear()
         for line in setup_catalogue(get_gateway()):
             patch.setenv(f"STRIPE_PRICE_{line.plan.upper()}", line.price_id)
         # The overage meter and prices, found by checkout and plan changes by their lookup keys.
         setup_metering(get_gateway())
+        # Our customer portal configuration, found by portal sessions by its metadata.
+        setup_portal(get_gateway())
         get_settings.cache_clear()
-        yield stripe_server
+        yield server
     finally:
         patch.undo()
         get_settings.cache_clear()
@@ -231,3 +242,17 @@ def cancel_at_period_end_in_stripe(stand_in: StripeStandIn, customer_id: str) ->
     mark = len(stand_in.events)
     stand_in.client().v1.subscriptions.update(sub["id"], params={"cancel_at_period_end": True})
     return stand_in.events[mark:]
+
+
+def paying_customer(stand_in: StripeStandIn, plan: str = "starter") -> tuple[str, str]:
+    """A customer who paid a checkout for `plan`, its events handled: (customer id, Stripe
+    subscription id)."""
+    customer_id = new_customer()
+    handle_inline(start_checkout(stand_in, customer_id, plan))
+    return customer_id, subscription_row(customer_id)["stripe_subscription_id"]
+
+
+def subscription_invoices(stand_in: StripeStandIn, sub_id: str) -> list[dict[str, Any]]:
+    """Every invoice of a Stripe subscription, newest first."""
+    found = stand_in.client().v1.invoices.list(params={"subscription": sub_id, "limit": 100})
+    return [invoice.to_dict() for invoice in found.data]

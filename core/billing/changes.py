@@ -4,8 +4,8 @@ Money follows payment (docs/stripe.md): an upgrade is invoiced at once and grant
 (`always_invoice` + `pending_if_incomplete`: Stripe keeps the old plan until the invoice is
 paid); a downgrade credits the next invoice (`create_prorations`); cancellation and deactivation
 end access at the end of the paid period unless asked to end it now, and then a final invoice
-settles pending prorations and credits unused time (`invoice_now`, `prorate`). Every answer
-says when access ends.
+settles pending prorations and credits unused time (`invoice_now`, `prorate`) if the period was
+paid, else unpaid invoices are voided (`end_now`). Every answer says when access ends.
 
 Each operation reads the customer's row, calls Stripe, and only then locks the customer and
 applies Stripe's answer (`core.billing.sync`): no Stripe call waits under the customer lock.
@@ -21,10 +21,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core import audit
-from core.billing import entitlements, plan_items, statuses
+from core.billing import entitlements, invoices, plan_items, promotions, statuses
 from core.billing.catalogue import find_promotion, price_for_plan, sellable_plan
 from core.billing.gateway import StripeGateway, StripeNotConfiguredError
-from core.billing.meters import overage_price_for_plan
+from core.billing.metering.meters import overage_price_for_plan
+from core.billing.portal import configuration_id
 from core.billing.repository import get_subscription
 from core.billing.statuses import SubscriptionStatus
 from core.billing.stripe_errors import refused_as
@@ -132,6 +133,16 @@ def _apply(
     )
 
 
+def _set_to_cancel(sub: Obj) -> bool:
+    return bool(sub.get("cancel_at_period_end") or sub.get("cancel_at"))
+
+
+def _renews(sub: Obj) -> bool:
+    """Whether the subscription renews, now or once its pending update is paid."""
+    pending = sub.get("pending_update") or {}
+    return not sub.get("cancel_at_period_end") or pending.get("cancel_at_period_end") is False
+
+
 def _is_upgrade(previous: str, wanted: Plan) -> bool:
     previous_plan = Plan(previous) if previous in {p.value for p in Plan} else Plan.TRIAL
     return _PLAN_ORDER.index(wanted) > _PLAN_ORDER.index(previous_plan)
@@ -168,20 +179,21 @@ def change_plan(
     if item is None:
         raise ConflictError(f"subscription {stripe_id} has no item to change")
     overage_price_id = overage_price_for_plan(gateway, spec.plan)
+    # A plan change is also a wish to keep the subscription; like the promotion code, it takes
+    # effect with the change: for an upgrade only once its invoice is paid (inside the pending
+    # update), so an upgrade never paid neither renews a canceled subscription nor discounts
+    # the old plan.
+    keep = {"cancel_at_period_end": False} if _set_to_cancel(sub) else {}
     with refused_as(discounts="promoCode", items="plan"):
-        if promotion is not None:
-            # Before the price change, so the upgrade's invoice is already discounted.
-            sub = gateway.update_subscription(
-                stripe_id, {"discounts": [{"promotion_code": promotion["id"]}]}
-            )
         if _is_upgrade(previous_plan, spec.plan):
-            sub = plan_items.upgrade(gateway, sub, previous_plan, price_id, overage_price_id)
+            wishes = {**keep, **promotions.with_upgrade(promotion)}
+            sub = plan_items.upgrade(
+                gateway, sub, previous_plan, price_id, overage_price_id, wishes
+            )
         else:
-            sub = plan_items.downgrade(gateway, sub, price_id, overage_price_id)
-        if sub.get("cancel_at_period_end") or sub.get("cancel_at"):
-            # A plan change is also a wish to keep the subscription (a separate call: a pending
-            # update takes no other parameters).
-            sub = gateway.update_subscription(stripe_id, {"cancel_at_period_end": False})
+            wishes = {**keep, **promotions.discount_now(promotion)}
+            sub = plan_items.downgrade(gateway, sub, price_id, overage_price_id, wishes)
+    sub = promotions.apply_waiting(gateway, sub)
     return _apply(
         session,
         customer_id,
@@ -203,14 +215,31 @@ def cancel_subscription(
     stripe_id = str(row.stripe_subscription_id)
     read_at = utcnow()
     sub = gateway.retrieve_subscription(stripe_id)
-    if sub.get("status") not in statuses.STRIPE_ENDED:
-        if immediately:
-            sub = gateway.cancel_subscription(stripe_id, settle=True)
-        elif not sub.get("cancel_at_period_end"):
-            sub = gateway.update_subscription(stripe_id, {"cancel_at_period_end": True})
+    if immediately:
+        sub = end_now(gateway, sub)
+    elif sub.get("status") not in statuses.STRIPE_ENDED and _renews(sub):
+        # Also when only a pending upgrade would un-cancel it: Stripe then drops that upgrade.
+        sub = gateway.update_subscription(stripe_id, {"cancel_at_period_end": True})
     reason = "canceled" if immediately else "set to cancel at period end"
     action = "subscription.cancel_now" if immediately else "subscription.cancel_at_period_end"
     return _apply(session, customer_id, before, sub, reason, read_at, action)
+
+
+def end_now(gateway: StripeGateway, sub: Obj) -> Obj:
+    """Cancel `sub` now; `sub` as Stripe then says. Idempotent.
+
+    Only a paid period is settled (a final invoice of pending prorations less the unused time,
+    credited): crediting the unused part of a period nobody paid for (past_due, unpaid,
+    incomplete, a renewal still a draft) would hand the customer money. Such a subscription is
+    canceled without a final invoice, and its unpaid invoices (the renewal, an upgrade waiting
+    for payment) are voided, so nothing more is collected for time that will not be served.
+    """
+    if sub.get("status") not in statuses.STRIPE_ENDED:
+        paid = sub.get("status") == SubscriptionStatus.ACTIVE and invoices.period_paid(sub)
+        sub = gateway.cancel_subscription(str(sub["id"]), settle=paid is not False)
+    for invoice in invoices.unpaid_invoices(sub):
+        gateway.void_unpaid_invoice(invoice)
+    return sub
 
 
 # -- deactivation -------------------------------------------------------------------------------
@@ -240,8 +269,8 @@ def deactivate_customer(
     immediately: bool = False,
 ) -> Deactivation:
     """Stop the customer's paid subscription: at the end of the period they paid for (default;
-    a paying customer is never cut off at once), or now (`immediately`) with a final invoice
-    that credits unused time, returning them to the trial tier.
+    a paying customer is never cut off at once), or now (`immediately`: `end_now`, crediting
+    unused time of a paid period only), returning them to the trial tier.
 
     The trial tier's status is `trialing` while the customer is within TRIAL_DAYS of signing up
     and `expired` after (a trial is given once). The row keeps the canceled subscription's id so
@@ -268,8 +297,7 @@ def deactivate_customer(
             )
         sub = gateway.retrieve_subscription(stripe_id)
         stripe_canceled = sub.get("status") not in statuses.STRIPE_ENDED
-        if stripe_canceled:
-            gateway.cancel_subscription(stripe_id, settle=True)
+        end_now(gateway, sub)
         return _back_to_trial(session, customer_id, stripe_canceled=stripe_canceled)
     return _back_to_trial(session, customer_id, stripe_canceled=False)
 
@@ -333,5 +361,7 @@ def portal_url(session: Session, gateway: StripeGateway, customer_id: str, retur
             field="customerId",
         )
     with refused_as(return_url="returnUrl"):
-        created = gateway.create_portal_session(customer.stripe_customer_id, return_url)
+        created = gateway.create_portal_session(
+            customer.stripe_customer_id, return_url, configuration=configuration_id(gateway)
+        )
     return str(created["url"])

@@ -13,7 +13,7 @@ from core.billing import statuses
 from core.billing.catalogue import find_promotion, price_for_plan, sellable_plan
 from core.billing.changes import SubscriptionChange, change_plan
 from core.billing.gateway import StripeGateway
-from core.billing.meters import line_items, overage_price_for_plan
+from core.billing.metering.meters import line_items, overage_price_for_plan
 from core.billing.repository import get_subscription
 from core.billing.stripe_errors import StripeRequestError, refused_as
 from core.customers.service import get_customer, get_for_update

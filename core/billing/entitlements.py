@@ -5,7 +5,9 @@ state grants live with billing, next to the rows they read:
 
 - `active`: to the end of the period Stripe was paid for (`paid_through_at`), plus
   LICENSE_GRACE_DAYS. A renewal moves the period forward before it is charged, so the period end
-  alone grants nothing: the paid invoice does.
+  alone grants nothing: the paid invoice does. A subscription set to cancel when its period ends
+  (`cancel_at_period_end`, or `cancel_at` within the period) has no renewal to wait for: no
+  grace, it ends with what was paid.
 - `past_due` (the renewal charge failed, Stripe is retrying): still to the paid-through date, plus
   LICENSE_PAST_DUE_GRACE_DAYS, and the license says `past_due`. A retry that is paid grants the
   new period (the row is synced from `invoice.paid`). Trial time is never paid-through time: a
@@ -40,7 +42,8 @@ def paid_until(row: Subscription) -> datetime | None:
     """The end of what was paid for (the period end for rows Stripe does not bill), or of the
     trial, whichever is later, while the trial runs or its first charge is under way.
 
-    `core.licensing.service._renewed_expiry` says the same in SQL: change both.
+    The only statement of this rule: renewal picks its candidates with it too
+    (`core.licensing.service.customers_to_renew`).
     """
     if row.stripe_subscription_id and row.paid_through_at is not None:
         if row.trial_ends_at is not None and row.status in statuses.TRIAL_END_GRANTED:
@@ -54,14 +57,21 @@ def grace_days(row: Subscription | None) -> int:
 
     No days for a past_due row that paid nothing since its trial: its first charge failed, which
     is no renewal, and a trial has no grace (docs/stripe.md), so nothing runs past what was paid.
-    `core.licensing.service._renewed_expiry` says the same in SQL: change both.
+    No days either for a row set to end with its period: no renewal comes.
     """
     settings = get_settings()
+    if row is not None and ends_with_period(row):
+        return 0
     if row is None or license_status(row) != SubscriptionStatus.PAST_DUE:
         return settings.license_grace_days
     if unpaid_since_trial(row):
         return 0
     return settings.license_past_due_grace_days
+
+
+def ends_with_period(row: Subscription) -> bool:
+    """Whether the subscription is set to end when its paid period does (no renewal comes)."""
+    return row.cancel_at_period_end and row.status not in statuses.ENDED
 
 
 def unpaid_since_trial(row: Subscription) -> bool:

@@ -12,14 +12,17 @@ never makes a second customer, session or price.
 
 from __future__ import annotations
 
-import hashlib
-import json
-import uuid
 from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
 import stripe
+
+from core.billing import invoices
+
+# The keys live in idempotency; re-exported, as callers know them from the gateway.
+from core.billing.idempotency import idempotency_key as idempotency_key
+from core.billing.idempotency import unique_idempotency_key as unique_idempotency_key
 
 # The errors live in stripe_errors; re-exported, as callers know them from the gateway.
 from core.billing.stripe_errors import StripeNotConfiguredError as StripeNotConfiguredError
@@ -33,25 +36,6 @@ Obj = dict[str, Any]
 
 class DuplicateMeterEventError(StripeRequestError):
     """Stripe already holds a meter event with this identifier: it was delivered before."""
-
-
-def idempotency_key(operation: str, *parts: object) -> str:
-    """A key that is the same for the same operation on the same input, and only then.
-
-    Used for "create once" calls (a customer, a product, a price): a retry after a crash gets
-    Stripe's first answer back instead of a duplicate. Parameters are hashed into the key, so a
-    changed request never collides with Stripe's "same key, other parameters" error.
-    """
-    digest = hashlib.sha256(
-        json.dumps(parts, sort_keys=True, default=str).encode("utf-8")
-    ).hexdigest()[:32]
-    return f"zemfyre-{operation}-{digest}"
-
-
-def unique_idempotency_key(operation: str) -> str:
-    """A fresh key for a call that may rightly happen again (a new checkout, a plan change);
-    the SDK's own retries of that one call reuse it."""
-    return f"zemfyre-{operation}-{uuid.uuid4().hex}"
 
 
 def _json_safe(value: Any) -> Any:
@@ -114,6 +98,9 @@ class StripeGateway:
         )
         data = found.get("data") or []
         return data[0] if data else None
+
+    def retrieve_price(self, price_id: str) -> Obj:
+        return self._call(self.client.v1.prices.retrieve, price_id)
 
     def find_product(self, zemfyre_plan: str) -> Obj | None:
         """The active product made for a plan (tagged `metadata[zemfyre_plan]`)."""
@@ -240,52 +227,122 @@ class StripeGateway:
 
     def retrieve_subscription(self, subscription_id: str) -> Obj:
         """The subscription with its latest invoice expanded (whether its period is paid)."""
-        return self._call(
-            self.client.v1.subscriptions.retrieve,
-            subscription_id,
-            params={"expand": ["latest_invoice"]},
+        return self._with_period_invoice(
+            self._call(
+                self.client.v1.subscriptions.retrieve,
+                subscription_id,
+                params={"expand": ["latest_invoice"]},
+            )
         )
 
     def list_subscriptions(self, stripe_customer_id: str) -> list[Obj]:
         """Every subscription of a Stripe customer that has not ended, latest invoice expanded."""
-        return list(
-            self._iterate(
+        return [
+            self._with_period_invoice(sub)
+            for sub in self._iterate(
                 self.client.v1.subscriptions.list,
                 {"customer": stripe_customer_id, "expand": ["data.latest_invoice"]},
             )
-        )
+        ]
 
     def update_subscription(self, subscription_id: str, params: Obj) -> Obj:
         """Change a subscription; the answer has its latest invoice expanded, as on retrieve."""
-        return self._call(
-            self.client.v1.subscriptions.update,
-            subscription_id,
-            params={**params, "expand": ["latest_invoice"]},
-            options={"idempotency_key": unique_idempotency_key("subscription-update")},
+        return self._with_period_invoice(
+            self._call(
+                self.client.v1.subscriptions.update,
+                subscription_id,
+                params={**params, "expand": ["latest_invoice"]},
+                options={"idempotency_key": unique_idempotency_key("subscription-update")},
+            )
         )
 
-    def cancel_subscription(self, subscription_id: str, *, settle: bool = True) -> Obj:
-        """Cancel now. `settle`: a final invoice collects pending prorations (an upgrade) and
-        credits the unused time, instead of Stripe's default of dropping both."""
+    def cancel_subscription(self, subscription_id: str, *, settle: bool) -> Obj:
+        """Cancel now. `settle`: a final invoice collects pending prorations and credits the
+        unused time (only for a paid period: `core.billing.changes`); without it Stripe drops
+        both and issues no final invoice."""
         params: Obj = {"invoice_now": True, "prorate": True} if settle else {}
         params["expand"] = ["latest_invoice"]
-        return self._call(self.client.v1.subscriptions.cancel, subscription_id, params=params)
+        return self._with_period_invoice(
+            self._call(self.client.v1.subscriptions.cancel, subscription_id, params=params)
+        )
+
+    def _with_period_invoice(self, sub: Obj) -> Obj:
+        """`sub` with the invoice covering its current period added (`invoices.PERIOD_INVOICE`)
+        when the latest invoice is not that one: one more read, only after a mid-period change
+        was invoiced."""
+        period = invoices.current_period(sub)
+        if period is None or invoices.latest_covers_period(sub):
+            return sub
+        page = self._call(
+            self.client.v1.invoices.list, params={"subscription": sub["id"], "limit": 10}
+        )
+        for invoice in page.get("data") or []:
+            if invoices.covers(invoice, period):
+                return {**sub, invoices.PERIOD_INVOICE: invoice}
+        return sub
+
+    def void_unpaid_invoice(self, invoice: Obj) -> Obj:
+        """Void an invoice nobody will pay (a canceled subscription's renewal or upgrade). A
+        subscription's draft cannot be deleted, only finalized (without collecting) and then
+        voided (docs.stripe.com/api/invoices/delete, docs.stripe.com/api/invoices/void)."""
+        invoice_id = str(invoice["id"])
+        if invoice.get("status") == "draft":
+            self._call(
+                self.client.v1.invoices.finalize_invoice,
+                invoice_id,
+                params={"auto_advance": False},
+            )
+        return self._call(self.client.v1.invoices.void_invoice, invoice_id)
+
+    def preview_next_invoice(self, *, stripe_customer_id: str, subscription_id: str) -> Obj:
+        """The subscription's next invoice as Stripe previews it (create_preview), with the
+        subscription expanded: a line names its price by id only, the items say which is which."""
+        expand = ["parent.subscription_details.subscription"]
+        params = {"customer": stripe_customer_id, "subscription": subscription_id, "expand": expand}
+        return self._call(self.client.v1.invoices.create_preview, params=params)
 
     def retrieve_charge(self, charge_id: str) -> Obj:
         """A charge (a dispute names only its charge; the charge names the customer)."""
         return self._call(self.client.v1.charges.retrieve, charge_id)
 
-    def create_portal_session(self, stripe_customer_id: str, return_url: str) -> Obj:
-        """A Stripe customer portal session (cards, invoices, cancellation) for the customer."""
-        return self._call(
-            self.client.v1.billing_portal.sessions.create,
-            params={"customer": stripe_customer_id, "return_url": return_url},
-        )
+    def create_portal_session(
+        self, stripe_customer_id: str, return_url: str, *, configuration: str
+    ) -> Obj:
+        """A Stripe customer portal session for the customer, showing what `configuration`
+        allows (`core.billing.portal`)."""
+        params = {
+            "customer": stripe_customer_id,
+            "return_url": return_url,
+            "configuration": configuration,
+        }
+        return self._call(self.client.v1.billing_portal.sessions.create, params=params)
+
+    def find_portal_configuration(self, metadata: dict[str, str]) -> Obj | None:
+        """The active portal configuration whose metadata includes `metadata`."""
+        listing = self.client.v1.billing_portal.configurations.list
+        for found in self._iterate(listing, {"active": True}):
+            tags = found.get("metadata") or {}
+            if all(tags.get(key) == value for key, value in metadata.items()):
+                return found
+        return None
+
+    def create_portal_configuration(self, *, features: Obj, metadata: dict[str, str]) -> Obj:
+        params = {"features": features, "metadata": metadata}
+        create = self.client.v1.billing_portal.configurations.create
+        return self._create(create, params, "portal-configuration", params)
+
+    def update_portal_configuration(self, configuration_id: str, *, features: Obj) -> Obj:
+        update = self.client.v1.billing_portal.configurations.update
+        return self._call(update, configuration_id, params={"features": features})
 
     # -- events -------------------------------------------------------------------------
 
     def retrieve_event(self, event_id: str) -> Obj:
         return self._call(self.client.v1.events.retrieve, event_id)
+
+    def retrieve_thin_event(self, event_id: str) -> Obj:
+        """The full v2 event behind a thin event delivered without its data."""
+        return self._call(self.client.v2.core.events.retrieve, event_id)
 
     def list_events(self, *, created_gte: int, types: list[str] | None = None) -> Iterator[Obj]:
         """Every event created at or after `created_gte`, newest first, all pages."""

@@ -16,9 +16,10 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from core.billing import issues
+from core.billing import event_attempts, issues, promotions
 from core.billing.gateway import StripeGateway, StripeRequestError, get_gateway
 from core.billing.inbox import IGNORED, PROCESSED, EventOutcome, PermanentEventError
+from core.billing.metering import events as metering_events
 from core.billing.sync import (
     UnmappedStripeObjectError,
     apply_subscription,
@@ -42,6 +43,8 @@ SUBSCRIPTION_EVENTS = (
     # Three days before a trial ends: the subscription is re-read (its state is unchanged unless
     # something else moved), so the row and license are known current when the trial converts.
     "customer.subscription.trial_will_end",
+    # An upgrade left unpaid for 23 hours is dropped with what it carried (`promotions`).
+    "customer.subscription.pending_update_expired",
 )
 INVOICE_EVENTS = (
     "invoice.paid",
@@ -98,7 +101,9 @@ def _sync_subscription(
         )
     # Read Stripe, then lock and apply: no Stripe call waits under the customer lock.
     read_at = utcnow()
-    sub = gateway().retrieve_subscription(subscription_id)
+    stripe = gateway()
+    # A paid upgrade's promotion code becomes its discount now (`core.billing.promotions`).
+    sub = promotions.apply_waiting(stripe, stripe.retrieve_subscription(subscription_id))
     customer = get_for_update(session, customer_id)
     remember_stripe_customer(session, customer, stripe_customer_id)
     outcome = apply_subscription(
@@ -181,12 +186,25 @@ def handle_dispute(session: Session, event: Obj, gateway: GatewayFactory) -> Eve
     return EventOutcome(event["id"], PROCESSED, note, customer_id)
 
 
+def handle_meter_error_report(
+    session: Session, event: Obj, gateway: GatewayFactory
+) -> EventOutcome:
+    """Stripe's asynchronous validation refused meter events it had accepted: those named in the
+    report's samples are marked failed (`core.billing.metering.events.mark_reported`), so they
+    are not counted as billed and an operator sees them."""
+    full = gateway().retrieve_thin_event(str(event["id"]))
+    failed = metering_events.mark_reported(session, metering_events.reported_errors(full))
+    note = f"{len(failed)} meter event(s) Stripe reported invalid, marked failed"
+    return EventOutcome(event["id"], PROCESSED if failed else IGNORED, note)
+
+
 HANDLERS: dict[str, Handler] = {
     "checkout.session.completed": handle_checkout_completed,
     **{name: handle_subscription_changed for name in SUBSCRIPTION_EVENTS},
     **{name: handle_invoice for name in INVOICE_EVENTS},
     "customer.deleted": handle_customer_deleted,
     **{name: handle_dispute for name in DISPUTE_EVENTS},
+    metering_events.ERROR_REPORT_EVENT: handle_meter_error_report,
 }
 HANDLED_TYPES = tuple(HANDLERS)
 
@@ -197,8 +215,11 @@ def process_event(
     *,
     force: bool = False,
     gateway: GatewayFactory = get_gateway,
+    trigger: str = event_attempts.WORKER,
+    actor: str | None = None,
 ) -> EventOutcome:
-    """Handle a stored event once (again with `force`); marks it in the caller's transaction.
+    """Handle a stored event once (again with `force`); marks it in the caller's transaction,
+    with the attempt (`trigger`: which door ran it, `actor`: who) and the customer it applied to.
 
     Raises on failure: the caller rolls back and records the attempt (`inbox.record_failure`, in
     a transaction of its own) and decides whether to retry. Permanent problems (an object no
@@ -229,4 +250,14 @@ def process_event(
     row.processed_at = utcnow()
     row.attempts += 1
     row.last_error = None
+    row.customer_id = outcome.customer_id or row.customer_id
+    event_attempts.record_attempt(
+        session,
+        event_id,
+        outcome.status,
+        trigger=trigger,
+        actor=actor,
+        customer_id=outcome.customer_id,
+        license_reissued=outcome.license_reissued,
+    )
     return outcome

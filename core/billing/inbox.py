@@ -20,6 +20,7 @@ import stripe
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
+from core.billing import event_attempts
 from core.db_steps import Query, Steps, insert_many, many_rows, run_steps
 from core.errors import ConfigurationError, DomainError
 from core.settings import get_settings
@@ -35,6 +36,9 @@ SOURCE_WEBHOOK, SOURCE_RECONCILIATION = "webhook", "reconciliation"
 
 # Far above any real Stripe event (they are a few kB); a bigger body is not from Stripe.
 MAX_PAYLOAD_BYTES = 1024 * 1024
+# Events of an event destination that sends thin events (v2): id, type and the related object,
+# no data (docs.stripe.com/api/v2/core/events/object).
+THIN_EVENT_OBJECT = "v2.core.event"
 # A pending event that was tried but not finished this long ago lost its retry chain (a worker
 # died between tries): the sweeper starts it again.
 STALLED_AFTER = timedelta(hours=1)
@@ -92,20 +96,35 @@ def parse_event(payload: bytes) -> Obj:
         raise WebhookRejectedError("body is not JSON", field="body") from None
     if not isinstance(event, dict):
         raise WebhookRejectedError("body is not a Stripe event object", field="body")
-    if event.get("object") != "event":
+    thin = event.get("object") == THIN_EVENT_OBJECT
+    if event.get("object") != "event" and not thin:
         raise WebhookRejectedError('body is not a Stripe event (object != "event")', field="object")
     checks: list[tuple[str, Callable[[Any], bool]]] = [
         ("id", lambda v: isinstance(v, str) and v.startswith("evt_") and len(v) <= 255),
         ("type", lambda v: isinstance(v, str) and 0 < len(v) <= 255),
-        ("created", lambda v: isinstance(v, int) and not isinstance(v, bool) and v > 0),
-        ("data", lambda v: isinstance(v, dict) and isinstance(v.get("object"), dict)),
+        ("created", lambda v: _created_epoch(v) is not None),
     ]
+    if not thin:
+        # A thin event carries no data: its handler reads the full event from Stripe.
+        checks.append(("data", lambda v: isinstance(v, dict) and isinstance(v.get("object"), dict)))
     for field, valid in checks:
         if not valid(event.get(field)):
             raise WebhookRejectedError(
                 f"Stripe event field {field!r} is missing or invalid", field=field
             )
     return event
+
+
+def _created_epoch(value: Any) -> int | None:
+    """An event's `created`: epoch seconds (v1 events) or an ISO 8601 time (v2 thin events)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value if value > 0 else None
+    if isinstance(value, str) and len(value) <= 40:
+        try:
+            return int(datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp())
+        except ValueError:
+            return None
+    return None
 
 
 def store_event(session: Session, event: Obj, *, source: str = SOURCE_WEBHOOK) -> bool:
@@ -148,7 +167,7 @@ def storing_events(
             "event_id": event["id"],
             "type": event["type"],
             "payload": event,
-            "stripe_created": int(event["created"]),
+            "stripe_created": _created_epoch(event["created"]) or 0,
             "source": source,
             "status": PENDING,
             "received_at": received_at,
@@ -193,8 +212,17 @@ class PermanentEventError(Exception):
     """Handling failed in a way retrying cannot fix (the event stays `failed`)."""
 
 
-def record_failure(session: Session, event_id: str, error: BaseException, *, final: bool) -> None:
-    """Count a failed attempt and keep its error; `final` leaves the event `failed`.
+def record_failure(
+    session: Session,
+    event_id: str,
+    error: BaseException,
+    *,
+    final: bool,
+    trigger: str = event_attempts.WORKER,
+    actor: str | None = None,
+) -> None:
+    """Count a failed attempt and keep its error (and the attempt, `trigger` and `actor` saying
+    who ran it); `final` leaves the event `failed`.
 
     The one exception to "one transaction per task": the attempt that failed was rolled back, so
     the caller records its failure in a transaction of its own.
@@ -209,6 +237,15 @@ def record_failure(session: Session, event_id: str, error: BaseException, *, fin
     row.last_error = message
     if final:
         row.status = FAILED
+    event_attempts.record_attempt(
+        session,
+        event_id,
+        FAILED if final else event_attempts.RETRYING,
+        trigger=trigger,
+        actor=actor,
+        customer_id=row.customer_id,
+        error=message,
+    )
 
 
 # -- beat: the sweeper ------------------------------------------------------------

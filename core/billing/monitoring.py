@@ -13,7 +13,8 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from core.billing import issues, meter_events
+from core.billing import issues
+from core.billing.metering import events
 from core.metrics import register_once
 
 log = logging.getLogger(__name__)
@@ -47,8 +48,8 @@ class BillingIssuesCollector(Collector):
         try:
             with new_session() as session:
                 counts = issues.open_issue_counts(session)
-                failed = meter_events.failed_count(session)
-                unconfirmed = meter_events.count_in_state(session, meter_events.UNCONFIRMED)
+                failed = events.failed_count(session)
+                unconfirmed = events.count_in_state(session, events.UNCONFIRMED)
         except Exception as exc:  # noqa: BLE001 - a scrape must not fail on a down database
             log.warning("billing issue metrics unavailable: %s", exc)
             return

@@ -1,7 +1,7 @@
 """What a plan change sends Stripe for a subscription's items, and in which order.
 
 A subscription to a metered plan carries two items: the plan's flat price and its metered overage
-price (`core.billing.meters`). A plan change moves both. An upgrade is a pending update
+price (`core.billing.metering.meters`). A plan change moves both. An upgrade is a pending update
 (`payment_behavior=pending_if_incomplete`: Stripe applies it only once its invoice is paid), and a
 pending update may only change the price or quantity of existing items: Stripe refuses adding or
 deleting an item in it (docs.stripe.com/billing/subscriptions/pending-updates-reference). So the
@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from core.billing.gateway import StripeGateway
-from core.billing.meters import (
+from core.billing.metering.meters import (
     fit_overage_item,
     is_metered,
     overage_item,
@@ -35,21 +35,33 @@ def _flat_price_swap(sub: Obj, price_id: str) -> list[Obj]:
     return [{"id": item["id"], "price": price_id}]
 
 
-def downgrade(gateway: StripeGateway, sub: Obj, price_id: str, overage: str | None) -> Obj:
+def downgrade(
+    gateway: StripeGateway, sub: Obj, price_id: str, overage: str | None, with_change: Obj
+) -> Obj:
     """One update, credited on the next invoice: the flat price swapped, and the overage item
     made to match the new plan (swapped, added, or removed) in the same step, so no moment
-    bills overage at another plan's terms."""
+    bills overage at another plan's terms. `with_change` (un-cancelling, a discount) goes in
+    the same update, or alone when no item changes."""
     items = [*_flat_price_swap(sub, price_id), *overage_item_updates(sub, overage)]
-    if not items:
+    params: Obj = {"items": items, "proration_behavior": "create_prorations"} if items else {}
+    if not params and not with_change:
         return sub
-    params: Obj = {"items": items, "proration_behavior": "create_prorations"}
-    return gateway.update_subscription(str(sub["id"]), params)
+    return gateway.update_subscription(str(sub["id"]), {**params, **with_change})
 
 
 def upgrade(
-    gateway: StripeGateway, sub: Obj, previous_plan: str, price_id: str, overage: str | None
+    gateway: StripeGateway,
+    sub: Obj,
+    previous_plan: str,
+    price_id: str,
+    overage: str | None,
+    with_change: Obj,
 ) -> Obj:
     """Charged now, applied by Stripe only once that invoice is paid (`pending_if_incomplete`).
+
+    `with_change` (`cancel_at_period_end`, `metadata`: what a pending update may hold) goes
+    inside the pending update, so it too applies only once the upgrade is paid; alone, in an
+    ordinary update, when no item changes.
 
     A pending update may only change the price or quantity of existing items (Stripe refuses
     adding or deleting one in it), so the overage item moves in three steps:
@@ -81,8 +93,11 @@ def upgrade(
                 "items": swap,
                 "proration_behavior": "always_invoice",
                 "payment_behavior": "pending_if_incomplete",
+                **with_change,
             },
         )
+    elif with_change:
+        sub = gateway.update_subscription(stripe_id, with_change)
     if sub.get("pending_update"):
         return sub
     return fit_overage_item(gateway, sub, overage) or sub

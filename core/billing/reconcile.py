@@ -19,7 +19,8 @@ from core.billing import issues, statuses
 from core.billing.gateway import StripeGateway, StripeNotConfiguredError
 from core.billing.handlers import HANDLED_TYPES
 from core.billing.inbox import SOURCE_RECONCILIATION, store_event
-from core.billing.meters import fit_overage_item, overage_price_for_plan
+from core.billing.metering.days import metered_since
+from core.billing.metering.meters import fit_overage_item, overage_price_for_plan
 from core.billing.repository import get_subscription
 from core.billing.sync import (
     CONFLICT,
@@ -27,6 +28,7 @@ from core.billing.sync import (
     apply_subscription,
     decide,
     differs,
+    period_start,
     subscription_plan,
 )
 from core.customers.service import get_customer, get_for_update
@@ -110,7 +112,8 @@ def repair_customer(session: Session, gateway: StripeGateway, customer_id: str) 
     fixed = 0
     for index, sub in enumerate(subs):
         if sub["id"] == followed:
-            repaired = repair_overage_item(gateway, sub)
+            usage = metered_since(session, customer_id, period_start(sub))
+            repaired = repair_overage_item(gateway, sub, period_has_usage=usage)
             if repaired is not None:
                 subs[index] = repaired
                 fixed += 1
@@ -129,15 +132,19 @@ def repair_customer(session: Session, gateway: StripeGateway, customer_id: str) 
     return fixed
 
 
-def repair_overage_item(gateway: StripeGateway, sub: Obj) -> Obj | None:
+def repair_overage_item(
+    gateway: StripeGateway, sub: Obj, *, period_has_usage: bool = True
+) -> Obj | None:
     """Give a paying subscription the overage item its plan needs; Stripe's answer, or None
     when there was nothing to repair.
 
     Subscriptions sold before the overage prices existed have no metered item, so their devices
     above the limit went unbilled: the plan's item is added. An item of another plan's price is
     swapped, and one left on a plan that is not metered (an upgrade to enterprise paid after it
-    had waited in a pending update) is removed. A subscription with a pending update is left
-    alone until it is paid or expires: its items are about to change.
+    had waited in a pending update) is removed, the usage it metered this period billed with it
+    (`fit_overage_item`; a classic-mode subscription keeps it until a period without usage). A
+    subscription with a pending update is left alone until it is paid or expires: its items are
+    about to change.
     """
     if sub.get("status") not in statuses.METERED or sub.get("pending_update"):
         return None
@@ -150,4 +157,4 @@ def repair_overage_item(gateway: StripeGateway, sub: Obj) -> Obj | None:
     except StripeNotConfiguredError:
         # No overage prices set up yet (`billing stripe setup`): drift repair goes on without.
         return None
-    return fit_overage_item(gateway, sub, wanted)
+    return fit_overage_item(gateway, sub, wanted, period_has_usage=period_has_usage)

@@ -28,9 +28,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from core.billing import issues, statuses
+from core.billing import invoices, issues, statuses
 from core.billing.catalogue import plan_for_price as plan_for_price  # re-exported
-from core.billing.meters import flat_item, overage_billed
+from core.billing.metering.meters import flat_item, overage_billed
 from core.billing.repository import customer_of_subscription, get_subscription
 from core.billing.statuses import SubscriptionStatus
 from core.licensing.service import reissue_license
@@ -98,18 +98,11 @@ def period_start(sub: Obj) -> datetime | None:
     return _ts((subscription_item(sub) or {}).get("current_period_start"))
 
 
-def _latest_invoice_paid(sub: Obj) -> bool | None:
-    """Whether the latest invoice (expanded by the gateway) is paid; None when not known."""
-    invoice = sub.get("latest_invoice")
-    if not isinstance(invoice, dict):
-        return None
-    return invoice.get("status") == "paid"
-
-
 def paid_through(sub: Obj, previous: datetime | None) -> datetime | None:
     """The end of the last period Stripe was paid for (see core.billing.entitlements).
 
-    An active subscription whose latest invoice is paid is paid to its period end. A trial is
+    An active subscription whose period's invoice is paid (the one covering the period, not
+    merely the latest: `core.billing.invoices`) is paid to its period end. A trial is
     free time, never paid: like a renewal not yet charged or a failed charge, it leaves the date
     where it was, or, first seen so, at the start of what is not paid: the period's start, or the
     trial's start when nothing was paid since (past_due grace is measured from this date, and a
@@ -120,7 +113,7 @@ def paid_through(sub: Obj, previous: datetime | None) -> datetime | None:
     trial = _trial(sub)
     if previous is not None and trial is not None and trial[0] < previous <= trial[1]:
         previous = trial[0]
-    paid_now = status == SubscriptionStatus.ACTIVE and _latest_invoice_paid(sub) is not False
+    paid_now = status == SubscriptionStatus.ACTIVE and invoices.period_paid(sub) is not False
     if paid_now and end is not None:
         return max(previous, end) if previous is not None else end
     if previous is not None:
@@ -128,6 +121,15 @@ def paid_through(sub: Obj, previous: datetime | None) -> datetime | None:
     if trial is not None and start is not None and start <= trial[1]:
         return trial[0]
     return start
+
+
+def _ends_with_period(sub: Obj) -> bool:
+    """Set to cancel when the current period ends: `cancel_at_period_end`, or a `cancel_at`
+    within the period (one later lets the period renew first)."""
+    if sub.get("cancel_at_period_end"):
+        return True
+    cancel_at, end = _ts(sub.get("cancel_at")), period_end(sub)
+    return cancel_at is not None and (end is None or cancel_at <= end)
 
 
 def _trial(sub: Obj) -> tuple[datetime, datetime] | None:
@@ -224,7 +226,7 @@ def _wanted_state(sub: Obj, row: Subscription | None) -> dict[str, Any]:
         "current_period_ends_at": period_end(sub),
         "paid_through_at": paid_through(sub, row.paid_through_at if same and row else None),
         "collection_paused": bool(sub.get("pause_collection")),
-        "cancel_at_period_end": bool(sub.get("cancel_at_period_end") or sub.get("cancel_at")),
+        "cancel_at_period_end": _ends_with_period(sub),
         "canceled_at": _ts(sub.get("canceled_at")),
     }
 
@@ -237,7 +239,7 @@ def metered_since(
     trial that converts, a plan change, a subscription that pays again), None while not metered.
 
     `at` is when Stripe was read, so never before the change itself: the day the change fell in
-    is not billed at the new plan (`core.billing.metering`), as part of it was on another.
+    is not billed at the new plan (`core.billing.metering.days`), as part of it was on another.
     """
     if not overage_billed(wanted["plan"], wanted["status"], is_trial=False):
         return None

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from sqlalchemy.orm import Session
 
 from core.billing.changes import access_ends_at
-from core.billing.overage import OverageEstimate
+from core.billing.metering.estimate import OverageEstimate
 from core.console.instances import InstanceRow, customer_instances
 from core.console.timeline import TimelineItem, customer_timeline
 from core.customers.service import customer_detail

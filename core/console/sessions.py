@@ -13,7 +13,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import ColumnElement, delete, or_, select, update
 from sqlalchemy.orm import Session
 
 from core.api_keys import authenticate_api_key, hash_key
@@ -67,11 +67,21 @@ def sign_in(session: Session, key: str) -> SignedIn:
     return SignedIn(session_id=session_id, csrf_token=csrf_token, api_key=api_key)
 
 
-def _expired(row: ConsoleSession, now: datetime) -> bool:
+def _timeouts() -> tuple[timedelta, timedelta]:
     settings = get_settings()
     idle = timedelta(minutes=settings.console_session_idle_minutes)
-    absolute = timedelta(hours=settings.console_session_max_hours)
+    return idle, timedelta(hours=settings.console_session_max_hours)
+
+
+def _expired(row: ConsoleSession, now: datetime) -> bool:
+    idle, absolute = _timeouts()
     return now - row.last_seen_at > idle or now - row.created_at > absolute
+
+
+def expired_sessions(now: datetime) -> ColumnElement[bool]:
+    """`_expired` in SQL: the sessions the nightly prune removes (core/retention/)."""
+    idle, absolute = _timeouts()
+    return or_(ConsoleSession.last_seen_at < now - idle, ConsoleSession.created_at < now - absolute)
 
 
 def current_user(session: Session, session_id: str | None) -> ConsoleUser | None:

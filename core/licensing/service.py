@@ -15,7 +15,7 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, case, func, or_, select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from core.billing import entitlements, statuses
@@ -83,6 +83,7 @@ def license_content(customer: Customer, subscription: Subscription | None) -> Li
         current_period_ends_at=period_ends,
         revoked=revoked,
         revoked_reason=customer.license_revoked_reason if revoked else None,
+        ends_with_period=subscription is not None and entitlements.ends_with_period(subscription),
     )
 
 
@@ -230,16 +231,9 @@ def renew_license(session: Session, customer_id: str, *, reason: str = "renewal"
     prepared = _prepare(session, customer_id)
     now = utcnow()
     if prepared.unchanged:
-        settings = get_settings()
-        would_expire = license_expiry(
-            prepared.content,
-            now.replace(microsecond=0),
-            grace_days=prepared.grace_days,
-            max_days=settings.license_max_days,
-        )
-        assert prepared.current is not None
         # Whole seconds, as issue_license stores them, or every trial would look renewable.
-        would_expire = would_expire.replace(microsecond=0)
+        would_expire = _renewal_expiry(prepared.content, prepared.grace_days, now)
+        assert prepared.current is not None
         if would_expire <= prepared.current.expires_at or would_expire <= now:
             return None
     issued = _sign(prepared.content, prepared.key, now, prepared.grace_days)
@@ -248,45 +242,15 @@ def renew_license(session: Session, customer_id: str, *, reason: str = "renewal"
     return row
 
 
-def _renewed_expiry(now: datetime) -> ColumnElement[datetime]:
-    """In SQL, the expiry `renew_license` would give the joined customer's license at `now`:
-    `tokens.license_expiry` for a live subscription that has not ended (not revoked, collection
-    not paused), at whole seconds. Keep the two in step: a candidate this gets wrong is either
-    never renewed or picked (and skipped) again on every run."""
-    settings = get_settings()
-    now = now.replace(microsecond=0)
-    cap = now + timedelta(days=settings.license_max_days)
-    paid_through = Subscription.stripe_subscription_id.is_not(None) & (
-        Subscription.paid_through_at.is_not(None)
+def _renewal_expiry(content: LicenseContent, grace_days: int, now: datetime) -> datetime:
+    """The expiry a license renewed at `now` gets, at whole seconds as stored."""
+    expires = license_expiry(
+        content,
+        now.replace(microsecond=0),
+        grace_days=grace_days,
+        max_days=get_settings().license_max_days,
     )
-    # `entitlements.paid_until`: a trial's end is granted while it runs or its first charge is
-    # under way.
-    paid_until = case(
-        (
-            paid_through
-            & Subscription.trial_ends_at.is_not(None)
-            & Subscription.status.in_(statuses.TRIAL_END_GRANTED),
-            func.greatest(Subscription.paid_through_at, Subscription.trial_ends_at),
-        ),
-        (paid_through, Subscription.paid_through_at),
-        else_=Subscription.current_period_ends_at,
-    )
-    past_due = Subscription.status == SubscriptionStatus.PAST_DUE
-    grace = case(
-        # `entitlements.grace_days`: none for a first charge that failed after a trial.
-        (past_due & (Subscription.paid_through_at <= Subscription.trial_ends_at), timedelta(0)),
-        (past_due, timedelta(days=settings.license_past_due_grace_days)),
-        else_=timedelta(days=settings.license_grace_days),
-    )
-    end = case(
-        (
-            Subscription.status == SubscriptionStatus.TRIALING,
-            func.coalesce(Subscription.trial_ends_at, cap),
-        ),
-        (paid_until.is_not(None), paid_until + grace),
-        else_=cap,
-    )
-    return func.date_trunc("second", func.greatest(now, func.least(end, cap)))
+    return expires.replace(microsecond=0)
 
 
 def customers_to_renew(
@@ -297,35 +261,39 @@ def customers_to_renew(
     any license signed by a key that is no longer the active one.
 
     Only those: ones renewal skips every time (a trial's fixed end, a past_due license already
-    ending with what was paid, a revoked or paused customer, a trial that has ended) sort first
-    by expiry, and more of them than `limit` would keep everyone else from ever being renewed.
-    A license whose content changed is reissued by that change, not here.
+    ending with what was paid, a revoked or paused customer, a trial that has ended) must not
+    take the places of the rest. Whether renewal extends a license is decided by the same rules
+    that sign it (`license_content`, `entitlements.grace_days`, `tokens.license_expiry`), read
+    from the rows in expiry order and walked past until `limit` are found, so the entitlement
+    rule is written once. A license whose content changed is reissued by that change, not here.
     """
     now = now or utcnow()
     horizon = now + timedelta(days=get_settings().license_renew_within_days)
     active_kid = signing_key().kid
-    renewed_expiry = _renewed_expiry(now)
     query = (
-        select(License.customer_id)
+        select(License.kid, License.expires_at, Customer, Subscription)
         .join(Customer, Customer.customer_id == License.customer_id)
         .join(Subscription, Subscription.customer_id == License.customer_id, isouter=True)
         .where(License.superseded_at.is_(None))
         .where(
             or_(
                 License.kid != active_kid,
-                (License.expires_at <= horizon)
-                & Subscription.status.in_(statuses.LIVE)
-                # What makes the license's content say it has ended (`LicenseContent.has_ended`).
-                & Customer.license_revoked_at.is_(None)
-                & ~(
-                    Subscription.collection_paused
-                    & Subscription.status.in_(statuses.PAID_WHILE_COLLECTED)
-                )
-                & (renewed_expiry > License.expires_at)
-                & (renewed_expiry > now),
+                (License.expires_at <= horizon) & Subscription.status.in_(statuses.LIVE),
             )
         )
-        .order_by(License.expires_at)
-        .limit(limit)
+        .order_by(License.expires_at, License.id)
+        .execution_options(yield_per=500)
     )
-    return list(dict.fromkeys(session.scalars(query)))
+    found: dict[str, None] = {}
+    for kid, expires_at, customer, subscription in session.execute(query):
+        if kid == active_kid:
+            content = license_content(customer, subscription)
+            if content.has_ended:
+                continue
+            renewed = _renewal_expiry(content, entitlements.grace_days(subscription), now)
+            if renewed <= expires_at or renewed <= now:
+                continue
+        found[customer.customer_id] = None
+        if len(found) >= limit:
+            break
+    return list(found)

@@ -20,7 +20,7 @@ import jwt
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from core.billing.meters import overage_billed
+from core.billing.metering.meters import overage_billed
 from core.billing.statuses import NOT_ENTITLED, REVOKED_LICENSE_STATUS
 from core.licensing.keys import SigningKey
 from core.plans import Plan, PlanFeatures, PlanLimits
@@ -57,6 +57,8 @@ class LicenseContent:
     current_period_ends_at: datetime | None
     revoked: bool = False
     revoked_reason: str | None = None
+    # Set to cancel when the paid period ends: no renewal follows, so no grace runs past it.
+    ends_with_period: bool = False
 
     def __post_init__(self) -> None:
         # A naive datetime would be read as local time somewhere and shift every expiry.
@@ -100,8 +102,6 @@ def license_expiry(
     - paid: the end of the paid period plus `grace_days`, to ride out a late renewal or webhook.
     Never later than `max_days` from now (a long period or a missing date still gets renewed),
     and never before `now`, so `exp` is never earlier than `iat`.
-
-    `service._renewed_expiry` says the same in SQL to pick renewal candidates: change both.
     """
     _require_aware(now, "now")
     if content.has_ended:
@@ -139,6 +139,9 @@ def _content_claims(content: LicenseContent) -> dict[str, Any]:
         and overage_billed(content.plan, content.subscription_status, is_trial=content.is_trial)
         else "hard",
     }
+    if content.ends_with_period:
+        # Only when set, so the licenses of subscriptions that renew keep their fingerprints.
+        claims["subscription"]["cancelAtPeriodEnd"] = True
     if content.revoked:
         claims["revocation"] = {"revoked": True, "reason": content.revoked_reason}
     return claims

@@ -15,13 +15,14 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, func, null, or_, select, update
+from sqlalchemy import bindparam, delete, func, null, or_, select, update
 from sqlalchemy.orm import Session
 
 from core.billing.inbox import IGNORED, PROCESSED
+from core.console.sessions import expired_sessions
 from core.retention.policy import event_payloads_kept_since, first_kept_report_day
 from core.usage.days import as_date, utc_day, utc_day_start
-from models import StripeEvent, UsageReport
+from models import ConsoleSession, StripeEvent, UsageReport
 from models.usage import UsageRollupDay
 
 # Opens one transaction (commits on success): core.db.session_scope, or a test's.
@@ -199,6 +200,34 @@ def _prune_event_payloads(transaction: Transaction, now: datetime, batch_size: i
             return removed
 
 
+# -- console_sessions ----------------------------------------------------------------------------
+
+
+def _count_console_sessions(session: Session, now: datetime) -> int:
+    count = session.scalar(
+        select(func.count()).select_from(ConsoleSession).where(expired_sessions(now))
+    )
+    return int(count or 0)
+
+
+def _prune_console_sessions(transaction: Transaction, now: datetime, batch_size: int) -> int:
+    removed = 0
+    while True:
+        batch = (
+            select(ConsoleSession.id)
+            .where(expired_sessions(now))
+            .limit(batch_size)
+            .with_for_update(skip_locked=True)
+        )
+        with transaction() as session:
+            gone = session.execute(
+                delete(ConsoleSession).where(ConsoleSession.id.in_(batch.scalar_subquery()))
+            ).rowcount
+        removed += gone
+        if gone < batch_size:
+            return removed
+
+
 PRUNE_STEPS: tuple[PruneStep, ...] = (
     PruneStep(
         "usage_reports",
@@ -211,5 +240,11 @@ PRUNE_STEPS: tuple[PruneStep, ...] = (
         "payloads of processed events older than STRIPE_EVENT_RETENTION_DAYS (row kept)",
         _count_event_payloads,
         _prune_event_payloads,
+    ),
+    PruneStep(
+        "console_sessions",
+        "console sessions past their idle or absolute timeout",
+        _count_console_sessions,
+        _prune_console_sessions,
     ),
 )

@@ -22,11 +22,8 @@ from core.errors import (
     DomainError,
     PermissionDeniedError,
 )
-from core.licensing.instance_auth import (
-    InstanceIdentity,
-    LicenseFacts,
-    checking_presented_licenses,
-)
+from core.licensing.instance_auth import InstanceIdentity
+from core.licensing.lookup import LicenseFacts, checking_presented_licenses
 from core.usage.parsing import ReportInput
 from models import UsageReport, utcnow
 

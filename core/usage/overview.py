@@ -14,7 +14,7 @@ from typing import Any, NamedTuple
 
 from sqlalchemy.orm import Session
 
-from core.billing.overage import window_overage
+from core.billing.metering.estimate import window_overage
 from core.usage.history import window_history
 from core.usage.limits import device_limit, utilisation_percent, warning_for
 from core.usage.queries import (

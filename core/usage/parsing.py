@@ -16,7 +16,7 @@ from typing import Any
 from core.errors import InvalidInputError
 from core.settings import get_settings
 
-# Largest value an INTEGER column holds: a bigger count is a broken instance, not a real fleet.
+# Largest value an INTEGER column holds: the most USAGE_MAX_DEVICES may allow.
 MAX_COUNT = 2_147_483_647
 MAX_INSTANCE_ID_LENGTH = 255
 MAX_CUSTOMER_ID_LENGTH = 64
@@ -71,8 +71,9 @@ def _count(value: Any, field: str) -> int:
         raise InvalidInputError(f"{field} must be a whole number", field=field)
     if value < 0:
         raise InvalidInputError(f"{field} must not be negative", field=field)
-    if value > MAX_COUNT:
-        raise InvalidInputError(f"{field} must be at most {MAX_COUNT}", field=field)
+    most = get_settings().usage_max_devices  # at most MAX_COUNT (the settings check it)
+    if value > most:
+        raise InvalidInputError(f"{field} must be at most {most} (USAGE_MAX_DEVICES)", field=field)
     return value
 
 

@@ -15,8 +15,8 @@ from typing import Any
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
-from core.billing.overage import OverageEstimate
-from core.billing.overage import estimate as estimate_overage
+from core.billing.metering.estimate import OverageEstimate
+from core.billing.metering.estimate import estimate as estimate_overage
 from core.billing.statuses import SubscriptionStatus
 from core.db import record_from
 from core.errors import InvalidInputError, NotFoundError
@@ -108,7 +108,8 @@ class CustomerUsage:
     summary: UsageSummary
     daily: list[DayPoint]
     reports: list[ReportRow] = field(default_factory=list)
-    # Billable device overage per day and over the billing period (core/billing/overage.py).
+    # Billable device overage per day and over the billing period
+    # (core/billing/metering/estimate.py).
     overage: OverageEstimate | None = None
     retention: ReportRetention | None = None
 

@@ -11,11 +11,14 @@ from sqlalchemy.orm import Session
 
 from core.db import dialect_insert
 from core.settings import get_settings
+from core.usage.held_instances import counted_instance, hold, new_instances_to_hold
 from models import InstanceUsage, UsageReport, UTCDateTime
 
 
 def upsert_instance_snapshots(session: Session, ids: list[int], now: datetime) -> None:
-    """The newest claimed report of each instance becomes its snapshot, unless a newer one is."""
+    """The newest claimed report of each instance becomes its snapshot, unless a newer one is;
+    an instance created beyond its customer's cap is held (core/usage/held_instances.py)."""
+    to_hold = new_instances_to_hold(session, ids, now)
     ranked = (
         select(
             UsageReport.id,
@@ -42,11 +45,12 @@ def upsert_instance_snapshots(session: Session, ids: list[int], now: datetime) -
         ranked.c.reported_at,
         ranked.c.id,
         literal(now, UTCDateTime),
+        literal(now, UTCDateTime),
     ).where(ranked.c.rank == 1)  # SQLite needs a WHERE before ON CONFLICT in INSERT ... SELECT
     insert = dialect_insert(session)
     stmt = insert(InstanceUsage).from_select(
         ["customer_id", "instance_id", "active_devices", "total_devices", "reported_at"]
-        + ["report_id", "updated_at"],
+        + ["report_id", "updated_at", "first_seen_at"],
         newest,
     )
     stmt = stmt.on_conflict_do_update(
@@ -62,6 +66,7 @@ def upsert_instance_snapshots(session: Session, ids: list[int], now: datetime) -
         where=InstanceUsage.reported_at < stmt.excluded.reported_at,
     )
     session.execute(stmt)
+    hold(session, to_hold, now)
 
 
 def fresh_since(now: datetime) -> datetime:
@@ -70,8 +75,8 @@ def fresh_since(now: datetime) -> datetime:
 
 
 def current_devices(customer_ids: Sequence[str] | None, *, now: datetime) -> Subquery:
-    """Per customer: active and total devices summed over its instances' fresh snapshots, and
-    the number of those instances. `customer_ids=None` means every customer."""
+    """Per customer: active and total devices summed over its instances' fresh snapshots (held
+    ones aside), and the number of those instances. `customer_ids=None` means every customer."""
     stmt = (
         select(
             InstanceUsage.customer_id,
@@ -79,7 +84,7 @@ def current_devices(customer_ids: Sequence[str] | None, *, now: datetime) -> Sub
             func.sum(InstanceUsage.total_devices).label("total"),
             func.count().label("instances"),
         )
-        .where(InstanceUsage.reported_at >= fresh_since(now))
+        .where(InstanceUsage.reported_at >= fresh_since(now), counted_instance())
         .group_by(InstanceUsage.customer_id)
     )
     if customer_ids is not None:

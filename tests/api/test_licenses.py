@@ -148,6 +148,8 @@ def test_revoked_license_is_refused_at_check_in(api_client, admin_headers, custo
     assert claims["revocation"] == {"revoked": True, "reason": "chargeback"}
     assert claims["subscription"]["status"] == "canceled"
     assert claims["exp"] <= claims["iat"]
+    # The refusal carries that license: the instance stops on a signature, not on words.
+    assert refused.json()["license"] == current["license"]
 
     # Revoking twice changes nothing.
     again = api_client.post(f"/api/licenses/{customer_id}/revoke", headers=admin_headers).json()
@@ -160,8 +162,10 @@ def test_revoked_license_is_refused_at_check_in(api_client, admin_headers, custo
     )
     assert "revocation" not in fresh and fresh["subscription"]["status"] == "trialing"
     assert _check_in(api_client, reinstated.json()["license"]).status_code == 200
-    # The revoked license stays refused after the reinstatement.
-    assert _check_in(api_client, token).status_code == 401
+    # The revoked license stays refused after the reinstatement, and no longer carries the
+    # customer's license: the normal one goes only to whom the operator hands it.
+    after = _check_in(api_client, token)
+    assert after.status_code == 401 and "license" not in after.json()
 
 
 def test_rotated_key_signs_new_licenses_and_old_ones_still_verify(

@@ -232,6 +232,13 @@ def test_portal_link_for_a_stripe_customer_and_409_before_one_exists(
     assert response.json()["url"].startswith("https://billing.stripe.com/p/session/")
     portal = next(r for r in stand_in.requests if r.path == "/v1/billing_portal/sessions")
     assert portal.params["return_url"] == body["returnUrl"]
+    # Our configuration, never the account's default (which lets customers switch plans).
+    shown = stand_in.client().v1.billing_portal.configurations.retrieve(
+        portal.params["configuration"]
+    )
+    assert not shown.is_default and shown.features.subscription_update.enabled is False
+    assert shown.features.subscription_cancel.mode == "at_period_end"
+    assert shown.features.payment_method_update.enabled and shown.features.invoice_history.enabled
     bad = api_client.post(
         "/api/subscriptions/portal",
         json={"customerId": customer_id, "returnUrl": "javascript:alert(1)"},

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -493,3 +494,85 @@ def test_a_license_once_read_is_judged_from_the_process_cache_until_a_license_ch
     with session_scope() as session:
         mark_changed(session)
     assert report("announced") == 401
+
+
+def test_a_device_count_beyond_usage_max_devices_is_a_422_naming_the_field(
+    api_client, customer
+) -> None:
+    customer_id, token = customer
+    most = get_settings().usage_max_devices
+    body = _camel(customer_id, active=1, total=most + 1)
+    refused = api_client.post("/api/usage/report", json=body, headers=_bearer(token))
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["error"]["field"] == "metrics.totalDevices"
+    flat = {"customer_id": customer_id, "instance_id": "x", "active_devices": 2**31 - 1}
+    refused = api_client.post(
+        "/api/usage/report", json={**flat, "total_devices": 2**31 - 1}, headers=_bearer(token)
+    )
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["error"]["field"] == "active_devices"
+    assert _count_reports() == 0
+    at_most = _camel(customer_id, active=most, total=most)
+    assert api_client.post("/api/usage/report", json=at_most, headers=_bearer(token)).is_success
+
+
+def test_one_license_inventing_instances_is_limited_per_license(
+    api_client, customer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every report from a new instanceId has an allowance of its own; the license's does not
+    grow with them."""
+    monkeypatch.setenv("RATE_LIMIT_USAGE_PER_LICENSE", "5")
+    monkeypatch.setenv("RATE_LIMIT_WINDOW_SECONDS", "3600")
+    get_settings.cache_clear()
+    customer_id, token = customer
+    try:
+        statuses = [
+            api_client.post(
+                "/api/usage/report",
+                json=_camel(customer_id, instance=f"invented-{n}"),
+                headers=_bearer(token),
+            )
+            for n in range(8)
+        ]
+    finally:
+        monkeypatch.undo()
+        get_settings.cache_clear()
+        forget_counters()
+    assert [answer.status_code for answer in statuses] == [202] * 5 + [429] * 3
+    assert statuses[-1].json()["error"]["code"] == "rate_limited"
+    assert 1 <= int(statuses[-1].headers["retry-after"]) <= 3600
+    assert _count_reports() == 5
+
+
+def test_check_in_and_the_usage_ingress_share_one_license_lookup(
+    api_client, customer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What check-in read of a license is what the usage ingress judges it by, and one change
+    drops it for both (core/licensing/lookup.py)."""
+    from sqlalchemy import text
+
+    from core.licensing import read_cache
+    from core.licensing.read_cache import mark_changed
+
+    # However slow this machine, the cache stays trusted between the requests below.
+    monkeypatch.setattr(read_cache, "TRUST_SECONDS", 60.0)
+    asyncio.run(read_cache.license_read_cache().poll())  # the process has read the counter
+    customer_id, token = customer
+    assert api_client.get("/api/licenses/current", headers=_bearer(token)).status_code == 200
+    with session_scope() as session:
+        # Revoked behind the service's back: nothing announces it.
+        session.execute(
+            text("UPDATE licenses SET revoked_at = now() WHERE customer_id = :c"),
+            {"c": customer_id},
+        )
+    # Judged by what check-in read: no read of its own.
+    body = _camel(customer_id, instance="after-check-in")
+    assert api_client.post("/api/usage/report", json=body, headers=_bearer(token)).status_code == (
+        202
+    )
+    with session_scope() as session:
+        mark_changed(session)
+    body = _camel(customer_id, instance="after-the-change")
+    refused = api_client.post("/api/usage/report", json=body, headers=_bearer(token))
+    assert refused.status_code == 401, refused.text
+    assert api_client.get("/api/licenses/current", headers=_bearer(token)).status_code == 401

@@ -18,7 +18,7 @@ from core.settings import get_settings
 from core.usage.parsing import ReportInput
 from core.usage.processing import process_reports
 from core.usage.rollups import begin_rollup, rollup_day
-from models import UsageReport
+from models import AuditEntry, UsageReport
 from tests.helpers.processes import PROJECT_ROOT, billing_command
 from tests.helpers.reports import store_report
 
@@ -58,6 +58,14 @@ def test_dry_run_prints_what_would_go_per_table_then_prune_removes_it() -> None:
     assert _reports() == 1
     again = runner.invoke(app, ["db", "prune"])
     assert "usage_reports: removed 0 " in again.output
+    # What went is audited once, as the operator who ran it; the rerun removed nothing.
+    with session_scope() as session:
+        entries = session.scalars(
+            select(AuditEntry).where(AuditEntry.action == "retention.prune")
+        ).all()
+    assert [(e.action, e.actor.startswith("cli:"), e.after) for e in entries] == [
+        ("retention.prune", True, {"table": "usage_reports", "rows": 4})
+    ]
 
 
 @pytest.mark.parametrize("command", [("db", "prune", "--dry-run"), ("api",), ("worker",)])

@@ -20,6 +20,15 @@ def test_setup_prints_the_settings_lines(stand_in):
         line = next(x for x in result.output.splitlines() if x.startswith(f"STRIPE_PRICE_{plan}="))
         assert line.split("=", 1)[1].startswith("price_")
     assert "$29.00/mo" in result.output and "$99.00/mo" in result.output
+    portal = next(x for x in result.output.splitlines() if x.startswith("STRIPE_PORTAL_"))
+    configuration = stand_in.client().v1.billing_portal.configurations.retrieve(
+        portal.split("=", 1)[1]
+    )
+    assert configuration.features.subscription_update.enabled is False
+    # Run again (the fixture ran it once already): still one configuration of ours.
+    assert runner.invoke(app, ["stripe", "setup"]).exit_code == 0
+    ours = stand_in.client().v1.billing_portal.configurations.list(params={"is_default": False})
+    assert [found.id for found in ours.data] == [configuration.id]
 
 
 def test_setup_without_key_says_which_setting_is_missing():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
-from core.billing.overage import period_start
+from core.billing.metering.estimate import period_start
 from models import utcnow
 from tests.console.conftest import seed_customer
 

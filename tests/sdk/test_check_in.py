@@ -37,7 +37,12 @@ def test_a_plan_change_is_picked_up_and_kept_atomically(
     assert (state_dir / "license.jwt").read_text().strip() == service.license_of(customer_id)[
         "license"
     ]
-    assert sorted(p.name for p in state_dir.iterdir()) == ["jwks.json", "license.jwt", "state.json"]
+    assert sorted(p.name for p in state_dir.iterdir()) == [
+        "jwks.json",
+        "license.jwt",
+        "state.json",
+        "state.lock",
+    ]
 
     # A restarted instance, still configured with its first license and offline, runs on the
     # newest one it was given.

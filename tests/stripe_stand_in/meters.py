@@ -5,9 +5,17 @@ Stripe's behaviour that matters to a sender of usage, kept here:
 - a meter names the event it sums (`event_name`, one active meter per name), how an event names its
   customer (`customer_mapping`, by Stripe customer id under a payload key) and its value
   (`value_settings`);
-- a meter event whose `identifier` Stripe already holds is refused with a 400
+- a meter event whose `identifier` Stripe took within the last 24 hours is refused with a 400
   (`An event already exists with identifier …`), which is how a resend after a lost answer is
-  recognised; `timestamp` must lie within the past 35 days and at most 5 minutes ahead;
+  recognised; after that Stripe has forgotten it and takes it again, billing it twice
+  ("We will enforce uniqueness within a rolling period of at least 24 hours",
+  docs.stripe.com/api/billing/meter-event/create, `identifier`); `timestamp` must lie within the
+  past 35 days and at most 5 minutes ahead;
+- events are validated asynchronously: one naming a customer Stripe does not know is accepted,
+  never counted, and reported in a `v1.billing.meter.error_report_triggered` thin event (its
+  details, with sample identifiers, read from `/v2/core/events/{id}`;
+  docs.stripe.com/api/v2/core/events/object). The stand-in reports when a test calls
+  `report_meter_errors()`, as Stripe does after its validation window;
 - a metered price (`recurring[usage_type]=metered`) must name its meter (`recurring[meter]`).
 
 State lives in the store's hidden bookkeeping, so `reset()` and the all-or-nothing transactions
@@ -18,6 +26,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -41,6 +50,7 @@ EVENT_CREATE = ("event_name", "expand", "identifier", "payload", "timestamp")
 FORMULAS = ("count", "last", "sum")
 MAX_EVENT_AGE_SECONDS = 35 * 86400
 MAX_EVENT_AHEAD_SECONDS = 5 * 60
+DEDUPLICATION_SECONDS = 24 * 3600
 
 Handler = Callable[..., dict[str, Any]]
 
@@ -56,9 +66,20 @@ class Meters:
         return self.store.hidden_of("billing.meters")
 
     @property
-    def _events(self) -> dict[str, Obj]:
-        """Accepted meter events by identifier, in arrival order."""
+    def _accepted(self) -> dict[str, Obj]:
+        """Accepted meter events in arrival order, each with what the asynchronous validation
+        found (`unknown_customer`) and whether it was reported; keyed by an id of the stand-in's
+        own, as an identifier may come back after 24 hours."""
         return self.store.hidden_of("billing.meter_events")
+
+    @property
+    def _events(self) -> dict[str, Obj]:
+        return {key: entry["event"] for key, entry in self._accepted.items()}
+
+    @property
+    def _thin_events(self) -> dict[str, Obj]:
+        """The full v2 events behind the thin events delivered (`/v2/core/events/{id}`)."""
+        return self.store.hidden_of("v2.core.events")
 
     def routes(self) -> list[tuple[str, re.Pattern[str], Handler]]:
         # Imported here: routes imports the catalog, which imports this module.
@@ -69,6 +90,7 @@ class Meters:
             ("GET", "/v1/billing/meters", self.list_meters),
             ("GET", "/v1/billing/meters/{meter}", self.retrieve_meter),
             ("POST", "/v1/billing/meter_events", self.create_meter_event),
+            ("GET", "/v2/core/events/{event}", self.retrieve_thin_event),
         ]
         return [(method, _compile(template), handler) for method, template, handler in table]
 
@@ -152,15 +174,16 @@ class Meters:
         if timestamp > now + MAX_EVENT_AHEAD_SECONDS:
             raise invalid("Timestamp must not be more than 5 minutes in the future.", "timestamp")
         identifier = as_str(params, "identifier") or new_id("mev")
-        if identifier in self._events:
+        if self._taken_recently(identifier, now):
             raise StripeError(
                 400,
                 f"An event already exists with identifier {identifier}.",
                 should_retry=False,
             )
         meter = self.active_meter(event_name)
+        unknown_customer = False
         if meter is not None:
-            self._check_payload(meter, payload)
+            unknown_customer = self._check_payload(meter, payload)
         event = {
             "object": "billing.meter_event",
             "created": now,
@@ -170,10 +193,19 @@ class Meters:
             "payload": {str(key): str(value) for key, value in payload.items()},
             "timestamp": timestamp,
         }
-        self._events[identifier] = event
+        entry = {"event": event, "unknown_customer": unknown_customer, "reported": False}
+        self._accepted[new_id("mev")] = entry
         return event
 
-    def _check_payload(self, meter: Obj, payload: Params) -> None:
+    def _taken_recently(self, identifier: str, now: int) -> bool:
+        return any(
+            event["identifier"] == identifier and event["created"] > now - DEDUPLICATION_SECONDS
+            for event in self._events.values()
+        )
+
+    def _check_payload(self, meter: Obj, payload: Params) -> bool:
+        """Refuse what Stripe refuses at once; True when the event names a customer Stripe does
+        not know (accepted now, reported by the asynchronous validation, never counted)."""
         customer_key = meter["customer_mapping"]["event_payload_key"]
         value_key = meter["value_settings"]["event_payload_key"]
         if not payload.get(customer_key):
@@ -192,22 +224,114 @@ class Meters:
                 raise invalid(
                     f"The value `{value}` is not a valid number.", f"payload[{value_key}]"
                 )
+        return customer is None
+
+    # -- asynchronous validation -----------------------------------------------------------
+
+    def report_meter_errors(self) -> list[Obj]:
+        """Stripe's validation window closes: one thin `v1.billing.meter.error_report_triggered`
+        event per meter with events not reported yet that named no known customer; the thin
+        events (as delivered to an event destination)."""
+        thin_events = []
+        for meter in self._meters.values():
+            entries = [
+                entry
+                for entry in self._accepted.values()
+                if entry["event"]["event_name"] == meter["event_name"]
+                and entry["unknown_customer"]
+                and not entry["reported"]
+            ]
+            if not entries:
+                continue
+            for entry in entries:
+                entry["reported"] = True
+            thin_events.append(self._error_report(meter, [entry["event"] for entry in entries]))
+        return thin_events
+
+    def _error_report(self, meter: Obj, invalid_events: list[Obj]) -> Obj:
+        now = self.store.now()
+        customer_key = meter["customer_mapping"]["event_payload_key"]
+        samples = [
+            {
+                "error_message": f"Customer {event['payload'].get(customer_key)} not found.",
+                "request": {"identifier": event["identifier"]},
+            }
+            for event in invalid_events
+        ]
+        count = len(invalid_events)
+        thin = {
+            "id": new_id("evt"),
+            "object": "v2.core.event",
+            "context": None,
+            "created": _iso(now),
+            "livemode": False,
+            "reason": None,
+            "related_object": {
+                "id": meter["id"],
+                "type": "billing.meter",
+                "url": f"/v1/billing/meters/{meter['id']}",
+            },
+            "type": "v1.billing.meter.error_report_triggered",
+        }
+        full = {
+            **thin,
+            "data": {
+                "developer_message_summary": f"There {'is' if count == 1 else 'are'} "
+                f"{count} invalid event{'' if count == 1 else 's'}",
+                "reason": {
+                    "error_count": count,
+                    "error_types": [
+                        {
+                            "code": "meter_event_customer_not_found",
+                            "error_count": count,
+                            "sample_errors": samples,
+                        }
+                    ],
+                },
+                "validation_end": _iso(now),
+                "validation_start": _iso(min(event["created"] for event in invalid_events)),
+            },
+        }
+        self._thin_events[thin["id"]] = full
+        self.store.events.append(thin)
+        return thin
+
+    def retrieve_thin_event(self, params: Params, event: str) -> Obj:
+        found = self._thin_events.get(event)
+        if found is None:
+            raise no_such("event", event)
+        return found
 
     # -- test helpers ----------------------------------------------------------------------
 
     def events(self) -> list[Obj]:
         return list(self._events.values())
 
-    def summed(self, event_name: str, stripe_customer_id: str) -> Decimal:
-        """What the meter of `event_name` holds for a customer: the sum of its event values."""
+    def summed(
+        self,
+        event_name: str,
+        stripe_customer_id: str,
+        *,
+        start: int | None = None,
+        end: int | None = None,
+    ) -> Decimal:
+        """What the meter of `event_name` holds for a customer: the sum of its valid events'
+        values, of those stamped in [start, end) when given (Stripe's meter event summaries).
+        Not what is billed: that depends on the subscription's items and billing mode
+        (`UsageBilling.billed`)."""
         meter = self.active_meter(event_name)
         if meter is None:
             return Decimal(0)
         customer_key = meter["customer_mapping"]["event_payload_key"]
         value_key = meter["value_settings"]["event_payload_key"]
         total = Decimal(0)
-        for event in self._events.values():
-            if event["event_name"] != event_name:
+        for entry in self._accepted.values():
+            event = entry["event"]
+            if event["event_name"] != event_name or entry["unknown_customer"]:
+                continue
+            if start is not None and event["timestamp"] < start:
+                continue
+            if end is not None and event["timestamp"] >= end:
                 continue
             if event["payload"].get(customer_key) != stripe_customer_id:
                 continue
@@ -216,6 +340,10 @@ class Meters:
             except InvalidOperation:
                 continue
         return total
+
+
+def _iso(epoch: int) -> str:
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
 
 
 def price_meter(store: Store, meter_id: str | None, usage_type: str, label: str) -> str | None:

@@ -329,6 +329,16 @@ def checkout_item(object_id: str, price_obj: Obj, quantity: int, description: st
     }
 
 
+def billing_mode(mode: str, created: int) -> Obj:
+    if mode == "classic":
+        return {"flexible": None, "type": "classic", "updated_at": None}
+    return {
+        "flexible": {"proration_discounts": "included"},
+        "type": "flexible",
+        "updated_at": created,
+    }
+
+
 def subscription(object_id: str, created: int, fields: Obj) -> Obj:
     return {
         "id": object_id,
@@ -338,7 +348,10 @@ def subscription(object_id: str, created: int, fields: Obj) -> Obj:
         "automatic_tax": {"disabled_reason": None, "enabled": False, "liability": None},
         "billing_cycle_anchor": fields["billing_cycle_anchor"],
         "billing_cycle_anchor_config": None,
-        "billing_mode": {"flexible": None, "type": "classic", "updated_at": None},
+        # Flexible unless asked otherwise: the default for subscriptions created under
+        # 2025-09-30.clover and later (docs.stripe.com/changelog/clover/2025-09-30/
+        # billing-mode-default-flexible), the pinned version among them.
+        "billing_mode": billing_mode("flexible", created),
         "billing_thresholds": None,
         "cancel_at": None,
         "cancel_at_period_end": False,

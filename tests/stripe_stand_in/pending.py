@@ -5,10 +5,17 @@ Stripe's pending updates reference
 control proration or make a new invoice may be sent with it. On the update subscription
 endpoint these are `expand`, `payment_behavior`, `proration_behavior`, `proration_date`,
 `billing_cycle_anchor`, `items` (each item's `price` and `quantity` only), `trial_end`,
-`trial_from_plan`, `add_invoice_items`, and since 2026-05-27.dahlia `metadata`. An item can
+`trial_from_plan`, `add_invoice_items`, since 2026-05-27.dahlia `metadata`
+(docs.stripe.com/changelog/dahlia/2026-05-27/pending-subscription-update-metadata) and since
+2026-09-30.endive `cancel_at_period_end`
+(docs.stripe.com/changelog/endive/2026-09-30/scheduled-subscription-cancellation). An item can
 therefore change its price or quantity, but items cannot be added (no `id`) or removed
 (`deleted`) in a pending update: Stripe refuses the request with a 400 naming the parameter,
 and changes nothing.
+
+`metadata` and `cancel_at_period_end` wait with the items: while the invoice is unpaid they are
+kept in `pending_update` (`metadata`, `cancel_at_period_end`) and the subscription keeps its own;
+once it is paid they are applied (metadata merged), and an expired update drops them.
 """
 
 from __future__ import annotations
@@ -31,8 +38,11 @@ PENDING_UPDATE_PARAMS = frozenset(
         "trial_from_plan",
         "add_invoice_items",
         "metadata",
+        "cancel_at_period_end",
     }
 )
+# What a pending update holds back until its invoice is paid, besides the items.
+HELD_PARAMS = ("metadata", "cancel_at_period_end")
 # `id` names the item whose price or quantity changes; nothing else of an item may be sent.
 PENDING_ITEM_PARAMS = frozenset({"id", "price", "quantity"})
 
@@ -43,7 +53,7 @@ def _refused(param: str, what: str) -> StripeError:
         f"{what} cannot be used with `payment_behavior=pending_if_incomplete`. Pending updates "
         "only support changing the `price` and `quantity` of existing subscription items, "
         "`proration_behavior`, `proration_date`, `billing_cycle_anchor`, `trial_end`, "
-        "`trial_from_plan`, `add_invoice_items` and `metadata`. See "
+        "`trial_from_plan`, `add_invoice_items`, `metadata` and `cancel_at_period_end`. See "
         "https://stripe.com/docs/billing/subscriptions/pending-updates-reference.",
         param=param,
     )
@@ -65,3 +75,10 @@ def check_pending_update(params: dict[str, Any]) -> None:
             raise _refused(f"{label}[price]", "Adding a subscription item (an item without `id`)")
         for name in sorted(set(entry) - PENDING_ITEM_PARAMS):
             raise _refused(f"{label}[{name}]", f"The item parameter `{name}`")
+
+
+def held_params(params: dict[str, Any]) -> dict[str, Any]:
+    """The parameters of a pending update that wait for its invoice with the items."""
+    if params.get("payment_behavior") != PENDING_IF_INCOMPLETE:
+        return {}
+    return {name: params[name] for name in HELD_PARAMS if name in params}

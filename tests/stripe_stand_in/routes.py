@@ -62,6 +62,8 @@ def build_routes(
         ("GET", "/v1/invoices", s.list_invoices),
         ("GET", "/v1/invoices/{invoice}", s.retrieve_invoice),
         ("GET", "/v1/invoices/{invoice}/lines", s.list_invoice_lines),
+        ("POST", "/v1/invoices/{invoice}/finalize", s.finalize_invoice),
+        ("POST", "/v1/invoices/{invoice}/void", s.void_invoice),
         ("GET", "/v1/events", e.list_events),
         ("GET", "/v1/events/{event}", e.retrieve_event),
     ]

@@ -22,9 +22,10 @@ from .forms import (
 )
 from .ids import add_interval, new_id
 from .listing import LIST_PARAMS, in_range, paginate
-from .meters import metered_line
-from .pending import check_pending_update
+from .meters import Meters, metered_line
+from .pending import check_pending_update, held_params
 from .store import Obj, Store, changed_attributes
+from .usage_billing import UsageBilling
 
 SUB_CREATE = {
     "add_invoice_items", "application_fee_percent", "automatic_tax", "backdate_start_date",
@@ -65,6 +66,7 @@ class Subscriptions:
     def __init__(self, store: Store, catalog: Catalog) -> None:
         self.store = store
         self.catalog = catalog
+        self.usage = UsageBilling(store, Meters(store))
 
     # -- creation ----------------------------------------------------------------------
 
@@ -117,6 +119,7 @@ class Subscriptions:
             new_id("si", 14), self.store.now(), sub_id, price, quantity, period
         )
         self.store.item_owner[item["id"]] = sub_id
+        self.usage.start_counting(item, self.store.now())
         return item
 
     def _attach_discount(
@@ -172,6 +175,10 @@ class Subscriptions:
             coupon=coupon,
             promo=promo,
         )
+        mode = as_dict(params, "billing_mode")
+        if mode is not None:
+            chosen = as_choice(mode, "type", ("classic", "flexible"), param="billing_mode[type]")
+            sub["billing_mode"] = objects.billing_mode(chosen or "flexible", sub["created"])
         self._apply_cancel_params(sub, params)
         self.emit_started(sub, invoice)
         return sub
@@ -278,7 +285,11 @@ class Subscriptions:
                 "A canceled subscription can only update its cancellation_details and metadata."
             )
         check_pending_update(params)
+        # A pending update's metadata and cancel_at_period_end wait for its invoice (pending.py).
+        held = held_params(params)
+        params = {name: value for name, value in params.items() if name not in held}
         before = self.store.snapshot(sub)
+        expired = self._expire_on_conflict(sub, params)
         proration = as_choice(params, "proration_behavior", PRORATIONS) or "create_prorations"
         old_amount, old_interval = _recurring_amount(sub), _interval_of_sub(sub)
         self._apply_item_updates(sub, as_list(params, "items"))
@@ -292,16 +303,58 @@ class Subscriptions:
             invoices.append(self._restart_cycle(sub, old_amount, proration))
         elif proration == "always_invoice" and _recurring_amount(sub) != old_amount:
             if self._payment_fails(sub, params, old_amount):
-                return self._pend_update(sub, before, old_amount)
+                return self._pend_update(sub, before, old_amount, held)
             invoices.append(self._proration_invoice(sub, old_amount))
         elif proration == "create_prorations" and _recurring_amount(sub) != old_amount:
             self._pend_proration(sub, old_amount)
+        self._bill_usage_of_prices_left(sub, before, proration, invoices)
+        self._apply_held(sub, held)
         previous = changed_attributes(before, self.store.snapshot(sub))
+        if expired:
+            self.store.emit("customer.subscription.pending_update_expired", sub)
         if previous:
             self.store.emit("customer.subscription.updated", sub, previous)
         for invoice in invoices:
             self._emit_paid(invoice)
         return sub
+
+    def _bill_usage_of_prices_left(
+        self, sub: Obj, before: Obj, proration: str, invoices: list[Obj]
+    ) -> None:
+        """Metered prices removed or swapped (`usage_billing`): their usage so far on this
+        update's invoice (`always_invoice`; one of its own if the flat amount did not change)
+        or kept for the next one."""
+        lines = self.usage.prices_left(sub, before, proration)
+        if not lines:
+            return
+        if proration != "always_invoice":
+            self.usage.keep_for_next_invoice(sub, lines)
+            return
+        if not invoices:
+            now = self.store.now()
+            invoice = self._invoice(sub, "subscription_update", now, now, paid=True)
+            invoice["lines"]["data"] = []
+            _set_totals(invoice, 0)
+            sub["latest_invoice"] = invoice["id"]
+            invoices.append(invoice)
+        self.usage.add_lines(invoices[-1], lines)
+
+    def _expire_on_conflict(self, sub: Obj, params: Params) -> bool:
+        """An update whose `cancel_at_period_end` differs from the one a pending update holds
+        expires that pending update (docs.stripe.com/changelog/endive/2026-09-30/
+        scheduled-subscription-cancellation); whether it did."""
+        wanted = as_bool(params, "cancel_at_period_end")
+        held = (sub["pending_update"] or {}).get("cancel_at_period_end")
+        if wanted is None or held is None or wanted == held:
+            return False
+        self._drop_pending_update(sub)
+        return True
+
+    def _drop_pending_update(self, sub: Obj) -> None:
+        hidden = self.store.hidden_of(sub["id"])
+        hidden.pop("pending_items", None)
+        hidden.pop("pending_held", None)
+        sub["pending_update"] = None
 
     def _payment_fails(self, sub: Obj, params: Params, old_amount: int) -> bool:
         behavior = as_choice(
@@ -315,16 +368,21 @@ class Subscriptions:
             behavior == "pending_if_incomplete" and declines and _recurring_amount(sub) > old_amount
         )
 
-    def _pend_update(self, sub: Obj, before: Obj, old_amount: int) -> Obj:
+    def _pend_update(self, sub: Obj, before: Obj, old_amount: int, held: Params) -> Obj:
         """`pending_if_incomplete` whose charge is declined: the invoice stays open, the items
-        keep their old prices and the change waits in `pending_update` until it is paid."""
+        keep their old prices and the change (with its held metadata and cancel_at_period_end)
+        waits in `pending_update` until it is paid."""
         invoice = self._proration_invoice(sub, old_amount, paid=False)
         invoice.update(attempted=True, attempt_count=1)
         wanted = copy.deepcopy(sub["items"]["data"])
         sub["items"]["data"] = copy.deepcopy(before["items"]["data"])
-        self.store.hidden_of(sub["id"])["pending_items"] = wanted
+        hidden = self.store.hidden_of(sub["id"])
+        hidden.update(pending_items=wanted, pending_held=held)
+        held_cancel = as_bool(held, "cancel_at_period_end")
         sub["pending_update"] = {
             "billing_cycle_anchor": None,
+            "cancel_at_period_end": held_cancel,
+            "metadata": as_metadata(held),
             "expires_at": self.store.now() + 23 * 3600,
             "subscription_items": [
                 {"id": item["id"], "price": item["price"], "quantity": item["quantity"]}
@@ -338,6 +396,14 @@ class Subscriptions:
             self.store.emit("customer.subscription.updated", sub, previous)
         self.store.emit("invoice.payment_failed", invoice)
         return sub
+
+    def _apply_held(self, sub: Obj, held: Params) -> None:
+        """A pending update's held parameters, applied once its invoice is paid (or at once when
+        the update needed no payment)."""
+        if not held:
+            return
+        self._apply_cancel_params(sub, held)
+        sub["metadata"] = merge_metadata(sub["metadata"], as_metadata(held))
 
     def _replace_discounts(self, sub: Obj, params: Params) -> None:
         """`discounts=[{promotion_code}]` replaces the subscription's discounts; `""` clears."""
@@ -512,6 +578,49 @@ class Subscriptions:
             and in_range(i["created"], params.get("created"), "created")
         ]
         return paginate(items, params, "/v1/invoices", "invoice")
+
+    def finalize_invoice(self, params: Params, invoice: str) -> Obj:
+        """A draft becomes `open` (payable); `auto_advance=false` leaves its collection to us.
+        Only a draft can be finalized (docs.stripe.com/api/invoices/finalize)."""
+        check_known(params, {"auto_advance"})
+        found = self.store.get("invoice", invoice)
+        if found["status"] != "draft":
+            raise invalid(
+                "This invoice is already finalized, you can't re-finalize a non-draft invoice.",
+                code="invoice_already_finalized",
+            )
+        auto_advance = as_bool(params, "auto_advance")
+        found.update(status="open", auto_advance=bool(auto_advance))
+        found["status_transitions"]["finalized_at"] = self.store.now()
+        self.store.emit("invoice.finalized", found)
+        return found
+
+    def void_invoice(self, params: Params, invoice: str) -> Obj:
+        """An open or uncollectible invoice becomes `void`: never collected, nothing owed. A
+        draft must be finalized first, and a subscription's draft cannot be deleted
+        (docs.stripe.com/api/invoices/void, docs.stripe.com/api/invoices/delete)."""
+        check_known(params, set())
+        found = self.store.get("invoice", invoice)
+        if found["status"] not in ("open", "uncollectible"):
+            raise invalid(
+                "You can only pass in open or uncollectible invoices.", code="invoice_not_open"
+            )
+        found.update(status="void", amount_remaining=0, next_payment_attempt=None)
+        found["status_transitions"]["voided_at"] = self.store.now()
+        self.store.emit("invoice.voided", found)
+        return found
+
+    def expire_pending_update(self, subscription_id: str) -> list[Obj]:
+        """The pending update's 23 hours ran out unpaid: its items, metadata and
+        cancel_at_period_end are dropped (docs.stripe.com/billing/subscriptions/pending-updates:
+        "Expiration"), with `customer.subscription.pending_update_expired`."""
+        sub = self.store.get("subscription", subscription_id)
+        if not sub["pending_update"]:
+            raise invalid(f"Subscription {subscription_id} has no pending update.")
+        mark = len(self.store.events)
+        self._drop_pending_update(sub)
+        self.store.emit("customer.subscription.pending_update_expired", sub)
+        return self.store.events[mark:]
 
     def list_invoice_lines(self, params: Params, invoice: str) -> Obj:
         check_known(params, LIST_PARAMS)
@@ -762,8 +871,8 @@ class Subscriptions:
             raise invalid(f"Subscription {subscription_id} is {sub['status']}.")
         mark = len(self.store.events)
         before = self.store.snapshot(sub)
-        latest = self.store.table("invoice").get(sub["latest_invoice"] or "")
-        if latest is not None and latest["status"] in ("open", "draft"):
+        latest = self._unpaid_renewal(sub)
+        if latest is not None:
             invoice = latest
             invoice.update(status="open", attempted=True)
             invoice["attempt_count"] += 1
@@ -777,10 +886,25 @@ class Subscriptions:
             self.store.emit("customer.subscription.updated", sub, previous)
         return self.store.events[mark:]
 
+    def _unpaid_renewal(self, sub: Obj) -> Obj | None:
+        """The renewal invoice still waiting for its charge (draft or open). Not necessarily the
+        latest: an upgrade invoiced after the renewal was drafted is the latest then."""
+        for invoice in self.store.newest_first("invoice"):
+            if (
+                invoice["subscription"] == sub["id"]
+                and invoice["billing_reason"] == "subscription_cycle"
+                and invoice["status"] in ("open", "draft")
+            ):
+                return invoice
+        return None
+
     def pay_invoice(self, subscription_id: str) -> list[Obj]:
-        """The open latest invoice gets paid (a retry succeeded): status back to `active`."""
+        """The open latest invoice (else the open renewal) gets paid (a retry succeeded):
+        status back to `active`."""
         sub = self.store.get("subscription", subscription_id)
         invoice = self.store.table("invoice").get(sub["latest_invoice"] or "")
+        if invoice is None or invoice["status"] != "open":
+            invoice = self._unpaid_renewal(sub)
         if invoice is None or invoice["status"] != "open":
             raise invalid(f"Subscription {subscription_id} has no open invoice.")
         mark = len(self.store.events)
@@ -790,10 +914,14 @@ class Subscriptions:
         invoice.update(next_payment_attempt=None)
         invoice["status_transitions"]["paid_at"] = now
         sub["status"] = "active"
-        pending = self.store.hidden_of(sub["id"]).pop("pending_items", None)
+        hidden = self.store.hidden_of(sub["id"])
+        pending = None
+        if invoice["id"] == sub["latest_invoice"]:  # the pending update's invoice, if any
+            pending = hidden.pop("pending_items", None)
         if pending is not None:  # a pending update is applied once its invoice is paid
             sub["items"]["data"] = pending
             sub["pending_update"] = None
+            self._apply_held(sub, hidden.pop("pending_held", {}))
         self._emit_paid(invoice)
         previous = changed_attributes(before, self.store.snapshot(sub))
         if previous:
@@ -819,6 +947,8 @@ class Subscriptions:
         pending = hidden.pop("pending_proration", 0)
         if pending:
             _set_totals(invoice, max(0, invoice["total"] + pending), clear_discounts=False)
+        # In arrears: the closed period's metered usage, read now (the invoice is final).
+        self.usage.add_lines(invoice, self.usage.period_lines(sub, old_start, old_end))
         sub["latest_invoice"] = invoice["id"]
         return invoice
 

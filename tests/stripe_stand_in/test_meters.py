@@ -38,11 +38,22 @@ def meter(client: stripe.StripeClient) -> stripe.billing.Meter:
     )
 
 
-def _event(client: stripe.StripeClient, identifier: str, value: str = "3", **extra: object):
+@pytest.fixture
+def customer(client: stripe.StripeClient) -> str:
+    return client.v1.customers.create(params={"email": "metered@example.com"}).id
+
+
+def _event(
+    client: stripe.StripeClient,
+    identifier: str,
+    value: str = "3",
+    customer: str = "cus_1",
+    **extra: object,
+):
     params = {
         "event_name": "overage",
         "identifier": identifier,
-        "payload": {"stripe_customer_id": "cus_1", "value": value},
+        "payload": {"stripe_customer_id": customer, "value": value},
         "timestamp": int(time.time()) - 3600,
         **extra,
     }
@@ -70,18 +81,68 @@ def test_meter_shape_listing_and_one_active_meter_per_event_name(
 
 
 def test_meter_events_are_summed_and_an_identifier_is_taken_once(
-    stand_in: StripeStandIn, client: stripe.StripeClient, meter: stripe.billing.Meter
+    stand_in: StripeStandIn, client: stripe.StripeClient, meter: stripe.billing.Meter, customer: str
 ) -> None:
-    first = _event(client, "day-1")
+    first = _event(client, "day-1", customer=customer)
     assert first.object == "billing.meter_event" and first.identifier == "day-1"
-    _event(client, "day-2", value="4")
+    _event(client, "day-2", value="4", customer=customer)
 
     with pytest.raises(stripe.InvalidRequestError) as duplicate:
-        _event(client, "day-1")
+        _event(client, "day-1", customer=customer)
 
     assert duplicate.value.http_status == 400
     assert "An event already exists with identifier day-1" in str(duplicate.value.user_message)
-    assert stand_in.meters.summed("overage", "cus_1") == 7
+    assert stand_in.meters.summed("overage", customer) == 7
+
+
+def test_an_identifier_is_refused_for_24_hours_then_taken_again() -> None:
+    now = [time.time()]
+    server = start_stand_in(clock=lambda: now[0])
+    try:
+        client = server.client()
+        client.v1.billing.meters.create(
+            params={
+                "display_name": "Overage",
+                "event_name": "overage",
+                "default_aggregation": {"formula": "sum"},
+            }
+        )
+        customer = client.v1.customers.create(params={"email": "window@example.com"}).id
+        _event(client, "day-1", customer=customer, timestamp=int(now[0]) - 60)
+        now[0] += 23 * 3600
+        with pytest.raises(stripe.InvalidRequestError):
+            _event(client, "day-1", customer=customer, timestamp=int(now[0]) - 60)
+        now[0] += 3600 + 1
+
+        again = _event(client, "day-1", customer=customer, timestamp=int(now[0]) - 60)
+
+        # Stripe forgot the identifier: the resend is a second event, billed twice.
+        assert again.identifier == "day-1"
+        assert server.meters.summed("overage", customer) == 6
+    finally:
+        server.stop()
+
+
+def test_an_event_of_an_unknown_customer_is_accepted_then_reported_and_never_counted(
+    stand_in: StripeStandIn, client: stripe.StripeClient, meter: stripe.billing.Meter, customer: str
+) -> None:
+    _event(client, "known", customer=customer)
+    _event(client, "stranger", customer="cus_nobody")
+
+    (thin,) = stand_in.meters.report_meter_errors()
+
+    assert thin["object"] == "v2.core.event" and "data" not in thin
+    assert thin["type"] == "v1.billing.meter.error_report_triggered"
+    assert thin["related_object"]["id"] == meter.id
+    full = client.v2.core.events.retrieve(thin["id"])
+    (error_type,) = full.data["reason"]["error_types"]
+    assert error_type["code"] == "meter_event_customer_not_found"
+    assert [sample["request"]["identifier"] for sample in error_type["sample_errors"]] == [
+        "stranger"
+    ]
+    assert stand_in.meters.summed("overage", "cus_nobody") == 0
+    assert stand_in.meters.summed("overage", customer) == 3
+    assert stand_in.meters.report_meter_errors() == []  # each reported once
 
 
 @pytest.mark.parametrize(

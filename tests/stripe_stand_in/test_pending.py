@@ -1,60 +1,10 @@
-"""The stand-in refuses what Stripe refuses in a pending update: adding or deleting items."""
+"""The stand-in refuses what Stripe refuses in a pending update (adding or deleting items, other
+parameters), and holds back what Stripe holds back (metadata, cancel_at_period_end) until paid."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 import stripe
-
-from tests.stripe_stand_in import StripeStandIn, start_stand_in
-
-
-@pytest.fixture
-def stripe_server() -> Iterator[StripeStandIn]:
-    server = start_stand_in()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture
-def two_item_subscription(stripe_server: StripeStandIn) -> tuple[StripeStandIn, dict, dict]:
-    client = stripe_server.client()
-    product = client.v1.products.create(params={"name": "Starter"})
-    flat = client.v1.prices.create(
-        params={
-            "product": product.id,
-            "currency": "usd",
-            "unit_amount": 2900,
-            "recurring": {"interval": "month"},
-        }
-    )
-    bigger = client.v1.prices.create(
-        params={
-            "product": product.id,
-            "currency": "usd",
-            "unit_amount": 9900,
-            "recurring": {"interval": "month"},
-        }
-    )
-    extra = client.v1.prices.create(
-        params={
-            "product": product.id,
-            "currency": "usd",
-            "unit_amount": 500,
-            "recurring": {"interval": "month"},
-        }
-    )
-    customer = client.v1.customers.create(params={"email": "p@example.com"})
-    sub = client.v1.subscriptions.create(
-        params={
-            "customer": customer.id,
-            "items": [{"price": flat.id}, {"price": extra.id}],
-        }
-    ).to_dict()
-    return stripe_server, sub, {"flat": flat.id, "bigger": bigger.id, "extra": extra.id}
 
 
 def _pending(items: list[dict]) -> dict:
@@ -96,9 +46,9 @@ def test_a_pending_update_may_not_carry_other_parameters(two_item_subscription):
     params = _pending([{"id": sub["items"]["data"][0]["id"], "price": prices["bigger"]}])
     with pytest.raises(stripe.InvalidRequestError) as refused:
         stand_in.client().v1.subscriptions.update(
-            sub["id"], params={**params, "cancel_at_period_end": False}
+            sub["id"], params={**params, "description": "bigger"}
         )
-    assert refused.value.param == "cancel_at_period_end"
+    assert refused.value.param == "description"
 
 
 def test_a_pending_update_swaps_the_price_of_existing_items(two_item_subscription):
@@ -111,3 +61,67 @@ def test_a_pending_update_swaps_the_price_of_existing_items(two_item_subscriptio
         prices["bigger"],
         prices["extra"],
     ]
+
+
+def _declined_upgrade(two_item_subscription: tuple, extra: dict) -> tuple:
+    stand_in, sub, prices = two_item_subscription
+    client = stand_in.client()
+    client.v1.subscriptions.update(sub["id"], params={"cancel_at_period_end": True})
+    stand_in.decline_charges(sub["customer"])
+    params = _pending([{"id": sub["items"]["data"][0]["id"], "price": prices["bigger"]}])
+    updated = client.v1.subscriptions.update(sub["id"], params={**params, **extra}).to_dict()
+    return stand_in, updated, prices
+
+
+def test_a_pending_update_holds_cancel_at_period_end_and_metadata_until_paid(
+    two_item_subscription,
+):
+    # Since 2026-09-30.endive a pending update takes cancel_at_period_end, and since
+    # 2026-05-27.dahlia metadata: both wait in `pending_update` and apply once paid
+    # (docs.stripe.com/changelog/endive/2026-09-30/scheduled-subscription-cancellation,
+    # docs.stripe.com/changelog/dahlia/2026-05-27/pending-subscription-update-metadata).
+    extra = {"cancel_at_period_end": False, "metadata": {"promotion": "promo_x"}}
+    stand_in, pending, prices = _declined_upgrade(two_item_subscription, extra)
+    assert pending["cancel_at_period_end"] is True and "promotion" not in pending["metadata"]
+    assert pending["pending_update"]["cancel_at_period_end"] is False
+    assert pending["pending_update"]["metadata"] == {"promotion": "promo_x"}
+
+    stand_in.decline_charges(pending["customer"], False)
+    stand_in.pay_invoice(pending["id"])
+    paid = stand_in.client().v1.subscriptions.retrieve(pending["id"]).to_dict()
+    assert paid["pending_update"] is None
+    assert paid["items"]["data"][0]["price"]["id"] == prices["bigger"]
+    assert paid["cancel_at_period_end"] is False and paid["cancel_at"] is None
+    assert paid["metadata"]["promotion"] == "promo_x"
+
+
+def test_an_expired_pending_update_drops_what_it_held(two_item_subscription):
+    extra = {"cancel_at_period_end": False, "metadata": {"promotion": "promo_x"}}
+    stand_in, pending, prices = _declined_upgrade(two_item_subscription, extra)
+    events = stand_in.expire_pending_update(pending["id"])
+    assert [e["type"] for e in events] == ["customer.subscription.pending_update_expired"]
+    after = stand_in.client().v1.subscriptions.retrieve(pending["id"]).to_dict()
+    assert after["pending_update"] is None and after["cancel_at_period_end"] is True
+    assert after["items"]["data"][0]["price"]["id"] == prices["flat"]
+    assert "promotion" not in after["metadata"]
+
+
+def test_a_conflicting_cancel_at_period_end_expires_the_pending_update(two_item_subscription):
+    # "If a subsequent update includes a conflicting cancel_at_period_end value, Stripe expires
+    # the existing pending update" (changelog 2026-09-30.endive).
+    stand_in, pending, prices = _declined_upgrade(
+        two_item_subscription, {"cancel_at_period_end": False}
+    )
+    mark = len(stand_in.events)
+    client = stand_in.client()
+    after = client.v1.subscriptions.update(pending["id"], params={"cancel_at_period_end": True})
+    assert after["pending_update"] is None and after["cancel_at_period_end"] is True
+    assert "customer.subscription.pending_update_expired" in [
+        e["type"] for e in stand_in.events[mark:]
+    ]
+    # Its invoice paid later applies nothing of it.
+    stand_in.decline_charges(pending["customer"], False)
+    stand_in.pay_invoice(pending["id"])
+    paid = client.v1.subscriptions.retrieve(pending["id"]).to_dict()
+    assert paid["items"]["data"][0]["price"]["id"] == prices["flat"]
+    assert paid["cancel_at_period_end"] is True

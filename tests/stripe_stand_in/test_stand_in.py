@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -17,12 +16,8 @@ WEBHOOK_SECRET = "whsec_test_standin"
 
 
 @pytest.fixture
-def stand_in() -> Iterator[StripeStandIn]:
-    server = start_stand_in()
-    try:
-        yield server
-    finally:
-        server.stop()
+def stand_in(stripe_server: StripeStandIn) -> StripeStandIn:
+    return stripe_server
 
 
 @pytest.fixture

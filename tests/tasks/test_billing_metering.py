@@ -1,6 +1,7 @@
 """Overage metering by a real worker against the Stripe stand-in's billing meter.
 
-What a customer is billed is what the stand-in's meter sums for it, so the tests read that sum.
+The tests read what reached Stripe's meter for a customer (the stand-in's meter sum); what Stripe
+then bills of it depends on the subscription's items (tests/stripe_stand_in/usage_billing.py).
 """
 
 from __future__ import annotations
@@ -12,8 +13,8 @@ import pytest
 from sqlalchemy import select, update
 
 from core.billing.gateway import get_gateway
-from core.billing.metering import identifier_for
-from core.billing.meters import setup_metering
+from core.billing.metering.days import identifier_for
+from core.billing.metering.meters import setup_metering
 from core.db import session_scope
 from core.settings import get_settings
 from core.usage.parsing import ReportInput
@@ -75,7 +76,7 @@ def run(day: date = DAY) -> dict:
     return meter_usage.delay(day.isoformat()).get(timeout=60)
 
 
-def billed(stand_in: StripeStandIn, stripe_id: str) -> Decimal:
+def on_meter(stand_in: StripeStandIn, stripe_id: str) -> Decimal:
     return stand_in.meters.summed(get_settings().stripe_meter_event_name, stripe_id)
 
 
@@ -115,8 +116,8 @@ def test_one_meter_event_per_customer_and_day_with_its_overage(metered: StripeSt
     assert event["identifier"] == identifier_for(over, DAY, 0)
     assert event["payload"] == {"stripe_customer_id": over_stripe, "value": "5"}
     assert START.timestamp() <= event["timestamp"] < (START + timedelta(days=1)).timestamp()
-    assert billed(metered, over_stripe) == 5
-    assert billed(metered, under_stripe) == billed(metered, trial_stripe) == 0
+    assert on_meter(metered, over_stripe) == 5
+    assert on_meter(metered, under_stripe) == on_meter(metered, trial_stripe) == 0
     (row,) = rows(over)
     assert row.sent_at is not None and row.attempts == 1
     assert row.stripe_response and row.stripe_response["identifier"] == row.identifier
@@ -132,7 +133,7 @@ def test_a_rerun_sends_nothing_twice(metered: StripeStandIn) -> None:
 
     assert (again["recorded"], again["sent"], again["unsent"]) == (0, 0, 0)
     assert meter_event_posts(metered) == posts
-    assert billed(metered, stripe_id) == 3
+    assert on_meter(metered, stripe_id) == 3
 
 
 def test_a_later_report_that_raises_the_day_sends_the_difference(metered: StripeStandIn) -> None:
@@ -148,7 +149,7 @@ def test_a_later_report_that_raises_the_day_sends_the_difference(metered: Stripe
         identifier_for(cid, DAY, 0),
         identifier_for(cid, DAY, 1),
     }
-    assert billed(metered, stripe_id) == 6  # 12 + 4 - 10
+    assert on_meter(metered, stripe_id) == 6  # 12 + 4 - 10
 
 
 def test_stripe_failing_is_retried_until_the_event_is_sent(metered: StripeStandIn) -> None:
@@ -162,7 +163,7 @@ def test_stripe_failing_is_retried_until_the_event_is_sent(metered: StripeStandI
     (row,) = rows(cid)
     assert row.sent_at is not None
     assert row.attempts == 3  # two refusals, then delivered
-    assert billed(metered, stripe_id) == 1
+    assert on_meter(metered, stripe_id) == 1
 
 
 def test_stripe_down_for_longer_leaves_the_event_for_the_next_run(
@@ -181,7 +182,7 @@ def test_stripe_down_for_longer_leaves_the_event_for_the_next_run(
     assert row.sent_at is None and row.attempts == 1 and "unavailable" in (row.last_error or "")
     metered.set_down(False)
     assert run()["sent"] == 1
-    assert billed(metered, stripe_id) == 6
+    assert on_meter(metered, stripe_id) == 6
     get_settings.cache_clear()
 
 
@@ -205,7 +206,7 @@ def test_an_answer_lost_after_stripe_took_the_event_is_not_billed_twice(
 
     (row,) = rows(cid)
     assert row.sent_at is not None and row.stripe_response["duplicate"] is True
-    assert billed(metered, stripe_id) == 4
+    assert on_meter(metered, stripe_id) == 4
 
 
 def test_enterprise_is_never_metered(metered: StripeStandIn) -> None:
@@ -249,7 +250,7 @@ def test_a_customer_who_paid_at_checkout_is_billed_through_its_overage_item(
 
     assert run()["sent"] == 1
 
-    assert billed(metered, sub["customer"]) == 7  # 40 + 17 - 50
+    assert on_meter(metered, sub["customer"]) == 7  # 40 + 17 - 50
 
 
 def test_the_scheduled_run_meters_yesterday_and_rechecks_the_days_before(
@@ -267,7 +268,7 @@ def test_the_scheduled_run_meters_yesterday_and_rechecks_the_days_before(
     assert result["days"] == [
         (yesterday - timedelta(days=back)).isoformat() for back in range(recheck, -1, -1)
     ]
-    assert billed(metered, stripe_id) == sum(range(1, recheck + 2))  # 1 + 2 + 3, not the 4th
+    assert on_meter(metered, stripe_id) == sum(range(1, recheck + 2))  # 1 + 2 + 3, not the 4th
 
 
 def test_beat_meters_after_the_rollup_on_the_default_queue() -> None:

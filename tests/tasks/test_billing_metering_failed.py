@@ -19,9 +19,9 @@ from tests.stripe_fixtures import *  # noqa: F403
 from tests.stripe_stand_in import StripeStandIn
 from tests.tasks.test_billing_metering import (
     START,
-    billed,
     meter_event_posts,
     metered,  # noqa: F401 - the fixture
+    on_meter,
     paying,
     report,
     rows,
@@ -116,11 +116,11 @@ def test_an_operator_retries_a_failed_event_once_the_cause_is_fixed(
     assert "1 sent to Stripe" in retried.output
     (row,) = rows(customer_id)
     assert row.sent_at is not None and row.failed_at is None
-    assert billed(metered, new_stripe_id) == 3
+    assert on_meter(metered, new_stripe_id) == 3
     # Retrying again finds nothing failed, and sends nothing twice.
     again = runner.invoke(app, ["stripe", "meter-retry", "--all"])
     assert again.exit_code == 0 and "Nothing to retry" in again.output
-    assert billed(metered, new_stripe_id) == 3
+    assert on_meter(metered, new_stripe_id) == 3
 
 
 def test_retry_names_what_to_retry(metered: StripeStandIn) -> None:  # noqa: F811
@@ -144,3 +144,40 @@ def test_the_metering_command_says_when_events_are_given_up_on(
     assert result.exit_code == 0, result.output
     assert "1 refused by Stripe for good and no longer sent" in result.output
     assert "billing stripe meter-retry" in result.output
+
+
+def test_events_stripe_reports_invalid_after_accepting_them_are_marked_failed(
+    metered: StripeStandIn,  # noqa: F811
+    api_client,
+) -> None:
+    """Stripe validates meter events after accepting them: one naming a customer it does not
+    know (here a Stripe customer of another account) is reported by the thin event
+    `v1.billing.meter.error_report_triggered`, delivered to our webhook."""
+    from tests.stripe_fixtures import deliver, wait_for_events
+
+    customer_id, _ = paying("elsewhere@example.com")
+    with session_scope() as session:
+        session.execute(
+            update(Customer)
+            .where(Customer.customer_id == customer_id)
+            .values(stripe_customer_id="cus_OfAnotherAccount")
+        )
+    report(customer_id, "edge-1", 13, START + timedelta(hours=5))  # starter: 3 over
+    assert run()["sent"] == 1  # accepted at once
+    (sent,) = rows(customer_id)
+    refused_identifier = sent.identifier
+
+    (thin,) = metered.meters.report_meter_errors()
+    assert deliver(api_client, thin).status_code == 200
+    wait_for_events([thin["id"]])
+
+    (row,) = rows(customer_id)
+    assert row.sent_at is None and row.failed_at is not None
+    assert "meter_event_customer_not_found" in str(row.last_error)
+    assert row.stripe_response and row.stripe_response["reportedInvalid"] == refused_identifier
+    assert row.identifier != refused_identifier  # a retry is not taken for a duplicate
+    listed = runner.invoke(app, ["stripe", "meter-events", "--failed"])
+    assert str(row.id) in listed.output
+    # Delivered again (Stripe retries deliveries): nothing changes.
+    assert deliver(api_client, thin).status_code == 200
+    assert rows(customer_id)[0].identifier == row.identifier

@@ -13,9 +13,9 @@ import pytest
 from typer.testing import CliRunner
 
 from cli.main import app
-from core.billing import meter_sending
 from core.billing.gateway import get_gateway
-from core.billing.metering import record_day
+from core.billing.metering import sending
+from core.billing.metering.days import record_day
 from core.db import session_scope
 from core.settings import get_settings
 from core.usage.rollups import rollup_day
@@ -26,9 +26,9 @@ from tests.stripe_stand_in import StripeStandIn
 from tests.tasks.test_billing_metering import (
     DAY,
     START,
-    billed,
     meter_event_posts,
     metered,  # noqa: F401 - the fixture
+    on_meter,
     paying,
     report,
     rows,
@@ -54,13 +54,11 @@ def attempt_without_answer(event_id: int, *, hours_ago: float, reach_stripe: boo
     """An attempt whose answer was never recorded (the worker died): noted as it began
     `hours_ago`, and, when `reach_stripe`, taken by Stripe."""
     with session_scope() as session:
-        claim = meter_sending.claim_attempt(
-            session, event_id, now=utcnow() - timedelta(hours=hours_ago)
-        )
-        (event,) = [e for e in meter_sending.unsent_events(session) if e.id == event_id]
+        claim = sending.claim_attempt(session, event_id, now=utcnow() - timedelta(hours=hours_ago))
+        (event,) = [e for e in sending.unsent_events(session) if e.id == event_id]
     assert claim.began is not None
     if reach_stripe:
-        assert meter_sending.send_event(get_gateway(), event).delivered
+        assert sending.send_event(get_gateway(), event).delivered
 
 
 def resend() -> dict:
@@ -88,7 +86,7 @@ def test_an_answer_lost_is_made_good_by_the_next_resend_and_billed_once(
 ) -> None:
     customer_id, stripe_id, event_id = recorded("lost@example.com", 14)
     attempt_without_answer(event_id, hours_ago=1, reach_stripe=True)
-    assert billed(metered, stripe_id) == 4
+    assert on_meter(metered, stripe_id) == 4
 
     result = resend()
 
@@ -98,7 +96,7 @@ def test_an_answer_lost_is_made_good_by_the_next_resend_and_billed_once(
     # refusal): delivered, not twice.
     assert row.sent_at is not None and row.stripe_response["identifier"] == row.identifier
     assert row.outcome_unknown_since is None
-    assert billed(metered, stripe_id) == 4
+    assert on_meter(metered, stripe_id) == 4
 
 
 def test_an_outcome_unknown_beyond_stripes_window_is_set_aside_not_resent(
@@ -139,10 +137,10 @@ def test_an_outcome_unknown_beyond_stripes_window_is_set_aside_not_resent(
 
     (row,) = rows(held)
     assert row.sent_at is not None and row.unconfirmed_at is None
-    assert billed(metered, held_stripe) == 0  # taken for what Stripe holds: never sent again
+    assert on_meter(metered, held_stripe) == 0  # taken for what Stripe holds: never sent again
     (row,) = rows(missing)
     assert row.sent_at is not None
-    assert billed(metered, missing_stripe) == 6
+    assert on_meter(metered, missing_stripe) == 6
     assert meter_event_posts(metered) == posts + 1
     again = runner.invoke(app, ["stripe", "meter-settle", str(missing_id), "--not-in-stripe"])
     assert again.exit_code == 0 and "Nothing to settle" in again.output

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, time, timedelta
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from core.customers.service import create_customer
 from core.db import session_scope
@@ -153,3 +153,34 @@ def test_a_report_redelivered_after_its_day_was_pruned_changes_no_rollup(
     assert _prune()["usage_reports"] == 3
     assert again not in _report_ids()
     assert _daily() == daily_before
+
+
+def test_expired_console_sessions_are_removed_and_live_ones_kept() -> None:
+    from core.api_keys import create_api_key
+    from core.console.sessions import current_user, sign_in
+    from models import ConsoleSession
+
+    with session_scope() as session:
+        key = create_api_key(session, "operator").key
+        idle, aged, live = (sign_in(session, key) for _ in range(3))
+    now = datetime.now(UTC)
+    settings = get_settings()
+    with session_scope() as session:
+        for signed_in, created, seen in (
+            (idle, now, now - timedelta(minutes=settings.console_session_idle_minutes + 1)),
+            (aged, now - timedelta(hours=settings.console_session_max_hours + 1), now),
+        ):
+            user = current_user(session, signed_in.session_id)
+            assert user is not None
+            session.execute(
+                update(ConsoleSession)
+                .where(ConsoleSession.id == user.session_row_id)
+                .values(created_at=created, last_seen_at=seen)
+            )
+
+    assert _prune(dry_run=True)["console_sessions"] == 2
+    assert _prune()["console_sessions"] == 2
+    assert _prune()["console_sessions"] == 0
+    with session_scope() as session:
+        assert session.scalar(select(func.count()).select_from(ConsoleSession)) == 1
+        assert current_user(session, live.session_id) is not None

@@ -2,8 +2,9 @@
 
 `GET /api/licenses/current` with the license as Bearer answers the customer's current license
 (an expired but unrevoked license may check in, to fetch its renewal); a revoked license gets
-401 "license has been revoked". Each outcome is told apart: current, revoked, refused (forged,
-unknown to the service, or an answer that does not verify) and unreachable.
+401 "license has been revoked" with the customer's current license, signed, saying so. Each
+outcome is told apart: current, revoked (only on that signed license), refused (forged, unknown
+to the service, an answer that does not verify, or a revocation nothing signed) and unreachable.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from zemfyre_license.errors import LicenseError, ServiceUnreachableError
 from zemfyre_license.keeper import LicenseKeeper
 from zemfyre_license.license import License
 from zemfyre_license.protocol import CHECK_IN_PATH, bearer, error_answer, json_object
-from zemfyre_license.retry import Sender, parse_http_date
+from zemfyre_license.retry import Sender
 from zemfyre_license.verdict import Verdict
 
 
@@ -56,7 +57,7 @@ class CheckIn:
 
 
 def check_in(keeper: LicenseKeeper, sender: Sender) -> CheckIn:
-    held = keeper.newest()
+    held = keeper.presentable()
     if held is None:
         reason = keeper.last_error or "no license to check in with"
         return CheckIn(Outcome.REFUSED, keeper.verdict(), message=reason)
@@ -72,8 +73,13 @@ def check_in(keeper: LicenseKeeper, sender: Sender) -> CheckIn:
 def _refusal(keeper: LicenseKeeper, held: License, response: httpx.Response) -> CheckIn:
     answer = error_answer(response)
     if answer.is_revocation:
-        keeper.mark_revoked(held)
-        return CheckIn(Outcome.REVOKED, keeper.verdict(), message=answer.message)
+        unproven = keeper.take_signed_revocation(json_object(response).get("license"))
+        if unproven is None:
+            return CheckIn(Outcome.REVOKED, keeper.verdict(), message=answer.message)
+        message = (
+            f"the service refused the license as revoked, but {unproven}: not taken as a revocation"
+        )
+        return CheckIn(Outcome.REFUSED, keeper.verdict(), message=message)
     message = f"the service answered {answer.status}: {answer.message}"
     return CheckIn(Outcome.REFUSED, keeper.verdict(), message=message)
 
@@ -87,7 +93,6 @@ def _accept(keeper: LicenseKeeper, held: License, response: httpx.Response) -> C
     except LicenseError as exc:
         message = f"the service's answer was not kept: {exc.reason}"
         return CheckIn(Outcome.REFUSED, keeper.verdict(), message=message)
-    keeper.observe_time(parse_http_date(response.headers.get("Date")))
     keeper.record_check_in(current)
     changed = current.jti != held.jti
     message = "a newer license was received" if changed else "the license is current"

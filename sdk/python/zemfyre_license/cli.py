@@ -153,7 +153,9 @@ def _common(parser: argparse.ArgumentParser, *, keys_required: bool) -> None:
     )
     source.add_argument("--license-file", metavar="FILE", help="the file holding the license")
     keys = parser.add_mutually_exclusive_group(required=False)
-    keys.add_argument("--public-key", metavar="FILE", help="PEM public key to verify with")
+    keys.add_argument(
+        "--public-key", metavar="FILE", help="PEM public key: the only key trusted (pinned)"
+    )
     suffix = "" if keys_required else " (default: the service's /.well-known/jwks.json)"
     keys.add_argument("--jwks", metavar="FILE|URL", help="JWKS file or URL" + suffix)
     parser.add_argument("--state-dir", metavar="DIR", help="keep licenses, keys, trusted time")

@@ -22,7 +22,7 @@ from zemfyre_license.errors import LicenseError, LicenseRevokedError, ServiceRef
 from zemfyre_license.keeper import Clock, LicenseKeeper, utc_now
 from zemfyre_license.keys import JwksKeys, KeySource, PemKey, jwks_url, load_pem_public_key
 from zemfyre_license.license import License
-from zemfyre_license.protocol import USAGE_REPORT_PATH, bearer, error_answer
+from zemfyre_license.protocol import USAGE_REPORT_PATH, bearer, error_answer, json_object
 from zemfyre_license.retry import RetryPolicy, Sender
 from zemfyre_license.state import StateStore
 from zemfyre_license.usage import (
@@ -64,12 +64,12 @@ def build_keys(
     store: StateStore,
     http: httpx.Client | None = None,
 ) -> KeySource:
-    """A pinned PEM alone (offline only), or a JWKS that follows rotations: from `jwks` (a file
-    shipped with the instance, or a URL) or the service's `/.well-known/jwks.json`, cached in
-    the state directory; a PEM given as well is always trusted too."""
-    pem = load_pem_public_key(_pem_bytes(public_key)) if public_key is not None else None
-    if pem is not None and url is None and jwks is None:
-        return PemKey(pem)
+    """The keys licenses must verify with. A pinned PEM (`public_key`) is the only key trusted:
+    nothing fetched from the network can add another. Without one, a JWKS that follows
+    rotations: from `jwks` (a file shipped with the instance, or an https URL) or the service's
+    `/.well-known/jwks.json`, cached in the state directory."""
+    if public_key is not None:
+        return PemKey(load_pem_public_key(_pem_bytes(public_key)))
     source_url = str(jwks) if jwks is not None and _is_url(jwks) else None
     if source_url is None and url is not None:
         source_url = jwks_url(url)
@@ -79,7 +79,6 @@ def build_keys(
         url=source_url,
         file=None if jwks is None or _is_url(jwks) else jwks,
         cache_file=store.jwks_file,
-        pinned={PemKey(pem).kid: pem} if pem is not None else None,
         http=http,
     )
 
@@ -179,7 +178,7 @@ class LicenseClient:
         check_counts(active_devices, total_devices)
         sender = self._require_sender()
         keeper = self.keeper
-        license = keeper.newest()
+        license = keeper.presentable()
         if license is None:
             raise LicenseError(keeper.last_error or "no license to report usage with")
         when = report_timestamp(timestamp or keeper.now())
@@ -196,7 +195,8 @@ class LicenseClient:
             return receipt_of(keeper, response, key)
         answer = error_answer(response)
         if answer.is_revocation:
-            keeper.mark_revoked(license)
+            # Revoked for good only by a signed license saying so (kept if the answer has one).
+            keeper.take_signed_revocation(json_object(response).get("license"))
             raise LicenseRevokedError(answer.message)
         raise ServiceRefusedError(
             answer.status, answer.message, code=answer.code, field=answer.field

@@ -1,8 +1,10 @@
 """The license an instance runs on: the newest genuine one it holds, and whether it may run.
 
 An instance holds up to two licenses: the one it was configured with and the newest one the
-service handed it since (kept in the state directory). The newest genuine, unrevoked one is used.
-The keeper also keeps the time the service vouched for, so a clock set back is refused.
+service handed it since (kept in the state directory). The newest genuine one is used, so a
+license the service signed saying "revoked" stops the instance, and a later one lifts it. The
+keeper also keeps the latest time the service signed (a license's `iat`), so a clock set back is
+refused. Nothing unsigned changes either: not a response's Date header, not a 401's words.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from zemfyre_license.errors import InvalidLicenseError, LicenseError
 from zemfyre_license.keys import KeySetError, KeySource
 from zemfyre_license.license import License
-from zemfyre_license.state import Observations, RevokedLicense, StateStore
+from zemfyre_license.state import Observations, StateStore
 from zemfyre_license.verdict import (
     DEFAULT_CLOCK_TOLERANCE,
     DEFAULT_GRACE,
@@ -21,7 +23,6 @@ from zemfyre_license.verdict import (
     clock_set_back,
     evaluate,
     refused,
-    revoked,
 )
 from zemfyre_license.verify import DEFAULT_ISSUER, verify_token
 
@@ -35,17 +36,6 @@ def utc_now() -> datetime:
 
 def _epoch(license: License) -> tuple[float, float]:
     return float(license.claims["iat"]), float(license.claims["exp"])
-
-
-def _revoked_in(observations: Observations, license: License) -> bool:
-    """Found revoked by the service, or older than a license of the same customer that was (the
-    service revokes every license a customer holds at once)."""
-    iat, _ = _epoch(license)
-    return any(
-        entry.jti == license.jti
-        or (entry.customer_id == license.customer_id and iat < entry.issued_at)
-        for entry in observations.revoked
-    )
 
 
 class LicenseKeeper:
@@ -89,11 +79,25 @@ class LicenseKeeper:
         return license
 
     def newest(self) -> License | None:
-        """The newest genuine license held, preferring unrevoked ones; None if there is none.
+        """The newest genuine license held; None if there is none.
 
         Between licenses issued in the same second, the stored one wins: the service handed it
         over as current after the configured one was issued.
         """
+        held = self._held()
+        return held[0] if held else None
+
+    def presentable(self) -> License | None:
+        """The license to present to the service: the newest genuine one that does not say
+        revoked (the service refuses those anyway), else the newest. A license an operator
+        handed over after a revocation issued in the same second then still checks in."""
+        held = self._held()
+        return next((license for license in held if not license.revoked), None) or (
+            held[0] if held else None
+        )
+
+    def _held(self) -> list[License]:
+        """The genuine licenses held, newest first."""
         candidates: list[tuple[License, bool]] = []
         errors: list[str] = []
         for token, stored in ((self.configured, False), (self.store.read_license(), True)):
@@ -104,30 +108,21 @@ class LicenseKeeper:
             except LicenseError as exc:
                 errors.append(exc.reason)
         self.last_error = errors[0] if errors else None
-        if not candidates:
-            return None
-        observations = self.store.observations()
-        license, _ = max(
-            candidates,
-            key=lambda item: (not _revoked_in(observations, item[0]), _epoch(item[0]), item[1]),
-        )
-        return license
+        candidates.sort(key=lambda item: (_epoch(item[0])[0], item[1]), reverse=True)
+        return [license for license, _ in candidates]
 
     def verdict(self) -> Verdict:
         """Whether the instance may run now, and on which license."""
         license = self.newest()
         if license is None:
             return refused(self.last_error or "no license: configure the instance's license")
-        observations = self.store.observations()
-        if observations.observe_time(_epoch(license)[0]):
-            self.store.save(observations)
+        with self.store.update() as observations:
+            observations.observe_time(_epoch(license)[0])
         assert observations.trusted_time is not None
         trusted = datetime.fromtimestamp(observations.trusted_time, UTC)
         now = self.now()
         if now < trusted - self.clock_tolerance:
             return clock_set_back(license, now, trusted)
-        if _revoked_in(observations, license):
-            return revoked(license)
         return evaluate(
             license,
             max(now, trusted),
@@ -146,7 +141,7 @@ class LicenseKeeper:
         )
 
     def adopt(self, token: str) -> License:
-        """Verify a license the service handed over and keep it as the newest one."""
+        """Verify a license the service handed over and keep it if it is the newest one."""
         license = self.verify(token)
         held = self.newest()
         if held is not None and held.customer_id != license.customer_id:
@@ -155,30 +150,48 @@ class LicenseKeeper:
                 f"not {held.customer_id}"
             )
         self.observe_time(license.issued_at)
-        if self.store.read_license() != license.token:
-            self.store.write_license(license.token)
+        with self.store.locked():
+            # Another instance sharing the state directory may have kept a newer one meanwhile.
+            stored = self._genuine(self.store.read_license())
+            if stored is None or (
+                _epoch(stored)[0] <= _epoch(license)[0] and stored.token != license.token
+            ):
+                self.store.write_license(license.token)
         return license
 
-    def observe_time(self, when: datetime | None) -> None:
-        """Remember a time the service vouched for (a license's iat, a response's Date)."""
-        if when is None:
-            return
-        observations = self.store.observations()
-        if observations.observe_time(when.timestamp()):
-            self.store.save(observations)
+    def take_signed_revocation(self, proof: object) -> str | None:
+        """Keep the license a revocation answer carries; None when it proves the revocation (a
+        genuine license of this customer that says revoked and is now the newest held), else
+        why it does not. The words of an answer revoke nothing: anyone on the network can
+        write them."""
+        if not isinstance(proof, str):
+            return "it sent no signed license saying so"
+        try:
+            self.adopt(proof)
+        except LicenseError as exc:
+            return f"the license it sent was not kept ({exc.reason})"
+        newest = self.newest()
+        if newest is None or not newest.revoked:
+            return "the newest signed license held does not say revoked"
+        return None
+
+    def _genuine(self, token: str | None) -> License | None:
+        if not token:
+            return None
+        try:
+            return self.verify(token)
+        except LicenseError:
+            return None
+
+    def observe_time(self, when: datetime) -> None:
+        """Remember a time the service signed (a genuine license's iat)."""
+        with self.store.update() as observations:
+            observations.observe_time(when.timestamp())
 
     def record_check_in(self, license: License) -> None:
         """The service called `license` current, now (the clock, or the latest trusted time if
         that is later: a slow clock must not make an expired license look unconfirmed)."""
-        observations = self.store.observations()
-        now = self.now().timestamp()
-        observations.checked_in_at = max(now, observations.trusted_time or now)
-        observations.checked_in_jti = license.jti
-        self.store.save(observations)
-
-    def mark_revoked(self, license: License) -> None:
-        observations = self.store.observations()
-        if not any(entry.jti == license.jti for entry in observations.revoked):
-            entry = RevokedLicense(license.jti, license.customer_id, _epoch(license)[0])
-            observations.revoked.append(entry)
-            self.store.save(observations)
+        with self.store.update() as observations:
+            now = self.now().timestamp()
+            observations.checked_in_at = max(now, observations.trusted_time or now)
+            observations.checked_in_jti = license.jti

@@ -6,11 +6,13 @@ from __future__ import annotations
 import base64
 import contextlib
 import hashlib
+import ipaddress
 import json
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 import httpx
 from cryptography.hazmat.primitives import serialization
@@ -23,8 +25,8 @@ from zemfyre_license.state import write_atomic
 JWKS_PATH = "/.well-known/jwks.json"
 # Smaller RSA keys are breakable: a key set offering one is refused, not trusted.
 MIN_KEY_SIZE = 2048
-# An unknown kid refetches the key set once; the same kid again within this many seconds is
-# refused without another request.
+# An unknown kid refetches the key set, at most once in this many seconds whatever the kid:
+# tokens naming made-up kids must not turn the instance into a request loop.
 REFETCH_COOLDOWN_SECONDS = 300.0
 
 
@@ -69,8 +71,32 @@ def kid_for(public_key: rsa.RSAPublicKey) -> str:
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
 
 
+def check_key_set_url(url: str) -> str:
+    """`url` if keys may be fetched from it: https, or plain http only to this machine (where
+    nothing on the network can change the answer); KeySetError otherwise."""
+    parts = urlsplit(url)
+    if parts.scheme == "https":
+        return url
+    if parts.scheme == "http" and _is_loopback(parts.hostname or ""):
+        return url
+    raise KeySetError(
+        f"refusing to fetch license keys from {url}: use https (plain http only to localhost), "
+        "or pin the service's public key"
+    )
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 class PemKey:
-    """One pinned public key (`LICENSE_PUBLIC_KEY`): every license must verify with it."""
+    """One pinned public key (`LICENSE_PUBLIC_KEY`): every license must verify with it, and no
+    other key is ever trusted (no key set is fetched)."""
 
     def __init__(self, public_key: rsa.RSAPublicKey) -> None:
         self.public_key = public_key
@@ -128,8 +154,8 @@ def jwks_url(base_url: str) -> str:
 
 
 class JwksKeys:
-    """Keys by kid from a JWKS: `pinned` keys, then the disk cache (or, before the first
-    refresh, the `file` shipped with the instance); an unknown kid refetches `url` once."""
+    """Keys by kid from a JWKS: the disk cache (or, before the first refresh, the `file` shipped
+    with the instance); an unknown kid refetches `url`, at most once per `refetch_cooldown`."""
 
     def __init__(
         self,
@@ -137,29 +163,28 @@ class JwksKeys:
         url: str | None = None,
         file: str | Path | None = None,
         cache_file: str | Path | None = None,
-        pinned: Mapping[str, rsa.RSAPublicKey] | None = None,
         http: httpx.Client | None = None,
         timeout: float = 10.0,
         refetch_cooldown: float = REFETCH_COOLDOWN_SECONDS,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.url = url
+        self.url = check_key_set_url(url) if url else None
         self.file = Path(file) if file else None
         self.cache_file = Path(cache_file) if cache_file else None
-        self._pinned = dict(pinned or {})
         self._http = http
         self._timeout = timeout
         self._cooldown = refetch_cooldown
         self._monotonic = monotonic
         self._keys: dict[str, rsa.RSAPublicKey] | None = None
-        self._refetched: dict[str, float] = {}
+        # When an unknown kid last refetched the key set (one timestamp, not one per kid).
+        self._refetched_at: float | None = None
         self.fetches = 0
 
     def key_for(self, kid: str) -> rsa.RSAPublicKey:
         key = self.key_set().get(kid)
         if key is not None:
             return key
-        problem = self._refetch_for(kid)
+        problem = self._refetch()
         key = self.key_set().get(kid)
         if key is not None:
             return key
@@ -168,7 +193,7 @@ class JwksKeys:
 
     def key_set(self) -> dict[str, rsa.RSAPublicKey]:
         if self._keys is None:
-            self._keys = {**self._pinned, **self._stored()}
+            self._keys = self._stored()
             if not self._keys and self.url:
                 # On failure key_for refuses, with the reason, when a kid is looked up.
                 with contextlib.suppress(httpx.HTTPError, KeySetError, ValueError):
@@ -185,7 +210,7 @@ class JwksKeys:
         fetched = parse_jwks(response.json(), self.url)
         if self.cache_file is not None:
             write_atomic(self.cache_file, response.content, mode=0o644)
-        self._keys = {**self._pinned, **fetched}
+        self._keys = fetched
         return self._keys
 
     def _stored(self) -> dict[str, rsa.RSAPublicKey]:
@@ -199,15 +224,14 @@ class JwksKeys:
             return read_jwks_file(self.file)
         return {}
 
-    def _refetch_for(self, kid: str) -> str | None:
-        """Refresh once for an unknown kid (not again within the cooldown); the problem, if any."""
+    def _refetch(self) -> str | None:
+        """Refresh for an unknown kid unless one did within the cooldown; the problem, if any."""
         if not self.url:
             return None
-        last = self._refetched.get(kid)
         now = self._monotonic()
-        if last is not None and now - last < self._cooldown:
+        if self._refetched_at is not None and now - self._refetched_at < self._cooldown:
             return None
-        self._refetched[kid] = now
+        self._refetched_at = now
         try:
             self.refresh()
         except (httpx.HTTPError, KeySetError, ValueError) as exc:

@@ -2,11 +2,15 @@
 
     <state dir>/license.jwt   the newest license (from check-in or a usage report's answer)
     <state dir>/jwks.json     the service's key set as last fetched
-    <state dir>/state.json    the latest trusted time, the last check-in, licenses found revoked
+    <state dir>/state.json    the latest trusted time and the last check-in
+    <state dir>/state.lock    held while state.json or license.jwt is read, changed and written
 
 Every write goes to a temporary file in the same folder, is flushed to disk and renamed into
-place (os.replace), so a crash or a concurrent reader never sees a half-written file. Without a
-state directory the same state is kept in memory for the life of the process.
+place (os.replace), and the folder is flushed too, so a crash or a concurrent reader never sees a
+half-written file and a rename survives a power loss. Instances sharing a state directory change
+it one at a time: each change reads, modifies and writes under an exclusive lock of state.lock
+(flock), so none undoes another's. Without a state directory the same state is kept in memory for
+the life of the process.
 """
 
 from __future__ import annotations
@@ -15,13 +19,21 @@ import contextlib
 import json
 import os
 import secrets
-from dataclasses import asdict, dataclass, field
+import threading
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
+
+try:
+    import fcntl
+except ImportError:  # not POSIX: instances sharing a state directory are not kept apart
+    fcntl = None  # type: ignore[assignment]
 
 LICENSE_FILE = "license.jwt"
 JWKS_FILE = "jwks.json"
 STATE_FILE = "state.json"
+LOCK_FILE = "state.lock"
 
 
 def write_atomic(path: Path, data: bytes, mode: int = 0o600) -> None:
@@ -39,26 +51,28 @@ def write_atomic(path: Path, data: bytes, mode: int = 0o600) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+    _fsync_directory(path.parent)
 
 
-@dataclass(frozen=True, slots=True)
-class RevokedLicense:
-    jti: str
-    customer_id: str
-    issued_at: float
+def _fsync_directory(folder: Path) -> None:
+    """Flush a folder's entries: the rename above is durable only once its folder is."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 @dataclass(slots=True)
 class Observations:
     """What the instance learnt from the service, kept across restarts."""
 
-    # The latest time vouched for by the service (a license's iat, a response's Date), in epoch
-    # seconds: a clock reading earlier than this has been set back.
+    # The latest time the service signed (a genuine license's iat), in epoch seconds: a clock
+    # reading earlier than this has been set back. Never an unsigned answer's Date header.
     trusted_time: float | None = None
     # The last successful check-in: when (trusted time) and the license the service called current.
     checked_in_at: float | None = None
     checked_in_jti: str | None = None
-    revoked: list[RevokedLicense] = field(default_factory=list)
 
     def observe_time(self, epoch: float) -> bool:
         """Remember `epoch` if it is later than any trusted time so far; whether it was."""
@@ -72,18 +86,14 @@ class Observations:
 
     @classmethod
     def from_json(cls, data: object) -> Observations:
+        # Anything else an older version kept (it listed licenses an unsigned answer called
+        # revoked) is dropped: only a signed license revokes.
         if not isinstance(data, dict):
             return cls()
-        revoked = [
-            RevokedLicense(str(item["jti"]), str(item["customer_id"]), float(item["issued_at"]))
-            for item in data.get("revoked") or []
-            if isinstance(item, dict) and {"jti", "customer_id", "issued_at"} <= item.keys()
-        ]
         return cls(
             trusted_time=_number(data.get("trusted_time")),
             checked_in_at=_number(data.get("checked_in_at")),
             checked_in_jti=data.get("checked_in_jti") or None,
-            revoked=revoked,
         )
 
 
@@ -100,6 +110,7 @@ class StateStore:
         self.path = Path(path) if path is not None else None
         self._license: str | None = None
         self._observations = Observations()
+        self._memory_lock = threading.Lock()
         if self.path is not None:
             self.path.mkdir(parents=True, exist_ok=True, mode=0o700)
 
@@ -134,7 +145,33 @@ class StateStore:
             return Observations()
         return Observations.from_json(data)
 
-    def save(self, observations: Observations) -> None:
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        """Exclusive use of the state for a read-modify-write, across threads and processes.
+        Not reentrant: nothing inside may take it again."""
+        with self._memory_lock:
+            if self.path is None or fcntl is None:
+                yield
+                return
+            fd = os.open(self.path / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                yield
+            finally:
+                os.close(fd)  # closing the descriptor releases the lock
+
+    @contextlib.contextmanager
+    def update(self) -> Iterator[Observations]:
+        """The observations to change, read under the lock and written (if changed) before it
+        is released."""
+        with self.locked():
+            observations = self.observations()
+            before = observations.to_json()
+            yield observations
+            if observations.to_json() != before:
+                self._save(observations)
+
+    def _save(self, observations: Observations) -> None:
         self._observations = observations
         if self.path is not None:
             text = json.dumps(observations.to_json(), indent=2, sort_keys=True)

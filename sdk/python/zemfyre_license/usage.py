@@ -19,7 +19,6 @@ import httpx
 from zemfyre_license.errors import LicenseError
 from zemfyre_license.keeper import LicenseKeeper
 from zemfyre_license.protocol import json_object
-from zemfyre_license.retry import parse_http_date
 
 _KEY_NAMESPACE = uuid.UUID("4f9d8c2e-6b1a-5e3f-9a7d-2c8b1e0f5a64")
 
@@ -60,7 +59,6 @@ def check_counts(active: int, total: int) -> None:
 
 def receipt_of(keeper: LicenseKeeper, response: httpx.Response, key: str) -> UsageReceipt:
     body = json_object(response)
-    keeper.observe_time(parse_http_date(response.headers.get("Date")))
     newer = body.get("license")
     updated = False
     if isinstance(newer, str):

@@ -4,7 +4,6 @@ cancellation says when access ends, and no Stripe call waits under the customer 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 import pytest
 
@@ -18,31 +17,23 @@ from tests.stripe_fixtures import *  # noqa: F403
 from tests.stripe_fixtures import (
     handle_inline,
     license_claims,
-    new_customer,
+    paying_customer,
     start_checkout,
     stripe_subscription,
+    subscription_invoices,
     subscription_row,
 )
 
 
-def _paying(stand_in: Any, plan: str = "starter") -> tuple[str, str]:
-    customer_id = new_customer()
-    handle_inline(start_checkout(stand_in, customer_id, plan))
-    return customer_id, subscription_row(customer_id)["stripe_subscription_id"]
-
-
-def _invoices(stand_in: Any, sub_id: str) -> list[dict[str, Any]]:
-    found = stand_in.client().v1.invoices.list(params={"subscription": sub_id, "limit": 100})
-    return [invoice.to_dict() for invoice in found.data]
-
-
 def test_an_upgrade_then_an_immediate_cancel_collects_the_upgrade(stand_in):
-    customer_id, sub_id = _paying(stand_in)
+    customer_id, sub_id = paying_customer(stand_in)
     with session_scope() as session:
         upgraded = changes.change_plan(session, get_gateway(), sub_id, "professional")
     assert upgraded.plan == "professional" and not upgraded.pending_payment
     upgrade_invoices = [
-        i for i in _invoices(stand_in, sub_id) if i["billing_reason"] == "subscription_update"
+        i
+        for i in subscription_invoices(stand_in, sub_id)
+        if i["billing_reason"] == "subscription_update"
     ]
     assert len(upgrade_invoices) == 1
     assert upgrade_invoices[0]["status"] == "paid" and upgrade_invoices[0]["amount_paid"] > 0
@@ -57,27 +48,27 @@ def test_an_upgrade_then_an_immediate_cancel_collects_the_upgrade(stand_in):
     balance = stand_in.client().v1.customers.retrieve(str(stripe_customer))["balance"]
     assert balance < 0
     # Money was collected for the upgrade: what was paid covers more than the starter price.
-    paid = sum(i["amount_paid"] for i in _invoices(stand_in, sub_id))
+    paid = sum(i["amount_paid"] for i in subscription_invoices(stand_in, sub_id))
     assert paid > 2900
     assert license_claims(customer_id)["subscription"]["status"] == "canceled"
 
 
 def test_a_downgrade_is_credited_on_the_next_invoice_not_charged_now(stand_in):
-    _, sub_id = _paying(stand_in, "professional")
-    before = len(_invoices(stand_in, sub_id))
+    _, sub_id = paying_customer(stand_in, "professional")
+    before = len(subscription_invoices(stand_in, sub_id))
     with session_scope() as session:
         changed = changes.change_plan(session, get_gateway(), sub_id, "starter")
     assert changed.plan == "starter"
     update = [r for r in stand_in.requests if r.method == "POST" and r.path.endswith(sub_id)][-1]
     assert update.params["proration_behavior"] == "create_prorations"
     assert "payment_behavior" not in update.params
-    assert len(_invoices(stand_in, sub_id)) == before  # nothing billed now
+    assert len(subscription_invoices(stand_in, sub_id)) == before  # nothing billed now
     renewal = [e for e in stand_in.advance_period(sub_id) if e["type"] == "invoice.paid"]
     assert renewal[0]["data"]["object"]["amount_paid"] < 2900  # the credit was applied
 
 
 def test_cancel_at_period_end_says_when_access_ends(stand_in):
-    customer_id, sub_id = _paying(stand_in)
+    customer_id, sub_id = paying_customer(stand_in)
     with session_scope() as session:
         change = changes.cancel_subscription(session, get_gateway(), sub_id)
     assert change.cancel_at_period_end and change.status == "active"
@@ -86,7 +77,7 @@ def test_cancel_at_period_end_says_when_access_ends(stand_in):
 
 
 def test_deactivate_keeps_a_paying_customer_until_the_end_of_the_paid_period(stand_in):
-    customer_id, sub_id = _paying(stand_in, "professional")
+    customer_id, sub_id = paying_customer(stand_in, "professional")
     with session_scope() as session:
         done = changes.deactivate_customer(session, get_gateway(), customer_id)
     assert done.at_period_end and not done.stripe_canceled
@@ -101,7 +92,7 @@ def test_deactivate_keeps_a_paying_customer_until_the_end_of_the_paid_period(sta
 
 
 def test_a_promotion_code_is_applied_on_a_plan_change(stand_in):
-    customer_id, sub_id = _paying(stand_in)
+    customer_id, sub_id = paying_customer(stand_in)
     client = stand_in.client()
     coupon = client.v1.coupons.create(params={"percent_off": 50, "duration": "once"})
     client.v1.promotion_codes.create(
@@ -116,7 +107,7 @@ def test_a_promotion_code_is_applied_on_a_plan_change(stand_in):
 
 
 def test_no_stripe_call_is_made_while_the_customer_row_is_locked(stand_in):
-    customer_id, sub_id = _paying(stand_in)
+    customer_id, sub_id = paying_customer(stand_in)
 
     def upgrade() -> changes.SubscriptionChange:
         with session_scope() as session:
@@ -128,7 +119,7 @@ def test_no_stripe_call_is_made_while_the_customer_row_is_locked(stand_in):
 
 
 def test_an_upgrade_is_granted_only_once_its_invoice_is_paid(stand_in):
-    customer_id, sub_id = _paying(stand_in)
+    customer_id, sub_id = paying_customer(stand_in)
     stripe_customer = str(
         pg_scalar(f"SELECT stripe_customer_id FROM customers WHERE customer_id = '{customer_id}'")
     )
@@ -150,7 +141,7 @@ def test_an_upgrade_is_granted_only_once_its_invoice_is_paid(stand_in):
 
 
 def test_a_customer_deactivated_now_within_the_trial_window_can_subscribe_again(stand_in):
-    customer_id, _ = _paying(stand_in, "starter")
+    customer_id, _ = paying_customer(stand_in, "starter")
     with session_scope() as session:
         done = changes.deactivate_customer(session, get_gateway(), customer_id, immediately=True)
     assert done.stripe_canceled

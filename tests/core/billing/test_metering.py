@@ -10,7 +10,7 @@ from datetime import UTC, date, datetime, time, timedelta
 import pytest
 from sqlalchemy import select, update
 
-from core.billing.metering import (
+from core.billing.metering.days import (
     day_overages,
     event_timestamp,
     identifier_for,
@@ -256,3 +256,21 @@ def test_the_license_says_whether_the_device_limit_is_soft_or_hard(
         content, issued_at=START, expires_at=START + timedelta(days=1), jti="j", issuer="t"
     )
     assert claims["deviceLimit"] == mode
+
+
+def test_a_day_is_carried_over_only_once_its_period_may_be_invoiced() -> None:
+    from core.billing.metering.days import stamp_for
+
+    began = datetime(2026, 11, 4, 15, 0, tzinfo=UTC)
+    period_ends_at = datetime(2026, 12, 4, 15, 0, tzinfo=UTC)
+    before, inside = date(2026, 11, 3), date(2026, 11, 5)
+
+    # Inside the open period, or sent while the last invoice is still a draft: on its day.
+    assert stamp_for(inside, period_ends_at, began + timedelta(days=3)).carried_into is None
+    assert stamp_for(before, period_ends_at, began + timedelta(minutes=30)).carried_into is None
+    # Later: into the open period's first second.
+    late = stamp_for(before, period_ends_at, began + timedelta(days=2))
+    assert late.carried_into == began and late.timestamp == int(began.timestamp())
+    # Stripe renewed and the row has not heard yet: the open period began at the stored end.
+    lagging = stamp_for(date(2026, 12, 3), period_ends_at, period_ends_at + timedelta(hours=2))
+    assert lagging.carried_into == period_ends_at

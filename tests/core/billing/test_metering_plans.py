@@ -12,7 +12,7 @@ from datetime import UTC, date, datetime, timedelta
 
 from sqlalchemy import select, update
 
-from core.billing.metering import record_day
+from core.billing.metering.days import record_day
 from core.db import session_scope
 from core.settings import get_settings
 from core.usage.parsing import ReportInput

@@ -9,7 +9,7 @@ from __future__ import annotations
 from core.billing import changes
 from core.billing.catalogue import setup_catalogue
 from core.billing.gateway import get_gateway
-from core.billing.meters import overage_lookup_key, setup_metering
+from core.billing.metering.meters import overage_lookup_key, setup_metering
 from core.billing.sync import subscription_plan
 from core.db import session_scope
 from core.plans import Plan
@@ -125,3 +125,63 @@ def test_a_plan_change_moves_the_overage_item_to_the_new_plans_price(
     lookup_keys = sorted(item["price"]["lookup_key"] for item in sub["items"]["data"])
     assert lookup_keys == ["zemfyre_professional_device_overage", "zemfyre_professional_monthly"]
     assert subscription_row(customer_id)["plan"] == "professional"
+
+
+def test_setup_puts_overage_prices_on_a_hand_made_catalogues_products(
+    stand_in: StripeStandIn,
+) -> None:
+    """Products made by hand in the Dashboard carry none of our metadata; the flat prices are
+    found by lookup key, and each overage price goes onto its flat price's product."""
+    stand_in.reset()
+    client = stand_in.client()
+    products = {}
+    for plan, cents in (("starter", 2900), ("professional", 9900)):
+        product = client.v1.products.create(params={"name": f"Devices {plan} (by hand)"})
+        client.v1.prices.create(
+            params={
+                "product": product.id,
+                "currency": "usd",
+                "unit_amount": cents,
+                "recurring": {"interval": "month"},
+                "lookup_key": f"zemfyre_{plan}_monthly",
+            }
+        )
+        products[plan] = product.id
+    gateway = get_gateway()
+    assert not any(line.created for line in setup_catalogue(gateway))
+
+    made = setup_metering(gateway)
+
+    assert {line.plan for line in made.prices if line.created} == {"starter", "professional"}
+    for line in made.prices:
+        assert client.v1.prices.retrieve(line.price_id).product == products[line.plan]
+    assert len(client.v1.products.list().data) == 2  # no product of ours beside them
+
+
+def test_a_classic_mode_subscription_keeps_its_overage_item_while_the_period_has_usage(
+    stand_in: StripeStandIn,
+) -> None:
+    """Classic billing mode never bills the usage of a metered price removed mid-period: the
+    item stays until a period without usage, then goes."""
+    from core.billing.metering.meters import fit_overage_item, overage_item
+
+    client = stand_in.client()
+    customer = client.v1.customers.create(params={"email": "classic@example.com"})
+    keys = ["zemfyre_starter_monthly", "zemfyre_starter_device_overage"]
+    flat, metered = (
+        client.v1.prices.list(params={"lookup_keys": [key]}).data[0].id for key in keys
+    )
+    sub = client.v1.subscriptions.create(
+        params={
+            "customer": customer.id,
+            "items": [{"price": flat, "quantity": 1}, {"price": metered}],
+            "billing_mode": {"type": "classic"},
+        }
+    ).to_dict()
+
+    assert fit_overage_item(get_gateway(), sub, None, period_has_usage=True) is None
+    assert overage_item(get_gateway().retrieve_subscription(sub["id"])) is not None
+
+    emptied = fit_overage_item(get_gateway(), sub, None, period_has_usage=False)
+
+    assert emptied is not None and overage_item(emptied) is None

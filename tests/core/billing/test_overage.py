@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 from sqlalchemy import update
 
-from core.billing.overage import period_start, window_overage
+from core.billing.metering.estimate import period_start, window_overage
 from core.customers.service import create_customer
 from core.db import session_scope
 from core.usage.overview import all_customers_usage

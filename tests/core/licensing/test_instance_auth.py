@@ -12,8 +12,8 @@ from sqlalchemy import update
 from core.customers.service import create_customer
 from core.db import session_scope
 from core.errors import AuthenticationError
-from core.licensing.instance_auth import authenticate_instance
 from core.licensing.keys import load_signing_key
+from core.licensing.lookup import authenticate_instance
 from core.licensing.revocation import reinstate_license, revoke_license
 from core.licensing.service import current_license
 from core.settings import get_settings

@@ -1,4 +1,4 @@
-"""core.licensing.reads: concurrent misses of one key share one database read."""
+"""core.licensing.lookup.single_flight: concurrent misses of one key share one database read."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import asyncio
 import threading
 import time
 
-from core.licensing.reads import _once
+from core.licensing.lookup import single_flight as _once
 
 
 def test_concurrent_misses_share_one_read_and_a_cancelled_reader_is_replaced() -> None:

@@ -1,4 +1,4 @@
-"""Sending recorded overage meter events (`core.billing.metering`) to Stripe, never twice.
+"""Sending recorded overage meter events (`core.billing.metering.days`) to Stripe, never twice.
 
 Stripe dedups meter events by identifier, but only for about 24 hours. So:
 
@@ -7,13 +7,13 @@ Stripe dedups meter events by identifier, but only for about 24 hours. So:
 2. `send_event` sends the row with its fixed identifier; `record_outcome` stores Stripe's answer.
    Delivered, or refused as a duplicate (Stripe had it): sent. Refused otherwise: proof that this
    attempt did not land, so its doubt is lifted; one Stripe refuses OVERAGE_EVENT_MAX_ATTEMPTS
-   times is marked failed for an operator (`core.billing.meter_events`). Stripe unreachable or
+   times is marked failed for an operator (`core.billing.metering.events`). Stripe unreachable or
    failing, or a crash before the answer is stored: the outcome stays unknown.
 3. Beat resends what is unsent every OVERAGE_EVENT_RETRY_INTERVAL_SECONDS (hourly), well inside
    Stripe's window: a resend of an event Stripe took is refused as a duplicate. Once an outcome
    has been unknown for OVERAGE_EVENT_RESEND_WINDOW_HOURS, Stripe may have forgotten the
    identifier and would bill a resend again: the event is set aside (`unconfirmed_at`) for an
-   operator to look in Stripe and settle (`core.billing.meter_events.settle_unconfirmed`).
+   operator to look in Stripe and settle (`core.billing.metering.events.settle_unconfirmed`).
 """
 
 from __future__ import annotations
@@ -31,13 +31,13 @@ from core.billing.gateway import (
     StripeRequestError,
     StripeUnavailableError,
 )
-from core.billing.meter_events import UNSENT, in_state
-from core.billing.metering import event_timestamp
-from core.billing.meters import CUSTOMER_KEY, VALUE_KEY
+from core.billing.metering.days import stamp_for
+from core.billing.metering.events import UNSENT, in_state
+from core.billing.metering.meters import CUSTOMER_KEY, VALUE_KEY
 from core.db import record_from
 from core.errors import DomainError
 from core.settings import get_settings
-from models import OverageMeterEvent, utcnow
+from models import OverageMeterEvent, Subscription, utcnow
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,18 +49,22 @@ class PendingEvent:
     identifier: str
     event_name: str
     stripe_customer_id: str
+    # The end of the customer's billing period as last heard from Stripe: which period the
+    # day's own timestamp would land in, and whether that one is invoiced already.
+    period_ends_at: datetime | None = None
 
 
 def unsent_events(session: Session, *, limit: int = 500) -> list[PendingEvent]:
     """Meter events waiting to be sent, oldest day first (any day: earlier failures included, but
     not those given up on after OVERAGE_EVENT_MAX_ATTEMPTS refusals, nor those set aside)."""
-    rows = session.scalars(
-        select(OverageMeterEvent)
+    found = session.execute(
+        select(OverageMeterEvent, Subscription.current_period_ends_at)
+        .outerjoin(Subscription, Subscription.customer_id == OverageMeterEvent.customer_id)
         .where(in_state(UNSENT))
         .order_by(OverageMeterEvent.day, OverageMeterEvent.id)
         .limit(limit)
     ).all()
-    return [record_from(PendingEvent, row) for row in rows]
+    return [record_from(PendingEvent, row, period_ends_at=ends) for row, ends in found]
 
 
 def _resend_cutoff(now: datetime) -> datetime:
@@ -137,6 +141,8 @@ class SendOutcome:
     retryable: bool
     response: dict[str, Any] | None = None
     error: str | None = None
+    # Sent stamped into the open period (its own day's period was invoiced already).
+    carried_into: datetime | None = None
 
     @property
     def refused(self) -> bool:
@@ -144,14 +150,19 @@ class SendOutcome:
         return not self.delivered and not self.retryable
 
 
-def send_event(gateway: StripeGateway, event: PendingEvent) -> SendOutcome:
-    """Send one meter event to Stripe (no database work: call it outside any transaction)."""
+def send_event(
+    gateway: StripeGateway, event: PendingEvent, now: datetime | None = None
+) -> SendOutcome:
+    """Send one meter event to Stripe (no database work: call it outside any transaction),
+    stamped on its day or, once that day's period is invoiced, into the open one
+    (`days.stamp_for`)."""
+    stamp = stamp_for(event.day, event.period_ends_at, now or utcnow())
     try:
         answer = gateway.create_meter_event(
             event_name=event.event_name,
             identifier=event.identifier,
             payload={CUSTOMER_KEY: event.stripe_customer_id, VALUE_KEY: str(event.value)},
-            timestamp=event_timestamp(event.day),
+            timestamp=stamp.timestamp,
         )
     except DuplicateMeterEventError as exc:
         duplicate = {"duplicate": True, "identifier": event.identifier, "message": exc.message}
@@ -161,13 +172,13 @@ def send_event(gateway: StripeGateway, event: PendingEvent) -> SendOutcome:
         return SendOutcome(event.id, False, True, error=exc.message)
     except (StripeRequestError, DomainError) as exc:
         return SendOutcome(event.id, False, False, error=exc.message)
-    return SendOutcome(event.id, True, False, answer)
+    return SendOutcome(event.id, True, False, answer, carried_into=stamp.carried_into)
 
 
 def record_outcome(session: Session, outcome: SendOutcome, attempt_began: datetime) -> bool:
     """Store Stripe's answer to the attempt `claim_attempt` began at `attempt_began`; the caller
     commits. True when this refusal was the last one allowed: the event is marked failed and no
-    run sends it again (an operator may, `core.billing.meter_events.retry_failed`). Stripe being
+    run sends it again (an operator may, `core.billing.metering.events.retry_failed`). Stripe being
     down never fails an event."""
     row = session.get(OverageMeterEvent, outcome.event_id, with_for_update=True)
     if row is None or row.sent_at is not None:
@@ -176,6 +187,7 @@ def record_outcome(session: Session, outcome: SendOutcome, attempt_began: dateti
     failed_for_good = False
     if outcome.delivered:
         row.sent_at = utcnow()
+        row.carried_into = outcome.carried_into
         row.stripe_response = outcome.response
         row.last_error = None
         row.failed_at = None

@@ -1,7 +1,7 @@
 """The overage the usage viewer shows: billable device-days per day, and the billing period's
 device-days with the charge they will add to the next invoice.
 
-The same rule as the meter (core/billing/metering.py): a day's billable overage is its devices
+The same rule as the meter (core/billing/metering/days.py): a day's billable overage is its devices
 (each instance's peak of the day, summed) above the plan's limit, on a metered plan whose
 subscription is paying now. The estimate counts today so far, which the meter only sends once
 the day has ended; what was actually sent is in `overage_meter_events`.
@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import calendar
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
 
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from core.billing.meters import (
+from core.billing.metering.meters import (
     billable_devices,
     device_limit,
     overage_billed,
@@ -24,6 +25,7 @@ from core.billing.meters import (
 )
 from core.plans import Plan
 from core.usage.history import window_history
+from models import OverageMeterEvent
 
 # Paid plans are monthly (core/billing/catalogue.py): a period starts a month before it ends.
 _PERIOD_MONTHS = 1
@@ -52,11 +54,17 @@ def window_overage(plan: str | None, status: str | None, devices_per_day: Iterab
 def period_start(period_ends_at: datetime) -> date:
     """The first day of the monthly period ending at `period_ends_at`: the same day a month
     earlier, or that month's last day when it is shorter."""
+    return period_start_at(period_ends_at).date()
+
+
+def period_start_at(period_ends_at: datetime) -> datetime:
+    """When the monthly period ending at `period_ends_at` began (same time of day)."""
     end = period_ends_at.astimezone(UTC)
     months = end.year * 12 + end.month - 1 - _PERIOD_MONTHS
     year, month = divmod(months, 12)
     month += 1
-    return date(year, month, min(end.day, calendar.monthrange(year, month)[1]))
+    day = min(end.day, calendar.monthrange(year, month)[1])
+    return end.replace(year=year, month=month, day=day)
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +78,28 @@ class OverageEstimate:
     period_start: date | None
     period_device_days: int
     estimated_charge_cents: int
+    # Days of an earlier, invoiced period whose device-days were sent late (a recheck, resend
+    # or retry) and so billed in this period: day -> device-days, oldest first. Counted in
+    # `period_device_days`.
+    carried_over: list[tuple[date, int]] = field(default_factory=list)
+
+
+def carried_into_period(
+    session: Session, customer_id: str, since: datetime
+) -> list[tuple[date, int]]:
+    """The customer's days carried into the period that began at `since` (their device-days
+    were stamped into it because their own period was invoiced already), oldest first."""
+    rows = session.execute(
+        select(OverageMeterEvent.day, func.sum(OverageMeterEvent.value))
+        .where(
+            OverageMeterEvent.customer_id == customer_id,
+            OverageMeterEvent.carried_into >= since,
+            OverageMeterEvent.sent_at.is_not(None),
+        )
+        .group_by(OverageMeterEvent.day)
+        .order_by(OverageMeterEvent.day)
+    ).all()
+    return [(day, int(total)) for day, total in rows]
 
 
 def estimate(
@@ -90,11 +120,14 @@ def estimate(
     start = period_start(period_ends_at) if period_ends_at else min(day for day, _ in window)
     since = datetime.combine(start, time.min, tzinfo=UTC)
     per_day = window_history(session, since, now, customer_id=customer_id).get(customer_id, {})
+    carried = carried_into_period(
+        session, customer_id, period_start_at(period_ends_at) if period_ends_at else since
+    )
     device_days = sum(
         billable(plan, status, figures.active_devices)
         for day, figures in per_day.items()
         if start <= day <= now.astimezone(UTC).date()
-    )
+    ) + sum(days for _, days in carried)
     unit = overage_unit_cents(metered)
     return OverageEstimate(
         billed=True,
@@ -104,4 +137,5 @@ def estimate(
         period_start=start,
         period_device_days=device_days,
         estimated_charge_cents=device_days * unit,
+        carried_over=carried,
     )

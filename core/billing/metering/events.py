@@ -3,12 +3,12 @@ what could not be confirmed, and settling those.
 
 A meter event Stripe refuses for good (a 400 that is not its "already exists" duplicate answer,
 e.g. the Stripe customer was deleted) is tried on OVERAGE_EVENT_MAX_ATTEMPTS runs
-(`core.billing.meter_sending.record_outcome`), then marked failed: the runs no longer send it, it
+(`core.billing.metering.sending.record_outcome`), then marked failed: the runs no longer send it, it
 is listed by `billing stripe meter-events --failed` and counted on /metrics, and
 `billing stripe meter-retry` gives it a fresh set of attempts once the cause is fixed.
 
 An event whose outcome has been unknown for longer than Stripe refuses a resent identifier is set
-aside as unconfirmed (`core.billing.meter_sending`): Stripe may or may not hold it, and a resend
+aside as unconfirmed (`core.billing.metering.sending`): Stripe may or may not hold it, and a resend
 could bill it twice. It is listed by `billing stripe meter-events --unconfirmed` and counted on
 /metrics; an operator looks for its identifier in Stripe and settles it with
 `billing stripe meter-settle`: in Stripe (recorded as sent) or not (sent again).
@@ -17,12 +17,17 @@ could bill it twice. It is listed by `billing stripe meter-events --unconfirmed`
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from sqlalchemy import ColumnElement, func, select, update
 from sqlalchemy.orm import Session
 
 from core import audit
 from models import Customer, OverageMeterEvent, utcnow
+
+# Stripe validates meter events after accepting them and reports those it refused in this thin
+# event, with sample identifiers per error code (docs.stripe.com/api/v2/core/events/event-types).
+ERROR_REPORT_EVENT = "v1.billing.meter.error_report_triggered"
 
 # What an event is, for listings: delivered, waiting to be (re)sent, given up on, or set aside
 # until an operator says whether Stripe holds it.
@@ -133,3 +138,55 @@ def settle_unconfirmed(session: Session, event_ids: Sequence[int], *, in_stripe:
             session, "meter_event.settle", after={"event_ids": settled_ids, "outcome": outcome}
         )
     return settled_ids
+
+
+def reported_errors(full_event: dict[str, Any]) -> dict[str, str]:
+    """Identifier -> what Stripe says is wrong with it, from a full error report event. Only
+    the samples Stripe lists are named: others of the same cause show up in Stripe's Dashboard."""
+    reason = ((full_event.get("data") or {}).get("reason")) or {}
+    found: dict[str, str] = {}
+    for error_type in reason.get("error_types") or []:
+        code = str(error_type.get("code") or "invalid")
+        for sample in error_type.get("sample_errors") or []:
+            identifier = ((sample.get("request") or {}).get("identifier")) or ""
+            if identifier:
+                found[str(identifier)] = f"{code}: {sample.get('error_message') or ''}".strip()
+    return found
+
+
+def mark_reported(session: Session, errors: dict[str, str]) -> list[int]:
+    """Mark the meter events Stripe reported invalid as failed (their ids); the caller commits.
+    Stripe accepted them but never counts them, so they are not sent: the row is no longer
+    sent, it is failed with Stripe's reason, and `billing stripe meter-retry` sends it again once
+    the cause is fixed. It gets a fresh identifier now (the refused one is kept in its Stripe
+    answer): Stripe may still hold the refused one and would take a resend of it for a
+    duplicate. Idempotent: an event already failed is left alone."""
+    if not errors:
+        return []
+    rows = session.scalars(
+        select(OverageMeterEvent)
+        .where(OverageMeterEvent.identifier.in_(list(errors)))
+        .with_for_update()
+    ).all()
+    now = utcnow()
+    marked = []
+    for row in rows:
+        if row.failed_at is not None:
+            continue
+        row.sent_at = None
+        row.failed_at = now
+        row.outcome_unknown_since = None
+        row.last_error = f"Stripe reported it invalid after accepting it ({errors[row.identifier]})"
+        row.stripe_response = {**(row.stripe_response or {}), "reportedInvalid": row.identifier}
+        row.identifier = _fresh_identifier(row.identifier)
+        marked.append(row.id)
+    session.flush()
+    return sorted(marked)
+
+
+def _fresh_identifier(identifier: str) -> str:
+    """`...-r1`, then `...-r2`: at most 96 characters (identifiers are 93 at most)."""
+    base, _, resend = identifier.rpartition("-r")
+    if base and resend.isdigit():
+        return f"{base}-r{int(resend) + 1}"
+    return f"{identifier}-r1"

@@ -1,9 +1,9 @@
 """The Stripe side of device overage: the billing meter and the metered overage price per plan.
 
 Devices above a plan's limit are billed per device-day. Stripe sums the meter events we send
-(`core.billing.metering`) per customer and billing period, and the plan's metered price turns that
-sum into money on the period's invoice. `billing stripe setup` creates both here, idempotently:
-the meter is found again by its event name, each price by its lookup key.
+(`core.billing.metering.days`) per customer and billing period, and the plan's metered price
+turns that sum into money on the period's invoice. `billing stripe setup` creates both here,
+idempotently: the meter is found again by its event name, each price by its lookup key.
 
 Only plans with a finite device limit that are sold at a catalogue price are metered (starter,
 professional). Enterprise has no limit (and its terms are set per customer) and trials are free:
@@ -30,8 +30,15 @@ VALUE_KEY = "value"
 METERED_PLANS: tuple[Plan, ...] = (Plan.STARTER, Plan.PROFESSIONAL)
 
 
+def overage_is_billed_here(settings: Settings | None = None) -> bool:
+    """DEVICE_OVERAGE=billed (the default): overage is sold at all. `hard` turns it off: no
+    overage price on any subscription, no meter event, every license's device limit hard."""
+    return (settings or get_settings()).device_overage == "billed"
+
+
 def is_metered(plan: str | Plan) -> bool:
-    return plan in {metered.value for metered in METERED_PLANS}
+    """Whether subscriptions to `plan` carry the overage price (none when DEVICE_OVERAGE=hard)."""
+    return overage_is_billed_here() and plan in {metered.value for metered in METERED_PLANS}
 
 
 def overage_billed(plan: str | Plan, status: str, *, is_trial: bool) -> bool:
@@ -67,10 +74,11 @@ def configured_overage_price_ids(settings: Settings | None = None) -> dict[Plan,
 def overage_price_for_plan(gateway: StripeGateway, plan: Plan) -> str | None:
     """The metered overage price a subscription to `plan` carries besides the flat price.
 
-    None for plans that are never metered; a metered plan without a price is a set-up mistake
-    (its overage would go unbilled) and raises, naming the setting.
+    None for plans that are never metered (any plan with DEVICE_OVERAGE=hard); a metered plan
+    without a price is a set-up mistake (its overage would go unbilled) and raises, naming the
+    setting.
     """
-    if plan not in METERED_PLANS:
+    if not is_metered(plan):
         return None
     configured = configured_overage_price_ids().get(plan)
     if configured:
@@ -139,18 +147,39 @@ def overage_item_updates(sub: dict[str, Any], overage_price_id: str | None) -> l
     return []
 
 
+def billing_mode(sub: dict[str, Any]) -> str:
+    """`flexible` (the default for subscriptions created under our pinned API version) or
+    `classic` (older ones)."""
+    return str((sub.get("billing_mode") or {}).get("type") or "classic")
+
+
 def fit_overage_item(
-    gateway: StripeGateway, sub: dict[str, Any], overage_price_id: str | None
+    gateway: StripeGateway,
+    sub: dict[str, Any],
+    overage_price_id: str | None,
+    *,
+    period_has_usage: bool = True,
 ) -> dict[str, Any] | None:
     """Make the subscription's overage item match `overage_price_id` (add, swap or remove it)
     in an ordinary update, never a pending one (Stripe refuses adding or deleting items in a
-    pending update); Stripe's answer, or None when it already matched. Metered items carry no
-    quantity, so nothing is prorated."""
+    pending update); Stripe's answer, or None when nothing was sent.
+
+    The usage metered so far this period goes with an item removed or swapped unless it is
+    billed now (docs.stripe.com/billing/subscriptions/usage-based/manage-billing-setup, "Update
+    prices mid-cycle"): in flexible billing mode `create_prorations` makes Stripe bill it on the
+    next invoice (`none` would drop it); classic mode never bills it, so there the item stays
+    until a period without usage (`period_has_usage` False, judged by the caller from what was
+    metered since the period began; unknown counts as usage). Adding an item bills nothing.
+    """
     items = overage_item_updates(sub, overage_price_id)
     if not items:
         return None
+    moves_usage = overage_item(sub) is not None
+    if moves_usage and billing_mode(sub) == "classic" and period_has_usage:
+        return None
+    proration = "create_prorations" if moves_usage else "none"
     return gateway.update_subscription(
-        str(sub["id"]), {"items": items, "proration_behavior": "none"}
+        str(sub["id"]), {"items": items, "proration_behavior": proration}
     )
 
 
@@ -191,11 +220,10 @@ class MeteringSetup:
 def setup_metering(gateway: StripeGateway, settings: Settings | None = None) -> MeteringSetup:
     """Create the overage meter and each metered plan's overage price unless they exist.
 
-    Run after the flat prices exist (`setup_catalogue`): an overage price is made on the plan's
-    product. Safe to repeat: the meter is found by event name, the prices by lookup key.
+    Run after the flat prices exist (`setup_catalogue`): an overage price is made on the product
+    of the plan's flat price. Safe to repeat: the meter is found by event name, the prices by
+    lookup key.
     """
-    from core.billing.gateway import StripeNotConfiguredError
-
     settings = settings or get_settings()
     event_name = settings.stripe_meter_event_name
     meter = gateway.find_meter(event_name)
@@ -213,14 +241,8 @@ def setup_metering(gateway: StripeGateway, settings: Settings | None = None) -> 
         price = gateway.find_price_by_lookup_key(overage_lookup_key(plan))
         created = price is None
         if price is None:
-            product = gateway.find_product(plan.value)
-            if product is None:
-                raise StripeNotConfiguredError(
-                    f"no Stripe product for plan {plan.value}: run `billing stripe setup`, which "
-                    "creates the products before the overage prices"
-                )
             price = gateway.create_metered_price(
-                product_id=str(product["id"]),
+                product_id=flat_price_product(gateway, plan),
                 meter_id=meter_id,
                 unit_amount=overage_unit_cents(plan, settings),
                 lookup_key=overage_lookup_key(plan),
@@ -237,6 +259,21 @@ def setup_metering(gateway: StripeGateway, settings: Settings | None = None) -> 
     return MeteringSetup(MeterLine(meter_id, event_name, meter_created), prices)
 
 
+def flat_price_product(gateway: StripeGateway, plan: Plan) -> str:
+    """The product the plan's flat price sells (by its lookup key, as `setup_catalogue` finds
+    it, else STRIPE_PRICE_*): the overage price goes beside it, whether `billing stripe setup`
+    made the product or someone did by hand in the Dashboard (untagged, any name)."""
+    # Here, not at the top: license claims import this module without Stripe's SDK.
+    from core.billing.catalogue import price_for_plan
+
+    spec = PLANS[plan]
+    flat = gateway.find_price_by_lookup_key(spec.stripe_lookup_key or "")
+    if flat is None:
+        flat = gateway.retrieve_price(price_for_plan(gateway, spec))
+    product = flat["product"]
+    return str(product["id"] if isinstance(product, dict) else product)
+
+
 def device_limit(plan: Plan) -> int:
     """The device limit above which a metered plan's devices are billed as overage."""
     return PLANS[plan].features.max_devices
@@ -244,6 +281,6 @@ def device_limit(plan: Plan) -> int:
 
 def billable_devices(plan: Plan, devices: int) -> int:
     """A day's billable device-days on a metered plan: its devices (each instance's peak of the
-    day, summed) above the plan's limit. The meter (`core.billing.metering`) and the usage
-    viewer's estimate (`core.billing.overage`) both count with this."""
+    day, summed) above the plan's limit. The meter (`core.billing.metering.days`) and the usage
+    viewer's estimate (`core.billing.metering.estimate`) both count with this."""
     return max(0, devices - device_limit(plan))

@@ -16,7 +16,7 @@ nothing is sent twice and nothing is lost:
    needs as `OverageMeterEvent` rows: the day's overage when nothing was recorded yet (sequence 0),
    or the rise since what was recorded (the next sequence). A rerun with the same numbers writes
    nothing.
-2. `core.billing.meter_sending` sends each unsent row with its fixed identifier and stores
+2. `core.billing.metering.sending` sends each unsent row with its fixed identifier and stores
    Stripe's answer, resending (hourly, on beat) only while Stripe would still refuse the
    identifier as a duplicate.
 """
@@ -31,11 +31,17 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from core.billing import statuses
-from core.billing.meters import METERED_PLANS, billable_devices, device_limit
+from core.billing.metering.estimate import period_start_at
+from core.billing.metering.meters import (
+    METERED_PLANS,
+    billable_devices,
+    device_limit,
+)
 from core.db import dialect_insert
 from core.errors import InvalidInputError
 from core.plans import Plan
 from core.settings import get_settings
+from core.usage.held_instances import held_instance_of
 from models import Customer, OverageMeterEvent, Subscription, UsageDaily, utcnow
 
 # Stripe refuses meter events older than 35 days; a day is metered only while it is younger.
@@ -76,6 +82,34 @@ def event_timestamp(day: date) -> int:
     whose invoice is already final would never be billed)."""
     next_midnight = datetime.combine(day + timedelta(days=1), time.min, tzinfo=UTC)
     return int(next_midnight.timestamp()) - 1
+
+
+# Stripe reads the meter for a period's invoice when it finalizes it, about an hour after the
+# period ends (docs.stripe.com/billing/subscriptions/usage-based/configure-grace-period); later
+# events stamped into that period are taken and never billed. An event sent this long after the
+# open period began is stamped into it instead (a margin under the hour for the send itself).
+CARRY_OVER_AFTER = timedelta(minutes=45)
+
+
+@dataclass(frozen=True, slots=True)
+class Stamp:
+    timestamp: int
+    # The open period's start the event was carried into; None when stamped on its own day.
+    carried_into: datetime | None
+
+
+def stamp_for(day: date, period_ends_at: datetime | None, now: datetime) -> Stamp:
+    """The timestamp a day's meter event is sent with now: the day's last second, unless that
+    lies in a billing period whose invoice is final by now (a recheck, resend or retry days
+    later): then the open period's first second, so the device-days are billed on its invoice."""
+    on_day = event_timestamp(day)
+    if period_ends_at is None:
+        return Stamp(on_day, None)
+    # Renewed in Stripe but not heard of here yet: the open period began at the stored end.
+    began = period_ends_at if period_ends_at <= now else period_start_at(period_ends_at)
+    if on_day >= began.timestamp() or now < began + CARRY_OVER_AFTER:
+        return Stamp(on_day, None)
+    return Stamp(int(began.timestamp()), began)
 
 
 def identifier_for(customer_id: str, day: date, sequence: int) -> str:
@@ -134,7 +168,10 @@ def day_overages(session: Session, day: date) -> list[DayOverage]:
         .join(Subscription, Subscription.customer_id == Customer.customer_id)
         .join(
             UsageDaily,
-            (UsageDaily.customer_id == Customer.customer_id) & (UsageDaily.day == day),
+            (UsageDaily.customer_id == Customer.customer_id)
+            & (UsageDaily.day == day)
+            # Instances beyond the new-instance cap bill nothing until an operator accepts them.
+            & ~held_instance_of(UsageDaily.customer_id, UsageDaily.instance_id),
         )
         .where(
             # Sending at all needs a live paid subscription that bills overage now.
@@ -228,3 +265,20 @@ def record_day(session: Session, day: date) -> DayRecord:
         )
         written = len(session.execute(stmt, new_rows).all())
     return DayRecord(day=day, recorded=max(0, written), device_days=device_days)
+
+
+def metered_since(session: Session, customer_id: str, since: datetime | None) -> bool:
+    """Whether any meter event was recorded for the customer for a day from `since` on (the
+    start of a billing period): usage a removed overage item would take with it. Unknown
+    (`since` None) counts as usage."""
+    if since is None:
+        return True
+    found = session.scalar(
+        select(OverageMeterEvent.id)
+        .where(
+            OverageMeterEvent.customer_id == customer_id,
+            OverageMeterEvent.day >= since.astimezone(UTC).date(),
+        )
+        .limit(1)
+    )
+    return found is not None

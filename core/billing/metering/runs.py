@@ -1,0 +1,119 @@
+"""The metering runs the tasks call: meter finished days, and send every unsent meter event.
+
+Unlike most services these own their transactions: a day's rollup and its recorded events are
+committed before anything is sent, and each send's claim and answer are committed on either side
+of the Stripe call, so a crash between them leaves its doubt on record (`sending`). None is open
+while Stripe answers.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+from core.billing.gateway import StripeGateway
+from core.billing.metering import days, sending
+from core.db import session_scope
+from core.usage.rollups import begin_rollup, rollup_day
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Sending:
+    pending: int = 0
+    sent: int = 0
+    failed: int = 0
+    failed_for_good: int = 0
+    # Set aside this run: an outcome unknown for longer than Stripe's duplicate window.
+    unconfirmed: int = 0
+    stripe_down: bool = False
+
+    def summary(self) -> dict[str, int]:
+        return {
+            "sent": self.sent,
+            "failed": self.failed,
+            "failedForGood": self.failed_for_good,
+            "unconfirmed": self.unconfirmed,
+            "unsent": self.pending - self.sent - self.unconfirmed,
+        }
+
+
+@dataclass
+class MeterRun:
+    recorded: list[days.DayRecord] = field(default_factory=list)
+    sending: Sending = field(default_factory=Sending)
+
+    @property
+    def stripe_down(self) -> bool:
+        return self.sending.stripe_down
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "days": [record.day.isoformat() for record in self.recorded],
+            "recorded": sum(record.recorded for record in self.recorded),
+            "deviceDays": {record.day.isoformat(): record.device_days for record in self.recorded},
+            **self.sending.summary(),
+        }
+
+
+def meter_days(gateway: StripeGateway, day: date | None = None) -> MeterRun:
+    """Meter `day` (refused unless finished and young enough for Stripe) or, by default,
+    yesterday and the OVERAGE_RECHECK_DAYS before it: roll each up again (late reports of the
+    day count), record what it still owes, then send every meter event not delivered yet, of any
+    day."""
+    run = MeterRun()
+    chosen = [days.meterable_day(day)] if day is not None else days.days_to_meter()
+    for each in chosen:
+        with session_scope() as session:
+            begin_rollup(session, each)
+        with session_scope() as session:
+            rollup_day(session, each)
+        with session_scope() as session:
+            run.recorded.append(days.record_day(session, each))
+    run.sending = send_unsent(gateway)
+    return run
+
+
+def send_unsent(gateway: StripeGateway) -> Sending:
+    """Send the unsent meter events one by one: each attempt noted and each answer stored in a
+    transaction of its own; stops at the first sign of Stripe being down. Events whose outcome
+    stayed unknown too long are set aside, not sent."""
+    with session_scope() as session:
+        set_aside = sending.set_aside_unconfirmed(session)
+    with session_scope() as session:
+        # One batch per run: a row Stripe refuses for good must not loop; the next run goes on.
+        pending = sending.unsent_events(session)
+    result = Sending(pending=len(pending) + len(set_aside), unconfirmed=len(set_aside))
+    for event in pending:
+        with session_scope() as session:
+            claim = sending.claim_attempt(session, event.id)
+        if claim.began is None:
+            # Set aside now (its doubt aged), or sent, failed or set aside by another run.
+            result.unconfirmed += claim.set_aside
+            result.pending -= not claim.set_aside
+            continue
+        outcome = sending.send_event(gateway, event)
+        with session_scope() as session:
+            if sending.record_outcome(session, outcome, claim.began):
+                result.failed_for_good += 1
+                log.error(
+                    "meter event %s refused by Stripe for good, marked failed: %s",
+                    event.identifier,
+                    outcome.error,
+                )
+        result.sent += outcome.delivered
+        result.failed += not outcome.delivered
+        if outcome.retryable:
+            # Stripe is down or limiting: stop here, the retry sends the rest.
+            result.stripe_down = True
+            break
+    if result.unconfirmed:
+        log.error(
+            "%d meter event(s) of unknown outcome set aside, not resent: "
+            "`billing stripe meter-events --unconfirmed`",
+            result.unconfirmed,
+        )
+    return result

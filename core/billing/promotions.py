@@ -1,0 +1,64 @@
+"""A promotion code given with an upgrade: applied once the upgrade's invoice is paid.
+
+An upgrade is a pending update (`core.billing.plan_items`), which cannot carry `discounts`; a
+discount applied ahead of it would stay on the old plan if the upgrade is never paid. So the
+upgrade carries the promotion code's id in its metadata instead (a pending update holds metadata
+until its invoice is paid, and drops it if the update expires: 2026-05-27.dahlia). Once that
+metadata is on the subscription (the upgrade was paid), `apply_waiting` turns it into the
+discount and clears it: at once when the upgrade is paid at once, else from the event that
+reports the payment. Applying twice sets the same discount, so it is idempotent.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from core.billing import statuses
+from core.billing.gateway import StripeGateway, StripeRequestError
+
+log = logging.getLogger(__name__)
+
+Obj = dict[str, Any]
+
+# Subscription metadata: the promotion code (promo_…) that applies once the upgrade is paid.
+WAITING_KEY = "zemfyre_promotion_after_payment"
+
+
+def with_upgrade(promotion: Obj | None) -> Obj:
+    """The parameters an upgrade's pending update carries for `promotion` (none without one)."""
+    if promotion is None:
+        return {}
+    return {"metadata": {WAITING_KEY: str(promotion["id"])}}
+
+
+def discount_now(promotion: Obj | None) -> Obj:
+    """The parameters that apply `promotion` in an update that needs no payment."""
+    if promotion is None:
+        return {}
+    return {"discounts": [{"promotion_code": str(promotion["id"])}]}
+
+
+def waiting(sub: Obj) -> str | None:
+    """The promotion code an applied (paid) upgrade left to turn into a discount."""
+    if sub.get("pending_update") or sub.get("status") in statuses.STRIPE_ENDED:
+        return None
+    value = (sub.get("metadata") or {}).get(WAITING_KEY)
+    return value if isinstance(value, str) and value else None
+
+
+def apply_waiting(gateway: StripeGateway, sub: Obj) -> Obj:
+    """Apply the promotion code a paid upgrade left in the metadata, and clear it; `sub` as it
+    is then. A code Stripe no longer accepts (expired, used up) is dropped with a warning: the
+    upgrade stands, undiscounted."""
+    promotion_id = waiting(sub)
+    if promotion_id is None:
+        return sub
+    cleared = {"metadata": {WAITING_KEY: ""}}
+    try:
+        return gateway.update_subscription(
+            str(sub["id"]), {**discount_now({"id": promotion_id}), **cleared}
+        )
+    except StripeRequestError as exc:
+        log.warning("promotion %s not applied to %s: %s", promotion_id, sub.get("id"), exc)
+        return gateway.update_subscription(str(sub["id"]), cleared)

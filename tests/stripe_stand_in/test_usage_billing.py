@@ -1,0 +1,154 @@
+"""What the stand-in bills of a meter: per the subscription's metered items and billing mode."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import stripe
+
+from tests.stripe_stand_in import StripeStandIn, start_stand_in
+
+HOUR = 3600
+
+
+@pytest.fixture
+def clock() -> list[float]:
+    return [time.time()]
+
+
+@pytest.fixture
+def stand_in(clock: list[float]) -> Iterator[StripeStandIn]:
+    server = start_stand_in(clock=lambda: clock[0])
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def catalog(stand_in: StripeStandIn) -> dict[str, Any]:
+    client = stand_in.client()
+    meter = client.v1.billing.meters.create(
+        params={
+            "display_name": "Overage",
+            "event_name": "overage",
+            "default_aggregation": {"formula": "sum"},
+        }
+    )
+    product = client.v1.products.create(params={"name": "Devices"})
+    base = {"product": product.id, "currency": "usd"}
+    metered = {"interval": "month", "usage_type": "metered", "meter": meter.id}
+    return {
+        "flat": client.v1.prices.create(
+            params={**base, "unit_amount": 2900, "recurring": {"interval": "month"}}
+        ),
+        "a": client.v1.prices.create(params={**base, "unit_amount": 10, "recurring": metered}),
+        "b": client.v1.prices.create(params={**base, "unit_amount": 7, "recurring": metered}),
+        "customer": client.v1.customers.create(params={"email": "u@example.com"}),
+    }
+
+
+def _subscribe(client: stripe.StripeClient, catalog: dict[str, Any], mode: str | None = None):
+    params: dict[str, Any] = {
+        "customer": catalog["customer"].id,
+        "items": [{"price": catalog["flat"].id, "quantity": 1}, {"price": catalog["a"].id}],
+    }
+    if mode:
+        params["billing_mode"] = {"type": mode}
+    return client.v1.subscriptions.create(params=params)
+
+
+def _use(client: stripe.StripeClient, catalog: dict[str, Any], value: int, at: float) -> None:
+    client.v1.billing.meter_events.create(
+        params={
+            "event_name": "overage",
+            "payload": {"stripe_customer_id": catalog["customer"].id, "value": str(value)},
+            "timestamp": int(at),
+        }
+    )
+
+
+def _metered_item(sub: Any) -> str:
+    return next(i.id for i in sub["items"].data if i.price.recurring.usage_type == "metered")
+
+
+def test_a_renewal_bills_the_period_and_never_what_arrives_for_it_afterwards(
+    stand_in: StripeStandIn, catalog: dict[str, Any], clock: list[float]
+) -> None:
+    client = stand_in.client()
+    sub = _subscribe(client, catalog)
+    assert sub.billing_mode.type == "flexible"  # the pinned version's default
+    clock[0] += HOUR
+    _use(client, catalog, 5, clock[0] - 60)
+    period_end = sub["items"].data[0].current_period_end
+    clock[0] = period_end + 60
+
+    (renewal,) = [e for e in stand_in.advance_period(sub.id) if e["type"] == "invoice.paid"]
+
+    assert renewal["data"]["object"]["total"] == 2900 + 5 * 10
+    _use(client, catalog, 4, period_end - 60)  # accepted, stamped into the invoiced period
+    assert stand_in.meters.summed("overage", catalog["customer"].id) == 9
+    assert stand_in.subscriptions.usage.billed(catalog["customer"].id) == 5
+
+
+@pytest.mark.parametrize(
+    ("mode", "proration", "billed"),
+    [
+        ("flexible", "create_prorations", 5),
+        ("flexible", "none", 0),
+        ("classic", "create_prorations", 0),
+    ],
+)
+def test_a_swapped_metered_price_bills_its_usage_only_in_flexible_mode_and_with_prorations(
+    stand_in: StripeStandIn,
+    catalog: dict[str, Any],
+    clock: list[float],
+    mode: str,
+    proration: str,
+    billed: int,
+) -> None:
+    client = stand_in.client()
+    sub = _subscribe(client, catalog, mode)
+    clock[0] += HOUR
+    _use(client, catalog, 5, clock[0] - 60)
+    clock[0] += HOUR
+    client.v1.subscriptions.update(
+        sub.id,
+        params={
+            "items": [{"id": _metered_item(sub), "price": catalog["b"].id}],
+            "proration_behavior": proration,
+        },
+    )
+    clock[0] += HOUR
+    _use(client, catalog, 2, clock[0] - 60)  # at the new price
+    clock[0] = sub["items"].data[0].current_period_end + 60
+
+    stand_in.advance_period(sub.id)
+
+    assert stand_in.subscriptions.usage.billed(catalog["customer"].id) == billed + 2
+
+
+def test_a_deleted_metered_item_bills_its_usage_at_once_with_always_invoice(
+    stand_in: StripeStandIn, catalog: dict[str, Any], clock: list[float]
+) -> None:
+    client = stand_in.client()
+    sub = _subscribe(client, catalog)
+    clock[0] += HOUR
+    _use(client, catalog, 6, clock[0] - 60)
+    clock[0] += HOUR
+    mark = len(stand_in.events)
+
+    client.v1.subscriptions.update(
+        sub.id,
+        params={
+            "items": [{"id": _metered_item(sub), "deleted": True}],
+            "proration_behavior": "always_invoice",
+        },
+    )
+
+    paid = [e["data"]["object"] for e in stand_in.events[mark:] if e["type"] == "invoice.paid"]
+    assert [invoice["total"] for invoice in paid] == [60]
+    assert stand_in.subscriptions.usage.billed(catalog["customer"].id) == 6
