@@ -21,6 +21,7 @@ from .forms import (
     merge_metadata,
 )
 from .ids import add_interval, new_id
+from .invoice_items import InvoiceItems
 from .listing import LIST_PARAMS, in_range, paginate
 from .meters import Meters, metered_line
 from .pending import check_pending_update, held_params
@@ -67,6 +68,7 @@ class Subscriptions:
         self.store = store
         self.catalog = catalog
         self.usage = UsageBilling(store, Meters(store))
+        self.invoice_items = InvoiceItems(store)
 
     # -- creation ----------------------------------------------------------------------
 
