@@ -20,6 +20,7 @@ from core.billing.gateway import StripeGateway, StripeNotConfiguredError
 from core.billing.handlers import HANDLED_TYPES
 from core.billing.inbox import SOURCE_RECONCILIATION, store_event
 from core.billing.metering.days import metered_since
+from core.billing.metering.events import ERROR_REPORT_EVENT
 from core.billing.metering.meters import fit_overage_item, overage_price_for_plan
 from core.billing.repository import get_subscription
 from core.billing.sync import (
@@ -38,6 +39,9 @@ from models import Customer, StripeEvent, utcnow
 
 Obj = dict[str, Any]
 
+# Handled event types Stripe sends only as thin events, through their own destination.
+THIN_TYPES = frozenset({ERROR_REPORT_EVENT})
+
 
 def store_missed_events(
     session: Session, gateway: StripeGateway, *, days: int | None = None
@@ -45,7 +49,9 @@ def store_missed_events(
     """Store the handled events of the last `days` that the webhook never delivered; their ids."""
     days = days if days is not None else get_settings().stripe_reconcile_days
     since = int((utcnow() - timedelta(days=days)).timestamp())
-    found = list(gateway.list_events(created_gte=since, types=list(HANDLED_TYPES)))
+    # /v1/events lists snapshot events only; thin ones (v1.billing.meter.*) are v2 events.
+    snapshot_types = [kind for kind in HANDLED_TYPES if kind not in THIN_TYPES]
+    found = list(gateway.list_events(created_gte=since, types=snapshot_types))
     known = set(
         session.scalars(
             select(StripeEvent.event_id).where(
