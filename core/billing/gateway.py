@@ -256,6 +256,14 @@ class StripeGateway:
             )
         )
 
+    def migrate_to_flexible(self, subscription_id: str) -> Obj:
+        """Classic -> flexible billing mode, one way (docs.stripe.com/api/subscriptions/migrate)."""
+        return self._call(
+            self.client.v1.subscriptions.migrate,
+            subscription_id,
+            params={"billing_mode": {"type": "flexible"}},
+        )
+
     def cancel_subscription(self, subscription_id: str, *, settle: bool) -> Obj:
         """Cancel now. `settle`: a final invoice collects pending prorations and credits the
         unused time (only for a paid period: `core.billing.changes`); without it Stripe drops

@@ -19,7 +19,6 @@ from core.billing import issues, statuses
 from core.billing.gateway import StripeGateway, StripeNotConfiguredError
 from core.billing.handlers import HANDLED_TYPES
 from core.billing.inbox import SOURCE_RECONCILIATION, store_event
-from core.billing.metering.days import metered_since
 from core.billing.metering.events import ERROR_REPORT_EVENT
 from core.billing.metering.meters import fit_overage_item, overage_price_for_plan
 from core.billing.repository import get_subscription
@@ -29,7 +28,6 @@ from core.billing.sync import (
     apply_subscription,
     decide,
     differs,
-    period_start,
     subscription_plan,
 )
 from core.customers.lock import get_for_update
@@ -119,8 +117,7 @@ def repair_customer(session: Session, gateway: StripeGateway, customer_id: str) 
     fixed = 0
     for index, sub in enumerate(subs):
         if sub["id"] == followed:
-            usage = metered_since(session, customer_id, period_start(sub))
-            repaired = repair_overage_item(gateway, sub, period_has_usage=usage)
+            repaired = repair_overage_item(gateway, sub)
             if repaired is not None:
                 subs[index] = repaired
                 fixed += 1
@@ -139,9 +136,7 @@ def repair_customer(session: Session, gateway: StripeGateway, customer_id: str) 
     return fixed
 
 
-def repair_overage_item(
-    gateway: StripeGateway, sub: Obj, *, period_has_usage: bool = True
-) -> Obj | None:
+def repair_overage_item(gateway: StripeGateway, sub: Obj) -> Obj | None:
     """Give a paying subscription the overage item its plan needs; Stripe's answer, or None
     when there was nothing to repair.
 
@@ -149,7 +144,7 @@ def repair_overage_item(
     above the limit went unbilled: the plan's item is added. An item of another plan's price is
     swapped, and one left on a plan that is not metered (an upgrade to enterprise paid after it
     had waited in a pending update) is removed, the usage it metered this period billed with it
-    (`fit_overage_item`; a classic-mode subscription keeps it until a period without usage). A
+    (`fit_overage_item`; a classic-mode subscription is migrated to flexible first). A
     subscription with a pending update is left alone until it is paid or expires: its items are
     about to change.
     """
@@ -164,4 +159,4 @@ def repair_overage_item(
     except StripeNotConfiguredError:
         # No overage prices set up yet (`billing stripe setup`): drift repair goes on without.
         return None
-    return fit_overage_item(gateway, sub, wanted, period_has_usage=period_has_usage)
+    return fit_overage_item(gateway, sub, wanted)

@@ -153,30 +153,35 @@ def billing_mode(sub: dict[str, Any]) -> str:
     return str((sub.get("billing_mode") or {}).get("type") or "classic")
 
 
+def flexible(gateway: StripeGateway, sub: dict[str, Any]) -> dict[str, Any]:
+    """`sub` in flexible billing mode, migrated first (one way) when it is classic and carries an
+    overage item: only flexible mode bills a swapped or removed metered item's usage so far
+    (docs.stripe.com/billing/subscriptions/usage-based/manage-billing-setup, "Update prices
+    mid-cycle"); classic drops it. Call before any update that swaps or removes that item."""
+    if overage_item(sub) is None or billing_mode(sub) != "classic":
+        return sub
+    migrated = gateway.migrate_to_flexible(str(sub["id"]))
+    return {**sub, "billing_mode": migrated.get("billing_mode")}
+
+
 def fit_overage_item(
-    gateway: StripeGateway,
-    sub: dict[str, Any],
-    overage_price_id: str | None,
-    *,
-    period_has_usage: bool = True,
+    gateway: StripeGateway, sub: dict[str, Any], overage_price_id: str | None
 ) -> dict[str, Any] | None:
     """Make the subscription's overage item match `overage_price_id` (add, swap or remove it)
     in an ordinary update, never a pending one (Stripe refuses adding or deleting items in a
     pending update); Stripe's answer, or None when nothing was sent.
 
     The usage metered so far this period goes with an item removed or swapped unless it is
-    billed now (docs.stripe.com/billing/subscriptions/usage-based/manage-billing-setup, "Update
-    prices mid-cycle"): in flexible billing mode `create_prorations` makes Stripe bill it on the
-    next invoice (`none` would drop it); classic mode never bills it, so there the item stays
-    until a period without usage (`period_has_usage` False, judged by the caller from what was
-    metered since the period began; unknown counts as usage). Adding an item bills nothing.
+    billed now: `create_prorations` makes Stripe bill it on the next invoice (`none` would drop
+    it), in flexible billing mode only, so a classic subscription is migrated first
+    (`flexible`). Adding an item bills nothing.
     """
     items = overage_item_updates(sub, overage_price_id)
     if not items:
         return None
     moves_usage = overage_item(sub) is not None
-    if moves_usage and billing_mode(sub) == "classic" and period_has_usage:
-        return None
+    if moves_usage:
+        flexible(gateway, sub)
     proration = "create_prorations" if moves_usage else "none"
     return gateway.update_subscription(
         str(sub["id"]), {"items": items, "proration_behavior": proration}

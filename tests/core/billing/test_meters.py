@@ -158,12 +158,13 @@ def test_setup_puts_overage_prices_on_a_hand_made_catalogues_products(
     assert len(client.v1.products.list().data) == 2  # no product of ours beside them
 
 
-def test_a_classic_mode_subscription_keeps_its_overage_item_while_the_period_has_usage(
+def test_a_classic_mode_subscription_is_migrated_to_flexible_before_its_overage_item_moves(
     stand_in: StripeStandIn,
 ) -> None:
-    """Classic billing mode never bills the usage of a metered price removed mid-period: the
-    item stays until a period without usage, then goes."""
-    from core.billing.metering.meters import fit_overage_item, overage_item
+    """Classic billing mode never bills the usage of a metered price swapped or removed
+    mid-period: the subscription is migrated to flexible first (one way), then the item goes
+    with `create_prorations`, which bills its usage."""
+    from core.billing.metering.meters import billing_mode, fit_overage_item, overage_item
 
     client = stand_in.client()
     customer = client.v1.customers.create(params={"email": "classic@example.com"})
@@ -179,9 +180,7 @@ def test_a_classic_mode_subscription_keeps_its_overage_item_while_the_period_has
         }
     ).to_dict()
 
-    assert fit_overage_item(get_gateway(), sub, None, period_has_usage=True) is None
-    assert overage_item(get_gateway().retrieve_subscription(sub["id"])) is not None
-
-    emptied = fit_overage_item(get_gateway(), sub, None, period_has_usage=False)
+    emptied = fit_overage_item(get_gateway(), sub, None)
 
     assert emptied is not None and overage_item(emptied) is None
+    assert billing_mode(get_gateway().retrieve_subscription(sub["id"])) == "flexible"
