@@ -96,6 +96,8 @@ def main() -> None:
             )
             assert answer.status_code == 303, answer.text
             pages: list[tuple[str, Callable[[int], str]]] = [
+                # The floor: a page that runs no query, through the same app and client.
+                ("(floor) sign-in form, no query", lambda n: "/console/login"),
                 ("customers, unfiltered", lambda n: f"/console/customers?page={1 + n % 5}"),
                 ("customers, search", lambda n: f"/console/customers?q=bench{1 + n % 997}"),
                 (
@@ -121,7 +123,7 @@ def main() -> None:
                     assert answer.status_code == 200, (path, answer.status_code)
                 times.sort()
                 p50, p95 = times[len(times) // 2], times[int(len(times) * 0.95) - 1]
-                passed &= p95 < TARGET_MS
+                passed &= p95 < TARGET_MS or name.startswith("(floor)")
                 log.statements.clear()
                 log.capturing = True
                 client.get(path_of(1))
@@ -138,7 +140,8 @@ def main() -> None:
             print(f"\n{name}: the statements of one request")
             for number, (summary, scans) in enumerate(statements, 1):
                 print(f"  {number:2}. {summary:60} {scans}")
-        worst = max(float(row[2]) for row in rows)
+        print(f"\nload average while measuring: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+        worst = max(float(row[2]) for row in rows[1:])
         print_verdict("console", f"worst p95 {worst:.1f} ms", f"< {TARGET_MS:.0f} ms", passed)
 
 

@@ -232,13 +232,15 @@ def end_now(gateway: StripeGateway, sub: Obj) -> Obj:
     Only a paid period is settled (a final invoice of pending prorations less the unused time,
     credited): crediting the unused part of a period nobody paid for (past_due, unpaid,
     incomplete, a renewal still a draft) would hand the customer money. Such a subscription is
-    canceled without a final invoice, and its unpaid invoices (the renewal, an upgrade waiting
-    for payment) are voided, so nothing more is collected for time that will not be served.
+    canceled without a final invoice. Unpaid invoices for time that will not be served (the
+    renewal, an upgrade waiting for payment) are voided, as read before the cancel: the final
+    invoice the cancel makes is collected like any other, even when its charge fails.
     """
+    unserved = invoices.unserved_invoices(sub)
     if sub.get("status") not in statuses.STRIPE_ENDED:
         paid = sub.get("status") == SubscriptionStatus.ACTIVE and invoices.period_paid(sub)
         sub = gateway.cancel_subscription(str(sub["id"]), settle=paid is not False)
-    for invoice in invoices.unpaid_invoices(sub):
+    for invoice in unserved:
         gateway.void_unpaid_invoice(invoice)
     return sub
 

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from sqlalchemy import ColumnElement, or_, select
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session
 
 from core.usage.days import utc_day_start
@@ -104,14 +104,10 @@ def _stripe_events(session: Session, stripe_customer_id: str | None) -> Iterable
             StripeEvent.status,
             StripeEvent.last_error,
         )
-        # A processed event past STRIPE_EVENT_RETENTION_DAYS lost its payload: its row still
-        # names the customer.
-        .where(
-            or_(
-                stripe_event_customer() == stripe_customer_id,
-                StripeEvent.stripe_customer_id == stripe_customer_id,
-            )
-        )
+        # Through ix_stripe_events_customer. An event whose payload retention pruned (older
+        # than STRIPE_EVENT_RETENTION_DAYS) is not listed: its row's stripe_customer_id has no
+        # index, and an OR with it would read the whole table.
+        .where(stripe_event_customer() == stripe_customer_id)
         .order_by(StripeEvent.received_at.desc())
         .limit(PER_SOURCE)
     )

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, select, tuple_
 from sqlalchemy.orm import Session
 
 from core.billing import issues, statuses
@@ -112,39 +112,55 @@ def _customers():  # type: ignore[no-untyped-def]
     ).join(Subscription, Subscription.customer_id == Customer.customer_id)
 
 
-def _invoice_of(payload: dict[str, Any]) -> dict[str, Any]:
-    return ((payload or {}).get("data") or {}).get("object") or {}
-
-
 def _failed_invoices(
     session: Session, customer_ids: list[str], now: datetime
 ) -> dict[str, tuple[int | None, datetime, str | None]]:
-    """Per customer: the amount due of its latest failed invoice and when it first failed."""
+    """Per customer: the amount due of its latest failed invoice and when that invoice first
+    failed. Two grouped queries; only each customer's latest payload is read."""
     if not customer_ids:
         return {}
-    since = int((now - timedelta(days=_FAILED_EVENTS_DAYS)).timestamp())
-    rows = session.execute(
-        select(StripeEvent.customer_id, StripeEvent.stripe_created, StripeEvent.payload)
-        .where(
-            StripeEvent.customer_id.in_(customer_ids),
-            StripeEvent.type == PAYMENT_FAILED_EVENT,
-            StripeEvent.stripe_created >= since,
+    failed = and_(
+        StripeEvent.customer_id.in_(customer_ids),
+        StripeEvent.type == PAYMENT_FAILED_EVENT,
+        StripeEvent.stripe_created >= int((now - timedelta(days=_FAILED_EVENTS_DAYS)).timestamp()),
+    )
+    invoice = StripeEvent.payload["data"]["object"]["id"].as_string()
+    newest = (
+        select(
+            StripeEvent.customer_id,
+            invoice.label("invoice_id"),
+            StripeEvent.payload["data"]["object"]["amount_due"].as_integer().label("amount"),
+            func.row_number()
+            .over(partition_by=StripeEvent.customer_id, order_by=StripeEvent.stripe_created.desc())
+            .label("rank"),
         )
-        .order_by(StripeEvent.stripe_created.desc())
+        .where(failed)
+        .subquery()
+    )
+    latest = {
+        row.customer_id: (row.amount, row.invoice_id)
+        for row in session.execute(select(newest).where(newest.c.rank == 1))
+    }
+    if not latest:
+        return {}
+    firsts = session.execute(
+        select(StripeEvent.customer_id, func.min(StripeEvent.stripe_created))
+        .where(
+            failed,
+            tuple_(StripeEvent.customer_id, invoice).in_(
+                [(customer, invoice_id) for customer, (_, invoice_id) in latest.items()]
+            ),
+        )
+        .group_by(StripeEvent.customer_id)
     ).all()
-    latest: dict[str, tuple[int | None, datetime, str | None]] = {}
-    for customer_id, created, payload in rows:
-        invoice = _invoice_of(payload)
-        invoice_id = invoice.get("id")
-        amount = invoice.get("amount_due")
-        failed_at = datetime.fromtimestamp(created, UTC)
-        if customer_id not in latest:
-            due = amount if isinstance(amount, int) else None
-            latest[customer_id] = (due, failed_at, invoice_id)
-        elif latest[customer_id][2] == invoice_id:
-            # An earlier failure of the same invoice: it has been due since then.
-            latest[customer_id] = (latest[customer_id][0], failed_at, invoice_id)
-    return latest
+    return {
+        customer_id: (
+            latest[customer_id][0],
+            datetime.fromtimestamp(first, UTC),
+            latest[customer_id][1],
+        )
+        for customer_id, first in firsts
+    }
 
 
 def failed_payments(session: Session, now: datetime) -> list[FailedPayment]:
