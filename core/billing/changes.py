@@ -30,7 +30,8 @@ from core.billing.repository import get_subscription
 from core.billing.statuses import SubscriptionStatus
 from core.billing.stripe_errors import refused_as
 from core.billing.sync import apply_subscription, subscription_item
-from core.customers.service import get_customer, get_for_update
+from core.customers.lock import get_for_update
+from core.customers.service import get_customer
 from core.db import record_from
 from core.errors import ConflictError, NotFoundError
 from core.licensing.service import reissue_license
@@ -231,13 +232,15 @@ def end_now(gateway: StripeGateway, sub: Obj) -> Obj:
     Only a paid period is settled (a final invoice of pending prorations less the unused time,
     credited): crediting the unused part of a period nobody paid for (past_due, unpaid,
     incomplete, a renewal still a draft) would hand the customer money. Such a subscription is
-    canceled without a final invoice, and its unpaid invoices (the renewal, an upgrade waiting
-    for payment) are voided, so nothing more is collected for time that will not be served.
+    canceled without a final invoice. Unpaid invoices for time that will not be served (the
+    renewal, an upgrade waiting for payment) are voided, as read before the cancel: the final
+    invoice the cancel makes is collected like any other, even when its charge fails.
     """
+    unserved = invoices.unserved_invoices(sub)
     if sub.get("status") not in statuses.STRIPE_ENDED:
         paid = sub.get("status") == SubscriptionStatus.ACTIVE and invoices.period_paid(sub)
         sub = gateway.cancel_subscription(str(sub["id"]), settle=paid is not False)
-    for invoice in invoices.unpaid_invoices(sub):
+    for invoice in unserved:
         gateway.void_unpaid_invoice(invoice)
     return sub
 

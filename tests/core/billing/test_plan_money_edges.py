@@ -7,6 +7,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
+import pytest
+
 from core.billing import changes
 from core.billing.gateway import get_gateway
 from core.db import session_scope
@@ -124,9 +126,12 @@ def test_cancelling_again_after_an_unpaid_upgrade_drops_the_upgrade(stand_in):
     with session_scope() as session:
         change = changes.cancel_subscription(session, get_gateway(), sub_id)
     assert change.cancel_at_period_end and not change.pending_payment
-    # The upgrade's invoice paid later neither upgrades nor renews the subscription.
+    # The upgrade's invoice is void: nobody can pay it, so it neither upgrades nor renews.
+    upgrade = [i for i in subscription_invoices(stand_in, sub_id) if i["amount_due"] > 0][0]
+    assert upgrade["billing_reason"] == "subscription_update" and upgrade["status"] == "void"
     stand_in.decline_charges(stripe_customer, False)
-    handle_inline(stand_in.pay_invoice(sub_id))
+    with pytest.raises(Exception, match="no open invoice"):
+        stand_in.pay_invoice(sub_id)
     sub = stripe_subscription(stand_in, customer_id)
     assert (
         sub["cancel_at_period_end"] is True and subscription_row(customer_id)["plan"] == "starter"
