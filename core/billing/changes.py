@@ -236,11 +236,18 @@ def end_now(gateway: StripeGateway, sub: Obj) -> Obj:
     invoice the cancel makes is collected like any other, even when its charge fails.
     """
     unserved = invoices.unserved_invoices(sub)
+    period = invoices.current_period(sub)
     if sub.get("status") not in statuses.STRIPE_ENDED:
         paid = sub.get("status") == SubscriptionStatus.ACTIVE and invoices.period_paid(sub)
-        sub = gateway.cancel_subscription(str(sub["id"]), settle=paid is not False)
+        sub = gateway.cancel_subscription(str(sub["id"]), credit_unused=paid is not False)
     for invoice in unserved:
-        gateway.void_unpaid_invoice(invoice)
+        # The renewal bills the last period's usage in arrears: that was served, so it is
+        # billed again on its own (idempotently) before the renewal is voided; if the renewal
+        # was paid meanwhile, the second bill is voided instead.
+        served = invoices.served_lines(gateway.with_all_lines(invoice), period)
+        again = gateway.bill_again(invoice, served) if served else None
+        if gateway.void_unpaid_invoice(invoice) is None and again is not None:
+            gateway.void_unpaid_invoice(again)
     return sub
 
 
