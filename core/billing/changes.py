@@ -143,6 +143,13 @@ def _renews(sub: Obj) -> bool:
     return not sub.get("cancel_at_period_end") or pending.get("cancel_at_period_end") is False
 
 
+def _pending_prices(sub: Obj) -> set[str]:
+    """The prices a pending update would set, once its invoice is paid."""
+    items = (sub.get("pending_update") or {}).get("subscription_items") or []
+    prices = [item.get("price") for item in items]
+    return {str(p["id"] if isinstance(p, dict) else p) for p in prices if p}
+
+
 def _is_upgrade(previous: str, wanted: Plan) -> bool:
     previous_plan = Plan(previous) if previous in {p.value for p in Plan} else Plan.TRIAL
     return _PLAN_ORDER.index(wanted) > _PLAN_ORDER.index(previous_plan)
@@ -178,6 +185,19 @@ def change_plan(
     item = subscription_item(sub)
     if item is None:
         raise ConflictError(f"subscription {stripe_id} has no item to change")
+    if sub.get("pending_update"):
+        # An upgrade waits for its invoice: asking for it again (a retry) sends nothing, so
+        # it is never invoiced twice; another change waits until it is paid or expires.
+        if price_id not in _pending_prices(sub):
+            raise ConflictError(
+                f"subscription {stripe_id} has an upgrade waiting for its invoice to be paid; "
+                "change the plan once it is paid or has expired (within 23 hours)",
+                field="plan",
+            )
+        return _apply(
+            session, customer_id, before, sub, "upgrade waiting for payment", read_at,
+            "subscription.change_plan",
+        )  # fmt: skip
     overage_price_id = overage_price_for_plan(gateway, spec.plan)
     # A plan change is also a wish to keep the subscription; like the promotion code, it takes
     # effect with the change: for an upgrade only once its invoice is paid (inside the pending
