@@ -213,7 +213,7 @@ def change_plan(
         else:
             wishes = {**keep, **promotions.discount_now(promotion)}
             sub = plan_items.downgrade(gateway, sub, price_id, overage_price_id, wishes)
-    sub = promotions.apply_waiting(gateway, sub)
+    sub = promotions.apply_waiting(session, gateway, sub, customer_id)
     return _apply(
         session,
         customer_id,

@@ -263,14 +263,19 @@ class StripeGateway(InvoiceCalls):
             )
         ]
 
-    def update_subscription(self, subscription_id: str, params: Obj) -> Obj:
-        """Change a subscription; the answer has its latest invoice expanded, as on retrieve."""
+    def update_subscription(
+        self, subscription_id: str, params: Obj, *, once_key: str | None = None
+    ) -> Obj:
+        """Change a subscription; the answer has its latest invoice expanded, as on retrieve.
+        `once_key`: the change is made once whoever asks for it (Stripe answers a second
+        request with the same key with the first one's answer, for 24 hours)."""
+        key = once_key or unique_idempotency_key("subscription-update")
         return self._after_write(
             self._call(
                 self.client.v1.subscriptions.update,
                 subscription_id,
                 params={**params, "expand": ["latest_invoice"]},
-                options={"idempotency_key": unique_idempotency_key("subscription-update")},
+                options={"idempotency_key": key},
             )
         )
 
