@@ -133,21 +133,10 @@ def _apply(
     )
 
 
-def _set_to_cancel(sub: Obj) -> bool:
-    return bool(sub.get("cancel_at_period_end") or sub.get("cancel_at"))
-
-
 def _renews(sub: Obj) -> bool:
     """Whether the subscription renews, now or once its pending update is paid."""
     pending = sub.get("pending_update") or {}
     return not sub.get("cancel_at_period_end") or pending.get("cancel_at_period_end") is False
-
-
-def _pending_prices(sub: Obj) -> set[str]:
-    """The prices a pending update would set, once its invoice is paid."""
-    items = (sub.get("pending_update") or {}).get("subscription_items") or []
-    prices = [item.get("price") for item in items]
-    return {str(p["id"] if isinstance(p, dict) else p) for p in prices if p}
 
 
 def _is_upgrade(previous: str, wanted: Plan) -> bool:
@@ -188,7 +177,7 @@ def change_plan(
     if sub.get("pending_update"):
         # An upgrade waits for its invoice: asking for it again (a retry) sends nothing, so
         # it is never invoiced twice; another change waits until it is paid or expires.
-        if price_id not in _pending_prices(sub):
+        if price_id not in plan_items.pending_prices(sub):
             raise ConflictError(
                 f"subscription {stripe_id} has an upgrade waiting for its invoice to be paid; "
                 "change the plan once it is paid or has expired (within 23 hours)",
@@ -203,9 +192,10 @@ def change_plan(
     # effect with the change: for an upgrade only once its invoice is paid (inside the pending
     # update), so an upgrade never paid neither renews a canceled subscription nor discounts
     # the old plan.
-    keep = {"cancel_at_period_end": False} if _set_to_cancel(sub) else {}
+    upgrade = _is_upgrade(previous_plan, spec.plan)
+    keep = plan_items.keep_params(sub, upgrade)
     with refused_as(discounts="promoCode", items="plan"):
-        if _is_upgrade(previous_plan, spec.plan):
+        if upgrade:
             wishes = {**keep, **promotions.with_upgrade(promotion)}
             sub = plan_items.upgrade(
                 gateway, sub, previous_plan, price_id, overage_price_id, wishes
