@@ -75,12 +75,12 @@ def list_events(
     limit: int = typer.Option(50, min=1, max=1000, help="How many to show"),
 ) -> None:
     """List recently received Stripe events with their processing status."""
-    from core.billing import inbox as stripe_events
+    from core.billing import inbox
 
-    if status is not None and status not in stripe_events.STATUSES:
-        raise fail(f"unknown status {status!r}; use one of {', '.join(stripe_events.STATUSES)}")
+    if status is not None and status not in inbox.STATUSES:
+        raise fail(f"unknown status {status!r}; use one of {', '.join(inbox.STATUSES)}")
     with db_session() as session:
-        rows = stripe_events.recent_events(session, status=status, limit=limit)
+        rows = inbox.recent_events(session, status=status, limit=limit)
     columns = [("Event", 30), ("Type", 32), ("Status", 9), ("Attempts", -8), ("Source", 14)]
     print_table(
         f"Found {len(rows)} event(s):",
@@ -98,37 +98,18 @@ def list_events(
 def replay(event_id: str = typer.Argument(..., help="The Stripe event id (evt_…)")) -> None:
     """Process one Stripe event again now (fetched from Stripe if it was never received)."""
     from core import audit
-    from core.billing import handlers, reconcile
-    from core.billing import inbox as stripe_events
-    from core.billing.gateway import get_gateway
-    from core.db import session_scope
+    from core.billing.event_attempts import CLI
+    from core.billing.replay import replay_event
 
-    with db_session() as session:
-        known = stripe_events.get_event(session, event_id) is not None
     try:
-        if not known:
-            with session_scope() as session:
-                reconcile.fetch_and_store(session, get_gateway(), event_id)
-            console.print(f"📥 {event_id} was not received: fetched it from Stripe.")
-        with session_scope() as session:
-            audit.act_as(session, audit.cli_actor())
-            outcome = handlers.process_event(session, event_id, force=True)
-            audit.record(
-                session,
-                "stripe_event.replay",
-                customer_id=outcome.customer_id,
-                after={"event_id": event_id, "status": outcome.status},
-            )
-    except stripe_events.PermanentEventError as exc:
-        # The failed attempt was rolled back; its failure is recorded in a transaction of its own.
-        with session_scope() as session:
-            stripe_events.record_failure(session, event_id, exc, final=True)
-        raise fail(f"{event_id} failed: {exc}") from exc
+        done = replay_event(event_id, trigger=CLI, actor=audit.cli_actor())
     except DomainError as exc:
-        if known:
-            with session_scope() as session:
-                stripe_events.record_failure(session, event_id, exc, final=False)
-        raise fail(f"{event_id} failed: {exc.message}") from exc
+        raise fail(exc.message) from exc
+    if done.fetched:
+        console.print(f"📥 {event_id} was not received: fetched it from Stripe.")
+    if done.outcome is None:
+        raise fail(f"{event_id} failed: {done.error}")
+    outcome = done.outcome
     console.print(f"✅ Replayed {event_id}")
     console.print(RULE)
     console.print(field_line("Status", outcome.status))
@@ -234,3 +215,16 @@ def meter_settle(
     if "skipped" in answer:
         raise fail(f"not sent: {answer['skipped']}")
     console.print(f"✅ {answer['sent']} sent to Stripe, {answer['unsent']} still unsent")
+
+
+@app.command("resolve-issue")
+def resolve_issue(
+    issue_id: int = typer.Argument(..., help="The billing issue's id"),
+    note: str = typer.Option(..., "--note", help="How it was resolved (kept with the issue)"),
+) -> None:
+    """Close a billing issue (a double subscription, a dispute) with a note saying how."""
+    from core.billing import issues
+
+    with db_session() as session:
+        issue = issues.resolve_issue(session, issue_id, note)
+        console.print(f"✅ {issue.kind} {issue.stripe_object_id} resolved by {issue.resolved_by}")

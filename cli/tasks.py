@@ -1,8 +1,13 @@
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import typer
 
 from cli.common import console, run_task
+
+if TYPE_CHECKING:
+    from core.operations.jobs import JobStatus
 
 app = typer.Typer(help="Enqueue tasks and look at them.", no_args_is_help=True)
 run_app = typer.Typer(help="Run a scheduled job now.", no_args_is_help=True)
@@ -30,6 +35,51 @@ def status(task_id: str) -> None:
     console.print(f"State:  {result.state}")
     if result.ready():
         console.print(f"Result: {result.result!r}")
+
+
+JOBS_RULE = "─" * 120
+
+
+@app.command()
+def jobs() -> None:
+    """Each scheduled (beat) job's last run: outcome, how long ago, how long it took, how often
+    it runs, and a warning when it has not succeeded within twice its interval."""
+    from cli.common import db_session, print_table
+    from core.operations.jobs import ago, job_statuses
+    from core.settings import get_settings
+    from workers.beat import scheduled_jobs
+
+    with db_session() as session:
+        statuses = job_statuses(session, scheduled_jobs(get_settings()))
+    columns = [("Job", 31), ("Last run", 14), ("Outcome", 10), ("Took", -8), ("Runs", 16)]
+    print_table(
+        f"{len(statuses)} scheduled job(s):",
+        [*columns, ("Warning / error", 0)],
+        (
+            (
+                status.name,
+                ago(status.last_started_at),
+                status.outcome or "-",
+                f"{status.duration_ms / 1000:.1f} s" if status.duration_ms is not None else "-",
+                status.job.every,
+                _job_note(status),
+            )
+            for status in statuses
+        ),
+        JOBS_RULE,
+    )
+    late = [status.name for status in statuses if status.warning]
+    if late:
+        console.print(f"⚠️  {len(late)} job(s) need a look: {', '.join(late)}")
+
+
+def _job_note(status: JobStatus) -> str:
+    from core.operations.jobs import SUCCEEDED
+
+    notes = [f"⚠ {status.warning}"] if status.warning else []
+    if status.error and status.outcome != SUCCEEDED:
+        notes.append(status.error.splitlines()[0][:80])
+    return "; ".join(notes)
 
 
 @run_app.command("rollup")

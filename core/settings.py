@@ -75,6 +75,10 @@ class Settings(BaseSettings):
     stripe_max_network_retries: int = 2
     # Seconds one Stripe API call may take before it counts as Stripe being unreachable.
     stripe_timeout_seconds: float = 30.0
+    # The console's "Next invoice" asks Stripe for its preview with this timeout (no retries),
+    # and keeps an answer this long per customer.
+    stripe_preview_timeout_seconds: float = 5.0
+    invoice_preview_cache_seconds: int = 300
     # A Stripe event task that fails is retried this often, waiting base * 2**n (up to max) s.
     stripe_event_max_retries: int = 8
     stripe_event_retry_base_seconds: float = 5.0
@@ -203,6 +207,16 @@ class Settings(BaseSettings):
     rate_limit_failed_auth_per_client: int = 30
     # Requests with a larger body are refused with 413 before they are read.
     max_request_body_bytes: int = 1_048_576
+    # A request line's URL above this is refused with 414, its headers (all of them, with the
+    # request line) above this with 431, before they are parsed on.
+    max_request_url_bytes: int = 8_192
+    max_request_header_bytes: int = 16_384
+    # A client has this long to send a request's headers (from its first byte, or from opening
+    # the connection), and then its body; slower, it gets 408 and the connection is closed.
+    request_header_timeout_seconds: float = 10.0
+    request_body_timeout_seconds: float = 30.0
+    # Connections and requests in progress one API process takes; beyond it uvicorn answers 503.
+    api_limit_concurrency: int = 2048
 
     @property
     def minimum_usage_report_retention_days(self) -> int:

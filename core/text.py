@@ -41,3 +41,9 @@ def clean_text(
     if has_control_characters(value, allowed=LINE_BREAKS if multi_line else ""):
         raise InvalidInputError(f"{field} must not contain control characters", field=field)
     return value or None
+
+
+def dollars(cents: int) -> str:
+    """Integer US cents as the business reads them: $1,234.56, or -$13.34 for a credit."""
+    sign = "-" if cents < 0 else ""
+    return f"{sign}${abs(cents) / 100:,.2f}"

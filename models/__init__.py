@@ -7,6 +7,7 @@ from models.console import AuditEntry, ConsoleSession
 from models.customers import Customer
 from models.licenses import License, LicenseChange
 from models.metering import OverageMeterEvent as OverageMeterEvent
+from models.operations import JobRun, StripeEventAttempt
 from models.stripe_events import StripeEvent
 from models.subscriptions import Subscription
 from models.usage import InstanceUsage, UsageAlert, UsageDaily, UsageReport
@@ -19,9 +20,11 @@ __all__ = [
     "ConsoleSession",
     "Customer",
     "InstanceUsage",
+    "JobRun",
     "License",
     "LicenseChange",
     "StripeEvent",
+    "StripeEventAttempt",
     "Subscription",
     "UTCDateTime",
     "UsageAlert",

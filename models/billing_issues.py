@@ -33,3 +33,6 @@ class BillingIssue(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
     resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # An operator's "Resolve": who, and the note they gave (none when Stripe's state ended it).
+    resolved_by: Mapped[str | None] = mapped_column(String(255))
+    resolution_note: Mapped[str | None] = mapped_column(Text)

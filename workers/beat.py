@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from celery.schedules import crontab
+from celery.schedules import crontab, schedule
 
+from core.operations.jobs import ScheduledJob
 from core.settings import Settings
+
+_DAY = 86400.0
 
 
 def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
@@ -60,3 +63,39 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
             "schedule": 3600.0,
         },
     }
+
+
+def _every(seconds: float) -> str:
+    if seconds % 3600 == 0:
+        return f"every {int(seconds // 3600)} h"
+    if seconds % 60 == 0:
+        return f"every {int(seconds // 60)} min"
+    return f"every {seconds:g} s"
+
+
+def _cron_interval(cron: crontab) -> tuple[float, str]:
+    """The longest gap between two runs of a crontab that runs every day (a job is late only
+    after twice that), and how it reads; a crontab limited to some days counts as weekly."""
+    if len(cron.day_of_week) < 7 or len(cron.day_of_month) < 31 or len(cron.month_of_year) < 12:
+        return 7 * _DAY, "weekly"
+    minutes = sorted(h * 60 + m for h in cron.hour for m in cron.minute)
+    gaps = [b - a for a, b in zip(minutes, minutes[1:], strict=False)]
+    gaps.append(minutes[0] + 24 * 60 - minutes[-1])
+    if len(minutes) == 1:
+        hour, minute = divmod(minutes[0], 60)
+        return _DAY, f"daily at {hour:02d}:{minute:02d}"
+    return max(gaps) * 60.0, f"{len(minutes)} times a day"
+
+
+def scheduled_jobs(settings: Settings) -> list[ScheduledJob]:
+    """The beat jobs with their intervals, for the job health the console and CLI show."""
+    jobs = []
+    for name, entry in beat_schedule(settings).items():
+        when = entry["schedule"]
+        if isinstance(when, crontab):
+            interval, every = _cron_interval(when)
+        else:
+            seconds = when.run_every.total_seconds() if isinstance(when, schedule) else float(when)
+            interval, every = seconds, _every(seconds)
+        jobs.append(ScheduledJob(name, entry["task"], interval, every))
+    return jobs

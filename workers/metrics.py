@@ -12,7 +12,6 @@ import redis
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
-from sqlalchemy import func, select
 
 from core.metrics import register_once
 from core.settings import Settings, get_settings
@@ -45,6 +44,23 @@ def record_task_outcome(task_name: str, outcome: str) -> None:
         client.hincrby(settings.celery_key_prefix + TASK_OUTCOMES_KEY, f"{task_name}|{outcome}", 1)
     except redis.RedisError as exc:
         log.debug("task outcome not counted: %s", exc)
+
+
+def queue_depths(settings: Settings | None = None) -> dict[str, int] | None:
+    """Tasks waiting in each queue, for the console's overview; None when the broker is not
+    Redis or does not answer (the page says so instead of failing)."""
+    settings = settings or get_settings()
+    client = _broker_redis(settings)
+    if client is None:
+        return None
+    try:
+        pipe = client.pipeline(transaction=False)
+        for queue in ALL_QUEUES:
+            pipe.llen(settings.celery_key_prefix + queue)
+        return dict(zip(ALL_QUEUES, map(int, pipe.execute()), strict=True))
+    except redis.RedisError as exc:
+        log.warning("queue depths unavailable: %s", exc)
+        return None
 
 
 class ClusterCollector(Collector):
@@ -87,7 +103,7 @@ class ClusterCollector(Collector):
 
     def _inbox_backlog(self) -> Iterator[GaugeMetricFamily]:
         from core.db import new_session
-        from models import StripeEvent, UsageReport
+        from core.operations.overview import inbox_backlog
 
         backlog = GaugeMetricFamily(
             "billing_inbox_unprocessed",
@@ -96,16 +112,7 @@ class ClusterCollector(Collector):
         )
         try:
             with new_session() as session:
-                events = session.scalar(
-                    select(func.count())
-                    .select_from(StripeEvent)
-                    .where(StripeEvent.processed_at.is_(None))
-                )
-                reports = session.scalar(
-                    select(func.count())
-                    .select_from(UsageReport)
-                    .where(UsageReport.processed_at.is_(None))
-                )
+                events, reports = inbox_backlog(session)
         except Exception as exc:  # noqa: BLE001 - a scrape must not fail on a down database
             log.warning("inbox metrics unavailable: %s", exc)
             return

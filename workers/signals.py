@@ -30,3 +30,7 @@ def _count_failure(sender: Any = None, **_: Any) -> None:
 @signals.task_retry.connect
 def _count_retry(sender: Any = None, **_: Any) -> None:
     record_task_outcome(sender.name, "retry")
+
+
+# Each beat job's runs, recorded by beat and the workers (core.operations.jobs).
+import workers.job_runs  # noqa: E402, F401

@@ -10,21 +10,24 @@ import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from fastapi import APIRouter, FastAPI, Request
-from fastapi.responses import RedirectResponse, Response
+from fastapi import FastAPI, Request
+from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
 
-from api.console import audit, auth, customer, customers
+from api.console import (
+    at_risk,
+    audit,
+    auth,
+    billing_issues,
+    customer,
+    customers,
+    invoice_preview,
+    meter_events,
+    overview,
+    stripe_events,
+)
 from api.console.auth import ConsoleForbidden, SignInRequired, sign_in_redirect
 from api.console.rendering import STATIC_DIR, render
-
-home = APIRouter(include_in_schema=False)
-
-
-@home.get("/console")
-@home.get("/console/")
-def console_home() -> Response:
-    return RedirectResponse(auth.HOME_PATH, status_code=303)
 
 
 async def _sign_in_required(request: Request, exc: Exception) -> Response:
@@ -70,10 +73,15 @@ def _as_page(api_handler: Handler) -> Handler:
 
 def install(app: FastAPI) -> None:
     app.mount("/console/static", StaticFiles(directory=STATIC_DIR), name="console-static")
-    app.include_router(home)
     app.include_router(auth.router)
+    app.include_router(overview.router)
     app.include_router(customers.router)
     app.include_router(customer.router)
+    app.include_router(invoice_preview.router)
+    app.include_router(at_risk.router)
+    app.include_router(stripe_events.router)
+    app.include_router(meter_events.router)
+    app.include_router(billing_issues.router)
     app.include_router(audit.router)
     for error_type, handler in list(app.exception_handlers.items()):
         app.add_exception_handler(error_type, _as_page(handler))

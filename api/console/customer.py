@@ -15,6 +15,7 @@ from api.deps import DbSession
 from api.schemas import ID_PATTERN
 from core.billing import changes
 from core.billing.gateway import get_gateway
+from core.console import timeline
 from core.console.customer_view import customer_view, revocation_impact
 from core.errors import InvalidInputError
 from core.licensing.revocation import MAX_REASON, reinstate_license, reissue_now, revoke_license
@@ -24,14 +25,6 @@ router = APIRouter(prefix="/console/customers", include_in_schema=False)
 
 CustomerId = Annotated[str, Path(min_length=1, max_length=64, pattern=ID_PATTERN)]
 Reason = Annotated[str, Form(max_length=MAX_REASON)]
-# What each timeline filter shows.
-TIMELINE_FILTERS = {
-    "all": None,
-    "payment": {"stripe", "meter"},
-    "license": {"license", "plan"},
-    "usage": {"usage"},
-    "operators": {"operator"},
-}
 # The notice a finished action leaves on the page (?done=...).
 NOTICES = {
     "revoked": "License revoked. Its instances stop at their next check-in.",
@@ -63,16 +56,15 @@ def customer_page(
     done: str | None = None,
 ) -> Response:
     view = customer_view(session, customer_id)
-    kinds = TIMELINE_FILTERS.get(show)
-    timeline = [item for item in view.timeline if kinds is None or item.kind in kinds]
+    show = show if show in timeline.FILTERS else "all"
     return render(
         request,
         "customer.html",
         {
             "view": view,
-            "timeline": timeline,
-            "show": show if show in TIMELINE_FILTERS else "all",
-            "filters": list(TIMELINE_FILTERS),
+            "timeline": timeline.shown(view.timeline, show),
+            "show": show,
+            "filters": list(timeline.FILTERS),
             "notice": NOTICES.get(done or ""),
         },
         user=user,

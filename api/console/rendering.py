@@ -31,7 +31,12 @@ class NavItem:
 
 # The navigation bar, in order. A new page group adds its entry here.
 NAVIGATION: list[NavItem] = [
+    NavItem("Overview", "/console/"),
     NavItem("Customers", "/console/customers"),
+    NavItem("At risk", "/console/at-risk"),
+    NavItem("Events", "/console/events"),
+    NavItem("Meter events", "/console/meter-events"),
+    NavItem("Billing issues", "/console/billing-issues"),
     NavItem("Audit", "/console/audit"),
 ]
 

@@ -30,7 +30,8 @@ from core.billing.repository import get_subscription
 from core.billing.statuses import SubscriptionStatus
 from core.billing.stripe_errors import refused_as
 from core.billing.sync import apply_subscription, subscription_item
-from core.customers.service import get_customer, get_for_update
+from core.customers.lock import get_for_update
+from core.customers.service import get_customer
 from core.db import record_from
 from core.errors import ConflictError, NotFoundError
 from core.licensing.service import reissue_license

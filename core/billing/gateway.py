@@ -12,9 +12,6 @@ never makes a second customer, session or price.
 
 from __future__ import annotations
 
-import hashlib
-import json
-import uuid
 from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
@@ -22,6 +19,10 @@ from typing import Any
 import stripe
 
 from core.billing.gateway_invoices import InvoiceCalls
+
+# The keys live in idempotency; re-exported, as callers know them from the gateway.
+from core.billing.idempotency import idempotency_key as idempotency_key
+from core.billing.idempotency import unique_idempotency_key as unique_idempotency_key
 
 # The errors live in stripe_errors; re-exported, as callers know them from the gateway.
 from core.billing.stripe_errors import StripeNotConfiguredError as StripeNotConfiguredError
@@ -35,25 +36,6 @@ Obj = dict[str, Any]
 
 class DuplicateMeterEventError(StripeRequestError):
     """Stripe already holds a meter event with this identifier: it was delivered before."""
-
-
-def idempotency_key(operation: str, *parts: object) -> str:
-    """A key that is the same for the same operation on the same input, and only then.
-
-    Used for "create once" calls (a customer, a product, a price): a retry after a crash gets
-    Stripe's first answer back instead of a duplicate. Parameters are hashed into the key, so a
-    changed request never collides with Stripe's "same key, other parameters" error.
-    """
-    digest = hashlib.sha256(
-        json.dumps(parts, sort_keys=True, default=str).encode("utf-8")
-    ).hexdigest()[:32]
-    return f"zemfyre-{operation}-{digest}"
-
-
-def unique_idempotency_key(operation: str) -> str:
-    """A fresh key for a call that may rightly happen again (a new checkout, a plan change);
-    the SDK's own retries of that one call reuse it."""
-    return f"zemfyre-{operation}-{uuid.uuid4().hex}"
 
 
 def _json_safe(value: Any) -> Any:
@@ -290,6 +272,13 @@ class StripeGateway(InvoiceCalls):
         return self._after_write(
             self._call(self.client.v1.subscriptions.cancel, subscription_id, params=params)
         )
+
+    def preview_next_invoice(self, *, stripe_customer_id: str, subscription_id: str) -> Obj:
+        """The subscription's next invoice as Stripe previews it (create_preview), with the
+        subscription expanded: a line names its price by id only, the items say which is which."""
+        expand = ["parent.subscription_details.subscription"]
+        params = {"customer": stripe_customer_id, "subscription": subscription_id, "expand": expand}
+        return self._call(self.client.v1.invoices.create_preview, params=params)
 
     def retrieve_charge(self, charge_id: str) -> Obj:
         """A charge (a dispute names only its charge; the charge names the customer)."""

@@ -16,17 +16,17 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from core.billing import issues, promotions
+from core.billing import event_attempts, issues, promotions
 from core.billing.gateway import StripeGateway, StripeRequestError, get_gateway
 from core.billing.inbox import IGNORED, PROCESSED, EventOutcome, PermanentEventError
-from core.billing.metering import events as metering_events
+from core.billing.metering import events
 from core.billing.sync import (
     UnmappedStripeObjectError,
     apply_subscription,
     find_customer_id,
     remember_stripe_customer,
 )
-from core.customers.service import get_for_update
+from core.customers.lock import get_for_update
 from core.errors import ConflictError, NotFoundError
 from models import StripeEvent, utcnow
 
@@ -195,7 +195,7 @@ def handle_meter_error_report(
     report's samples are marked failed (`core.billing.metering.events.mark_reported`), so they
     are not counted as billed and an operator sees them."""
     full = gateway().retrieve_thin_event(str(event["id"]))
-    failed = metering_events.mark_reported(session, metering_events.reported_errors(full))
+    failed = events.mark_reported(session, events.reported_errors(full))
     note = f"{len(failed)} meter event(s) Stripe reported invalid, marked failed"
     return EventOutcome(event["id"], PROCESSED if failed else IGNORED, note)
 
@@ -206,7 +206,7 @@ HANDLERS: dict[str, Handler] = {
     **{name: handle_invoice for name in INVOICE_EVENTS},
     "customer.deleted": handle_customer_deleted,
     **{name: handle_dispute for name in DISPUTE_EVENTS},
-    metering_events.ERROR_REPORT_EVENT: handle_meter_error_report,
+    events.ERROR_REPORT_EVENT: handle_meter_error_report,
 }
 HANDLED_TYPES = tuple(HANDLERS)
 
@@ -217,8 +217,11 @@ def process_event(
     *,
     force: bool = False,
     gateway: GatewayFactory = get_gateway,
+    trigger: str = event_attempts.WORKER,
+    actor: str | None = None,
 ) -> EventOutcome:
-    """Handle a stored event once (again with `force`); marks it in the caller's transaction.
+    """Handle a stored event once (again with `force`); marks it in the caller's transaction,
+    with the attempt (`trigger`: which door ran it, `actor`: who) and the customer it applied to.
 
     Raises on failure: the caller rolls back and records the attempt (`inbox.record_failure`, in
     a transaction of its own) and decides whether to retry. Permanent problems (an object no
@@ -249,4 +252,14 @@ def process_event(
     row.processed_at = utcnow()
     row.attempts += 1
     row.last_error = None
+    row.customer_id = outcome.customer_id or row.customer_id
+    event_attempts.record_attempt(
+        session,
+        event_id,
+        outcome.status,
+        trigger=trigger,
+        actor=actor,
+        customer_id=outcome.customer_id,
+        license_reissued=outcome.license_reissued,
+    )
     return outcome

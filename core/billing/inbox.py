@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -20,8 +20,11 @@ import stripe
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
+from core.billing import event_attempts
 from core.db_steps import Query, Steps, insert_many, many_rows, run_steps
 from core.errors import ConfigurationError, DomainError
+from core.ingress import Ingress
+from core.ingress.batcher import Coalescer
 from core.settings import get_settings
 from models import StripeEvent, utcnow
 
@@ -211,8 +214,17 @@ class PermanentEventError(Exception):
     """Handling failed in a way retrying cannot fix (the event stays `failed`)."""
 
 
-def record_failure(session: Session, event_id: str, error: BaseException, *, final: bool) -> None:
-    """Count a failed attempt and keep its error; `final` leaves the event `failed`.
+def record_failure(
+    session: Session,
+    event_id: str,
+    error: BaseException,
+    *,
+    final: bool,
+    trigger: str = event_attempts.WORKER,
+    actor: str | None = None,
+) -> None:
+    """Count a failed attempt and keep its error (and the attempt, `trigger` and `actor` saying
+    who ran it); `final` leaves the event `failed`.
 
     The one exception to "one transaction per task": the attempt that failed was rolled back, so
     the caller records its failure in a transaction of its own.
@@ -227,6 +239,15 @@ def record_failure(session: Session, event_id: str, error: BaseException, *, fin
     row.last_error = message
     if final:
         row.status = FAILED
+    event_attempts.record_attempt(
+        session,
+        event_id,
+        FAILED if final else event_attempts.RETRYING,
+        trigger=trigger,
+        actor=actor,
+        customer_id=row.customer_id,
+        error=message,
+    )
 
 
 # -- beat: the sweeper ------------------------------------------------------------
@@ -269,3 +290,17 @@ def recent_events(
 
 def get_event(session: Session, event_id: str) -> StripeEvent | None:
     return session.scalar(select(StripeEvent).where(StripeEvent.event_id == event_id))
+
+
+EventIngress = Ingress[dict[str, Any], bool, str]
+
+
+def start_event_ingress(publish: Callable[[list[str]], None]) -> EventIngress:
+    """The Stripe event ingress of an API process, made at its start-up: concurrent deliveries
+    are stored together (`storing_events`, one INSERT a group), and the ids of the new events go
+    to `publish` together (the caller's task publish; the sweeper has whatever it misses)."""
+    return Ingress.start(storing_events, Coalescer(publish), _new_event_ids)
+
+
+def _new_event_ids(events: list[dict[str, Any]], created: Sequence[bool | Exception]) -> list[str]:
+    return [event["id"] for event, new in zip(events, created, strict=True) if new is True]

@@ -18,6 +18,9 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from core import audit
+from core.errors import InvalidInputError, NotFoundError
+from core.text import clean_text
 from models import BillingIssue, utcnow
 
 CONFLICT, DISPUTE, PROMOTION = "conflict", "dispute", "promotion"
@@ -135,6 +138,42 @@ def open_issues(session: Session, customer_id: str | None = None) -> list[Billin
     if customer_id is not None:
         query = query.where(BillingIssue.customer_id == customer_id)
     return list(session.scalars(query.order_by(BillingIssue.created_at, BillingIssue.id)))
+
+
+def recent_issues(
+    session: Session, *, resolved: bool = False, limit: int = 100
+) -> list[BillingIssue]:
+    """Open issues, oldest first; or the latest resolved ones, newest first."""
+    if not resolved:
+        return open_issues(session)[:limit]
+    query = select(BillingIssue).where(BillingIssue.resolved_at.is_not(None))
+    return list(session.scalars(query.order_by(BillingIssue.resolved_at.desc()).limit(limit)))
+
+
+def resolve_issue(session: Session, issue_id: int, note: object) -> BillingIssue:
+    """An operator's "Resolve": the issue is closed with who did it (the session's actor) and
+    their note (required), audited. Resolving a resolved issue changes nothing. The caller
+    commits."""
+    text = clean_text(note, "note", max_length=2000, multi_line=True)
+    if text is None:
+        raise InvalidInputError("say how it was resolved in a note", field="note")
+    issue = session.get(BillingIssue, issue_id, with_for_update=True)
+    if issue is None:
+        raise NotFoundError(f"no billing issue {issue_id}", field="issueId")
+    if issue.resolved_at is None:
+        issue.resolved_at = utcnow()
+        issue.resolved_by = audit.actor_of(session)
+        issue.resolution_note = text
+        session.flush()
+        audit.record(
+            session,
+            "billing_issue.resolve",
+            customer_id=issue.customer_id,
+            reason=text,
+            before={"issue": issue.stripe_object_id, "resolved": False},
+            after={"issue": issue.stripe_object_id, "resolved": True},
+        )
+    return issue
 
 
 def open_issue_counts(session: Session) -> dict[str, int]:

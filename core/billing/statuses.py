@@ -54,3 +54,8 @@ TRIAL_END_GRANTED = frozenset({S.TRIALING, S.ACTIVE})
 # A paid subscription in these has its device overage metered to Stripe (never a trial, whether
 # of the free tier or a paid plan: trial days are not billed).
 METERED = frozenset({S.ACTIVE, S.PAST_DUE})
+# Monthly recurring revenue counts these (not trials, not ended, not unpaid: Stripe stopped
+# collecting), while collection is not paused.
+RECURRING_REVENUE = frozenset({S.ACTIVE, S.PAST_DUE})
+# Money at risk: a renewal charge failed (past_due, retries running) or was given up (unpaid).
+PAYMENT_FAILED = frozenset({S.PAST_DUE, S.UNPAID})

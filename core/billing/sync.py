@@ -1,7 +1,7 @@
 """Bringing a customer's local subscription in line with a Stripe subscription.
 
 Callers (event handlers, plan changes, reconciliation) read the subscription from Stripe first,
-then lock the customer (`customers.service.get_for_update`) and `apply_subscription` with the time
+then lock the customer (`customers.lock.get_for_update`) and `apply_subscription` with the time
 the read started. No Stripe call waits under the lock; order is kept by that time instead: a read
 that started before the one last applied is not applied (every change in Stripe sends an event
 whose handler reads again, so the newest state always arrives last).

@@ -12,14 +12,21 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from sqlalchemy import ColumnElement, or_, select
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session
 
 from core.usage.days import utc_day_start
 from models import AuditEntry, License, OverageMeterEvent, StripeEvent
 
 PER_SOURCE = 100
-KINDS = ("license", "plan", "stripe", "usage", "meter", "operator")
+# The timeline's filters and the kinds each shows.
+FILTERS: dict[str, frozenset[str] | None] = {
+    "all": None,
+    "payment": frozenset({"stripe", "meter"}),
+    "license": frozenset({"license", "plan"}),
+    "usage": frozenset({"usage"}),
+    "operators": frozenset({"operator"}),
+}
 
 
 def stripe_event_customer() -> ColumnElement[str]:
@@ -97,14 +104,10 @@ def _stripe_events(session: Session, stripe_customer_id: str | None) -> Iterable
             StripeEvent.status,
             StripeEvent.last_error,
         )
-        # A processed event past STRIPE_EVENT_RETENTION_DAYS lost its payload: its row still
-        # names the customer.
-        .where(
-            or_(
-                stripe_event_customer() == stripe_customer_id,
-                StripeEvent.stripe_customer_id == stripe_customer_id,
-            )
-        )
+        # Through ix_stripe_events_customer. An event whose payload retention pruned (older
+        # than STRIPE_EVENT_RETENTION_DAYS) is not listed: its row's stripe_customer_id has no
+        # index, and an OR with it would read the whole table.
+        .where(stripe_event_customer() == stripe_customer_id)
         .order_by(StripeEvent.received_at.desc())
         .limit(PER_SOURCE)
     )
@@ -197,3 +200,13 @@ def customer_timeline(
     ]
     items.sort(key=lambda item: item.at, reverse=True)
     return items
+
+
+def shown(items: Sequence[TimelineItem], show: str) -> list[TimelineItem]:
+    """The items a filter shows. "all" keeps of the usage days only the latest and those over
+    the limit: a quiet day a month is noise there (the usage filter lists every day)."""
+    kinds = FILTERS.get(show)
+    if kinds is not None:
+        return [item for item in items if item.kind in kinds]
+    latest_usage = next((item for item in items if item.kind == "usage"), None)
+    return [item for item in items if item.kind != "usage" or item.problem or item is latest_usage]

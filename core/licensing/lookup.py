@@ -18,6 +18,7 @@ TRUST_SECONDS of a license change) and judged by one rule (`license_refusal`).
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -73,7 +74,14 @@ class LicenseAnswer:
 
     @classmethod
     def of(cls, stored: StoredLicense) -> LicenseAnswer:
-        return cls(stored, public_pem_for(stored.kid))
+        return cls(stored, _public_pem(stored.kid, int(time.monotonic())))
+
+
+@lru_cache(maxsize=16)
+def _public_pem(kid: str, _second: int) -> str:
+    # Looked up at most once a second per kid: the ingress builds answers on the event loop, for
+    # every license a group lacks (all of them just after a change), and the lookup reads files.
+    return public_pem_for(kid)
 
 
 # Made for every license read: not frozen, since a frozen dataclass costs four times as much to

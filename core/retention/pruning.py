@@ -1,9 +1,9 @@
 """`billing db prune` and the nightly beat job: every prune step in turn, or what it would do.
 
-On PostgreSQL a table that lost rows is vacuumed right after its step (plain VACUUM: it takes
-no lock that inserts, reads or row updates wait for), so the space of the removed rows is
-reused by the next day's rows and the table and its indexes stay the size of the retention
-window instead of waiting for autovacuum's 20 % of dead rows (bench/growth.py).
+On PostgreSQL a table that lost rows is vacuumed right after its step (plain VACUUM without
+truncation: it takes no lock that inserts, reads or row updates wait for), so the space of the
+removed rows is reused by the next day's rows and the table and its indexes stay the size of
+the retention window instead of waiting for autovacuum's 20 % of dead rows (bench/growth.py).
 """
 
 from __future__ import annotations
@@ -70,7 +70,7 @@ def prune(
 
 
 def vacuum(table: str) -> None:
-    """VACUUM (ANALYZE) `table` on PostgreSQL; skipped when autovacuum is at it already."""
+    """VACUUM `table` on PostgreSQL; skipped when autovacuum is at it already."""
     engine = get_engine()
     if engine.dialect.name != "postgresql":
         return
@@ -80,6 +80,8 @@ def vacuum(table: str) -> None:
             # of the table gives up at once.
             connection.execute(text("SET statement_timeout = 0"))
             connection.execute(text("SET lock_timeout = '1s'"))
-            connection.execute(text(f'VACUUM (ANALYZE) "{table}"'))
+            # TRUNCATE false: giving empty trailing pages back to the file system would take an
+            # exclusive lock that the ingress's inserts wait for; the space is reused anyway.
+            connection.execute(text(f'VACUUM (ANALYZE, TRUNCATE false) "{table}"'))
         except DBAPIError as exc:
             logger.warning("vacuum of %s skipped: %s", table, str(exc.orig).strip())

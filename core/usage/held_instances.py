@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import ColumnElement, and_, exists, func, select, tuple_, update
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
+from core import audit
 from core.errors import InvalidInputError, NotFoundError
 from core.settings import get_settings
 from models import InstanceUsage, UsageReport, utcnow
@@ -40,7 +41,9 @@ def held_instance_of(
     )
 
 
-def new_instances_to_hold(session: Session, report_ids: list[int], now: datetime) -> list[tuple]:
+def new_instances_to_hold(
+    session: Session, report_ids: list[int], now: datetime
+) -> list[tuple[str, str]]:
     """Of the instances these reports would create, the (customer, instance) pairs beyond their
     customer's cap of new instances in the window, in the order the reports were stored. Call it
     with the customers locked (processing does), before the snapshots are written."""
@@ -68,7 +71,7 @@ def new_instances_to_hold(session: Session, report_ids: list[int], now: datetime
             .group_by(InstanceUsage.customer_id)
         ).all()
     )
-    held = []
+    held: list[tuple[str, str]] = []
     for customer_id, instance_id, _ in new:
         created[customer_id] = created.get(customer_id, 0) + 1
         if created[customer_id] > settings.usage_new_instances_per_window:
@@ -76,7 +79,8 @@ def new_instances_to_hold(session: Session, report_ids: list[int], now: datetime
     return held
 
 
-def hold(session: Session, instances: Sequence[tuple], now: datetime) -> None:
+def hold(session: Session, instances: Sequence[tuple[str, str]], now: datetime) -> None:
+    """Hold these (customer, instance) pairs back from every count."""
     if instances:
         session.execute(
             update(InstanceUsage)
@@ -142,4 +146,13 @@ def accept_instances(session: Session, customer_id: str, instance_ids: Sequence[
         .values(held_at=None, accepted_at=utcnow())
         .returning(InstanceUsage.instance_id)
     )
-    return sorted(accepted)
+    counted = sorted(accepted)
+    if counted:
+        audit.record(
+            session,
+            "usage.instances.accept",
+            customer_id=customer_id,
+            before={"held": counted},
+            after={"counted": counted},
+        )
+    return counted

@@ -38,6 +38,12 @@ PREFIX_SEARCH_COLUMNS = (
 )
 
 
+def stripe_event_customer() -> sa.ColumnElement[str]:
+    """The Stripe customer an event's object names, as models/stripe_events.py indexes it."""
+    payload = sa.column("payload", sa.JSON())
+    return payload["data"]["object"]["customer"].as_string()
+
+
 def upgrade() -> None:
     with op.batch_alter_table("api_keys") as batch:
         # Every key made before roles existed stays able to change things.
@@ -84,6 +90,7 @@ def upgrade() -> None:
             [sa.func.lower(sa.column(column)).label(label)],
             postgresql_ops={label: "text_pattern_ops"},
         )
+    op.create_index("ix_stripe_events_customer", "stripe_events", [stripe_event_customer()])
     if op.get_bind().dialect.name == "postgresql":
         op.execute(APPEND_ONLY_FUNCTION)
         op.execute(APPEND_ONLY_TRIGGER)
@@ -93,6 +100,9 @@ def downgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
         op.execute("DROP TRIGGER audit_log_append_only ON audit_log")
         op.execute("DROP FUNCTION audit_log_append_only()")
+    # On SQLite a later batch migration of stripe_events rebuilds the table without this
+    # expression index (it cannot reflect one): it may be gone already.
+    op.drop_index("ix_stripe_events_customer", table_name="stripe_events", if_exists=True)
     for _, label in PREFIX_SEARCH_COLUMNS:
         op.drop_index(f"ix_customers_{label}_prefix", table_name="customers")
     op.drop_index("ix_audit_log_actor", table_name="audit_log")

@@ -85,3 +85,33 @@ def test_api_key_creation_and_revocation_are_audited() -> None:
     assert actions == "apikey.create,apikey.revoke"
     wrong = runner.invoke(app, ["apikey", "create", "--name", "x", "--role", "admin"])
     assert wrong.exit_code == 1 and "role must be one of" in wrong.output
+
+
+def test_api_reissue_and_reinstate_with_a_reason_are_audited(api_client, admin_headers) -> None:
+    customer_id = _customer(api_client, admin_headers)
+    before = pg_scalar(
+        f"SELECT jti FROM licenses WHERE customer_id = '{customer_id}' AND superseded_at IS NULL"
+    )
+    reissued = api_client.post(
+        f"/api/licenses/{customer_id}/reissue", json={"reason": "lost"}, headers=admin_headers
+    )
+    assert reissued.status_code == 200 and reissued.json()["jti"] != before
+    api_client.post(f"/api/licenses/{customer_id}/revoke", json={}, headers=admin_headers)
+    reinstated = api_client.post(
+        f"/api/licenses/{customer_id}/reinstate", json={"reason": "paid"}, headers=admin_headers
+    )
+    assert reinstated.status_code == 200
+    listed = api_client.get(
+        "/api/audit", params={"customerId": customer_id, "limit": 2}, headers=admin_headers
+    ).json()
+    assert [(e["action"], e["reason"]) for e in listed["entries"]] == [
+        ("license.reinstate", "paid"),
+        ("license.revoke", None),
+    ]
+    assert listed["nextBeforeId"] is not None
+    older = api_client.get(
+        "/api/audit",
+        params={"customerId": customer_id, "beforeId": listed["nextBeforeId"]},
+        headers=admin_headers,
+    ).json()
+    assert [e["action"] for e in older["entries"]] == ["license.reissue", "customer.create"]

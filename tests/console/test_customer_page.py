@@ -20,7 +20,7 @@ def _expected_overage_device_days() -> int:
         day = (now - timedelta(days=days_ago, minutes=5)).date()
         if day < start:
             continue
-        devices = (60 if days_ago < 3 else 38 + days_ago % 7) + (19 if days_ago >= 2 else 0)
+        devices = (60 if days_ago < 3 else 25 + days_ago % 7) + (19 if days_ago >= 2 else 0)
         total += max(0, devices - 50)
     return total
 

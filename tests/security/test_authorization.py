@@ -7,6 +7,7 @@ licenses and database rows, and checks the status (and that refusals use the JSO
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -139,6 +140,18 @@ ROUTES: dict[tuple[str, str], RouteCase] = {
     ("POST", "/console/customers/{customer_id}/cancel"): RouteCase(CONSOLE_PAGE),
     ("POST", "/console/customers/{customer_id}/portal"): RouteCase(CONSOLE_PAGE),
     ("GET", "/console/audit"): RouteCase(CONSOLE_PAGE),
+    # Operations pages and their actions (tests/console/test_operations_pages.py).
+    ("GET", "/console/at-risk"): RouteCase(CONSOLE_PAGE),
+    ("GET", "/console/events"): RouteCase(CONSOLE_PAGE),
+    ("GET", "/console/events/{event_id}"): RouteCase(CONSOLE_PAGE),
+    ("POST", "/console/events/{event_id}/process"): RouteCase(CONSOLE_PAGE),
+    ("POST", "/console/events/fetch"): RouteCase(CONSOLE_PAGE),
+    ("GET", "/console/meter-events"): RouteCase(CONSOLE_PAGE),
+    ("POST", "/console/meter-events/send-again"): RouteCase(CONSOLE_PAGE),
+    ("POST", "/console/meter-events/settle"): RouteCase(CONSOLE_PAGE),
+    ("GET", "/console/billing-issues"): RouteCase(CONSOLE_PAGE),
+    ("POST", "/console/billing-issues/{issue_id}/resolve"): RouteCase(CONSOLE_PAGE),
+    ("GET", "/console/customers/{customer_id}/next-invoice"): RouteCase(CONSOLE_PAGE),
 }
 
 
@@ -191,7 +204,9 @@ def test_route_admits_exactly_its_callers(
 ) -> None:
     method, template = route
     case = ROUTES[route]
-    path = template.format(customer_id=matrix_callers.customer_a, subscription_id="sub_missing")
+    # Other path ids (an event, an issue) name nothing that exists.
+    ids = {"customer_id": matrix_callers.customer_a, "subscription_id": "sub_missing"}
+    path = template.format_map(defaultdict(lambda: "1", ids))
     outcomes: dict[str, int] = {}
     for caller in CALLERS:
         token = _token(matrix_callers, caller)

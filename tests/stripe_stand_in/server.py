@@ -38,6 +38,7 @@ from .ids import request_id as new_request_id
 from .listing import expand
 from .meters import Meters
 from .portal import PortalAndDisputes
+from .previews import InvoicePreviews
 from .routes import build_routes, resolve, run_handler
 from .store import Obj, Store
 from .subscriptions import Subscriptions
@@ -158,6 +159,8 @@ class StripeStandIn:
         self._routes += self.meters.routes()
         self.portal = PortalAndDisputes(self.store)
         self._routes += self.portal.routes()
+        self.previews = InvoicePreviews(self.store, self.subscriptions, self.meters)
+        self._routes += self.previews.routes()
         self._requests: list[RecordedRequest] = []
         self._saved: dict[str, _Saved] = {}
         self._fail_budget, self._fail_status, self._down = 0, 500, False

@@ -17,6 +17,7 @@ from core.db import session_scope
 from models import Subscription
 from tasks.billing import meter_usage
 from tests.api.test_usage_overage import report
+from tests.console.conftest import console_client, operator  # noqa: F401 - fixtures
 from tests.stripe_fixtures import *  # noqa: F403
 from tests.stripe_fixtures import (
     configured_for,
@@ -32,7 +33,9 @@ pytestmark = pytest.mark.usefixtures("celery_worker")
 
 
 def test_a_late_day_is_carried_into_the_open_period_billed_and_shown(
-    api_client: Any, admin_headers: dict[str, str]
+    api_client: Any,
+    admin_headers: dict[str, str],
+    operator: Any,  # noqa: F811
 ) -> None:
     real = time.time()
     clock = [real - 33 * 86400]
@@ -74,5 +77,8 @@ def test_a_late_day_is_carried_into_the_open_period_billed_and_shown(
             assert overage["periodDeviceDays"] >= 4
             printed = CliRunner().invoke(app, ["usage", "--customer", customer_id, "--days", "7"])
             assert "carried over into this period" in printed.output
+            console, _ = operator
+            page = console.get(f"/console/customers/{customer_id}").text
+            assert "Carried over" in page and "sent after its period was invoiced" in page
     finally:
         server.stop()

@@ -156,3 +156,32 @@ def test_setup_puts_overage_prices_on_a_hand_made_catalogues_products(
     for line in made.prices:
         assert client.v1.prices.retrieve(line.price_id).product == products[line.plan]
     assert len(client.v1.products.list().data) == 2  # no product of ours beside them
+
+
+def test_a_classic_mode_subscription_keeps_its_overage_item_while_the_period_has_usage(
+    stand_in: StripeStandIn,
+) -> None:
+    """Classic billing mode never bills the usage of a metered price removed mid-period: the
+    item stays until a period without usage, then goes."""
+    from core.billing.metering.meters import fit_overage_item, overage_item
+
+    client = stand_in.client()
+    customer = client.v1.customers.create(params={"email": "classic@example.com"})
+    keys = ["zemfyre_starter_monthly", "zemfyre_starter_device_overage"]
+    flat, metered = (
+        client.v1.prices.list(params={"lookup_keys": [key]}).data[0].id for key in keys
+    )
+    sub = client.v1.subscriptions.create(
+        params={
+            "customer": customer.id,
+            "items": [{"price": flat, "quantity": 1}, {"price": metered}],
+            "billing_mode": {"type": "classic"},
+        }
+    ).to_dict()
+
+    assert fit_overage_item(get_gateway(), sub, None, period_has_usage=True) is None
+    assert overage_item(get_gateway().retrieve_subscription(sub["id"])) is not None
+
+    emptied = fit_overage_item(get_gateway(), sub, None, period_has_usage=False)
+
+    assert emptied is not None and overage_item(emptied) is None

@@ -18,7 +18,7 @@ from core.usage.held_instances import accept_instances, held_instances
 from core.usage.processing import process_reports
 from core.usage.rollups import rollup_day
 from core.usage.snapshots import current_devices
-from models import InstanceUsage, utcnow
+from models import AuditEntry, InstanceUsage, utcnow
 from tests.core.billing.test_metering import paying_customer, record, recorded_events, report
 
 # Yesterday: finished (so it can be metered) and recent (so its snapshots count as current).
@@ -82,6 +82,10 @@ def test_instances_beyond_the_cap_count_nowhere_until_accepted(cap_of_two) -> No
         accepted = session.get(InstanceUsage, (customer_id, "i-2"))
         assert accepted is not None and accepted.held_at is None
         assert accepted.accepted_at is not None
+        (entry,) = session.scalars(
+            select(AuditEntry).where(AuditEntry.action == "usage.instances.accept")
+        )
+        assert (entry.customer_id, entry.after) == (customer_id, {"counted": ["i-2"]})
 
 
 def test_the_cap_counts_instances_new_within_the_window(cap_of_two) -> None:
@@ -128,4 +132,9 @@ def test_billing_usage_lists_and_accepts_held_instances(cap_of_two) -> None:
     assert accepted.exit_code == 0, accepted.output
     assert "Counted from now on: i-2" in accepted.output
     assert "No held instances." in accepted.output
+    with session_scope() as session:
+        actors = session.scalars(
+            select(AuditEntry.actor).where(AuditEntry.action == "usage.instances.accept")
+        ).all()
+    assert [actor.startswith("cli:") for actor in actors] == [True]
     assert _current_active(customer_id) == 12

@@ -1,0 +1,275 @@
+"""Money at risk: what could be lost if nobody looks. Each row names its customer (the page links
+it): renewals whose charge failed (amount due, since when, when access ends), subscriptions set
+to cancel at the period's end, open disputes, customers over their device limit, and trials
+about to end with no payment method (no Stripe subscription: nothing will be charged).
+
+Amount due and since when come from the customer's `invoice.payment_failed` events (the first
+failure of the invoice Stripe is retrying); without one, since when is the date paid through.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, func, select, tuple_
+from sqlalchemy.orm import Session
+
+from core.billing import issues, statuses
+from core.billing.metering.estimate import is_billed
+from core.operations.overview import TRIAL_ENDING_DAYS, trials_ending_within
+from core.plans import get_plan
+from core.settings import get_settings
+from core.usage.limits import OVER_PERCENT, device_limit
+from core.usage.snapshots import current_devices
+from models import BillingIssue, Customer, StripeEvent, Subscription, utcnow
+
+PAYMENT_FAILED_EVENT = "invoice.payment_failed"
+# How far back failed-payment events are read (Stripe retries for up to about a month).
+_FAILED_EVENTS_DAYS = 60
+_LIMIT = 200
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerRef:
+    customer_id: str
+    email: str
+    company: str | None
+    plan: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class FailedPayment:
+    customer: CustomerRef
+    status: str
+    amount_due_cents: int | None
+    since: datetime | None
+    # The license stops granting the plan then (paid through + LICENSE_PAST_DUE_GRACE_DAYS).
+    access_ends_at: datetime | None
+    invoice_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Canceling:
+    customer: CustomerRef
+    ends_at: datetime | None
+    monthly_cents: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Dispute:
+    customer: CustomerRef | None
+    dispute_id: str
+    status: str
+    amount_cents: int | None
+    opened_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class OverLimit:
+    customer: CustomerRef
+    devices: int
+    limit: int
+    # Whether the overage is billed (a paid metered plan) or the instance is refused.
+    billed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class TrialEnding:
+    customer: CustomerRef
+    ends_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class MoneyAtRisk:
+    failed_payments: list[FailedPayment]
+    canceling: list[Canceling]
+    disputes: list[Dispute]
+    over_limit: list[OverLimit]
+    trials_without_payment: list[TrialEnding]
+
+    @property
+    def amount_due_cents(self) -> int:
+        return sum(row.amount_due_cents or 0 for row in self.failed_payments)
+
+
+def _ref(row: Any) -> CustomerRef:
+    return CustomerRef(row.customer_id, row.email, row.company_name, row.plan)
+
+
+def _customers():  # type: ignore[no-untyped-def]
+    return select(
+        Customer.customer_id,
+        Customer.email,
+        Customer.company_name,
+        Subscription.plan,
+        Subscription.status,
+        Subscription.paid_through_at,
+        Subscription.current_period_ends_at,
+        Subscription.trial_ends_at,
+        Subscription.stripe_subscription_id,
+    ).join(Subscription, Subscription.customer_id == Customer.customer_id)
+
+
+def _failed_invoices(
+    session: Session, customer_ids: list[str], now: datetime
+) -> dict[str, tuple[int | None, datetime, str | None]]:
+    """Per customer: the amount due of its latest failed invoice and when that invoice first
+    failed. Two grouped queries; only each customer's latest payload is read."""
+    if not customer_ids:
+        return {}
+    failed = and_(
+        StripeEvent.customer_id.in_(customer_ids),
+        StripeEvent.type == PAYMENT_FAILED_EVENT,
+        StripeEvent.stripe_created >= int((now - timedelta(days=_FAILED_EVENTS_DAYS)).timestamp()),
+    )
+    invoice = StripeEvent.payload["data"]["object"]["id"].as_string()
+    newest = (
+        select(
+            StripeEvent.customer_id,
+            invoice.label("invoice_id"),
+            StripeEvent.payload["data"]["object"]["amount_due"].as_integer().label("amount"),
+            func.row_number()
+            .over(partition_by=StripeEvent.customer_id, order_by=StripeEvent.stripe_created.desc())
+            .label("rank"),
+        )
+        .where(failed)
+        .subquery()
+    )
+    latest = {
+        row.customer_id: (row.amount, row.invoice_id)
+        for row in session.execute(select(newest).where(newest.c.rank == 1))
+    }
+    if not latest:
+        return {}
+    firsts = session.execute(
+        select(StripeEvent.customer_id, func.min(StripeEvent.stripe_created))
+        .where(
+            failed,
+            tuple_(StripeEvent.customer_id, invoice).in_(
+                [(customer, invoice_id) for customer, (_, invoice_id) in latest.items()]
+            ),
+        )
+        .group_by(StripeEvent.customer_id)
+    ).all()
+    return {
+        customer_id: (
+            latest[customer_id][0],
+            datetime.fromtimestamp(first, UTC),
+            latest[customer_id][1],
+        )
+        for customer_id, first in firsts
+    }
+
+
+def failed_payments(session: Session, now: datetime) -> list[FailedPayment]:
+    rows = session.execute(
+        _customers()
+        .where(Subscription.status.in_(statuses.PAYMENT_FAILED))
+        .order_by(Subscription.paid_through_at)
+        .limit(_LIMIT)
+    ).all()
+    failed = _failed_invoices(session, [row.customer_id for row in rows], now)
+    grace = timedelta(days=get_settings().license_past_due_grace_days)
+    found = []
+    for row in rows:
+        amount, since, invoice_id = failed.get(row.customer_id, (None, None, None))
+        ends = row.paid_through_at + grace if row.paid_through_at else None
+        if row.status != statuses.S.PAST_DUE:
+            ends = row.paid_through_at
+        found.append(
+            FailedPayment(
+                _ref(row), row.status, amount, since or row.paid_through_at, ends, invoice_id
+            )
+        )
+    return found
+
+
+def canceling(session: Session) -> list[Canceling]:
+    rows = session.execute(
+        _customers()
+        .where(
+            Subscription.cancel_at_period_end.is_(True),
+            Subscription.status.not_in(statuses.ENDED),
+        )
+        .order_by(Subscription.current_period_ends_at)
+        .limit(_LIMIT)
+    ).all()
+    return [
+        Canceling(_ref(row), row.current_period_ends_at, get_plan(row.plan).monthly_price_cents)
+        for row in rows
+    ]
+
+
+def open_disputes(session: Session) -> list[Dispute]:
+    rows = session.execute(
+        select(BillingIssue, Customer.email, Customer.company_name, Subscription.plan)
+        .outerjoin(Customer, Customer.customer_id == BillingIssue.customer_id)
+        .outerjoin(Subscription, Subscription.customer_id == BillingIssue.customer_id)
+        .where(BillingIssue.kind == issues.DISPUTE, BillingIssue.resolved_at.is_(None))
+        .order_by(BillingIssue.created_at)
+        .limit(_LIMIT)
+    ).all()
+    return [
+        Dispute(
+            CustomerRef(issue.customer_id, email, company, plan) if issue.customer_id else None,
+            issue.stripe_object_id,
+            issue.stripe_status,
+            issue.amount_cents,
+            issue.created_at,
+        )
+        for issue, email, company, plan in rows
+    ]
+
+
+def over_limit(session: Session, now: datetime) -> list[OverLimit]:
+    """Customers whose current devices (instances reporting lately) pass their plan's limit;
+    the processing's 100 % mark narrows the search to the few at or over it."""
+    candidates = list(
+        session.scalars(
+            select(Customer.customer_id)
+            .where(Customer.usage_threshold_percent >= OVER_PERCENT)
+            .limit(_LIMIT)
+        )
+    )
+    if not candidates:
+        return []
+    current = current_devices(candidates, now=now)
+    rows = session.execute(
+        _customers()
+        .add_columns(Customer.plan_overrides, func.coalesce(current.c.active, 0).label("active"))
+        .outerjoin(current, current.c.customer_id == Customer.customer_id)
+        .where(Customer.customer_id.in_(candidates))
+    ).all()
+    found = []
+    for row in rows:
+        limit = device_limit(row.plan, row.plan_overrides)
+        if limit is not None and int(row.active) > limit:
+            billed = is_billed(row.plan, row.status)
+            found.append(OverLimit(_ref(row), int(row.active), limit, billed))
+    return sorted(found, key=lambda item: item.limit - item.devices)
+
+
+def trials_without_payment(session: Session, now: datetime) -> list[TrialEnding]:
+    rows = session.execute(
+        _customers()
+        .where(
+            trials_ending_within(TRIAL_ENDING_DAYS, now),
+            Subscription.stripe_subscription_id.is_(None),
+        )
+        .order_by(Subscription.trial_ends_at)
+        .limit(_LIMIT)
+    ).all()
+    return [TrialEnding(_ref(row), row.trial_ends_at) for row in rows]
+
+
+def money_at_risk(session: Session, *, now: datetime | None = None) -> MoneyAtRisk:
+    now = now or utcnow()
+    return MoneyAtRisk(
+        failed_payments=failed_payments(session, now),
+        canceling=canceling(session),
+        disputes=open_disputes(session),
+        over_limit=over_limit(session, now),
+        trials_without_payment=trials_without_payment(session, now),
+    )

@@ -1,0 +1,136 @@
+"""Overage meter events per customer and day, as an operator reads them: what was sent, what
+Stripe refused for good (failed), what could not be confirmed (unconfirmed) and what still
+waits; and the two actions the CLI has, "Send again" (`billing stripe meter-retry`) and
+"Settle" (`billing stripe meter-settle`), through the same service functions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+
+from sqlalchemy import case, func, select
+from sqlalchemy.orm import Session
+
+from core.billing.metering import events as meter_events
+from core.errors import InvalidInputError
+from models import Customer, OverageMeterEvent, utcnow
+
+STATES = (meter_events.SENT, meter_events.UNSENT, meter_events.FAILED, meter_events.UNCONFIRMED)
+MAX_DAYS = 90
+# Customer-days on one page (newest first); narrow by state or customer to see others.
+_LIMIT = 100
+
+
+@dataclass(frozen=True, slots=True)
+class MeterEventNote:
+    """One event of a day that is not sent: what an action needs (its id) and why."""
+
+    event_id: int
+    identifier: str
+    state: str
+    value: int
+    error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerDay:
+    customer_id: str
+    email: str | None
+    day: date
+    device_days: int
+    events: int
+    counts: dict[str, int]
+    notes: list[MeterEventNote] = field(default_factory=list)
+
+    @property
+    def state(self) -> str:
+        """The day's worst state: failed, unconfirmed, unsent, or sent."""
+        for state in (meter_events.FAILED, meter_events.UNCONFIRMED, meter_events.UNSENT):
+            if self.counts.get(state):
+                return state
+        return meter_events.SENT
+
+
+def _checked(days: int, state: str | None) -> None:
+    if not 1 <= days <= MAX_DAYS:
+        raise InvalidInputError(f"days must be between 1 and {MAX_DAYS}", field="days")
+    if state is not None and state not in STATES:
+        raise InvalidInputError(f"state must be one of {', '.join(STATES)}", field="state")
+
+
+def customer_days(
+    session: Session,
+    *,
+    days: int = 7,
+    state: str | None = None,
+    customer_id: str | None = None,
+    now: datetime | None = None,
+) -> list[CustomerDay]:
+    """Per customer and day of the last `days` days (newest first): device-days recorded, and
+    how many of the day's events are in each state."""
+    _checked(days, state)
+    first = (now or utcnow()).date() - timedelta(days=days)
+    window = [OverageMeterEvent.day >= first]
+    if customer_id:
+        window.append(OverageMeterEvent.customer_id == customer_id)
+    counts = [
+        func.sum(case((meter_events.in_state(name), 1), else_=0)).label(name) for name in STATES
+    ]
+    query = (
+        select(
+            OverageMeterEvent.customer_id,
+            OverageMeterEvent.day,
+            func.sum(OverageMeterEvent.value).label("device_days"),
+            func.count().label("events"),
+            *counts,
+        )
+        .where(*window)
+        .group_by(OverageMeterEvent.customer_id, OverageMeterEvent.day)
+        .order_by(OverageMeterEvent.day.desc(), OverageMeterEvent.customer_id)
+        .limit(_LIMIT)
+    )
+    if state is not None:
+        query = query.having(func.sum(case((meter_events.in_state(state), 1), else_=0)) > 0)
+    rows = session.execute(query).all()
+    emails = dict(
+        session.execute(
+            select(Customer.customer_id, Customer.email).where(
+                Customer.customer_id.in_({row.customer_id for row in rows})
+            )
+        ).all()
+    )
+    notes = _notes(session, window)
+    return [
+        CustomerDay(
+            customer_id=row.customer_id,
+            email=emails.get(row.customer_id),
+            day=row.day,
+            device_days=int(row.device_days or 0),
+            events=int(row.events),
+            counts={name: int(getattr(row, name) or 0) for name in STATES},
+            notes=notes.get((row.customer_id, row.day), []),
+        )
+        for row in rows
+    ]
+
+
+def _notes(session: Session, window: list) -> dict[tuple[str, date], list[MeterEventNote]]:  # type: ignore[type-arg]
+    """The window's events that are not sent (few: the actions' candidates)."""
+    rows = session.scalars(
+        select(OverageMeterEvent)
+        .where(*window, OverageMeterEvent.sent_at.is_(None))
+        .order_by(OverageMeterEvent.id)
+        .limit(_LIMIT)
+    )
+    found: dict[tuple[str, date], list[MeterEventNote]] = {}
+    for event in rows:
+        found.setdefault((event.customer_id, event.day), []).append(
+            MeterEventNote(
+                event.id,
+                event.identifier,
+                meter_events.state_of(event),
+                event.value,
+                event.last_error,
+            )
+        )
+    return found

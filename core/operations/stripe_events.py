@@ -1,0 +1,150 @@
+"""The Stripe events an operator looks through: filtered by type, customer and state, newest
+first, a page at a time (keyset on Stripe's `created`, so deep pages stay fast); one event with
+its payload, every handling attempt and the license it issued."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import and_, or_, select
+from sqlalchemy.orm import Session
+
+from core.billing import inbox
+from core.billing.event_attempts import attempts_of
+from core.errors import InvalidInputError, NotFoundError
+from models import Customer, License, StripeEvent, StripeEventAttempt
+
+# The states an operator filters by, and the stored statuses each one covers.
+PROCESSED, FAILED, WAITING = "processed", "failed", "waiting"
+STATES: dict[str, tuple[str, ...]] = {
+    PROCESSED: (inbox.PROCESSED, inbox.IGNORED),
+    FAILED: (inbox.FAILED,),
+    WAITING: (inbox.PENDING,),
+}
+PAGE_SIZE = 50
+
+
+@dataclass(frozen=True, slots=True)
+class EventFilter:
+    type: str | None = None
+    customer_id: str | None = None
+    state: str | None = None
+    # Keyset: the next page starts below this (stripe_created, id).
+    before: tuple[int, int] | None = None
+
+    def __post_init__(self) -> None:
+        if self.state is not None and self.state not in STATES:
+            raise InvalidInputError(
+                f"state must be one of {', '.join(STATES)}, not {self.state!r}", field="state"
+            )
+
+
+@dataclass(frozen=True, slots=True)
+class EventRow:
+    row_id: int
+    event_id: str
+    type: str
+    status: str
+    created: datetime
+    received_at: datetime
+    attempts: int
+    last_error: str | None
+    customer_id: str | None
+    source: str
+
+    @property
+    def cursor(self) -> str:
+        return f"{int(self.created.timestamp())}-{self.row_id}"
+
+
+def parse_cursor(value: str | None) -> tuple[int, int] | None:
+    """A page cursor ("<created>-<id>") from the query string, or a 422 naming `before`."""
+    if not value:
+        return None
+    created, _, row_id = value.partition("-")
+    if not (created.isdigit() and row_id.isdigit()):
+        raise InvalidInputError("before must be a page cursor from the list", field="before")
+    return int(created), int(row_id)
+
+
+def list_events(session: Session, wanted: EventFilter, *, limit: int = PAGE_SIZE) -> list[EventRow]:
+    """A page of events, newest first (the payload is not read)."""
+    query = select(
+        StripeEvent.id,
+        StripeEvent.event_id,
+        StripeEvent.type,
+        StripeEvent.status,
+        StripeEvent.stripe_created,
+        StripeEvent.received_at,
+        StripeEvent.attempts,
+        StripeEvent.last_error,
+        StripeEvent.customer_id,
+        StripeEvent.source,
+    )
+    if wanted.type:
+        query = query.where(StripeEvent.type == wanted.type)
+    if wanted.customer_id:
+        query = query.where(StripeEvent.customer_id == wanted.customer_id)
+    if wanted.state:
+        query = query.where(StripeEvent.status.in_(STATES[wanted.state]))
+    if wanted.before is not None:
+        created, row_id = wanted.before
+        query = query.where(
+            or_(
+                StripeEvent.stripe_created < created,
+                and_(StripeEvent.stripe_created == created, StripeEvent.id < row_id),
+            )
+        )
+    rows = session.execute(
+        query.order_by(StripeEvent.stripe_created.desc(), StripeEvent.id.desc()).limit(limit)
+    ).all()
+    return [
+        EventRow(
+            row.id,
+            row.event_id,
+            row.type,
+            row.status,
+            datetime.fromtimestamp(row.stripe_created, UTC),
+            row.received_at,
+            row.attempts,
+            row.last_error,
+            row.customer_id,
+            row.source,
+        )
+        for row in rows
+    ]
+
+
+@dataclass(frozen=True, slots=True)
+class EventDetail:
+    event: StripeEvent
+    attempts: list[StripeEventAttempt]
+    # The license an attempt issued (the latest that did), as it is now.
+    license: License | None
+    customer: Customer | None
+
+    @property
+    def payload(self) -> dict[str, Any] | None:
+        """None once pruned (STRIPE_EVENT_RETENTION_DAYS after it was processed)."""
+        return self.event.payload
+
+    @property
+    def created(self) -> datetime:
+        return datetime.fromtimestamp(self.event.stripe_created, UTC)
+
+
+def event_detail(session: Session, event_id: str) -> EventDetail:
+    event = inbox.get_event(session, event_id)
+    if event is None:
+        raise NotFoundError(f"no stored Stripe event {event_id!r}", field="eventId")
+    attempts = attempts_of(session, event_id)
+    issued = next((a.license_jti for a in reversed(attempts) if a.license_jti), None)
+    license_row = session.scalar(select(License).where(License.jti == issued)) if issued else None
+    customer = (
+        session.scalar(select(Customer).where(Customer.customer_id == event.customer_id))
+        if event.customer_id
+        else None
+    )
+    return EventDetail(event, attempts, license_row, customer)

@@ -1,0 +1,50 @@
+"""The customer page's "Next invoice" panel: Stripe's lines beside our estimate, a disagreement
+flagged, Stripe unreachable never an error page."""
+
+from __future__ import annotations
+
+from core.billing import invoice_preview
+from core.db import session_scope
+from core.usage.parsing import ReportInput
+from models import utcnow
+from tests.helpers.reports import store_report
+from tests.stripe_fixtures import *  # noqa: F403
+from tests.stripe_fixtures import handle_inline, new_customer, start_checkout
+
+
+def _starter_over_its_limit(stand_in) -> str:  # type: ignore[no-untyped-def]
+    invoice_preview.clear_cache()
+    customer_id = new_customer()
+    handle_inline(start_checkout(stand_in, customer_id, plan="starter"))
+    with session_scope() as session:
+        store_report(
+            session, ReportInput(customer_id, "edge-1", 14, 14, utcnow()), license_jti=None
+        )
+    return customer_id
+
+
+def test_the_panel_shows_stripes_lines_and_flags_the_difference(stand_in, operator) -> None:  # type: ignore[no-untyped-def]
+    client, _ = operator
+    customer_id = _starter_over_its_limit(stand_in)
+    customer_page = client.get(f"/console/customers/{customer_id}").text
+    assert f'hx-get="/console/customers/{customer_id}/next-invoice"' in customer_page
+
+    panel = client.get(
+        f"/console/customers/{customer_id}/next-invoice", headers={"HX-Request": "true"}
+    )
+    assert panel.status_code == 200 and "<html" not in panel.text
+    assert "Stripe preview" in panel.text and "$29.00" in panel.text
+    assert "$29.40" in panel.text  # ours: $29 + 4 device-days x 10 cents
+    assert "differ by -$0.40" in panel.text
+    assert "Stripe has 0 device-day(s), we count 4" in panel.text
+    assert 'class="line-flat"' in panel.text and 'class="line-overage"' in panel.text
+
+
+def test_stripe_down_shows_our_estimate_and_says_so(stand_in, operator) -> None:  # type: ignore[no-untyped-def]
+    client, _ = operator
+    customer_id = _starter_over_its_limit(stand_in)
+    stand_in.set_down(True)
+    page = client.get(f"/console/customers/{customer_id}/next-invoice")
+    assert page.status_code == 200
+    assert "preview unavailable" in page.text and "$29.40" in page.text
+    assert "Stripe&#39;s preview is unavailable" in page.text
