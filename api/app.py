@@ -6,24 +6,22 @@ from fastapi import FastAPI
 from starlette.types import Receive, Scope, Send
 
 from api import audit, console, customers, health, licenses, metrics, subscriptions, usage, webhooks
+from api.envelope import Envelope
 from api.errors import install_error_handlers
-from api.ingress_lane import IngressLane, LaneRoute
-from api.middleware import install_middleware
+from api.ingress_lane import HotRoutes, LaneRoute
 
 
 class BillingApi(FastAPI):
-    """FastAPI, with the hot paths (usage reports, Stripe webhooks, instance check-in, the admin
-    license read) answered before it by the ingress lane (api/ingress_lane.py): routing,
-    dependencies and middleware cost more than their work."""
+    """FastAPI inside the envelope (api/envelope.py), which answers the hot routes (usage
+    reports, Stripe webhooks, instance check-in, the admin license read) with their handlers:
+    routing and dependencies cost more than their work."""
 
-    lane: IngressLane
+    envelope: Envelope
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            route = self.lane.route_for(scope)
-            if route is not None:
-                await self.lane.serve(route, self.state, scope, receive, send)
-                return
+        await self.envelope(scope, receive, send)
+
+    async def serve_in_framework(self, scope: Scope, receive: Receive, send: Send) -> None:
         await super().__call__(scope, receive, send)
 
 
@@ -37,11 +35,16 @@ def create_app() -> BillingApi:
         ),
     )
     install_error_handlers(app)
-    install_middleware(app)
-    app.lane = IngressLane(
+    hot = HotRoutes(
         [
             LaneRoute("POST", "/api/usage/report", usage.receive_report),
-            LaneRoute("POST", "/webhooks/stripe", webhooks.receive_event, credentialed=False),
+            LaneRoute(
+                "POST",
+                "/webhooks/stripe",
+                webhooks.receive_event,
+                credentialed=False,
+                limited=False,
+            ),
             LaneRoute("GET", "/api/licenses/current", licenses.check_in_lane),
             LaneRoute(
                 "GET",
@@ -61,6 +64,7 @@ def create_app() -> BillingApi:
     app.include_router(usage.router)
     app.include_router(webhooks.router)
     console.install(app)
+    app.envelope = Envelope(app.serve_in_framework, hot=hot, state=app.state, openapi=app.openapi)
     return app
 
 

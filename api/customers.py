@@ -7,7 +7,7 @@ from pydantic import Field
 
 from api.deps import AdminKey, DbSession
 from api.schemas import CamelModel, CustomerIdPath, Page, error_responses
-from core.customers import service as customer_service
+from core.customers import service
 from models import Customer, License, Subscription
 
 router = APIRouter(
@@ -87,14 +87,14 @@ def _detail(
     responses=error_responses(403, 409, 413),
 )
 def create_customer(body: CustomerCreate, _: AdminKey, session: DbSession) -> CustomerCreated:
-    customer = customer_service.create_customer(
+    customer = service.create_customer(
         session,
         email=body.email,
         name=body.name,
         company_name=body.company_name if body.company_name is not None else body.company,
         plan=body.plan,
     )
-    detail = customer_service.customer_detail(session, customer.customer_id)
+    detail = service.customer_detail(session, customer.customer_id)
     assert detail.subscription is not None and detail.license is not None
     return CustomerCreated(
         customer=CustomerOut.model_validate(customer),
@@ -112,7 +112,7 @@ def list_customers(
     # Bounded so a huge offset is a 422, not a database overflow (PostgreSQL bigint).
     offset: int = Query(0, ge=0, le=2_147_483_647),
 ) -> Page[CustomerOut]:
-    rows, total = customer_service.list_customers(session, limit=limit, offset=offset)
+    rows, total = service.list_customers(session, limit=limit, offset=offset)
     return Page[CustomerOut](
         items=[CustomerOut.model_validate(row) for row in rows],
         total=total,
@@ -127,5 +127,5 @@ def list_customers(
     responses=error_responses(404),
 )
 def get_customer(customer_id: CustomerIdPath, _: AdminKey, session: DbSession) -> CustomerDetailOut:
-    detail = customer_service.customer_detail(session, customer_id)
+    detail = service.customer_detail(session, customer_id)
     return _detail(detail.customer, detail.subscription, detail.license)

@@ -80,7 +80,9 @@ async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
         return error_response(422, "validation_error", "body: not valid UTF-8 JSON", "body")
     code = HTTP_CODES.get(exc.status_code, "error")
     message = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ")
-    return error_response(exc.status_code, code, message, headers=getattr(exc, "headers", None))
+    field = getattr(exc, "field", None)
+    headers = getattr(exc, "headers", None)
+    return error_response(exc.status_code, code, message, field, headers=headers)
 
 
 Answer = tuple[int, dict[str, Any], dict[str, str] | None]

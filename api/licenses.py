@@ -14,8 +14,7 @@ from api.deps import AdminKey, DbSession
 from api.ingress_lane import LaneAnswer, LaneRequest, answer_in_framework
 from api.schemas import CamelModel, CustomerIdPath, error_responses
 from core.errors import ConfigurationError
-from core.licensing import keys
-from core.licensing import reads as license_reads
+from core.licensing import keys, reads
 from core.licensing.reads import LicenseAnswer
 from core.licensing.revocation import reinstate_license, reissue_now, revoke_license
 from core.licensing.tokens import ALGORITHM
@@ -141,7 +140,7 @@ async def check_in(request: Request) -> Response:
 async def check_in_lane(request: LaneRequest) -> LaneAnswer:
     """An instance's check-in, answered in the lane (api/ingress_lane.py): no routing and no
     request session; the answer is usually cached, and a miss opens its own."""
-    result = await license_reads.check_in(request.bearer_token())
+    result = await reads.check_in(request.bearer_token())
     return 200, _rendered(result.answer, CheckInOut, changed=result.changed)
 
 
@@ -164,9 +163,9 @@ LICENSE_READ_PATH = re.compile(r"/api/licenses/(?!public-key$|current$)[A-Za-z0-
 
 async def license_lane(request: LaneRequest) -> LaneAnswer:
     """The admin license read, answered in the lane: both the key and the license are cached."""
-    await license_reads.authenticate_admin(request.bearer_token())
+    await reads.authenticate_admin(request.bearer_token())
     customer_id = request.scope["path"].rsplit("/", 1)[1]
-    return 200, _rendered(await license_reads.license_of(customer_id), LicenseOut)
+    return 200, _rendered(await reads.license_of(customer_id), LicenseOut)
 
 
 @router.post(

@@ -11,11 +11,9 @@ from pydantic import Field
 
 from api.deps import AdminKey, DbSession
 from api.schemas import ID_PATTERN, CamelModel, SubscriptionIdPath, error_responses, wire_model
-from core.billing import changes, issues
-from core.billing import checkout as checkout_service
-from core.billing import trials as subscription_service
+from core.billing import changes, checkout, issues, trials
 from core.billing.gateway import get_gateway
-from core.licensing import service as license_service
+from core.licensing.service import ensure_license
 
 router = APIRouter(
     prefix="/api/subscriptions",
@@ -40,9 +38,9 @@ class TrialOut(CamelModel):
 
 @router.post("/create-trial", summary="Start a 14-day trial of a plan (admin)")
 def create_trial(body: CreateTrialIn, _: AdminKey, session: DbSession) -> TrialOut:
-    result = subscription_service.start_trial(session, body.customer_id, body.plan)
+    result = trials.start_trial(session, body.customer_id, body.plan)
     # One RSA signature: done here so the answer carries the license that matches the trial.
-    license_row = license_service.ensure_license(session, body.customer_id)
+    license_row = ensure_license(session, body.customer_id)
     subscription = result.subscription
     return TrialOut(
         customer_id=subscription.customer_id,
@@ -112,7 +110,7 @@ class BillingIssuesOut(CamelModel):
 
 @router.post("/create-checkout", summary="Create a Stripe Checkout Session (admin)")
 def create_checkout(body: CreateCheckoutIn, _: AdminKey, session: DbSession) -> CheckoutOut:
-    result = checkout_service.create_checkout(
+    result = checkout.create_checkout(
         session,
         get_gateway(),
         customer_id=body.customer_id,
@@ -134,14 +132,14 @@ def upgrade(
     subscription_id: SubscriptionIdPath, body: UpgradeIn, _: AdminKey, session: DbSession
 ) -> CamelModel:
     if subscription_id.startswith("cust_"):
-        result = checkout_service.subscribe(
+        result = checkout.subscribe(
             session,
             get_gateway(),
             customer_id=subscription_id,
             plan=body.plan,
             promo_code=body.promo_code,
         )
-        if isinstance(result, checkout_service.CheckoutResult):
+        if isinstance(result, checkout.CheckoutResult):
             return CheckoutOut(session_id=result.session_id, url=result.url)
         return SubscriptionChangeOut.model_validate(result)
     change = changes.change_plan(

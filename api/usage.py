@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import gc
-import hashlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import date, datetime, timedelta
-from functools import lru_cache
 from typing import Annotated, Any
 
 from fastapi import APIRouter, FastAPI, Query, Request
@@ -19,14 +16,12 @@ from api.deps import BearerCredentials, DbSession, bearer_token
 from api.ingress_lane import LaneAnswer, LaneRequest, answer_in_framework
 from api.schemas import CamelModel, CustomerIdPath, OrUnlimited, error_responses, wire_model
 from core.api_keys import KEY_PREFIX, authenticate_api_key
-from core.batching import Coalescer
-from core.errors import DomainError, PermissionDeniedError, RateLimitedError
-from core.group_transactions import Ingress
-from core.licensing.instance_auth import InstanceIdentity, verify_instance_token
+from core.errors import PermissionDeniedError
+from core.licensing.instance_auth import verify_instance_token
 from core.licensing.lookup import authenticate_instance, known_license_facts
-from core.rate_limit import current_limiter
+from core.request_limits import usage_refused
 from core.settings import get_settings
-from core.usage.ingest import ReceivedReport, ReportToStore, receive_reports
+from core.usage.ingest import ReportIngress, ReportToStore, start_report_ingress
 from core.usage.parsing import idempotency_key_for, parse_report_body
 from core.usage.queries import (
     DEFAULT_DAYS,
@@ -98,17 +93,9 @@ REPORT_EXAMPLES: dict[str, Any] = {
 }
 
 
-ReportIngress = Ingress[tuple[InstanceIdentity, ReportToStore], ReceivedReport, int]
-
-
 def build_report_ingress() -> ReportIngress:
-    """Made once per API process at start-up (`_lifespan`).
-
-    Concurrent reports of the process are counted against their instances' limits and stored
-    together (core/batching.py, one Redis call and one INSERT a group); the new report ids of
-    many such groups go to the workers together, one `process_report_batch` task at a
-    time. The task module (and with it the Celery app) is imported here, not when this module is.
-    """
+    """Made once per API process at start-up (`_lifespan`). The task module (and with it the
+    Celery app) is imported here, not when this module is."""
     from tasks.usage import process_report_batch
     from workers.enqueue import enqueue
 
@@ -117,66 +104,7 @@ def build_report_ingress() -> ReportIngress:
         # whatever was not published.
         enqueue(process_report_batch, report_ids)
 
-    to_workers: Coalescer[int] = Coalescer(
-        publish, max_chunk=get_settings().usage_process_batch_size
-    )
-
-    def new_reports(
-        _: list[tuple[InstanceIdentity, ReportToStore]],
-        outcomes: Sequence[ReceivedReport | DomainError | Exception],
-    ) -> list[int]:
-        return [
-            outcome.stored.report_id
-            for outcome in outcomes
-            if isinstance(outcome, ReceivedReport) and not outcome.stored.duplicate
-        ]
-
-    return Ingress.start(receive_reports, to_workers, new_reports, admit=_within_usage_limits)
-
-
-async def _within_usage_limits(
-    group: list[tuple[InstanceIdentity, ReportToStore]],
-) -> list[Exception | None]:
-    """RATE_LIMIT_USAGE_PER_INSTANCE per window per instance of a customer, and
-    RATE_LIMIT_USAGE_PER_LICENSE per window for all of the customer's licenses, whatever
-    instances they name (429 beyond either): the whole group's counts sent to Redis together,
-    before it is stored."""
-    settings = get_settings()
-    limiter, window = current_limiter(), settings.rate_limit_window_seconds
-    per_instance, per_license = await asyncio.gather(
-        limiter.hit_many(
-            [_instance_bucket(identity, item) for identity, item in group],
-            settings.rate_limit_usage_per_instance,
-            window,
-        ),
-        limiter.hit_many(
-            [_license_bucket(identity) for identity, _ in group],
-            settings.rate_limit_usage_per_license,
-            window,
-        ),
-    )
-    return [
-        None
-        if instance.allowed and license.allowed
-        else RateLimitedError(max(instance.retry_after, license.retry_after))
-        for instance, license in zip(per_instance, per_license, strict=True)
-    ]
-
-
-def _instance_bucket(identity: InstanceIdentity, item: ReportToStore) -> str:
-    return _bucket_of_instance(identity.customer_id, item.report.instance_id)
-
-
-def _license_bucket(identity: InstanceIdentity) -> str:
-    return "usage-license:" + identity.customer_id
-
-
-@lru_cache(maxsize=8192)
-def _bucket_of_instance(customer_id: str, instance_id: str) -> str:
-    # Hashed: instance ids are the instance's free text (up to 255 characters). Remembered: a
-    # report asks twice (refused at once, then counted with its group), and instances are few.
-    name = f"{customer_id}|{instance_id}".encode("utf-8", "surrogatepass")
-    return "usage:" + hashlib.sha256(name).hexdigest()[:32]
+    return start_report_ingress(publish)
 
 
 @router.post(
@@ -234,12 +162,9 @@ async def receive_report(request: LaneRequest) -> LaneAnswer:
     item = ReportToStore(report, identity.jti, key, now, known_license_facts(identity.jti))
     # An instance or license already over its limit in this window is refused at once, not
     # behind a group.
-    limiter = current_limiter()
-    denied = limiter.denied(_instance_bucket(identity, item)) or limiter.denied(
-        _license_bucket(identity)
-    )
-    if denied is not None:
-        raise RateLimitedError(denied.retry_after)
+    refused = usage_refused(identity.customer_id, report.instance_id)
+    if refused is not None:
+        raise refused
     ingress: ReportIngress = request.state.report_ingress
     received = await ingress.batcher.submit((identity, item))
     answer: dict[str, Any] = {"status": "accepted", "reportId": received.stored.report_id}

@@ -6,40 +6,30 @@ again) but never loses it. A delivery Stripe repeats gets the same answer and no
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from api.ingress_lane import LaneAnswer, LaneRequest, answer_in_framework
 from api.schemas import error_responses
-from core.batching import Coalescer
-from core.billing import inbox as stripe_events
-from core.group_transactions import Ingress
-
-EventIngress = Ingress[dict[str, Any], bool, str]
+from core.billing import inbox
+from core.billing.inbox import EventIngress
 
 
 def build_event_ingress() -> EventIngress:
     """Made once per API process at start-up (`_lifespan`), not at import: it reads the
     settings, and the task module (with the Celery app) is imported here."""
-    from tasks.billing import dispatch_events, process_event
+    from tasks.billing import process_events
     from workers.enqueue import enqueue
 
     def publish(event_ids: list[str]) -> None:
         # Quietly when the broker is down: the rows are committed and the sweeper enqueues
         # whatever was not published.
-        if len(event_ids) == 1:
-            enqueue(process_event, event_ids[0])
-        else:
-            enqueue(dispatch_events, event_ids)
+        enqueue(process_events, event_ids)
 
-    def new_events(events: list[dict[str, Any]], created: Sequence[bool | Exception]) -> list[str]:
-        return [event["id"] for event, new in zip(events, created, strict=True) if new is True]
-
-    return Ingress.start(stripe_events.storing_events, Coalescer(publish), new_events)
+    return inbox.start_event_ingress(publish)
 
 
 @asynccontextmanager
@@ -70,7 +60,7 @@ async def stripe_webhook(request: Request) -> JSONResponse:
 
 async def receive_event(request: LaneRequest) -> LaneAnswer:
     """A Stripe delivery in: signature verified, stored once in a group transaction."""
-    event = stripe_events.verify_event(request.body, request.header(b"stripe-signature"))
+    event = inbox.verify_event(request.body, request.header(b"stripe-signature"))
     ingress: EventIngress = request.state.event_ingress
     created = await ingress.batcher.submit(event)
     return 200, {"received": True, "eventId": event["id"], "duplicate": not created}

@@ -12,8 +12,9 @@ Then a short cProfile of the real check-in under the same load prints where its 
 
 Targets: real >= 0.5 x bare throughput and p99 < 25 ms, for both paths.
 Options (environment): BENCH_CONCURRENCY (32), BENCH_DURATION (10 s), BENCH_CUSTOMERS (50),
-BENCH_PROFILE_SECONDS (5; 0 skips the profile), BENCH_PROFILE_LINES (15), BENCH_PROFILE_SORT
-(tottime, or cumtime).
+BENCH_BASELINE_ROOT (another checkout, with its own .venv: served as "old" too, and this code's
+ratios compared with its), BENCH_PROFILE_SECONDS (5; 0 skips the profile),
+BENCH_PROFILE_LINES (15), BENCH_PROFILE_SORT (tottime, or cumtime).
 """
 
 from __future__ import annotations
@@ -28,8 +29,10 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import (
+    baseline_command,
     bench_environment,
     billing_command,
+    compare_to_baseline,
     free_port,
     load,
     print_table,
@@ -137,16 +140,17 @@ def main() -> None:
         )
         real = billing_command("api")
         bare = [sys.executable, "-m", "bench.checkin_bare"]
+        old = baseline_command("api")
         print(
             f"load: {CONCURRENCY} keep-alive connections, {WARMUP:.0f} s warm-up + "
             f"{DURATION:.0f} s, generator in its own process; servers: 1 uvicorn process each; "
             f"{CUSTOMERS} licenses"
         )
         results: dict[str, dict[str, Any]] = {}
-        results["check-in bare"] = _serve_and_load(bare, check_ins, env.data_dir)
-        results["check-in real"] = _serve_and_load(real, check_ins, env.data_dir)
-        results["admin read bare"] = _serve_and_load(bare, admin_reads, env.data_dir)
-        results["admin read real"] = _serve_and_load(real, admin_reads, env.data_dir)
+        servers = {"bare": bare, **({"old": old} if old else {}), "real": real}
+        for kind, requests in (("check-in", check_ins), ("admin read", admin_reads)):
+            for name, command in servers.items():
+                results[f"{kind} {name}"] = _serve_and_load(command, requests, env.data_dir)
 
         rows = [
             (
@@ -176,6 +180,17 @@ def main() -> None:
                 f"p99 {real_r['p99_ms']:.1f} ms at {real_r['rps']:.0f} req/s (target < "
                 f"{P99_TARGET_MS:.0f} ms), all 200: {all_ok} -> {verdict(passed)}"
             )
+        if old is not None:
+            print(f"\nagainst the baseline at {os.environ['BENCH_BASELINE_ROOT']}:")
+            for kind in ("check-in", "admin read"):
+                bare_rps = results[f"{kind} bare"]["rps"]
+                print(f"{kind}: old p99 {results[f'{kind} old']['p99_ms']:.1f} ms")
+                passed_all &= compare_to_baseline(
+                    kind,
+                    results[f"{kind} real"]["rps"] / bare_rps,
+                    results[f"{kind} real"]["p99_ms"],
+                    results[f"{kind} old"]["rps"] / bare_rps,
+                )
         print_verdict("checkin", "see above", "real >= 0.5 x bare, p99 < 25 ms", passed_all)
         if PROFILE_SECONDS > 0:
             print()

@@ -146,6 +146,27 @@ def billing_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "cli.main", *args]
 
 
+def baseline_command(*args: str) -> list[str] | None:
+    """`billing ARGS` of the checkout at BENCH_BASELINE_ROOT (another commit's worktree, with its
+    own .venv), to measure it side by side with this one in the same run; None when unset."""
+    root = os.environ.get("BENCH_BASELINE_ROOT")
+    if not root:
+        return None
+    python = Path(root) / ".venv" / "bin" / "python"
+    return ["env", f"PYTHONPATH={root}", str(python), "-m", "cli.main", *args]
+
+
+def compare_to_baseline(kind: str, ratio: float, p99_ms: float, old_ratio: float) -> bool:
+    """This code's real/bare ratio within 10 % of the baseline's, p99 under 25 ms (printed)."""
+    passed = ratio >= 0.9 * old_ratio and p99_ms < 25.0
+    print(
+        f"{kind}: new/bare {ratio:.2f} vs old/bare {old_ratio:.2f} "
+        f"({ratio / old_ratio:.2f} of the old; target >= 0.90), new p99 {p99_ms:.1f} ms "
+        f"(target < 25) -> {verdict(passed)}"
+    )
+    return passed
+
+
 def child_env(**extra: str) -> dict[str, str]:
     env = {**os.environ, **extra}
     env["PYTHONPATH"] = str(PROJECT_ROOT)

@@ -12,7 +12,8 @@ The two servers run side by side and take turns, BENCH_ROUNDS times; the verdict
 median of the rounds' ratios (the machine's speed drifts between runs).
 
 Options (environment): BENCH_CONCURRENCY (32), BENCH_DURATION (5 s per round), BENCH_ROUNDS (3),
-BENCH_API_WORKERS (1), BENCH_CUSTOMERS (50).
+BENCH_API_WORKERS (1), BENCH_CUSTOMERS (50), BENCH_BASELINE_ROOT (another checkout, with its own
+.venv: served as "old" beside the others, and this code's ratios compared with its).
 """
 
 from __future__ import annotations
@@ -31,8 +32,10 @@ from typing import Any
 
 from bench.common import (
     BenchEnv,
+    baseline_command,
     bench_environment,
     billing_command,
+    compare_to_baseline,
     free_port,
     load,
     print_table,
@@ -230,10 +233,12 @@ def main() -> None:
         from models import StripeEvent, UsageReport
 
         customers = licensed_customers()
-        commands = {
-            "bare": [sys.executable, "-m", "bench.bare_server"],
-            "real": billing_command("api"),
-        }
+        commands = {"bare": [sys.executable, "-m", "bench.bare_server"]}
+        old = baseline_command("api")
+        if old is not None:
+            commands["old"] = old
+        # Last: the one profiled.
+        commands["real"] = billing_command("api")
         print(
             f"load: {CONCURRENCY} keep-alive connections, {ROUNDS} rounds of {WARMUP:.0f} s "
             f"warm-up + {DURATION:.0f} s per server, the servers taking turns; generator in its "
@@ -304,6 +309,24 @@ def main() -> None:
                 f"{'; requests ran out (raise BENCH_REQUESTS)' if ran_out else ''}"
                 f" -> {verdict(passed)}"
             )
+        if old is not None:
+            print(f"\nagainst the baseline at {os.environ['BENCH_BASELINE_ROOT']}:")
+            for kind, by_server in results.items():
+
+                def median_ratio(name: str, rounds: dict[str, list[dict[str, Any]]]) -> float:
+                    return statistics.median(
+                        server["rps"] / bare["rps"]
+                        for bare, server in zip(rounds["bare"], rounds[name], strict=True)
+                    )
+
+                old_p99 = statistics.median(r["p99_ms"] for r in by_server["old"])
+                print(f"{kind}: old median p99 {old_p99:.1f} ms")
+                passed_all &= compare_to_baseline(
+                    kind,
+                    median_ratio("real", by_server),
+                    statistics.median(real["p99_ms"] for real in by_server["real"]),
+                    median_ratio("old", by_server),
+                )
         print_verdict("ingress", "see above", "real >= 0.5 x bare, p99 < 25 ms", passed_all)
 
 

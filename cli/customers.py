@@ -37,15 +37,15 @@ def add(
     plan: str = typer.Option(None, "--plan", help="Plan to trial (default: trial)"),
 ) -> None:
     """Create a customer with a 14-day trial and print its first license."""
-    from core.customers import service as customer_service
+    from core.customers import service
 
     # In-process, the same service call as POST /api/customers (core/customers/service.py says
     # why); printed after the commit, so a success line always means the customer exists.
     with db_session() as session:
-        customer = customer_service.create_customer(
+        customer = service.create_customer(
             session, email=email, name=name, company_name=company, plan=plan
         )
-        detail = customer_service.customer_detail(session, customer.customer_id)
+        detail = service.customer_detail(session, customer.customer_id)
     subscription, license_row = detail.subscription, detail.license
     assert subscription is not None and license_row is not None
     console.print("✅ Customer created successfully!")
@@ -72,10 +72,10 @@ def list_customers(
     offset: int = typer.Option(0, min=0, help="How many to skip"),
 ) -> None:
     """List customers."""
-    from core.customers import service as customer_service
+    from core.customers import service
 
     with db_session() as session:
-        rows, total = customer_service.list_customers(session, limit=limit, offset=offset)
+        rows, total = service.list_customers(session, limit=limit, offset=offset)
     print_table(
         f"Found {total} customer(s):\n",
         [("ID", 21), ("Email", 28), ("Name", 21), ("Company", 0)],
@@ -87,10 +87,10 @@ def list_customers(
 @app.command()
 def show(customer_id: str = typer.Argument(..., help="The customer's id (cust_…)")) -> None:
     """Show a customer with its subscription and current license."""
-    from core.customers import service as customer_service
+    from core.customers import service
 
     with db_session() as session:
-        detail = customer_service.customer_detail(session, customer_id)
+        detail = service.customer_detail(session, customer_id)
         customer, subscription, license_row = detail.customer, detail.subscription, detail.license
         console.print("Customer Details:")
         console.print(RULE)
@@ -182,12 +182,12 @@ def upgrade(
     cancel_url: str = typer.Option(None, "--cancel-url", help="Where Stripe sends quitters"),
 ) -> None:
     """Create a Stripe checkout for a paid plan (or change the plan of a paying customer)."""
-    from core.billing import checkout as checkout_service
+    from core.billing import checkout
     from core.billing.changes import SubscriptionChange
     from core.billing.gateway import get_gateway
 
     with db_session() as session:
-        result = checkout_service.subscribe(
+        result = checkout.subscribe(
             session,
             get_gateway(),
             customer_id=customer_id,

@@ -40,11 +40,11 @@ def _from_epoch(value: object) -> datetime | None:
 def show(customer_id: str = typer.Argument(..., help="The customer's id (cust_…)")) -> None:
     """Print the customer's current license and what it says."""
     from core.customers.service import get_customer
-    from core.licensing import service as license_service
+    from core.licensing import service
 
     with db_session() as session:
         get_customer(session, customer_id)
-        row = license_service.current_license(session, customer_id)
+        row = service.current_license(session, customer_id)
         if row is None:
             raise fail(f"customer {customer_id} has no license yet")
         console.print("License Details:")

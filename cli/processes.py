@@ -61,8 +61,13 @@ def serve(app: str, *, host: str | None, port: int | None, workers: int) -> None
         # X-Forwarded-For names the client (the rate limits' key) only from these proxies.
         proxy_headers=True,
         forwarded_allow_ips=settings.forwarded_allow_ips,
-        # TCP_NODELAY on every connection (see api/http_protocol.py for the 40 ms it saves).
+        # TCP_NODELAY on every connection (see api/http_protocol.py for the 40 ms it saves), and
+        # bounded requests (api/http_protocol_httptools.py).
         http=protocol_class_path(),
+        # The pure-Python fallback's own bound on a request's head.
+        h11_max_incomplete_event_size=settings.max_request_header_bytes,
+        # Beyond this many connections and requests in progress, a 503 rather than a stall.
+        limit_concurrency=settings.api_limit_concurrency,
     )
 
 

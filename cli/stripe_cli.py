@@ -75,12 +75,12 @@ def list_events(
     limit: int = typer.Option(50, min=1, max=1000, help="How many to show"),
 ) -> None:
     """List recently received Stripe events with their processing status."""
-    from core.billing import inbox as stripe_events
+    from core.billing import inbox
 
-    if status is not None and status not in stripe_events.STATUSES:
-        raise fail(f"unknown status {status!r}; use one of {', '.join(stripe_events.STATUSES)}")
+    if status is not None and status not in inbox.STATUSES:
+        raise fail(f"unknown status {status!r}; use one of {', '.join(inbox.STATUSES)}")
     with db_session() as session:
-        rows = stripe_events.recent_events(session, status=status, limit=limit)
+        rows = inbox.recent_events(session, status=status, limit=limit)
     columns = [("Event", 30), ("Type", 32), ("Status", 9), ("Attempts", -8), ("Source", 14)]
     print_table(
         f"Found {len(rows)} event(s):",

@@ -67,7 +67,9 @@ class JsonFormatter(logging.Formatter):
         fields = record.__dict__
         for key in _EXTRA_FIELDS:
             if key in fields:
-                entry[key] = fields[key]
+                value = fields[key]
+                # A path can carry what a client put in it (a key pasted into a URL).
+                entry[key] = redact(value) if isinstance(value, str) else value
         if record.exc_info:
             entry["exception"] = redact(self.formatException(record.exc_info))
         return _encode(entry)

@@ -1,8 +1,7 @@
-"""Fixed-window rate limits kept in Redis, so every API process shares the same counters.
+"""Fixed-window rate-limit counters kept in Redis, so every API process shares them.
 
-Failed authentications count per client address too (`count_failed_authentication`): once a
-client is over that limit its credentialed requests are refused before any key lookup or RSA
-verification, so guessing admin keys or forging license JWTs costs the service nothing more.
+The rules that use them (who is counted against which limit, and when) are one step,
+core/request_limits.py.
 """
 
 from __future__ import annotations
@@ -93,18 +92,19 @@ class _Increments:
     request's share of its group transaction. Increments that arrive while a call is in flight
     wait for it and then go in the next one (as the ingress's group commit does), so a busy
     process sends one script call per turn, however many requests it serves. Each caller still
-    gets its own exact count: a key incremented k times ending at n gave its callers n-k+1..n.
+    gets its own exact count: a key incremented k times ending at n gave its callers n-k+1..n,
+    in the order they asked; a peek (amount 0) gets the count as of its place in that order.
     """
 
     def __init__(self, client: async_redis.Redis) -> None:
         self._script = client.register_script(_INCREMENT_SCRIPT)
-        self._pending: dict[str, list[asyncio.Future[int]]] = {}
+        self._pending: dict[str, list[tuple[asyncio.Future[int], int]]] = {}
         self._expiries: dict[str, int] = {}
         self._sending: asyncio.Task[None] | None = None
 
-    def count(self, key: str, expire_seconds: int) -> asyncio.Future[int]:
+    def count(self, key: str, expire_seconds: int, amount: int = 1) -> asyncio.Future[int]:
         future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        self._pending.setdefault(key, []).append(future)
+        self._pending.setdefault(key, []).append((future, amount))
         self._expiries[key] = expire_seconds
         if self._sending is None:
             self._sending = asyncio.ensure_future(self._send())
@@ -120,24 +120,27 @@ class _Increments:
             self._sending = None
 
     async def _send_one(
-        self, pending: dict[str, list[asyncio.Future[int]]], expiries: dict[str, int]
+        self,
+        pending: dict[str, list[tuple[asyncio.Future[int], int]]],
+        expiries: dict[str, int],
     ) -> None:
-        amounts: list[int] = []
-        for key, futures in pending.items():
-            amounts += (len(futures), expiries[key])
+        arguments: list[int] = []
+        for key, waiting in pending.items():
+            arguments += (sum(amount for _, amount in waiting), expiries[key])
         try:
-            totals = await self._script(keys=list(pending), args=amounts)
+            totals = await self._script(keys=list(pending), args=arguments)
         except Exception as exc:  # noqa: BLE001 - each caller decides what a failure means
-            for futures in pending.values():
-                for future in futures:
+            for waiting in pending.values():
+                for future, _ in waiting:
                     if not future.done():
                         future.set_exception(exc)
             return
-        for futures, total in zip(pending.values(), totals, strict=True):
-            first = int(total) - len(futures) + 1
-            for offset, future in enumerate(futures):
+        for waiting, total in zip(pending.values(), totals, strict=True):
+            count = int(total) - sum(amount for _, amount in waiting)
+            for future, amount in waiting:
+                count += amount
                 if not future.done():
-                    future.set_result(first + offset)
+                    future.set_result(count)
 
 
 class RedisRateLimiter:
@@ -171,11 +174,16 @@ class RedisRateLimiter:
             increments = self._increments[loop] = _Increments(client)
         return increments
 
-    async def hit(self, bucket: str, limit: int, window_seconds: int) -> Decision:
-        return (await self.hit_many([bucket], limit, window_seconds))[0]
+    async def hit(
+        self, bucket: str, limit: int, window_seconds: int, *, amount: int = 1
+    ) -> Decision:
+        return (await self.hit_many([bucket], limit, window_seconds, amount=amount))[0]
 
-    async def hit_many(self, buckets: list[str], limit: int, window_seconds: int) -> list[Decision]:
-        """One hit on each bucket (one Redis call for all of them); a decision each."""
+    async def hit_many(
+        self, buckets: list[str], limit: int, window_seconds: int, *, amount: int = 1
+    ) -> list[Decision]:
+        """One hit on each bucket (one Redis call for all of them); a decision each. With
+        `amount` 0, only whether each is over its limit already (nothing counted)."""
         now = time.time()
         window = int(now // window_seconds)
         decisions: list[Decision | None] = [self._denials.check(bucket) for bucket in buckets]
@@ -183,7 +191,9 @@ class RedisRateLimiter:
         counts = [
             (
                 position,
-                counter.count(f"{self._prefix}ratelimit:{bucket}:{window}", window_seconds + 1),
+                counter.count(
+                    f"{self._prefix}ratelimit:{bucket}:{window}", window_seconds + 1, amount
+                ),
             )
             for position, bucket in enumerate(buckets)
             if decisions[position] is None
@@ -217,17 +227,24 @@ class LocalRateLimiter:
         with self._lock:
             self._counts.clear()
 
-    async def hit(self, bucket: str, limit: int, window_seconds: int) -> Decision:
+    async def hit(
+        self, bucket: str, limit: int, window_seconds: int, *, amount: int = 1
+    ) -> Decision:
+        denied = self._denials.check(bucket)
+        if denied is not None:
+            return denied
         now = time.time()
         key = f"{bucket}:{int(now // window_seconds)}"
         with self._lock:
             if len(self._counts) > 100_000:
                 self._counts.clear()
-            self._counts[key] = count = self._counts.get(key, 0) + 1
+            self._counts[key] = count = self._counts.get(key, 0) + amount
         return self._denials.decide(bucket, count, limit, window_seconds, now)
 
-    async def hit_many(self, buckets: list[str], limit: int, window_seconds: int) -> list[Decision]:
-        return [await self.hit(bucket, limit, window_seconds) for bucket in buckets]
+    async def hit_many(
+        self, buckets: list[str], limit: int, window_seconds: int, *, amount: int = 1
+    ) -> list[Decision]:
+        return [await self.hit(bucket, limit, window_seconds, amount=amount) for bucket in buckets]
 
 
 RateLimiter = RedisRateLimiter | LocalRateLimiter
@@ -243,29 +260,3 @@ def limiter_for(redis_url: str | None, prefix: str) -> RateLimiter:
 def current_limiter() -> RateLimiter:
     settings = get_settings()
     return limiter_for(settings.resolved_rate_limit_redis_url, settings.celery_key_prefix)
-
-
-def failed_auth_bucket(client_address: str) -> str:
-    return f"authfail:{client_address}"
-
-
-async def count_failed_authentication(client_address: str) -> Decision:
-    """Count one failed authentication (admin key, license, any bearer) of a client address.
-
-    The API's middleware and its ingress lane call this for every 401 they answer; call it
-    yourself only for a failure that is answered some other way. The decision says whether the
-    client is now over RATE_LIMIT_FAILED_AUTH_PER_CLIENT (its credentialed requests then get 429
-    until the window ends).
-    """
-    settings = get_settings()
-    return await current_limiter().hit(
-        failed_auth_bucket(client_address),
-        settings.rate_limit_failed_auth_per_client,
-        settings.rate_limit_window_seconds,
-    )
-
-
-def refused_for_failed_authentication(client_address: str) -> Decision | None:
-    """The client is over its failed-authentication limit in this window (no Redis round trip:
-    the denial was seen when the failure that crossed the limit was counted)."""
-    return current_limiter().denied(failed_auth_bucket(client_address))

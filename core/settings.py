@@ -110,6 +110,11 @@ class Settings(BaseSettings):
     # whose outcome has been unknown for longer than this is not resent (it could be billed
     # twice) but set aside for an operator to settle (`billing stripe meter-settle`).
     overage_event_resend_window_hours: float = Field(default=20, gt=0, lt=24)
+    # Stripe reads the meter for a period's invoice when it finalizes it, about an hour after the
+    # period ends (docs.stripe.com/billing/subscriptions/usage-based/configure-grace-period);
+    # later events stamped into that period are taken and never billed. An event sent this many
+    # minutes after the open period began is stamped into it instead (a margin under the hour).
+    overage_carry_over_after_minutes: int = Field(default=45, gt=0, lt=60)
     # Stripe finalizes a subscription's invoice about an hour after its period ends: a finished
     # day's raw reports are kept this many days past its last metering re-check, so a late rise
     # is still rolled up and recorded before the invoice it belongs to closes.
@@ -207,6 +212,16 @@ class Settings(BaseSettings):
     rate_limit_failed_auth_per_client: int = 30
     # Requests with a larger body are refused with 413 before they are read.
     max_request_body_bytes: int = 1_048_576
+    # A request line's URL above this is refused with 414, its headers (all of them, with the
+    # request line) above this with 431, before they are parsed on.
+    max_request_url_bytes: int = 8_192
+    max_request_header_bytes: int = 16_384
+    # A client has this long to send a request's headers (from its first byte, or from opening
+    # the connection), and then its body; slower, it gets 408 and the connection is closed.
+    request_header_timeout_seconds: float = 10.0
+    request_body_timeout_seconds: float = 30.0
+    # Connections and requests in progress one API process takes; beyond it uvicorn answers 503.
+    api_limit_concurrency: int = 2048
 
     @property
     def minimum_usage_report_retention_days(self) -> int:

@@ -12,13 +12,12 @@ from typing import Any
 
 from celery import Task
 
-from core.billing import handlers, reconcile, trials
-from core.billing import inbox as stripe_events
+from core.billing import handlers, inbox, reconcile, trials
 from core.billing.gateway import get_gateway, stripe_configured
 from core.billing.metering import runs
 from core.db import session_scope
 from core.errors import NotFoundError
-from core.licensing import service as license_service
+from core.licensing.service import reissue_license
 from core.settings import get_settings
 from core.usage.rollups import parse_day
 from tasks.licenses import RETRY_OPTIONS
@@ -38,15 +37,24 @@ def retry_delay(retries: int) -> float:
     )
 
 
-@celery_app.task(name="tasks.billing.dispatch_events")
-def dispatch_events(event_ids: list[str]) -> int:
-    """Fan a group of newly stored events out to one task each (with its own retries).
-
-    The ingress publishes this one task per group instead of one per event.
-    """
+@celery_app.task(name="tasks.billing.process_events")
+def process_events(event_ids: list[str]) -> list[dict[str, Any]]:
+    """Handle newly stored events, each in its own transaction, in one task: the ingress
+    publishes one message per group of events, and an event crosses the broker once. One whose
+    attempt fails is retried on its own (`process_event`, with backoff)."""
+    outcomes = []
     for event_id in event_ids:
-        process_event.delay(event_id)
-    return len(event_ids)
+        try:
+            outcomes.append(_handle(event_id))
+        except Exception as exc:  # noqa: BLE001 - Stripe or the database down: try again later
+            final = get_settings().stripe_event_max_retries <= 0
+            _record_failure(event_id, exc, final=final)
+            if not final:
+                log.warning("Stripe event %s failed (%s), retried on its own", event_id, exc)
+                # This was the event's first attempt: the task goes on from its first retry.
+                enqueue(process_event, event_id, countdown=retry_delay(0), retries=1)
+            outcomes.append({"eventId": event_id, "status": inbox.FAILED, "note": str(exc)})
+    return outcomes
 
 
 @celery_app.task(name="tasks.billing.process_event", bind=True, max_retries=None)
@@ -54,39 +62,45 @@ def process_event(self: Task, event_id: str, force: bool = False) -> dict[str, A
     """Handle stored Stripe event `event_id` (idempotent: a handled event is left alone)."""
     max_retries = get_settings().stripe_event_max_retries
     try:
+        return _handle(event_id, force=force)
+    except Exception as exc:  # noqa: BLE001 - Stripe or the database down: try again later
+        final = self.request.retries >= max_retries
+        _record_failure(event_id, exc, final=final)
+        if final:
+            log.error("Stripe event %s failed after %s tries: %s", event_id, max_retries + 1, exc)
+            return {"eventId": event_id, "status": inbox.FAILED, "note": str(exc)}
+        delay = retry_delay(self.request.retries)
+        log.warning("Stripe event %s failed (%s), retry in %.1fs", event_id, exc, delay)
+        raise self.retry(countdown=delay, exc=exc) from exc
+
+
+def _handle(event_id: str, *, force: bool = False) -> dict[str, Any]:
+    """One attempt at a stored event; raises when it may succeed later."""
+    try:
         with session_scope() as session:
             return handlers.process_event(session, event_id, force=force).as_dict()
     except NotFoundError:
         # The row is gone (deleted by an operator or a test): nothing left to do.
         log.warning("Stripe event %s is not stored; skipped", event_id)
         return {"eventId": event_id, "status": "missing"}
-    except stripe_events.PermanentEventError as exc:
+    except inbox.PermanentEventError as exc:
         log.error("Stripe event %s failed for good: %s", event_id, exc)
         _record_failure(event_id, exc, final=True)
-        return {"eventId": event_id, "status": stripe_events.FAILED, "note": str(exc)}
-    except Exception as exc:  # noqa: BLE001 - Stripe or the database down: try again later
-        final = self.request.retries >= max_retries
-        _record_failure(event_id, exc, final=final)
-        if final:
-            log.error("Stripe event %s failed after %s tries: %s", event_id, max_retries + 1, exc)
-            return {"eventId": event_id, "status": stripe_events.FAILED, "note": str(exc)}
-        delay = retry_delay(self.request.retries)
-        log.warning("Stripe event %s failed (%s), retry in %.1fs", event_id, exc, delay)
-        raise self.retry(countdown=delay, exc=exc) from exc
+        return {"eventId": event_id, "status": inbox.FAILED, "note": str(exc)}
 
 
 def _record_failure(event_id: str, exc: BaseException, *, final: bool) -> None:
     # Its own transaction: the attempt's transaction was rolled back with its half-done effect,
     # and the count and error must survive that.
     with session_scope() as session:
-        stripe_events.record_failure(session, event_id, exc, final=final)
+        inbox.record_failure(session, event_id, exc, final=final)
 
 
 @celery_app.task(name="tasks.billing.sweep_events")
 def sweep_events() -> dict[str, Any]:
     """Enqueue stored events whose task never ran (the broker was down when they arrived)."""
     with session_scope() as session:
-        event_ids = stripe_events.events_to_sweep(session)
+        event_ids = inbox.events_to_sweep(session)
     enqueued = [event_id for event_id in event_ids if enqueue(process_event, event_id)]
     return {"found": len(event_ids), "enqueued": len(enqueued)}
 
@@ -155,7 +169,7 @@ def expire_trials(limit: int = 500) -> dict[str, Any]:
     with session_scope() as session:
         expired = trials.expire_trials(session, limit=limit)
         for customer_id in expired:
-            license_service.reissue_license(session, customer_id, reason="trial expired")
+            reissue_license(session, customer_id, reason="trial expired")
     return {"expired": expired}
 
 

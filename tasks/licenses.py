@@ -19,7 +19,7 @@ from sqlalchemy.exc import OperationalError
 
 from core.db import session_scope
 from core.errors import NotFoundError
-from core.licensing import service as license_service
+from core.licensing import service
 from workers.celery_app import celery_app
 
 log = logging.getLogger(__name__)
@@ -39,7 +39,7 @@ def reissue_license(customer_id: str, reason: str = "changed") -> dict[str, Any]
     """Reissue the customer's license if what it says changed (enqueued by other domains)."""
     try:
         with session_scope() as session:
-            row = license_service.reissue_license(session, customer_id, reason=reason)
+            row = service.reissue_license(session, customer_id, reason=reason)
             return {"customerId": customer_id, "reissued": row is not None, "jti": row and row.jti}
     except NotFoundError:
         # The customer was deleted after the task was enqueued: nothing left to reissue.
@@ -52,12 +52,12 @@ def renew_licenses(limit: int = 500) -> dict[str, Any]:
     """Beat: renew licenses of live subscriptions close to expiry, and any signed by a retired
     key. One transaction per customer, so one bad customer never holds back the others."""
     with session_scope() as session:
-        candidates = license_service.customers_to_renew(session, limit=limit)
+        candidates = service.customers_to_renew(session, limit=limit)
     renewed: list[str] = []
     for customer_id in candidates:
         try:
             with session_scope() as session:
-                if license_service.renew_license(session, customer_id) is not None:
+                if service.renew_license(session, customer_id) is not None:
                     renewed.append(customer_id)
         except NotFoundError:
             continue

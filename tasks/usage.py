@@ -10,7 +10,7 @@ from sqlalchemy.exc import OperationalError
 
 from core.db import session_scope
 from core.settings import get_settings
-from core.usage import processing as usage
+from core.usage import processing
 from core.usage.rollups import begin_rollup, parse_day, previous_utc_day, rollup_day
 from models import utcnow
 from workers.celery_app import celery_app
@@ -28,7 +28,7 @@ RETRY_OPTIONS: dict[str, Any] = {
 MAX_SWEEP_BATCHES = 20
 
 
-def _as_dict(result: usage.ProcessResult) -> dict[str, int]:
+def _as_dict(result: processing.ProcessResult) -> dict[str, int]:
     return {
         "processed": result.processed,
         "customers": result.customers,
@@ -45,7 +45,7 @@ def process_report_batch(report_ids: list[int]) -> dict[str, int]:
     it commits, and a worker that is behind drains them in large batches."""
     batch_size = get_settings().usage_process_batch_size
     with session_scope() as session:
-        result = usage.process_reports(
+        result = processing.process_reports(
             session, report_ids=report_ids, limit=len(report_ids), fill_to=batch_size
         )
     return _as_dict(result)
@@ -56,10 +56,10 @@ def sweep_pending_reports() -> dict[str, Any]:
     """The inbox sweeper: process reports whose task never ran (broker down, worker lost)."""
     settings = get_settings()
     cutoff = utcnow() - timedelta(seconds=settings.inbox_sweep_after_seconds)
-    total = usage.ProcessResult(0, 0, 0)
+    total = processing.ProcessResult(0, 0, 0)
     for _ in range(MAX_SWEEP_BATCHES):
         with session_scope() as session:
-            result = usage.process_reports(
+            result = processing.process_reports(
                 session, limit=settings.usage_process_batch_size, created_before=cutoff
             )
         total += result

@@ -256,3 +256,22 @@ def subscription_invoices(stand_in: StripeStandIn, sub_id: str) -> list[dict[str
     """Every invoice of a Stripe subscription, newest first."""
     found = stand_in.client().v1.invoices.list(params={"subscription": sub_id, "limit": 100})
     return [invoice.to_dict() for invoice in found.data]
+
+
+def meter_usage(stand_in: StripeStandIn, customer_id: str, value: int) -> str:
+    """Device-days reaching Stripe's meter for the customer now (as the nightly run sends);
+    the Stripe customer id."""
+    import time
+
+    from core.billing.gateway import get_gateway
+
+    stripe_customer = str(
+        pg_scalar(f"SELECT stripe_customer_id FROM customers WHERE customer_id = '{customer_id}'")
+    )
+    get_gateway().create_meter_event(
+        event_name=get_settings().stripe_meter_event_name,
+        identifier=f"usage-{customer_id}-{value}",
+        payload={"stripe_customer_id": stripe_customer, "value": str(value)},
+        timestamp=int(time.time()),
+    )
+    return stripe_customer

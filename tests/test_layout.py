@@ -198,7 +198,7 @@ import {modules}
 def test_importing_the_entry_points_reads_no_settings() -> None:
     """Nothing is built at import time that needs settings: batchers, the Celery app, engines
     are made by factories when a process starts (so imports are cheap and tests can configure)."""
-    modules = "api.app, cli.main, tasks.billing, tasks.customers, tasks.licenses, tasks.usage"
+    modules = "api.app, cli.main, tasks.billing, tasks.licenses, tasks.usage"
     probe = subprocess.run(
         [sys.executable, "-c", SETTINGS_PROBE.format(modules=modules)],
         capture_output=True,
@@ -208,3 +208,107 @@ def test_importing_the_entry_points_reads_no_settings() -> None:
         timeout=120,
     )
     assert probe.returncode == 0, "a module reads the settings when imported:\n" + probe.stderr
+
+
+def _core_import_graph() -> dict[str, set[str]]:
+    """core/'s modules and the core/ modules each imports (at the top or inside a function)."""
+    modules = {}
+    for path in _modules("core"):
+        name = ".".join(path.with_suffix("").parts).removesuffix(".__init__")
+        modules[name] = path
+    graph: dict[str, set[str]] = {}
+    for name, path in modules.items():
+        imported = set()
+        for _, module in _imported_modules(path):
+            while module and module not in modules:
+                module = module.rpartition(".")[0]
+            if module and module != name:
+                imported.add(module)
+        graph[name] = imported
+    return graph
+
+
+def _circles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected groups of more than one module (Tarjan's algorithm, iterative)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    circles = []
+    for root in graph:
+        if root in index:
+            continue
+        work = [(root, iter(sorted(graph[root])))]
+        index[root] = low[root] = len(index)
+        stack.append(root)
+        on_stack.add(root)
+        while work:
+            node, children = work[-1]
+            child = next(children, None)
+            if child is not None:
+                if child not in index:
+                    index[child] = low[child] = len(index)
+                    stack.append(child)
+                    on_stack.add(child)
+                    work.append((child, iter(sorted(graph[child]))))
+                elif child in on_stack:
+                    low[node] = min(low[node], index[child])
+                continue
+            work.pop()
+            if work:
+                low[work[-1][0]] = min(low[work[-1][0]], low[node])
+            if low[node] == index[node]:
+                group = []
+                while True:
+                    member = stack.pop()
+                    on_stack.discard(member)
+                    group.append(member)
+                    if member == node:
+                        break
+                if len(group) > 1:
+                    circles.append(sorted(group))
+    return circles
+
+
+def test_no_import_circles_inside_core() -> None:
+    circles = _circles(_core_import_graph())
+    assert not circles, (
+        "modules of core/ that import each other (move what both need one floor down):\n"
+        + "\n".join(" <-> ".join(circle) for circle in circles)
+    )
+
+
+ENVELOPE = Path("api/envelope.py")
+HOT_ROUTES = Path("api/ingress_lane.py")
+# What only the envelope does: request ids, the body limit, request metrics, the access log.
+ENVELOPE_ONLY_NAMES = {
+    "request_id_var",
+    "max_request_body_bytes",
+    "HTTP_REQUESTS",
+    "HTTP_LATENCY",
+    "add_middleware",
+    "perf_counter",
+}
+ENVELOPE_ONLY_MODULES = {"logging", "core.logging", "core.metrics"}
+
+
+def test_one_envelope() -> None:
+    """Every request passes one envelope (api/envelope.py); the hot routes' table and the
+    endpoints have no request-id, body-limit, metrics or log code of their own."""
+    found = []
+    for path in _modules("api"):
+        if path == ENVELOPE:
+            continue
+        names = {
+            node.id if isinstance(node, ast.Name) else node.attr
+            for node in ast.walk(_tree(path))
+            if isinstance(node, ast.Name | ast.Attribute)
+        }
+        found += [f"{path} uses {name}" for name in sorted(names & ENVELOPE_ONLY_NAMES)]
+        if path == HOT_ROUTES:
+            found += [
+                f"{path}:{line} imports {module}"
+                for line, module in _imported_modules(path)
+                if module in ENVELOPE_ONLY_MODULES
+            ]
+    assert not found, "that is the envelope's work (api/envelope.py):\n" + "\n".join(found)

@@ -18,7 +18,6 @@ from workers.queues import ALL_QUEUES, DEFAULT, TASK_ROUTES
 
 TASK_MODULES = [
     "tasks.maintenance",
-    "tasks.customers",
     "tasks.licenses",
     "tasks.billing",
     "tasks.usage",

@@ -19,6 +19,5 @@ TASK_ROUTES = {
     "tasks.billing.*": {"queue": WEBHOOKS},
     "tasks.usage.*": {"queue": USAGE},
     "tasks.licenses.*": {"queue": LICENSES},
-    "tasks.customers.*": {"queue": LICENSES},
     "tasks.maintenance.*": {"queue": DEFAULT},
 }

@@ -27,7 +27,10 @@ def billing_issues_page(
     return render(
         request,
         "billing_issues.html",
-        {"issues": issues.recent_issues(session, resolved=resolved), "resolved": resolved},
+        {
+            "issues": issues.recent_issues(session, resolved=resolved, limit=50),
+            "resolved": resolved,
+        },
         user=user,
     )
 

@@ -16,7 +16,8 @@ from core.billing.gateway import StripeGateway
 from core.billing.metering.meters import line_items, overage_price_for_plan
 from core.billing.repository import get_subscription
 from core.billing.stripe_errors import StripeRequestError, refused_as
-from core.customers.service import get_customer, get_for_update
+from core.customers.lock import get_for_update
+from core.customers.service import get_customer
 from core.db import advisory_lock
 from core.errors import ConflictError
 from core.plans import Plan

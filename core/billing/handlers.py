@@ -19,14 +19,14 @@ from sqlalchemy.orm import Session
 from core.billing import event_attempts, issues, promotions
 from core.billing.gateway import StripeGateway, StripeRequestError, get_gateway
 from core.billing.inbox import IGNORED, PROCESSED, EventOutcome, PermanentEventError
-from core.billing.metering import events as metering_events
+from core.billing.metering import events
 from core.billing.sync import (
     UnmappedStripeObjectError,
     apply_subscription,
     find_customer_id,
     remember_stripe_customer,
 )
-from core.customers.service import get_for_update
+from core.customers.lock import get_for_update
 from core.errors import ConflictError, NotFoundError
 from models import StripeEvent, utcnow
 
@@ -103,7 +103,9 @@ def _sync_subscription(
     read_at = utcnow()
     stripe = gateway()
     # A paid upgrade's promotion code becomes its discount now (`core.billing.promotions`).
-    sub = promotions.apply_waiting(stripe, stripe.retrieve_subscription(subscription_id))
+    sub = promotions.apply_waiting(
+        session, stripe, stripe.retrieve_subscription(subscription_id), customer_id
+    )
     customer = get_for_update(session, customer_id)
     remember_stripe_customer(session, customer, stripe_customer_id)
     outcome = apply_subscription(
@@ -193,7 +195,7 @@ def handle_meter_error_report(
     report's samples are marked failed (`core.billing.metering.events.mark_reported`), so they
     are not counted as billed and an operator sees them."""
     full = gateway().retrieve_thin_event(str(event["id"]))
-    failed = metering_events.mark_reported(session, metering_events.reported_errors(full))
+    failed = events.mark_reported(session, events.reported_errors(full))
     note = f"{len(failed)} meter event(s) Stripe reported invalid, marked failed"
     return EventOutcome(event["id"], PROCESSED if failed else IGNORED, note)
 
@@ -204,7 +206,7 @@ HANDLERS: dict[str, Handler] = {
     **{name: handle_invoice for name in INVOICE_EVENTS},
     "customer.deleted": handle_customer_deleted,
     **{name: handle_dispute for name in DISPUTE_EVENTS},
-    metering_events.ERROR_REPORT_EVENT: handle_meter_error_report,
+    events.ERROR_REPORT_EVENT: handle_meter_error_report,
 }
 HANDLED_TYPES = tuple(HANDLERS)
 

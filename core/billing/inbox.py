@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -23,6 +23,8 @@ from sqlalchemy.orm import Session
 from core.billing import event_attempts
 from core.db_steps import Query, Steps, insert_many, many_rows, run_steps
 from core.errors import ConfigurationError, DomainError
+from core.ingress import Ingress
+from core.ingress.batcher import Coalescer
 from core.settings import get_settings
 from models import StripeEvent, utcnow
 
@@ -288,3 +290,17 @@ def recent_events(
 
 def get_event(session: Session, event_id: str) -> StripeEvent | None:
     return session.scalar(select(StripeEvent).where(StripeEvent.event_id == event_id))
+
+
+EventIngress = Ingress[dict[str, Any], bool, str]
+
+
+def start_event_ingress(publish: Callable[[list[str]], None]) -> EventIngress:
+    """The Stripe event ingress of an API process, made at its start-up: concurrent deliveries
+    are stored together (`storing_events`, one INSERT a group), and the ids of the new events go
+    to `publish` together (the caller's task publish; the sweeper has whatever it misses)."""
+    return Ingress.start(storing_events, Coalescer(publish), _new_event_ids)
+
+
+def _new_event_ids(events: list[dict[str, Any]], created: Sequence[bool | Exception]) -> list[str]:
+    return [event["id"] for event, new in zip(events, created, strict=True) if new is True]

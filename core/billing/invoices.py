@@ -72,3 +72,31 @@ def unpaid_invoices(sub: Obj) -> list[Obj]:
     found = [sub.get("latest_invoice"), sub.get(PERIOD_INVOICE)]
     unique = {i["id"]: i for i in found if isinstance(i, dict) and i.get("id")}
     return [i for i in unique.values() if i.get("status") in UNPAID]
+
+
+def unserved_invoices(sub: Obj) -> list[Obj]:
+    """The unpaid invoices, as read with `sub`, that bill time a cancellation now will not
+    serve: the renewal of an unpaid period, an upgrade never paid. Read them *before* the
+    cancel: its answer's latest invoice is the final one. Never that final invoice (created
+    at or after the cancellation, read on a retry): its prorations and usage were served."""
+    canceled_at = sub.get("canceled_at")
+    return [
+        invoice
+        for invoice in unpaid_invoices(sub)
+        if canceled_at is None or int(invoice.get("created") or 0) < int(canceled_at)
+    ]
+
+
+def served_lines(invoice: Obj, period: tuple[int, int] | None) -> list[Obj]:
+    """The lines of `invoice` billing time before `period` began: metered usage billed in
+    arrears on a renewal (used, never paid for if the renewal is voided)."""
+    if period is None:
+        return []
+    found = []
+    for line in (invoice.get("lines") or {}).get("data") or []:
+        details = (line.get("parent") or {}).get("subscription_item_details") or {}
+        end = (line.get("period") or {}).get("end")
+        before = end is not None and end <= period[0]
+        if before and not details.get("proration") and int(line.get("amount") or 0) > 0:
+            found.append(line)
+    return found

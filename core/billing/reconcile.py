@@ -31,7 +31,8 @@ from core.billing.sync import (
     period_start,
     subscription_plan,
 )
-from core.customers.service import get_customer, get_for_update
+from core.customers.lock import get_for_update
+from core.customers.service import get_customer
 from core.settings import get_settings
 from models import Customer, StripeEvent, utcnow
 

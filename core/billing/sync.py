@@ -1,7 +1,7 @@
 """Bringing a customer's local subscription in line with a Stripe subscription.
 
 Callers (event handlers, plan changes, reconciliation) read the subscription from Stripe first,
-then lock the customer (`customers.service.get_for_update`) and `apply_subscription` with the time
+then lock the customer (`customers.lock.get_for_update`) and `apply_subscription` with the time
 the read started. No Stripe call waits under the lock; order is kept by that time instead: a read
 that started before the one last applied is not applied (every change in Stripe sends an event
 whose handler reads again, so the newest state always arrives last).
@@ -223,6 +223,7 @@ def _wanted_state(sub: Obj, row: Subscription | None) -> dict[str, Any]:
         "plan": plan.value,
         "status": str(sub.get("status") or SubscriptionStatus.INCOMPLETE),
         "trial_ends_at": _ts(sub.get("trial_end")),
+        "current_period_starts_at": period_start(sub),
         "current_period_ends_at": period_end(sub),
         "paid_through_at": paid_through(sub, row.paid_through_at if same and row else None),
         "collection_paused": bool(sub.get("pause_collection")),

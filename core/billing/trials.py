@@ -18,9 +18,7 @@ from core import audit
 from core.billing import statuses
 from core.billing.repository import get_subscription as get_subscription  # re-exported
 from core.billing.statuses import SubscriptionStatus
-
-# A module reference: customers.service creates a customer's first trial through this module.
-from core.customers import service as customer_service
+from core.customers.lock import get_for_update
 from core.errors import ConflictError, InvalidInputError
 from core.plans import Plan, PlanSpec, UnknownPlanError, get_plan
 from core.settings import get_settings
@@ -62,7 +60,7 @@ def start_trial(session: Session, customer_id: str, plan: object) -> TrialResult
     keeps its end date, so the free period is never extended by asking again.
     """
     spec = parse_plan(plan)
-    customer_service.get_for_update(session, customer_id)
+    get_for_update(session, customer_id)
     subscription = get_subscription(session, customer_id)
     if subscription is None:
         subscription = new_trial(customer_id, spec)

@@ -5,8 +5,8 @@ Creating a customer runs in-process for the API and the CLI alike (`billing cust
 one short transaction, and going through a worker would only add a way to fail (no worker running)
 and put the new license JWT into the broker's result store.
 
-`get_for_update` is the one customer lock: every change to what a customer's license says (issuing,
-Stripe sync, revocation) takes it first, so two workers never change one customer at once.
+The one customer lock, `get_for_update`, is core/customers/lock.py (licensing and billing take it
+too; this module calls into them).
 """
 
 from __future__ import annotations
@@ -24,11 +24,7 @@ from core import audit
 from core.billing import trials
 from core.billing.repository import get_subscription
 from core.errors import ConflictError, InvalidInputError, NotFoundError
-
-# Module references, not names: licensing and billing's trials take the customer lock from this
-# module, and this one issues the first trial and license, so each reads the other's functions at
-# call time.
-from core.licensing import service as license_service
+from core.licensing.service import current_license, reissue_license
 from core.plans import Plan
 from core.text import clean_text
 from models import Customer, License, Subscription
@@ -59,25 +55,6 @@ def normalize_email(email: object) -> str:
 
 def get_customer(session: Session, customer_id: str) -> Customer:
     customer = session.scalar(select(Customer).where(Customer.customer_id == customer_id))
-    if customer is None:
-        raise NotFoundError(f"no customer {customer_id!r}", field="customerId")
-    return customer
-
-
-def get_for_update(session: Session, customer_id: str) -> Customer:
-    """The customer row, locked for this transaction (404 naming `customerId` if there is none).
-
-    FOR NO KEY UPDATE serialises changes per customer on PostgreSQL without blocking the foreign
-    key checks of rows that reference the customer (a usage report's insert takes FOR KEY SHARE,
-    which FOR UPDATE would make wait); SQLite ignores it and relies on its single writer.
-    `populate_existing` so the values read are the ones just locked.
-    """
-    customer = session.scalar(
-        select(Customer)
-        .where(Customer.customer_id == customer_id)
-        .with_for_update(key_share=True)
-        .execution_options(populate_existing=True)
-    )
     if customer is None:
         raise NotFoundError(f"no customer {customer_id!r}", field="customerId")
     return customer
@@ -131,7 +108,7 @@ def create_customer(
         raise _duplicate_email(email) from None
     session.add(trials.new_trial(customer.customer_id, spec))
     session.flush()
-    license_service.reissue_license(session, customer.customer_id, reason="customer created")
+    reissue_license(session, customer.customer_id, reason="customer created")
     audit.record(
         session,
         "customer.create",
@@ -157,7 +134,7 @@ def customer_detail(session: Session, customer_id: str) -> CustomerDetail:
     return CustomerDetail(
         customer=customer,
         subscription=get_subscription(session, customer_id),
-        license=license_service.current_license(session, customer_id),
+        license=current_license(session, customer_id),
     )
 
 

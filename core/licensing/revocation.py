@@ -19,7 +19,7 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from core import audit
-from core.customers import service as customer_service
+from core.customers.lock import get_for_update
 from core.licensing.service import current_license, reissue_license, required_current_license
 from core.text import clean_text
 from models import Customer, License, utcnow
@@ -44,7 +44,7 @@ def revoke_license(
     `revoked_licenses` counts the licenses this call marked (not the new one that says revoked).
     """
     reason = clean_text(reason, "reason", max_length=MAX_REASON, multi_line=True)
-    customer = customer_service.get_for_update(session, customer_id)
+    customer = get_for_update(session, customer_id)
     now = utcnow()
     newly_revoked = customer.license_revoked_at is None
     if newly_revoked:
@@ -75,7 +75,7 @@ def reinstate_license(session: Session, customer_id: str, *, reason: str | None 
     """Lift a revocation: the customer's next license is a normal one again (licenses revoked
     earlier stay refused; the instance is given the new one by its operator). Idempotent."""
     reason = clean_text(reason, "reason", max_length=MAX_REASON, multi_line=True)
-    customer = customer_service.get_for_update(session, customer_id)
+    customer = get_for_update(session, customer_id)
     revoked_at = customer.license_revoked_at
     if revoked_at is not None:
         customer.license_revoked_at = None

@@ -4,7 +4,7 @@ Every issued license is a row in `licenses` (the audit trail); the current one h
 `superseded_at` NULL, so reads return the stored token and never re-sign. A new license is signed
 only when what it would say (its content fingerprint) or the signing key (kid) changed, when the
 caller forces it, or when renewal would push its expiry later. Issuing for one customer is
-serialised by the customer lock (`customers.service.get_for_update`), so two workers never both
+serialised by the customer lock (`customers.lock.get_for_update`), so two workers never both
 issue the same change. Revocation is in `revocation.py`.
 """
 
@@ -21,9 +21,7 @@ from sqlalchemy.orm import Session
 from core.billing import entitlements, statuses
 from core.billing.repository import get_subscription
 from core.billing.statuses import SubscriptionStatus
-
-# A module reference: customers.service issues a customer's first license through this module.
-from core.customers import service as customer_service
+from core.customers.lock import get_for_update
 from core.errors import NotFoundError
 from core.licensing.keys import SigningKey, signing_key
 from core.licensing.read_cache import mark_changed
@@ -152,7 +150,7 @@ class _Prepared:
 
 
 def _prepare(session: Session, customer_id: str) -> _Prepared:
-    customer = customer_service.get_for_update(session, customer_id)
+    customer = get_for_update(session, customer_id)
     subscription = get_subscription(session, customer_id)
     content = license_content(customer, subscription)
     current = current_license(session, customer_id)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session
 
 from core.billing import issues, statuses
@@ -112,39 +112,52 @@ def _customers():  # type: ignore[no-untyped-def]
     ).join(Subscription, Subscription.customer_id == Customer.customer_id)
 
 
-def _invoice_of(payload: dict[str, Any]) -> dict[str, Any]:
-    return ((payload or {}).get("data") or {}).get("object") or {}
-
-
 def _failed_invoices(
-    session: Session, customer_ids: list[str], now: datetime
-) -> dict[str, tuple[int | None, datetime, str | None]]:
-    """Per customer: the amount due of its latest failed invoice and when it first failed."""
-    if not customer_ids:
+    session: Session, paid_through: dict[str, datetime | None], now: datetime
+) -> dict[str, tuple[int | None, datetime | None, str | None]]:
+    """Per customer: the amount due of its latest failed invoice (only that payload is read),
+    and its first payment failure since the date it is paid through."""
+    if not paid_through:
         return {}
-    since = int((now - timedelta(days=_FAILED_EVENTS_DAYS)).timestamp())
-    rows = session.execute(
-        select(StripeEvent.customer_id, StripeEvent.stripe_created, StripeEvent.payload)
-        .where(
-            StripeEvent.customer_id.in_(customer_ids),
-            StripeEvent.type == PAYMENT_FAILED_EVENT,
-            StripeEvent.stripe_created >= since,
-        )
-        .order_by(StripeEvent.stripe_created.desc())
+    # Failures before the earliest paid-through date are of invoices paid since.
+    known = [moment for moment in paid_through.values() if moment is not None]
+    floor = (
+        min(known) if len(known) == len(paid_through) else now - timedelta(days=_FAILED_EVENTS_DAYS)
+    )
+    failed = and_(
+        StripeEvent.customer_id.in_(list(paid_through)),
+        StripeEvent.type == PAYMENT_FAILED_EVENT,
+        StripeEvent.stripe_created >= int(floor.timestamp()),
+    )
+    times = session.execute(
+        select(StripeEvent.customer_id, StripeEvent.id, StripeEvent.stripe_created).where(failed)
     ).all()
-    latest: dict[str, tuple[int | None, datetime, str | None]] = {}
-    for customer_id, created, payload in rows:
-        invoice = _invoice_of(payload)
-        invoice_id = invoice.get("id")
+    newest: dict[str, tuple[int, int]] = {}
+    first: dict[str, int] = {}
+    for customer_id, row_id, created in times:
+        if customer_id not in newest or (created, row_id) > newest[customer_id]:
+            newest[customer_id] = (created, row_id)
+        due_since = paid_through.get(customer_id)
+        if due_since is None or created >= int(due_since.timestamp()):
+            first[customer_id] = min(created, first.get(customer_id, created))
+    payloads = dict(
+        session.execute(
+            select(StripeEvent.customer_id, StripeEvent.payload).where(
+                StripeEvent.id.in_([row_id for _, row_id in newest.values()])
+            )
+        ).all()
+    )
+    found: dict[str, tuple[int | None, datetime | None, str | None]] = {}
+    for customer_id in newest:
+        invoice = ((payloads.get(customer_id) or {}).get("data") or {}).get("object") or {}
         amount = invoice.get("amount_due")
-        failed_at = datetime.fromtimestamp(created, UTC)
-        if customer_id not in latest:
-            due = amount if isinstance(amount, int) else None
-            latest[customer_id] = (due, failed_at, invoice_id)
-        elif latest[customer_id][2] == invoice_id:
-            # An earlier failure of the same invoice: it has been due since then.
-            latest[customer_id] = (latest[customer_id][0], failed_at, invoice_id)
-    return latest
+        since = first.get(customer_id)
+        found[customer_id] = (
+            amount if isinstance(amount, int) else None,
+            datetime.fromtimestamp(since, UTC) if since is not None else None,
+            invoice.get("id"),
+        )
+    return found
 
 
 def failed_payments(session: Session, now: datetime) -> list[FailedPayment]:
@@ -154,7 +167,7 @@ def failed_payments(session: Session, now: datetime) -> list[FailedPayment]:
         .order_by(Subscription.paid_through_at)
         .limit(_LIMIT)
     ).all()
-    failed = _failed_invoices(session, [row.customer_id for row in rows], now)
+    failed = _failed_invoices(session, {row.customer_id: row.paid_through_at for row in rows}, now)
     grace = timedelta(days=get_settings().license_past_due_grace_days)
     found = []
     for row in rows:

@@ -17,7 +17,8 @@ from models import Customer, OverageMeterEvent, utcnow
 
 STATES = (meter_events.SENT, meter_events.UNSENT, meter_events.FAILED, meter_events.UNCONFIRMED)
 MAX_DAYS = 90
-_LIMIT = 500
+# Customer-days on one page (newest first); narrow by state or customer to see others.
+_LIMIT = 100
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,14 +1,15 @@
 """Usage reports in: store each report once (parsing is core/usage/parsing.py).
 
-The ingress does the least possible work: verify the license (api/), parse the body, then a
-group of concurrent reports is stored by `receive_reports` with one write (one license check, then
-one multi-row INSERT ... ON CONFLICT DO NOTHING; see core/batching.py).
-Everything else happens in workers (core/usage/processing.py).
+The ingress does the least possible work: verify the license (api/usage.py), parse the body, then
+a group of concurrent reports is admitted (each instance's rate limit) and stored by
+`receive_reports` with one write (one license check, then one multi-row INSERT ... ON CONFLICT DO
+NOTHING), in the process's report ingress (`start_report_ingress`, core/ingress/). Everything
+else happens in workers (core/usage/processing.py).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -22,12 +23,23 @@ from core.errors import (
     DomainError,
     PermissionDeniedError,
 )
+from core.ingress import Ingress
+from core.ingress.batcher import Coalescer
 from core.licensing.instance_auth import InstanceIdentity
 from core.licensing.lookup import LicenseFacts, checking_presented_licenses
+from core.request_limits import usage_refusals
+from core.settings import get_settings
 from core.usage.parsing import ReportInput
 from models import UsageReport, utcnow
 
-__all__ = ["ReportInput", "ReportToStore", "StoredReport", "receive_reports", "store_reports"]
+__all__ = [
+    "ReportInput",
+    "ReportToStore",
+    "StoredReport",
+    "receive_reports",
+    "start_report_ingress",
+    "store_reports",
+]
 
 
 # Made for every request: not frozen, since a frozen dataclass costs four times as much to build.
@@ -217,3 +229,36 @@ def _existing_report_id(report: ReportInput, idempotency_key: str | None) -> Ste
     if not rows:  # pragma: no cover - the conflicting row cannot vanish (no deletes)
         raise ConflictError("the report conflicts with another one; send it again")
     return int(rows[0]["id"])
+
+
+ReportIngress = Ingress[tuple[InstanceIdentity, ReportToStore], ReceivedReport, int]
+
+
+def start_report_ingress(publish: Callable[[list[int]], None]) -> ReportIngress:
+    """The report ingress of an API process, made at its start-up: concurrent reports are
+    admitted by their instances' limits and stored together (one Redis call, one INSERT a
+    group); the ids of the new ones go to `publish` together, many groups' at a time (the
+    caller's task publish; a failed publish is left to the sweeper)."""
+    to_workers: Coalescer[int] = Coalescer(
+        publish, max_chunk=get_settings().usage_process_batch_size
+    )
+    return Ingress.start(receive_reports, to_workers, _new_report_ids, admit=_within_limits)
+
+
+def _new_report_ids(
+    _: list[tuple[InstanceIdentity, ReportToStore]],
+    outcomes: Sequence[ReceivedReport | DomainError | Exception],
+) -> list[int]:
+    return [
+        outcome.stored.report_id
+        for outcome in outcomes
+        if isinstance(outcome, ReceivedReport) and not outcome.stored.duplicate
+    ]
+
+
+async def _within_limits(
+    group: list[tuple[InstanceIdentity, ReportToStore]],
+) -> list[Exception | None]:
+    return await usage_refusals(
+        [(identity.customer_id, item.report.instance_id) for identity, item in group]
+    )

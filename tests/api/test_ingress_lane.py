@@ -1,5 +1,5 @@
-"""The ingress lane (api/ingress_lane.py): the two hot write paths, answered ahead of FastAPI,
-still carry what the middlewares give every other route."""
+"""The hot routes (api/ingress_lane.py), answered by the envelope without FastAPI, still get
+what every other route gets."""
 
 from __future__ import annotations
 
@@ -105,12 +105,12 @@ def test_the_lane_shadows_no_route_but_its_own() -> None:
 
     app = create_app()
     for method, path in app_routes():
-        route = app.lane.route_for({"method": method, "path": path})
+        route = app.envelope.hot.route_for({"method": method, "path": path})
         assert route is None or route.template == path, (method, path)
-    claimed = app.lane.route_for({"method": "GET", "path": "/api/licenses/cust_abc-1"})
+    claimed = app.envelope.hot.route_for({"method": "GET", "path": "/api/licenses/cust_abc-1"})
     assert claimed is not None and claimed.template == "/api/licenses/{customer_id}"
     for malformed in ("/api/licenses/bad!id", "/api/licenses/" + "x" * 65, "/api/licenses/a/b"):
-        assert app.lane.route_for({"method": "GET", "path": malformed}) is None
+        assert app.envelope.hot.route_for({"method": "GET", "path": malformed}) is None
 
 
 def test_a_malformed_license_id_is_still_a_422_naming_it(api_client, admin_headers) -> None:
@@ -126,7 +126,6 @@ def test_a_client_that_goes_away_mid_body_gets_no_answer_and_is_counted_499(api_
     from core.metrics import HTTP_REQUESTS
 
     app = api_client.app
-    route = app.lane.route_for({"method": "POST", "path": "/webhooks/stripe"})
     messages = iter([{"type": "http.request", "body": b"{", "more_body": True}])
     sent: list[dict] = []
 
@@ -139,7 +138,7 @@ def test_a_client_that_goes_away_mid_body_gets_no_answer_and_is_counted_499(api_
     closed = HTTP_REQUESTS.labels("POST", "/webhooks/stripe", "499")
     before = closed._value.get()
     scope = {"type": "http", "method": "POST", "path": "/webhooks/stripe", "headers": []}
-    asyncio.run(app.lane.serve(route, app.state, scope, receive, send))
+    asyncio.run(app(scope, receive, send))
     assert sent == []
     assert closed._value.get() == before + 1
     assert pg_scalar("SELECT count(*) FROM stripe_events") == 0

@@ -15,9 +15,10 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
-from core.batching import MicroBatcher
 from core.db_steps import Query, Steps
-from core.group_transactions import DatabaseUnavailableError, GroupTransactions
+from core.ingress.batcher import MicroBatcher
+from core.ingress.connections import DatabaseUnavailableError
+from core.ingress.transactions import GroupTransactions
 
 INSERT_SEEN = text("INSERT INTO seen VALUES (:n)")
 

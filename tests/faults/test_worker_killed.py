@@ -37,7 +37,7 @@ VISIBILITY_TIMEOUT = 4
 RESTORE_INTERVAL = 1
 # How long the stand-in holds the handler's read of the subscription: the kill lands inside it.
 STRIPE_DELAY = 30.0
-RECEIVED = "Task tasks.billing.process_event["
+RECEIVED = "Task tasks.billing.process_events["
 
 
 def worker_that_received(running: Services, names: list[str]) -> str | None:

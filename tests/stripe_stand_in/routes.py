@@ -59,6 +59,8 @@ def build_routes(
         ("DELETE", "/v1/subscriptions/{subscription}", s.cancel_subscription),
         ("GET", "/v1/subscription_items", s.list_subscription_items),
         ("GET", "/v1/subscription_items/{item}", s.retrieve_subscription_item),
+        ("POST", "/v1/invoiceitems", s.invoice_items.create_invoice_item),
+        ("POST", "/v1/invoices", s.invoice_items.create_invoice),
         ("GET", "/v1/invoices", s.list_invoices),
         ("GET", "/v1/invoices/{invoice}", s.retrieve_invoice),
         ("GET", "/v1/invoices/{invoice}/lines", s.list_invoice_lines),

@@ -29,6 +29,7 @@ KINDS: dict[str, str] = {
     "checkout.session": "checkout.session",
     "subscription": "subscription",
     "invoice": "invoice",
+    "invoiceitem": "invoiceitem",
     "discount": "discount",
     "event": "event",
 }

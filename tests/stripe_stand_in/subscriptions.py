@@ -21,6 +21,7 @@ from .forms import (
     merge_metadata,
 )
 from .ids import add_interval, new_id
+from .invoice_items import InvoiceItems
 from .listing import LIST_PARAMS, in_range, paginate
 from .meters import Meters, metered_line
 from .pending import check_pending_update, held_params
@@ -67,6 +68,7 @@ class Subscriptions:
         self.store = store
         self.catalog = catalog
         self.usage = UsageBilling(store, Meters(store))
+        self.invoice_items = InvoiceItems(store)
 
     # -- creation ----------------------------------------------------------------------
 
@@ -351,10 +353,24 @@ class Subscriptions:
         return True
 
     def _drop_pending_update(self, sub: Obj) -> None:
+        """Discard the pending update and void its invoice: "the invoice is voided and the
+        pending update is discarded" (docs.stripe.com/billing/subscriptions/
+        pending-updates-reference: "Expiration"), so paying it later applies nothing."""
         hidden = self.store.hidden_of(sub["id"])
         hidden.pop("pending_items", None)
         hidden.pop("pending_held", None)
         sub["pending_update"] = None
+        invoice = self.store.table("invoice").get(hidden.pop("pending_invoice", None) or "")
+        if invoice is not None and invoice["status"] == "open":
+            invoice.update(status="void", amount_remaining=0, next_payment_attempt=None)
+            invoice["status_transitions"]["voided_at"] = self.store.now()
+            self.store.emit("invoice.voided", invoice)
+
+    def _expire_pending_update_at_period_end(self, sub: Obj) -> None:
+        """A pending update expires at the period's end at the latest (`_pend_update`)."""
+        if sub["pending_update"]:
+            self._drop_pending_update(sub)
+            self.store.emit("customer.subscription.pending_update_expired", sub)
 
     def _payment_fails(self, sub: Obj, params: Params, old_amount: int) -> bool:
         behavior = as_choice(
@@ -377,13 +393,17 @@ class Subscriptions:
         wanted = copy.deepcopy(sub["items"]["data"])
         sub["items"]["data"] = copy.deepcopy(before["items"]["data"])
         hidden = self.store.hidden_of(sub["id"])
-        hidden.update(pending_items=wanted, pending_held=held)
+        hidden.update(pending_items=wanted, pending_held=held, pending_invoice=invoice["id"])
         held_cancel = as_bool(held, "cancel_at_period_end")
+        # The trial end or the period end, whichever comes first, but at most 23 hours away
+        # (pending-updates-reference, "Expiration").
+        now = self.store.now()
+        ends = [sub["current_period_end"], sub["trial_end"], now + 23 * 3600]
         sub["pending_update"] = {
             "billing_cycle_anchor": None,
             "cancel_at_period_end": held_cancel,
             "metadata": as_metadata(held),
-            "expires_at": self.store.now() + 23 * 3600,
+            "expires_at": min(end for end in ends if end is not None and end > now),
             "subscription_items": [
                 {"id": item["id"], "price": item["price"], "quantity": item["quantity"]}
                 for item in wanted
@@ -540,8 +560,10 @@ class Subscriptions:
         sub["cancellation_details"]["reason"] = "cancellation_requested"
         self._apply_cancellation_details(sub, params)
         self.store.emit("customer.subscription.deleted", sub)
-        if final is not None:
+        if final is not None and final["status"] == "paid":
             self._emit_paid(final)
+        elif final is not None:
+            self.store.emit("invoice.payment_failed", final)
         return sub
 
     # -- subscription items ------------------------------------------------------------
@@ -793,6 +815,14 @@ class Subscriptions:
         if amount < 0:
             customer = self.store.get("customer", sub["customer"], allow_deleted=True)
             customer["balance"] = customer.get("balance", 0) + amount
+        # "invoice_now: … a final invoice that invoices for any un-invoiced metered usage and
+        # new/pending proration invoice items" (docs.stripe.com/api/subscriptions/cancel).
+        self.usage.add_lines(invoice, self.usage.period_lines(sub, start, now + 1))
+        if invoice["amount_due"] > 0 and self.store.hidden_of(sub["customer"]).get("declines"):
+            # Charged like any invoice: a declined card leaves it open.
+            invoice.update(status="open", amount_paid=0, attempted=True, attempt_count=1)
+            invoice.update(amount_remaining=invoice["amount_due"])
+            invoice["status_transitions"]["paid_at"] = None
         sub["latest_invoice"] = invoice["id"]
         return invoice
 
@@ -849,6 +879,7 @@ class Subscriptions:
         mark = len(self.store.events)
         before = self.store.snapshot(sub)
         if self._ends_now(sub):
+            self._expire_pending_update_at_period_end(sub)
             sub.update(status="canceled", ended_at=sub["current_period_end"])
             self.store.emit("customer.subscription.deleted", sub)
             return self.store.events[mark:]
@@ -902,10 +933,14 @@ class Subscriptions:
         """The open latest invoice (else the open renewal) gets paid (a retry succeeded):
         status back to `active`."""
         sub = self.store.get("subscription", subscription_id)
+        if sub["status"] not in _LIVE:
+            # An ended subscription's invoices were voided or left unpaid; none reopens it.
+            raise invalid(f"Subscription {subscription_id} is {sub['status']}.")
         invoice = self.store.table("invoice").get(sub["latest_invoice"] or "")
         if invoice is None or invoice["status"] != "open":
             invoice = self._unpaid_renewal(sub)
         if invoice is None or invoice["status"] != "open":
+            # A void invoice (an expired pending update's) can never be paid.
             raise invalid(f"Subscription {subscription_id} has no open invoice.")
         mark = len(self.store.events)
         before = self.store.snapshot(sub)
@@ -916,7 +951,8 @@ class Subscriptions:
         sub["status"] = "active"
         hidden = self.store.hidden_of(sub["id"])
         pending = None
-        if invoice["id"] == sub["latest_invoice"]:  # the pending update's invoice, if any
+        if invoice["id"] == hidden.get("pending_invoice"):  # the pending update's invoice
+            hidden.pop("pending_invoice")
             pending = hidden.pop("pending_items", None)
         if pending is not None:  # a pending update is applied once its invoice is paid
             sub["items"]["data"] = pending
@@ -937,6 +973,7 @@ class Subscriptions:
     def _renew(self, sub: Obj, *, paid: bool) -> Obj:
         """Move to the next period and bill it; `paid=False` leaves the invoice open."""
         hidden = self.store.hidden_of(sub["id"])
+        self._expire_pending_update_at_period_end(sub)
         old_start, old_end = sub["current_period_start"], sub["current_period_end"]
         hidden["periods"] += 1
         steps = hidden["count"] * hidden["periods"]

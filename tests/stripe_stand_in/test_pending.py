@@ -95,15 +95,48 @@ def test_a_pending_update_holds_cancel_at_period_end_and_metadata_until_paid(
     assert paid["metadata"]["promotion"] == "promo_x"
 
 
-def test_an_expired_pending_update_drops_what_it_held(two_item_subscription):
+def _upgrade_invoice_is_void_and_cannot_be_paid(stand_in, pending: dict) -> None:
+    invoice = stand_in.client().v1.invoices.retrieve(pending["latest_invoice"]).to_dict()
+    assert invoice["status"] == "void" and invoice["amount_remaining"] == 0
+    stand_in.decline_charges(pending["customer"], False)
+    with pytest.raises(Exception, match="no open invoice"):
+        stand_in.pay_invoice(pending["id"])
+
+
+def test_an_expired_pending_update_drops_what_it_held_and_voids_its_invoice(
+    two_item_subscription,
+):
+    # "If you don't take any action after an update fails, the invoice is voided and the pending
+    # update is discarded after the expires_at time" (docs.stripe.com/billing/subscriptions/
+    # pending-updates-reference, "Expiration").
     extra = {"cancel_at_period_end": False, "metadata": {"promotion": "promo_x"}}
     stand_in, pending, prices = _declined_upgrade(two_item_subscription, extra)
     events = stand_in.expire_pending_update(pending["id"])
-    assert [e["type"] for e in events] == ["customer.subscription.pending_update_expired"]
+    assert [e["type"] for e in events] == [
+        "invoice.voided",
+        "customer.subscription.pending_update_expired",
+    ]
     after = stand_in.client().v1.subscriptions.retrieve(pending["id"]).to_dict()
     assert after["pending_update"] is None and after["cancel_at_period_end"] is True
     assert after["items"]["data"][0]["price"]["id"] == prices["flat"]
     assert "promotion" not in after["metadata"]
+    _upgrade_invoice_is_void_and_cannot_be_paid(stand_in, pending)
+
+
+def test_a_pending_update_expires_within_23_hours_or_at_the_period_end(two_item_subscription):
+    # expires_at: the trial end or the period end, whichever comes first, at most 23 hours after
+    # the update (pending-updates-reference, "Expiration").
+    stand_in, pending, _ = _declined_upgrade(two_item_subscription, {})
+    expires_at = pending["pending_update"]["expires_at"]
+    period_end = pending["items"]["data"][0]["current_period_end"]
+    now = stand_in.store.now()
+    assert now < expires_at <= min(period_end, now + 23 * 3600)
+    # Still unpaid when the period ends: the old plan renews, the upgrade's invoice is void.
+    stand_in.decline_charges(pending["customer"], False)
+    events = stand_in.advance_period(pending["id"])
+    assert "customer.subscription.pending_update_expired" in [e["type"] for e in events]
+    invoice = stand_in.client().v1.invoices.retrieve(pending["latest_invoice"]).to_dict()
+    assert invoice["status"] == "void"
 
 
 def test_a_conflicting_cancel_at_period_end_expires_the_pending_update(two_item_subscription):
@@ -119,9 +152,18 @@ def test_a_conflicting_cancel_at_period_end_expires_the_pending_update(two_item_
     assert "customer.subscription.pending_update_expired" in [
         e["type"] for e in stand_in.events[mark:]
     ]
-    # Its invoice paid later applies nothing of it.
-    stand_in.decline_charges(pending["customer"], False)
-    stand_in.pay_invoice(pending["id"])
-    paid = client.v1.subscriptions.retrieve(pending["id"]).to_dict()
-    assert paid["items"]["data"][0]["price"]["id"] == prices["flat"]
-    assert paid["cancel_at_period_end"] is True
+    # Its invoice is void: nobody can pay it, so nothing of it is ever applied.
+    _upgrade_invoice_is_void_and_cannot_be_paid(stand_in, pending)
+    after = client.v1.subscriptions.retrieve(pending["id"]).to_dict()
+    assert after["items"]["data"][0]["price"]["id"] == prices["flat"]
+    assert after["cancel_at_period_end"] is True
+
+
+def test_an_ended_subscription_cannot_be_paid_back_to_active(two_item_subscription):
+    stand_in, sub, _ = two_item_subscription
+    stand_in.fail_payment(sub["id"])
+    stand_in.client().v1.subscriptions.cancel(sub["id"])
+    with pytest.raises(Exception, match="is canceled"):
+        stand_in.pay_invoice(sub["id"])
+    after = stand_in.client().v1.subscriptions.retrieve(sub["id"]).to_dict()
+    assert after["status"] == "canceled"

@@ -152,3 +152,28 @@ def test_a_deleted_metered_item_bills_its_usage_at_once_with_always_invoice(
     paid = [e["data"]["object"] for e in stand_in.events[mark:] if e["type"] == "invoice.paid"]
     assert [invoice["total"] for invoice in paid] == [60]
     assert stand_in.subscriptions.usage.billed(catalog["customer"].id) == 6
+
+
+@pytest.mark.parametrize("declines", [False, True], ids=["card pays", "card declines"])
+def test_cancelling_now_with_invoice_now_bills_the_usage_to_date_and_may_be_declined(
+    stand_in: StripeStandIn, catalog: dict[str, Any], clock: list[float], declines: bool
+) -> None:
+    # invoice_now "will generate a final invoice that invoices for any un-invoiced metered
+    # usage and new/pending proration invoice items" (docs.stripe.com/api/subscriptions/cancel);
+    # it is charged like any invoice, so a declined card leaves it open.
+    client = stand_in.client()
+    sub = _subscribe(client, catalog)
+    clock[0] += HOUR
+    _use(client, catalog, 3, clock[0] - 60)
+    stand_in.decline_charges(catalog["customer"].id, declines)
+    mark = len(stand_in.events)
+
+    canceled = client.v1.subscriptions.cancel(sub.id, params={"invoice_now": True})
+
+    final = client.v1.invoices.retrieve(canceled.latest_invoice)
+    assert final.total == 3 * 10
+    assert final.status == ("open" if declines else "paid")
+    assert final.amount_paid == (0 if declines else 30)
+    wanted = "invoice.payment_failed" if declines else "invoice.paid"
+    assert wanted in [e["type"] for e in stand_in.events[mark:]]
+    assert stand_in.subscriptions.usage.billed(catalog["customer"].id) == 3

@@ -34,7 +34,7 @@ def test_tasks_are_routed_to_their_domain_queue() -> None:
     assert router.route({}, "tasks.maintenance.ping")["queue"].name == "default"
     assert router.route({}, "tasks.billing.expire_trials")["queue"].name == "licenses"
     assert router.route({}, "tasks.usage.rollup_usage_day")["queue"].name == "default"
-    assert router.route({}, "tasks.customers.create_customer")["queue"].name == "licenses"
+    assert router.route({}, "tasks.billing.process_events")["queue"].name == "webhooks"
 
 
 def test_a_published_task_lands_in_its_own_queue_only() -> None:
@@ -73,7 +73,7 @@ def counting_init(self, *args, **kwargs):
 
 
 settings_module.Settings.__init__ = counting_init
-import tasks.billing, tasks.customers, tasks.licenses, tasks.maintenance, tasks.usage
+import tasks.billing, tasks.licenses, tasks.maintenance, tasks.usage
 from workers.celery_app import celery_app
 
 print("reads", len(reads), "configured", celery_app.configured)
@@ -126,7 +126,6 @@ def test_no_task_takes_a_secret_as_an_argument() -> None:
     import re
 
     import tasks.billing  # noqa: F401 - registers the tasks
-    import tasks.customers  # noqa: F401
     import tasks.licenses  # noqa: F401
     import tasks.maintenance  # noqa: F401
     import tasks.usage  # noqa: F401

@@ -17,6 +17,7 @@ from tests.stripe_fixtures import *  # noqa: F403
 from tests.stripe_fixtures import (
     handle_inline,
     license_claims,
+    meter_usage,
     new_customer,
     start_checkout,
     stripe_subscription,
@@ -198,29 +199,11 @@ def test_an_upgrade_to_enterprise_paid_later_loses_its_overage_item_at_reconcili
         assert reconcile.repair_customer(session, get_gateway(), customer_id) == 0
 
 
-def _meter_usage(stand_in: StripeStandIn, customer_id: str, value: int) -> str:
-    """Device-days reaching Stripe's meter for the customer now (as the nightly run sends)."""
-    import time
-
-    from core.settings import get_settings
-
-    stripe_customer = str(
-        pg_scalar(f"SELECT stripe_customer_id FROM customers WHERE customer_id = '{customer_id}'")
-    )
-    get_gateway().create_meter_event(
-        event_name=get_settings().stripe_meter_event_name,
-        identifier=f"usage-{customer_id}-{value}",
-        payload={"stripe_customer_id": stripe_customer, "value": str(value)},
-        timestamp=int(time.time()),
-    )
-    return stripe_customer
-
-
 def test_an_upgrade_to_enterprise_bills_the_overage_metered_before_it(
     stand_in: StripeStandIn,
 ) -> None:
     customer_id, sub_id = _paying(stand_in, "starter")
-    stripe_customer = _meter_usage(stand_in, customer_id, 7)
+    stripe_customer = meter_usage(stand_in, customer_id, 7)
 
     with session_scope() as session:
         changes.change_plan(session, get_gateway(), sub_id, "enterprise")
@@ -240,7 +223,7 @@ def test_reconciliation_removing_a_leftover_overage_item_bills_its_usage(
         changes.change_plan(session, get_gateway(), sub_id, "enterprise")
     _decline(stand_in, customer_id, False)
     handle_inline(stand_in.pay_invoice(sub_id))
-    stripe_customer = _meter_usage(stand_in, customer_id, 4)
+    stripe_customer = meter_usage(stand_in, customer_id, 4)
 
     with session_scope() as session:
         assert reconcile.repair_customer(session, get_gateway(), customer_id) == 1

@@ -7,6 +7,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
+import pytest
+
 from core.billing import changes
 from core.billing.gateway import get_gateway
 from core.db import session_scope
@@ -70,9 +72,13 @@ def test_cancelling_a_past_due_subscription_now_credits_nothing_and_voids_the_re
     assert _stripe_customer(stand_in, customer_id).get("balance", 0) == 0
     assert [i["status"] for i in _renewals(stand_in, sub_id)] == ["void"]
     cancel = [r for r in stand_in.requests if r.method == "DELETE" and r.path.endswith(sub_id)]
-    assert "prorate" not in cancel[-1].params and "invoice_now" not in cancel[-1].params
-    # Running it again changes nothing and fails on nothing.
+    # A final invoice only of what is not invoiced yet (usage, prorations): no unused-time credit.
+    assert "prorate" not in cancel[-1].params
+    # Running it again changes nothing, fails on nothing, and cancels or voids nothing twice.
+    calls = len(stand_in.requests)
     assert _cancel_now(customer_id, sub_id).status == "canceled"
+    again = [r for r in stand_in.requests[calls:] if r.method != "GET"]
+    assert again == []
 
 
 def test_cancelling_now_while_the_renewal_is_a_draft_voids_it_and_credits_nothing(stand_in):
@@ -124,9 +130,12 @@ def test_cancelling_again_after_an_unpaid_upgrade_drops_the_upgrade(stand_in):
     with session_scope() as session:
         change = changes.cancel_subscription(session, get_gateway(), sub_id)
     assert change.cancel_at_period_end and not change.pending_payment
-    # The upgrade's invoice paid later neither upgrades nor renews the subscription.
+    # The upgrade's invoice is void: nobody can pay it, so it neither upgrades nor renews.
+    upgrade = [i for i in subscription_invoices(stand_in, sub_id) if i["amount_due"] > 0][0]
+    assert upgrade["billing_reason"] == "subscription_update" and upgrade["status"] == "void"
     stand_in.decline_charges(stripe_customer, False)
-    handle_inline(stand_in.pay_invoice(sub_id))
+    with pytest.raises(Exception, match="no open invoice"):
+        stand_in.pay_invoice(sub_id)
     sub = stripe_subscription(stand_in, customer_id)
     assert (
         sub["cancel_at_period_end"] is True and subscription_row(customer_id)["plan"] == "starter"

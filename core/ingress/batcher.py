@@ -1,4 +1,4 @@
-"""Group the concurrent requests of one process into one database write.
+"""The batcher: the concurrent requests of one process grouped into one database write.
 
 On the ingress, one request's work is a handful of short round trips (license lookup, INSERT,
 COMMIT, a task publish) during which the process mostly waits. Requests that arrive together are
@@ -10,17 +10,16 @@ What follows the answers (publishing the group's task) runs after the flush slot
 never delays the next group's commit; `Coalescer` then gathers what many groups publish into one
 task at a time, so the workers get few large tasks instead of one small task per group.
 
-The batchers and coalescers are made by factories when a server process starts (api/), never at
-import: they read the settings, and `flush` / `publish` are plain callables handed in, so this
-module knows nothing of the API, the tasks or the broker. A group's database transaction is
-core/group_transactions.py.
+The batchers and coalescers are made when a server process starts (`Ingress.start`), never at
+import: they read the settings, and `flush` / `publish` are callables handed in, so this module
+knows nothing of the API, the tasks or the broker. A group's database transaction is
+core/ingress/transactions.py.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Generic, TypeVar
@@ -32,15 +31,12 @@ log = logging.getLogger(__name__)
 Item = TypeVar("Item")
 Outcome = TypeVar("Outcome")
 
-# Per item: its outcome, or the exception to raise to its caller. A plain function runs in a
-# worker thread; a coroutine function on the event loop.
-Flush = Callable[
-    [list[Item]],
-    Sequence[Outcome | Exception] | Awaitable[Sequence[Outcome | Exception]],
-]
-# Work on a flushed group that its callers need not wait for (publishing its task). A plain
-# function runs in a worker thread; a coroutine function runs on the event loop (keep it short).
-AfterFlush = Callable[[list[Item], Sequence[Outcome | Exception]], None | Awaitable[None]]
+# Per item: its outcome, or the exception to raise to its caller (a coroutine function, run on
+# the event loop).
+Flush = Callable[[list[Item]], Awaitable[Sequence[Outcome | Exception]]]
+# Work on a flushed group that its callers need not wait for (handing its ids to the publisher;
+# keep it short).
+AfterFlush = Callable[[list[Item], Sequence[Outcome | Exception]], Awaitable[None]]
 
 
 class MicroBatcher(Generic[Item, Outcome]):
@@ -115,10 +111,7 @@ class MicroBatcher(Generic[Item, Outcome]):
     async def _run(self, batch: list[tuple[Item, asyncio.Future[Outcome]]]) -> None:
         items = [item for item, _ in batch]
         try:
-            if inspect.iscoroutinefunction(self._flush):
-                outcomes = await self._flush(items)
-            else:
-                outcomes = await to_thread.run_sync(self._flush, items)
+            outcomes = await self._flush(items)
         except Exception as exc:  # noqa: BLE001 - handed to every caller of the batch
             for _, future in batch:
                 if not future.done():
@@ -138,10 +131,7 @@ class MicroBatcher(Generic[Item, Outcome]):
         if self._after_flush is None:
             return
         try:
-            if inspect.iscoroutinefunction(self._after_flush):
-                await self._after_flush(items, outcomes)
-            else:
-                await to_thread.run_sync(self._after_flush, items, outcomes)
+            await self._after_flush(items, outcomes)
         except Exception:  # noqa: BLE001 - the callers are answered; nothing to hand it to
             log.exception("after-flush step failed")
 

@@ -1,0 +1,158 @@
+"""The rate-limit step of every request, in one place: which limit a request counts against.
+
+- A route that takes no credentials, or a request that presents none: RATE_LIMIT_UNAUTHENTICATED
+  _PER_CLIENT per window and client address (behind a proxy: FORWARDED_ALLOW_IPS).
+- A credentialed route with a credential: not counted per address; the usage report counts per
+  customer instance and per license instead (RATE_LIMIT_USAGE_PER_INSTANCE and _PER_LICENSE,
+  with its group: `usage_refusals`).
+- Failed authentications (every 401) count per client address. Over
+  RATE_LIMIT_FAILED_AUTH_PER_CLIENT, the address's credentialed requests are refused (429)
+  before any key lookup or RSA verification, so guessing admin keys or forging license JWTs costs
+  the service nothing more; the count is shared by every API process (Redis). A credential this
+  process has already answered with a 2xx (a verified license, a known admin key) is still
+  served: an attacker behind the same address (a NAT, a proxy) does not lock its honest callers
+  out.
+
+The envelope (api/envelope.py) calls `admit_request` before a request is served and
+`account_answer` when its status is known; the usage ingress calls `usage_refusals`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import Sequence
+from functools import lru_cache
+
+from core.errors import RateLimitedError
+from core.rate_limit import Decision, current_limiter
+from core.settings import get_settings
+
+# Digests of credentials this process answered with a 2xx, most recent last.
+MAX_KNOWN_GOOD = 16_384
+_known_good: dict[bytes, None] = {}
+
+
+def credential_key(authorization: bytes) -> bytes:
+    """What the limits remember of a presented credential (its Authorization header): a digest,
+    made once per request."""
+    return hashlib.blake2b(authorization, digest_size=16).digest()
+
+
+def failed_auth_bucket(client_address: str) -> str:
+    return f"authfail:{client_address}"
+
+
+async def admit_request(
+    client_address: str,
+    credential: bytes | None,
+    *,
+    credentialed: bool,
+    limited: bool = True,
+    sign_in: bool = False,
+) -> Decision | None:
+    """The refusal of a request about to be served (429), or None.
+
+    `credential` is the request's `credential_key`, if it presented one; `credentialed` says the
+    route checks credentials; `limited` is False only for routes no limit applies to (Stripe's
+    deliveries); `sign_in` marks a form that takes a credential in its body (the console's).
+    """
+    if not limited:
+        return None
+    settings = get_settings()
+    limiter = current_limiter()
+    window = settings.rate_limit_window_seconds
+    if not sign_in and (credential is None or not credentialed):
+        decision = await limiter.hit(
+            f"client:{client_address}", settings.rate_limit_unauthenticated_per_client, window
+        )
+        return None if decision.allowed else decision
+    if credential is not None and credential in _known_good:
+        return None
+    # An unknown credential from a locked-out address costs no verification. A denial this
+    # process saw needs no round trip; else the count all processes share is read (not counted).
+    bucket = failed_auth_bucket(client_address)
+    decision = limiter.denied(bucket) or await limiter.hit(
+        bucket, settings.rate_limit_failed_auth_per_client, window, amount=0
+    )
+    return None if decision.allowed else decision
+
+
+async def account_answer(client_address: str, credential: bytes | None, status: int) -> None:
+    """What an answer says of its caller, recorded before it leaves: a 401 is one more failed
+    authentication of the address (the caller's next request sees it); a 2xx makes the
+    credential it presented to a credentialed route (None otherwise) known good to this
+    process."""
+    if status == 401:
+        if credential is not None:
+            _known_good.pop(credential, None)
+        await count_failed_authentication(client_address)
+    elif credential is not None and 200 <= status < 300 and credential not in _known_good:
+        if len(_known_good) >= MAX_KNOWN_GOOD:
+            _known_good.clear()
+        _known_good[credential] = None
+
+
+async def count_failed_authentication(client_address: str) -> Decision:
+    """Count one failed authentication (admin key, license, any bearer) of a client address.
+
+    The envelope calls this for every 401 it sends; call it yourself only for a failure that is
+    answered some other way.
+    """
+    settings = get_settings()
+    return await current_limiter().hit(
+        failed_auth_bucket(client_address),
+        settings.rate_limit_failed_auth_per_client,
+        settings.rate_limit_window_seconds,
+    )
+
+
+@lru_cache(maxsize=8192)
+def instance_bucket(customer_id: str, instance_id: str) -> str:
+    """The usage limit's bucket of a customer's instance. Hashed: instance ids are the
+    instance's free text (up to 255 characters). Remembered: a report asks twice (refused at
+    once, then counted with its group), and instances are few."""
+    name = f"{customer_id}|{instance_id}".encode("utf-8", "surrogatepass")
+    return "usage:" + hashlib.sha256(name).hexdigest()[:32]
+
+
+def license_bucket(customer_id: str) -> str:
+    """The usage limit's bucket of all of a customer's licenses, whatever instances they name."""
+    return "usage-license:" + customer_id
+
+
+def usage_refused(customer_id: str, instance_id: str) -> RateLimitedError | None:
+    """An instance or license this process already saw over its limit in this window (no round
+    trip)."""
+    limiter = current_limiter()
+    denied = limiter.denied(instance_bucket(customer_id, instance_id)) or limiter.denied(
+        license_bucket(customer_id)
+    )
+    return None if denied is None else RateLimitedError(denied.retry_after)
+
+
+async def usage_refusals(reports: Sequence[tuple[str, str]]) -> list[Exception | None]:
+    """RATE_LIMIT_USAGE_PER_INSTANCE per window per instance of a customer, and
+    RATE_LIMIT_USAGE_PER_LICENSE per window for all of the customer's licenses (429 beyond
+    either), for a group of (customer id, instance id): the whole group's counts sent to Redis
+    together, before it is stored."""
+    settings = get_settings()
+    limiter, window = current_limiter(), settings.rate_limit_window_seconds
+    per_instance, per_license = await asyncio.gather(
+        limiter.hit_many(
+            [instance_bucket(customer_id, instance_id) for customer_id, instance_id in reports],
+            settings.rate_limit_usage_per_instance,
+            window,
+        ),
+        limiter.hit_many(
+            [license_bucket(customer_id) for customer_id, _ in reports],
+            settings.rate_limit_usage_per_license,
+            window,
+        ),
+    )
+    return [
+        None
+        if instance.allowed and license.allowed
+        else RateLimitedError(max(instance.retry_after, license.retry_after))
+        for instance, license in zip(per_instance, per_license, strict=True)
+    ]
