@@ -162,12 +162,16 @@ class StripeGateway(InvoiceCalls):
         return self._create(self.client.v1.billing.meters.create, params, "meter", params)
 
     def create_metered_price(
-        self, *, product_id: str, meter_id: str, unit_amount: int, lookup_key: str, plan: str
+        self, *, flat: Obj, meter_id: str, unit_amount: int, lookup_key: str, plan: str
     ) -> Obj:
-        """A monthly price billing what `meter_id` summed over the period, per unit."""
+        """A monthly price billing what `meter_id` summed over the period, per unit, beside the
+        plan's flat price `flat`: its product, currency and tax behaviour (Stripe refuses a
+        subscription whose items differ in currency)."""
+        product = flat["product"]
         params = {
-            "product": product_id,
-            "currency": "usd",
+            "product": str(product["id"] if isinstance(product, dict) else product),
+            "currency": flat["currency"],
+            "tax_behavior": flat.get("tax_behavior") or "unspecified",
             "unit_amount": unit_amount,
             "recurring": {"interval": "month", "usage_type": "metered", "meter": meter_id},
             "lookup_key": lookup_key,

@@ -247,7 +247,7 @@ def setup_metering(gateway: StripeGateway, settings: Settings | None = None) -> 
         created = price is None
         if price is None:
             price = gateway.create_metered_price(
-                product_id=flat_price_product(gateway, plan),
+                flat=flat_price(gateway, plan),
                 meter_id=meter_id,
                 unit_amount=overage_unit_cents(plan, settings),
                 lookup_key=overage_lookup_key(plan),
@@ -264,19 +264,29 @@ def setup_metering(gateway: StripeGateway, settings: Settings | None = None) -> 
     return MeteringSetup(MeterLine(meter_id, event_name, meter_created), prices)
 
 
-def flat_price_product(gateway: StripeGateway, plan: Plan) -> str:
-    """The product the plan's flat price sells (by its lookup key, as `setup_catalogue` finds
-    it, else STRIPE_PRICE_*): the overage price goes beside it, whether `billing stripe setup`
-    made the product or someone did by hand in the Dashboard (untagged, any name)."""
+def flat_price(gateway: StripeGateway, plan: Plan) -> dict[str, Any]:
+    """The plan's flat price (by its lookup key, as `setup_catalogue` finds it, else
+    STRIPE_PRICE_*): the overage price goes beside it, on its product, in its currency, whether
+    `billing stripe setup` made it or someone did by hand in the Dashboard. Refused unless it is
+    monthly: the metered price is monthly, and Stripe bills a subscription's items together."""
     # Here, not at the top: license claims import this module without Stripe's SDK.
     from core.billing.catalogue import price_for_plan
+    from core.billing.gateway import StripeNotConfiguredError
 
     spec = PLANS[plan]
-    flat = gateway.find_price_by_lookup_key(spec.stripe_lookup_key or "")
+    key = spec.stripe_lookup_key
+    flat = gateway.find_price_by_lookup_key(key) if key else None
     if flat is None:
         flat = gateway.retrieve_price(price_for_plan(gateway, spec))
-    product = flat["product"]
-    return str(product["id"] if isinstance(product, dict) else product)
+    recurring = flat.get("recurring") or {}
+    if recurring.get("interval") != "month" or int(recurring.get("interval_count") or 1) != 1:
+        setting = f"STRIPE_PRICE_{plan.value.upper()}"
+        raise StripeNotConfiguredError(
+            f"the {plan.value} flat price {flat['id']} is not billed monthly: overage is billed "
+            f"per month beside it; set {setting} to a monthly price",
+            field=setting,
+        )
+    return flat
 
 
 def device_limit(plan: Plan) -> int:
