@@ -309,13 +309,15 @@ class StripeGateway(InvoiceCalls):
         return self._call(self.client.v1.billing_portal.sessions.create, params=params)
 
     def find_portal_configuration(self, metadata: dict[str, str]) -> Obj | None:
-        """The active portal configuration whose metadata includes `metadata`."""
+        """The portal configuration whose metadata includes `metadata`, active or deactivated
+        (in the Dashboard): the active one first."""
         listing = self.client.v1.billing_portal.configurations.list
-        for found in self._iterate(listing, {"active": True}):
-            tags = found.get("metadata") or {}
-            if all(tags.get(key) == value for key, value in metadata.items()):
-                return found
-        return None
+        found = [
+            each
+            for each in self._iterate(listing, {})
+            if all((each.get("metadata") or {}).get(k) == v for k, v in metadata.items())
+        ]
+        return max(found, key=lambda each: bool(each.get("active")), default=None)
 
     def create_portal_configuration(self, *, features: Obj, metadata: dict[str, str]) -> Obj:
         params = {"features": features, "metadata": metadata}
@@ -324,7 +326,8 @@ class StripeGateway(InvoiceCalls):
 
     def update_portal_configuration(self, configuration_id: str, *, features: Obj) -> Obj:
         update = self.client.v1.billing_portal.configurations.update
-        return self._call(update, configuration_id, params={"features": features})
+        params = {"features": features, "active": True}  # deactivated in the Dashboard: back
+        return self._call(update, configuration_id, params=params)
 
     # -- events -------------------------------------------------------------------------
 
