@@ -196,8 +196,11 @@ def handle_meter_error_report(
     are not counted as billed and an operator sees them."""
     full = gateway().retrieve_thin_event(str(event["id"]))
     failed = events.mark_reported(session, events.reported_errors(full))
-    note = f"{len(failed)} meter event(s) Stripe reported invalid, marked failed"
-    return EventOutcome(event["id"], PROCESSED if failed else IGNORED, note)
+    # Every report is recorded, also one whose samples name none of ours: its count is the news.
+    summary, count = events.report_summary(full)
+    issues.record_meter_error_report(session, str(event["id"]), summary, count)
+    note = f"{count} meter event(s) Stripe reported invalid, {len(failed)} named marked failed"
+    return EventOutcome(event["id"], PROCESSED, note)
 
 
 HANDLERS: dict[str, Handler] = {
