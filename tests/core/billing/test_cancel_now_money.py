@@ -28,12 +28,19 @@ def _invoice(stand_in: StripeStandIn, invoice_id: str) -> dict[str, Any]:
     return stand_in.client().v1.invoices.retrieve(invoice_id).to_dict()
 
 
+def _declining_after_usage(stand_in: StripeStandIn, device_days: int) -> tuple[str, str, str]:
+    """A paying starter customer who used `device_days` of overage and whose card now declines:
+    (customer id, Stripe subscription id, Stripe customer id)."""
+    customer_id, sub_id = paying_customer(stand_in)
+    stripe_customer = meter_usage(stand_in, customer_id, device_days)
+    stand_in.decline_charges(stripe_customer)
+    return customer_id, sub_id, stripe_customer
+
+
 def test_a_declined_final_invoice_of_a_paid_period_stays_open_for_collection(
     stand_in: StripeStandIn,
 ) -> None:
-    customer_id, sub_id = paying_customer(stand_in)
-    stripe_customer = meter_usage(stand_in, customer_id, 5)
-    stand_in.decline_charges(stripe_customer)
+    customer_id, sub_id, stripe_customer = _declining_after_usage(stand_in, 5)
     mark = len(stand_in.events)
 
     assert _cancel_now(sub_id).status == "canceled"
@@ -78,9 +85,7 @@ def _owed_or_paid(stand_in: StripeStandIn, stripe_customer: str) -> list[dict[st
 def test_cancelling_a_past_due_subscription_now_bills_the_overage_it_used(
     stand_in: StripeStandIn,
 ) -> None:
-    customer_id, sub_id = paying_customer(stand_in)
-    stripe_customer = meter_usage(stand_in, customer_id, 6)
-    stand_in.decline_charges(stripe_customer)
+    customer_id, sub_id, stripe_customer = _declining_after_usage(stand_in, 6)
     handle_inline(stand_in.fail_payment(sub_id))  # the renewal bills the 6 in arrears, unpaid
     renewal = stripe_subscription(stand_in, customer_id)["latest_invoice"]
     overage = sum(

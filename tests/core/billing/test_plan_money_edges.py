@@ -254,3 +254,18 @@ def test_a_subscription_set_to_cancel_gets_no_grace_past_its_period(stand_in):
     claims = license_claims(customer_id)
     assert claims["exp"] == int((period_end + grace).timestamp())
     assert "cancelAtPeriodEnd" not in claims["subscription"]
+
+
+def test_a_past_due_subscription_set_to_cancel_keeps_its_past_due_grace(stand_in):
+    customer_id, sub_id = paying_customer(stand_in)
+    handle_inline(stand_in.fail_payment(sub_id))
+    paid_through = _paid_through(customer_id)
+    grace = timedelta(days=get_settings().license_past_due_grace_days)
+    assert license_claims(customer_id)["exp"] == int((paid_through + grace).timestamp())
+
+    with session_scope() as session:
+        changes.cancel_subscription(session, get_gateway(), sub_id)
+
+    # Stripe still retries the renewal it is owed: the license is not cut off meanwhile.
+    assert subscription_row(customer_id)["cancel_at_period_end"] is True
+    assert license_claims(customer_id)["exp"] == int((paid_through + grace).timestamp())
