@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from core.billing import changes
-from core.billing.gateway import get_gateway
+from core.billing.gateway import StripeUnavailableError, get_gateway
 from core.db import session_scope
 from tests.stripe_fixtures import *  # noqa: F403
 from tests.stripe_fixtures import (
@@ -111,3 +113,24 @@ def test_cancelling_a_past_due_subscription_now_bills_the_overage_it_used(
     # Running it again bills nothing twice.
     _cancel_now(sub_id)
     assert len(_owed_or_paid(stand_in, stripe_customer)) == len(billed)
+
+
+def test_deactivating_again_after_a_failed_void_reports_the_cancel_and_voids(
+    stand_in: StripeStandIn,
+) -> None:
+    customer_id, sub_id = paying_customer(stand_in)
+    handle_inline(stand_in.fail_payment(sub_id))
+    renewal = stripe_subscription(stand_in, customer_id)["latest_invoice"]
+    stand_in.fail_next_requests(50, 503, path_prefix=f"/v1/invoices/{renewal}")
+    try:
+        with pytest.raises(StripeUnavailableError), session_scope() as session:
+            changes.deactivate_customer(session, get_gateway(), customer_id, immediately=True)
+    finally:
+        stand_in.fail_next_requests(0)
+    assert stripe_subscription(stand_in, customer_id)["status"] == "canceled"
+
+    with session_scope() as session:
+        retried = changes.deactivate_customer(session, get_gateway(), customer_id, immediately=True)
+
+    assert retried.stripe_canceled and retried.plan == "trial"
+    assert _invoice(stand_in, renewal)["status"] == "void"
