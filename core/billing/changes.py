@@ -348,6 +348,7 @@ def _back_to_trial(session: Session, customer_id: str, *, stripe_canceled: bool)
     row.status = status
     row.trial_ends_at = trial_end
     row.stripe_price_id = None
+    row.current_period_starts_at = None
     row.current_period_ends_at = None
     row.paid_through_at = None
     row.metered_since = None

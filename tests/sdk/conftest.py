@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from tests.helpers.processes import api_server, free_port
+from tests.sdk.forged_service import SigningKey
 
 QUIET = {"LOG_LEVEL": "WARNING"}
 
@@ -130,3 +131,14 @@ class Clock:
 
     def __call__(self) -> datetime:
         return self.now
+
+
+@pytest.fixture(scope="module")
+def service_key() -> SigningKey:
+    """The service's real RSA signing key, for a forged service's licenses."""
+    return SigningKey()
+
+
+@pytest.fixture(scope="module")
+def attacker_key() -> SigningKey:
+    return SigningKey("attacker-kid")

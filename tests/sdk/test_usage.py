@@ -7,7 +7,7 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
-from zemfyre_license import LicenseClient, LicenseRevokedError, ServiceRefusedError
+from zemfyre_license import LicenseClient, ServiceRefusedError
 
 from tests.conftest import TEST_DATABASE_URL, pg_scalar
 from tests.helpers.processes import api_server
@@ -102,8 +102,10 @@ def test_refusals_are_not_retried(service: Service, sleeps: Sleeps) -> None:
         client.report_usage("edge-1", active_devices=3, total_devices=2)
 
     service.revoke(customer_id)
-    with pytest.raises(LicenseRevokedError):
+    # The service's usage 401 carries no signed license: a refusal, not a revocation.
+    with pytest.raises(ServiceRefusedError) as revoked:
         client.report_usage("edge-1", active_devices=1, total_devices=1)
+    assert revoked.value.status == 401 and "revoked" in revoked.value.message
     assert sleeps.waits == []
     # The usage answer's words do not revoke the license for good; check-in's signed license does.
     assert client.verdict().allowed

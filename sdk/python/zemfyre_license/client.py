@@ -172,7 +172,8 @@ class LicenseClient:
         """Report device counts; the receipt once stored (exactly once, whatever the retries,
         see zemfyre_license.usage).
 
-        Raises LicenseRevokedError, ServiceRefusedError (401/403/409/422...) or
+        Raises LicenseRevokedError (only on a signed license saying revoked),
+        ServiceRefusedError (401/403/409/422..., an unsigned "revoked" too) or
         ServiceUnreachableError.
         """
         check_counts(active_devices, total_devices)
@@ -194,10 +195,12 @@ class LicenseClient:
         if response.status_code == 202:
             return receipt_of(keeper, response, key)
         answer = error_answer(response)
+        # Revoked only by a signed license saying so (kept if the answer has one): the words
+        # of a 401 are anyone's to write, so without that proof it is a plain refusal.
         if answer.is_revocation:
-            # Revoked for good only by a signed license saying so (kept if the answer has one).
-            keeper.take_signed_revocation(json_object(response).get("license"))
-            raise LicenseRevokedError(answer.message)
+            unproven = keeper.take_signed_revocation(json_object(response).get("license"))
+            if unproven is None:
+                raise LicenseRevokedError(answer.message)
         raise ServiceRefusedError(
             answer.status, answer.message, code=answer.code, field=answer.field
         )
