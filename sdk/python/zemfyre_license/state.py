@@ -2,7 +2,7 @@
 
     <state dir>/license.jwt   the newest license (from check-in or a usage report's answer)
     <state dir>/jwks.json     the service's key set as last fetched
-    <state dir>/state.json    the latest trusted time and the last check-in
+    <state dir>/state.json    the latest trusted time and the last check-in (STATE_VERSION)
     <state dir>/state.lock    held while state.json or license.jwt is read, changed and written
 
 Every write goes to a temporary file in the same folder, is flushed to disk and renamed into
@@ -34,6 +34,10 @@ LICENSE_FILE = "license.jwt"
 JWKS_FILE = "jwks.json"
 STATE_FILE = "state.json"
 LOCK_FILE = "state.lock"
+# state.json's format. Version 1 (unversioned) took the trusted time from unsigned Date headers,
+# so what it kept may be an attacker's: it is dropped on load, and the next verdict takes the
+# trusted time afresh from the newest genuine license's signed iat.
+STATE_VERSION = 2
 
 
 def write_atomic(path: Path, data: bytes, mode: int = 0o600) -> None:
@@ -73,6 +77,7 @@ class Observations:
     # The last successful check-in: when (trusted time) and the license the service called current.
     checked_in_at: float | None = None
     checked_in_jti: str | None = None
+    version: int = STATE_VERSION
 
     def observe_time(self, epoch: float) -> bool:
         """Remember `epoch` if it is later than any trusted time so far; whether it was."""
@@ -87,8 +92,10 @@ class Observations:
     @classmethod
     def from_json(cls, data: object) -> Observations:
         # Anything else an older version kept (it listed licenses an unsigned answer called
-        # revoked) is dropped: only a signed license revokes.
-        if not isinstance(data, dict):
+        # revoked) is dropped: only a signed license revokes. A state older than STATE_VERSION
+        # is dropped whole: its times may come from a forged Date header (2100 said "clock set
+        # back" forever) and its check-in record was stamped with them.
+        if not isinstance(data, dict) or data.get("version") != STATE_VERSION:
             return cls()
         return cls(
             trusted_time=_number(data.get("trusted_time")),
