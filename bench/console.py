@@ -109,6 +109,13 @@ def main() -> None:
                     "audit, one customer",
                     lambda n: f"/console/audit?customer={FULL_TIMELINE_CUSTOMER}",
                 ),
+                # The operations pages (bench/console_operations.py loads at-risk data of its own).
+                ("overview (with scheduled jobs)", lambda n: "/console/"),
+                ("money at risk", lambda n: "/console/at-risk"),
+                ("Stripe events", lambda n: "/console/events"),
+                ("Stripe events, failed", lambda n: "/console/events?state=failed"),
+                ("meter events", lambda n: "/console/meter-events"),
+                ("billing issues", lambda n: "/console/billing-issues"),
             ]
             rows, listings, passed = [], [], True
             for name, path_of in pages:

@@ -110,6 +110,11 @@ class Settings(BaseSettings):
     # whose outcome has been unknown for longer than this is not resent (it could be billed
     # twice) but set aside for an operator to settle (`billing stripe meter-settle`).
     overage_event_resend_window_hours: float = Field(default=20, gt=0, lt=24)
+    # Stripe reads the meter for a period's invoice when it finalizes it, about an hour after the
+    # period ends (docs.stripe.com/billing/subscriptions/usage-based/configure-grace-period);
+    # later events stamped into that period are taken and never billed. An event sent this many
+    # minutes after the open period began is stamped into it instead (a margin under the hour).
+    overage_carry_over_after_minutes: int = Field(default=45, gt=0, lt=60)
     # Stripe finalizes a subscription's invoice about an hour after its period ends: a finished
     # day's raw reports are kept this many days past its last metering re-check, so a late rise
     # is still rolled up and recorded before the invoice it belongs to closes.

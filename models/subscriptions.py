@@ -23,6 +23,9 @@ class Subscription(Base):
     # trialing, active, past_due, unpaid, incomplete, canceled, expired
     status: Mapped[str] = mapped_column(String(50))
     trial_ends_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The current billing period as Stripe states it (items[].current_period_start/_end): a
+    # month back from the end is not the start (Jan 31 -> Feb 28 -> Mar 28).
+    current_period_starts_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     current_period_ends_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     cancel_at_period_end: Mapped[bool] = mapped_column(Boolean, default=False)
     canceled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

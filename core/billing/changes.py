@@ -134,10 +134,6 @@ def _apply(
     )
 
 
-def _set_to_cancel(sub: Obj) -> bool:
-    return bool(sub.get("cancel_at_period_end") or sub.get("cancel_at"))
-
-
 def _renews(sub: Obj) -> bool:
     """Whether the subscription renews, now or once its pending update is paid."""
     pending = sub.get("pending_update") or {}
@@ -179,14 +175,28 @@ def change_plan(
     item = subscription_item(sub)
     if item is None:
         raise ConflictError(f"subscription {stripe_id} has no item to change")
+    if sub.get("pending_update"):
+        # An upgrade waits for its invoice: asking for it again (a retry) sends nothing, so
+        # it is never invoiced twice; another change waits until it is paid or expires.
+        if price_id not in plan_items.pending_prices(sub):
+            raise ConflictError(
+                f"subscription {stripe_id} has an upgrade waiting for its invoice to be paid; "
+                "change the plan once it is paid or has expired (within 23 hours)",
+                field="plan",
+            )
+        return _apply(
+            session, customer_id, before, sub, "upgrade waiting for payment", read_at,
+            "subscription.change_plan",
+        )  # fmt: skip
     overage_price_id = overage_price_for_plan(gateway, spec.plan)
     # A plan change is also a wish to keep the subscription; like the promotion code, it takes
     # effect with the change: for an upgrade only once its invoice is paid (inside the pending
     # update), so an upgrade never paid neither renews a canceled subscription nor discounts
     # the old plan.
-    keep = {"cancel_at_period_end": False} if _set_to_cancel(sub) else {}
+    upgrade = _is_upgrade(previous_plan, spec.plan)
+    keep = plan_items.keep_params(sub, upgrade)
     with refused_as(discounts="promoCode", items="plan"):
-        if _is_upgrade(previous_plan, spec.plan):
+        if upgrade:
             wishes = {**keep, **promotions.with_upgrade(promotion)}
             sub = plan_items.upgrade(
                 gateway, sub, previous_plan, price_id, overage_price_id, wishes
@@ -194,7 +204,7 @@ def change_plan(
         else:
             wishes = {**keep, **promotions.discount_now(promotion)}
             sub = plan_items.downgrade(gateway, sub, price_id, overage_price_id, wishes)
-    sub = promotions.apply_waiting(gateway, sub)
+    sub = promotions.apply_waiting(session, gateway, sub, customer_id)
     return _apply(
         session,
         customer_id,
@@ -237,11 +247,18 @@ def end_now(gateway: StripeGateway, sub: Obj) -> Obj:
     invoice the cancel makes is collected like any other, even when its charge fails.
     """
     unserved = invoices.unserved_invoices(sub)
+    period = invoices.current_period(sub)
     if sub.get("status") not in statuses.STRIPE_ENDED:
         paid = sub.get("status") == SubscriptionStatus.ACTIVE and invoices.period_paid(sub)
-        sub = gateway.cancel_subscription(str(sub["id"]), settle=paid is not False)
+        sub = gateway.cancel_subscription(str(sub["id"]), credit_unused=paid is not False)
     for invoice in unserved:
-        gateway.void_unpaid_invoice(invoice)
+        # The renewal bills the last period's usage in arrears: that was served, so it is
+        # billed again on its own (idempotently) before the renewal is voided; if the renewal
+        # was paid meanwhile, the second bill is voided instead.
+        served = invoices.served_lines(gateway.with_all_lines(invoice), period)
+        again = gateway.bill_again(invoice, served) if served else None
+        if gateway.void_unpaid_invoice(invoice) is None and again is not None:
+            gateway.void_unpaid_invoice(again)
     return sub
 
 
@@ -326,6 +343,7 @@ def _back_to_trial(session: Session, customer_id: str, *, stripe_canceled: bool)
     row.status = status
     row.trial_ends_at = trial_end
     row.stripe_price_id = None
+    row.current_period_starts_at = None
     row.current_period_ends_at = None
     row.paid_through_at = None
     row.metered_since = None

@@ -18,7 +18,7 @@ from typing import Any
 
 import stripe
 
-from core.billing import invoices
+from core.billing.gateway_invoices import InvoiceCalls
 
 # The keys live in idempotency; re-exported, as callers know them from the gateway.
 from core.billing.idempotency import idempotency_key as idempotency_key
@@ -56,7 +56,7 @@ def _plain(obj: Any) -> Any:
     return obj
 
 
-class StripeGateway:
+class StripeGateway(InvoiceCalls):
     """The calls the billing service makes to Stripe (see module doc for errors)."""
 
     def __init__(self, client: stripe.StripeClient) -> None:
@@ -245,54 +245,33 @@ class StripeGateway:
             )
         ]
 
-    def update_subscription(self, subscription_id: str, params: Obj) -> Obj:
-        """Change a subscription; the answer has its latest invoice expanded, as on retrieve."""
-        return self._with_period_invoice(
+    def update_subscription(
+        self, subscription_id: str, params: Obj, *, once_key: str | None = None
+    ) -> Obj:
+        """Change a subscription; the answer has its latest invoice expanded, as on retrieve.
+        `once_key`: the change is made once whoever asks for it (Stripe answers a second
+        request with the same key with the first one's answer, for 24 hours)."""
+        key = once_key or unique_idempotency_key("subscription-update")
+        return self._after_write(
             self._call(
                 self.client.v1.subscriptions.update,
                 subscription_id,
                 params={**params, "expand": ["latest_invoice"]},
-                options={"idempotency_key": unique_idempotency_key("subscription-update")},
+                options={"idempotency_key": key},
             )
         )
 
-    def cancel_subscription(self, subscription_id: str, *, settle: bool) -> Obj:
-        """Cancel now. `settle`: a final invoice collects pending prorations and credits the
-        unused time (only for a paid period: `core.billing.changes`); without it Stripe drops
-        both and issues no final invoice."""
-        params: Obj = {"invoice_now": True, "prorate": True} if settle else {}
-        params["expand"] = ["latest_invoice"]
-        return self._with_period_invoice(
+    def cancel_subscription(self, subscription_id: str, *, credit_unused: bool) -> Obj:
+        """Cancel now with a final invoice of the metered usage not yet invoiced and the pending
+        prorations (`invoice_now`: docs.stripe.com/api/subscriptions/cancel); `credit_unused`
+        also credits the unused time (`prorate`; only for a paid period: `core.billing.changes`).
+        """
+        params: Obj = {"invoice_now": True, "expand": ["latest_invoice"]}
+        if credit_unused:
+            params["prorate"] = True
+        return self._after_write(
             self._call(self.client.v1.subscriptions.cancel, subscription_id, params=params)
         )
-
-    def _with_period_invoice(self, sub: Obj) -> Obj:
-        """`sub` with the invoice covering its current period added (`invoices.PERIOD_INVOICE`)
-        when the latest invoice is not that one: one more read, only after a mid-period change
-        was invoiced."""
-        period = invoices.current_period(sub)
-        if period is None or invoices.latest_covers_period(sub):
-            return sub
-        page = self._call(
-            self.client.v1.invoices.list, params={"subscription": sub["id"], "limit": 10}
-        )
-        for invoice in page.get("data") or []:
-            if invoices.covers(invoice, period):
-                return {**sub, invoices.PERIOD_INVOICE: invoice}
-        return sub
-
-    def void_unpaid_invoice(self, invoice: Obj) -> Obj:
-        """Void an invoice nobody will pay (a canceled subscription's renewal or upgrade). A
-        subscription's draft cannot be deleted, only finalized (without collecting) and then
-        voided (docs.stripe.com/api/invoices/delete, docs.stripe.com/api/invoices/void)."""
-        invoice_id = str(invoice["id"])
-        if invoice.get("status") == "draft":
-            self._call(
-                self.client.v1.invoices.finalize_invoice,
-                invoice_id,
-                params={"auto_advance": False},
-            )
-        return self._call(self.client.v1.invoices.void_invoice, invoice_id)
 
     def preview_next_invoice(self, *, stripe_customer_id: str, subscription_id: str) -> Obj:
         """The subscription's next invoice as Stripe previews it (create_preview), with the
@@ -351,10 +330,10 @@ class StripeGateway:
             params["types"] = types
         return self._iterate(self.client.v1.events.list, params)
 
-    def _iterate(self, list_fn: Any, params: Obj) -> Iterator[Obj]:
+    def _iterate(self, list_fn: Any, params: Obj, *args: Any) -> Iterator[Obj]:
         params = {**params, "limit": params.get("limit", 100)}
         while True:
-            page = self._call(list_fn, params=params)
+            page = self._call(list_fn, *args, params=params)
             data = page.get("data") or []
             yield from data
             if not page.get("has_more") or not data:

@@ -103,7 +103,9 @@ def _sync_subscription(
     read_at = utcnow()
     stripe = gateway()
     # A paid upgrade's promotion code becomes its discount now (`core.billing.promotions`).
-    sub = promotions.apply_waiting(stripe, stripe.retrieve_subscription(subscription_id))
+    sub = promotions.apply_waiting(
+        session, stripe, stripe.retrieve_subscription(subscription_id), customer_id
+    )
     customer = get_for_update(session, customer_id)
     remember_stripe_customer(session, customer, stripe_customer_id)
     outcome = apply_subscription(

@@ -169,6 +169,7 @@ def _estimate(session: Session, row: Subscription, now: datetime) -> OurEstimate
         plan=row.plan,
         status=row.status,
         period_ends_at=row.current_period_ends_at,
+        period_starts_at=row.current_period_starts_at,
         window=[],
         now=now,
     )

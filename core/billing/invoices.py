@@ -85,3 +85,18 @@ def unserved_invoices(sub: Obj) -> list[Obj]:
         for invoice in unpaid_invoices(sub)
         if canceled_at is None or int(invoice.get("created") or 0) < int(canceled_at)
     ]
+
+
+def served_lines(invoice: Obj, period: tuple[int, int] | None) -> list[Obj]:
+    """The lines of `invoice` billing time before `period` began: metered usage billed in
+    arrears on a renewal (used, never paid for if the renewal is voided)."""
+    if period is None:
+        return []
+    found = []
+    for line in (invoice.get("lines") or {}).get("data") or []:
+        details = (line.get("parent") or {}).get("subscription_item_details") or {}
+        end = (line.get("period") or {}).get("end")
+        before = end is not None and end <= period[0]
+        if before and not details.get("proration") and int(line.get("amount") or 0) > 0:
+            found.append(line)
+    return found

@@ -4,6 +4,9 @@
   (double billing). Resolved when it ends, or when the other ends and the row follows it.
 - `dispute`: a charge the payer's bank disputes (`charge.dispute.*`). Shown, never acted on
   automatically: a dispute may be won. Resolved when Stripe closes it.
+- `promotion`: a promotion code given with an upgrade that Stripe refused once the upgrade was
+  paid (expired, used up): the customer was promised a discount they did not get. Resolved by
+  an operator.
 
 Shown by `billing customer show`, `GET /api/subscriptions/issues` and counted in /metrics.
 """
@@ -20,8 +23,8 @@ from core.errors import InvalidInputError, NotFoundError
 from core.text import clean_text
 from models import BillingIssue, utcnow
 
-CONFLICT, DISPUTE = "conflict", "dispute"
-KINDS = (CONFLICT, DISPUTE)
+CONFLICT, DISPUTE, PROMOTION = "conflict", "dispute", "promotion"
+KINDS = (CONFLICT, DISPUTE, PROMOTION)
 # Stripe's dispute statuses after which nothing more is going to happen.
 _DISPUTE_CLOSED = frozenset({"won", "lost", "warning_closed"})
 
@@ -109,6 +112,24 @@ def record_dispute(
             f"{status}"
         ),
         resolved_at=utcnow() if status in _DISPUTE_CLOSED else None,
+    )
+
+
+def record_refused_promotion(
+    session: Session, customer_id: str, subscription_id: str, promotion_id: str, reason: str
+) -> BillingIssue:
+    return _upsert(
+        session,
+        kind=PROMOTION,
+        stripe_object_id=f"{subscription_id}/{promotion_id}",
+        customer_id=customer_id,
+        stripe_status="refused",
+        detail=(
+            f"promotion code {promotion_id} given with the upgrade of {subscription_id} was "
+            f"refused by Stripe once the upgrade was paid ({reason}): the upgrade stands, "
+            "undiscounted"
+        ),
+        resolved_at=None,
     )
 
 

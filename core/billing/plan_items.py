@@ -22,6 +22,7 @@ from core.billing.metering.meters import (
     overage_price_for_plan,
 )
 from core.billing.sync import subscription_item
+from core.errors import ConflictError
 from core.plans import Plan
 
 Obj = dict[str, Any]
@@ -101,3 +102,28 @@ def upgrade(
     if sub.get("pending_update"):
         return sub
     return fit_overage_item(gateway, sub, overage) or sub
+
+
+def keep_params(sub: Obj, upgrade: bool) -> Obj:
+    """The parameters that keep a subscription set to cancel. `cancel_at_period_end=false`
+    undoes only that flag; a `cancel_at` set on its own is cleared with `cancel_at=""`, which a
+    pending update cannot carry (only `cancel_at_period_end`: 2026-09-30.endive), so an upgrade
+    of such a subscription is refused rather than left to end anyway."""
+    if sub.get("cancel_at_period_end"):
+        return {"cancel_at_period_end": False}
+    if not sub.get("cancel_at"):
+        return {}
+    if upgrade:
+        raise ConflictError(
+            f"subscription {sub['id']} is set to cancel at a date; keep it first (change it to "
+            "its current plan), then upgrade",
+            field="plan",
+        )
+    return {"cancel_at": ""}
+
+
+def pending_prices(sub: Obj) -> set[str]:
+    """The prices a pending update would set, once its invoice is paid."""
+    items = (sub.get("pending_update") or {}).get("subscription_items") or []
+    prices = [item.get("price") for item in items]
+    return {str(p["id"] if isinstance(p, dict) else p) for p in prices if p}

@@ -14,8 +14,10 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from core.billing import statuses
-from core.billing.gateway import StripeGateway, StripeRequestError
+from sqlalchemy.orm import Session
+
+from core.billing import issues, statuses
+from core.billing.gateway import StripeGateway, StripeRequestError, idempotency_key
 
 log = logging.getLogger(__name__)
 
@@ -47,18 +49,24 @@ def waiting(sub: Obj) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-def apply_waiting(gateway: StripeGateway, sub: Obj) -> Obj:
+def apply_waiting(session: Session, gateway: StripeGateway, sub: Obj, customer_id: str) -> Obj:
     """Apply the promotion code a paid upgrade left in the metadata, and clear it; `sub` as it
-    is then. A code Stripe no longer accepts (expired, used up) is dropped with a warning: the
-    upgrade stands, undiscounted."""
+    is then. A code Stripe no longer accepts (expired, used up) is cleared and recorded as a
+    billing issue for an operator (the upgrade stands, undiscounted); the caller commits."""
     promotion_id = waiting(sub)
     if promotion_id is None:
         return sub
     cleared = {"metadata": {WAITING_KEY: ""}}
+    # A plan change and the webhook of its payment may both find the code waiting: keyed on
+    # the subscription and the code, Stripe applies (and redeems) it once.
+    once = idempotency_key("apply-promotion", str(sub["id"]), promotion_id)
     try:
         return gateway.update_subscription(
-            str(sub["id"]), {**discount_now({"id": promotion_id}), **cleared}
+            str(sub["id"]), {**discount_now({"id": promotion_id}), **cleared}, once_key=once
         )
     except StripeRequestError as exc:
         log.warning("promotion %s not applied to %s: %s", promotion_id, sub.get("id"), exc)
+        issues.record_refused_promotion(
+            session, customer_id, str(sub["id"]), promotion_id, str(exc)
+        )
         return gateway.update_subscription(str(sub["id"]), cleared)

@@ -223,6 +223,7 @@ def _wanted_state(sub: Obj, row: Subscription | None) -> dict[str, Any]:
         "plan": plan.value,
         "status": str(sub.get("status") or SubscriptionStatus.INCOMPLETE),
         "trial_ends_at": _ts(sub.get("trial_end")),
+        "current_period_starts_at": period_start(sub),
         "current_period_ends_at": period_end(sub),
         "paid_through_at": paid_through(sub, row.paid_through_at if same and row else None),
         "collection_paused": bool(sub.get("pause_collection")),

@@ -19,6 +19,9 @@ from core.usage.days import utc_day_start
 from models import AuditEntry, License, OverageMeterEvent, StripeEvent
 
 PER_SOURCE = 100
+# The merged timeline shows this many of the newest entries (a filter shows up to PER_SOURCE of
+# its kinds): a page of 500 rows costs more to draw than to read and no operator scrolls it.
+SHOWN = 200
 # The timeline's filters and the kinds each shows.
 FILTERS: dict[str, frozenset[str] | None] = {
     "all": None,

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, select, tuple_
+from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session
 
 from core.billing import issues, statuses
@@ -113,54 +113,51 @@ def _customers():  # type: ignore[no-untyped-def]
 
 
 def _failed_invoices(
-    session: Session, customer_ids: list[str], now: datetime
-) -> dict[str, tuple[int | None, datetime, str | None]]:
-    """Per customer: the amount due of its latest failed invoice and when that invoice first
-    failed. Two grouped queries; only each customer's latest payload is read."""
-    if not customer_ids:
+    session: Session, paid_through: dict[str, datetime | None], now: datetime
+) -> dict[str, tuple[int | None, datetime | None, str | None]]:
+    """Per customer: the amount due of its latest failed invoice (only that payload is read),
+    and its first payment failure since the date it is paid through."""
+    if not paid_through:
         return {}
+    # Failures before the earliest paid-through date are of invoices paid since.
+    known = [moment for moment in paid_through.values() if moment is not None]
+    floor = (
+        min(known) if len(known) == len(paid_through) else now - timedelta(days=_FAILED_EVENTS_DAYS)
+    )
     failed = and_(
-        StripeEvent.customer_id.in_(customer_ids),
+        StripeEvent.customer_id.in_(list(paid_through)),
         StripeEvent.type == PAYMENT_FAILED_EVENT,
-        StripeEvent.stripe_created >= int((now - timedelta(days=_FAILED_EVENTS_DAYS)).timestamp()),
+        StripeEvent.stripe_created >= int(floor.timestamp()),
     )
-    invoice = StripeEvent.payload["data"]["object"]["id"].as_string()
-    newest = (
-        select(
-            StripeEvent.customer_id,
-            invoice.label("invoice_id"),
-            StripeEvent.payload["data"]["object"]["amount_due"].as_integer().label("amount"),
-            func.row_number()
-            .over(partition_by=StripeEvent.customer_id, order_by=StripeEvent.stripe_created.desc())
-            .label("rank"),
-        )
-        .where(failed)
-        .subquery()
-    )
-    latest = {
-        row.customer_id: (row.amount, row.invoice_id)
-        for row in session.execute(select(newest).where(newest.c.rank == 1))
-    }
-    if not latest:
-        return {}
-    firsts = session.execute(
-        select(StripeEvent.customer_id, func.min(StripeEvent.stripe_created))
-        .where(
-            failed,
-            tuple_(StripeEvent.customer_id, invoice).in_(
-                [(customer, invoice_id) for customer, (_, invoice_id) in latest.items()]
-            ),
-        )
-        .group_by(StripeEvent.customer_id)
+    times = session.execute(
+        select(StripeEvent.customer_id, StripeEvent.id, StripeEvent.stripe_created).where(failed)
     ).all()
-    return {
-        customer_id: (
-            latest[customer_id][0],
-            datetime.fromtimestamp(first, UTC),
-            latest[customer_id][1],
+    newest: dict[str, tuple[int, int]] = {}
+    first: dict[str, int] = {}
+    for customer_id, row_id, created in times:
+        if customer_id not in newest or (created, row_id) > newest[customer_id]:
+            newest[customer_id] = (created, row_id)
+        due_since = paid_through.get(customer_id)
+        if due_since is None or created >= int(due_since.timestamp()):
+            first[customer_id] = min(created, first.get(customer_id, created))
+    payloads = dict(
+        session.execute(
+            select(StripeEvent.customer_id, StripeEvent.payload).where(
+                StripeEvent.id.in_([row_id for _, row_id in newest.values()])
+            )
+        ).all()
+    )
+    found: dict[str, tuple[int | None, datetime | None, str | None]] = {}
+    for customer_id in newest:
+        invoice = ((payloads.get(customer_id) or {}).get("data") or {}).get("object") or {}
+        amount = invoice.get("amount_due")
+        since = first.get(customer_id)
+        found[customer_id] = (
+            amount if isinstance(amount, int) else None,
+            datetime.fromtimestamp(since, UTC) if since is not None else None,
+            invoice.get("id"),
         )
-        for customer_id, first in firsts
-    }
+    return found
 
 
 def failed_payments(session: Session, now: datetime) -> list[FailedPayment]:
@@ -170,7 +167,7 @@ def failed_payments(session: Session, now: datetime) -> list[FailedPayment]:
         .order_by(Subscription.paid_through_at)
         .limit(_LIMIT)
     ).all()
-    failed = _failed_invoices(session, [row.customer_id for row in rows], now)
+    failed = _failed_invoices(session, {row.customer_id: row.paid_through_at for row in rows}, now)
     grace = timedelta(days=get_settings().license_past_due_grace_days)
     found = []
     for row in rows:

@@ -73,6 +73,8 @@ class CustomerInfo:
     status: str | None
     renewal_date: datetime | None
     plan_overrides: dict[str, Any] | None = field(default=None, repr=False)
+    # The paid period's start as Stripe states it (None on trial or before it was stored).
+    current_period_starts_at: datetime | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,9 +175,11 @@ def customers_with_plan(*columns: Any) -> Select[Any]:
 
 def _customer(session: Session, customer_id: str) -> CustomerInfo:
     row = session.execute(
-        customers_with_plan(Subscription.trial_ends_at, Subscription.current_period_ends_at).where(
-            Customer.customer_id == customer_id
-        )
+        customers_with_plan(
+            Subscription.trial_ends_at,
+            Subscription.current_period_ends_at,
+            Subscription.current_period_starts_at,
+        ).where(Customer.customer_id == customer_id)
     ).first()
     if row is None:
         raise NotFoundError(f"no customer {customer_id!r}", field="customerId")
@@ -266,6 +270,7 @@ def customer_usage(
         plan=info.plan,
         status=info.status,
         period_ends_at=info.renewal_date,
+        period_starts_at=info.current_period_starts_at,
         window=[(point.day, point.active_devices) for point in daily],
         now=now,
     )

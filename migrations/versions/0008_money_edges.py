@@ -25,8 +25,17 @@ def upgrade() -> None:
         batch.add_column(
             sa.Column("carried_into", models.base.UTCDateTime(timezone=True), nullable=True)
         )
+    # The billing period's start as Stripe states it: which period a meter event lands in.
+    with op.batch_alter_table("subscriptions") as batch:
+        batch.add_column(
+            sa.Column(
+                "current_period_starts_at", models.base.UTCDateTime(timezone=True), nullable=True
+            )
+        )
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("subscriptions") as batch:
+        batch.drop_column("current_period_starts_at")
     with op.batch_alter_table("overage_meter_events") as batch:
         batch.drop_column("carried_into")

@@ -164,6 +164,7 @@ class StripeStandIn:
         self._requests: list[RecordedRequest] = []
         self._saved: dict[str, _Saved] = {}
         self._fail_budget, self._fail_status, self._down = 0, 500, False
+        self._fail_prefix = ""  # only requests whose path starts with it fail
         # A slow Stripe: requests whose path starts with the prefix are answered after a pause.
         self._delay_seconds, self._delay_prefix, self._delayed_started = 0.0, "", 0
         self._server: ThreadingHTTPServer | None = None
@@ -299,9 +300,11 @@ class StripeStandIn:
         """POST a signed event to `url` as Stripe would; returns the HTTP status."""
         return webhooks.deliver(url, event, secret)
 
-    def fail_next_requests(self, n: int, status: int = 500) -> None:
+    def fail_next_requests(self, n: int, status: int = 500, path_prefix: str = "") -> None:
+        """The next `n` requests (whose path starts with `path_prefix`) fail with `status`."""
         with self.store.lock:
             self._fail_budget, self._fail_status = n, status
+            self._fail_prefix = path_prefix
 
     def set_down(self, down: bool) -> None:
         with self.store.lock:
@@ -339,6 +342,7 @@ class StripeStandIn:
             self._requests.clear()
             self._saved.clear()
             self._fail_budget, self._fail_status, self._down = 0, 500, False
+            self._fail_prefix = ""
             self._delay_seconds, self._delay_prefix, self._delayed_started = 0.0, "", 0
 
     def _helper(self, action: Callable[[], Any]) -> Any:
@@ -365,7 +369,7 @@ class StripeStandIn:
         return response
 
     def _answer(self, call: _Call) -> ApiResponse:
-        self._check_faults()
+        self._check_faults(call.path)
         self._authorize(call.headers.get("authorization", ""))
         call.params = parse_query(call.query)
         call.params.update(parse_body(call.body, call.headers.get("content-type", "")))
@@ -392,10 +396,10 @@ class StripeStandIn:
         if seconds:
             time.sleep(seconds)
 
-    def _check_faults(self) -> None:
+    def _check_faults(self, path: str) -> None:
         if self._down:
             raise injected(503)
-        if self._fail_budget > 0:
+        if self._fail_budget > 0 and path.startswith(self._fail_prefix):
             self._fail_budget -= 1
             raise injected(self._fail_status)
 

@@ -36,6 +36,7 @@ from core.billing.metering.meters import (
     METERED_PLANS,
     billable_devices,
     device_limit,
+    overage_is_billed_here,
 )
 from core.db import dialect_insert
 from core.errors import InvalidInputError
@@ -84,11 +85,21 @@ def event_timestamp(day: date) -> int:
     return int(next_midnight.timestamp()) - 1
 
 
-# Stripe reads the meter for a period's invoice when it finalizes it, about an hour after the
-# period ends (docs.stripe.com/billing/subscriptions/usage-based/configure-grace-period); later
-# events stamped into that period are taken and never billed. An event sent this long after the
-# open period began is stamped into it instead (a margin under the hour for the send itself).
-CARRY_OVER_AFTER = timedelta(minutes=45)
+@dataclass(frozen=True, slots=True)
+class BillingWindow:
+    """What the customer's subscription row says about where a meter event sent now is billed."""
+
+    # The current period as last heard from Stripe (its start None on rows not synced since it
+    # was stored: then guessed a month back from the end).
+    period_starts_at: datetime | None
+    period_ends_at: datetime | None
+    # Since when the current overage item (price) bills: Stripe counts an item's usage only
+    # from when it was added or its price swapped; what the old one held was billed then.
+    metered_since: datetime | None
+    # Whether the subscription bills overage now (a live, paid, metered plan with overage sold).
+    live: bool
+    # When the subscription was cancelled at once: its final invoice took the meter then.
+    canceled_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,20 +107,41 @@ class Stamp:
     timestamp: int
     # The open period's start the event was carried into; None when stamped on its own day.
     carried_into: datetime | None
+    # Not to be sent: no invoice will ever bill it (why, for the operator).
+    unbillable: str | None = None
 
 
-def stamp_for(day: date, period_ends_at: datetime | None, now: datetime) -> Stamp:
+def stamp_for(day: date, billing: BillingWindow, now: datetime) -> Stamp:
     """The timestamp a day's meter event is sent with now: the day's last second, unless that
     lies in a billing period whose invoice is final by now (a recheck, resend or retry days
-    later): then the open period's first second, so the device-days are billed on its invoice."""
+    later): then the open period's first second, so the device-days are billed on its invoice.
+    Never before the current overage item began to bill (a plan change swapped or added it:
+    events stamped earlier would count for no item). Unbillable when the subscription no
+    longer bills overage and its last invoice is final (or its day lies after the end)."""
     on_day = event_timestamp(day)
-    if period_ends_at is None:
+    carry = timedelta(minutes=get_settings().overage_carry_over_after_minutes)
+    if not billing.live:
+        ends = [at for at in (billing.period_ends_at, billing.canceled_at) if at is not None]
+        end = min(ends) if ends else None
+        if end is None or on_day >= end.timestamp() or now >= end + carry:
+            return Stamp(
+                on_day,
+                None,
+                unbillable="period closed: the subscription no longer bills overage and its "
+                "last invoice is final (or the day lies after it), so no invoice would bill it",
+            )
         return Stamp(on_day, None)
-    # Renewed in Stripe but not heard of here yet: the open period began at the stored end.
-    began = period_ends_at if period_ends_at <= now else period_start_at(period_ends_at)
-    if on_day >= began.timestamp() or now < began + CARRY_OVER_AFTER:
-        return Stamp(on_day, None)
-    return Stamp(int(began.timestamp()), began)
+    stamp = Stamp(on_day, None)
+    if billing.period_ends_at is not None:
+        # Renewed in Stripe but not heard of here yet: the open period began at the stored end.
+        ends = billing.period_ends_at
+        began = ends if ends <= now else billing.period_starts_at or period_start_at(ends)
+        if on_day < began.timestamp() and now >= began + carry:
+            stamp = Stamp(int(began.timestamp()), began)
+    since = billing.metered_since
+    if since is not None and stamp.timestamp < since.timestamp():
+        return Stamp(int(since.timestamp()), since)
+    return stamp
 
 
 def identifier_for(customer_id: str, day: date, sequence: int) -> str:
@@ -144,6 +176,9 @@ def day_overages(session: Session, day: date) -> list[DayOverage]:
     the customer was on another plan, in a trial or on the free tier, which today's plan does not
     say; such a day, or the one the change fell in, is left unbilled rather than billed wrongly.
     """
+    if not overage_is_billed_here():
+        # DEVICE_OVERAGE=hard: overage is sold to no one, whatever the plan.
+        return []
     day_start = datetime.combine(day, time.min, tzinfo=UTC)
     recorded_plan = (
         select(OverageMeterEvent.plan)

@@ -111,18 +111,19 @@ def estimate(
     period_ends_at: datetime | None,
     window: Sequence[tuple[date, int]],
     now: datetime,
+    period_starts_at: datetime | None = None,
 ) -> OverageEstimate:
     """A customer's overage: per day of the viewer's window (its devices per day), and over the
-    current billing period so far (today included)."""
+    current billing period so far (today included). The period starts at `period_starts_at`
+    (Stripe's), else a month before its end."""
     if not is_billed(plan, status) or plan is None:
         return OverageEstimate(False, None, None, [(day, 0) for day, _ in window], None, 0, 0)
     metered = Plan(plan)
-    start = period_start(period_ends_at) if period_ends_at else min(day for day, _ in window)
+    began = period_starts_at or (period_start_at(period_ends_at) if period_ends_at else None)
+    start = began.astimezone(UTC).date() if began else min(day for day, _ in window)
     since = datetime.combine(start, time.min, tzinfo=UTC)
     per_day = window_history(session, since, now, customer_id=customer_id).get(customer_id, {})
-    carried = carried_into_period(
-        session, customer_id, period_start_at(period_ends_at) if period_ends_at else since
-    )
+    carried = carried_into_period(session, customer_id, began or since)
     device_days = sum(
         billable(plan, status, figures.active_devices)
         for day, figures in per_day.items()

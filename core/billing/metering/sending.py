@@ -31,9 +31,9 @@ from core.billing.gateway import (
     StripeRequestError,
     StripeUnavailableError,
 )
-from core.billing.metering.days import stamp_for
+from core.billing.metering.days import BillingWindow, Stamp, stamp_for
 from core.billing.metering.events import UNSENT, in_state
-from core.billing.metering.meters import CUSTOMER_KEY, VALUE_KEY
+from core.billing.metering.meters import CUSTOMER_KEY, VALUE_KEY, overage_billed
 from core.db import record_from
 from core.errors import DomainError
 from core.settings import get_settings
@@ -49,22 +49,38 @@ class PendingEvent:
     identifier: str
     event_name: str
     stripe_customer_id: str
-    # The end of the customer's billing period as last heard from Stripe: which period the
-    # day's own timestamp would land in, and whether that one is invoiced already.
-    period_ends_at: datetime | None = None
+    # Where an event sent now is billed, as the customer's subscription row says (which period
+    # the day's own timestamp lands in, whether that one is invoiced already, whether any item
+    # still bills it); None: no subscription row (nothing bills it).
+    billing: BillingWindow | None = None
 
 
 def unsent_events(session: Session, *, limit: int = 500) -> list[PendingEvent]:
     """Meter events waiting to be sent, oldest day first (any day: earlier failures included, but
     not those given up on after OVERAGE_EVENT_MAX_ATTEMPTS refusals, nor those set aside)."""
     found = session.execute(
-        select(OverageMeterEvent, Subscription.current_period_ends_at)
+        select(OverageMeterEvent, Subscription)
         .outerjoin(Subscription, Subscription.customer_id == OverageMeterEvent.customer_id)
         .where(in_state(UNSENT))
         .order_by(OverageMeterEvent.day, OverageMeterEvent.id)
         .limit(limit)
     ).all()
-    return [record_from(PendingEvent, row, period_ends_at=ends) for row, ends in found]
+    return [record_from(PendingEvent, row, billing=billing_window(sub)) for row, sub in found]
+
+
+def billing_window(sub: Subscription | None) -> BillingWindow | None:
+    if sub is None:
+        return None
+    return BillingWindow(
+        period_starts_at=sub.current_period_starts_at,
+        period_ends_at=sub.current_period_ends_at,
+        metered_since=sub.metered_since,
+        live=sub.stripe_subscription_id is not None
+        and overage_billed(sub.plan, sub.status, is_trial=False),
+        # Cancelled now (not at the period's end, where Stripe's `canceled_at` is only when it
+        # was asked): the final invoice read the meter then.
+        canceled_at=None if sub.cancel_at_period_end else sub.canceled_at,
+    )
 
 
 def _resend_cutoff(now: datetime) -> datetime:
@@ -143,6 +159,8 @@ class SendOutcome:
     error: str | None = None
     # Sent stamped into the open period (its own day's period was invoiced already).
     carried_into: datetime | None = None
+    # Not sent: no invoice would ever bill it (marked failed at once, with this reason).
+    unbillable: bool = False
 
     @property
     def refused(self) -> bool:
@@ -156,7 +174,12 @@ def send_event(
     """Send one meter event to Stripe (no database work: call it outside any transaction),
     stamped on its day or, once that day's period is invoiced, into the open one
     (`days.stamp_for`)."""
-    stamp = stamp_for(event.day, event.period_ends_at, now or utcnow())
+    if event.billing is None:
+        stamp = Stamp(0, None, unbillable="no subscription to bill it")
+    else:
+        stamp = stamp_for(event.day, event.billing, now or utcnow())
+    if stamp.unbillable is not None:
+        return SendOutcome(event.id, False, False, error=stamp.unbillable, unbillable=True)
     try:
         answer = gateway.create_meter_event(
             event_name=event.event_name,
@@ -199,7 +222,7 @@ def record_outcome(session: Session, outcome: SendOutcome, attempt_began: dateti
         if row.outcome_unknown_since == attempt_began:
             row.outcome_unknown_since = None
         row.refusals += 1
-        if row.refusals >= get_settings().overage_event_max_attempts:
+        if outcome.unbillable or row.refusals >= get_settings().overage_event_max_attempts:
             row.failed_at = utcnow()
             failed_for_good = True
     session.flush()

@@ -68,3 +68,41 @@ def test_cancelling_a_paid_period_now_voids_an_upgrade_never_paid(stand_in: Stri
         for i in subscription_invoices(stand_in, sub_id)
         if i["billing_reason"] == "subscription_create"
     ] == ["paid"]
+
+
+def _owed_or_paid(stand_in: StripeStandIn, stripe_customer: str) -> list[dict[str, Any]]:
+    found = stand_in.client().v1.invoices.list(params={"customer": stripe_customer, "limit": 100})
+    return [i.to_dict() for i in found.data if i.status != "void"]
+
+
+def test_cancelling_a_past_due_subscription_now_bills_the_overage_it_used(
+    stand_in: StripeStandIn,
+) -> None:
+    customer_id, sub_id = paying_customer(stand_in)
+    stripe_customer = meter_usage(stand_in, customer_id, 6)
+    stand_in.decline_charges(stripe_customer)
+    handle_inline(stand_in.fail_payment(sub_id))  # the renewal bills the 6 in arrears, unpaid
+    renewal = stripe_subscription(stand_in, customer_id)["latest_invoice"]
+    overage = sum(
+        line["amount"]
+        for line in _invoice(stand_in, renewal)["lines"]["data"]
+        if line["period"]["end"] <= line["period"]["start"] + 40 * 86400 and line["quantity"] == 6
+    )
+    assert overage > 0
+
+    _cancel_now(sub_id)
+
+    # The renewal (next month's fee) is void; the overage used before it is billed again, and
+    # what was used since is billed on the final invoice: neither is lost with the renewal.
+    assert _invoice(stand_in, renewal)["status"] == "void"
+    billed = _owed_or_paid(stand_in, stripe_customer)
+    again = [i for i in billed if i["metadata"].get("zemfyre_billed_again_from") == renewal]
+    assert [i["amount_due"] for i in again] == [overage]
+    # Usage since the renewal goes on the final invoice (invoice_now); no credit for the unpaid
+    # period's unused time (no prorate).
+    cancel = [r for r in stand_in.requests if r.method == "DELETE" and r.path.endswith(sub_id)]
+    assert cancel[-1].params.get("invoice_now") in (True, "true")
+    assert "prorate" not in cancel[-1].params
+    # Running it again bills nothing twice.
+    _cancel_now(sub_id)
+    assert len(_owed_or_paid(stand_in, stripe_customer)) == len(billed)

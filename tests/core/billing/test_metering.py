@@ -259,10 +259,12 @@ def test_the_license_says_whether_the_device_limit_is_soft_or_hard(
 
 
 def test_a_day_is_carried_over_only_once_its_period_may_be_invoiced() -> None:
-    from core.billing.metering.days import stamp_for
+    from core.billing.metering.days import BillingWindow, stamp_for
 
     began = datetime(2026, 11, 4, 15, 0, tzinfo=UTC)
-    period_ends_at = datetime(2026, 12, 4, 15, 0, tzinfo=UTC)
+    period_ends_at = BillingWindow(
+        began, datetime(2026, 12, 4, 15, 0, tzinfo=UTC), began - timedelta(days=60), live=True
+    )
     before, inside = date(2026, 11, 3), date(2026, 11, 5)
 
     # Inside the open period, or sent while the last invoice is still a draft: on its day.
@@ -272,5 +274,6 @@ def test_a_day_is_carried_over_only_once_its_period_may_be_invoiced() -> None:
     late = stamp_for(before, period_ends_at, began + timedelta(days=2))
     assert late.carried_into == began and late.timestamp == int(began.timestamp())
     # Stripe renewed and the row has not heard yet: the open period began at the stored end.
-    lagging = stamp_for(date(2026, 12, 3), period_ends_at, period_ends_at + timedelta(hours=2))
-    assert lagging.carried_into == period_ends_at
+    ends = datetime(2026, 12, 4, 15, 0, tzinfo=UTC)
+    lagging = stamp_for(date(2026, 12, 3), period_ends_at, ends + timedelta(hours=2))
+    assert lagging.carried_into == ends

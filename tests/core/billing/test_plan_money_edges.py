@@ -72,9 +72,13 @@ def test_cancelling_a_past_due_subscription_now_credits_nothing_and_voids_the_re
     assert _stripe_customer(stand_in, customer_id).get("balance", 0) == 0
     assert [i["status"] for i in _renewals(stand_in, sub_id)] == ["void"]
     cancel = [r for r in stand_in.requests if r.method == "DELETE" and r.path.endswith(sub_id)]
-    assert "prorate" not in cancel[-1].params and "invoice_now" not in cancel[-1].params
-    # Running it again changes nothing and fails on nothing.
+    # A final invoice only of what is not invoiced yet (usage, prorations): no unused-time credit.
+    assert "prorate" not in cancel[-1].params
+    # Running it again changes nothing, fails on nothing, and cancels or voids nothing twice.
+    calls = len(stand_in.requests)
     assert _cancel_now(customer_id, sub_id).status == "canceled"
+    again = [r for r in stand_in.requests[calls:] if r.method != "GET"]
+    assert again == []
 
 
 def test_cancelling_now_while_the_renewal_is_a_draft_voids_it_and_credits_nothing(stand_in):
