@@ -33,7 +33,6 @@ from zemfyre_license.state import write_atomic
 
 from tests.sdk.forged_service import ForgedService, SigningKey
 
-
 CHECK_IN = "/api/licenses/current"
 USAGE = "/api/usage/report"
 JWKS = "/.well-known/jwks.json"
