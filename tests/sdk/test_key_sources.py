@@ -4,15 +4,19 @@ a forged service on 127.0.0.1 where the network is asked at all."""
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
+import threading
+import time
 from pathlib import Path
 
 import pytest
-from zemfyre_license import KeySetError, LicenseClient
+from zemfyre_license import JwksKeys, KeySetError, LicenseClient
 
-from tests.sdk.forged_service import SigningKey
+from tests.sdk.forged_service import ForgedService, SigningKey
 
+JWKS = "/.well-known/jwks.json"
 REMOTE_HTTP = "http://billing.example.com"  # never contacted: its keys would not be believed
 
 
@@ -39,3 +43,37 @@ def test_a_plain_http_url_refuses_only_the_fetch(
     # With nothing shipped or cached, nothing could verify: refused when the client is made.
     with pytest.raises(KeySetError, match="https"):
         LicenseClient(service_key.license(), url=REMOTE_HTTP, state_dir=tmp_path / "empty")
+
+
+def test_a_key_fetch_while_adopting_a_license_does_not_hold_the_state_lock(
+    service_key: SigningKey, tmp_path: Path
+) -> None:
+    # Another instance stored a license signed with a key this one does not know yet: checking
+    # it refetches the key set. That fetch hangs; the state lock must be free meanwhile, or
+    # every instance sharing the directory waits on the network for its verdict.
+    rotated = SigningKey("rotated-kid")
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "license.jwt").write_text(rotated.license())
+    clock = iter(range(0, 10**9, 10**6))  # every refetch is past its cooldown
+    with ForgedService() as forged:
+        forged.serve_jwks(service_key)
+        arrived, release = forged.hold(JWKS, after=2)
+        keys = JwksKeys(
+            url=forged.url + JWKS, cache_file=state / "jwks.json", monotonic=lambda: next(clock)
+        )
+        client = LicenseClient(
+            service_key.license(issued_at=time.time() - 60), keys=keys, state_dir=state
+        )
+        handed_over = service_key.license()
+        adopting = threading.Thread(target=client.keeper.adopt, args=(handed_over,))
+        adopting.start()
+        try:
+            assert arrived.wait(timeout=30), "the stored license was never checked"
+            with open(state / "state.lock", "a+") as other_instance:
+                fcntl.flock(other_instance, fcntl.LOCK_EX | fcntl.LOCK_NB)  # free: no raise
+                fcntl.flock(other_instance, fcntl.LOCK_UN)
+        finally:
+            release.set()
+            adopting.join()
+    assert (state / "license.jwt").read_text().strip() == handed_over
