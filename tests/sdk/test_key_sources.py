@@ -12,11 +12,12 @@ import time
 from pathlib import Path
 
 import pytest
-from zemfyre_license import JwksKeys, KeySetError, LicenseClient
+from zemfyre_license import JwksKeys, KeySetError, LicenseClient, Outcome, UnknownKeyError
 
 from tests.sdk.forged_service import ForgedService, SigningKey
 
 JWKS = "/.well-known/jwks.json"
+CHECK_IN = "/api/licenses/current"
 REMOTE_HTTP = "http://billing.example.com"  # never contacted: its keys would not be believed
 
 
@@ -77,3 +78,31 @@ def test_a_key_fetch_while_adopting_a_license_does_not_hold_the_state_lock(
             release.set()
             adopting.join()
     assert (state / "license.jwt").read_text().strip() == handed_over
+
+
+def test_oversized_answers_are_not_read(service_key: SigningKey, tmp_path: Path) -> None:
+    # A key set or a check-in answer padded to 1 MiB: a genuine key and license inside, but no
+    # service sends that much; the instance reads no further and keeps what it had.
+    token = service_key.license(issued_at=time.time() - 60)
+    renewal = service_key.license()
+    padding = "x" * (1024 * 1024)
+    state = tmp_path / "state"
+    with ForgedService() as forged:
+        forged.answer(JWKS, 200, {"keys": [service_key.jwk()], "padding": padding})
+        keys = JwksKeys(url=forged.url + JWKS, cache_file=state / "jwks.json")
+        with pytest.raises(UnknownKeyError, match="at most"):
+            keys.key_for(service_key.kid)
+        assert not (state / "jwks.json").exists()
+
+        forged.answer(CHECK_IN, 200, {"license": renewal, "padding": padding})
+        client = LicenseClient(
+            token,
+            public_key=service_key.public_pem(),
+            url=forged.url,
+            state_dir=state,
+            sleep=lambda _: None,
+        )
+        result = client.check_in()
+        assert result.outcome is Outcome.UNREACHABLE, result.message
+        assert client.license is not None and client.license.token == token
+        assert result.verdict.allowed

@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 
 from zemfyre_license.errors import UnknownKeyError
+from zemfyre_license.protocol import capped_request
 from zemfyre_license.state import write_atomic
 
 JWKS_PATH = "/.well-known/jwks.json"
@@ -28,6 +29,8 @@ MIN_KEY_SIZE = 2048
 # An unknown kid refetches the key set, at most once in this many seconds whatever the kid:
 # tokens naming made-up kids must not turn the instance into a request loop.
 REFETCH_COOLDOWN_SECONDS = 300.0
+# The most of a key set read: a few RSA keys are a few KiB.
+JWKS_LIMIT = 64 * 1024
 
 
 class KeySource(Protocol):
@@ -240,5 +243,6 @@ class JwksKeys:
 
     def _get(self, url: str) -> httpx.Response:
         if self._http is not None:
-            return self._http.get(url, timeout=self._timeout)
-        return httpx.get(url, timeout=self._timeout)
+            return capped_request(self._http, "GET", url, limit=JWKS_LIMIT, timeout=self._timeout)
+        with httpx.Client() as http:
+            return capped_request(http, "GET", url, limit=JWKS_LIMIT, timeout=self._timeout)
