@@ -25,12 +25,12 @@ from zemfyre_license.keys import (
     JwksKeys,
     KeySetError,
     KeySource,
-    PemKey,
     check_key_set_url,
     jwks_url,
     load_pem_public_key,
 )
 from zemfyre_license.license import License
+from zemfyre_license.pinned import PinnedKeys, endorsements_url
 from zemfyre_license.protocol import USAGE_REPORT_PATH, bearer, error_answer, json_object
 from zemfyre_license.retry import RetryPolicy, Sender
 from zemfyre_license.state import StateStore
@@ -75,12 +75,18 @@ def build_keys(
     store: StateStore,
     http: httpx.Client | None = None,
 ) -> KeySource:
-    """The keys licenses must verify with. A pinned PEM (`public_key`) is the only key trusted:
-    nothing fetched from the network can add another. Without one, a JWKS that follows
+    """The keys licenses must verify with. A pinned PEM (`public_key`) and the keys it signed
+    into the service's endorsements at each rotation (zemfyre_license.pinned): nothing else
+    fetched from the network adds a key. Without one, a JWKS that follows
     rotations: from `jwks` (a file shipped with the instance, or an https URL) or the service's
     `/.well-known/jwks.json`, cached in the state directory."""
     if public_key is not None:
-        return PemKey(load_pem_public_key(_pem_bytes(public_key)))
+        return PinnedKeys(
+            load_pem_public_key(_pem_bytes(public_key)),
+            url=endorsements_url(url) if url else None,
+            cache_file=store.endorsements_file,
+            http=http,
+        )
     source_url = str(jwks) if jwks is not None and _is_url(jwks) else None
     if source_url is None and url is not None:
         source_url = jwks_url(url)

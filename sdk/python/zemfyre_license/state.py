@@ -2,6 +2,7 @@
 
     <state dir>/license.jwt   the newest license (from check-in or a usage report's answer)
     <state dir>/jwks.json     the service's key set as last fetched
+    <state dir>/endorsements.json  with a pinned key: each rotation's key signed by the last
     <state dir>/state.json    the latest trusted time and the last check-in (STATE_VERSION)
     <state dir>/state.lock    held while state.json or license.jwt is read, changed and written
 
@@ -32,6 +33,7 @@ except ImportError:  # not POSIX: instances sharing a state directory are not ke
 
 LICENSE_FILE = "license.jwt"
 JWKS_FILE = "jwks.json"
+ENDORSEMENTS_FILE = "endorsements.json"
 STATE_FILE = "state.json"
 LOCK_FILE = "state.lock"
 # state.json's format. Version 1 (unversioned) took the trusted time from unsigned Date headers,
@@ -128,6 +130,10 @@ class StateStore:
     @property
     def jwks_file(self) -> Path | None:
         return self.path / JWKS_FILE if self.path else None
+
+    @property
+    def endorsements_file(self) -> Path | None:
+        return self.path / ENDORSEMENTS_FILE if self.path else None
 
     def read_license(self) -> str | None:
         if self.license_file is None:
