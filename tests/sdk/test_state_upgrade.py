@@ -50,3 +50,20 @@ def test_a_current_state_still_refuses_a_clock_set_back(
     verdict = LicenseClient(token, public_key=service_key.public_pem(), state_dir=state).verdict()
 
     assert not verdict.allowed and verdict.clock_set_back
+
+
+def test_the_state_lock_can_be_taken_without_write_access(
+    service_key: SigningKey, tmp_path: Path
+) -> None:
+    # An instance running as another user may only read state.lock: a read-only descriptor
+    # must be enough to take it, and the file must be readable by others.
+    state = tmp_path / "state"
+    client = LicenseClient(
+        service_key.license(), public_key=service_key.public_pem(), state_dir=state
+    )
+    assert client.verdict().allowed
+    lock = state / "state.lock"
+    assert lock.stat().st_mode & 0o044 == 0o044
+    lock.chmod(0o444)  # as another user would see it: not writable
+    client.keeper.record_check_in(client.license)  # type: ignore[arg-type]
+    assert json.loads((state / "state.json").read_text())["checked_in_jti"]

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import secrets
 import threading
@@ -30,6 +31,8 @@ try:
     import fcntl
 except ImportError:  # not POSIX: instances sharing a state directory are not kept apart
     fcntl = None  # type: ignore[assignment]
+
+logger = logging.getLogger("zemfyre_license")
 
 LICENSE_FILE = "license.jwt"
 JWKS_FILE = "jwks.json"
@@ -122,6 +125,12 @@ class StateStore:
         self._memory_lock = threading.Lock()
         if self.path is not None:
             self.path.mkdir(parents=True, exist_ok=True, mode=0o700)
+            if fcntl is None:
+                logger.warning(
+                    "no file locking on this platform: instances sharing %s may undo each "
+                    "other's changes; give each instance its own state directory",
+                    self.path,
+                )
 
     @property
     def license_file(self) -> Path | None:
@@ -166,7 +175,9 @@ class StateStore:
             if self.path is None or fcntl is None:
                 yield
                 return
-            fd = os.open(self.path / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
+            # Read-only and world-readable: flock needs no write access, so instances running
+            # as other users (with access to the directory) share the lock; it holds no data.
+            fd = os.open(self.path / LOCK_FILE, os.O_RDONLY | os.O_CREAT, 0o644)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX)
                 yield
