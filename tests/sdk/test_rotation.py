@@ -28,15 +28,20 @@ def _rotate(key_env: dict[str, str]) -> str:
     return done.stdout
 
 
+def _key_env(isolated_keys: Any) -> dict[str, str]:
+    """The settings pointing the api process and `billing keys rotate` at the test's key copy."""
+    return {
+        "LICENSE_PRIVATE_KEY_PATH": str(isolated_keys.license_private_key_path),
+        "LICENSE_PUBLIC_KEY_PATH": str(isolated_keys.license_public_key_path),
+    }
+
+
 def test_a_rotated_key_is_fetched_once_and_the_reissued_license_verifies(
     isolated_keys: Any, admin_key: str, celery_worker: object, tmp_path: Path
 ) -> None:
     # The api process, the `billing keys rotate` command and the worker (a thread of this test
     # process, whose settings isolated_keys points there) share a copy of the run's keys.
-    key_env = {
-        "LICENSE_PRIVATE_KEY_PATH": str(isolated_keys.license_private_key_path),
-        "LICENSE_PUBLIC_KEY_PATH": str(isolated_keys.license_public_key_path),
-    }
+    key_env = _key_env(isolated_keys)
     with api_server(env={**QUIET, **key_env}) as url:
         service = Service(url, admin_key)
         customer_id, token = service.create_customer()
@@ -74,10 +79,7 @@ def test_a_pinned_instance_follows_rotations_through_the_endorsements(
 ) -> None:
     # The instance pinned the first key; the service rotates twice. Each new key is signed by the
     # one it replaced, so the pinned instance trusts the reissued licenses, offline too.
-    key_env = {
-        "LICENSE_PRIVATE_KEY_PATH": str(isolated_keys.license_private_key_path),
-        "LICENSE_PUBLIC_KEY_PATH": str(isolated_keys.license_public_key_path),
-    }
+    key_env = _key_env(isolated_keys)
     with api_server(env={**QUIET, **key_env}) as url:
         service = Service(url, admin_key)
         customer_id, token = service.create_customer()
