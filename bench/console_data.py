@@ -45,7 +45,7 @@ SELECT format('evt_bench_%s', n),
        extract(epoch FROM now())::bigint - n * 26, 'webhook',
        CASE WHEN n % 50 = 0 THEN 'failed' ELSE 'processed' END,
        now() - make_interval(secs => n * 26), now() - make_interval(secs => n * 26), 1,
-       -- Our customer, as handling (or a failed attempt) records it: core/billing/event_customers.py
+       -- Our customer, as handling records it (core/billing/event_customers.py)
        format('cust_bench_%s', lpad((1 + n % :customers)::text, 6, '0'))
 FROM generate_series(1, :events) AS n
 """
