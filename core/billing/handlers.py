@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from core.billing import event_attempts, issues, promotions
+from core.billing import event_attempts, event_customers, issues, promotions
 from core.billing.gateway import StripeGateway, StripeRequestError, get_gateway
 from core.billing.inbox import IGNORED, PROCESSED, EventOutcome, PermanentEventError
 from core.billing.metering import events
@@ -255,7 +255,7 @@ def process_event(
     row.processed_at = utcnow()
     row.attempts += 1
     row.last_error = None
-    row.customer_id = outcome.customer_id or row.customer_id
+    event_customers.assign_customer(session, row, outcome.customer_id)
     event_attempts.record_attempt(
         session,
         event_id,

@@ -20,7 +20,7 @@ import stripe
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from core.billing import event_attempts
+from core.billing import event_attempts, event_customers
 from core.db_steps import Query, Steps, insert_many, many_rows, run_steps
 from core.errors import ConfigurationError, DomainError
 from core.ingress import Ingress
@@ -249,6 +249,8 @@ def record_failure(
         return
     row.attempts += 1
     row.last_error = message
+    # A failed event is listed under its customer too (the one rule: core.billing.event_customers).
+    event_customers.assign_customer(session, row)
     if final:
         row.status = FAILED
     event_attempts.record_attempt(
