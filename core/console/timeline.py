@@ -197,10 +197,13 @@ def customer_timeline(
 
 
 def shown(items: Sequence[TimelineItem], show: str) -> list[TimelineItem]:
-    """The items a filter shows. "all" keeps of the usage days only the latest and those over
-    the limit: a quiet day a month is noise there (the usage filter lists every day)."""
+    """The newest SHOWN items a filter shows. "all" keeps of the usage days only the latest and
+    those over the limit: a quiet day a month is noise there (the usage filter lists every
+    day)."""
     kinds = FILTERS.get(show)
     if kinds is not None:
-        return [item for item in items if item.kind in kinds]
+        return [item for item in items if item.kind in kinds][:SHOWN]
     latest_usage = next((item for item in items if item.kind == "usage"), None)
-    return [item for item in items if item.kind != "usage" or item.problem or item is latest_usage]
+    return [item for item in items if item.kind != "usage" or item.problem or item is latest_usage][
+        :SHOWN
+    ]

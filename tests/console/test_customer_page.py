@@ -97,3 +97,15 @@ def test_an_unknown_customer_is_a_404_page(operator) -> None:
     answer = client.get("/console/customers/cust_missing")
     assert answer.status_code == 404
     assert "no customer" in answer.text and "<html" in answer.text
+
+
+def test_the_timeline_draws_only_its_newest_entries() -> None:
+    from core.console import timeline
+
+    now = utcnow()
+    items = [
+        timeline.TimelineItem(now - timedelta(minutes=n), "operator", f"operator action {n}")
+        for n in range(timeline.SHOWN + 50)
+    ]
+    assert timeline.shown(items, "all") == items[: timeline.SHOWN]
+    assert timeline.shown(items, "operators") == items[: timeline.SHOWN]
