@@ -86,12 +86,13 @@ def license_content(customer: Customer, subscription: Subscription | None) -> Li
 
 
 def current_license(session: Session, customer_id: str) -> License | None:
-    return session.scalar(
-        select(License)
-        .where(License.customer_id == customer_id, License.superseded_at.is_(None))
-        .order_by(License.id.desc())
-        .limit(1)
-    )
+    # All of the customer's unsuperseded licenses (one, normally), newest picked here: with
+    # ORDER BY id LIMIT 1 PostgreSQL walks the primary key backwards past every newer license
+    # of other customers (10 ms at 10,000 customers) instead of ix_licenses_customer_current.
+    current = session.scalars(
+        select(License).where(License.customer_id == customer_id, License.superseded_at.is_(None))
+    ).all()
+    return max(current, key=lambda row: row.id, default=None)
 
 
 def _store(
