@@ -78,14 +78,18 @@ def customer_instances(
         ).all()
     )
     jtis = {jti for jti in presented.values() if jti}
-    licenses = {
-        row.jti: row
-        for row in session.execute(
-            select(License.jti, License.kid, License.expires_at, License.revoked_at).where(
-                License.jti.in_(jtis)
+    licenses = (
+        {
+            row.jti: row
+            for row in session.execute(
+                select(License.jti, License.kid, License.expires_at, License.revoked_at).where(
+                    License.jti.in_(jtis)
+                )
             )
-        )
-    }
+        }
+        if jtis
+        else {}
+    )
     rows = []
     for instance_id, reported_at, report_id in latest:
         seen = licenses.get(presented.get(report_id) or "")

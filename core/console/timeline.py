@@ -162,8 +162,15 @@ def _meter_events(session: Session, customer_id: str) -> Iterable[TimelineItem]:
 
 
 def _operator_actions(session: Session, customer_id: str) -> Iterable[TimelineItem]:
-    rows = session.scalars(
-        select(AuditEntry)
+    # The columns shown, not the entries (their before/after JSON is the audit page's).
+    rows = session.execute(
+        select(
+            AuditEntry.id,
+            AuditEntry.created_at,
+            AuditEntry.actor,
+            AuditEntry.action,
+            AuditEntry.reason,
+        )
         .where(AuditEntry.customer_id == customer_id)
         .order_by(AuditEntry.id.desc())
         .limit(PER_SOURCE)
