@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -14,7 +15,9 @@ from core.customers.service import create_customer
 from core.db import session_scope
 from core.licensing.service import current_license
 from core.logging import JsonFormatter
+from core.settings import get_settings
 from tests.helpers.processes import api_server
+from tests.helpers.rate_limits import forget_counters
 
 LOCKOUT = {
     "RATE_LIMIT_FAILED_AUTH_PER_CLIENT": "30",
@@ -96,3 +99,76 @@ def test_the_access_log_redacts_secrets_in_the_path(api_client, caplog) -> None:
         api_client.get(f"/api/licenses/{secret}")
     lines = [JsonFormatter().format(record) for record in caplog.records]
     assert lines and not any(secret in line for line in lines)
+
+
+@pytest.fixture
+def tight_lockout(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.setenv("RATE_LIMIT_FAILED_AUTH_PER_CLIENT", "3")
+    monkeypatch.setenv("RATE_LIMIT_UNAUTHENTICATED_PER_CLIENT", "5")
+    monkeypatch.setenv("RATE_LIMIT_WINDOW_SECONDS", "3600")
+    get_settings.cache_clear()
+    yield
+    monkeypatch.undo()
+    get_settings.cache_clear()
+    forget_counters()
+
+
+def test_guesses_on_a_path_whose_method_another_route_serves_are_locked_out(
+    tight_lockout, api_client
+) -> None:
+    # /api/usage/report takes only POST: a GET there is GET /api/usage/{customer_id}, which
+    # checks admin keys (and must not be taken for a route without credentials).
+    statuses = [
+        api_client.get(
+            "/api/usage/report", headers={"Authorization": f"Bearer zbk_guess{n}"}
+        ).status_code
+        for n in range(6)
+    ]
+    assert statuses[:3] == [401] * 3
+    assert statuses[4:] == [429, 429]
+
+
+def test_junk_bearers_on_a_credentialed_route_count_against_the_address(
+    tight_lockout, api_client
+) -> None:
+    # 422 (an id the route refuses) is no failed authentication: the address limit applies.
+    path = "/api/usage/" + "c" * 70
+    statuses = [
+        api_client.get(path, headers={"Authorization": "Bearer junk"}).status_code for _ in range(7)
+    ]
+    assert 429 not in statuses[:5]
+    assert statuses[5:] == [429, 429]
+
+
+def test_a_known_good_credential_is_known_in_any_header_form(
+    tight_lockout, api_client, clean_tables
+) -> None:
+    token = _license("header-forms@example.com")
+    ok = api_client.get("/api/licenses/current", headers={"Authorization": f"Bearer {token}"})
+    assert ok.status_code == 200
+    guesses = [
+        api_client.get("/api/customers", headers={"Authorization": f"Bearer zbk_g{n}"})
+        for n in range(5)
+    ]
+    assert guesses[-1].status_code == 429
+    variant = {"Authorization": f"bEaReR   {token} "}
+    assert api_client.get("/api/licenses/current", headers=variant).status_code == 200
+
+
+def test_a_credential_one_process_verified_is_served_by_another_from_a_locked_out_address(
+    clean_tables,
+) -> None:
+    license_token = _license("second-process@example.com")
+    address = _address()
+    headers = {"X-Forwarded-For": address, "Authorization": f"Bearer {license_token}"}
+    with (
+        api_server(env=LOCKOUT) as url_a,
+        api_server(env=LOCKOUT) as url_b,
+        httpx.Client(base_url=url_a, timeout=10) as a,
+        httpx.Client(base_url=url_b, timeout=10) as b,
+    ):
+        assert a.get("/api/licenses/current", headers=headers).status_code == 200
+        statuses = _guesses(a, address, 32)
+        assert statuses[:31] == [401] * 31 and statuses[31] == 429
+        # Process b never answered this license: it is known good all the same.
+        assert b.get("/api/licenses/current", headers=headers).status_code == 200
