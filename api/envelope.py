@@ -117,7 +117,7 @@ class Envelope:
             limited = route.limited
         else:
             exchange.credentialed = self._takes_credentials(scope)
-            limited = scope["path"] not in self.hot.unlimited_paths
+            limited = (scope["method"], scope["path"]) not in self.hot.unlimited
         if exchange.credentialed:
             authorization = header(scope, b"authorization")
             if authorization is not None:

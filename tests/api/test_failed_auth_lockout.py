@@ -172,3 +172,10 @@ def test_a_credential_one_process_verified_is_served_by_another_from_a_locked_ou
         assert statuses[:31] == [401] * 31 and statuses[31] == 429
         # Process b never answered this license: it is known good all the same.
         assert b.get("/api/licenses/current", headers=headers).status_code == 200
+
+
+def test_only_stripes_own_method_on_the_webhook_path_skips_the_client_limit(
+    tight_limits, api_client
+) -> None:
+    statuses = [api_client.get("/webhooks/stripe").status_code for _ in range(7)]
+    assert statuses[:5] == [405] * 5 and statuses[5:] == [429, 429]
