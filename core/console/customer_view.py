@@ -49,7 +49,9 @@ def customer_view(session: Session, customer_id: str, now: datetime | None = Non
     now = now or utcnow()
     detail = customer_detail(session, customer_id)
     usage = customer_usage(session, customer_id, days=CHART_DAYS, now=now, report_limit=0)
-    instances = customer_instances(session, customer_id, detail.license, usage.since, now)
+    instances = customer_instances(
+        session, customer_id, detail.license, usage.since, now, usage.instance_peaks
+    )
     timeline = customer_timeline(
         session,
         customer_id,

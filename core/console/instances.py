@@ -1,17 +1,17 @@
 """A customer's instances as the console shows them: last report, today's and the window's peak
-devices, and which license each last presented (four indexed queries, whatever the count)."""
+devices, and which license each last presented (indexed queries, whatever the count; the peaks
+come from the usage history the page has read already)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import case, func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from core.usage.days import utc_day_start
-from core.usage.history import finished_days, first_raw_day
-from models import InstanceUsage, License, UsageDaily, UsageReport
+from core.usage.history import InstancePeaks, window_history
+from models import InstanceUsage, License, UsageReport
 
 # An instance silent this long gets a warning: it may be switched off, or cut off.
 SILENT_AFTER = timedelta(days=1)
@@ -33,49 +33,32 @@ class InstanceRow:
 
 
 def _peaks(
-    session: Session, customer_id: str, since: datetime, now: datetime
+    peaks: InstancePeaks, since: datetime, now: datetime
 ) -> tuple[dict[str, int], dict[str, int]]:
-    """Per instance: the window's peak, and today's."""
-    today_start = utc_day_start(now.date())
-    raw_from = first_raw_day(
-        finished_days(session, since.date(), now.date()), since.date(), now.date()
-    )
+    """Per instance: the window's peak, and today's (a report stamped after today counts in
+    both)."""
     window: dict[str, int] = {}
-    if raw_from > since.date():
-        rolled = session.execute(
-            select(UsageDaily.instance_id, func.max(UsageDaily.max_active))
-            .where(
-                UsageDaily.customer_id == customer_id,
-                UsageDaily.day >= since.date(),
-                UsageDaily.day < raw_from,
-            )
-            .group_by(UsageDaily.instance_id)
-        )
-        window.update({instance: int(peak) for instance, peak in rolled})
     today: dict[str, int] = {}
-    raw = session.execute(
-        select(
-            UsageReport.instance_id,
-            func.max(UsageReport.active_devices),
-            func.max(case((UsageReport.reported_at >= today_start, UsageReport.active_devices))),
-        )
-        .where(
-            UsageReport.customer_id == customer_id,
-            UsageReport.reported_at >= max(since, utc_day_start(raw_from)),
-        )
-        .group_by(UsageReport.instance_id)
-    )
-    for instance, peak, today_peak in raw:
-        window[instance] = max(window.get(instance, 0), int(peak))
-        if today_peak is not None:
-            today[instance] = int(today_peak)
+    for instance, days in peaks.items():
+        in_window = [peak for day, peak in days.items() if day >= since.date()]
+        if in_window:
+            window[instance] = max(in_window)
+        from_today = [peak for day, peak in days.items() if day >= now.date()]
+        if from_today:
+            today[instance] = max(from_today)
     return window, today
 
 
 def customer_instances(
-    session: Session, customer_id: str, current: License | None, since: datetime, now: datetime
+    session: Session,
+    customer_id: str,
+    current: License | None,
+    since: datetime,
+    now: datetime,
+    peaks: InstancePeaks | None = None,
 ) -> list[InstanceRow]:
-    """Every instance that ever reported, most recently heard from first."""
+    """Every instance that ever reported, most recently heard from first. `peaks`: each
+    instance's peak per day from `since` on at least, when the caller has read them."""
     latest = session.execute(
         select(InstanceUsage.instance_id, InstanceUsage.reported_at, InstanceUsage.report_id)
         .where(InstanceUsage.customer_id == customer_id)
@@ -83,7 +66,10 @@ def customer_instances(
     ).all()
     if not latest:
         return []
-    window, today = _peaks(session, customer_id, since, now)
+    if peaks is None:
+        peaks = {}
+        window_history(session, since, now, customer_id=customer_id, instance_peaks=peaks)
+    window, today = _peaks(peaks, since, now)
     presented = dict(
         session.execute(
             select(UsageReport.id, UsageReport.license_jti).where(

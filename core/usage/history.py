@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import BigInteger, Select, cast, func, select
+from sqlalchemy import BigInteger, Select, cast, func, null, select
 from sqlalchemy.orm import Session
 
 from core.usage.days import as_date, utc_day, utc_day_start
@@ -41,6 +41,8 @@ class DayFigures:
 
 # customer id -> UTC day -> figures
 History = dict[str, dict[date, DayFigures]]
+# instance id -> UTC day -> the instance's peak of active devices that day
+InstancePeaks = dict[str, dict[date, int]]
 
 
 def finished_days(session: Session, first: date, today: date) -> set[date]:
@@ -66,9 +68,24 @@ def first_raw_day(finished: set[date], first: date, today: date) -> date:
 
 
 def _rolled_up(first: date, until: date, customer_id: str | None) -> Select[Any]:
-    stmt = (
+    """(customer, instance, day, reports, sum, peak, devices) rows: per customer and day, or
+    for one customer per instance and day (its row as it is; a few dozen)."""
+    if customer_id is not None:
+        return select(
+            UsageDaily.customer_id,
+            UsageDaily.instance_id,
+            UsageDaily.day,
+            UsageDaily.reports,
+            UsageDaily.sum_active,
+            UsageDaily.max_active,
+            UsageDaily.max_active,
+        ).where(
+            UsageDaily.customer_id == customer_id, UsageDaily.day >= first, UsageDaily.day < until
+        )
+    return (
         select(
             UsageDaily.customer_id,
+            null(),
             UsageDaily.day,
             cast(func.sum(UsageDaily.reports), BigInteger),
             cast(func.sum(UsageDaily.sum_active), BigInteger),
@@ -78,24 +95,31 @@ def _rolled_up(first: date, until: date, customer_id: str | None) -> Select[Any]
         .where(UsageDaily.day >= first, UsageDaily.day < until)
         .group_by(UsageDaily.customer_id, UsageDaily.day)
     )
-    return stmt if customer_id is None else stmt.where(UsageDaily.customer_id == customer_id)
 
 
 def _raw(session: Session, since: datetime, customer_id: str | None) -> Select[Any]:
+    """The same rows as `_rolled_up`, from the raw reports."""
     day = utc_day(session, UsageReport.reported_at).label("day")
-    per_instance = select(
-        UsageReport.customer_id,
-        day,
-        func.count().label("reports"),
-        func.sum(UsageReport.active_devices).label("sum_active"),
-        func.max(UsageReport.active_devices).label("peak"),
-    ).where(UsageReport.reported_at >= since)
+    per_instance = (
+        select(
+            UsageReport.customer_id,
+            UsageReport.instance_id,
+            day,
+            func.count().label("reports"),
+            func.sum(UsageReport.active_devices).label("sum_active"),
+            func.max(UsageReport.active_devices).label("peak"),
+            func.max(UsageReport.active_devices),
+        )
+        .where(UsageReport.reported_at >= since)
+        .group_by(UsageReport.customer_id, UsageReport.instance_id, day)
+    )
     if customer_id is not None:
-        per_instance = per_instance.where(UsageReport.customer_id == customer_id)
-    inner = per_instance.group_by(UsageReport.customer_id, UsageReport.instance_id, day).subquery()
+        return per_instance.where(UsageReport.customer_id == customer_id)
+    inner = per_instance.subquery()
     # sum() of a count or of a bigint is numeric in PostgreSQL: casting back is free.
     return select(
         inner.c.customer_id,
+        null(),
         inner.c.day,
         cast(func.sum(inner.c.reports), BigInteger),
         cast(func.sum(inner.c.sum_active), BigInteger),
@@ -105,24 +129,32 @@ def _raw(session: Session, since: datetime, customer_id: str | None) -> Select[A
 
 
 def window_history(
-    session: Session, since: datetime, now: datetime, *, customer_id: str | None = None
+    session: Session,
+    since: datetime,
+    now: datetime,
+    *,
+    customer_id: str | None = None,
+    instance_peaks: InstancePeaks | None = None,
 ) -> History:
     """Per customer and day, the figures of every report from `since` on (two queries).
 
     `customer_id=None` reads every customer; reports stamped after today (clock skew) count in
-    the figures of their own day.
+    the figures of their own day. One customer is read per instance and day, and
+    `instance_peaks`, when given, is filled with each instance's peak per day.
     """
     finished = finished_days(session, since.date(), now.date())
     raw_from = first_raw_day(finished, since.date(), now.date())
     history: History = {}
 
     def add(rows: Any, *, rolled_up: bool) -> None:
-        for row_customer, row_day, reports, sum_active, peak, active in rows:
+        for row_customer, instance, row_day, reports, sum_active, peak, active in rows:
             day = as_date(row_day)
             if (day in finished) != rolled_up:
                 continue  # read from the other side
             figures = history.setdefault(row_customer, {}).setdefault(day, DayFigures())
             figures.add(int(reports), int(sum_active or 0), peak, int(active or 0))
+            if instance_peaks is not None and instance is not None and peak is not None:
+                instance_peaks.setdefault(instance, {})[day] = int(peak)
 
     if finished:
         add(

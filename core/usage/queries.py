@@ -22,7 +22,7 @@ from core.db import record_from
 from core.errors import InvalidInputError, NotFoundError
 from core.retention.policy import reports_kept_since
 from core.settings import get_settings
-from core.usage.history import DayFigures, window_history
+from core.usage.history import DayFigures, InstancePeaks, window_history
 from core.usage.limits import device_limit, utilisation_percent, warning_for
 from core.usage.snapshots import current_devices
 from models import Customer, Subscription, UsageReport, utcnow
@@ -114,6 +114,8 @@ class CustomerUsage:
     # (core/billing/metering/estimate.py).
     overage: OverageEstimate | None = None
     retention: ReportRetention | None = None
+    # Each instance's peak per day, from the earlier of the window's and the period's start.
+    instance_peaks: InstancePeaks = field(default_factory=dict)
 
 
 def check_days(days: int) -> int:
@@ -255,7 +257,10 @@ def customer_usage(
         if began is not None
         else since
     )
-    history = window_history(session, read_from, now, customer_id=customer_id).get(customer_id, {})
+    instance_peaks: InstancePeaks = {}
+    history = window_history(
+        session, read_from, now, customer_id=customer_id, instance_peaks=instance_peaks
+    ).get(customer_id, {})
     per_day = {day: figures for day, figures in history.items() if day >= since.date()}
     totals = _window_totals(per_day)
     current_active, current_total, instances = _current(session, customer_id, now)
@@ -285,4 +290,6 @@ def customer_usage(
         history=(read_from.astimezone(UTC).date(), history),
     )
     retention = report_retention(since, now)
-    return CustomerUsage(info, days, since, summary, daily, reports, overage, retention)
+    return CustomerUsage(
+        info, days, since, summary, daily, reports, overage, retention, instance_peaks
+    )
