@@ -12,10 +12,12 @@ from datetime import datetime, timedelta
 from sqlalchemy.orm import Session
 
 from core.billing.changes import access_ends_at
+from core.billing.entitlements import paid_until
 from core.billing.metering.estimate import OverageEstimate
 from core.console.instances import InstanceRow, customer_instances
 from core.console.timeline import TimelineItem, customer_timeline
 from core.customers.service import customer_detail
+from core.errors import NotFoundError
 from core.settings import get_settings
 from core.usage.queries import DayPoint, customer_usage
 from models import Customer, License, Subscription, utcnow
@@ -111,4 +113,24 @@ def revocation_impact(
         customer=detail.customer,
         already_revoked=detail.customer.license_revoked_at is not None,
         stopping=stopping,
+    )
+
+
+@dataclass(frozen=True)
+class CancelImpact:
+    customer: Customer
+    subscription: Subscription
+    # The paid plan runs until then; no renewal invoice comes, and the license then lapses.
+    access_ends_at: datetime | None
+
+
+def cancel_impact(session: Session, customer_id: str) -> CancelImpact:
+    """What setting the customer's subscription to cancel at period end would do."""
+    detail = customer_detail(session, customer_id)
+    if detail.subscription is None:
+        raise NotFoundError(f"{customer_id} has no subscription", field="customerId")
+    return CancelImpact(
+        customer=detail.customer,
+        subscription=detail.subscription,
+        access_ends_at=paid_until(detail.subscription),
     )
