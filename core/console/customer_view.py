@@ -13,8 +13,8 @@ from sqlalchemy.orm import Session
 
 from core.billing.changes import access_ends_at
 from core.billing.entitlements import grace_days, paid_until
-from core.billing.statuses import SubscriptionStatus
 from core.billing.metering.estimate import OverageEstimate
+from core.billing.statuses import SubscriptionStatus
 from core.console.instances import InstanceRow, customer_instances
 from core.console.timeline import TimelineItem, customer_timeline
 from core.customers.service import customer_detail
