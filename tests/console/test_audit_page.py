@@ -54,3 +54,9 @@ def test_pages_of_fifty_newest_first(operator) -> None:
     # The other 5, and the creation of the key the operator signed in with.
     assert second.count('<tr id="audit-') == 6 and "cust_00" in second
     assert "apikey.create" in second
+
+
+def test_a_nul_byte_in_a_filter_is_a_422_page(operator) -> None:
+    client, _ = operator
+    answer = client.get("/console/audit", params={"actor": "\x00"})
+    assert answer.status_code == 422 and "actor must not contain a NUL byte" in answer.text
