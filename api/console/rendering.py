@@ -111,6 +111,32 @@ def short(value: str | None, keep: int = 12) -> Markup:
     return Markup('<span title="{full}">{cut}…</span>').format(full=value, cut=value[:keep])
 
 
+def tail(value: str | None, keep: int = 10) -> Markup:
+    """An id whose end tells it apart (request ids share a per-process start), whole in its
+    title so it can be copied."""
+    if not value:
+        return Markup("—")
+    if len(value) <= keep:
+        return escape(value)
+    return Markup('<span title="{full}">…{cut}</span>').format(full=value, cut=value[-keep:])
+
+
+def plain(value: Any) -> str:
+    """A stored audit value as a person reads it: text as text, times as times, lists listed."""
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, list):
+        return ", ".join(plain(item) for item in value) or "none"
+    if isinstance(value, str):
+        try:
+            return absolute(datetime.fromisoformat(value)) if "T" in value else value
+        except ValueError:
+            return value
+    return str(value)
+
+
 def number(value: int | float | None) -> str:
     return "—" if value is None else f"{value:,}"
 
@@ -122,7 +148,14 @@ environment = Environment(
     lstrip_blocks=True,
 )
 environment.filters.update(
-    money=money, when=when, day=day, absolute=absolute, short=short, number=number
+    money=money,
+    when=when,
+    day=day,
+    absolute=absolute,
+    short=short,
+    tail=tail,
+    plain=plain,
+    number=number,
 )
 
 
