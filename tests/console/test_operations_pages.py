@@ -128,6 +128,6 @@ def test_meter_events_page_and_send_again(operator, celery_worker) -> None:  # t
         row = session.get(OverageMeterEvent, event_id)
         assert row is not None and row.failed_at is None and row.refusals == 0
         entries = audit.list_entries(session, audit.AuditFilter(actor="alice@ops"))
-        assert [(e.action, e.after) for e in entries] == [
-            ("meter_event.retry", {"event_ids": [event_id]})
+        assert [(e.action, e.customer_id, e.after) for e in entries] == [
+            ("meter_event.retry", customer_id, {"event_ids": [event_id]})
         ]
