@@ -131,3 +131,29 @@ def test_meter_events_page_and_send_again(operator, celery_worker) -> None:  # t
         assert [(e.action, e.customer_id, e.after) for e in entries] == [
             ("meter_event.retry", customer_id, {"event_ids": [event_id]})
         ]
+
+
+def test_overview_flags_jobs_never_run_and_counts_failed_events_apart(
+    operator, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    client, _ = operator
+    # No job recorded at all, and this service up for two days: beat is not running.
+    monkeypatch.setattr(jobs, "SERVICE_STARTED_AT", NOW - timedelta(days=2))
+    with session_scope() as session:
+        for number, status in enumerate((inbox.PENDING, inbox.FAILED, inbox.FAILED)):
+            session.add(
+                StripeEvent(
+                    event_id=f"evt_overview_{number}",
+                    type="invoice.paid",
+                    payload={},
+                    stripe_created=int(NOW.timestamp()),
+                    status=status,
+                )
+            )
+    page = client.get("/console/").text
+    assert 'id="job-reconcile-stripe-events" class="late"' in page
+    assert 'id="job-rollup-usage-daily" class="late"' in page
+    assert "never run in 2 days: is beat running?" in page
+    assert '<a href="/console/events?state=waiting">1 Stripe event</a>' in page
+    assert 'href="/console/events?state=failed">2 failed for good</a>' in page
+    assert '<a href="/console/customers?status=trialing">Trials ending in 3 days</a>' in page
