@@ -141,9 +141,12 @@ def _warning(
     is not late at noon; beat not running is)."""
     late_after = timedelta(seconds=job.interval_seconds * LATE_AFTER_INTERVALS)
     if row is None:
-        since = min(first_seen or SERVICE_STARTED_AT, SERVICE_STARTED_AT)
-        if now - since > late_after:
-            return f"never run in {_ago(now - since)}: is beat running?"
+        if first_seen is None:
+            return "never run: is beat running?"
+        if now - first_seen > late_after:
+            return f"never run, though jobs have been recorded for {_ago(now - first_seen)}"
+        if now - SERVICE_STARTED_AT > late_after:
+            return f"never run since the service started {_ago(now - SERVICE_STARTED_AT)} ago"
         return None
     since = row.last_succeeded_at or row.created_at
     if now - since <= late_after:
