@@ -62,20 +62,28 @@ def money(cents: int | None) -> str:
     return f"{sign}${whole:,}.{part:02d}"
 
 
+# (from, unit size, unit): a span is said in the largest unit it reaches 1.5 of (36 h is
+# "2 d", 30 h "30 h"), rounded to the nearest (47 h is "2 d", 4.9 d "5 d", never rounded down).
+_UNITS = ((36 * 3600, 86400, "d"), (90 * 60, 3600, "h"), (60, 60, "min"))
+
+
+def _span(seconds: float) -> str | None:
+    for start, size, unit in _UNITS:
+        if seconds >= start:
+            return f"{round(seconds / size)} {unit}"
+    return None
+
+
 def _ago(seconds: float) -> str:
     if seconds < 0:
         return _ahead(-seconds)
-    for size, unit in ((86400, "d"), (3600, "h"), (60, "min")):
-        if seconds >= size:
-            return f"{int(seconds // size)} {unit} ago"
-    return "just now"
+    span = _span(seconds)
+    return f"{span} ago" if span else "just now"
 
 
 def _ahead(seconds: float) -> str:
-    for size, unit in ((86400, "d"), (3600, "h"), (60, "min")):
-        if seconds >= size:
-            return f"in {int(seconds // size)} {unit}"
-    return "now"
+    span = _span(seconds)
+    return f"in {span}" if span else "now"
 
 
 def absolute(value: datetime | date | None) -> str:

@@ -71,3 +71,19 @@ def test_revoke_impact_of_a_silent_instance_is_its_latest_stop(operator) -> None
     assert "stops at the latest" in munich
     berlin = page[page.index("edge-berlin") :].split("</tr>")[0]
     assert "at its next check-in" in berlin
+
+
+def test_no_inline_styles_the_csp_would_refuse(operator) -> None:
+    """The CSP allows no inline style: the reinstate form's width comes from the stylesheet."""
+    client, csrf = operator
+    seeded = seed_customer()
+    client.post(
+        f"/console/customers/{seeded.customer_id}/revoke",
+        data={"csrf_token": csrf, "reason": "fraud", "confirm": seeded.customer_id},
+        headers={"Origin": ORIGIN},
+    )
+    page = client.get(f"/console/customers/{seeded.customer_id}").text
+    assert 'id="reinstate-reason" class="reason-inline"' in page
+    assert " style=" not in page
+    css = client.get("/console/static/console.css").text
+    assert "input.reason-inline { width: 280px" in css and ".cards > * { min-width: 0; }" in css
