@@ -330,7 +330,12 @@ def deactivate_customer(
                 stripe_canceled=False,
             )
         sub = gateway.retrieve_subscription(stripe_id)
-        stripe_canceled = sub.get("status") not in statuses.STRIPE_ENDED
+        # Ours also when a first try canceled it and failed after (a void): the row still
+        # holds the paid plan, and Stripe says the cancellation was requested.
+        requested = (sub.get("cancellation_details") or {}).get("reason")
+        stripe_canceled = (
+            sub.get("status") not in statuses.STRIPE_ENDED or requested == "cancellation_requested"
+        )
         end_now(gateway, sub)
         return _back_to_trial(session, customer_id, stripe_canceled=stripe_canceled)
     return _back_to_trial(session, customer_id, stripe_canceled=False)

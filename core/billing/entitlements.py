@@ -57,16 +57,15 @@ def grace_days(row: Subscription | None) -> int:
 
     No days for a past_due row that paid nothing since its trial: its first charge failed, which
     is no renewal, and a trial has no grace (docs/stripe.md), so nothing runs past what was paid.
-    No days either for a row set to end with its period: no renewal comes.
+    No days either for a row set to end with its period: no renewal comes. A past_due row keeps
+    its past_due grace even when set to cancel: Stripe still retries the renewal it owes.
     """
     settings = get_settings()
+    if row is not None and license_status(row) == SubscriptionStatus.PAST_DUE:
+        return 0 if unpaid_since_trial(row) else settings.license_past_due_grace_days
     if row is not None and ends_with_period(row):
         return 0
-    if row is None or license_status(row) != SubscriptionStatus.PAST_DUE:
-        return settings.license_grace_days
-    if unpaid_since_trial(row):
-        return 0
-    return settings.license_past_due_grace_days
+    return settings.license_grace_days
 
 
 def ends_with_period(row: Subscription) -> bool:

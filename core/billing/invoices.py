@@ -77,13 +77,17 @@ def unpaid_invoices(sub: Obj) -> list[Obj]:
 def unserved_invoices(sub: Obj) -> list[Obj]:
     """The unpaid invoices, as read with `sub`, that bill time a cancellation now will not
     serve: the renewal of an unpaid period, an upgrade never paid. Read them *before* the
-    cancel: its answer's latest invoice is the final one. Never that final invoice (created
-    at or after the cancellation, read on a retry): its prorations and usage were served."""
-    canceled_at = sub.get("canceled_at")
+    cancel: its answer's latest invoice is the final one. Never that final invoice (read on a
+    retry: it covers no period and was made at the cancellation): its prorations and usage were
+    served."""
+    canceled_at, period = sub.get("canceled_at"), current_period(sub)
     return [
         invoice
         for invoice in unpaid_invoices(sub)
-        if canceled_at is None or int(invoice.get("created") or 0) < int(canceled_at)
+        if canceled_at is None
+        # The renewal covers the period; a final invoice never does (prorations, usage).
+        or (period is not None and covers(invoice, period))
+        or int(invoice.get("created") or 0) < int(canceled_at)
     ]
 
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from core.billing import changes
-from core.billing.gateway import get_gateway
+from core.billing.gateway import StripeUnavailableError, get_gateway
 from core.db import session_scope
 from tests.stripe_fixtures import *  # noqa: F403
 from tests.stripe_fixtures import (
@@ -28,12 +30,19 @@ def _invoice(stand_in: StripeStandIn, invoice_id: str) -> dict[str, Any]:
     return stand_in.client().v1.invoices.retrieve(invoice_id).to_dict()
 
 
+def _declining_after_usage(stand_in: StripeStandIn, device_days: int) -> tuple[str, str, str]:
+    """A paying starter customer who used `device_days` of overage and whose card now declines:
+    (customer id, Stripe subscription id, Stripe customer id)."""
+    customer_id, sub_id = paying_customer(stand_in)
+    stripe_customer = meter_usage(stand_in, customer_id, device_days)
+    stand_in.decline_charges(stripe_customer)
+    return customer_id, sub_id, stripe_customer
+
+
 def test_a_declined_final_invoice_of_a_paid_period_stays_open_for_collection(
     stand_in: StripeStandIn,
 ) -> None:
-    customer_id, sub_id = paying_customer(stand_in)
-    stripe_customer = meter_usage(stand_in, customer_id, 5)
-    stand_in.decline_charges(stripe_customer)
+    customer_id, sub_id, stripe_customer = _declining_after_usage(stand_in, 5)
     mark = len(stand_in.events)
 
     assert _cancel_now(sub_id).status == "canceled"
@@ -78,9 +87,7 @@ def _owed_or_paid(stand_in: StripeStandIn, stripe_customer: str) -> list[dict[st
 def test_cancelling_a_past_due_subscription_now_bills_the_overage_it_used(
     stand_in: StripeStandIn,
 ) -> None:
-    customer_id, sub_id = paying_customer(stand_in)
-    stripe_customer = meter_usage(stand_in, customer_id, 6)
-    stand_in.decline_charges(stripe_customer)
+    customer_id, sub_id, stripe_customer = _declining_after_usage(stand_in, 6)
     handle_inline(stand_in.fail_payment(sub_id))  # the renewal bills the 6 in arrears, unpaid
     renewal = stripe_subscription(stand_in, customer_id)["latest_invoice"]
     overage = sum(
@@ -106,3 +113,24 @@ def test_cancelling_a_past_due_subscription_now_bills_the_overage_it_used(
     # Running it again bills nothing twice.
     _cancel_now(sub_id)
     assert len(_owed_or_paid(stand_in, stripe_customer)) == len(billed)
+
+
+def test_deactivating_again_after_a_failed_void_reports_the_cancel_and_voids(
+    stand_in: StripeStandIn,
+) -> None:
+    customer_id, sub_id = paying_customer(stand_in)
+    handle_inline(stand_in.fail_payment(sub_id))
+    renewal = stripe_subscription(stand_in, customer_id)["latest_invoice"]
+    stand_in.fail_next_requests(50, 503, path_prefix=f"/v1/invoices/{renewal}")
+    try:
+        with pytest.raises(StripeUnavailableError), session_scope() as session:
+            changes.deactivate_customer(session, get_gateway(), customer_id, immediately=True)
+    finally:
+        stand_in.fail_next_requests(0)
+    assert stripe_subscription(stand_in, customer_id)["status"] == "canceled"
+
+    with session_scope() as session:
+        retried = changes.deactivate_customer(session, get_gateway(), customer_id, immediately=True)
+
+    assert retried.stripe_canceled and retried.plan == "trial"
+    assert _invoice(stand_in, renewal)["status"] == "void"

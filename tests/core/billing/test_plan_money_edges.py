@@ -197,7 +197,9 @@ def test_a_promotion_code_applies_once_the_upgrade_is_paid(stand_in):
     assert len(sub["discounts"]) == 1 and "zemfyre_promotion_after_payment" not in sub["metadata"]
     assert subscription_row(customer_id)["plan"] == "professional"
     renewal = [e for e in stand_in.advance_period(sub_id) if e["type"] == "invoice.paid"]
-    assert renewal[0]["data"]["object"]["amount_paid"] < renewal[0]["data"]["object"]["subtotal"]
+    # The code's 50% off the professional price, no more and no less.
+    paid = renewal[0]["data"]["object"]
+    assert paid["subtotal"] == 9900 and paid["amount_paid"] == 4950
 
 
 def test_a_promotion_code_with_a_paid_upgrade_applies_at_once(stand_in):
@@ -254,3 +256,18 @@ def test_a_subscription_set_to_cancel_gets_no_grace_past_its_period(stand_in):
     claims = license_claims(customer_id)
     assert claims["exp"] == int((period_end + grace).timestamp())
     assert "cancelAtPeriodEnd" not in claims["subscription"]
+
+
+def test_a_past_due_subscription_set_to_cancel_keeps_its_past_due_grace(stand_in):
+    customer_id, sub_id = paying_customer(stand_in)
+    handle_inline(stand_in.fail_payment(sub_id))
+    paid_through = _paid_through(customer_id)
+    grace = timedelta(days=get_settings().license_past_due_grace_days)
+    assert license_claims(customer_id)["exp"] == int((paid_through + grace).timestamp())
+
+    with session_scope() as session:
+        changes.cancel_subscription(session, get_gateway(), sub_id)
+
+    # Stripe still retries the renewal it is owed: the license is not cut off meanwhile.
+    assert subscription_row(customer_id)["cancel_at_period_end"] is True
+    assert license_claims(customer_id)["exp"] == int((paid_through + grace).timestamp())
