@@ -158,3 +158,26 @@ def test_overview_flags_jobs_never_run_and_counts_failed_events_apart(
     assert '<a href="/console/events?state=waiting">1 Stripe event</a>' in page
     assert 'href="/console/events?state=failed">2 failed for good</a>' in page
     assert '<a href="/console/customers?status=trialing">Trials ending in 3 days</a>' in page
+
+
+def test_processing_again_says_why_an_event_was_ignored(operator) -> None:  # type: ignore[no-untyped-def]
+    client, csrf = operator
+    with session_scope() as session:
+        for event_id, status in (("evt_ignored_1", inbox.FAILED), ("evt_old_1", inbox.PROCESSED)):
+            session.add(
+                StripeEvent(
+                    event_id=event_id,
+                    type="product.created",
+                    payload={"id": event_id, "type": "product.created", "data": {"object": {}}},
+                    stripe_created=int(NOW.timestamp()),
+                    status=status,
+                    processed_at=NOW if status == inbox.PROCESSED else None,
+                    last_error="boom" if status == inbox.FAILED else None,
+                )
+            )
+    done = _post(client, "/console/events/evt_ignored_1/process", csrf)
+    assert done.status_code == 303
+    page = client.get(done.headers["location"]).text
+    assert "Processed again: ignored — product.created needs no action." in page
+    old = client.get("/console/events/evt_old_1").text
+    assert "no attempt was recorded for it" in old and "Not handled yet" not in old
