@@ -87,3 +87,33 @@ def test_no_inline_styles_the_csp_would_refuse(operator) -> None:
     assert " style=" not in page
     css = client.get("/console/static/console.css").text
     assert "input.reason-inline { width: 280px" in css and ".cards > * { min-width: 0; }" in css
+
+
+def test_a_revoked_customer_is_not_offered_a_reissue_and_an_empty_chart_says_so(
+    operator,
+) -> None:
+    client, csrf = operator
+    seeded = seed_customer()
+    client.post(
+        f"/console/customers/{seeded.customer_id}/revoke",
+        data={"csrf_token": csrf, "reason": "fraud", "confirm": seeded.customer_id},
+        headers={"Origin": ORIGIN},
+    )
+    page = client.get(f"/console/customers/{seeded.customer_id}").text
+    assert ">Reissue license</button>" not in page and ">Reinstate license</button>" in page
+    with session_scope() as session:
+        fresh = create_customer(session, email="new@empty.example").customer_id
+    page = client.get(f"/console/customers/{fresh}").text
+    assert 'id="no-usage">No usage yet' in page and '<svg class="chart"' not in page
+
+
+def test_signing_in_from_the_form_lands_on_the_overview(console_client) -> None:
+    from tests.console.conftest import new_key
+
+    answer = console_client.post(
+        "/console/login",
+        data={"api_key": new_key("alice@ops")},
+        headers={"Origin": ORIGIN},
+        follow_redirects=False,
+    )
+    assert answer.status_code == 303 and answer.headers["location"] == "/console/"
