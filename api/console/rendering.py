@@ -17,6 +17,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup, escape
 
 from core.console.sessions import ConsoleUser
+from core.settings import get_settings
 from models import utcnow
 
 HERE = Path(__file__).resolve().parent
@@ -111,12 +112,55 @@ def day(value: date | datetime | None) -> str:
 
 
 def short(value: str | None, keep: int = 12) -> Markup:
-    """A long id cut for a table cell, whole in its title."""
+    """A long id shown cut in a table cell: the stylesheet cuts it (class cut-<keep>), so the
+    page holds the whole id, which is what a copy copies; whole in its title too."""
     if not value:
         return Markup("—")
     if len(value) <= keep:
         return escape(value)
-    return Markup('<span title="{full}">{cut}…</span>').format(full=value, cut=value[:keep])
+    width = min(CUT_WIDTHS, key=lambda size: abs(size - keep))
+    return Markup('<span class="cut cut-{width}" title="{full}">{full}</span>').format(
+        width=width, full=value
+    )
+
+
+# The widths (in characters) the stylesheet's .cut-N classes cut ids to.
+CUT_WIDTHS = (10, 12, 14, 16, 18)
+# Stripe Dashboard pages by the id's prefix.
+_STRIPE_PAGES = {
+    "cus_": "customers",
+    "sub_": "subscriptions",
+    "in_": "invoices",
+    "dp_": "disputes",
+    "evt_": "events",
+    "ch_": "payments",
+    "pi_": "payments",
+}
+
+
+def stripe_url(stripe_id: str | None) -> str | None:
+    """The Stripe Dashboard page of an id, in the mode of the configured key (test keys' objects
+    live under /test/), or None for an id of no known kind."""
+    if not stripe_id:
+        return None
+    page = next(
+        (name for prefix, name in _STRIPE_PAGES.items() if stripe_id.startswith(prefix)), None
+    )
+    if page is None:
+        return None
+    key = get_settings().stripe_secret_key or ""
+    mode = "test/" if "_test_" in key else ""
+    return f"https://dashboard.stripe.com/{mode}{page}/{stripe_id}"
+
+
+def stripe_link(stripe_id: str | None, keep: int = 16) -> Markup:
+    """A Stripe id as a link to its Dashboard page (opened elsewhere), cut like `short`."""
+    url = stripe_url(stripe_id)
+    if url is None:
+        return Markup("<code>{}</code>").format(short(stripe_id, keep))
+    return Markup('<a href="{url}" rel="noopener" target="_blank"><code>{text}</code></a>').format(
+        url=url, text=short(stripe_id, keep)
+    )
 
 
 def tail(value: str | None, keep: int = 10) -> Markup:
@@ -163,6 +207,8 @@ environment.filters.update(
     short=short,
     tail=tail,
     plain=plain,
+    stripe_link=stripe_link,
+    stripe_url=stripe_url,
     number=number,
 )
 

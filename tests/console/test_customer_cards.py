@@ -10,6 +10,7 @@ from sqlalchemy import update
 from core.customers.service import create_customer
 from core.db import session_scope
 from core.plans import get_plan
+from core.settings import get_settings
 from models import Subscription, utcnow
 from tests.console.conftest import ORIGIN, seed_customer
 from tests.console.operations_data import past_due_customer
@@ -117,3 +118,28 @@ def test_signing_in_from_the_form_lands_on_the_overview(console_client) -> None:
         follow_redirects=False,
     )
     assert answer.status_code == 303 and answer.headers["location"] == "/console/"
+
+
+def test_stripe_ids_link_to_the_dashboard_in_the_keys_mode_and_copy_whole(
+    operator, monkeypatch
+) -> None:
+    from api.console.rendering import short, stripe_link
+
+    client, _ = operator
+    monkeypatch.setenv("STRIPE_SECRET_KEY", "sk_test_walk")
+    get_settings.cache_clear()
+    try:
+        seeded = seed_customer()
+        page = client.get(f"/console/customers/{seeded.customer_id}").text
+        assert (
+            f'href="https://dashboard.stripe.com/test/customers/{seeded.stripe_customer_id}"'
+            in page
+        )
+        assert 'href="https://dashboard.stripe.com/test/disputes/dp_1Walk"' in str(
+            stripe_link("dp_1Walk")
+        )
+    finally:
+        get_settings.cache_clear()
+    # The page holds the whole id (the stylesheet cuts it), so a copy takes all of it.
+    cut = str(short("cust_vza40mm56gvkagww", 12))
+    assert ">cust_vza40mm56gvkagww</span>" in cut and 'class="cut cut-12"' in cut
