@@ -5,14 +5,14 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from core import audit
 from core.billing import inbox, issues
 from core.customers.service import create_customer
 from core.db import session_scope
 from core.operations import jobs
-from models import OverageMeterEvent, StripeEvent, utcnow
+from models import Customer, OverageMeterEvent, StripeEvent, utcnow
 from tests.console.conftest import ORIGIN
 from tests.console.operations_data import past_due_customer
 from tests.helpers.job_runs import record_run
@@ -181,3 +181,20 @@ def test_processing_again_says_why_an_event_was_ignored(operator) -> None:  # ty
     assert "Processed again: ignored — product.created needs no action." in page
     old = client.get("/console/events/evt_old_1").text
     assert "no attempt was recorded for it" in old and "Not handled yet" not in old
+
+
+def test_the_events_customer_filter_takes_a_name_or_a_stripe_id(operator) -> None:  # type: ignore[no-untyped-def]
+    client, _ = operator
+    customer_id = past_due_customer()  # Late GmbH, evt_failed_1 handled for it
+    with session_scope() as session:
+        session.execute(
+            update(Customer)
+            .where(Customer.customer_id == customer_id)
+            .values(stripe_customer_id="cus_lateWalk")
+        )
+    for typed in ("late gmbh", "cus_lateWalk", customer_id):
+        page = client.get("/console/events", params={"customer": typed}).text
+        assert "evt_failed_1" in page, typed
+    page = client.get("/console/events", params={"customer": "Nobody Inc"}).text
+    assert 'id="customer-note">No customer' in page and "contains “Nobody Inc”." in page
+    assert "evt_failed_1" not in page
