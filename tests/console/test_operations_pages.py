@@ -121,6 +121,9 @@ def test_meter_events_page_and_send_again(operator, celery_worker) -> None:  # t
         event_id = event.id
     page = client.get("/console/meter-events").text
     assert "meter@acme.io" in page and "No such customer" in page and "Send again" in page
+    assert f"Event #{event_id} <strong>failed</strong>: 3 device-days" in page
+    assert f"meter identifier <code>{customer_id}-yesterday</code>" in page
+    assert "Stripe refused it: No such customer" in page
 
     done = _post(client, "/console/meter-events/send-again", csrf, event_id=event_id)
     assert done.status_code == 303 and "done=sent&count=1" in done.headers["location"]
@@ -131,6 +134,9 @@ def test_meter_events_page_and_send_again(operator, celery_worker) -> None:  # t
         assert [(e.action, e.customer_id, e.after) for e in entries] == [
             ("meter_event.retry", customer_id, {"event_ids": [event_id]})
         ]
+    page = client.get("/console/meter-events").text
+    assert f"Event #{event_id} <strong>unsent</strong>" in page
+    assert "earlier attempt (before it was sent again): No such customer" in page
 
 
 def test_overview_flags_jobs_never_run_and_counts_failed_events_apart(
