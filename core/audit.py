@@ -23,6 +23,7 @@ from core.logging import request_id_var
 from models import AuditEntry, Customer
 
 ACTOR_KEY = "audit_actor"
+REASON_KEY = "audit_reason"
 SYSTEM_ACTOR = "system"
 PAGE_SIZE = 50
 
@@ -30,6 +31,12 @@ PAGE_SIZE = 50
 def act_as(session: Session, actor: str) -> None:
     """Names who the session's changes are made by (read by `record`)."""
     session.info[ACTOR_KEY] = actor
+
+
+def give_reason(session: Session, reason: str) -> None:
+    """The operator's reason for the session's changes, kept by entries recorded without one
+    (a service that takes no reason of its own, such as a cancel)."""
+    session.info[REASON_KEY] = reason
 
 
 def actor_of(session: Session) -> str:
@@ -84,7 +91,7 @@ def record(
         actor=actor_of(session),
         action=action,
         customer_id=customer_id,
-        reason=reason,
+        reason=reason or session.info.get(REASON_KEY),
         before=old,
         after=new,
         request_id=request_id_var.get(),

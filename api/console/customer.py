@@ -14,6 +14,7 @@ from api.console.auth import ChangingUser, SignedInUser
 from api.console.rendering import PAGE_HEADERS, render
 from api.deps import DbSession
 from api.schemas import ID_PATTERN
+from core import audit
 from core.billing import changes
 from core.billing.gateway import get_gateway
 from core.console import timeline
@@ -170,7 +171,8 @@ def cancel_at_period_end(
         context = {"impact": impact, "error": error, "reason": reason}
         return render(request, "cancel.html", context, user=user, status_code=422)
     try:
-        changes.cancel_subscription(session, get_gateway(), customer_id, reason=reason.strip())
+        audit.give_reason(session, reason.strip())
+        changes.cancel_subscription(session, get_gateway(), customer_id)
     except DomainError as exc:
         if exc.status_code < 500:
             raise

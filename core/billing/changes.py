@@ -113,21 +113,12 @@ def _apply(
     reason: str,
     read_at: datetime,
     action: str,
-    *,
-    audit_reason: str | None = None,
 ) -> SubscriptionChange:
     customer = get_for_update(session, customer_id)
     outcome = apply_subscription(session, customer, sub, reason=reason, read_at=read_at)
     row = get_subscription(session, customer_id)
     assert row is not None
-    audit.record(
-        session,
-        action,
-        customer_id=customer_id,
-        reason=audit_reason,
-        before=before,
-        after=audited_state(row),
-    )
+    audit.record(session, action, customer_id=customer_id, before=before, after=audited_state(row))
     previous_plan = str(before["plan"])
     # Plan, status and dates as the row now says them.
     return record_from(
@@ -226,12 +217,7 @@ def change_plan(
 
 
 def cancel_subscription(
-    session: Session,
-    gateway: StripeGateway,
-    subscription_id: str,
-    *,
-    immediately: bool = False,
-    reason: str | None = None,
+    session: Session, gateway: StripeGateway, subscription_id: str, *, immediately: bool = False
 ) -> SubscriptionChange:
     """Cancel at the end of the paid period (default), or now with a final invoice that settles
     pending prorations and credits unused time; the caller commits. Idempotent."""
@@ -245,9 +231,9 @@ def cancel_subscription(
     elif sub.get("status") not in statuses.STRIPE_ENDED and _renews(sub):
         # Also when only a pending upgrade would un-cancel it: Stripe then drops that upgrade.
         sub = gateway.update_subscription(stripe_id, {"cancel_at_period_end": True})
-    note = "canceled" if immediately else "set to cancel at period end"
+    reason = "canceled" if immediately else "set to cancel at period end"
     action = "subscription.cancel_now" if immediately else "subscription.cancel_at_period_end"
-    return _apply(session, customer_id, before, sub, note, read_at, action, audit_reason=reason)
+    return _apply(session, customer_id, before, sub, reason, read_at, action)
 
 
 def end_now(gateway: StripeGateway, sub: Obj) -> Obj:

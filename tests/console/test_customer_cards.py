@@ -16,6 +16,14 @@ from tests.console.conftest import ORIGIN, seed_customer
 from tests.console.operations_data import past_due_customer
 
 
+def _revoke(client, csrf: str, customer_id: str) -> None:  # type: ignore[no-untyped-def]
+    client.post(
+        f"/console/customers/{customer_id}/revoke",
+        data={"csrf_token": csrf, "reason": "fraud", "confirm": customer_id},
+        headers={"Origin": ORIGIN},
+    )
+
+
 def _license_card(page: str) -> str:
     return page[page.index("<h2>License</h2>") :].split("</section>")[0]
 
@@ -37,11 +45,7 @@ def test_the_license_card_says_what_the_license_says(operator) -> None:
     assert 'id="license-plan-differs">says professional' in card
 
     seeded = seed_customer()
-    client.post(
-        f"/console/customers/{seeded.customer_id}/revoke",
-        data={"csrf_token": csrf, "reason": "fraud", "confirm": seeded.customer_id},
-        headers={"Origin": ORIGIN},
-    )
+    _revoke(client, csrf, seeded.customer_id)
     card = _license_card(client.get(f"/console/customers/{seeded.customer_id}").text)
     assert 'id="license-revoked">revoked</span>' in card
 
@@ -78,11 +82,7 @@ def test_no_inline_styles_the_csp_would_refuse(operator) -> None:
     """The CSP allows no inline style: the reinstate form's width comes from the stylesheet."""
     client, csrf = operator
     seeded = seed_customer()
-    client.post(
-        f"/console/customers/{seeded.customer_id}/revoke",
-        data={"csrf_token": csrf, "reason": "fraud", "confirm": seeded.customer_id},
-        headers={"Origin": ORIGIN},
-    )
+    _revoke(client, csrf, seeded.customer_id)
     page = client.get(f"/console/customers/{seeded.customer_id}").text
     assert 'id="reinstate-reason" class="reason-inline"' in page
     assert " style=" not in page
@@ -95,11 +95,7 @@ def test_a_revoked_customer_is_not_offered_a_reissue_and_an_empty_chart_says_so(
 ) -> None:
     client, csrf = operator
     seeded = seed_customer()
-    client.post(
-        f"/console/customers/{seeded.customer_id}/revoke",
-        data={"csrf_token": csrf, "reason": "fraud", "confirm": seeded.customer_id},
-        headers={"Origin": ORIGIN},
-    )
+    _revoke(client, csrf, seeded.customer_id)
     page = client.get(f"/console/customers/{seeded.customer_id}").text
     assert ">Reissue license</button>" not in page and ">Reinstate license</button>" in page
     with session_scope() as session:
