@@ -116,6 +116,8 @@ def test_an_operator_finds_a_customer_revokes_and_signs_out(page, console_url: s
     timeline = page.locator("#timeline").inner_text()
     for text in ("invoice.paid $99.00", "processed", "10 device-days", "lost copy"):
         assert text in timeline
+    # The next invoice panel is loaded by htmx after the page: wait for it before the picture.
+    expect(page.locator("#next-invoice")).to_contain_text("Our estimate")
     _shot(page, "04-customer", also=DOCS_IMAGE)
 
     # The timeline's filters swap only the timeline.
