@@ -109,6 +109,15 @@ def jwks_document() -> dict[str, list[dict[str, str]]]:
 
 
 @router.get(
+    "/.well-known/jwks-endorsements.json",
+    summary="Each rotation's new key signed by the key it replaced (compact JWS), for pinned keys",
+    responses=error_responses(429),
+)
+def jwks_endorsements() -> dict[str, list[str]]:
+    return {"endorsements": keys.endorsements(get_settings())}
+
+
+@router.get(
     "/api/licenses/public-key",
     summary="The active license public key as PEM (JSON, or raw PEM with ?format=pem)",
     response_model=PublicKeyOut,

@@ -32,7 +32,7 @@ WHERE c = 1 OR k > :per_customer - 2
 """
 _STRIPE_EVENTS = """
 INSERT INTO stripe_events (event_id, type, payload, stripe_created, source, status,
-                           received_at, processed_at, attempts)
+                           received_at, processed_at, attempts, customer_id)
 SELECT format('evt_bench_%s', n),
        (ARRAY['invoice.paid', 'customer.subscription.updated',
               'invoice.payment_failed'])[1 + n % 3],
@@ -44,7 +44,9 @@ SELECT format('evt_bench_%s', n),
                                  json_build_object('description', repeat('line ', 40))))))),
        extract(epoch FROM now())::bigint - n * 26, 'webhook',
        CASE WHEN n % 50 = 0 THEN 'failed' ELSE 'processed' END,
-       now() - make_interval(secs => n * 26), now() - make_interval(secs => n * 26), 1
+       now() - make_interval(secs => n * 26), now() - make_interval(secs => n * 26), 1,
+       -- Our customer, as handling records it (core/billing/event_customers.py)
+       format('cust_bench_%s', lpad((1 + n % :customers)::text, 6, '0'))
 FROM generate_series(1, :events) AS n
 """
 _REPORTS = """

@@ -60,6 +60,10 @@ class Settings(BaseSettings):
 
     stripe_secret_key: str | None = None
     stripe_webhook_secret: str | None = None
+    # Thin events (v2, e.g. v1.billing.meter.error_report_triggered) reach us only through an
+    # event destination of their own, which Stripe signs with its own secret
+    # (docs.stripe.com/event-destinations): the same /webhooks/stripe URL, this secret.
+    stripe_thin_webhook_secret: str | None = None
     stripe_api_base: str | None = None
     # The Stripe API version every call is made with (and the webhook endpoint must be set to):
     # the version stripe-python 16.x sends, whose object shapes the code reads.

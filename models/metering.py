@@ -22,6 +22,8 @@ class OverageMeterEvent(Base):
     __table_args__ = (
         UniqueConstraint("customer_id", "day", "sequence", name="uq_overage_meter_events_seq"),
         Index("ix_overage_meter_events_unsent", "sent_at", "day"),
+        # The console's meter events page: a window of days, all customers.
+        Index("ix_overage_meter_events_day", "day", "customer_id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

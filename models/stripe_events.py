@@ -14,7 +14,7 @@ class StripeEvent(Base):
 
     A processed event older than STRIPE_EVENT_RETENTION_DAYS loses its payload
     (`payload_pruned_at`); its row, and with it deduplication by `event_id`, stays, and
-    `stripe_customer_id` keeps whose event it was."""
+    `customer_id` keeps whose event it was."""
 
     __tablename__ = "stripe_events"
     __table_args__ = (
@@ -39,14 +39,14 @@ class StripeEvent(Base):
     processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
-    # The customer its handling applied to (set when handled; none for an event of no customer
-    # of ours, or one that failed before its customer was known).
+    # Our customer the event belongs to: the one rule of core/billing/event_customers.py, set
+    # when it is handled or fails (none for an event of no customer of ours). The timeline, the
+    # event list and the event page all read it.
     customer_id: Mapped[str | None] = mapped_column(String(64))
-    # Set when the payload was pruned (with the Stripe customer it named, if any).
+    # Set when the payload was pruned.
     payload_pruned_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    stripe_customer_id: Mapped[str | None] = mapped_column(String(255))
 
 
-# The operator console's timeline finds a customer's events by the Stripe customer their object
-# names (core/console/timeline.py builds the same expression, so the planner matches it).
+# An event's owner is found from an earlier event of the same Stripe customer (after
+# customer.deleted cleared ours): core/billing/event_customers.py builds the same expression.
 Index("ix_stripe_events_customer", StripeEvent.payload["data"]["object"]["customer"].as_string())

@@ -35,6 +35,7 @@ os.environ.update(
     LICENSE_PUBLIC_KEY_PATH=str(KEYS_DIR / "public-key.pem"),
     DATA_DIR=str(DATA_DIR),
     STRIPE_WEBHOOK_SECRET="whsec_test_" + RUN_ID,
+    STRIPE_THIN_WEBHOOK_SECRET="whsec_thin_test_" + RUN_ID,
     # The whole run comes from one address ("testclient"); tests of the failed-authentication
     # limit set their own (tests/api/test_middleware.py).
     RATE_LIMIT_FAILED_AUTH_PER_CLIENT="1000000",

@@ -20,6 +20,7 @@ from tests.stripe_stand_in import StripeStandIn, signed_webhook, start_stand_in
 
 __all__ = [
     "deliver",
+    "thin_webhook_secret",
     "deliver_all",
     "handle_inline",
     "license_claims",
@@ -102,8 +103,17 @@ def new_customer(email: str = "buyer@example.com", company: str | None = "Acme C
         return create_customer(session, email=email, name="Buyer", company_name=company).customer_id
 
 
+def thin_webhook_secret() -> str:
+    secret = get_settings().stripe_thin_webhook_secret
+    assert secret
+    return secret
+
+
 def deliver(client: Any, event: dict[str, Any], *, timestamp: int | None = None) -> Any:
-    payload, headers = signed_webhook(event, webhook_secret(), timestamp)
+    """POST `event` signed as its destination would: a thin event by the thin destination."""
+    thin = event.get("object") == "v2.core.event"
+    secret = thin_webhook_secret() if thin else webhook_secret()
+    payload, headers = signed_webhook(event, secret, timestamp)
     return client.post("/webhooks/stripe", content=payload, headers=headers)
 
 

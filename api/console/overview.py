@@ -9,7 +9,7 @@ from fastapi.responses import Response
 from api.console.auth import SignedInUser
 from api.console.rendering import render
 from api.deps import DbSession
-from core.operations.at_risk import money_at_risk
+from core.operations.at_risk import risk_summary
 from core.operations.jobs import job_statuses
 from core.operations.overview import TRIAL_ENDING_DAYS, overview
 from core.settings import get_settings
@@ -29,7 +29,7 @@ def overview_page(request: Request, session: DbSession, user: SignedInUser) -> R
         "overview.html",
         {
             "seen": overview(session),
-            "risk": money_at_risk(session),
+            "risk": risk_summary(session),
             "jobs": jobs,
             "late_jobs": [job for job in jobs if job.warning],
             "queues": queue_depths(settings),

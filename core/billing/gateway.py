@@ -162,12 +162,16 @@ class StripeGateway(InvoiceCalls):
         return self._create(self.client.v1.billing.meters.create, params, "meter", params)
 
     def create_metered_price(
-        self, *, product_id: str, meter_id: str, unit_amount: int, lookup_key: str, plan: str
+        self, *, flat: Obj, meter_id: str, unit_amount: int, lookup_key: str, plan: str
     ) -> Obj:
-        """A monthly price billing what `meter_id` summed over the period, per unit."""
+        """A monthly price billing what `meter_id` summed over the period, per unit, beside the
+        plan's flat price `flat`: its product, currency and tax behaviour (Stripe refuses a
+        subscription whose items differ in currency)."""
+        product = flat["product"]
         params = {
-            "product": product_id,
-            "currency": "usd",
+            "product": str(product["id"] if isinstance(product, dict) else product),
+            "currency": flat["currency"],
+            "tax_behavior": flat.get("tax_behavior") or "unspecified",
             "unit_amount": unit_amount,
             "recurring": {"interval": "month", "usage_type": "metered", "meter": meter_id},
             "lookup_key": lookup_key,
@@ -261,6 +265,14 @@ class StripeGateway(InvoiceCalls):
             )
         )
 
+    def migrate_to_flexible(self, subscription_id: str) -> Obj:
+        """Classic -> flexible billing mode, one way (docs.stripe.com/api/subscriptions/migrate)."""
+        return self._call(
+            self.client.v1.subscriptions.migrate,
+            subscription_id,
+            params={"billing_mode": {"type": "flexible"}},
+        )
+
     def cancel_subscription(self, subscription_id: str, *, credit_unused: bool) -> Obj:
         """Cancel now with a final invoice of the metered usage not yet invoiced and the pending
         prorations (`invoice_now`: docs.stripe.com/api/subscriptions/cancel); `credit_unused`
@@ -297,13 +309,15 @@ class StripeGateway(InvoiceCalls):
         return self._call(self.client.v1.billing_portal.sessions.create, params=params)
 
     def find_portal_configuration(self, metadata: dict[str, str]) -> Obj | None:
-        """The active portal configuration whose metadata includes `metadata`."""
+        """The portal configuration whose metadata includes `metadata`, active or deactivated
+        (in the Dashboard): the active one first."""
         listing = self.client.v1.billing_portal.configurations.list
-        for found in self._iterate(listing, {"active": True}):
-            tags = found.get("metadata") or {}
-            if all(tags.get(key) == value for key, value in metadata.items()):
-                return found
-        return None
+        found = [
+            each
+            for each in self._iterate(listing, {})
+            if all((each.get("metadata") or {}).get(k) == v for k, v in metadata.items())
+        ]
+        return max(found, key=lambda each: bool(each.get("active")), default=None)
 
     def create_portal_configuration(self, *, features: Obj, metadata: dict[str, str]) -> Obj:
         params = {"features": features, "metadata": metadata}
@@ -312,7 +326,8 @@ class StripeGateway(InvoiceCalls):
 
     def update_portal_configuration(self, configuration_id: str, *, features: Obj) -> Obj:
         update = self.client.v1.billing_portal.configurations.update
-        return self._call(update, configuration_id, params={"features": features})
+        params = {"features": features, "active": True}  # deactivated in the Dashboard: back
+        return self._call(update, configuration_id, params=params)
 
     # -- events -------------------------------------------------------------------------
 

@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from core.billing import event_attempts, issues, promotions
+from core.billing import event_attempts, event_customers, issues, promotions
 from core.billing.gateway import StripeGateway, StripeRequestError, get_gateway
 from core.billing.inbox import IGNORED, PROCESSED, EventOutcome, PermanentEventError
 from core.billing.metering import events
@@ -196,8 +196,11 @@ def handle_meter_error_report(
     are not counted as billed and an operator sees them."""
     full = gateway().retrieve_thin_event(str(event["id"]))
     failed = events.mark_reported(session, events.reported_errors(full))
-    note = f"{len(failed)} meter event(s) Stripe reported invalid, marked failed"
-    return EventOutcome(event["id"], PROCESSED if failed else IGNORED, note)
+    # Every report is recorded, also one whose samples name none of ours: its count is the news.
+    summary, count = events.report_summary(full)
+    issues.record_meter_error_report(session, str(event["id"]), summary, count)
+    note = f"{count} meter event(s) Stripe reported invalid, {len(failed)} named marked failed"
+    return EventOutcome(event["id"], PROCESSED, note)
 
 
 HANDLERS: dict[str, Handler] = {
@@ -252,7 +255,7 @@ def process_event(
     row.processed_at = utcnow()
     row.attempts += 1
     row.last_error = None
-    row.customer_id = outcome.customer_id or row.customer_id
+    event_customers.assign_customer(session, row, outcome.customer_id)
     event_attempts.record_attempt(
         session,
         event_id,

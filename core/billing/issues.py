@@ -24,7 +24,9 @@ from core.text import clean_text
 from models import BillingIssue, utcnow
 
 CONFLICT, DISPUTE, PROMOTION = "conflict", "dispute", "promotion"
-KINDS = (CONFLICT, DISPUTE, PROMOTION)
+# Stripe reported meter events invalid after taking them (only a sample of them is named).
+METER_ERROR = "meter_error"
+KINDS = (CONFLICT, DISPUTE, PROMOTION, METER_ERROR)
 # Stripe's dispute statuses after which nothing more is going to happen.
 _DISPUTE_CLOSED = frozenset({"won", "lost", "warning_closed"})
 
@@ -186,3 +188,21 @@ def open_issue_counts(session: Session) -> dict[str, int]:
     counts = dict.fromkeys(KINDS, 0)
     counts.update({kind: int(count) for kind, count in rows})
     return counts
+
+
+def record_meter_error_report(
+    session: Session, event_id: str, summary: str, error_count: int
+) -> BillingIssue:
+    """One issue per error report: how many events Stripe found invalid, in which window and
+    why. Only a sample of them is named (and marked failed): the rest are in Stripe's Dashboard
+    and are never billed until sent again."""
+    return _upsert(
+        session,
+        kind=METER_ERROR,
+        stripe_object_id=event_id,
+        customer_id=None,
+        stripe_status="reported",
+        amount_cents=None,
+        detail=summary,
+        resolved_at=None,
+    )

@@ -16,6 +16,7 @@ from typing import Any
 from core.billing.gateway import StripeGateway
 from core.billing.metering.meters import (
     fit_overage_item,
+    flexible,
     is_metered,
     overage_item,
     overage_item_updates,
@@ -44,6 +45,8 @@ def downgrade(
     bills overage at another plan's terms. `with_change` (un-cancelling, a discount) goes in
     the same update, or alone when no item changes."""
     items = [*_flat_price_swap(sub, price_id), *overage_item_updates(sub, overage)]
+    if overage_item_updates(sub, overage):
+        sub = flexible(gateway, sub)  # classic mode would drop the period's usage
     params: Obj = {"items": items, "proration_behavior": "create_prorations"} if items else {}
     if not params and not with_change:
         return sub
@@ -86,6 +89,8 @@ def upgrade(
     swap = _flat_price_swap(sub, price_id)
     if overage is not None and overage_item(sub) is not None:
         # Both an item: the overage item's price swap (never an add or a delete).
+        if overage_item_updates(sub, overage):
+            sub = flexible(gateway, sub)  # classic mode would drop the period's usage
         swap += overage_item_updates(sub, overage)
     if swap:
         sub = gateway.update_subscription(

@@ -65,9 +65,10 @@ def configuration_id(gateway: StripeGateway) -> str:
     if configured:
         return configured
     found = gateway.find_portal_configuration(MARKER)
-    if found is None:
+    if found is None or not found.get("active"):
+        state = "no" if found is None else "only a deactivated"
         raise StripeNotConfiguredError(
-            f"no customer portal configuration of ours in Stripe: set {SETTING} or run "
+            f"{state} customer portal configuration of ours in Stripe: set {SETTING} or run "
             "`billing stripe setup`",
             field=SETTING,
         )

@@ -19,7 +19,7 @@ from core.billing import issues, statuses
 from core.billing.gateway import StripeGateway, StripeNotConfiguredError
 from core.billing.handlers import HANDLED_TYPES
 from core.billing.inbox import SOURCE_RECONCILIATION, store_event
-from core.billing.metering.days import metered_since
+from core.billing.metering.events import ERROR_REPORT_EVENT
 from core.billing.metering.meters import fit_overage_item, overage_price_for_plan
 from core.billing.repository import get_subscription
 from core.billing.sync import (
@@ -28,7 +28,6 @@ from core.billing.sync import (
     apply_subscription,
     decide,
     differs,
-    period_start,
     subscription_plan,
 )
 from core.customers.lock import get_for_update
@@ -38,6 +37,9 @@ from models import Customer, StripeEvent, utcnow
 
 Obj = dict[str, Any]
 
+# Handled event types Stripe sends only as thin events, through their own destination.
+THIN_TYPES = frozenset({ERROR_REPORT_EVENT})
+
 
 def store_missed_events(
     session: Session, gateway: StripeGateway, *, days: int | None = None
@@ -45,7 +47,9 @@ def store_missed_events(
     """Store the handled events of the last `days` that the webhook never delivered; their ids."""
     days = days if days is not None else get_settings().stripe_reconcile_days
     since = int((utcnow() - timedelta(days=days)).timestamp())
-    found = list(gateway.list_events(created_gte=since, types=list(HANDLED_TYPES)))
+    # /v1/events lists snapshot events only; thin ones (v1.billing.meter.*) are v2 events.
+    snapshot_types = [kind for kind in HANDLED_TYPES if kind not in THIN_TYPES]
+    found = list(gateway.list_events(created_gte=since, types=snapshot_types))
     known = set(
         session.scalars(
             select(StripeEvent.event_id).where(
@@ -113,8 +117,7 @@ def repair_customer(session: Session, gateway: StripeGateway, customer_id: str) 
     fixed = 0
     for index, sub in enumerate(subs):
         if sub["id"] == followed:
-            usage = metered_since(session, customer_id, period_start(sub))
-            repaired = repair_overage_item(gateway, sub, period_has_usage=usage)
+            repaired = repair_overage_item(gateway, sub)
             if repaired is not None:
                 subs[index] = repaired
                 fixed += 1
@@ -133,9 +136,7 @@ def repair_customer(session: Session, gateway: StripeGateway, customer_id: str) 
     return fixed
 
 
-def repair_overage_item(
-    gateway: StripeGateway, sub: Obj, *, period_has_usage: bool = True
-) -> Obj | None:
+def repair_overage_item(gateway: StripeGateway, sub: Obj) -> Obj | None:
     """Give a paying subscription the overage item its plan needs; Stripe's answer, or None
     when there was nothing to repair.
 
@@ -143,7 +144,7 @@ def repair_overage_item(
     above the limit went unbilled: the plan's item is added. An item of another plan's price is
     swapped, and one left on a plan that is not metered (an upgrade to enterprise paid after it
     had waited in a pending update) is removed, the usage it metered this period billed with it
-    (`fit_overage_item`; a classic-mode subscription keeps it until a period without usage). A
+    (`fit_overage_item`; a classic-mode subscription is migrated to flexible first). A
     subscription with a pending update is left alone until it is paid or expires: its items are
     about to change.
     """
@@ -158,4 +159,4 @@ def repair_overage_item(
     except StripeNotConfiguredError:
         # No overage prices set up yet (`billing stripe setup`): drift repair goes on without.
         return None
-    return fit_overage_item(gateway, sub, wanted, period_has_usage=period_has_usage)
+    return fit_overage_item(gateway, sub, wanted)

@@ -96,7 +96,6 @@ def customer_view(session: Session, customer_id: str, now: datetime | None = Non
     timeline = customer_timeline(
         session,
         customer_id,
-        detail.customer.stripe_customer_id,
         [(point.day, point.active_devices) for point in usage.daily],
         usage.summary.limit,
     )

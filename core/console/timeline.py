@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from sqlalchemy import ColumnElement, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.usage.days import utc_day_start
@@ -30,12 +30,6 @@ FILTERS: dict[str, frozenset[str] | None] = {
     "usage": frozenset({"usage"}),
     "operators": frozenset({"operator"}),
 }
-
-
-def stripe_event_customer() -> ColumnElement[str]:
-    """The Stripe customer an event's object belongs to (invoices, subscriptions, checkout
-    sessions): the expression `ix_stripe_events_customer` indexes."""
-    return StripeEvent.payload["data"]["object"]["customer"].as_string()
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,9 +89,7 @@ def _amount(payload: dict | None) -> str:  # type: ignore[type-arg]
     return ""
 
 
-def _stripe_events(session: Session, stripe_customer_id: str | None) -> Iterable[TimelineItem]:
-    if not stripe_customer_id:
-        return
+def _stripe_events(session: Session, customer_id: str) -> Iterable[TimelineItem]:
     rows = session.execute(
         select(
             StripeEvent.event_id,
@@ -107,11 +99,11 @@ def _stripe_events(session: Session, stripe_customer_id: str | None) -> Iterable
             StripeEvent.status,
             StripeEvent.last_error,
         )
-        # Through ix_stripe_events_customer. An event whose payload retention pruned (older
-        # than STRIPE_EVENT_RETENTION_DAYS) is not listed: its row's stripe_customer_id has no
-        # index, and an OR with it would read the whole table.
-        .where(stripe_event_customer() == stripe_customer_id)
-        .order_by(StripeEvent.received_at.desc())
+        # The one rule for an event's customer (core.billing.event_customers), the same column
+        # the event list filters by, through ix_stripe_events_customer_created; it outlives a
+        # pruned payload.
+        .where(StripeEvent.customer_id == customer_id)
+        .order_by(StripeEvent.stripe_created.desc(), StripeEvent.id.desc())
         .limit(PER_SOURCE)
     )
     for row in rows:
@@ -189,14 +181,13 @@ def _operator_actions(session: Session, customer_id: str) -> Iterable[TimelineIt
 def customer_timeline(
     session: Session,
     customer_id: str,
-    stripe_customer_id: str | None,
     usage_days: Sequence[tuple[date, int]],
     device_limit: int | None,
 ) -> list[TimelineItem]:
     """The merged timeline, newest first (`usage_days`: the page's days and their devices)."""
     items = [
         *_licenses(session, customer_id),
-        *_stripe_events(session, stripe_customer_id),
+        *_stripe_events(session, customer_id),
         *_usage_days(usage_days, device_limit),
         *_meter_events(session, customer_id),
         *_operator_actions(session, customer_id),

@@ -51,7 +51,7 @@ class CustomerPage:
     statuses: list[str]
 
 
-def _like_prefix(text: str) -> str:
+def like_prefix(text: str) -> str:
     # The operator's text is matched literally: % and _ are not wildcards here.
     escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return escaped + "%"
@@ -61,7 +61,7 @@ def _conditions(wanted: CustomerSearch) -> list[ColumnElement[bool]]:
     conditions: list[ColumnElement[bool]] = []
     q = wanted.q.strip().lower()
     if q:
-        pattern = _like_prefix(q)
+        pattern = like_prefix(q)
         conditions.append(
             or_(
                 func.lower(Customer.email).like(pattern, escape="\\"),

@@ -23,6 +23,7 @@ import time
 from contextlib import AbstractContextManager
 from pathlib import Path
 
+import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
@@ -351,6 +352,32 @@ def rotate_keys(settings: Settings) -> str:
             0o644,
         )
         new_kid = _write_pair(settings, _new_private_key())
+        _endorse(settings, current, load_signing_key(settings))
     _active_kid_cache.clear()
     log.info("rotated license signing key %s -> %s", current.kid, new_kid)
     return new_kid
+
+
+ENDORSEMENT_SUFFIX = ".endorsement.jws"
+
+
+def _endorse(settings: Settings, retired: SigningKey, new: SigningKey) -> None:
+    """The retired key signs the new one (a compact JWS over a one-key JWKS), while its private
+    key is still at hand: an instance that pinned the retired key follows the rotation by
+    verifying this with the key it pinned (see docs/sdk.md, "Key rotation with a pinned key")."""
+    payload = {"keys": [public_jwk(new.public_key, new.kid)], "iat": int(time.time())}
+    token = jwt.encode(
+        payload, retired.private_key, algorithm="RS256", headers={"kid": retired.kid}
+    )
+    path = _previous_dir(settings) / f"{new.kid}{ENDORSEMENT_SUFFIX}"
+    write_atomic(path, token.encode("ascii"), 0o644)
+
+
+def endorsements(settings: Settings) -> list[str]:
+    """Every rotation's endorsement (each new key signed by the key it replaced), oldest first."""
+    folder = _previous_dir(settings)
+    try:
+        found = sorted(folder.glob("*" + ENDORSEMENT_SUFFIX), key=lambda p: p.stat().st_mtime_ns)
+    except FileNotFoundError:
+        return []
+    return [path.read_text(encoding="ascii").strip() for path in found]

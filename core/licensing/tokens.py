@@ -27,6 +27,8 @@ from core.plans import Plan, PlanFeatures, PlanLimits
 
 ALGORITHM = "RS256"
 _REQUIRED_CLAIMS = ["exp", "iat", "iss", "sub"]
+# What a revoked license says about why (the same for every revocation, see _content_claims).
+SIGNED_REVOCATION_REASON = "revoked"
 
 
 class InvalidLicenseError(Exception):
@@ -143,7 +145,10 @@ def _content_claims(content: LicenseContent) -> dict[str, Any]:
         # Only when set, so the licenses of subscriptions that renew keep their fingerprints.
         claims["subscription"]["cancelAtPeriodEnd"] = True
     if content.revoked:
-        claims["revocation"] = {"revoked": True, "reason": content.revoked_reason}
+        # A fixed word, never the operator's note: the revoked license is handed to anyone
+        # presenting any genuine token of the customer (expired, superseded, leaked). The note
+        # stays in customers/licenses (revoked_reason) and the audit log.
+        claims["revocation"] = {"revoked": True, "reason": SIGNED_REVOCATION_REASON}
     return claims
 
 

@@ -261,6 +261,38 @@ def trials_without_payment(session: Session, now: datetime) -> list[TrialEnding]
     return [TrialEnding(_ref(row), row.trial_ends_at) for row in rows]
 
 
+@dataclass(frozen=True, slots=True)
+class RiskSummary:
+    """The overview's line: failed payments (with what they owe) and the counts of the rest,
+    without reading the at-risk page's other lists."""
+
+    failed_payments: list[FailedPayment]
+    disputes: int
+    canceling: int
+
+    @property
+    def amount_due_cents(self) -> int:
+        return sum(item.amount_due_cents or 0 for item in self.failed_payments)
+
+
+def risk_summary(session: Session, *, now: datetime | None = None) -> RiskSummary:
+    counted = select(func.count()).select_from(Subscription)
+    disputes = session.scalar(
+        select(func.count())
+        .select_from(BillingIssue)
+        .where(BillingIssue.kind == issues.DISPUTE, BillingIssue.resolved_at.is_(None))
+    )
+    ending = session.scalar(
+        counted.where(
+            Subscription.cancel_at_period_end.is_(True),
+            Subscription.status.not_in(statuses.ENDED),
+        )
+    )
+    return RiskSummary(
+        failed_payments(session, now or utcnow()), int(disputes or 0), int(ending or 0)
+    )
+
+
 def money_at_risk(session: Session, *, now: datetime | None = None) -> MoneyAtRisk:
     now = now or utcnow()
     return MoneyAtRisk(

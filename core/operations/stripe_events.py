@@ -8,11 +8,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import Select, and_, func, or_, select, union
 from sqlalchemy.orm import Session
 
 from core.billing import inbox
 from core.billing.event_attempts import attempts_of
+from core.billing.event_customers import payload_stripe_customer
+from core.customers.search import like_prefix
 from core.errors import InvalidInputError, NotFoundError
 from models import Customer, License, StripeEvent, StripeEventAttempt
 
@@ -69,6 +71,28 @@ def parse_cursor(value: str | None) -> tuple[int, int] | None:
     return int(created), int(row_id)
 
 
+def _customers_named(text: str) -> Select[tuple[str]]:
+    """Our customers an operator's Customer filter names: our id, a Stripe customer id (`cus_…`,
+    also one customer.deleted has since cleared: through the events that named it), or a prefix
+    of the email or company."""
+    text = text.strip()
+    if text.startswith("cus_"):
+        return union(
+            select(Customer.customer_id).where(Customer.stripe_customer_id == text),
+            select(StripeEvent.customer_id).where(
+                payload_stripe_customer() == text, StripeEvent.customer_id.is_not(None)
+            ),
+        )
+    pattern = like_prefix(text.lower())
+    return select(Customer.customer_id).where(
+        or_(
+            Customer.customer_id == text,
+            func.lower(Customer.email).like(pattern, escape="\\"),
+            func.lower(Customer.company_name).like(pattern, escape="\\"),
+        )
+    )
+
+
 def list_events(session: Session, wanted: EventFilter, *, limit: int = PAGE_SIZE) -> list[EventRow]:
     """A page of events, newest first (the payload is not read)."""
     query = select(
@@ -86,7 +110,7 @@ def list_events(session: Session, wanted: EventFilter, *, limit: int = PAGE_SIZE
     if wanted.type:
         query = query.where(StripeEvent.type == wanted.type)
     if wanted.customer_id:
-        query = query.where(StripeEvent.customer_id == wanted.customer_id)
+        query = query.where(StripeEvent.customer_id.in_(_customers_named(wanted.customer_id)))
     if wanted.state:
         query = query.where(StripeEvent.status.in_(STATES[wanted.state]))
     if wanted.before is not None:

@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import bindparam, delete, func, null, or_, select, update
 from sqlalchemy.orm import Session
 
+from core.billing.event_customers import customer_of_event
 from core.billing.inbox import IGNORED, PROCESSED
 from core.console.sessions import expired_sessions
 from core.retention.policy import event_payloads_kept_since, first_kept_report_day
@@ -154,20 +155,10 @@ def _count_event_payloads(session: Session, now: datetime) -> int:
     return int(count or 0)
 
 
-def stripe_customer_of(payload: dict[str, Any] | None) -> str | None:
-    """The Stripe customer an event is about: its object's `customer` (an id, or expanded), or
-    the object itself when it is a customer."""
-    obj = ((payload or {}).get("data") or {}).get("object") or {}
-    if obj.get("object") == "customer":
-        return obj.get("id")
-    customer = obj.get("customer")
-    return customer.get("id") if isinstance(customer, dict) else customer
-
-
 _SET_CUSTOMER = (
     update(StripeEvent.__table__)
     .where(StripeEvent.__table__.c.id == bindparam("row_id"))
-    .values(stripe_customer_id=bindparam("customer"))
+    .values(customer_id=bindparam("customer"))
 )
 
 
@@ -176,20 +167,23 @@ def _prune_event_payloads(transaction: Transaction, now: datetime, batch_size: i
     while True:
         with transaction() as session:
             rows = session.execute(
-                select(StripeEvent.id, StripeEvent.payload)
+                select(StripeEvent.id, StripeEvent.payload, StripeEvent.customer_id)
                 .where(*_payload_kept(now))
                 .order_by(StripeEvent.processed_at)
                 .limit(batch_size)
                 .with_for_update(skip_locked=True)
             ).all()
+            # The payload is the last chance to learn whose event it was (one rule:
+            # core.billing.event_customers); a handled event has its customer already.
+            unowned = [
+                {"row_id": row.id, "customer": customer}
+                for row in rows
+                if row.customer_id is None
+                and (customer := customer_of_event(session, row.payload)) is not None
+            ]
+            if unowned:
+                session.execute(_SET_CUSTOMER, unowned)
             if rows:
-                session.execute(
-                    _SET_CUSTOMER,
-                    [
-                        {"row_id": row.id, "customer": stripe_customer_of(row.payload)}
-                        for row in rows
-                    ],
-                )
                 session.execute(
                     update(StripeEvent)
                     .where(StripeEvent.id.in_([row.id for row in rows]))

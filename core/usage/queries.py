@@ -9,13 +9,13 @@ chart has exactly N bars and a day is never half in the window.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
-from core.billing.metering.estimate import OverageEstimate
+from core.billing.metering.estimate import OverageEstimate, period_began
 from core.billing.metering.estimate import estimate as estimate_overage
 from core.billing.statuses import SubscriptionStatus
 from core.db import record_from
@@ -247,7 +247,16 @@ def customer_usage(
     now = now or utcnow()
     since = window_start(days, now)
     info = _customer(session, customer_id)
-    per_day = window_history(session, since, now, customer_id=customer_id).get(customer_id, {})
+    # Read once from the earlier of the window's and the billing period's start: the overage
+    # estimate below counts the period from the same figures.
+    began = period_began(info.current_period_starts_at, info.renewal_date)
+    read_from = (
+        min(since, datetime.combine(began.astimezone(UTC).date(), time.min, tzinfo=UTC))
+        if began is not None
+        else since
+    )
+    history = window_history(session, read_from, now, customer_id=customer_id).get(customer_id, {})
+    per_day = {day: figures for day, figures in history.items() if day >= since.date()}
     totals = _window_totals(per_day)
     current_active, current_total, instances = _current(session, customer_id, now)
     summary = build_summary(
@@ -273,6 +282,7 @@ def customer_usage(
         period_starts_at=info.current_period_starts_at,
         window=[(point.day, point.active_devices) for point in daily],
         now=now,
+        history=(read_from.astimezone(UTC).date(), history),
     )
     retention = report_retention(since, now)
     return CustomerUsage(info, days, since, summary, daily, reports, overage, retention)

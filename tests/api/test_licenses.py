@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import jwt
 import pytest
 
@@ -136,6 +138,11 @@ def test_revoked_license_is_refused_at_check_in(api_client, admin_headers, custo
     refused = _check_in(api_client, token)
     assert refused.status_code == 401
     assert "revoked" in refused.json()["error"]["message"]
+    # The 401 hands the revoked license to whoever presented a genuine token of the customer:
+    # it says revoked, never the operator's note.
+    handed = jwt.decode(refused.json()["license"], options={"verify_signature": False})
+    assert handed["revocation"] == {"revoked": True, "reason": "revoked"}
+    assert "chargeback" not in json.dumps(handed)
 
     # The customer's next license says it is revoked.
     current = _license(api_client, admin_headers, customer_id)
@@ -145,7 +152,7 @@ def test_revoked_license_is_refused_at_check_in(api_client, admin_headers, custo
         algorithms=["RS256"],
         options={"verify_exp": False},
     )
-    assert claims["revocation"] == {"revoked": True, "reason": "chargeback"}
+    assert claims["revocation"] == {"revoked": True, "reason": "revoked"}
     assert claims["subscription"]["status"] == "canceled"
     assert claims["exp"] <= claims["iat"]
     # The refusal carries that license: the instance stops on a signature, not on words.

@@ -137,6 +137,8 @@ def seed_customer(*, email: str = "ops@acme.example", company: str = "Acme GmbH"
                 status="processed",
                 received_at=now - timedelta(days=1),
                 processed_at=now - timedelta(days=1),
+                # Handled: its customer recorded (core/billing/event_customers.py).
+                customer_id=customer_id,
             )
         )
         session.add(

@@ -113,6 +113,15 @@ class ForgedService:
         self.date: str | None = None
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
+        # path -> (answered freely first, set when a held request arrives, set to answer it)
+        self._holds: dict[str, tuple[int, threading.Event, threading.Event]] = {}
+
+    def hold(self, path: str, *, after: int = 0) -> tuple[threading.Event, threading.Event]:
+        """Hold requests to `path` beyond the first `after` until the second event is set; the
+        first event is set when one is held (the client is then waiting on the network)."""
+        arrived, release = threading.Event(), threading.Event()
+        self._holds[path] = (after, arrived, release)
+        return arrived, release
 
     @property
     def url(self) -> str:
@@ -148,6 +157,11 @@ class ForgedService:
                 with forged._lock:
                     forged.requests.append(path)
                     forged.presented.append(bearer)
+                    asked = forged.requests.count(path)
+                if path in forged._holds and asked > forged._holds[path][0]:
+                    _, arrived, release = forged._holds[path]
+                    arrived.set()
+                    release.wait()
                 answer = forged.answers.get(path, Answer(404, {"error": {"code": "not_found"}}))
                 data = json.dumps(answer.body).encode()
                 self.send_response(answer.status)

@@ -65,6 +65,7 @@ ROUTES: dict[tuple[str, str], RouteCase] = {
     ("GET", "/healthz"): RouteCase(PUBLIC),
     ("GET", "/readyz"): RouteCase(PUBLIC),
     ("GET", "/.well-known/jwks.json"): RouteCase(PUBLIC),
+    ("GET", "/.well-known/jwks-endorsements.json"): RouteCase(PUBLIC),
     ("GET", "/api/licenses/public-key"): RouteCase(PUBLIC),
     ("GET", "/openapi.json"): RouteCase(PUBLIC),
     ("GET", "/docs"): RouteCase(PUBLIC),

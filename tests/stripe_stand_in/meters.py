@@ -55,6 +55,10 @@ DEDUPLICATION_SECONDS = 24 * 3600
 Handler = Callable[..., dict[str, Any]]
 
 
+# How many invalid events an error report names per error type (the rest only counted).
+ERROR_SAMPLES = 3
+
+
 class Meters:
     def __init__(self, store: Store) -> None:
         self.store = store
@@ -256,7 +260,9 @@ class Meters:
                 "error_message": f"Customer {event['payload'].get(customer_key)} not found.",
                 "request": {"identifier": event["identifier"]},
             }
-            for event in invalid_events
+            # Stripe names only a sample of each error type's events, not all of them
+            # (`sample_errors`, docs.stripe.com/api/v2/core/events/event-types).
+            for event in invalid_events[:ERROR_SAMPLES]
         ]
         count = len(invalid_events)
         thin = {

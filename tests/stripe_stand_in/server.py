@@ -29,6 +29,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from . import objects, webhooks
+from .billing_modes import BillingModes
 from .catalog import Catalog
 from .checkout import Checkout
 from .errors import StripeError, injected, unauthorized
@@ -161,6 +162,7 @@ class StripeStandIn:
         self._routes += self.portal.routes()
         self.previews = InvoicePreviews(self.store, self.subscriptions, self.meters)
         self._routes += self.previews.routes()
+        self._routes += BillingModes(self.store).routes()
         self._requests: list[RecordedRequest] = []
         self._saved: dict[str, _Saved] = {}
         self._fail_budget, self._fail_status, self._down = 0, 500, False

@@ -131,6 +131,36 @@ def test_a_swapped_metered_price_bills_its_usage_only_in_flexible_mode_and_with_
     assert stand_in.subscriptions.usage.billed(catalog["customer"].id) == billed + 2
 
 
+def test_a_classic_subscription_migrated_to_flexible_bills_a_swapped_items_usage(
+    stand_in: StripeStandIn, catalog: dict[str, Any], clock: list[float]
+) -> None:
+    """POST /v1/subscriptions/{id}/migrate (docs.stripe.com/api/subscriptions/migrate): one way,
+    classic -> flexible; from then on a swap with prorations bills the old item's usage."""
+    client = stand_in.client()
+    sub = _subscribe(client, catalog, "classic")
+    clock[0] += HOUR
+    _use(client, catalog, 5, clock[0] - 60)
+    migrated = client.v1.subscriptions.migrate(
+        sub.id, params={"billing_mode": {"type": "flexible"}}
+    )
+    assert migrated.billing_mode.type == "flexible"
+    with pytest.raises(stripe.InvalidRequestError):  # one way, once
+        client.v1.subscriptions.migrate(sub.id, params={"billing_mode": {"type": "flexible"}})
+    clock[0] += HOUR
+    client.v1.subscriptions.update(
+        sub.id,
+        params={
+            "items": [{"id": _metered_item(sub), "price": catalog["b"].id}],
+            "proration_behavior": "create_prorations",
+        },
+    )
+    clock[0] = sub["items"].data[0].current_period_end + 60
+
+    stand_in.advance_period(sub.id)
+
+    assert stand_in.subscriptions.usage.billed(catalog["customer"].id) == 5
+
+
 def test_a_deleted_metered_item_bills_its_usage_at_once_with_always_invoice(
     stand_in: StripeStandIn, catalog: dict[str, Any], clock: list[float]
 ) -> None:

@@ -14,9 +14,9 @@ from core.billing.handlers import process_event
 from core.db import session_scope
 from core.errors import ConflictError
 from core.settings import get_settings
-from models import StripeEvent
+from models import Customer, StripeEvent
 from tasks.maintenance import prune_retention
-from tests.stripe_fixtures import deliver
+from tests.stripe_fixtures import deliver, new_customer
 
 pytestmark = pytest.mark.usefixtures("celery_worker")
 
@@ -54,8 +54,15 @@ HISTORY = {
 
 
 @pytest.fixture
-def events() -> None:
+def events() -> str:
+    """The customer `cus_paid` is (its events never handled: the pruner learns whose they are)."""
+    customer_id = new_customer()
     with session_scope() as session:
+        session.execute(
+            update(Customer)
+            .where(Customer.customer_id == customer_id)
+            .values(stripe_customer_id="cus_paid")
+        )
         for event, status, processed_at in HISTORY.values():
             assert inbox.store_event(session, event)
             session.execute(
@@ -63,18 +70,20 @@ def events() -> None:
                 .where(StripeEvent.event_id == event["id"])
                 .values(status=status, processed_at=processed_at, received_at=PAST_RETENTION)
             )
+    return customer_id
 
 
 def _rows() -> dict[str, tuple]:
     with session_scope() as session:
         return {
-            row.event_id: (row.type, row.status, row.payload, row.stripe_customer_id)
+            row.event_id: (row.type, row.status, row.payload, row.customer_id)
             for row in session.scalars(select(StripeEvent))
         }
 
 
-@pytest.mark.usefixtures("events")
-def test_processed_payloads_past_retention_go_and_nothing_else(api_client: Any) -> None:
+def test_processed_payloads_past_retention_go_and_nothing_else(
+    api_client: Any, events: str
+) -> None:
     before = _rows()
     assert prune_retention.delay(True).get(timeout=60)["stripe_events"] == 2
     assert _rows() == before  # the dry run changed nothing
@@ -82,8 +91,8 @@ def test_processed_payloads_past_retention_go_and_nothing_else(api_client: Any) 
     assert prune_retention.delay().get(timeout=60)["stripe_events"] == 2
 
     after = _rows()
-    assert after["evt_old_paid"] == ("invoice.paid", "processed", None, "cus_paid")
-    assert after["evt_old_customer"] == ("customer.updated", "ignored", None, "cus_self")
+    assert after["evt_old_paid"] == ("invoice.paid", "processed", None, events)
+    assert after["evt_old_customer"] == ("customer.updated", "ignored", None, None)
     for kept in ("evt_recent", "evt_old_failed", "evt_old_pending"):
         assert after[kept] == before[kept]
     # Idempotent.

@@ -300,20 +300,3 @@ def record_day(session: Session, day: date) -> DayRecord:
         )
         written = len(session.execute(stmt, new_rows).all())
     return DayRecord(day=day, recorded=max(0, written), device_days=device_days)
-
-
-def metered_since(session: Session, customer_id: str, since: datetime | None) -> bool:
-    """Whether any meter event was recorded for the customer for a day from `since` on (the
-    start of a billing period): usage a removed overage item would take with it. Unknown
-    (`since` None) counts as usage."""
-    if since is None:
-        return True
-    found = session.scalar(
-        select(OverageMeterEvent.id)
-        .where(
-            OverageMeterEvent.customer_id == customer_id,
-            OverageMeterEvent.day >= since.astimezone(UTC).date(),
-        )
-        .limit(1)
-    )
-    return found is not None

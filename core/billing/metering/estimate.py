@@ -24,7 +24,7 @@ from core.billing.metering.meters import (
     overage_unit_cents,
 )
 from core.plans import Plan
-from core.usage.history import window_history
+from core.usage.history import DayFigures, window_history
 from models import OverageMeterEvent
 
 # Paid plans are monthly (core/billing/catalogue.py): a period starts a month before it ends.
@@ -102,6 +102,13 @@ def carried_into_period(
     return [(day, int(total)) for day, total in rows]
 
 
+def period_began(
+    period_starts_at: datetime | None, period_ends_at: datetime | None
+) -> datetime | None:
+    """When the current billing period began: Stripe's start, else a month before its end."""
+    return period_starts_at or (period_start_at(period_ends_at) if period_ends_at else None)
+
+
 def estimate(
     session: Session,
     customer_id: str,
@@ -112,17 +119,22 @@ def estimate(
     window: Sequence[tuple[date, int]],
     now: datetime,
     period_starts_at: datetime | None = None,
+    history: tuple[date, dict[date, DayFigures]] | None = None,
 ) -> OverageEstimate:
     """A customer's overage: per day of the viewer's window (its devices per day), and over the
     current billing period so far (today included). The period starts at `period_starts_at`
-    (Stripe's), else a month before its end."""
+    (Stripe's), else a month before its end. `history` (its first day, and the customer's
+    figures per day from it on) saves reading the period again when it covers it."""
     if not is_billed(plan, status) or plan is None:
         return OverageEstimate(False, None, None, [(day, 0) for day, _ in window], None, 0, 0)
     metered = Plan(plan)
-    began = period_starts_at or (period_start_at(period_ends_at) if period_ends_at else None)
+    began = period_began(period_starts_at, period_ends_at)
     start = began.astimezone(UTC).date() if began else min(day for day, _ in window)
     since = datetime.combine(start, time.min, tzinfo=UTC)
-    per_day = window_history(session, since, now, customer_id=customer_id).get(customer_id, {})
+    if history is not None and history[0] <= start:
+        per_day = history[1]
+    else:
+        per_day = window_history(session, since, now, customer_id=customer_id).get(customer_id, {})
     carried = carried_into_period(session, customer_id, began or since)
     device_days = sum(
         billable(plan, status, figures.active_devices)

@@ -159,6 +159,25 @@ def reported_errors(full_event: dict[str, Any]) -> dict[str, str]:
     return found
 
 
+def report_summary(full_event: dict[str, Any]) -> tuple[str, int]:
+    """What an error report says as a whole (its count, window and causes), and its count:
+    Stripe names only a sample of the invalid events, so the count is what an operator needs."""
+    data = full_event.get("data") or {}
+    reason = data.get("reason") or {}
+    count = int(reason.get("error_count") or 0)
+    causes = ", ".join(
+        f"{kind.get('code') or 'invalid'} x{int(kind.get('error_count') or 0)}"
+        for kind in reason.get("error_types") or []
+    )
+    window = f"{data.get('validation_start')} .. {data.get('validation_end')}"
+    summary = (
+        f"Stripe found {count} meter event(s) invalid between {window} ({causes or 'no cause'}); "
+        "only the sampled ones are marked failed: look for the rest in Stripe's Dashboard "
+        "(Billing > Meters), then `billing stripe meter-retry` once fixed"
+    )
+    return summary, count
+
+
 def mark_reported(session: Session, errors: dict[str, str]) -> list[int]:
     """Mark the meter events Stripe reported invalid as failed (their ids); the caller commits.
     Stripe accepted them but never counts them, so they are not sent: the row is no longer

@@ -153,30 +153,35 @@ def billing_mode(sub: dict[str, Any]) -> str:
     return str((sub.get("billing_mode") or {}).get("type") or "classic")
 
 
+def flexible(gateway: StripeGateway, sub: dict[str, Any]) -> dict[str, Any]:
+    """`sub` in flexible billing mode, migrated first (one way) when it is classic and carries an
+    overage item: only flexible mode bills a swapped or removed metered item's usage so far
+    (docs.stripe.com/billing/subscriptions/usage-based/manage-billing-setup, "Update prices
+    mid-cycle"); classic drops it. Call before any update that swaps or removes that item."""
+    if overage_item(sub) is None or billing_mode(sub) != "classic":
+        return sub
+    migrated = gateway.migrate_to_flexible(str(sub["id"]))
+    return {**sub, "billing_mode": migrated.get("billing_mode")}
+
+
 def fit_overage_item(
-    gateway: StripeGateway,
-    sub: dict[str, Any],
-    overage_price_id: str | None,
-    *,
-    period_has_usage: bool = True,
+    gateway: StripeGateway, sub: dict[str, Any], overage_price_id: str | None
 ) -> dict[str, Any] | None:
     """Make the subscription's overage item match `overage_price_id` (add, swap or remove it)
     in an ordinary update, never a pending one (Stripe refuses adding or deleting items in a
     pending update); Stripe's answer, or None when nothing was sent.
 
     The usage metered so far this period goes with an item removed or swapped unless it is
-    billed now (docs.stripe.com/billing/subscriptions/usage-based/manage-billing-setup, "Update
-    prices mid-cycle"): in flexible billing mode `create_prorations` makes Stripe bill it on the
-    next invoice (`none` would drop it); classic mode never bills it, so there the item stays
-    until a period without usage (`period_has_usage` False, judged by the caller from what was
-    metered since the period began; unknown counts as usage). Adding an item bills nothing.
+    billed now: `create_prorations` makes Stripe bill it on the next invoice (`none` would drop
+    it), in flexible billing mode only, so a classic subscription is migrated first
+    (`flexible`). Adding an item bills nothing.
     """
     items = overage_item_updates(sub, overage_price_id)
     if not items:
         return None
     moves_usage = overage_item(sub) is not None
-    if moves_usage and billing_mode(sub) == "classic" and period_has_usage:
-        return None
+    if moves_usage:
+        flexible(gateway, sub)
     proration = "create_prorations" if moves_usage else "none"
     return gateway.update_subscription(
         str(sub["id"]), {"items": items, "proration_behavior": proration}
@@ -242,7 +247,7 @@ def setup_metering(gateway: StripeGateway, settings: Settings | None = None) -> 
         created = price is None
         if price is None:
             price = gateway.create_metered_price(
-                product_id=flat_price_product(gateway, plan),
+                flat=flat_price(gateway, plan),
                 meter_id=meter_id,
                 unit_amount=overage_unit_cents(plan, settings),
                 lookup_key=overage_lookup_key(plan),
@@ -259,19 +264,29 @@ def setup_metering(gateway: StripeGateway, settings: Settings | None = None) -> 
     return MeteringSetup(MeterLine(meter_id, event_name, meter_created), prices)
 
 
-def flat_price_product(gateway: StripeGateway, plan: Plan) -> str:
-    """The product the plan's flat price sells (by its lookup key, as `setup_catalogue` finds
-    it, else STRIPE_PRICE_*): the overage price goes beside it, whether `billing stripe setup`
-    made the product or someone did by hand in the Dashboard (untagged, any name)."""
+def flat_price(gateway: StripeGateway, plan: Plan) -> dict[str, Any]:
+    """The plan's flat price (by its lookup key, as `setup_catalogue` finds it, else
+    STRIPE_PRICE_*): the overage price goes beside it, on its product, in its currency, whether
+    `billing stripe setup` made it or someone did by hand in the Dashboard. Refused unless it is
+    monthly: the metered price is monthly, and Stripe bills a subscription's items together."""
     # Here, not at the top: license claims import this module without Stripe's SDK.
     from core.billing.catalogue import price_for_plan
+    from core.billing.gateway import StripeNotConfiguredError
 
     spec = PLANS[plan]
-    flat = gateway.find_price_by_lookup_key(spec.stripe_lookup_key or "")
+    key = spec.stripe_lookup_key
+    flat = gateway.find_price_by_lookup_key(key) if key else None
     if flat is None:
         flat = gateway.retrieve_price(price_for_plan(gateway, spec))
-    product = flat["product"]
-    return str(product["id"] if isinstance(product, dict) else product)
+    recurring = flat.get("recurring") or {}
+    if recurring.get("interval") != "month" or int(recurring.get("interval_count") or 1) != 1:
+        setting = f"STRIPE_PRICE_{plan.value.upper()}"
+        raise StripeNotConfiguredError(
+            f"the {plan.value} flat price {flat['id']} is not billed monthly: overage is billed "
+            f"per month beside it; set {setting} to a monthly price",
+            field=setting,
+        )
+    return flat
 
 
 def device_limit(plan: Plan) -> int:

@@ -8,6 +8,7 @@ client.report_usage("dev-1", active_devices=5, total_devices=10)
 
 from __future__ import annotations
 
+import logging
 import os
 import random
 import time
@@ -20,8 +21,16 @@ import httpx
 from zemfyre_license.checkin import CheckIn, check_in
 from zemfyre_license.errors import LicenseError, LicenseRevokedError, ServiceRefusedError
 from zemfyre_license.keeper import Clock, LicenseKeeper, utc_now
-from zemfyre_license.keys import JwksKeys, KeySource, PemKey, jwks_url, load_pem_public_key
+from zemfyre_license.keys import (
+    JwksKeys,
+    KeySetError,
+    KeySource,
+    check_key_set_url,
+    jwks_url,
+    load_pem_public_key,
+)
 from zemfyre_license.license import License
+from zemfyre_license.pinned import PinnedKeys, endorsements_url
 from zemfyre_license.protocol import USAGE_REPORT_PATH, bearer, error_answer, json_object
 from zemfyre_license.retry import RetryPolicy, Sender
 from zemfyre_license.state import StateStore
@@ -41,6 +50,8 @@ PUBLIC_KEY_ENV = "LICENSE_PUBLIC_KEY"
 URL_ENV = "BILLING_API_URL"
 STATE_DIR_ENV = "LICENSE_STATE_DIR"
 ISSUER_ENV = "LICENSE_ISSUER"
+
+logger = logging.getLogger("zemfyre_license")
 
 
 def _is_url(value: str | Path) -> bool:
@@ -64,23 +75,40 @@ def build_keys(
     store: StateStore,
     http: httpx.Client | None = None,
 ) -> KeySource:
-    """The keys licenses must verify with. A pinned PEM (`public_key`) is the only key trusted:
-    nothing fetched from the network can add another. Without one, a JWKS that follows
+    """The keys licenses must verify with. A pinned PEM (`public_key`) and the keys it signed
+    into the service's endorsements at each rotation (zemfyre_license.pinned): nothing else
+    fetched from the network adds a key. Without one, a JWKS that follows
     rotations: from `jwks` (a file shipped with the instance, or an https URL) or the service's
     `/.well-known/jwks.json`, cached in the state directory."""
     if public_key is not None:
-        return PemKey(load_pem_public_key(_pem_bytes(public_key)))
+        return PinnedKeys(
+            load_pem_public_key(_pem_bytes(public_key)),
+            url=endorsements_url(url) if url else None,
+            cache_file=store.endorsements_file,
+            http=http,
+        )
     source_url = str(jwks) if jwks is not None and _is_url(jwks) else None
     if source_url is None and url is not None:
         source_url = jwks_url(url)
     if source_url is None and jwks is None:
         raise ValueError("no key to verify licenses: give public_key, jwks or url")
-    return JwksKeys(
-        url=source_url,
-        file=None if jwks is None or _is_url(jwks) else jwks,
-        cache_file=store.jwks_file,
-        http=http,
-    )
+    file = None if jwks is None or _is_url(jwks) else Path(jwks)
+    if source_url is not None:
+        source_url = _fetchable(source_url, file, store.jwks_file)
+    return JwksKeys(url=source_url, file=file, cache_file=store.jwks_file, http=http)
+
+
+def _fetchable(url: str, file: Path | None, cache_file: Path | None) -> str | None:
+    """`url` if keys may be fetched from it. A plain-http URL to another host is refused for
+    fetching only: the keys shipped (`file`) or cached earlier still verify, with a warning;
+    KeySetError when there are none, as nothing could ever verify a license."""
+    try:
+        return check_key_set_url(url)
+    except KeySetError as exc:
+        if file is None and (cache_file is None or not cache_file.exists()):
+            raise
+        logger.warning("%s; verifying with the shipped or cached key set only", exc)
+        return None
 
 
 class LicenseClient:

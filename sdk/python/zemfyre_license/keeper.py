@@ -28,6 +28,8 @@ from zemfyre_license.verify import DEFAULT_ISSUER, verify_token
 
 Clock = Callable[[], datetime]
 _VERIFIED_CACHE = 16
+# Tries to replace the stored license when another instance keeps changing it meanwhile.
+_ADOPT_ATTEMPTS = 3
 
 
 def utc_now() -> datetime:
@@ -150,14 +152,21 @@ class LicenseKeeper:
                 f"not {held.customer_id}"
             )
         self.observe_time(license.issued_at)
-        with self.store.locked():
-            # Another instance sharing the state directory may have kept a newer one meanwhile.
-            stored = self._genuine(self.store.read_license())
-            if stored is None or (
-                _epoch(stored)[0] <= _epoch(license)[0] and stored.token != license.token
+        for _ in range(_ADOPT_ATTEMPTS):
+            with self.store.locked():
+                stored_token = self.store.read_license()
+            # Verified outside the lock: it may fetch the key set, and other instances sharing
+            # the state directory must not wait on the network for their verdicts.
+            stored = self._genuine(stored_token)
+            if stored is not None and (
+                _epoch(stored)[0] > _epoch(license)[0] or stored.token == license.token
             ):
-                self.store.write_license(license.token)
-        return license
+                return license  # another instance kept a newer one (or this one) meanwhile
+            with self.store.locked():
+                if self.store.read_license() == stored_token:
+                    self.store.write_license(license.token)
+                    return license
+        return license  # changed under us each time: another instance is keeping newer ones
 
     def take_signed_revocation(self, proof: object) -> str | None:
         """Keep the license a revocation answer carries; None when it proves the revocation (a

@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 
 from zemfyre_license.errors import UnknownKeyError
+from zemfyre_license.protocol import capped_request
 from zemfyre_license.state import write_atomic
 
 JWKS_PATH = "/.well-known/jwks.json"
@@ -28,6 +29,8 @@ MIN_KEY_SIZE = 2048
 # An unknown kid refetches the key set, at most once in this many seconds whatever the kid:
 # tokens naming made-up kids must not turn the instance into a request loop.
 REFETCH_COOLDOWN_SECONDS = 300.0
+# The most of a key set read: a few RSA keys are a few KiB.
+JWKS_LIMIT = 64 * 1024
 
 
 class KeySource(Protocol):
@@ -153,6 +156,34 @@ def jwks_url(base_url: str) -> str:
     return base_url.rstrip("/") + JWKS_PATH
 
 
+class Cooldown:
+    """At most one go per `seconds`, whatever asks (one timestamp, not one per kid)."""
+
+    def __init__(self, seconds: float, monotonic: Callable[[], float] = time.monotonic) -> None:
+        self.seconds = seconds
+        self._monotonic = monotonic
+        self._last: float | None = None
+
+    def ready(self) -> bool:
+        """Whether a go is allowed now; if so, it counts as taken."""
+        now = self._monotonic()
+        if self._last is not None and now - self._last < self.seconds:
+            return False
+        self._last = now
+        return True
+
+
+def fetch_document(http: httpx.Client | None, url: str, timeout: float) -> httpx.Response:
+    """GET `url`, reading at most JWKS_LIMIT bytes; the answer, checked for a 2xx status."""
+    if http is not None:
+        response = capped_request(http, "GET", url, limit=JWKS_LIMIT, timeout=timeout)
+    else:
+        with httpx.Client() as own:
+            response = capped_request(own, "GET", url, limit=JWKS_LIMIT, timeout=timeout)
+    response.raise_for_status()
+    return response
+
+
 class JwksKeys:
     """Keys by kid from a JWKS: the disk cache (or, before the first refresh, the `file` shipped
     with the instance); an unknown kid refetches `url`, at most once per `refetch_cooldown`."""
@@ -173,11 +204,8 @@ class JwksKeys:
         self.cache_file = Path(cache_file) if cache_file else None
         self._http = http
         self._timeout = timeout
-        self._cooldown = refetch_cooldown
-        self._monotonic = monotonic
+        self._cooldown = Cooldown(refetch_cooldown, monotonic)
         self._keys: dict[str, rsa.RSAPublicKey] | None = None
-        # When an unknown kid last refetched the key set (one timestamp, not one per kid).
-        self._refetched_at: float | None = None
         self.fetches = 0
 
     def key_for(self, kid: str) -> rsa.RSAPublicKey:
@@ -205,8 +233,7 @@ class JwksKeys:
         if not self.url:
             raise KeySetError("no JWKS URL to refresh the key set from")
         self.fetches += 1
-        response = self._get(self.url)
-        response.raise_for_status()
+        response = fetch_document(self._http, self.url, self._timeout)
         fetched = parse_jwks(response.json(), self.url)
         if self.cache_file is not None:
             write_atomic(self.cache_file, response.content, mode=0o644)
@@ -228,17 +255,10 @@ class JwksKeys:
         """Refresh for an unknown kid unless one did within the cooldown; the problem, if any."""
         if not self.url:
             return None
-        now = self._monotonic()
-        if self._refetched_at is not None and now - self._refetched_at < self._cooldown:
+        if not self._cooldown.ready():
             return None
-        self._refetched_at = now
         try:
             self.refresh()
         except (httpx.HTTPError, KeySetError, ValueError) as exc:
             return str(exc) or type(exc).__name__
         return None
-
-    def _get(self, url: str) -> httpx.Response:
-        if self._http is not None:
-            return self._http.get(url, timeout=self._timeout)
-        return httpx.get(url, timeout=self._timeout)

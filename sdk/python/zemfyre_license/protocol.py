@@ -3,11 +3,45 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 
 CHECK_IN_PATH = "/api/licenses/current"
 USAGE_REPORT_PATH = "/api/usage/report"
+# The most an instance reads of one answer: check-in and usage answers hold a license and a few
+# fields; anything longer is not the service's, and must not fill the instance's memory.
+ANSWER_LIMIT = 256 * 1024
+# Hop-by-hop framing of the body as sent; the body kept is already decoded and whole.
+_FRAMING_HEADERS = frozenset({"content-encoding", "content-length", "transfer-encoding"})
+
+
+class AnswerTooLargeError(httpx.TransportError):
+    """An answer longer than the limit: read no further, as if no answer came."""
+
+
+def capped_request(
+    http: httpx.Client, method: str, url: str, *, limit: int, **kwargs: Any
+) -> httpx.Response:
+    """`http.request(...)` reading at most `limit` bytes of the (decoded) body, streamed:
+    AnswerTooLargeError beyond it, whatever Content-Length says or does not say."""
+    request = http.build_request(method, url, **kwargs)
+    response = http.send(request, stream=True)
+    try:
+        declared = response.headers.get("Content-Length", "")
+        if declared.isdigit() and int(declared) > limit:
+            raise AnswerTooLargeError(f"{url} answered {declared} bytes; at most {limit} read")
+        body = bytearray()
+        for chunk in response.iter_bytes():
+            body += chunk
+            if len(body) > limit:
+                raise AnswerTooLargeError(f"{url} answered over {limit} bytes; not read")
+    finally:
+        response.close()
+    headers = [(k, v) for k, v in response.headers.items() if k.lower() not in _FRAMING_HEADERS]
+    return httpx.Response(
+        response.status_code, headers=headers, content=bytes(body), request=request
+    )
 
 
 def bearer(token: str) -> dict[str, str]:

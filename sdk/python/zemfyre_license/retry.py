@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 
 from zemfyre_license.errors import ServiceUnreachableError
+from zemfyre_license.protocol import ANSWER_LIMIT, capped_request
 
 RETRYABLE_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 
@@ -109,8 +110,13 @@ class Sender:
                 self._sleep(self.policy.delay(attempt - 1, self._retry_after(failure), self._rng))
             self.attempts_made += 1
             try:
-                response = self._http.request(
-                    method, self.base_url + path, headers=dict(headers or {}), json=json
+                response = capped_request(
+                    self._http,
+                    method,
+                    self.base_url + path,
+                    limit=ANSWER_LIMIT,
+                    headers=dict(headers or {}),
+                    json=json,
                 )
             except httpx.TransportError as exc:
                 failure = exc

@@ -2,7 +2,8 @@
 
     <state dir>/license.jwt   the newest license (from check-in or a usage report's answer)
     <state dir>/jwks.json     the service's key set as last fetched
-    <state dir>/state.json    the latest trusted time and the last check-in
+    <state dir>/endorsements.json  with a pinned key: each rotation's key signed by the last
+    <state dir>/state.json    the latest trusted time and the last check-in (STATE_VERSION)
     <state dir>/state.lock    held while state.json or license.jwt is read, changed and written
 
 Every write goes to a temporary file in the same folder, is flushed to disk and renamed into
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import secrets
 import threading
@@ -30,10 +32,17 @@ try:
 except ImportError:  # not POSIX: instances sharing a state directory are not kept apart
     fcntl = None  # type: ignore[assignment]
 
+logger = logging.getLogger("zemfyre_license")
+
 LICENSE_FILE = "license.jwt"
 JWKS_FILE = "jwks.json"
+ENDORSEMENTS_FILE = "endorsements.json"
 STATE_FILE = "state.json"
 LOCK_FILE = "state.lock"
+# state.json's format. Version 1 (unversioned) took the trusted time from unsigned Date headers,
+# so what it kept may be an attacker's: it is dropped on load, and the next verdict takes the
+# trusted time afresh from the newest genuine license's signed iat.
+STATE_VERSION = 2
 
 
 def write_atomic(path: Path, data: bytes, mode: int = 0o600) -> None:
@@ -73,6 +82,7 @@ class Observations:
     # The last successful check-in: when (trusted time) and the license the service called current.
     checked_in_at: float | None = None
     checked_in_jti: str | None = None
+    version: int = STATE_VERSION
 
     def observe_time(self, epoch: float) -> bool:
         """Remember `epoch` if it is later than any trusted time so far; whether it was."""
@@ -87,8 +97,10 @@ class Observations:
     @classmethod
     def from_json(cls, data: object) -> Observations:
         # Anything else an older version kept (it listed licenses an unsigned answer called
-        # revoked) is dropped: only a signed license revokes.
-        if not isinstance(data, dict):
+        # revoked) is dropped: only a signed license revokes. A state older than STATE_VERSION
+        # is dropped whole: its times may come from a forged Date header (2100 said "clock set
+        # back" forever) and its check-in record was stamped with them.
+        if not isinstance(data, dict) or data.get("version") != STATE_VERSION:
             return cls()
         return cls(
             trusted_time=_number(data.get("trusted_time")),
@@ -113,6 +125,12 @@ class StateStore:
         self._memory_lock = threading.Lock()
         if self.path is not None:
             self.path.mkdir(parents=True, exist_ok=True, mode=0o700)
+            if fcntl is None:
+                logger.warning(
+                    "no file locking on this platform: instances sharing %s may undo each "
+                    "other's changes; give each instance its own state directory",
+                    self.path,
+                )
 
     @property
     def license_file(self) -> Path | None:
@@ -121,6 +139,10 @@ class StateStore:
     @property
     def jwks_file(self) -> Path | None:
         return self.path / JWKS_FILE if self.path else None
+
+    @property
+    def endorsements_file(self) -> Path | None:
+        return self.path / ENDORSEMENTS_FILE if self.path else None
 
     def read_license(self) -> str | None:
         if self.license_file is None:
@@ -153,7 +175,9 @@ class StateStore:
             if self.path is None or fcntl is None:
                 yield
                 return
-            fd = os.open(self.path / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
+            # Read-only and world-readable: flock needs no write access, so instances running
+            # as other users (with access to the directory) share the lock; it holds no data.
+            fd = os.open(self.path / LOCK_FILE, os.O_RDONLY | os.O_CREAT, 0o644)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX)
                 yield

@@ -60,7 +60,9 @@ def test_disputes_are_recorded_shown_and_resolved_without_cutting_the_customer_o
     handle_inline(stand_in.close_dispute(dispute_id, "won"))
     with session_scope() as session:
         assert issues.open_issues(session, customer_id) == []
-        assert issues.open_issue_counts(session) == {"conflict": 0, "dispute": 0, "promotion": 0}
+        assert issues.open_issue_counts(session) == dict.fromkeys(
+            ("conflict", "dispute", "promotion", "meter_error"), 0
+        )
 
 
 def _event_like(template: dict[str, Any], event_type: str, suffix: str) -> dict[str, Any]:

@@ -6,6 +6,8 @@ Stripe, the subscriptions are what a paid checkout or a plan change made there.
 
 from __future__ import annotations
 
+import pytest
+
 from core.billing import changes
 from core.billing.catalogue import setup_catalogue
 from core.billing.gateway import get_gateway
@@ -158,12 +160,61 @@ def test_setup_puts_overage_prices_on_a_hand_made_catalogues_products(
     assert len(client.v1.products.list().data) == 2  # no product of ours beside them
 
 
-def test_a_classic_mode_subscription_keeps_its_overage_item_while_the_period_has_usage(
+def _hand_made_flat_prices(stand_in: StripeStandIn, currency: str, interval: str) -> None:
+    stand_in.reset()
+    client = stand_in.client()
+    for plan, cents in (("starter", 2900), ("professional", 9900)):
+        product = client.v1.products.create(params={"name": f"Devices {plan} (by hand)"})
+        client.v1.prices.create(
+            params={
+                "product": product.id,
+                "currency": currency,
+                "unit_amount": cents,
+                "recurring": {"interval": interval},
+                "tax_behavior": "exclusive",
+                "lookup_key": f"zemfyre_{plan}_monthly",
+            }
+        )
+
+
+def test_overage_prices_take_the_flat_prices_currency_and_tax_behaviour(
     stand_in: StripeStandIn,
 ) -> None:
-    """Classic billing mode never bills the usage of a metered price removed mid-period: the
-    item stays until a period without usage, then goes."""
-    from core.billing.metering.meters import fit_overage_item, overage_item
+    """A EUR catalogue gets EUR overage prices: Stripe refuses a subscription whose items are
+    in different currencies, so a USD overage price would make every checkout fail."""
+    _hand_made_flat_prices(stand_in, "eur", "month")
+
+    made = setup_metering(get_gateway())
+
+    client = stand_in.client()
+    for line in made.prices:
+        price = client.v1.prices.retrieve(line.price_id)
+        assert (price.currency, price.tax_behavior) == ("eur", "exclusive")
+
+
+def test_a_yearly_flat_price_is_refused_naming_its_setting(stand_in: StripeStandIn) -> None:
+    from core.billing.gateway import StripeNotConfiguredError
+
+    _hand_made_flat_prices(stand_in, "usd", "year")
+
+    with pytest.raises(StripeNotConfiguredError) as refused:
+        setup_metering(get_gateway())
+    assert refused.value.field == "STRIPE_PRICE_STARTER"
+    assert "not billed monthly" in refused.value.message
+    assert (
+        not stand_in.client()
+        .v1.prices.list(params={"lookup_keys": ["zemfyre_starter_device_overage"]})
+        .data
+    )
+
+
+def test_a_classic_mode_subscription_is_migrated_to_flexible_before_its_overage_item_moves(
+    stand_in: StripeStandIn,
+) -> None:
+    """Classic billing mode never bills the usage of a metered price swapped or removed
+    mid-period: the subscription is migrated to flexible first (one way), then the item goes
+    with `create_prorations`, which bills its usage."""
+    from core.billing.metering.meters import billing_mode, fit_overage_item, overage_item
 
     client = stand_in.client()
     customer = client.v1.customers.create(params={"email": "classic@example.com"})
@@ -179,9 +230,7 @@ def test_a_classic_mode_subscription_keeps_its_overage_item_while_the_period_has
         }
     ).to_dict()
 
-    assert fit_overage_item(get_gateway(), sub, None, period_has_usage=True) is None
-    assert overage_item(get_gateway().retrieve_subscription(sub["id"])) is not None
-
-    emptied = fit_overage_item(get_gateway(), sub, None, period_has_usage=False)
+    emptied = fit_overage_item(get_gateway(), sub, None)
 
     assert emptied is not None and overage_item(emptied) is None
+    assert billing_mode(get_gateway().retrieve_subscription(sub["id"])) == "flexible"

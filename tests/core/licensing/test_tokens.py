@@ -264,7 +264,7 @@ def test_revoked_claims_say_canceled_and_why() -> None:
     content = make_content(revoked=True, revoked_reason="chargeback")
     claims = build_claims(content, issued_at=NOW, expires_at=NOW, jti="j", issuer=ISSUER)
     assert claims["subscription"]["status"] == "canceled"
-    assert claims["revocation"] == {"revoked": True, "reason": "chargeback"}
+    assert claims["revocation"] == {"revoked": True, "reason": "revoked"}  # not the note
     assert claims["exp"] == claims["iat"]
     assert "revocation" not in build_claims(
         make_content(), issued_at=NOW, expires_at=NOW, jti="j", issuer=ISSUER
@@ -434,7 +434,7 @@ def test_a_revoked_license_is_expired_on_arrival(key: SigningKey, public_keys: d
     assert "expired" in refused(issued.token, public_keys)
     claims = verify_license(issued.token, public_keys, issuer=ISSUER, verify_exp=False)
     assert claims["subscription"]["status"] == "canceled"
-    assert claims["revocation"] == {"revoked": True, "reason": "fraud"}
+    assert claims["revocation"] == {"revoked": True, "reason": "revoked"}
 
 
 def test_wrong_issuer_is_refused(key: SigningKey, public_keys: dict) -> None:
@@ -491,9 +491,11 @@ def test_fingerprint_changes_with_what_the_license_says(changes: dict) -> None:
     assert content_fingerprint(make_content(**changes)) != content_fingerprint(make_content())
 
 
-def test_fingerprint_distinguishes_revocation_reasons_and_trial_ends() -> None:
+def test_fingerprint_distinguishes_revocation_but_not_its_note_and_trial_ends() -> None:
+    # The operator's note is not signed into the license, so changing it reissues nothing.
     revoked = content_fingerprint(make_content(revoked=True, revoked_reason="a"))
-    assert revoked != content_fingerprint(make_content(revoked=True, revoked_reason="b"))
+    assert revoked == content_fingerprint(make_content(revoked=True, revoked_reason="b"))
+    assert revoked != content_fingerprint(make_content())
     trial = make_content(is_trial=True, trial_ends_at=PERIOD_END)
     later = dataclasses.replace(trial, trial_ends_at=PERIOD_END + timedelta(days=7))
     assert content_fingerprint(trial) != content_fingerprint(later)
