@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from starlette.types import Receive, Scope, Send
 
 from api import audit, console, customers, health, licenses, metrics, subscriptions, usage, webhooks
+from api.deps import refuse_nul_in_query
 from api.envelope import Envelope
 from api.errors import install_error_handlers
 from api.ingress_lane import HotRoutes, LaneRoute
@@ -33,6 +34,7 @@ def create_app() -> BillingApi:
             "Global control plane: Stripe subscriptions, signed license keys for customer "
             "instances, usage collection."
         ),
+        dependencies=[Depends(refuse_nul_in_query)],
     )
     install_error_handlers(app)
     hot = HotRoutes(

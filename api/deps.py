@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from core import audit
 from core.api_keys import authenticate_api_key, require_change_allowed
 from core.db import session_scope
-from core.errors import AuthenticationError
+from core.errors import AuthenticationError, InvalidInputError
 from models import ApiKey
 
 bearer = HTTPBearer(auto_error=False, description="Admin API key or license JWT")
@@ -54,3 +54,12 @@ def require_admin(request: Request, session: DbSession, credentials: BearerCrede
 
 
 AdminKey = Annotated[ApiKey, Depends(require_admin)]
+
+
+def refuse_nul_in_query(request: Request) -> None:
+    """A NUL byte in any query parameter is refused (422 naming it) for every route at once:
+    PostgreSQL cannot store or compare text holding one, so it would otherwise end in a 500."""
+    for name, value in request.query_params.multi_items():
+        if "\x00" in name or "\x00" in value:
+            field = name.replace("\x00", "")
+            raise InvalidInputError(f"{field or 'query'} must not contain a NUL byte", field=field)

@@ -80,7 +80,7 @@ class Envelope:
         self.hot = hot or HotRoutes([])
         self.state = state
         self._openapi = openapi
-        self._operations: list[tuple[re.Pattern[str], set[str]]] | None = None
+        self._operations: list[tuple[re.Pattern[str], set[str], set[str]]] | None = None
         self._credentialed_paths: dict[tuple[str, str], bool] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -117,7 +117,7 @@ class Envelope:
             limited = route.limited
         else:
             exchange.credentialed = self._takes_credentials(scope)
-            limited = scope["path"] not in self.hot.unlimited_paths
+            limited = (scope["method"], scope["path"]) not in self.hot.unlimited
         if exchange.credentialed:
             authorization = header(scope, b"authorization")
             if authorization is not None:
@@ -171,23 +171,30 @@ class Envelope:
     def _operation_is_secured(self, method: str, path: str) -> bool:
         if self._operations is None:
             self._operations = _secured_operations(self._openapi() if self._openapi else {})
-        for pattern, methods in self._operations:
-            if pattern.fullmatch(path):
-                return method.lower() in methods
+        wanted = method.lower()
+        for pattern, methods, secured in self._operations:
+            # A path whose operations lack this method is a partial match: the router goes on
+            # to the next one (GET /api/usage/report is served by GET /api/usage/{customer_id}).
+            if wanted in methods and pattern.fullmatch(path):
+                return wanted in secured
         return False
 
 
-def _secured_operations(document: dict[str, Any]) -> list[tuple[re.Pattern[str], set[str]]]:
-    """Per path of the OpenAPI document, its pattern and the methods whose operation requires
-    security; static paths first (/api/licenses/public-key before /api/licenses/{customerId})."""
+def _secured_operations(
+    document: dict[str, Any],
+) -> list[tuple[re.Pattern[str], set[str], set[str]]]:
+    """Per path of the OpenAPI document, its pattern, its methods and the methods whose
+    operation requires security; static paths first (/api/licenses/public-key before
+    /api/licenses/{customerId})."""
     operations = []
     for template, item in document.get("paths", {}).items():
         parts = re.split(r"\{[^}]+\}", template)
         pattern = re.compile("[^/]+".join(re.escape(part) for part in parts))
+        methods = {method for method in item if method != "parameters"}
         secured = {method for method, operation in item.items() if operation.get("security")}
-        operations.append((pattern, secured, len(parts) > 1))
-    operations.sort(key=lambda operation: operation[2])
-    return [(pattern, secured) for pattern, secured, _ in operations]
+        operations.append((pattern, methods, secured, len(parts) > 1))
+    operations.sort(key=lambda operation: operation[3])
+    return [(pattern, methods, secured) for pattern, methods, secured, _ in operations]
 
 
 class _Exchange:

@@ -76,6 +76,10 @@ class NoDelayHttpToolsProtocol(HttpToolsProtocol):
             self._ticker = self.loop.call_later(_TICK_SECONDS, self._tick)
 
     def data_received(self, data: bytes) -> None:
+        if self._deadline is None:
+            # Bytes between requests cancel uvicorn's keep-alive timer, and some (a bare CRLF)
+            # never begin a message: whatever arrives is the next head and has its deadline.
+            self._deadline = self.loop.time() + self._header_seconds
         if self._in_head:
             # Counted before parsing: a head that did not end within the cap is refused
             # without the parser joining any more of it.

@@ -69,7 +69,8 @@ class HotRoutes:
     def __init__(self, routes: Sequence[LaneRoute]) -> None:
         self._exact = {(r.method, r.template): r for r in routes if r.pattern is None}
         self._patterned = [r for r in routes if r.pattern is not None]
-        self.unlimited_paths = frozenset(r.template for r in routes if not r.limited)
+        # By method too: only the route's own method goes unlimited (GET /webhooks/stripe counts).
+        self.unlimited = frozenset((r.method, r.template) for r in routes if not r.limited)
 
     def route_for(self, scope: Scope) -> LaneRoute | None:
         """The hot route of an HTTP request, or None (FastAPI serves it)."""

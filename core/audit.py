@@ -20,9 +20,10 @@ from sqlalchemy import Select, select, text
 from sqlalchemy.orm import Session
 
 from core.logging import request_id_var
-from models import AuditEntry
+from models import AuditEntry, Customer
 
 ACTOR_KEY = "audit_actor"
+REASON_KEY = "audit_reason"
 SYSTEM_ACTOR = "system"
 PAGE_SIZE = 50
 
@@ -30,6 +31,12 @@ PAGE_SIZE = 50
 def act_as(session: Session, actor: str) -> None:
     """Names who the session's changes are made by (read by `record`)."""
     session.info[ACTOR_KEY] = actor
+
+
+def give_reason(session: Session, reason: str) -> None:
+    """The operator's reason for the session's changes, kept by entries recorded without one
+    (a service that takes no reason of its own, such as a cancel)."""
+    session.info[REASON_KEY] = reason
 
 
 def actor_of(session: Session) -> str:
@@ -84,7 +91,7 @@ def record(
         actor=actor_of(session),
         action=action,
         customer_id=customer_id,
-        reason=reason,
+        reason=reason or session.info.get(REASON_KEY),
         before=old,
         after=new,
         request_id=request_id_var.get(),
@@ -132,6 +139,8 @@ class AuditPage:
     actors: list[str]
     # Where the next (older) page starts; None on the last page.
     next_before_id: int | None
+    # The company (or email) of each customer on the page, by customer id.
+    customer_names: dict[str, str]
 
 
 def audit_page(session: Session, wanted: AuditFilter, *, before_id: int | None = None) -> AuditPage:
@@ -144,7 +153,19 @@ def audit_page(session: Session, wanted: AuditFilter, *, before_id: int | None =
         entries=entries,
         actors=actors,
         next_before_id=entries[-1].id if more else None,
+        customer_names=_customer_names(session, {e.customer_id for e in entries if e.customer_id}),
     )
+
+
+def _customer_names(session: Session, customer_ids: set[str]) -> dict[str, str]:
+    if not customer_ids:
+        return {}
+    rows = session.execute(
+        select(Customer.customer_id, Customer.company_name, Customer.email).where(
+            Customer.customer_id.in_(customer_ids)
+        )
+    )
+    return {row.customer_id: row.company_name or row.email for row in rows}
 
 
 # A loose index scan over ix_audit_log_actor: one index probe per distinct actor, where a plain

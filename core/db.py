@@ -89,6 +89,30 @@ def _create_engine(url: str, settings: Settings) -> Engine:
     )
 
 
+# The license change counter's poll (core/licensing/read_cache.py): one connection of its own
+# that fails fast, so a saturated request pool never delays it until license trust lapses.
+POLL_STATEMENT_TIMEOUT_MS = 1000
+
+
+@lru_cache(maxsize=8)
+def poll_engine_for(url: str) -> Engine:
+    """An engine beside the request pool for one small, frequent read."""
+    url = normalise_database_url(url)
+    if url.startswith("sqlite"):
+        return engine_for(url)  # one file: no pool to be starved of
+    connect_args: dict[str, object] = {"connect_timeout": 2}
+    if make_url(url).get_backend_name() == "postgresql":
+        connect_args["options"] = f"-c statement_timeout={POLL_STATEMENT_TIMEOUT_MS}"
+    return create_engine(
+        url,
+        pool_size=1,
+        max_overflow=1,
+        pool_timeout=POLL_STATEMENT_TIMEOUT_MS / 1000,
+        pool_pre_ping=True,
+        connect_args=connect_args,
+    )
+
+
 def describe_unusable_url(url: str, exc: Exception) -> str:
     """One line naming the setting and why, without the URL itself (it may hold a password)."""
     scheme = url.partition("://")[0] if "://" in url else "(none)"

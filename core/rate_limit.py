@@ -97,6 +97,7 @@ class _Increments:
     """
 
     def __init__(self, client: async_redis.Redis) -> None:
+        self.client = client
         self._script = client.register_script(_INCREMENT_SCRIPT)
         self._pending: dict[str, list[tuple[asyncio.Future[int], int]]] = {}
         self._expiries: dict[str, int] = {}
@@ -159,6 +160,27 @@ class RedisRateLimiter:
     def denied(self, bucket: str) -> Decision | None:
         """A denial this process already saw for `bucket` in the current window (no Redis)."""
         return self._denials.check(bucket)
+
+    async def remember(self, name: str, seconds: int) -> None:
+        """Note `name` for every process for `seconds` (best effort)."""
+        try:
+            await self._counter().client.set(f"{self._prefix}ratelimit:{name}", 1, ex=seconds)
+        except redis.RedisError as exc:
+            log.warning("rate limiter unavailable, not remembered: %s", exc)
+
+    async def forget(self, name: str) -> None:
+        try:
+            await self._counter().client.delete(f"{self._prefix}ratelimit:{name}")
+        except redis.RedisError as exc:
+            log.warning("rate limiter unavailable, not forgotten: %s", exc)
+
+    async def remembers(self, name: str) -> bool:
+        """Whether any process noted `name` (`remember`) and it has not expired."""
+        try:
+            return bool(await self._counter().client.exists(f"{self._prefix}ratelimit:{name}"))
+        except redis.RedisError as exc:
+            log.warning("rate limiter unavailable, nothing remembered: %s", exc)
+            return False
 
     def forget_denials(self) -> None:
         """Tests reset the counters in Redis; the remembered denials go with them."""
@@ -226,6 +248,16 @@ class LocalRateLimiter:
         self._denials.clear()
         with self._lock:
             self._counts.clear()
+
+    # One process, nothing to share: what it remembers is the caller's own (in-process) record.
+    async def remember(self, name: str, seconds: int) -> None:
+        return None
+
+    async def forget(self, name: str) -> None:
+        return None
+
+    async def remembers(self, name: str) -> bool:
+        return False
 
     async def hit(
         self, bucket: str, limit: int, window_seconds: int, *, amount: int = 1

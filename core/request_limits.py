@@ -2,16 +2,21 @@
 
 - A route that takes no credentials, or a request that presents none: RATE_LIMIT_UNAUTHENTICATED
   _PER_CLIENT per window and client address (behind a proxy: FORWARDED_ALLOW_IPS).
-- A credentialed route with a credential: not counted per address; the usage report counts per
-  customer instance and per license instead (RATE_LIMIT_USAGE_PER_INSTANCE and _PER_LICENSE,
-  with its group: `usage_refusals`).
+- A credentialed route with a known-good credential: not counted per address; the usage report
+  counts per customer instance and per license instead (RATE_LIMIT_USAGE_PER_INSTANCE and
+  _PER_LICENSE, with its group: `usage_refusals`).
 - Failed authentications (every 401) count per client address. Over
   RATE_LIMIT_FAILED_AUTH_PER_CLIENT, the address's credentialed requests are refused (429)
   before any key lookup or RSA verification, so guessing admin keys or forging license JWTs costs
   the service nothing more; the count is shared by every API process (Redis). A credential this
   process has already answered with a 2xx (a verified license, a known admin key) is still
   served: an attacker behind the same address (a NAT, a proxy) does not lock its honest callers
-  out.
+  out. What is remembered is the token the verifier saw (scheme case and spaces do not make new
+  entries), least recently used evicted; every process notes it in Redis for KNOWN_GOOD_SECONDS,
+  read only for a request from a locked-out address (a restarted or second process spares it).
+- A credentialed route with a credential not known good also counts against its address's
+  RATE_LIMIT_UNAUTHENTICATED_PER_CLIENT (in the same Redis call as the lockout's read): junk
+  bearers are limited like no bearer.
 
 The envelope (api/envelope.py) calls `admit_request` before a request is served and
 `account_answer` when its status is known; the usage ingress calls `usage_refusals`.
@@ -21,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+from collections import OrderedDict
 from collections.abc import Sequence
 from functools import lru_cache
 
@@ -30,13 +36,23 @@ from core.settings import get_settings
 
 # Digests of credentials this process answered with a 2xx, most recent last.
 MAX_KNOWN_GOOD = 16_384
-_known_good: dict[bytes, None] = {}
+_known_good: OrderedDict[bytes, None] = OrderedDict()
+# How long every process spares a credential one of them answered with a 2xx.
+KNOWN_GOOD_SECONDS = 86_400
 
 
 def credential_key(authorization: bytes) -> bytes:
-    """What the limits remember of a presented credential (its Authorization header): a digest,
-    made once per request."""
+    """What the limits remember of a presented credential: a digest of the bearer token as the
+    verifiers read it (scheme in any case, surrounding spaces stripped), made once per request.
+    Variants of one header are one entry: they cannot flood the known-good set."""
+    scheme, _, token = authorization.partition(b" ")
+    if scheme.lower() == b"bearer":
+        authorization = token.strip()
     return hashlib.blake2b(authorization, digest_size=16).digest()
+
+
+def _shared_name(credential: bytes) -> str:
+    return "knowngood:" + credential.hex()
 
 
 def failed_auth_bucket(client_address: str) -> str:
@@ -68,14 +84,36 @@ async def admit_request(
         )
         return None if decision.allowed else decision
     if credential is not None and credential in _known_good:
+        _known_good.move_to_end(credential)
         return None
     # An unknown credential from a locked-out address costs no verification. A denial this
-    # process saw needs no round trip; else the count all processes share is read (not counted).
+    # process saw needs no round trip; else the count all processes share is read (not counted),
+    # with the address's hit (a bearer not known good is limited like none) in the same call.
     bucket = failed_auth_bucket(client_address)
-    decision = limiter.denied(bucket) or await limiter.hit(
-        bucket, settings.rate_limit_failed_auth_per_client, window, amount=0
-    )
-    return None if decision.allowed else decision
+    refusal = limiter.denied(bucket)
+    if refusal is None:
+        lockout, per_client = await asyncio.gather(
+            limiter.hit(bucket, settings.rate_limit_failed_auth_per_client, window, amount=0),
+            limiter.hit(
+                f"client:{client_address}", settings.rate_limit_unauthenticated_per_client, window
+            ),
+        )
+        refusal = lockout if not lockout.allowed else per_client
+    if refusal.allowed:
+        return None
+    # Refused: a credential another process (or this one before a restart) found good is
+    # still served; only this refused address pays the read.
+    if credential is not None and await limiter.remembers(_shared_name(credential)):
+        _remember_locally(credential)
+        return None
+    return refusal
+
+
+def _remember_locally(credential: bytes) -> None:
+    _known_good[credential] = None
+    _known_good.move_to_end(credential)
+    while len(_known_good) > MAX_KNOWN_GOOD:
+        _known_good.popitem(last=False)
 
 
 async def account_answer(client_address: str, credential: bytes | None, status: int) -> None:
@@ -84,13 +122,12 @@ async def account_answer(client_address: str, credential: bytes | None, status: 
     credential it presented to a credentialed route (None otherwise) known good to this
     process."""
     if status == 401:
-        if credential is not None:
-            _known_good.pop(credential, None)
+        if credential is not None and _known_good.pop(credential, 0) is None:
+            await current_limiter().forget(_shared_name(credential))
         await count_failed_authentication(client_address)
     elif credential is not None and 200 <= status < 300 and credential not in _known_good:
-        if len(_known_good) >= MAX_KNOWN_GOOD:
-            _known_good.clear()
-        _known_good[credential] = None
+        _remember_locally(credential)
+        await current_limiter().remember(_shared_name(credential), KNOWN_GOOD_SECONDS)
 
 
 async def count_failed_authentication(client_address: str) -> Decision:

@@ -166,6 +166,9 @@ class Settings(BaseSettings):
     # from device totals and bills until an operator accepts it (`billing usage --accept`).
     usage_new_instances_per_window: int = Field(default=25, ge=0)
     usage_new_instances_window_seconds: int = Field(default=86_400, gt=0)
+    # An instance (new or known) whose report claims more devices than this many times its
+    # customer's plan limit is held like one beyond the cap until an operator accepts it.
+    usage_instance_device_factor: int = Field(default=10, gt=0)
     # Stored webhooks/reports whose task has not run after this long are enqueued again.
     inbox_sweep_after_seconds: int = 60
     # How often beat runs the inbox sweepers.

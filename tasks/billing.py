@@ -37,24 +37,44 @@ def retry_delay(retries: int) -> float:
     )
 
 
-@celery_app.task(name="tasks.billing.process_events")
-def process_events(event_ids: list[str]) -> list[dict[str, Any]]:
+@celery_app.task(name="tasks.billing.process_events", bind=True)
+def process_events(self: Task, event_ids: list[str]) -> list[dict[str, Any]]:
     """Handle newly stored events, each in its own transaction, in one task: the ingress
     publishes one message per group of events, and an event crosses the broker once. One whose
-    attempt fails is retried on its own (`process_event`, with backoff)."""
+    attempt fails is retried on its own (`process_event`, with backoff).
+
+    No event holds back the others: a group redelivered (a worker died on it) is split into one
+    task per event, and an event whose failure cannot even be recorded (the database is down)
+    goes on as a task of its own while the rest are handled here."""
+    if len(event_ids) > 1 and (self.request.delivery_info or {}).get("redelivered"):
+        return [_on_its_own(event_id) for event_id in event_ids]
     outcomes = []
     for event_id in event_ids:
         try:
-            outcomes.append(_handle(event_id))
-        except Exception as exc:  # noqa: BLE001 - Stripe or the database down: try again later
-            final = get_settings().stripe_event_max_retries <= 0
-            _record_failure(event_id, exc, final=final)
-            if not final:
-                log.warning("Stripe event %s failed (%s), retried on its own", event_id, exc)
-                # This was the event's first attempt: the task goes on from its first retry.
-                enqueue(process_event, event_id, countdown=retry_delay(0), retries=1)
-            outcomes.append({"eventId": event_id, "status": inbox.FAILED, "note": str(exc)})
+            try:
+                outcomes.append(_handle(event_id))
+            except Exception as exc:  # noqa: BLE001 - Stripe or the database down: try later
+                outcomes.append(_first_attempt_failed(event_id, exc))
+        except Exception as exc:  # noqa: BLE001 - not even its failure recorded
+            log.error("Stripe event %s: failure not recorded (%s); retried alone", event_id, exc)
+            outcomes.append(_on_its_own(event_id))
     return outcomes
+
+
+def _first_attempt_failed(event_id: str, exc: Exception) -> dict[str, Any]:
+    final = get_settings().stripe_event_max_retries <= 0
+    _record_failure(event_id, exc, final=final)
+    if not final:
+        log.warning("Stripe event %s failed (%s), retried on its own", event_id, exc)
+        # This was the event's first attempt: the task goes on from its first retry.
+        enqueue(process_event, event_id, countdown=retry_delay(0), retries=1)
+    return {"eventId": event_id, "status": inbox.FAILED, "note": str(exc)}
+
+
+def _on_its_own(event_id: str) -> dict[str, Any]:
+    """Hand an event to a task of its own (the sweeper enqueues it if the broker is down too)."""
+    enqueue(process_event, event_id)
+    return {"eventId": event_id, "status": "requeued"}
 
 
 @celery_app.task(name="tasks.billing.process_event", bind=True, max_retries=None)

@@ -26,8 +26,11 @@ from api.console import (
     overview,
     stripe_events,
 )
-from api.console.auth import ConsoleForbidden, SignInRequired, sign_in_redirect
+from api.console.auth import COOKIE, ConsoleForbidden, SignInRequired, sign_in_redirect
 from api.console.rendering import STATIC_DIR, render
+from core.console import sessions
+from core.console.sessions import ConsoleUser
+from core.db import session_scope
 
 
 async def _sign_in_required(request: Request, exc: Exception) -> Response:
@@ -40,12 +43,22 @@ async def _forbidden(request: Request, exc: Exception) -> Response:
         request,
         "error.html",
         {"title": "Not allowed", "message": str(exc), "back": request.headers.get("referer")},
-        user=None,
+        user=_signed_in(request),
         status_code=403,
     )
 
 
 Handler = Callable[[Request, Any], Awaitable[Response]]
+
+
+def _signed_in(request: Request) -> ConsoleUser | None:
+    """Who is signed in, so an error page keeps the navigation and the signed-in header; None
+    when that cannot be read (the error may be the database's own)."""
+    try:
+        with session_scope() as session:
+            return sessions.current_user(session, request.cookies.get(COOKIE))
+    except Exception:  # noqa: BLE001 - an error page must render whatever failed
+        return None
 
 
 def _as_page(api_handler: Handler) -> Handler:
@@ -64,7 +77,7 @@ def _as_page(api_handler: Handler) -> Handler:
             request,
             "error.html",
             {"title": f"Error {answer.status_code}", "message": message},
-            user=None,
+            user=_signed_in(request),
             status_code=answer.status_code,
         )
 

@@ -23,7 +23,8 @@ from core.settings import get_settings
 
 COOKIE = "console_session"
 SIGN_IN_PATH = "/console/login"
-HOME_PATH = "/console/customers"
+# Where a sign-in without a page to go back to lands: the overview, the console's first page.
+HOME_PATH = "/console/"
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "x-csrf-token"
 
@@ -47,7 +48,7 @@ class ConsoleForbidden(Exception):
 
 
 def _safe_next(path: str | None) -> str:
-    """Only a console path of this site; anything else goes to the customers."""
+    """Only a console path of this site; anything else goes to the overview."""
     if not path or not path.startswith("/console/") or "//" in path or "\\" in path:
         return HOME_PATH
     return path

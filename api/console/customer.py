@@ -8,16 +8,19 @@ from typing import Annotated
 
 from fastapi import APIRouter, Form, Path, Request
 from fastapi.responses import RedirectResponse, Response
+from sqlalchemy.orm import Session
 
 from api.console.auth import ChangingUser, SignedInUser
 from api.console.rendering import PAGE_HEADERS, render
 from api.deps import DbSession
 from api.schemas import ID_PATTERN
+from core import audit
 from core.billing import changes
 from core.billing.gateway import get_gateway
 from core.console import timeline
-from core.console.customer_view import customer_view, revocation_impact
-from core.errors import InvalidInputError
+from core.console.customer_view import cancel_impact, customer_view, revocation_impact
+from core.console.sessions import ConsoleUser
+from core.errors import DomainError, InvalidInputError
 from core.licensing.revocation import MAX_REASON, reinstate_license, reissue_now, revoke_license
 from core.settings import get_settings
 
@@ -46,14 +49,16 @@ def _required_reason(reason: str) -> str:
     return reason
 
 
-@router.get("/{customer_id}")
-def customer_page(
+def _customer_page(
     request: Request,
-    session: DbSession,
-    user: SignedInUser,
-    customer_id: CustomerId,
+    session: Session,
+    user: ConsoleUser,
+    customer_id: str,
+    *,
     show: str = "all",
-    done: str | None = None,
+    notice: str | None = None,
+    error: str | None = None,
+    status_code: int = 200,
 ) -> Response:
     view = customer_view(session, customer_id)
     show = show if show in timeline.FILTERS else "all"
@@ -65,11 +70,37 @@ def customer_page(
             "timeline": timeline.shown(view.timeline, show),
             "show": show,
             "filters": list(timeline.FILTERS),
-            "notice": NOTICES.get(done or ""),
+            "notice": notice,
+            "action_error": error,
         },
         user=user,
         block="timeline",
+        status_code=status_code,
     )
+
+
+def _stripe_refused(
+    request: Request, session: Session, user: ConsoleUser, customer_id: str, exc: DomainError
+) -> Response:
+    """A Stripe action Stripe (or its missing configuration) refused: nothing changed; the
+    customer's own page says why, with the navigation, rather than a bare error page."""
+    session.rollback()
+    return _customer_page(
+        request, session, user, customer_id, error=exc.message, status_code=exc.status_code
+    )
+
+
+@router.get("/{customer_id}")
+def customer_page(
+    request: Request,
+    session: DbSession,
+    user: SignedInUser,
+    customer_id: CustomerId,
+    show: str = "all",
+    done: str | None = None,
+) -> Response:
+    notice = NOTICES.get(done or "")
+    return _customer_page(request, session, user, customer_id, show=show, notice=notice)
 
 
 @router.get("/{customer_id}/revoke")
@@ -118,15 +149,47 @@ def reissue(
     return _back(customer_id, "reissued")
 
 
+@router.get("/{customer_id}/cancel")
+def cancel_form(
+    request: Request, session: DbSession, user: SignedInUser, customer_id: CustomerId
+) -> Response:
+    impact = cancel_impact(session, customer_id)
+    return render(request, "cancel.html", {"impact": impact, "error": None}, user=user)
+
+
 @router.post("/{customer_id}/cancel")
-def cancel_at_period_end(session: DbSession, _: ChangingUser, customer_id: CustomerId) -> Response:
-    changes.cancel_subscription(session, get_gateway(), customer_id)
+def cancel_at_period_end(
+    request: Request,
+    session: DbSession,
+    user: ChangingUser,
+    customer_id: CustomerId,
+    reason: Reason = "",
+) -> Response:
+    if not reason.strip():
+        impact = cancel_impact(session, customer_id)
+        error = "Give a reason: it is kept in the audit log."
+        context = {"impact": impact, "error": error, "reason": reason}
+        return render(request, "cancel.html", context, user=user, status_code=422)
+    try:
+        audit.give_reason(session, reason.strip())
+        changes.cancel_subscription(session, get_gateway(), customer_id)
+    except DomainError as exc:
+        if exc.status_code < 500:
+            raise
+        return _stripe_refused(request, session, user, customer_id, exc)
     return _back(customer_id, "canceled")
 
 
 @router.post("/{customer_id}/portal")
-def stripe_portal(session: DbSession, _: ChangingUser, customer_id: CustomerId) -> Response:
+def stripe_portal(
+    request: Request, session: DbSession, user: ChangingUser, customer_id: CustomerId
+) -> Response:
     """Opens the customer's Stripe portal (a session made for this click, so a POST)."""
     back = f"{get_settings().public_base_url.rstrip('/')}/console/customers/{customer_id}"
-    url = changes.portal_url(session, get_gateway(), customer_id, back)
+    try:
+        url = changes.portal_url(session, get_gateway(), customer_id, back)
+    except DomainError as exc:
+        if exc.status_code < 500:
+            raise
+        return _stripe_refused(request, session, user, customer_id, exc)
     return RedirectResponse(url, status_code=303, headers=PAGE_HEADERS)

@@ -14,7 +14,9 @@ from fastapi.responses import Response
 from api.console.auth import SignedInUser
 from api.console.rendering import render
 from api.deps import DbSession
+from core.billing.entitlements import ends_with_period
 from core.billing.invoice_preview import next_invoice
+from core.billing.repository import get_subscription
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 
@@ -28,10 +30,13 @@ def next_invoice_panel(
     refresh: Annotated[bool, Query()] = False,
 ) -> Response:
     preview = next_invoice(session, customer_id, refresh=refresh)
+    row = get_subscription(session, customer_id)
+    # Set to end with its period: no renewal invoice comes, whatever an estimate would say.
+    canceling = row is not None and ends_with_period(row)
     return render(
         request,
         "next_invoice.html",
-        {"preview": preview, "customer_id": customer_id},
+        {"preview": preview, "customer_id": customer_id, "canceling": canceling},
         user=user,
         block="panel",
     )

@@ -43,6 +43,8 @@ def meter_events_page(
     done: Annotated[str, Query(max_length=20)] = "",
     count: Annotated[int, Query(ge=0, le=100_000)] = 0,
 ) -> Response:
+    # "all" as the other pages' filters take it: no state filter.
+    state = "" if state == "all" else state
     rows = customer_days(session, days=days, state=state or None, customer_id=customer or None)
     notice = _DONE.get(done, "").format(count=count)
     return render(

@@ -17,6 +17,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup, escape
 
 from core.console.sessions import ConsoleUser
+from core.settings import get_settings
 from models import utcnow
 
 HERE = Path(__file__).resolve().parent
@@ -62,20 +63,28 @@ def money(cents: int | None) -> str:
     return f"{sign}${whole:,}.{part:02d}"
 
 
+# (from, unit size, unit): a span is said in the largest unit it reaches 1.5 of (36 h is
+# "2 d", 30 h "30 h"), rounded to the nearest (47 h is "2 d", 4.9 d "5 d", never rounded down).
+_UNITS = ((36 * 3600, 86400, "d"), (90 * 60, 3600, "h"), (60, 60, "min"))
+
+
+def _span(seconds: float) -> str | None:
+    for start, size, unit in _UNITS:
+        if seconds >= start:
+            return f"{round(seconds / size)} {unit}"
+    return None
+
+
 def _ago(seconds: float) -> str:
     if seconds < 0:
         return _ahead(-seconds)
-    for size, unit in ((86400, "d"), (3600, "h"), (60, "min")):
-        if seconds >= size:
-            return f"{int(seconds // size)} {unit} ago"
-    return "just now"
+    span = _span(seconds)
+    return f"{span} ago" if span else "just now"
 
 
 def _ahead(seconds: float) -> str:
-    for size, unit in ((86400, "d"), (3600, "h"), (60, "min")):
-        if seconds >= size:
-            return f"in {int(seconds // size)} {unit}"
-    return "now"
+    span = _span(seconds)
+    return f"in {span}" if span else "now"
 
 
 def absolute(value: datetime | date | None) -> str:
@@ -106,12 +115,81 @@ def day(value: date | datetime | None) -> str:
 
 
 def short(value: str | None, keep: int = 12) -> Markup:
-    """A long id cut for a table cell, whole in its title."""
+    """A long id shown cut in a table cell: the stylesheet cuts it (class cut-<keep>), so the
+    page holds the whole id, which is what a copy copies; whole in its title too."""
     if not value:
         return Markup("—")
     if len(value) <= keep:
         return escape(value)
-    return Markup('<span title="{full}">{cut}…</span>').format(full=value, cut=value[:keep])
+    width = min(CUT_WIDTHS, key=lambda size: abs(size - keep))
+    return Markup('<span class="cut cut-{width}" title="{full}">{full}</span>').format(
+        width=width, full=value
+    )
+
+
+# The widths (in characters) the stylesheet's .cut-N classes cut ids to.
+CUT_WIDTHS = (10, 12, 14, 16, 18)
+# Stripe Dashboard pages by the id's prefix.
+_STRIPE_PAGES = {
+    "cus_": "customers",
+    "sub_": "subscriptions",
+    "in_": "invoices",
+    "dp_": "disputes",
+    "evt_": "events",
+    "ch_": "payments",
+    "pi_": "payments",
+}
+
+
+def stripe_url(stripe_id: str | None) -> str | None:
+    """The Stripe Dashboard page of an id, in the mode of the configured key (test keys' objects
+    live under /test/), or None for an id of no known kind."""
+    if not stripe_id:
+        return None
+    page = next(
+        (name for prefix, name in _STRIPE_PAGES.items() if stripe_id.startswith(prefix)), None
+    )
+    if page is None:
+        return None
+    key = get_settings().stripe_secret_key or ""
+    mode = "test/" if "_test_" in key else ""
+    return f"https://dashboard.stripe.com/{mode}{page}/{stripe_id}"
+
+
+def stripe_link(stripe_id: str | None, keep: int = 16) -> Markup:
+    """A Stripe id as a link to its Dashboard page (opened elsewhere), cut like `short`."""
+    url = stripe_url(stripe_id)
+    if url is None:
+        return Markup("<code>{}</code>").format(short(stripe_id, keep))
+    return Markup('<a href="{url}" rel="noopener" target="_blank"><code>{text}</code></a>').format(
+        url=url, text=short(stripe_id, keep)
+    )
+
+
+def tail(value: str | None, keep: int = 10) -> Markup:
+    """An id whose end tells it apart (request ids share a per-process start), whole in its
+    title so it can be copied."""
+    if not value:
+        return Markup("—")
+    if len(value) <= keep:
+        return escape(value)
+    return Markup('<span title="{full}">…{cut}</span>').format(full=value, cut=value[-keep:])
+
+
+def plain(value: Any) -> str:
+    """A stored audit value as a person reads it: text as text, times as times, lists listed."""
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, list):
+        return ", ".join(plain(item) for item in value) or "none"
+    if isinstance(value, str):
+        try:
+            return absolute(datetime.fromisoformat(value)) if "T" in value else value
+        except ValueError:
+            return value
+    return str(value)
 
 
 def number(value: int | float | None) -> str:
@@ -125,7 +203,16 @@ environment = Environment(
     lstrip_blocks=True,
 )
 environment.filters.update(
-    money=money, when=when, day=day, absolute=absolute, short=short, number=number
+    money=money,
+    when=when,
+    day=day,
+    absolute=absolute,
+    short=short,
+    tail=tail,
+    plain=plain,
+    stripe_link=stripe_link,
+    stripe_url=stripe_url,
+    number=number,
 )
 
 

@@ -17,6 +17,7 @@ from api.deps import DbSession
 from core.billing.event_attempts import CONSOLE
 from core.billing.handlers import HANDLED_TYPES
 from core.billing.replay import replay_event
+from core.console.customer_lookup import lookup_customer
 from core.operations.stripe_events import (
     STATES,
     EventFilter,
@@ -39,13 +40,14 @@ def events_page(
     state: Annotated[str, Query(max_length=20)] = "",
     before: Annotated[str, Query(max_length=40)] = "",
 ) -> Response:
+    lookup = lookup_customer(session, customer)
     wanted = EventFilter(
         type=type or None,
-        customer_id=customer or None,
+        customer_id=lookup.customer_id,
         state=state or None,
         before=parse_cursor(before),
     )
-    rows = list_events(session, wanted)
+    rows = list_events(session, wanted) if lookup.note is None else []
     filters = {"type": type, "customer": customer, "state": state}
     older = None
     if rows:
@@ -62,6 +64,7 @@ def events_page(
             "states": list(STATES),
             "older": older,
             "paged": bool(before),
+            "customer_note": lookup.note,
         },
         user=user,
         block="results",

@@ -264,5 +264,7 @@ def process_event(
         actor=actor,
         customer_id=outcome.customer_id,
         license_reissued=outcome.license_reissued,
+        # Why an event was ignored, so the operator who asked for it sees the reason.
+        error=outcome.note if outcome.status == IGNORED else None,
     )
     return outcome

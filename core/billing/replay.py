@@ -55,6 +55,10 @@ def _audit(
         return
     audit.act_as(session, actor)
     customer_id = after.pop("customer_id", None)
+    if not isinstance(customer_id, str):
+        # Whose event it is as stored (handling may not name one: ignored, failed, fetched).
+        stored = stripe_events.get_event(session, event_id)
+        customer_id = stored.customer_id if stored is not None else None
     audit.record(
         session,
         action,

@@ -12,10 +12,14 @@ from datetime import datetime, timedelta
 from sqlalchemy.orm import Session
 
 from core.billing.changes import access_ends_at
+from core.billing.entitlements import grace_days, paid_until
 from core.billing.metering.estimate import OverageEstimate
+from core.billing.statuses import SubscriptionStatus
 from core.console.instances import InstanceRow, customer_instances
 from core.console.timeline import TimelineItem, customer_timeline
 from core.customers.service import customer_detail
+from core.errors import NotFoundError
+from core.plans import UNLIMITED
 from core.settings import get_settings
 from core.usage.queries import DayPoint, customer_usage
 from models import Customer, License, Subscription, utcnow
@@ -26,10 +30,49 @@ IMPACT_DAYS = 30
 
 
 @dataclass(frozen=True)
+class LicenseFacts:
+    """What the current license itself says (its claims), which may differ from the
+    subscription until the next reissue."""
+
+    plan: str
+    max_devices: int | None
+    soft_limit: bool
+    status: str | None
+    revoked: bool
+    # The subscription's plan when the license says another one.
+    subscription_plan_differs: str | None
+
+
+def license_facts(lic: License, subscription: Subscription | None) -> LicenseFacts:
+    claims = lic.claims or {}
+    devices = (claims.get("features") or {}).get("maxDevices")
+    sub_plan = subscription.plan if subscription else None
+    return LicenseFacts(
+        plan=lic.plan,
+        max_devices=devices if isinstance(devices, int) and devices < UNLIMITED else None,
+        soft_limit=claims.get("deviceLimit") == "soft",
+        status=(claims.get("subscription") or {}).get("status"),
+        revoked=lic.revoked_at is not None or bool((claims.get("revocation") or {}).get("revoked")),
+        subscription_plan_differs=sub_plan if sub_plan and sub_plan != lic.plan else None,
+    )
+
+
+def access_end(row: Subscription) -> datetime | None:
+    """When paid access ends: as `access_ends_at` says, and for a past_due row (which renews as
+    far as Stripe knows) the end of what was paid plus the past-due grace the license gets."""
+    ends = access_ends_at(row)
+    if ends is None and row.status == SubscriptionStatus.PAST_DUE:
+        paid = paid_until(row)
+        ends = paid + timedelta(days=grace_days(row)) if paid else None
+    return ends
+
+
+@dataclass(frozen=True)
 class CustomerView:
     customer: Customer
     subscription: Subscription | None
     license: License | None
+    license_facts: LicenseFacts | None
     access_ends_at: datetime | None
     device_limit: int | None
     # Devices above the limit are billed (soft limit) rather than refused (hard).
@@ -62,7 +105,10 @@ def customer_view(session: Session, customer_id: str, now: datetime | None = Non
         customer=detail.customer,
         subscription=detail.subscription,
         license=detail.license,
-        access_ends_at=access_ends_at(detail.subscription) if detail.subscription else None,
+        license_facts=license_facts(detail.license, detail.subscription)
+        if detail.license
+        else None,
+        access_ends_at=access_end(detail.subscription) if detail.subscription else None,
         device_limit=usage.summary.limit,
         soft_limit=bool(usage.overage and usage.overage.billed),
         offline_grace_days=get_settings().sdk_offline_grace_days,
@@ -76,9 +122,9 @@ def customer_view(session: Session, customer_id: str, now: datetime | None = Non
 @dataclass(frozen=True)
 class StoppingInstance:
     instance: InstanceRow
-    # At its next check-in at the earliest; at the latest when the license it holds expires
-    # and the SDK's offline grace has run out (an instance that never checks in again).
-    stops_by: datetime
+    # At its next check-in at the earliest (None for a silent one: it may never check in); at
+    # the latest when the license it holds expires and the SDK's offline grace has run out.
+    stops_by: datetime | None
     stops_at_latest: datetime | None
 
 
@@ -102,7 +148,7 @@ def revocation_impact(
     stopping = [
         StoppingInstance(
             instance=row,
-            stops_by=now + check_in,
+            stops_by=None if row.silent else now + check_in,
             stops_at_latest=row.license_expires_at + grace if row.license_expires_at else None,
         )
         for row in customer_instances(session, customer_id, detail.license, since, now)
@@ -112,4 +158,24 @@ def revocation_impact(
         customer=detail.customer,
         already_revoked=detail.customer.license_revoked_at is not None,
         stopping=stopping,
+    )
+
+
+@dataclass(frozen=True)
+class CancelImpact:
+    customer: Customer
+    subscription: Subscription
+    # The paid plan runs until then; no renewal invoice comes, and the license then lapses.
+    access_ends_at: datetime | None
+
+
+def cancel_impact(session: Session, customer_id: str) -> CancelImpact:
+    """What setting the customer's subscription to cancel at period end would do."""
+    detail = customer_detail(session, customer_id)
+    if detail.subscription is None:
+        raise NotFoundError(f"{customer_id} has no subscription", field="customerId")
+    return CancelImpact(
+        customer=detail.customer,
+        subscription=detail.subscription,
+        access_ends_at=paid_until(detail.subscription),
     )

@@ -271,8 +271,14 @@ def checking_presented_licenses(
 
 # -- single flight -------------------------------------------------------------------------------
 
-# The reads under way, by key.
-in_flight: dict[str, asyncio.Future[Any]] = {}
+# The reads under way, by key and the read cache's generation when they started: a request after
+# an invalidation (a revocation, a plan change) never joins a read that may predate it.
+in_flight: dict[tuple[str, int], asyncio.Future[Any]] = {}
+
+
+def reading(key: str) -> bool:
+    """Whether a read of `key` started since the last invalidation is under way."""
+    return (key, license_read_cache().generation()) in in_flight
 
 
 async def single_flight(key: str, load: Callable[..., Any], *args: Any) -> Any:
@@ -280,7 +286,8 @@ async def single_flight(key: str, load: Callable[..., Any], *args: Any) -> Any:
     burst of misses (start-up, just after an invalidation) costs one database read, not one per
     request."""
     loop = asyncio.get_running_loop()
-    pending = in_flight.get(key)
+    flight = (key, license_read_cache().generation())
+    pending = in_flight.get(flight)
     if pending is not None and pending.get_loop() is loop:
         try:
             return await asyncio.shield(pending)
@@ -290,7 +297,7 @@ async def single_flight(key: str, load: Callable[..., Any], *args: Any) -> Any:
                 raise  # this request was cancelled itself
             # The request doing the read went away (its client hung up): do it here instead.
     future: asyncio.Future[Any] = loop.create_future()
-    in_flight[key] = future
+    in_flight[flight] = future
     try:
         result = await anyio.to_thread.run_sync(load, *args)
     except asyncio.CancelledError:
@@ -304,5 +311,5 @@ async def single_flight(key: str, load: Callable[..., Any], *args: Any) -> Any:
         future.set_result(result)
         return result
     finally:
-        if in_flight.get(key) is future:
-            del in_flight[key]
+        if in_flight.get(flight) is future:
+            del in_flight[flight]

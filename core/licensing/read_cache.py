@@ -34,7 +34,7 @@ import anyio.to_thread
 from sqlalchemy import event, select
 from sqlalchemy.orm import Session, SessionTransaction
 
-from core.db import dialect_insert, get_engine
+from core.db import dialect_insert, poll_engine_for
 from core.settings import get_settings
 from models import LicenseChange, utcnow
 
@@ -138,7 +138,9 @@ class LicenseReadCache:
 
 def read_change_version() -> int:
     """The committed license change counter (0 before the first change)."""
-    with get_engine().connect() as connection:
+    # Its own connection: waiting behind requests for the pool would let trust lapse just when
+    # every check-in would then go to the saturated database.
+    with poll_engine_for(get_settings().resolved_database_url).connect() as connection:
         version = connection.execute(
             select(LicenseChange.version).where(LicenseChange.id == _COUNTER_ID)
         ).scalar()

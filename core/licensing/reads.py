@@ -103,7 +103,7 @@ async def authenticate_admin(key: str | None) -> None:
     refresh_after = cache.get(cache_key)
     if refresh_after is None:
         await single_flight(cache_key, _check_admin_key, key, cache_key, cache.generation())
-    elif time.monotonic() >= refresh_after and cache_key not in lookup.in_flight:
+    elif time.monotonic() >= refresh_after and not lookup.reading(cache_key):
         # Checked again ahead of expiry, in the background: requests never queue behind the
         # check, and a revoked key still stops being accepted within ADMIN_KEY_SECONDS.
         task = asyncio.get_running_loop().create_task(

@@ -22,6 +22,8 @@ OUTCOMES = (RUNNING, SUCCEEDED, RETRYING, FAILED)
 # A job is late when it has not succeeded for this many of its intervals.
 LATE_AFTER_INTERVALS = 2
 _RESULT_CHARS = 500
+# When this process started: a job never run for twice its interval since then is late.
+SERVICE_STARTED_AT = utcnow()
 _ERROR_CHARS = 4000
 
 
@@ -135,13 +137,16 @@ def _warning(
     job: ScheduledJob, row: JobRun | None, first_seen: datetime | None, now: datetime
 ) -> str | None:
     """Why the job needs a look, or None. A job never recorded is late once the jobs have been
-    recorded for twice its interval (a fresh deployment's nightly job is not late at noon)."""
+    recorded, or this service has run, for twice its interval (a fresh deployment's nightly job
+    is not late at noon; beat not running is)."""
     late_after = timedelta(seconds=job.interval_seconds * LATE_AFTER_INTERVALS)
     if row is None:
         if first_seen is None:
             return "never run: is beat running?"
         if now - first_seen > late_after:
             return f"never run, though jobs have been recorded for {_ago(now - first_seen)}"
+        if now - SERVICE_STARTED_AT > late_after:
+            return f"never run since the service started {_ago(now - SERVICE_STARTED_AT)} ago"
         return None
     since = row.last_succeeded_at or row.created_at
     if now - since <= late_after:

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
-from core.billing import statuses
+from core.billing import inbox, statuses
 from core.plans import Plan, get_plan
 from models import Customer, StripeEvent, Subscription, UsageReport, utcnow
 
@@ -28,6 +28,8 @@ class Overview:
     mrr_custom_priced: int
     trials_ending: int
     stripe_events_waiting: int
+    # Failed for good: they wait for an operator, not for a worker.
+    stripe_events_failed: int
     usage_reports_waiting: int
     statuses: list[str] = field(default_factory=list)
 
@@ -91,15 +93,21 @@ def trials_ending_within(days: int, now: datetime):  # type: ignore[no-untyped-d
     )
 
 
-def inbox_backlog(session: Session) -> tuple[int, int]:
-    """Stripe events and usage reports stored but not processed yet."""
-    events = session.scalar(
-        select(func.count()).select_from(StripeEvent).where(StripeEvent.processed_at.is_(None))
+def inbox_backlog(session: Session) -> tuple[int, int, int]:
+    """Stripe events waiting to be handled, those failed for good (an operator's to look at,
+    not waiting), and usage reports not processed yet."""
+    by_status = dict(
+        session.execute(
+            select(StripeEvent.status, func.count())
+            .where(StripeEvent.processed_at.is_(None))
+            .group_by(StripeEvent.status)
+        ).all()
     )
+    failed = int(by_status.pop(inbox.FAILED, 0))
     reports = session.scalar(
         select(func.count()).select_from(UsageReport).where(UsageReport.processed_at.is_(None))
     )
-    return int(events or 0), int(reports or 0)
+    return sum(int(count) for count in by_status.values()), failed, int(reports or 0)
 
 
 def overview(session: Session, *, now: datetime | None = None) -> Overview:
@@ -111,7 +119,7 @@ def overview(session: Session, *, now: datetime | None = None) -> Overview:
         .select_from(Subscription)
         .where(trials_ending_within(TRIAL_ENDING_DAYS, now))
     )
-    events, reports = inbox_backlog(session)
+    events, failed, reports = inbox_backlog(session)
     seen = sorted({status for per_plan in by_plan.values() for status in per_plan})
     return Overview(
         customers=sum(sum(per.values()) for per in by_plan.values()),
@@ -120,6 +128,7 @@ def overview(session: Session, *, now: datetime | None = None) -> Overview:
         mrr_custom_priced=custom,
         trials_ending=int(trials or 0),
         stripe_events_waiting=events,
+        stripe_events_failed=failed,
         usage_reports_waiting=reports,
         statuses=seen,
     )

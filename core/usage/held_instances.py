@@ -7,7 +7,9 @@ instances a customer's reports create (`instance_usage.first_seen_at`): beyond
 USAGE_NEW_INSTANCES_PER_WINDOW within USAGE_NEW_INSTANCES_WINDOW_SECONDS a new instance is held
 (`held_at`). Its reports are stored and shown, but it counts for no device total, threshold or
 meter event until an operator accepts it (`accept_instances`, `billing usage --accept`); the
-overage re-check of the last days then bills what it reported since.
+overage re-check of the last days then bills what it reported since. So is an instance, new or
+known and not yet accepted, whose report claims more devices than USAGE_INSTANCE_DEVICE_FACTOR
+times its customer's device limit (a leaked license inflating the overage bill).
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ from sqlalchemy.orm import InstrumentedAttribute, Session
 from core import audit
 from core.errors import InvalidInputError, NotFoundError
 from core.settings import get_settings
-from models import InstanceUsage, UsageReport, utcnow
+from core.usage.limits import device_limit
+from models import Customer, InstanceUsage, Subscription, UsageReport, utcnow
 
 
 def counted_instance() -> ColumnElement[bool]:
@@ -77,6 +80,44 @@ def new_instances_to_hold(
         if created[customer_id] > settings.usage_new_instances_per_window:
             held.append((customer_id, instance_id))
     return held
+
+
+def oversized_instances_to_hold(session: Session, report_ids: list[int]) -> list[tuple[str, str]]:
+    """The (customer, instance) pairs, not accepted by an operator, whose reports among these
+    claim more devices than USAGE_INSTANCE_DEVICE_FACTOR times the customer's device limit."""
+    claims = session.execute(
+        select(
+            UsageReport.customer_id,
+            UsageReport.instance_id,
+            func.max(UsageReport.active_devices),
+            func.max(UsageReport.total_devices),
+        )
+        .where(
+            UsageReport.id.in_(report_ids),
+            ~exists().where(
+                InstanceUsage.customer_id == UsageReport.customer_id,
+                InstanceUsage.instance_id == UsageReport.instance_id,
+                InstanceUsage.accepted_at.is_not(None),
+            ),
+        )
+        .group_by(UsageReport.customer_id, UsageReport.instance_id)
+    ).all()
+    if not claims:
+        return []
+    plans = {
+        customer_id: device_limit(plan, overrides)
+        for customer_id, overrides, plan in session.execute(
+            select(Customer.customer_id, Customer.plan_overrides, Subscription.plan)
+            .outerjoin(Subscription, Subscription.customer_id == Customer.customer_id)
+            .where(Customer.customer_id.in_({claim[0] for claim in claims}))
+        )
+    }
+    factor = get_settings().usage_instance_device_factor
+    return [
+        (customer_id, instance_id)
+        for customer_id, instance_id, active, total in claims
+        if (limit := plans.get(customer_id)) is not None and max(active, total) > factor * limit
+    ]
 
 
 def hold(session: Session, instances: Sequence[tuple[str, str]], now: datetime) -> None:

@@ -11,14 +11,21 @@ from sqlalchemy.orm import Session
 
 from core.db import dialect_insert
 from core.settings import get_settings
-from core.usage.held_instances import counted_instance, hold, new_instances_to_hold
+from core.usage.held_instances import (
+    counted_instance,
+    hold,
+    new_instances_to_hold,
+    oversized_instances_to_hold,
+)
 from models import InstanceUsage, UsageReport, UTCDateTime
 
 
 def upsert_instance_snapshots(session: Session, ids: list[int], now: datetime) -> None:
     """The newest claimed report of each instance becomes its snapshot, unless a newer one is;
-    an instance created beyond its customer's cap is held (core/usage/held_instances.py)."""
+    an instance created beyond its customer's cap, or claiming far beyond its plan, is held
+    (core/usage/held_instances.py)."""
     to_hold = new_instances_to_hold(session, ids, now)
+    to_hold += oversized_instances_to_hold(session, ids)
     ranked = (
         select(
             UsageReport.id,

@@ -5,6 +5,7 @@ Revises: 0008_money_edges
 """
 
 from collections.abc import Sequence
+from datetime import UTC, datetime
 
 import sqlalchemy as sa
 from alembic import op
@@ -31,8 +32,22 @@ def upgrade() -> None:
         )
         batch.add_column(sa.Column("held_at", models.base.UTCDateTime(timezone=True)))
         batch.add_column(sa.Column("accepted_at", models.base.UTCDateTime(timezone=True)))
-    # Instances known before the cap existed were first seen no later than their last report.
-    op.execute("UPDATE instance_usage SET first_seen_at = updated_at")
+    # Instances known before the cap existed were first seen at their oldest stored report, or
+    # (reports pruned) long ago: never as new (the cap counts instances first seen in a day).
+    op.get_bind().execute(
+        sa.text(
+            "UPDATE instance_usage SET first_seen_at = COALESCE("
+            "(SELECT MIN(r.created_at) FROM usage_reports r"
+            " WHERE r.customer_id = instance_usage.customer_id"
+            " AND r.instance_id = instance_usage.instance_id), :long_ago)"
+        ).bindparams(
+            sa.bindparam(
+                "long_ago",
+                datetime(2000, 1, 1, tzinfo=UTC),
+                type_=models.base.UTCDateTime(timezone=True),
+            )
+        )
+    )
     with op.batch_alter_table("instance_usage") as batch:
         batch.alter_column(
             "first_seen_at",

@@ -99,3 +99,17 @@ def test_connections_beyond_the_concurrency_limit_get_503(server) -> None:
         for sock in held:
             sock.close()
     assert refused.status_code == 503
+
+
+def test_a_line_break_after_a_request_does_not_hold_the_connection_open(server) -> None:
+    """Bytes between requests cancel uvicorn's keep-alive timer; a bare CRLF never starts a
+    message, so without a deadline for the next head the connection stayed open forever."""
+    with _connect(server) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        first = b""
+        while b"\r\n\r\n" not in first:
+            first += sock.recv(65536)
+        assert first.startswith(b"HTTP/1.1 200 ")
+        sock.sendall(b"\r\n")
+        # The server closes it (socket timeout 15 s: the test fails rather than hangs).
+        _answer(sock)

@@ -14,6 +14,7 @@ from core.customers.service import create_customer
 from core.db import session_scope
 from core.licensing.service import current_license
 from core.logging import JsonFormatter
+from core.settings import get_settings
 from tests.helpers.processes import api_server
 
 LOCKOUT = {
@@ -60,7 +61,7 @@ def test_known_good_credentials_are_served_from_a_locked_out_address(
         assert as_client(admin_key, "/api/customers") == 200
         # An attacker behind the same address guesses 420 admin keys.
         statuses = _guesses(client, address, 420)
-        assert statuses[:30] == [401] * 30 and statuses[31:] == [429] * (420 - 31)
+        assert statuses[:31] == [401] * 31 and statuses[31:] == [429] * (420 - 31)
         # The honest callers go on working...
         assert as_client(license_token, "/api/licenses/current") == 200
         assert as_client(admin_key, "/api/customers") == 200
@@ -96,3 +97,78 @@ def test_the_access_log_redacts_secrets_in_the_path(api_client, caplog) -> None:
         api_client.get(f"/api/licenses/{secret}")
     lines = [JsonFormatter().format(record) for record in caplog.records]
     assert lines and not any(secret in line for line in lines)
+
+
+@pytest.fixture
+def tight_lockout(tight_limits, monkeypatch: pytest.MonkeyPatch) -> None:
+    """tight_limits (5 requests per address), and a lockout after 3 failed authentications."""
+    monkeypatch.setenv("RATE_LIMIT_FAILED_AUTH_PER_CLIENT", "3")
+    get_settings.cache_clear()
+
+
+def test_guesses_on_a_path_whose_method_another_route_serves_are_locked_out(
+    tight_lockout, api_client
+) -> None:
+    # /api/usage/report takes only POST: a GET there is GET /api/usage/{customer_id}, which
+    # checks admin keys (and must not be taken for a route without credentials).
+    statuses = [
+        api_client.get(
+            "/api/usage/report", headers={"Authorization": f"Bearer zbk_guess{n}"}
+        ).status_code
+        for n in range(6)
+    ]
+    assert statuses[:3] == [401] * 3
+    assert statuses[4:] == [429, 429]
+
+
+def test_junk_bearers_on_a_credentialed_route_count_against_the_address(
+    tight_lockout, api_client
+) -> None:
+    # 422 (an id the route refuses) is no failed authentication: the address limit applies.
+    path = "/api/usage/" + "c" * 70
+    statuses = [
+        api_client.get(path, headers={"Authorization": "Bearer junk"}).status_code for _ in range(7)
+    ]
+    assert 429 not in statuses[:5]
+    assert statuses[5:] == [429, 429]
+
+
+def test_a_known_good_credential_is_known_in_any_header_form(
+    tight_lockout, api_client, clean_tables
+) -> None:
+    token = _license("header-forms@example.com")
+    ok = api_client.get("/api/licenses/current", headers={"Authorization": f"Bearer {token}"})
+    assert ok.status_code == 200
+    guesses = [
+        api_client.get("/api/customers", headers={"Authorization": f"Bearer zbk_g{n}"})
+        for n in range(5)
+    ]
+    assert guesses[-1].status_code == 429
+    variant = {"Authorization": f"bEaReR   {token} "}
+    assert api_client.get("/api/licenses/current", headers=variant).status_code == 200
+
+
+def test_a_credential_one_process_verified_is_served_by_another_from_a_locked_out_address(
+    clean_tables,
+) -> None:
+    license_token = _license("second-process@example.com")
+    address = _address()
+    headers = {"X-Forwarded-For": address, "Authorization": f"Bearer {license_token}"}
+    with (
+        api_server(env=LOCKOUT) as url_a,
+        api_server(env=LOCKOUT) as url_b,
+        httpx.Client(base_url=url_a, timeout=10) as a,
+        httpx.Client(base_url=url_b, timeout=10) as b,
+    ):
+        assert a.get("/api/licenses/current", headers=headers).status_code == 200
+        statuses = _guesses(a, address, 32)
+        assert statuses[:31] == [401] * 31 and statuses[31] == 429
+        # Process b never answered this license: it is known good all the same.
+        assert b.get("/api/licenses/current", headers=headers).status_code == 200
+
+
+def test_only_stripes_own_method_on_the_webhook_path_skips_the_client_limit(
+    tight_limits, api_client
+) -> None:
+    statuses = [api_client.get("/webhooks/stripe").status_code for _ in range(7)]
+    assert statuses[:5] == [405] * 5 and statuses[5:] == [429, 429]

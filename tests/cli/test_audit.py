@@ -115,3 +115,17 @@ def test_api_reissue_and_reinstate_with_a_reason_are_audited(api_client, admin_h
         headers=admin_headers,
     ).json()
     assert [e["action"] for e in older["entries"]] == ["license.reissue", "customer.create"]
+
+
+def test_a_nul_byte_in_any_query_parameter_is_a_422_naming_it(api_client, admin_headers) -> None:
+    """PostgreSQL refuses text holding NUL: refused for every route before it reaches it."""
+    for params, field in (
+        ({"actor": "\x00"}, "actor"),
+        ({"customerId": "cust_\x00a"}, "customerId"),
+    ):
+        answer = api_client.get("/api/audit", params=params, headers=admin_headers)
+        assert answer.status_code == 422
+        assert answer.json()["error"]["field"] == field
+        assert "NUL" in answer.json()["error"]["message"]
+    other = api_client.get("/api/customers", params={"q": "a\x00"}, headers=admin_headers)
+    assert other.status_code == 422 and other.json()["error"]["field"] == "q"

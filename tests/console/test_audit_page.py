@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from core import audit
 from core.db import session_scope
+from core.logging import request_id_var
 from tests.console.conftest import ORIGIN, seed_customer
 
 
@@ -24,7 +25,7 @@ def test_a_console_revocation_appears_first_with_its_actor_and_reason(operator) 
     page = client.get("/console/audit").text
     first = page[page.index("<tbody>") :].split("</tr>")[0]
     assert "alice@ops" in first and "license.revoke" in first and "chargeback" in first
-    assert seeded.customer_id in first and "revoked_at: null →" in first
+    assert seeded.customer_id in first and "revoked_at: none →" in first
 
 
 def test_filters_by_customer_and_actor(operator) -> None:
@@ -54,3 +55,36 @@ def test_pages_of_fifty_newest_first(operator) -> None:
     # The other 5, and the creation of the key the operator signed in with.
     assert second.count('<tr id="audit-') == 6 and "cust_00" in second
     assert "apikey.create" in second
+
+
+def test_a_nul_byte_in_a_filter_is_a_422_page(operator) -> None:
+    client, _ = operator
+    answer = client.get("/console/audit", params={"actor": "\x00"})
+    assert answer.status_code == 422 and "actor must not contain a NUL byte" in answer.text
+
+
+def test_entries_read_as_people_read_them(operator) -> None:
+    """Values as text and times (no JSON escapes), the customer's company, the event a step was
+    about as a link, and the end of the request id (its start is the process's, on every row)."""
+    client, _ = operator
+    seeded = seed_customer(company="Bäckerei Jo & Co")
+    token = request_id_var.set("72394a4f54aa00110000000000000abc")
+    with session_scope() as session:
+        audit.act_as(session, "alice@ops")
+        entry = audit.record(
+            session,
+            "customer.update",
+            customer_id=seeded.customer_id,
+            before={"company_name": "Wren & Co", "revoked_at": "2026-12-07T16:22:35.303490+00:00"},
+            after={"company_name": "Bäckerei Jo & Co", "revoked_at": None},
+        )
+        audit.record(session, "stripe_event.replay", after={"event_id": "evt_walk1"})
+        request_id_var.reset(token)
+    page = client.get("/console/audit").text
+    row = page[page.index(f'<tr id="audit-{entry.id}">') :].split("</tr>")[0]
+    assert "company_name: Wren &amp; Co → Bäckerei Jo &amp; Co" in row
+    assert "revoked_at: 2026-12-07 16:22 UTC → none" in row
+    assert "\\u00" not in row and "\\u0026" not in row
+    assert f'title="{seeded.customer_id}">Bäckerei Jo &amp; Co</a>' in row
+    assert 'title="72394a4f54aa00110000000000000abc">…00000abc</span>' in row
+    assert 'event <a href="/console/events/evt_walk1"><code>evt_walk1</code></a>' in page

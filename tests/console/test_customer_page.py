@@ -109,3 +109,24 @@ def test_the_timeline_draws_only_its_newest_entries() -> None:
     ]
     assert timeline.shown(items, "all") == items[: timeline.SHOWN]
     assert timeline.shown(items, "operators") == items[: timeline.SHOWN]
+
+
+def test_an_error_page_keeps_the_navigation_and_who_is_signed_in(operator) -> None:
+    client, _ = operator
+    answer = client.get("/console/customers/cust_nope")
+    assert answer.status_code == 404 and "no customer" in answer.text
+    assert 'href="/console/at-risk"' in answer.text and "alice@ops" in answer.text
+    assert ">Sign out<" in answer.text
+    meter = client.get("/console/meter-events", params={"state": "all"})
+    assert meter.status_code == 200
+
+
+def test_relative_times_round_to_the_nearest_unit() -> None:
+    from api.console.rendering import _ago, _ahead
+
+    day, hour = 86400, 3600
+    assert _ahead(20 * day - 5) == "in 20 d"
+    assert _ahead(4.9 * day) == "in 5 d"
+    assert _ago(47 * hour) == "2 d ago"
+    assert _ago(30 * hour) == "30 h ago"
+    assert _ago(30) == "just now"

@@ -48,3 +48,29 @@ def test_stripe_down_shows_our_estimate_and_says_so(stand_in, operator) -> None:
     assert page.status_code == 200
     assert "preview unavailable" in page.text and "$29.40" in page.text
     assert "Stripe&#39;s preview is unavailable" in page.text
+
+
+def test_no_invoice_for_a_canceling_subscription_and_nothing_asked_without_stripe(operator) -> None:  # type: ignore[no-untyped-def]
+    from sqlalchemy import update
+
+    from models import Subscription
+    from tests.console.conftest import seed_customer
+
+    client, _ = operator
+    seeded = seed_customer()
+    # Stripe is not configured here: the panel must not claim it asked Stripe.
+    panel = client.get(f"/console/customers/{seeded.customer_id}/next-invoice").text
+    assert "Stripe is not configured" in panel and "Asked Stripe" not in panel
+    page = client.get(f"/console/customers/{seeded.customer_id}").text
+    assert "Asking Stripe for its preview…" not in page and "Show the next invoice" in page
+
+    with session_scope() as session:
+        session.execute(
+            update(Subscription)
+            .where(Subscription.customer_id == seeded.customer_id)
+            .values(cancel_at_period_end=True)
+        )
+    page = client.get(f"/console/customers/{seeded.customer_id}").text
+    assert "No invoice is coming: the subscription is set to cancel" in page
+    panel = client.get(f"/console/customers/{seeded.customer_id}/next-invoice").text
+    assert "No invoice is coming" in panel and "Our estimate" not in panel

@@ -49,7 +49,7 @@ def test_a_past_due_customer_is_at_risk_with_the_amount_due() -> None:
     customer_id = past_due_customer()
     with live_console() as url, chromium() as browser:
         page = signed_in(browser, url, new_key("alice@ops"))
-        page.get_by_role("link", name="At risk").click()
+        page.get_by_role("link", name="At risk", exact=True).click()
         row = page.locator("#failed-payments tbody tr", has_text="Late GmbH")
         expect(row).to_contain_text("past_due")
         expect(row.locator("[data-amount-due]")).to_contain_text("$29.00")

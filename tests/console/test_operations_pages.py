@@ -5,14 +5,14 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from core import audit
 from core.billing import inbox, issues
 from core.customers.service import create_customer
 from core.db import session_scope
 from core.operations import jobs
-from models import OverageMeterEvent, StripeEvent, utcnow
+from models import Customer, OverageMeterEvent, StripeEvent, utcnow
 from tests.console.conftest import ORIGIN
 from tests.console.operations_data import past_due_customer
 from tests.helpers.job_runs import record_run
@@ -121,6 +121,9 @@ def test_meter_events_page_and_send_again(operator, celery_worker) -> None:  # t
         event_id = event.id
     page = client.get("/console/meter-events").text
     assert "meter@acme.io" in page and "No such customer" in page and "Send again" in page
+    assert f"Event #{event_id} <strong>failed</strong>: 3 device-days" in page
+    assert f"meter identifier <code>{customer_id}-yesterday</code>" in page
+    assert "Stripe refused it: No such customer" in page
 
     done = _post(client, "/console/meter-events/send-again", csrf, event_id=event_id)
     assert done.status_code == 303 and "done=sent&count=1" in done.headers["location"]
@@ -128,6 +131,76 @@ def test_meter_events_page_and_send_again(operator, celery_worker) -> None:  # t
         row = session.get(OverageMeterEvent, event_id)
         assert row is not None and row.failed_at is None and row.refusals == 0
         entries = audit.list_entries(session, audit.AuditFilter(actor="alice@ops"))
-        assert [(e.action, e.after) for e in entries] == [
-            ("meter_event.retry", {"event_ids": [event_id]})
+        assert [(e.action, e.customer_id, e.after) for e in entries] == [
+            ("meter_event.retry", customer_id, {"event_ids": [event_id]})
         ]
+    page = client.get("/console/meter-events").text
+    assert f"Event #{event_id} <strong>unsent</strong>" in page
+    assert "earlier attempt (before it was sent again): No such customer" in page
+
+
+def test_overview_flags_jobs_never_run_and_counts_failed_events_apart(
+    operator, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    client, _ = operator
+    # One job ran an hour ago; the service has been up for two days: the hourly jobs never
+    # run since are late, though the jobs' records are younger than two of their intervals.
+    monkeypatch.setattr(jobs, "SERVICE_STARTED_AT", NOW - timedelta(days=2))
+    record_run("expire-trials", jobs.SUCCEEDED, NOW - timedelta(minutes=61))
+    with session_scope() as session:
+        for number, status in enumerate((inbox.PENDING, inbox.FAILED, inbox.FAILED)):
+            session.add(
+                StripeEvent(
+                    event_id=f"evt_overview_{number}",
+                    type="invoice.paid",
+                    payload={},
+                    stripe_created=int(NOW.timestamp()),
+                    status=status,
+                )
+            )
+    page = client.get("/console/").text
+    assert 'id="job-renew-licenses" class="late"' in page
+    assert "never run since the service started 2 days ago" in page
+    assert '<a href="/console/events?state=waiting">1 Stripe event</a>' in page
+    assert 'href="/console/events?state=failed">2 failed for good</a>' in page
+    assert '<a href="/console/customers?status=trialing">Trials ending in 3 days</a>' in page
+
+
+def test_processing_again_says_why_an_event_was_ignored(operator) -> None:  # type: ignore[no-untyped-def]
+    client, csrf = operator
+    with session_scope() as session:
+        for event_id, status in (("evt_ignored_1", inbox.FAILED), ("evt_old_1", inbox.PROCESSED)):
+            session.add(
+                StripeEvent(
+                    event_id=event_id,
+                    type="product.created",
+                    payload={"id": event_id, "type": "product.created", "data": {"object": {}}},
+                    stripe_created=int(NOW.timestamp()),
+                    status=status,
+                    processed_at=NOW if status == inbox.PROCESSED else None,
+                    last_error="boom" if status == inbox.FAILED else None,
+                )
+            )
+    done = _post(client, "/console/events/evt_ignored_1/process", csrf)
+    assert done.status_code == 303
+    page = client.get(done.headers["location"]).text
+    assert "Processed again: ignored — product.created needs no action." in page
+    old = client.get("/console/events/evt_old_1").text
+    assert "no attempt was recorded for it" in old and "Not handled yet" not in old
+
+
+def test_the_events_customer_filter_takes_a_name_or_a_stripe_id(operator) -> None:  # type: ignore[no-untyped-def]
+    client, _ = operator
+    customer_id = past_due_customer()  # Late GmbH, evt_failed_1 handled for it
+    with session_scope() as session:
+        session.execute(
+            update(Customer)
+            .where(Customer.customer_id == customer_id)
+            .values(stripe_customer_id="cus_lateWalk")
+        )
+    for typed in ("late gmbh", "cus_lateWalk", customer_id):
+        page = client.get("/console/events", params={"customer": typed}).text
+        assert "evt_failed_1" in page, typed
+    page = client.get("/console/events", params={"customer": "Nobody Inc"}).text
+    assert 'id="customer-note">No customer' in page and "contains “Nobody Inc”." in page
+    assert "evt_failed_1" not in page

@@ -71,3 +71,55 @@ def test_email_unique_index_ignores_letter_case(db_session, email: str) -> None:
     with pytest.raises(IntegrityError):
         db_session.commit()
     db_session.rollback()
+
+
+def test_instances_known_before_the_trust_migration_are_not_taken_for_new(
+    tmp_path: Path,
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from sqlalchemy import text
+
+    from models.base import UTCDateTime
+
+    url = f"sqlite:///{tmp_path / 'billing.db'}"
+    config = alembic_config(url)
+    command.upgrade(config, "0008_money_edges")
+    now = datetime.now(UTC)
+    first_report = now - timedelta(days=40)
+    engine = create_engine(url)
+    stamp = UTCDateTime(timezone=True).process_bind_param
+    try:
+        with engine.begin() as connection:
+            for instance in ("reported", "pruned"):
+                connection.execute(
+                    text(
+                        "INSERT INTO instance_usage (customer_id, instance_id, active_devices,"
+                        " total_devices, reported_at, report_id, updated_at)"
+                        " VALUES ('c1', :instance, 1, 1, :now, 1, :now)"
+                    ),
+                    {"instance": instance, "now": stamp(now, engine.dialect)},
+                )
+            connection.execute(
+                text(
+                    "INSERT INTO usage_reports (customer_id, instance_id, active_devices,"
+                    " total_devices, reported_at, attempts, created_at)"
+                    " VALUES ('c1', 'reported', 1, 1, :at, 1, :at)"
+                ),
+                {"at": stamp(first_report, engine.dialect)},
+            )
+        command.upgrade(config, "0009_trust")
+        with engine.connect() as connection:
+            rows = connection.execute(
+                text("SELECT instance_id, first_seen_at FROM instance_usage")
+            ).all()
+    finally:
+        engine.dispose()
+    first_seen = {
+        instance: UTCDateTime(timezone=True).process_result_value(
+            datetime.fromisoformat(str(value)), engine.dialect
+        )
+        for instance, value in rows
+    }
+    assert first_seen["reported"] == first_report
+    assert first_seen["pruned"] is not None and first_seen["pruned"] < now - timedelta(days=365)

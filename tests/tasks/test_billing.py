@@ -6,6 +6,8 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+from sqlalchemy import select
+
 from core.billing import changes, handlers
 from core.billing import inbox as stripe_events
 from core.billing.gateway import get_gateway
@@ -325,3 +327,32 @@ def test_reconciliation_leaves_ended_subscriptions_without_an_overage_item_alone
     assert result["failed"] == [] and _item_keys(stand_in, customer_id) == [
         "zemfyre_starter_monthly"
     ]
+
+
+def test_an_event_whose_failure_cannot_be_recorded_holds_back_no_other_in_its_group(stand_in):
+    from tasks.billing import process_events
+
+    client = stand_in.client()
+    stranger = client.v1.customers.create(params={"email": "stranger@example.com"})
+    stand_in.create_subscription_directly(stranger["id"], get_settings().stripe_price_starter)
+    bad = next(e for e in stand_in.events if e["type"] == "customer.subscription.created")
+    customer_id = new_customer()
+    events = start_checkout(stand_in, customer_id)
+    good = next(e for e in events if e["type"] == "checkout.session.completed")
+    with session_scope() as session:
+        stripe_events.store_events(session, [bad, good])
+    # Counting one more attempt of the bad event overflows its column: its failure (no local
+    # customer) cannot be recorded, as when the database fails under the task.
+    with session_scope() as session:
+        row = session.scalar(select(StripeEvent).where(StripeEvent.event_id == bad["id"]))
+        row.attempts = 2**31 - 1
+    outcomes = process_events([bad["id"], good["id"]])
+    # The bad one goes on as a task of its own; the good one is handled here, once.
+    assert outcomes[0] == {"eventId": bad["id"], "status": "requeued"}
+    assert outcomes[1]["status"] == "processed"
+    row = subscription_row(customer_id)
+    assert (row["plan"], row["status"]) == ("starter", "active")
+    assert (
+        pg_scalar(f"SELECT count(*) FROM stripe_event_attempts WHERE event_id = '{good['id']}'")
+        == 1
+    )

@@ -105,11 +105,16 @@ def retry_failed(session: Session, event_ids: Sequence[int] | None = None) -> li
         failed_at=None,
         refusals=0,
         stripe_customer_id=func.coalesce(current, OverageMeterEvent.stripe_customer_id),
-    ).returning(OverageMeterEvent.id)
-    reset = sorted(session.scalars(stmt))
-    if reset:
-        audit.record(session, "meter_event.retry", after={"event_ids": reset})
-    return reset
+    ).returning(OverageMeterEvent.id, OverageMeterEvent.customer_id)
+    by_customer: dict[str, list[int]] = {}
+    for event_id, customer_id in session.execute(stmt):
+        by_customer.setdefault(customer_id, []).append(event_id)
+    # One entry per customer, so the audit log's customer filter finds each.
+    for customer_id, ids in sorted(by_customer.items()):
+        audit.record(
+            session, "meter_event.retry", customer_id=customer_id, after={"event_ids": sorted(ids)}
+        )
+    return sorted(event_id for ids in by_customer.values() for event_id in ids)
 
 
 def settle_unconfirmed(session: Session, event_ids: Sequence[int], *, in_stripe: bool) -> list[int]:

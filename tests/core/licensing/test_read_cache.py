@@ -129,3 +129,21 @@ def test_a_revocation_by_the_cli_without_any_redis_moves_the_counter() -> None:
     )
     assert revoked.returncode == 0, revoked.stderr.decode()
     assert read_change_version() > version
+
+
+def test_the_counter_is_read_while_every_request_connection_is_taken() -> None:
+    """The poll has a connection of its own: a request pool drained by a saturated database
+    does not delay it until license trust lapses."""
+    from contextlib import ExitStack
+
+    from core.db import get_engine
+    from core.settings import get_settings
+
+    with session_scope() as session:
+        mark_changed(session)
+    expected = read_change_version()
+    engine = get_engine()
+    with ExitStack() as held:
+        for _ in range(engine.pool.size() + get_settings().database_max_overflow):
+            held.enter_context(engine.connect())
+        assert read_change_version() == expected

@@ -33,3 +33,28 @@ def test_concurrent_misses_share_one_read_and_a_cancelled_reader_is_replaced() -
         assert owner.cancelled()
 
     asyncio.run(scenario())
+
+
+def test_a_miss_after_an_invalidation_does_not_join_a_read_that_started_before_it() -> None:
+    from core.licensing.read_cache import license_read_cache
+
+    before_the_change = threading.Event()
+
+    def read_before_the_change() -> str:
+        before_the_change.wait(10)
+        return "active"
+
+    def read_after_the_change() -> str:
+        return "revoked"
+
+    async def scenario() -> None:
+        early = asyncio.create_task(_once("license:x", read_before_the_change))
+        await asyncio.sleep(0.01)  # its read is under way
+        license_read_cache().invalidate()  # a revocation lands meanwhile
+        late = asyncio.create_task(_once("license:x", read_after_the_change))
+        await asyncio.sleep(0.01)
+        before_the_change.set()
+        assert await late == "revoked"
+        assert await early == "active"
+
+    asyncio.run(scenario())

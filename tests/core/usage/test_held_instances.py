@@ -138,3 +138,24 @@ def test_billing_usage_lists_and_accepts_held_instances(cap_of_two) -> None:
         ).all()
     assert [actor.startswith("cli:") for actor in actors] == [True]
     assert _current_active(customer_id) == 12
+
+
+def test_an_instance_claiming_far_beyond_its_plan_is_held_until_accepted() -> None:
+    customer_id = paying_customer("inflated@example.com")  # starter: 10 devices
+    report(customer_id, "honest", 8, START + timedelta(hours=1))
+    report(customer_id, "leaked", 5, START + timedelta(hours=2))
+    _process()
+    assert _current_active(customer_id) == 13
+    # A known instance (a leaked license naming it) claims 10x the plan's limit and more.
+    report(customer_id, "leaked", 101, START + timedelta(hours=3))
+    _process()
+    with session_scope() as session:
+        assert [row.instance_id for row in held_instances(session, customer_id)] == ["leaked"]
+    assert _current_active(customer_id) == 8
+    with session_scope() as session:
+        accept_instances(session, customer_id, ["leaked"])
+    assert _current_active(customer_id) == 109
+    # Accepted: the operator's word stands for its next reports too.
+    report(customer_id, "leaked", 120, START + timedelta(hours=4))
+    _process()
+    assert _current_active(customer_id) == 128
