@@ -36,9 +36,11 @@ os.environ.update(
     DATA_DIR=str(DATA_DIR),
     STRIPE_WEBHOOK_SECRET="whsec_test_" + RUN_ID,
     STRIPE_THIN_WEBHOOK_SECRET="whsec_thin_test_" + RUN_ID,
-    # The whole run comes from one address ("testclient"); tests of the failed-authentication
-    # limit set their own (tests/api/test_middleware.py).
+    # The whole run comes from one address ("testclient"), and a credential not yet known good
+    # counts against it like none; tests of the per-client and failed-authentication limits set
+    # their own (tests/api/test_middleware.py, tests/api/test_failed_auth_lockout.py).
     RATE_LIMIT_FAILED_AUTH_PER_CLIENT="1000000",
+    RATE_LIMIT_UNAUTHENTICATED_PER_CLIENT="1000000",
 )
 for unset in ("LICENSE_PRIVATE_KEY", "STRIPE_SECRET_KEY", "STRIPE_API_BASE"):
     os.environ.pop(unset, None)

@@ -112,11 +112,12 @@ class ClusterCollector(Collector):
         )
         try:
             with new_session() as session:
-                events, reports = inbox_backlog(session)
+                waiting, failed, reports = inbox_backlog(session)
         except Exception as exc:  # noqa: BLE001 - a scrape must not fail on a down database
             log.warning("inbox metrics unavailable: %s", exc)
             return
-        backlog.add_metric(["stripe_events"], events or 0)
+        # Not processed yet, whether still waiting or failed for good (the console tells apart).
+        backlog.add_metric(["stripe_events"], waiting + failed)
         backlog.add_metric(["usage_reports"], reports or 0)
         yield backlog
 

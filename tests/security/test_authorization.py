@@ -138,6 +138,7 @@ ROUTES: dict[tuple[str, str], RouteCase] = {
     ("POST", "/console/customers/{customer_id}/revoke"): RouteCase(CONSOLE_PAGE),
     ("POST", "/console/customers/{customer_id}/reinstate"): RouteCase(CONSOLE_PAGE),
     ("POST", "/console/customers/{customer_id}/reissue"): RouteCase(CONSOLE_PAGE),
+    ("GET", "/console/customers/{customer_id}/cancel"): RouteCase(CONSOLE_PAGE),
     ("POST", "/console/customers/{customer_id}/cancel"): RouteCase(CONSOLE_PAGE),
     ("POST", "/console/customers/{customer_id}/portal"): RouteCase(CONSOLE_PAGE),
     ("GET", "/console/audit"): RouteCase(CONSOLE_PAGE),

@@ -179,8 +179,14 @@ def test_concurrent_tasks_for_one_customer_end_in_the_right_state() -> None:
 MAX_COUNT = 2_147_483_647
 
 
-def test_instances_at_the_accepted_maximum_are_processed_and_alerted() -> None:
-    # Two instances at the largest count the ingress accepts: their sum passes INTEGER.
+def test_instances_at_the_accepted_maximum_are_processed_and_alerted(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Two instances at the largest count the ingress accepts: their sum passes INTEGER. (Such
+    # claims are held for an operator unless the plan's factor allows them, as it does here.)
+    from core.settings import get_settings
+
+    monkeypatch.setattr(get_settings(), "usage_instance_device_factor", 2**31)
     cid = _customer("huge@example.com")
     ids = [_store(cid, name, MAX_COUNT, MAX_COUNT, T0) for name in ("a", "b")]
     result = process_report_batch.delay(ids).get(timeout=30)
