@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 
 import pytest
+from sqlalchemy import text
 
 from core.billing.trials import get_subscription
 from core.customers.service import create_customer, get_customer
@@ -63,6 +64,9 @@ def test_concurrent_insert_of_the_same_email_is_a_conflict_not_a_crash() -> None
     def second() -> None:
         try:
             with session_scope() as session:
+                # The first commit also bumps the license change counter, which a worker task
+                # left running by an earlier test may hold for a moment: wait past the default.
+                session.execute(text("SET LOCAL lock_timeout = '30s'"))
                 create_customer(session, email="RACE@acme.example")
             outcome["error"] = None
         except BaseException as exc:  # noqa: BLE001 - reported to the test below
