@@ -42,8 +42,9 @@ HANDLED = ("processed", "ignored")
 def phases(stand_in: Any, customers: list[str]) -> list[Any]:
     """Each phase changes Stripe for some customers and returns their events, undelivered.
 
-    Licenses change with: the paid checkout (all), the upgrade (first half), cancelling now
-    (every other quarter); cancelling at period end (second half) leaves the license as it is.
+    Licenses change with: the paid checkout (all), the upgrade (first half), cancelling at
+    period end (second half: the license loses its grace) and cancelling now (every other
+    quarter).
     """
     half = CUSTOMERS // 2
     return [
@@ -68,7 +69,9 @@ def expected_reissues(index: int) -> int:
     half = CUSTOMERS // 2
     upgraded = index < half
     canceled_now = index < half // 2 or half <= index < half + half // 2
-    return 1 + int(upgraded) + int(canceled_now)
+    # Set to cancel at period end (second half): the license then says so, with no grace.
+    set_to_cancel = index >= half
+    return 1 + int(upgraded) + int(canceled_now) + int(set_to_cancel)
 
 
 def deliveries(events: list[Any], quota: int, rng: random.Random) -> list[Any]:
