@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+import stripe
 
 from tests.stripe_stand_in import StripeStandIn, start_stand_in
 
@@ -16,6 +17,16 @@ def stripe_server() -> Iterator[StripeStandIn]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+def stand_in(stripe_server: StripeStandIn) -> StripeStandIn:
+    return stripe_server
+
+
+@pytest.fixture
+def client(stand_in: StripeStandIn) -> stripe.StripeClient:
+    return stand_in.client()
 
 
 @pytest.fixture

@@ -3,26 +3,11 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
 import pytest
 import stripe
 
 from tests.stripe_stand_in import StripeStandIn, start_stand_in
-
-
-@pytest.fixture
-def stand_in() -> Iterator[StripeStandIn]:
-    server = start_stand_in()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture
-def client(stand_in: StripeStandIn) -> stripe.StripeClient:
-    return stand_in.client()
 
 
 @pytest.fixture

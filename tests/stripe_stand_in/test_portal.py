@@ -2,27 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 import stripe
 
-from tests.stripe_stand_in import StripeStandIn, start_stand_in
 from tests.stripe_stand_in.test_stand_in import _reference_fields
-
-
-@pytest.fixture
-def stand_in() -> Iterator[StripeStandIn]:
-    server = start_stand_in()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture
-def client(stand_in: StripeStandIn) -> stripe.StripeClient:
-    return stand_in.client()
 
 
 def test_a_configuration_is_made_listed_and_named_by_a_session(

@@ -14,17 +14,6 @@ from tests.stripe_stand_in import StripeStandIn
 from tests.stripe_stand_in.test_stand_in import _reference_fields
 
 
-@pytest.fixture
-def stand_in(stripe_server: StripeStandIn) -> StripeStandIn:
-    """The stand-in's own server (tests/stripe_stand_in/conftest.py)."""
-    return stripe_server
-
-
-@pytest.fixture
-def client(stand_in: StripeStandIn) -> stripe.StripeClient:
-    return stand_in.client()
-
-
 def _subscribed(stand_in: StripeStandIn, client: stripe.StripeClient) -> dict[str, Any]:
     """A customer on a $49 flat price plus a 7-cent-per-unit metered price."""
     customer = client.v1.customers.create(params={"email": "ada@example.com"})

@@ -16,11 +16,6 @@ WEBHOOK_SECRET = "whsec_test_standin"
 
 
 @pytest.fixture
-def stand_in(stripe_server: StripeStandIn) -> StripeStandIn:
-    return stripe_server
-
-
-@pytest.fixture
 def client(stand_in: StripeStandIn) -> stripe.StripeClient:
     return stripe.StripeClient(
         "sk_test_standin", base_addresses={"api": stand_in.url}, max_network_retries=0
