@@ -175,12 +175,22 @@ def record_from(record_type: type[Record], row: Any, **values: Any) -> Record:
     return record_type(**{name: getattr(row, name) for name in copied}, **values)
 
 
-def advisory_lock(session: Session, key: str) -> None:
+def advisory_lock(session: Session, key: str, *, wait_seconds: float | None = None) -> None:
     """Serialise, until the session's transaction ends, the work of every session that takes
     the same key (PostgreSQL's transaction-level advisory lock: no row is locked, so nothing
-    else waits). The embedded SQLite default has no such lock and serialises nothing here."""
-    if session.get_bind().dialect.name == "postgresql":
+    else waits). The embedded SQLite default has no such lock and serialises nothing here.
+
+    `wait_seconds` waits that long for the key instead of the database lock timeout: for work
+    that holds the key across calls to Stripe, which take longer than a row lock is held."""
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    if wait_seconds is None:
         session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": key})
+        return
+    # SET LOCAL lasts until the transaction ends: set the longer wait for this statement only.
+    session.execute(text(f"SET LOCAL lock_timeout = {int(wait_seconds * 1000)}"))
+    session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": key})
+    session.execute(text(f"SET LOCAL lock_timeout = {get_settings().database_lock_timeout_ms}"))
 
 
 def insert_for(dialect: str):  # type: ignore[no-untyped-def]

@@ -96,7 +96,11 @@ def create_checkout(
     time (until the caller's transaction ends), so a concurrent one sees this one's session and
     expires it rather than both leaving a payable session.
     """
-    advisory_lock(session, f"checkout:{customer_id}")
+    # A concurrent checkout of the customer waits out this one's Stripe calls (one request's
+    # timeout), then expires the session this one made.
+    advisory_lock(
+        session, f"checkout:{customer_id}", wait_seconds=get_settings().stripe_timeout_seconds
+    )
     spec = sellable_plan(plan)
     customer = get_customer(session, customer_id)
     row = get_subscription(session, customer_id)
