@@ -36,11 +36,16 @@ def encoded_headers(headers: Mapping[str, str] | None) -> list[tuple[bytes, byte
     return [(name.lower().encode(), value.encode()) for name, value in (headers or {}).items()]
 
 
+def json_payload(body: dict | bytes) -> bytes:
+    """A JSON answer's bytes: `body` as an object, or already encoded."""
+    return body if isinstance(body, bytes) else json.dumps(body).encode()
+
+
 async def send_json(
     send: Send, status: int, body: dict | bytes, headers: list | None = None
 ) -> None:
     """Send a JSON answer: `body` as an object, or already encoded."""
-    payload = body if isinstance(body, bytes) else json.dumps(body).encode()
+    payload = json_payload(body)
     await send(
         {
             "type": "http.response.start",

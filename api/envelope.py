@@ -27,12 +27,18 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.asgi import client_address, encoded_headers, header, send_json
-from api.errors import error_answer, error_body
-from api.ingress_lane import HotRoutes, LaneRequest, LaneRoute
+from api.errors import error_body
+from api.ingress_lane import HotRoutes, LaneRequest, LaneRoute, answer
 from core.errors import RateLimitedError
 from core.logging import request_id_var
 from core.metrics import HTTP_LATENCY, HTTP_REQUESTS
-from core.request_limits import account_answer, admit_request, credential_key
+from core.request_limits import (
+    account_answer,
+    admit_request,
+    admitted_at_once,
+    answer_tells,
+    credential_key,
+)
 from core.settings import get_settings
 
 log = logging.getLogger("api.access")
@@ -113,46 +119,45 @@ class Envelope:
             await exchange.json(413, too_large(limit))
             return
         if route is not None:
-            exchange.credentialed = route.credentialed
+            credentialed = exchange.credentialed = route.credentialed
             limited = route.limited
+            sign_in = False
         else:
-            exchange.credentialed = self._takes_credentials(scope)
-            limited = (scope["method"], scope["path"]) not in self.hot.unlimited
-        if exchange.credentialed:
+            credentialed = exchange.credentialed = self._takes_credentials(scope)
+            key = (scope["method"], scope["path"])
+            limited = key not in self.hot.unlimited
+            sign_in = key == SIGN_IN
+        if credentialed:
             authorization = header(scope, b"authorization")
             if authorization is not None:
                 exchange.credential = credential_key(authorization)
-        refused = await admit_request(
-            exchange.client,
-            exchange.credential,
-            credentialed=exchange.credentialed,
-            limited=limited,
-            sign_in=(scope["method"], scope["path"]) == SIGN_IN,
-        )
-        if refused is not None:
-            refusal = RateLimitedError(refused.retry_after)
-            body = error_body(refusal.code, refusal.message)
-            await exchange.json(429, body, encoded_headers(refusal.headers))
-            return
+        # A known-good credential (nearly every hot request) is admitted without a round trip.
+        credential = exchange.credential
+        if not admitted_at_once(
+            credential, credentialed=credentialed, limited=limited, sign_in=sign_in
+        ):
+            refused = await admit_request(
+                exchange.client,
+                credential,
+                credentialed=credentialed,
+                limited=limited,
+                sign_in=sign_in,
+            )
+            if refused is not None:
+                refusal = RateLimitedError(refused.retry_after)
+                body = error_body(refusal.code, refusal.message)
+                await exchange.json(429, body, encoded_headers(refusal.headers))
+                return
         try:
             if route is None:
                 await self.app(scope, _limited(receive, limit), exchange.send)
             else:
-                await self._answer(route, scope, await _read_body(receive, limit), exchange)
+                request = LaneRequest(scope, await _read_body(receive, limit), self.state)
+                status, body, headers = await answer(route.handle, request)
+                await exchange.json(status, body, encoded_headers(headers))
         except BodyTooLarge:
             if not exchange.started:
                 await exchange.json(413, too_large(limit))
-
-    async def _answer(
-        self, route: LaneRoute, scope: Scope, body: bytes, exchange: _Exchange
-    ) -> None:
-        try:
-            status, answer = await route.handle(LaneRequest(scope, body, self.state))
-            headers: list[tuple[bytes, bytes]] = []
-        except Exception as exc:  # noqa: BLE001 - every error leaves in the JSON error format
-            status, answer, named = error_answer(exc, scope["method"], scope["path"])
-            headers = encoded_headers(named)
-        await exchange.json(status, answer, headers)
 
     def _takes_credentials(self, scope: Scope) -> bool:
         """Whether the route a request is for checks credentials (its OpenAPI operation names a
@@ -222,17 +227,31 @@ class _Exchange:
         self.started = False
 
     async def send(self, message: Message) -> None:
+        """The framework's `send`."""
         if message["type"] == "http.response.start":
-            self.status = status = message["status"]
-            self.started = True
-            headers = message.get("headers", [])
-            message["headers"] = [*headers, (REQUEST_ID_HEADER, self._request_id)]
-            if status == 401 or self.credential is not None:
+            status = message["status"]
+            message["headers"] = [
+                *message.get("headers", ()),
+                (REQUEST_ID_HEADER, self._request_id),
+            ]
+            if self._starting(status):
                 await account_answer(self.client, self.credential, status)
         await self._send(message)
 
     async def json(self, status: int, body: dict | bytes, headers: list | None = None) -> None:
-        await send_json(self.send, status, body, headers)
+        """Send a JSON answer (the envelope's own, or a hot handler's)."""
+        if self._starting(status):
+            await account_answer(self.client, self.credential, status)
+        await send_json(
+            self._send, status, body, [*(headers or ()), (REQUEST_ID_HEADER, self._request_id)]
+        )
+
+    def _starting(self, status: int) -> bool:
+        """Note that the answer starts, with `status`; whether the limits must hear of it
+        before it leaves (`account_answer`)."""
+        self.status = status
+        self.started = True
+        return answer_tells(self.credential, status)
 
 
 def _limited(receive: Receive, limit: int) -> Receive:
@@ -281,20 +300,28 @@ def too_large(limit: int) -> dict:
 
 def request_id_for(scope: Scope) -> str:
     """The caller's X-Request-ID when it is a safe token, else a new one."""
-    incoming = (header(scope, REQUEST_ID_HEADER) or b"").decode("latin-1")
-    return incoming if SAFE_REQUEST_ID.match(incoming) else _new_request_id()
+    incoming = header(scope, REQUEST_ID_HEADER)
+    if incoming is not None:
+        text = incoming.decode("latin-1")
+        if SAFE_REQUEST_ID.match(text):
+            return text
+    return _new_request_id()
 
 
 def _new_request_id() -> str:
     # 32 hex digits: this process's random half, then its count of requests. Unique like a
     # uuid4, without reading the system's randomness and building a UUID per request.
-    pid = os.getpid()
-    if _request_ids[0] != pid:  # a forked child draws its own half
-        _request_ids[:] = [pid, uuid.uuid4().hex[:16], itertools.count()]
-    return f"{_request_ids[1]}{next(_request_ids[2]):016x}"
+    return f"{_request_ids[0]}{next(_request_ids[1]):016x}"
 
 
-_request_ids: list[Any] = [None, "", None]
+def _draw_request_ids() -> None:
+    # Per process: a forked child (a uvicorn worker) draws its own half.
+    _request_ids[:] = [uuid.uuid4().hex[:16], itertools.count()]
+
+
+_request_ids: list[Any] = []
+_draw_request_ids()
+os.register_at_fork(after_in_child=_draw_request_ids)
 
 
 def record_request(scope: Scope, template: str, status: int, elapsed: float) -> None:

@@ -8,23 +8,25 @@ which does for every request what every request needs, looks these routes up in 
 and calls their handler itself; any other request goes on to FastAPI.
 
 A hot handler gets the request's headers, whole body and the application's state
-(`LaneRequest`) and returns its status and JSON body, or raises as any endpoint would. FastAPI
-keeps the routes' declarations, for the OpenAPI document; their endpoints call the same
-handlers.
+(`LaneRequest`) and returns its status and JSON body, or raises as any endpoint would; `answer`
+turns what it raised into the JSON error format (api/errors.py), the one error path of the hot
+routes. FastAPI keeps the routes' declarations, for the OpenAPI document; their endpoints
+(`answer_in_framework`) give the same answer through the same `answer`.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from fastapi import Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 from starlette.types import Scope
 
-from api.asgi import bearer_token, header
+from api.asgi import bearer_token, header, json_payload
+from api.errors import error_answer
 
 
 # Made for every request: not frozen, since a frozen dataclass costs four times as much to build.
@@ -47,6 +49,8 @@ class LaneRequest:
 # The status and the JSON body: an object, or already encoded.
 LaneAnswer = tuple[int, dict[str, Any] | bytes]
 LaneHandler = Callable[[LaneRequest], Awaitable[LaneAnswer]]
+# What leaves: the status, the JSON body and the headers an error names (Retry-After), if any.
+LaneReply = tuple[int, dict[str, Any] | bytes, Mapping[str, str] | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,12 +87,22 @@ class HotRoutes:
         return route
 
 
+async def answer(handle: LaneHandler, request: LaneRequest) -> LaneReply:
+    """The hot handler's answer to `request`; for what it raised, the JSON error format (the
+    one error path of the hot routes, however they are served)."""
+    try:
+        status, body = await handle(request)
+    except Exception as exc:  # noqa: BLE001 - every error leaves in the JSON error format
+        return error_answer(exc, request.scope["method"], request.scope["path"])
+    return status, body, None
+
+
 async def answer_in_framework(handle: LaneHandler, request: Request) -> Response:
     """A hot handler answering through FastAPI: the routes' declared endpoints, served when the
-    table does not take the request (a router mounted elsewhere, a root path)."""
-    status, answer = await handle(
-        LaneRequest(request.scope, await request.body(), request.app.state)
+    table does not take the request (a router mounted elsewhere, a root path). The same answer,
+    errors included, as the envelope sends."""
+    lane_request = LaneRequest(request.scope, await request.body(), request.app.state)
+    status, body, headers = await answer(handle, lane_request)
+    return Response(
+        json_payload(body), status_code=status, headers=headers, media_type="application/json"
     )
-    if isinstance(answer, bytes):
-        return Response(answer, status_code=status, media_type="application/json")
-    return JSONResponse(answer, status_code=status)

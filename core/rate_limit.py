@@ -11,13 +11,14 @@ import logging
 import threading
 import time
 import weakref
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
 import redis
 import redis.asyncio as async_redis
 
-from core.settings import get_settings
+from core.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +59,10 @@ class _Denials:
         self.remember(bucket, retry_after)
         return Decision(False, retry_after)
 
+    def any(self) -> bool:
+        """Whether any denial may still stand (a cheap test before looking buckets up)."""
+        return bool(self._until)
+
     def check(self, bucket: str) -> Decision | None:
         until = self._until.get(bucket)
         if until is None:
@@ -94,54 +99,72 @@ class _Increments:
     process sends one script call per turn, however many requests it serves. Each caller still
     gets its own exact count: a key incremented k times ending at n gave its callers n-k+1..n,
     in the order they asked; a peek (amount 0) gets the count as of its place in that order.
+    A caller counts any number of keys at once and waits for one future (a group's limits).
     """
 
     def __init__(self, client: async_redis.Redis) -> None:
         self.client = client
         self._script = client.register_script(_INCREMENT_SCRIPT)
-        self._pending: dict[str, list[tuple[asyncio.Future[int], int]]] = {}
+        # Per key, in the order asked: (the asking caller's counts, the key's place in them,
+        # the amount).
+        self._pending: dict[str, list[tuple[list[int], int, int]]] = {}
         self._expiries: dict[str, int] = {}
+        self._callers: list[tuple[asyncio.Future[list[int]], list[int]]] = []
         self._sending: asyncio.Task[None] | None = None
 
-    def count(self, key: str, expire_seconds: int, amount: int = 1) -> asyncio.Future[int]:
-        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        self._pending.setdefault(key, []).append((future, amount))
-        self._expiries[key] = expire_seconds
+    def count(
+        self, keys: Sequence[str], expire_seconds: int, amount: int = 1
+    ) -> asyncio.Future[list[int]]:
+        """Each key's count once `amount` is added to it (the order of `keys`)."""
+        future: asyncio.Future[list[int]] = asyncio.get_running_loop().create_future()
+        counts = [0] * len(keys)
+        self._callers.append((future, counts))
+        for position, key in enumerate(keys):
+            self._pending.setdefault(key, []).append((counts, position, amount))
+            self._expiries[key] = expire_seconds
         if self._sending is None:
             self._sending = asyncio.ensure_future(self._send())
         return future
 
     async def _send(self) -> None:
         try:
-            while self._pending:
+            while self._callers:
                 pending, self._pending = self._pending, {}
                 expiries, self._expiries = self._expiries, {}
-                await self._send_one(pending, expiries)
+                callers, self._callers = self._callers, []
+                await self._send_one(pending, expiries, callers)
         finally:
             self._sending = None
 
     async def _send_one(
         self,
-        pending: dict[str, list[tuple[asyncio.Future[int], int]]],
+        pending: dict[str, list[tuple[list[int], int, int]]],
         expiries: dict[str, int],
+        callers: list[tuple[asyncio.Future[list[int]], list[int]]],
     ) -> None:
         arguments: list[int] = []
+        added: list[int] = []
         for key, waiting in pending.items():
-            arguments += (sum(amount for _, amount in waiting), expiries[key])
+            total = 0
+            for _, _, amount in waiting:
+                total += amount
+            added.append(total)
+            arguments += (total, expiries[key])
         try:
-            totals = await self._script(keys=list(pending), args=arguments)
+            totals = await self._script(keys=list(pending), args=arguments) if pending else []
         except Exception as exc:  # noqa: BLE001 - each caller decides what a failure means
-            for waiting in pending.values():
-                for future, _ in waiting:
-                    if not future.done():
-                        future.set_exception(exc)
-            return
-        for waiting, total in zip(pending.values(), totals, strict=True):
-            count = int(total) - sum(amount for _, amount in waiting)
-            for future, amount in waiting:
-                count += amount
+            for future, _ in callers:
                 if not future.done():
-                    future.set_result(count)
+                    future.set_exception(exc)
+            return
+        for waiting, total, amounts in zip(pending.values(), totals, added, strict=True):
+            count = int(total) - amounts
+            for counts, position, amount in waiting:
+                count += amount
+                counts[position] = count
+        for future, counts in callers:
+            if not future.done():
+                future.set_result(counts)
 
 
 class RedisRateLimiter:
@@ -160,6 +183,10 @@ class RedisRateLimiter:
     def denied(self, bucket: str) -> Decision | None:
         """A denial this process already saw for `bucket` in the current window (no Redis)."""
         return self._denials.check(bucket)
+
+    def denies_any(self) -> bool:
+        """Whether `denied` may answer anything but None (no Redis)."""
+        return self._denials.any()
 
     async def remember(self, name: str, seconds: int) -> None:
         """Note `name` for every process for `seconds` (best effort)."""
@@ -202,34 +229,35 @@ class RedisRateLimiter:
         return (await self.hit_many([bucket], limit, window_seconds, amount=amount))[0]
 
     async def hit_many(
-        self, buckets: list[str], limit: int, window_seconds: int, *, amount: int = 1
+        self,
+        buckets: Sequence[str],
+        limit: int | Sequence[int],
+        window_seconds: int,
+        *,
+        amount: int = 1,
     ) -> list[Decision]:
-        """One hit on each bucket (one Redis call for all of them); a decision each. With
-        `amount` 0, only whether each is over its limit already (nothing counted)."""
+        """One hit on each bucket (one Redis call for all of them); a decision each. `limit` is
+        every bucket's, or each one's. With `amount` 0, only whether each is over its limit
+        already (nothing counted)."""
         now = time.time()
         window = int(now // window_seconds)
+        limits = [limit] * len(buckets) if isinstance(limit, int) else limit
         decisions: list[Decision | None] = [self._denials.check(bucket) for bucket in buckets]
-        counter = self._counter()
-        counts = [
-            (
-                position,
-                counter.count(
-                    f"{self._prefix}ratelimit:{bucket}:{window}", window_seconds + 1, amount
-                ),
-            )
-            for position, bucket in enumerate(buckets)
-            if decisions[position] is None
-        ]
-        for position, count in counts:
+        asked = [position for position, decision in enumerate(decisions) if decision is None]
+        if asked:
+            prefix, suffix = f"{self._prefix}ratelimit:", f":{window}"
+            keys = [prefix + buckets[position] + suffix for position in asked]
             try:
-                decisions[position] = self._denials.decide(
-                    buckets[position], await count, limit, window_seconds, now
-                )
+                counts = await self._counter().count(keys, window_seconds + 1, amount)
             except redis.RedisError as exc:
                 # Refusing paying customers because the limiter's store is down would be worse
                 # than letting a burst through; the database still protects itself.
                 log.warning("rate limiter unavailable, allowing request: %s", exc)
-                decisions[position] = Decision(True, 0)
+                counts = [0] * len(asked)
+            for position, count in zip(asked, counts, strict=True):
+                decisions[position] = self._denials.decide(
+                    buckets[position], count, limits[position], window_seconds, now
+                )
         return decisions  # type: ignore[return-value]
 
 
@@ -243,6 +271,9 @@ class LocalRateLimiter:
 
     def denied(self, bucket: str) -> Decision | None:
         return self._denials.check(bucket)
+
+    def denies_any(self) -> bool:
+        return self._denials.any()
 
     def forget_denials(self) -> None:
         self._denials.clear()
@@ -274,9 +305,18 @@ class LocalRateLimiter:
         return self._denials.decide(bucket, count, limit, window_seconds, now)
 
     async def hit_many(
-        self, buckets: list[str], limit: int, window_seconds: int, *, amount: int = 1
+        self,
+        buckets: Sequence[str],
+        limit: int | Sequence[int],
+        window_seconds: int,
+        *,
+        amount: int = 1,
     ) -> list[Decision]:
-        return [await self.hit(bucket, limit, window_seconds, amount=amount) for bucket in buckets]
+        limits = [limit] * len(buckets) if isinstance(limit, int) else limit
+        return [
+            await self.hit(bucket, each, window_seconds, amount=amount)
+            for bucket, each in zip(buckets, limits, strict=True)
+        ]
 
 
 RateLimiter = RedisRateLimiter | LocalRateLimiter
@@ -291,4 +331,16 @@ def limiter_for(redis_url: str | None, prefix: str) -> RateLimiter:
 
 def current_limiter() -> RateLimiter:
     settings = get_settings()
-    return limiter_for(settings.resolved_rate_limit_redis_url, settings.celery_key_prefix)
+    # Asked several times per request: resolved once per settings object (one pair, replaced
+    # whole: threads share it).
+    global _current
+    current = _current
+    if current is None or current[0] is not settings:
+        current = _current = (
+            settings,
+            limiter_for(settings.resolved_rate_limit_redis_url, settings.celery_key_prefix),
+        )
+    return current[1]
+
+
+_current: tuple[Settings, RateLimiter] | None = None

@@ -18,8 +18,9 @@
   RATE_LIMIT_UNAUTHENTICATED_PER_CLIENT (in the same Redis call as the lockout's read): junk
   bearers are limited like no bearer.
 
-The envelope (api/envelope.py) calls `admit_request` before a request is served and
-`account_answer` when its status is known; the usage ingress calls `usage_refusals`.
+The envelope (api/envelope.py) asks `admitted_at_once`, else awaits `admit_request`, before a
+request is served, and awaits `account_answer` when its status `answer_tells` something; the
+usage ingress calls `usage_refusals`.
 """
 
 from __future__ import annotations
@@ -43,12 +44,21 @@ KNOWN_GOOD_SECONDS = 86_400
 
 def credential_key(authorization: bytes) -> bytes:
     """What the limits remember of a presented credential: a digest of the bearer token as the
-    verifiers read it (scheme in any case, surrounding spaces stripped), made once per request.
-    Variants of one header are one entry: they cannot flood the known-good set."""
-    scheme, _, token = authorization.partition(b" ")
-    if scheme.lower() == b"bearer":
-        authorization = token.strip()
-    return hashlib.blake2b(authorization, digest_size=16).digest()
+    verifiers read it (scheme in any case, surrounding spaces stripped). Variants of one header
+    are one entry: they cannot flood the known-good set. An instance presents the same header
+    all day: its digest is made once (the last MAX_KNOWN_GOOD headers seen)."""
+    key = _digests.get(authorization)
+    if key is None:
+        scheme, _, token = authorization.partition(b" ")
+        presented = token.strip() if scheme.lower() == b"bearer" else authorization
+        key = hashlib.blake2b(presented, digest_size=16).digest()
+        if len(_digests) >= MAX_KNOWN_GOOD:
+            _digests.clear()
+        _digests[authorization] = key
+    return key
+
+
+_digests: dict[bytes, bytes] = {}
 
 
 def _shared_name(credential: bytes) -> str:
@@ -73,7 +83,7 @@ async def admit_request(
     route checks credentials; `limited` is False only for routes no limit applies to (Stripe's
     deliveries); `sign_in` marks a form that takes a credential in its body (the console's).
     """
-    if not limited:
+    if admitted_at_once(credential, credentialed=credentialed, limited=limited, sign_in=sign_in):
         return None
     settings = get_settings()
     limiter = current_limiter()
@@ -83,9 +93,6 @@ async def admit_request(
             f"client:{client_address}", settings.rate_limit_unauthenticated_per_client, window
         )
         return None if decision.allowed else decision
-    if credential is not None and credential in _known_good:
-        _known_good.move_to_end(credential)
-        return None
     # An unknown credential from a locked-out address costs no verification. A denial this
     # process saw needs no round trip; else the count all processes share is read (not counted),
     # with the address's hit (a bearer not known good is limited like none) in the same call.
@@ -109,11 +116,33 @@ async def admit_request(
     return refusal
 
 
+def admitted_at_once(
+    credential: bytes | None, *, credentialed: bool, limited: bool = True, sign_in: bool = False
+) -> bool:
+    """Whether `admit_request` admits a request without counting it anywhere: a route no limit
+    applies to, or a credential this process has already seen succeed presented where
+    credentials are checked. No round trip: the envelope asks this first, on every request."""
+    if not limited:
+        return True
+    if credential is not None and (credentialed or sign_in) and credential in _known_good:
+        _known_good.move_to_end(credential)
+        return True
+    return False
+
+
 def _remember_locally(credential: bytes) -> None:
     _known_good[credential] = None
     _known_good.move_to_end(credential)
     while len(_known_good) > MAX_KNOWN_GOOD:
         _known_good.popitem(last=False)
+
+
+def answer_tells(credential: bytes | None, status: int) -> bool:
+    """Whether an answer tells the limits something new (`account_answer` has work): a 401, or
+    a 2xx for a credential not yet known good. No round trip: asked of every answer."""
+    if status == 401:
+        return True
+    return credential is not None and 200 <= status < 300 and credential not in _known_good
 
 
 async def account_answer(client_address: str, credential: bytes | None, status: int) -> None:
@@ -162,6 +191,8 @@ def usage_refused(customer_id: str, instance_id: str) -> RateLimitedError | None
     """An instance or license this process already saw over its limit in this window (no round
     trip)."""
     limiter = current_limiter()
+    if not limiter.denies_any():
+        return None
     denied = limiter.denied(instance_bucket(customer_id, instance_id)) or limiter.denied(
         license_bucket(customer_id)
     )
@@ -171,25 +202,20 @@ def usage_refused(customer_id: str, instance_id: str) -> RateLimitedError | None
 async def usage_refusals(reports: Sequence[tuple[str, str]]) -> list[Exception | None]:
     """RATE_LIMIT_USAGE_PER_INSTANCE per window per instance of a customer, and
     RATE_LIMIT_USAGE_PER_LICENSE per window for all of the customer's licenses (429 beyond
-    either), for a group of (customer id, instance id): the whole group's counts sent to Redis
-    together, before it is stored."""
+    either), for a group of (customer id, instance id): the whole group's counts in one Redis
+    call, before it is stored."""
     settings = get_settings()
-    limiter, window = current_limiter(), settings.rate_limit_window_seconds
-    per_instance, per_license = await asyncio.gather(
-        limiter.hit_many(
-            [instance_bucket(customer_id, instance_id) for customer_id, instance_id in reports],
-            settings.rate_limit_usage_per_instance,
-            window,
-        ),
-        limiter.hit_many(
-            [license_bucket(customer_id) for customer_id, _ in reports],
-            settings.rate_limit_usage_per_license,
-            window,
-        ),
+    count = len(reports)
+    buckets = [instance_bucket(customer_id, instance_id) for customer_id, instance_id in reports]
+    buckets += [license_bucket(customer_id) for customer_id, _ in reports]
+    limits = [settings.rate_limit_usage_per_instance] * count
+    limits += [settings.rate_limit_usage_per_license] * count
+    decisions = await current_limiter().hit_many(
+        buckets, limits, settings.rate_limit_window_seconds
     )
     return [
         None
         if instance.allowed and license.allowed
         else RateLimitedError(max(instance.retry_after, license.retry_after))
-        for instance, license in zip(per_instance, per_license, strict=True)
+        for instance, license in zip(decisions[:count], decisions[count:], strict=True)
     ]

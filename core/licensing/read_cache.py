@@ -35,7 +35,7 @@ from sqlalchemy import event, select
 from sqlalchemy.orm import Session, SessionTransaction
 
 from core.db import dialect_insert, poll_engine_for
-from core.settings import get_settings
+from core.settings import Settings, get_settings
 from models import LicenseChange, utcnow
 
 log = logging.getLogger(__name__)
@@ -153,7 +153,17 @@ def _cache_for(_database_url: str) -> LicenseReadCache:
 
 
 def license_read_cache() -> LicenseReadCache:
-    return _cache_for(get_settings().resolved_database_url)
+    settings = get_settings()
+    # Asked on every hot request: resolved once per settings object (one pair, replaced
+    # whole: threads share it).
+    global _current
+    current = _current
+    if current is None or current[0] is not settings:
+        current = _current = (settings, _cache_for(settings.resolved_database_url))
+    return current[1]
+
+
+_current: tuple[Settings, LicenseReadCache] | None = None
 
 
 # -- the commit hooks --------------------------------------------------------------------------
