@@ -42,7 +42,7 @@ def _redact_short(text: str) -> str:
 
 def _redacted(text: str) -> str:
     """`redact`, remembered for short texts: the API's access log repeats the same few (method,
-    route, path) on every request, and scanning them each time was most of a line's cost."""
+    route, path) on every request, and two scans of each cost more than the lookup."""
     return _redact_short(text) if len(text) <= _SHORT else redact(text)
 
 

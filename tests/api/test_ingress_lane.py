@@ -142,3 +142,23 @@ def test_a_client_that_goes_away_mid_body_gets_no_answer_and_is_counted_499(api_
     assert sent == []
     assert closed._value.get() == before + 1
     assert pg_scalar("SELECT count(*) FROM stripe_events") == 0
+
+
+def test_the_declared_endpoints_answer_errors_as_the_envelope_does(api_client) -> None:
+    """A hot handler's error takes one path (ingress_lane.answer) however the route is served:
+    the same status and JSON error from the declared endpoint, even in an app with no error
+    handlers of its own, as from the envelope."""
+    bare = FastAPI()  # no install_error_handlers: the endpoint's answer is its own
+    bare.include_router(usage.router)
+    bare.include_router(webhooks.router)
+    requests = [
+        ("/api/usage/report", b"{}", {"Authorization": "Bearer forged"}),
+        ("/webhooks/stripe", b"{}", {}),
+    ]
+    with TestClient(bare) as client:
+        for path, body, headers in requests:
+            served = client.post(path, content=body, headers=headers)
+            enveloped = api_client.post(path, content=body, headers=headers)
+            assert served.status_code == enveloped.status_code >= 400, (path, served.text)
+            assert served.json() == enveloped.json()
+            assert set(served.json()) == {"error"} and served.json()["error"]["code"]

@@ -3,13 +3,14 @@ limits, for every route."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import httpx
 from fastapi import FastAPI, Request
 from fastapi.testclient import TestClient
 
-from api.envelope import Envelope
+from api.envelope import Envelope, _new_request_id
 from api.errors import install_error_handlers
 from core.settings import get_settings
 from tests.helpers.processes import api_server
@@ -159,3 +160,18 @@ def test_failed_authentications_are_limited_per_client_address_behind_a_proxy(
             headers={"X-Forwarded-For": bystander, "Authorization": f"Bearer {admin_key}"},
         )
         assert ok.status_code == 200
+
+
+def test_a_forked_worker_draws_request_ids_of_its_own() -> None:
+    """uvicorn forks its workers: a child's ids must not repeat its parent's."""
+    parent = [_new_request_id(), _new_request_id()]
+    read, write = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover - the child process
+        os.write(write, _new_request_id().encode())
+        os._exit(0)
+    os.waitpid(child, 0)
+    drawn = os.read(read, 64).decode()
+    os.close(read)
+    os.close(write)
+    assert len(drawn) == 32 and parent[0][:16] == parent[1][:16] != drawn[:16]

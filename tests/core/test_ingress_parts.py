@@ -16,7 +16,8 @@ from sqlalchemy.orm import Session
 
 from core.db_steps import Query, Steps, insert_many, many_rows, run_steps, run_steps_on_asyncpg
 from core.ingress.connections import HeldAsyncpgConnections
-from core.rate_limit import RedisRateLimiter
+from core.rate_limit import RedisRateLimiter, current_limiter
+from core.settings import get_settings
 from tests.conftest import REDIS_URL, TEST_DATABASE_URL
 
 metadata = MetaData()
@@ -146,3 +147,50 @@ def test_a_connection_in_use_when_closing_starts_is_closed_when_its_group_ends(
 
     idle_closed, in_use_closed, any_idle = asyncio.run(scenario())
     assert idle_closed and in_use_closed and not any_idle
+
+
+def test_one_call_counts_buckets_of_different_limits_each_against_its_own() -> None:
+    """A group's per-instance and per-license limits go to Redis in one script call, each
+    bucket judged by its own limit."""
+    limiter = RedisRateLimiter(REDIS_URL, f"test-{uuid.uuid4().hex}:")
+    calls: list[int] = []
+
+    async def scenario() -> list[list[bool]]:
+        counter = limiter._counter()
+        script = counter._script
+
+        async def counted(**kwargs: Any) -> Any:
+            calls.append(len(kwargs["keys"]))
+            return await script(**kwargs)
+
+        counter._script = counted  # type: ignore[assignment]
+        rounds = []
+        for _ in range(3):
+            # Two reports of one instance and their license: limits 2 (instance), 5 (license).
+            decisions = await limiter.hit_many(
+                ["instance", "instance", "license", "license"], [2, 2, 5, 5], 3600
+            )
+            rounds.append([decision.allowed for decision in decisions])
+        return rounds
+
+    rounds = asyncio.run(scenario())
+    assert rounds[0] == [True, True, True, True]
+    # The instance is over its 2 from the third report on; the license only past its 5th.
+    assert rounds[1] == [False, False, True, True]
+    assert rounds[2] == [False, False, True, False]
+    # Two keys a call; the last round's instance was refused from memory (no key sent for it).
+    assert calls == [2, 2, 1]
+
+
+def test_the_current_limiter_follows_the_settings_it_was_made_for() -> None:
+    """Resolved once per settings object: new settings (another prefix) get their own."""
+    first = current_limiter()
+    assert current_limiter() is first
+    prefix = f"other-{uuid.uuid4().hex}:"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("CELERY_KEY_PREFIX", prefix)
+        get_settings.cache_clear()
+        other = current_limiter()
+    get_settings.cache_clear()
+    assert isinstance(other, RedisRateLimiter) and other._prefix == prefix
+    assert current_limiter() is first

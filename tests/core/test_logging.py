@@ -72,3 +72,13 @@ def test_the_api_process_logs_json_without_the_callers_token(tmp_path) -> None:
     assert request_lines and request_lines[0]["status"] == 401
     assert request_lines[0]["path"] == "/api/customers"
     assert all(secret not in "\n".join(lines) for secret in SECRETS)
+
+
+def test_a_secret_in_a_repeated_short_field_is_redacted_every_time() -> None:
+    # Short fields' redactions are remembered (the access log repeats them): never the secret.
+    for _ in range(3):
+        record = logging.LogRecord("api.access", logging.INFO, __file__, 1, "GET %s", (), None)
+        record.args = (f"/api/licenses/{SECRETS[1]}",)
+        record.path = f"/api/licenses/{SECRETS[1]}"
+        line = JsonFormatter().format(record)
+        assert SECRETS[1] not in line and line.count("[redacted]") == 2

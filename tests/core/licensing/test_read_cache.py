@@ -20,6 +20,7 @@ from core.licensing.read_cache import (
     mark_changed,
     read_change_version,
 )
+from core.settings import get_settings
 from models import LicenseChange
 from tests.helpers.processes import PROJECT_ROOT, billing_command
 
@@ -147,3 +148,15 @@ def test_the_counter_is_read_while_every_request_connection_is_taken() -> None:
         for _ in range(engine.pool.size() + get_settings().database_max_overflow):
             held.enter_context(engine.connect())
         assert read_change_version() == expected
+
+
+def test_each_database_has_its_own_cache_and_new_settings_find_theirs() -> None:
+    cache = license_read_cache()
+    assert license_read_cache() is cache
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("DATABASE_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/elsewhere")
+        get_settings.cache_clear()
+        elsewhere = license_read_cache()
+    get_settings.cache_clear()
+    assert elsewhere is not cache
+    assert license_read_cache() is cache
