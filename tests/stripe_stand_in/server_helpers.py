@@ -41,7 +41,8 @@ class StandInHelpers:
         return self._helper(lambda: self.checkout.complete(session_id, promotion_code))
 
     def advance_period(self, subscription_id: str) -> list[Obj]:
-        """Renew into the next period with a paid invoice (or end it if set to cancel)."""
+        """Renew into the next period with a paid invoice (or end it if set to cancel): the
+        renewal, its hour and its charge at once, the meter read now."""
         return self._helper(lambda: self.subscriptions.advance_period(subscription_id))
 
     def fail_payment(self, subscription_id: str) -> list[Obj]:
@@ -54,7 +55,8 @@ class StandInHelpers:
             self.store.hidden_of(customer_id)["declines"] = declines
 
     def renew_awaiting_payment(self, subscription_id: str) -> list[Obj]:
-        """Renewal before the charge: next period, draft invoice, still `active`."""
+        """Renewal before the charge: next period, draft invoice (finalized and charged by
+        `run_due` once the clock is an hour on), still `active`."""
         return self._helper(lambda: self.subscriptions.renew_awaiting_payment(subscription_id))
 
     def expire_pending_update(self, subscription_id: str) -> list[Obj]:
@@ -148,6 +150,13 @@ class StandInHelpers:
             self._fail_prefix = ""
             self._delay_seconds, self._delay_prefix, self._delayed_started = 0.0, "", 0
 
+    def run_due(self) -> list[Obj]:
+        """Stripe's own work up to the stand-in's clock: each renewal draft an hour old is
+        finalized (the meter read again) and charged. Returns the events of that work not
+        handed out yet, also of work done on the way of an API request or another helper."""
+        return self._helper(self.subscriptions.take_background)
+
     def _helper(self, action: Callable[[], Any]) -> Any:
         with self.store.transaction():
+            self.subscriptions.finalize_due()
             return copy.deepcopy(action())

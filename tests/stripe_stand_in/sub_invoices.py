@@ -58,10 +58,8 @@ class SubscriptionInvoices(SubscriptionParts):
                 "This invoice is already finalized, you can't re-finalize a non-draft invoice.",
                 code="invoice_already_finalized",
             )
-        auto_advance = as_bool(params, "auto_advance")
-        found.update(status="open", auto_advance=bool(auto_advance))
-        found["status_transitions"]["finalized_at"] = self.store.now()
-        self.store.emit("invoice.finalized", found)
+        # A renewal's draft reads the meter again, as when Stripe finalizes it (sub_renewals).
+        self._finalize_draft(found, auto_advance=bool(as_bool(params, "auto_advance")))
         return found
 
     def void_invoice(self, params: Params, invoice: str) -> Obj:

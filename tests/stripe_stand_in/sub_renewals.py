@@ -1,4 +1,15 @@
-"""The billing cycle as test helpers play it: renewals, failed and retried charges."""
+"""The billing cycle as test helpers play it: renewals, failed and retried charges.
+
+A renewal (`renew_awaiting_payment`) is Stripe's: at the period's end the subscription moves on
+and its invoice is made as a draft showing the usage reported so far; Stripe finalizes it about
+an hour later, reading the meter again, and then charges it ("Stripe waits until one hour after
+the last webhook was successfully sent ... waits one hour after creation to finalize the
+invoice", docs.stripe.com/api/invoices/object; `automatically_finalizes_at`, docs.stripe.com/
+changelog/acacia/2024-09-30/automatically-finalizes-at-invoice; the meter read again:
+docs.stripe.com/billing/subscriptions/usage-based/configure-grace-period). That hour runs on the
+stand-in's clock: `finalize_due` does what has come due, before every request and helper.
+`advance_period` and `fail_payment` play a whole renewal (draft, hour, charge) at once.
+"""
 
 from __future__ import annotations
 
@@ -11,18 +22,25 @@ from .sub_shared import (
     set_totals,
 )
 
+# A renewal's draft is finalized this long after it is made (no webhook endpoint delays it).
+FINALIZATION_GRACE_SECONDS = 3600
+# Hidden bookkeeping: drafts waiting for finalization (invoice id -> when), and the events of
+# work done on Stripe's own schedule that no helper has handed out yet.
+_SCHEDULE = "invoice.finalizations"
+_BACKGROUND = "background.events"
+
 
 class Renewals(SubscriptionParts):
     def renew_awaiting_payment(self, subscription_id: str) -> list[Obj]:
-        """Stripe's renewal before the charge: the period moves forward and the new invoice
-        waits (about an hour) to be charged; the status is still `active`."""
+        """Stripe's renewal before the charge: the period moves forward and the new invoice is
+        a draft (the usage so far on it) that `finalize_due` finalizes and charges an hour later
+        on the stand-in's clock; the status is still `active`."""
         sub = self.store.get("subscription", subscription_id)
         if sub["status"] not in LIVE:
             raise invalid(f"Subscription {subscription_id} is {sub['status']}.")
         mark = len(self.store.events)
         before = self.store.snapshot(sub)
-        invoice = self._renew(sub, paid=False)
-        invoice.update(status="draft", attempted=False, attempt_count=0)
+        invoice = self._renew(sub, paid=False, draft=True)
         self.store.emit("invoice.created", invoice)
         self.store.emit(
             "customer.subscription.updated",
@@ -90,6 +108,8 @@ class Renewals(SubscriptionParts):
         latest = self._unpaid_renewal(sub)
         if latest is not None:
             invoice = latest
+            if invoice["status"] == "draft":
+                self._finalize_draft(invoice, auto_advance=True)
             invoice.update(status="open", attempted=True)
             invoice["attempt_count"] += 1
         else:
@@ -155,8 +175,9 @@ class Renewals(SubscriptionParts):
             cancel_at is not None and cancel_at <= sub["current_period_end"]
         )
 
-    def _renew(self, sub: Obj, *, paid: bool) -> Obj:
-        """Move to the next period and bill it; `paid=False` leaves the invoice open."""
+    def _renew(self, sub: Obj, *, paid: bool, draft: bool = False) -> Obj:
+        """Move to the next period and bill it; `paid=False` leaves the invoice open, `draft`
+        makes it a draft that is finalized (its usage read again) an hour from now."""
         hidden = self.store.hidden_of(sub["id"])
         self._expire_pending_update_at_period_end(sub)
         old_start, old_end = sub["current_period_start"], sub["current_period_end"]
@@ -166,13 +187,78 @@ class Renewals(SubscriptionParts):
         if sub["status"] in ("trialing", "past_due", "unpaid", "incomplete"):
             sub["status"] = "active"
         invoice = self._invoice(sub, "subscription_cycle", old_start, old_end, paid=paid)
+        if draft:
+            due = self.store.now() + FINALIZATION_GRACE_SECONDS
+            invoice.update(status="draft", attempted=False, attempt_count=0, auto_advance=True)
+            invoice.update(automatically_finalizes_at=due, next_payment_attempt=due)
+            invoice["status_transitions"]["finalized_at"] = None
+            self.store.hidden_of(_SCHEDULE)[invoice["id"]] = due
         pending = hidden.pop("pending_proration", 0)
         if pending:
             set_totals(invoice, max(0, invoice["total"] + pending), clear_discounts=False)
-        # In arrears: the closed period's metered usage, read now (the invoice is final).
-        self.usage.add_lines(invoice, self.usage.period_lines(sub, old_start, old_end))
+        # In arrears: the closed period's metered usage as reported by now (read again when a
+        # draft is finalized).
+        lines = self.usage.period_lines(sub, old_start, old_end, invoice if draft else None)
+        self.usage.add_lines(invoice, lines)
         sub["latest_invoice"] = invoice["id"]
         return invoice
+
+    # -- Stripe's own schedule ------------------------------------------------------------------
+
+    def finalize_due(self) -> None:
+        """Each renewal draft whose hour has passed on the stand-in's clock is finalized (the
+        meter read again) and charged, oldest first; the events wait for `take_background`."""
+        schedule = self.store.hidden_of(_SCHEDULE)
+        now = self.store.now()
+        due = sorted((at, invoice_id) for invoice_id, at in schedule.items() if at <= now)
+        if not due:
+            return
+        mark = len(self.store.events)
+        for _, invoice_id in due:
+            schedule.pop(invoice_id, None)
+            invoice = self.store.table("invoice")[invoice_id]
+            if invoice["status"] == "draft":
+                self._finalize_draft(invoice, auto_advance=True)
+                self._collect(invoice)
+        emitted = [event["id"] for event in self.store.events[mark:]]
+        self.store.hidden_of(_BACKGROUND).setdefault("ids", []).extend(emitted)
+
+    def take_background(self) -> list[Obj]:
+        """The events of `finalize_due`'s work not handed out yet, oldest first."""
+        ids = self.store.hidden_of(_BACKGROUND).pop("ids", [])
+        return [self.store.table("event")[event_id] for event_id in ids]
+
+    def _finalize_draft(self, invoice: Obj, *, auto_advance: bool) -> None:
+        """A draft becomes `open`: its metered usage read again, no longer scheduled."""
+        self.usage.reread(invoice)
+        self.store.hidden_of(_SCHEDULE).pop(invoice["id"], None)
+        invoice.update(status="open", auto_advance=auto_advance, automatically_finalizes_at=None)
+        invoice["status_transitions"]["finalized_at"] = self.store.now()
+        self.store.emit("invoice.finalized", invoice)
+
+    def _collect(self, invoice: Obj) -> None:
+        """The charge of a renewal Stripe just finalized: paid, or (the card declines) failed,
+        the subscription `past_due` and Smart Retries to come. Nothing is charged for a
+        subscription that ended meanwhile."""
+        sub = self.store.table("subscription")[invoice["subscription"]]
+        if sub["status"] not in LIVE:
+            return
+        before = self.store.snapshot(sub)
+        now = self.store.now()
+        invoice.update(attempted=True, attempt_count=invoice["attempt_count"] + 1)
+        declines = self.store.hidden_of(sub["customer"]).get("declines", False)
+        if invoice["amount_due"] > 0 and declines:
+            invoice["next_payment_attempt"] = now + 3 * 86400
+            sub["status"] = "past_due"
+            self.store.emit("invoice.payment_failed", invoice)
+        else:
+            invoice.update(status="paid", amount_paid=invoice["amount_due"], amount_remaining=0)
+            invoice["next_payment_attempt"] = None
+            invoice["status_transitions"]["paid_at"] = now
+            self._emit_paid(invoice)
+        previous = changed_attributes(before, self.store.snapshot(sub))
+        if previous:
+            self.store.emit("customer.subscription.updated", sub, previous)
 
     def _set_period(self, sub: Obj, start: int, end: int) -> None:
         sub.update(current_period_start=start, current_period_end=end)
