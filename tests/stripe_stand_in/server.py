@@ -190,9 +190,10 @@ class StripeStandIn(StandInHelpers):
     def _answer(self, call: Call) -> ApiResponse:
         self._check_faults(call.path)
         self._authorize(call.headers.get("authorization", ""))
-        with self.store.transaction():
+        if self.subscriptions.work_due():
             # What Stripe did on its own by now (a renewal's draft finalized after its hour).
-            self.subscriptions.finalize_due()
+            with self.store.transaction():
+                self.subscriptions.finalize_due()
         call.params = parse_query(call.query)
         call.params.update(parse_body(call.body, call.headers.get("content-type", "")))
         key = call.idempotency_key

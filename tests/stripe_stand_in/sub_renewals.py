@@ -205,6 +205,11 @@ class Renewals(SubscriptionParts):
 
     # -- Stripe's own schedule ------------------------------------------------------------------
 
+    def work_due(self) -> bool:
+        """Whether a draft waits for finalization whose time has come (cheap: no copy)."""
+        now = self.store.now()
+        return any(at <= now for at in self.store.hidden_of(_SCHEDULE).values())
+
     def finalize_due(self) -> None:
         """Each renewal draft whose hour has passed on the stand-in's clock is finalized (the
         meter read again) and charged, oldest first; the events wait for `take_background`."""
