@@ -22,7 +22,7 @@ from core import audit
 from core.billing import invoices, issues, statuses
 from core.billing.gateway import StripeGateway, StripeNotConfiguredError
 from core.billing.handlers import HANDLED_TYPES
-from core.billing.inbox import SOURCE_RECONCILIATION, store_event
+from core.billing.inbox import SOURCE_RECONCILIATION, created_epoch, store_event
 from core.billing.metering.events import ERROR_REPORT_EVENT
 from core.billing.metering.meters import fit_overage_item, overage_price_for_plan
 from core.billing.repository import get_subscription
@@ -50,12 +50,18 @@ THIN_TYPES = frozenset({ERROR_REPORT_EVENT})
 def store_missed_events(
     session: Session, gateway: StripeGateway, *, days: int | None = None
 ) -> list[str]:
-    """Store the handled events of the last `days` that the webhook never delivered; their ids."""
+    """Store the handled events of the last `days` that the webhooks never delivered; their ids.
+
+    Snapshot events are listed from `/v1/events`; thin ones (v1.billing.meter.*) are v2 events,
+    listed from `/v2/core/events` and stored as their destination would have delivered them
+    (without data: the handler reads the full event by id). Either kind is stored once by id,
+    so one the webhook brings too, or a later run finds again, is handled once."""
     days = days if days is not None else get_settings().stripe_reconcile_days
     since = int((utcnow() - timedelta(days=days)).timestamp())
-    # /v1/events lists snapshot events only; thin ones (v1.billing.meter.*) are v2 events.
     snapshot_types = [kind for kind in HANDLED_TYPES if kind not in THIN_TYPES]
     found = list(gateway.list_events(created_gte=since, types=snapshot_types))
+    thin = gateway.list_thin_events(created_gte=since, types=sorted(THIN_TYPES))
+    found += [as_delivered(event) for event in thin]
     known = set(
         session.scalars(
             select(StripeEvent.event_id).where(
@@ -65,12 +71,17 @@ def store_missed_events(
     )
     new_ids: list[str] = []
     # Oldest first, so workers see them roughly in Stripe's order.
-    for event in sorted(found, key=lambda e: e.get("created") or 0):
+    for event in sorted(found, key=lambda e: created_epoch(e.get("created")) or 0):
         if event["id"] in known:
             continue
         if store_event(session, event, source=SOURCE_RECONCILIATION):
             new_ids.append(event["id"])
     return new_ids
+
+
+def as_delivered(event: Obj) -> Obj:
+    """A listed v2 event as an event destination delivers it: thin, without its data."""
+    return {key: value for key, value in event.items() if key != "data"}
 
 
 def fetch_and_store(session: Session, gateway: StripeGateway, event_id: str) -> bool:

@@ -49,6 +49,7 @@ from .server_http import (
 )
 from .store import Obj, Store
 from .subscriptions import Subscriptions
+from .thin_events import ThinEvents
 
 
 def _default_api_version() -> str:
@@ -102,6 +103,7 @@ class StripeStandIn(StandInHelpers):
         self.previews = InvoicePreviews(self.store, self.subscriptions, self.meters)
         self._routes += self.previews.routes()
         self._routes += BillingModes(self.store).routes()
+        self._routes += ThinEvents(self.store).routes()
         self._requests: list[RecordedRequest] = []
         self._saved: dict[str, Saved] = {}
         self._fail_budget, self._fail_status, self._down = 0, 500, False
