@@ -202,7 +202,7 @@ def change_plan(
                 gateway, sub, previous_plan, price_id, overage_price_id, wishes
             )
         else:
-            wishes = {**keep, **promotions.discount_now(promotion)}
+            wishes = {**keep, **promotions.discount_now(sub, promotion)}
             sub = plan_items.downgrade(gateway, sub, price_id, overage_price_id, wishes)
     sub = promotions.apply_waiting(session, gateway, sub, customer_id)
     return _apply(

@@ -77,15 +77,15 @@ def meter_days(gateway: StripeGateway, day: date | None = None) -> MeterRun:
     return run
 
 
-def send_unsent(gateway: StripeGateway) -> Sending:
-    """Send the unsent meter events one by one: each attempt noted and each answer stored in a
-    transaction of its own; stops at the first sign of Stripe being down. Events whose outcome
-    stayed unknown too long are set aside, not sent."""
+def send_unsent(gateway: StripeGateway, *, stripe_customer_id: str | None = None) -> Sending:
+    """Send the unsent meter events (of one Stripe customer, when given) one by one: each
+    attempt noted and each answer stored in a transaction of its own; stops at the first sign
+    of Stripe being down. Events whose outcome stayed unknown too long are set aside, not sent."""
     with session_scope() as session:
         set_aside = sending.set_aside_unconfirmed(session)
     with session_scope() as session:
         # One batch per run: a row Stripe refuses for good must not loop; the next run goes on.
-        pending = sending.unsent_events(session)
+        pending = sending.unsent_events(session, stripe_customer_id=stripe_customer_id)
     result = Sending(pending=len(pending) + len(set_aside), unconfirmed=len(set_aside))
     for event in pending:
         with session_scope() as session:
