@@ -80,9 +80,12 @@ def meter_days(gateway: StripeGateway, day: date | None = None) -> MeterRun:
 def send_unsent(gateway: StripeGateway, *, stripe_customer_id: str | None = None) -> Sending:
     """Send the unsent meter events (of one Stripe customer, when given) one by one: each
     attempt noted and each answer stored in a transaction of its own; stops at the first sign
-    of Stripe being down. Events whose outcome stayed unknown too long are set aside, not sent."""
-    with session_scope() as session:
-        set_aside = sending.set_aside_unconfirmed(session)
+    of Stripe being down. Events whose outcome stayed unknown too long are set aside, not sent
+    (all of them first on a full run; one customer's when their claim finds them so)."""
+    set_aside: list[int] = []
+    if stripe_customer_id is None:
+        with session_scope() as session:
+            set_aside = sending.set_aside_unconfirmed(session)
     with session_scope() as session:
         # One batch per run: a row Stripe refuses for good must not loop; the next run goes on.
         pending = sending.unsent_events(session, stripe_customer_id=stripe_customer_id)

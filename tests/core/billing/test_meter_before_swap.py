@@ -17,7 +17,7 @@ import pytest
 from sqlalchemy import update
 
 from core.billing import changes
-from core.billing.gateway import get_gateway
+from core.billing.gateway import StripeUnavailableError, get_gateway
 from core.billing.metering import runs
 from core.billing.metering.days import record_day
 from core.db import session_scope
@@ -52,6 +52,30 @@ def _metered_lines(server: StripeStandIn, sub_id: str) -> list[tuple[str, int, i
     return sorted(found)
 
 
+def _starter_with_an_unsent_day(server: StripeStandIn, plan: str) -> tuple[str, str]:
+    """On starter for 5 days (the stand-in's clock was 5 days back at checkout, now is now);
+    yesterday's 14 devices (limit 10) recorded, not yet sent."""
+    _enterprise_price(server)
+    customer_id = new_customer(f"swap-{plan}@example.com")
+    handle_inline(start_checkout(server, customer_id, "starter"))
+    sub_id = str(stripe_subscription(server, customer_id)["id"])
+    began = datetime.fromtimestamp(server.store.now(), UTC)
+    with session_scope() as session:
+        session.execute(
+            update(Subscription)
+            .where(Subscription.customer_id == customer_id)
+            .values(metered_since=began)
+        )
+    day: date = datetime.now(UTC).date() - timedelta(days=1)
+    report(customer_id, "edge-1", 14, datetime.combine(day, datetime.min.time(), UTC))
+    with session_scope() as session:
+        rollup_day(session, day)
+        record_day(session, day)
+    (row,) = rows(customer_id)
+    assert row.sent_at is None
+    return customer_id, sub_id
+
+
 @pytest.mark.parametrize("plan", ["professional", "enterprise"])
 def test_unsent_overage_is_billed_at_the_old_price_before_the_item_moves(plan: str) -> None:
     real = time.time()
@@ -59,26 +83,8 @@ def test_unsent_overage_is_billed_at_the_old_price_before_the_item_moves(plan: s
     server = start_stand_in(clock=lambda: clock[0])
     try:
         with configured_for(server):
-            _enterprise_price(server)
-            # On starter for 5 days; yesterday's 14 devices (limit 10) recorded, not yet sent.
-            customer_id = new_customer(f"swap-{plan}@example.com")
-            handle_inline(start_checkout(server, customer_id, "starter"))
-            sub_id = str(stripe_subscription(server, customer_id)["id"])
+            customer_id, sub_id = _starter_with_an_unsent_day(server, plan)
             clock[0] = real
-            began = datetime.fromtimestamp(real - 5 * 86400, UTC)
-            with session_scope() as session:
-                session.execute(
-                    update(Subscription)
-                    .where(Subscription.customer_id == customer_id)
-                    .values(metered_since=began)
-                )
-            day: date = datetime.now(UTC).date() - timedelta(days=1)
-            report(customer_id, "edge-1", 14, datetime.combine(day, datetime.min.time(), UTC))
-            with session_scope() as session:
-                rollup_day(session, day)
-                record_day(session, day)
-            (row,) = rows(customer_id)
-            assert row.sent_at is None
 
             with session_scope() as session:
                 changes.change_plan(session, get_gateway(), sub_id, plan)
@@ -87,6 +93,35 @@ def test_unsent_overage_is_billed_at_the_old_price_before_the_item_moves(plan: s
             (row,) = rows(customer_id)
             assert row.sent_at is not None and row.carried_into is None
             # The 4 device-days at starter's 10 cents, not professional's 7, nor lost.
+            assert _metered_lines(server, sub_id) == [("zemfyre_starter_device_overage", 4, 40)]
+    finally:
+        server.stop()
+
+
+def test_a_plan_change_waits_while_stripe_does_not_take_the_unsent_overage() -> None:
+    real = time.time()
+    clock = [real - 5 * 86400]
+    server = start_stand_in(clock=lambda: clock[0])
+    try:
+        with configured_for(server):
+            customer_id, sub_id = _starter_with_an_unsent_day(server, "professional")
+            clock[0] = real
+            server.fail_next_requests(20, 503, path_prefix="/v1/billing/meter_events")
+
+            with session_scope() as session, pytest.raises(StripeUnavailableError):
+                changes.change_plan(session, get_gateway(), sub_id, "professional")
+
+            # Nothing changed: still starter, its overage item in place, the day unsent.
+            prices = [
+                item["price"]["lookup_key"]
+                for item in stripe_subscription(server, customer_id)["items"]["data"]
+            ]
+            assert sorted(prices) == ["zemfyre_starter_device_overage", "zemfyre_starter_monthly"]
+            (row,) = rows(customer_id)
+            assert row.sent_at is None
+            server.fail_next_requests(0)
+            with session_scope() as session:
+                changes.change_plan(session, get_gateway(), sub_id, "professional")
             assert _metered_lines(server, sub_id) == [("zemfyre_starter_device_overage", 4, 40)]
     finally:
         server.stop()
