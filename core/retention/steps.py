@@ -21,7 +21,7 @@ from core.billing.event_customers import customer_of_event
 from core.billing.inbox import IGNORED, PROCESSED
 from core.console.sessions import expired_sessions
 from core.db import Transaction
-from core.retention.policy import event_payloads_kept_since, first_kept_report_day
+from core.retention_policy import event_payloads_kept_since, first_kept_report_day
 from core.usage.days import as_date, utc_day, utc_day_start
 from models import ConsoleSession, StripeEvent, UsageReport
 from models.usage import UsageRollupDay
