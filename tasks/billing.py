@@ -227,7 +227,7 @@ def meter_usage(self: Task, day_iso: str | None = None) -> dict[str, Any]:
     if not stripe_configured():
         # Development without Stripe keys: nothing to bill, and no error every night.
         return {"skipped": "STRIPE_SECRET_KEY is not set"}
-    run = runs.meter_days(get_gateway(), parse_day(day_iso) if day_iso else None)
+    run = runs.meter_days(session_scope, get_gateway(), parse_day(day_iso) if day_iso else None)
     summary = run.summary()
     if run.stripe_down and self.request.retries < get_settings().stripe_event_max_retries:
         log.warning("overage metering: Stripe unavailable, retrying (%s)", summary)
@@ -242,7 +242,7 @@ def send_meter_events(self: Task) -> dict[str, Any]:
     refuses the identifier as a duplicate, and after an operator's `billing stripe meter-retry`."""
     if not stripe_configured():
         return {"skipped": "STRIPE_SECRET_KEY is not set"}
-    sending = runs.send_unsent(get_gateway())
+    sending = runs.send_unsent(session_scope, get_gateway())
     if sending.stripe_down and self.request.retries < get_settings().stripe_event_max_retries:
         log.warning("meter events: Stripe unavailable, retrying (%s)", sending.summary())
         raise self.retry(countdown=retry_delay(self.request.retries))

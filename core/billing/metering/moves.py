@@ -18,21 +18,22 @@ from typing import Any
 from core.billing.gateway import StripeGateway, StripeUnavailableError
 from core.billing.metering import runs
 from core.billing.metering.meters import flexible, overage_item, overage_item_updates
+from core.db import session_scope
 
 Obj = dict[str, Any]
 
 
 def prepare_move(gateway: StripeGateway, sub: Obj, overage_price_id: str | None) -> Obj:
     """`sub` ready for an update making its overage item match `overage_price_id`. When that
-    removes or swaps the item: the customer's unsent meter events sent first (no transaction
-    of the caller's is needed: each send commits its own), and a classic-mode subscription
+    removes or swaps the item: the customer's unsent meter events sent first (each send
+    commits its own transaction, as Stripe's answer must be kept whatever the caller's does), and a classic-mode subscription
     migrated to flexible. Unchanged when the item is only added or already matches.
 
     Stripe down while sending: StripeUnavailableError (a 503), so the change is made later
     rather than with device-days left to bill at the next plan's price."""
     if overage_item(sub) is None or not overage_item_updates(sub, overage_price_id):
         return sub
-    sent = runs.send_unsent(gateway, stripe_customer_id=str(sub["customer"]))
+    sent = runs.send_unsent(session_scope, gateway, stripe_customer_id=str(sub["customer"]))
     if sent.stripe_down:
         raise StripeUnavailableError(
             "Stripe did not take the period's overage meter events; the plan change is not "

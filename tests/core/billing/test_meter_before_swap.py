@@ -88,7 +88,9 @@ def test_unsent_overage_is_billed_at_the_old_price_before_the_item_moves(plan: s
 
             with session_scope() as session:
                 changes.change_plan(session, get_gateway(), sub_id, plan)
-            runs.send_unsent(get_gateway())  # what the hourly resend would do after it
+            runs.send_unsent(
+                session_scope, get_gateway()
+            )  # what the hourly resend would do after it
 
             (row,) = rows(customer_id)
             assert row.sent_at is not None and row.carried_into is None
