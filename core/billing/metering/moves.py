@@ -26,8 +26,9 @@ Obj = dict[str, Any]
 def prepare_move(gateway: StripeGateway, sub: Obj, overage_price_id: str | None) -> Obj:
     """`sub` ready for an update making its overage item match `overage_price_id`. When that
     removes or swaps the item: the customer's unsent meter events sent first (each send
-    commits its own transaction, as Stripe's answer must be kept whatever the caller's does), and a classic-mode subscription
-    migrated to flexible. Unchanged when the item is only added or already matches.
+    commits its own transaction, as Stripe's answer must be kept whatever the caller's does),
+    and a classic-mode subscription migrated to flexible. Unchanged when the item is only
+    added or already matches.
 
     Stripe down while sending: StripeUnavailableError (a 503), so the change is made later
     rather than with device-days left to bill at the next plan's price."""
