@@ -19,12 +19,13 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from core import audit
-from core.billing import invoices, issues, statuses
+from core.billing import invoices, issues, promotions, statuses
 from core.billing.gateway import StripeGateway, StripeNotConfiguredError
 from core.billing.handlers import HANDLED_TYPES
 from core.billing.inbox import SOURCE_RECONCILIATION, created_epoch, store_event
 from core.billing.metering.events import ERROR_REPORT_EVENT
-from core.billing.metering.meters import fit_overage_item, overage_price_for_plan
+from core.billing.metering.meters import overage_price_for_plan
+from core.billing.metering.moves import fit_overage_item
 from core.billing.repository import get_subscription
 from core.billing.sync import (
     CONFLICT,
@@ -131,13 +132,17 @@ def repair_customer(session: Session, gateway: StripeGateway, customer_id: str) 
         # The one the row follows ended (lists show live ones only): its final state too.
         subs.append(gateway.retrieve_subscription(followed))
     # Still before the lock: the followed subscription's overage item made to match its plan,
-    # and the invoices a cancellation of ours left open voided.
+    # a paid upgrade's promotion code its follow-up task never applied (`promotions`), and the
+    # invoices a cancellation of ours left open voided.
     fixed, voided = 0, []
     for index, sub in enumerate(subs):
         if sub["id"] == followed:
             repaired = repair_overage_item(gateway, sub)
             if repaired is not None:
                 subs[index] = repaired
+                fixed += 1
+            if promotions.waiting(subs[index]):
+                subs[index] = promotions.apply_waiting(session, gateway, subs[index], customer_id)
                 fixed += 1
             voided = void_left_open(gateway, sub)
     customer = get_for_update(session, customer_id)
