@@ -27,6 +27,7 @@ from core.billing.metering.events import ERROR_REPORT_EVENT
 from core.billing.metering.meters import overage_price_for_plan
 from core.billing.metering.moves import fit_overage_item
 from core.billing.repository import get_subscription
+from core.billing.statuses import SubscriptionStatus
 from core.billing.sync import (
     CONFLICT,
     UnmappedStripeObjectError,
@@ -181,7 +182,7 @@ def void_left_open(gateway: StripeGateway, sub: Obj) -> list[str]:
     a void invoice is unpaid no more."""
     canceled_at, ended_at = sub.get("canceled_at"), sub.get("ended_at")
     reason = (sub.get("cancellation_details") or {}).get("reason")
-    if sub.get("status") != "canceled" or reason != "cancellation_requested":
+    if sub.get("status") != SubscriptionStatus.CANCELED or reason != "cancellation_requested":
         return []
     if canceled_at is None or ended_at is None or int(ended_at) - int(canceled_at) > 60:
         return []
