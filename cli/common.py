@@ -75,7 +75,7 @@ def db_session() -> Iterator[Session]:
 
 def run_task(task: Task, *args: Any, timeout: float | None = None) -> Any:
     """Enqueue a task and wait for a worker to run it, saying clearly when none answers."""
-    from celery.exceptions import TimeoutError as CeleryTimeoutError
+    import celery.exceptions
 
     from core.settings import get_settings
 
@@ -86,7 +86,7 @@ def run_task(task: Task, *args: Any, timeout: float | None = None) -> Any:
         raise fail(f"could not reach the broker ({exc}); is Redis running?") from exc
     try:
         return result.get(timeout=timeout, propagate=True)
-    except CeleryTimeoutError as exc:
+    except celery.exceptions.TimeoutError as exc:
         raise fail(
             f"no worker answered within {timeout:.0f}s (task {result.id} stays queued); "
             "start one with `billing worker` or `billing dev`",

@@ -178,9 +178,9 @@ def test_no_raw_subscription_status_strings_in_core() -> None:
 
 
 SETTINGS_PROBE = """
-import core.settings as settings_module
+import core.settings
 
-original = settings_module.Settings.__init__
+original = core.settings.Settings.__init__
 
 
 def refuse(self, *args, **kwargs):
@@ -190,7 +190,7 @@ def refuse(self, *args, **kwargs):
     raise SystemExit("settings read at import time")
 
 
-settings_module.Settings.__init__ = refuse
+core.settings.Settings.__init__ = refuse
 import {modules}
 """
 

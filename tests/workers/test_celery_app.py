@@ -61,10 +61,10 @@ def test_a_published_task_lands_in_its_own_queue_only() -> None:
 
 
 IMPORT_PROBE = """
-import core.settings as settings_module
+import core.settings
 
 reads = []
-original = settings_module.Settings.__init__
+original = core.settings.Settings.__init__
 
 
 def counting_init(self, *args, **kwargs):
@@ -72,7 +72,7 @@ def counting_init(self, *args, **kwargs):
     original(self, *args, **kwargs)
 
 
-settings_module.Settings.__init__ = counting_init
+core.settings.Settings.__init__ = counting_init
 import tasks.billing, tasks.licenses, tasks.maintenance, tasks.usage
 from workers.celery_app import celery_app
 
