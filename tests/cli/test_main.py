@@ -85,7 +85,7 @@ def test_a_command_still_imports_what_it_needs_when_it_runs() -> None:
 
 def test_the_cli_days_bounds_are_the_core_ones() -> None:
     from cli import usage
-    from core.usage.queries import DEFAULT_DAYS, MAX_DAYS
+    from core.viewer.queries import DEFAULT_DAYS, MAX_DAYS
 
     assert (usage.DEFAULT_DAYS, usage.MAX_DAYS) == (
         DEFAULT_DAYS,
