@@ -110,11 +110,11 @@ def _handle(event_id: str, *, force: bool = False) -> dict[str, Any]:
         return {"eventId": event_id, "status": inbox.FAILED, "note": str(exc)}
     if outcome.promotion_waiting and outcome.customer_id:
         # Committed, the event's row lock released: the Stripe write it asks for comes now.
-        enqueue(apply_promotion, outcome.promotion_waiting, outcome.customer_id)
+        enqueue(task_names.APPLY_PROMOTION, outcome.promotion_waiting, outcome.customer_id)
     return outcome.as_dict()
 
 
-@celery_app.task(name="tasks.billing.apply_promotion", bind=True, max_retries=None)
+@celery_app.task(name=task_names.APPLY_PROMOTION, bind=True, max_retries=None)
 def apply_promotion(self: Task, subscription_id: str, customer_id: str) -> dict[str, Any]:
     """Turn the promotion code a paid upgrade left waiting into its discount (once: Stripe
     applies it under one idempotency key, and nothing is sent when none waits any more).

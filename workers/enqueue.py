@@ -17,6 +17,9 @@ def enqueue(task_name: str, *args: Any, countdown: float | None = None, retries:
     The caller has already stored the durable row; when the broker is down this returns False
     and the inbox sweeper on beat publishes the row's task again once the broker is back.
     """
+    if not isinstance(task_name, str):
+        # A task object would fail inside the publish and pass for a dead broker: never sent.
+        raise TypeError(f"enqueue takes a task's name (workers/task_names.py), not {task_name!r}")
     try:
         # ignore_result: the durable row is the outcome, nobody waits for a result. Without it a
         # Redis result backend subscribes to the task's result channel on every publish from a

@@ -20,6 +20,7 @@ RENEW_LICENSES = "tasks.licenses.renew_licenses"
 # Billing (queue "webhooks"; trial expiry on "licenses", metering on "default").
 PROCESS_EVENTS = "tasks.billing.process_events"
 PROCESS_EVENT = "tasks.billing.process_event"
+APPLY_PROMOTION = "tasks.billing.apply_promotion"
 SWEEP_EVENTS = "tasks.billing.sweep_events"
 RECONCILE_EVENTS = "tasks.billing.reconcile_events"
 RECONCILE_SUBSCRIPTIONS = "tasks.billing.reconcile_subscriptions"

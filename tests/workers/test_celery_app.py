@@ -28,6 +28,18 @@ def test_a_task_sent_by_its_name_runs_on_a_real_worker(celery_worker) -> None:
     assert result.get(timeout=20) == {"pong": "ok", "host": socket.gethostname()}
 
 
+def test_enqueue_refuses_a_task_object_rather_than_dropping_it() -> None:
+    """A task object, not its name, would fail inside the publish like a dead broker does and
+    be dropped without a word."""
+    import pytest
+
+    from tasks.maintenance import ping
+    from workers.enqueue import enqueue
+
+    with pytest.raises(TypeError, match="task_names"):
+        enqueue(ping)  # type: ignore[arg-type]
+
+
 def test_every_task_has_its_one_name_and_every_name_a_task() -> None:
     import tasks.billing
     import tasks.licenses
