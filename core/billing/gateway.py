@@ -18,6 +18,7 @@ from typing import Any
 
 import stripe
 
+from core.billing import stripe_errors
 from core.billing.gateway_events import EventCalls
 from core.billing.gateway_invoices import InvoiceCalls
 
@@ -29,7 +30,6 @@ from core.billing.idempotency import unique_idempotency_key as unique_idempotenc
 from core.billing.stripe_errors import StripeNotConfiguredError as StripeNotConfiguredError
 from core.billing.stripe_errors import StripeRequestError as StripeRequestError
 from core.billing.stripe_errors import StripeUnavailableError as StripeUnavailableError
-from core.billing.stripe_errors import translate as _translate
 from core.settings import Settings, get_settings
 
 Obj = dict[str, Any]
@@ -70,7 +70,7 @@ class StripeGateway(EventCalls, InvoiceCalls):
         try:
             return _plain(fn(*args, **kwargs))
         except stripe.StripeError as exc:
-            raise _translate(exc) from exc
+            raise stripe_errors.translate(exc) from exc
 
     def _create(self, create: Any, params: Obj, operation: str, *key_parts: object) -> Obj:
         """`create(params)` keyed on what it creates: made again (after a timeout, say), the
@@ -208,9 +208,9 @@ class StripeGateway(EventCalls, InvoiceCalls):
                 raise DuplicateMeterEventError(
                     f"Stripe already holds meter event {identifier}", stripe_code=exc.code
                 ) from exc
-            raise _translate(exc) from exc
+            raise stripe_errors.translate(exc) from exc
         except stripe.StripeError as exc:
-            raise _translate(exc) from exc
+            raise stripe_errors.translate(exc) from exc
 
     # -- checkout and subscriptions -----------------------------------------------------
 

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import StripeError
 from .forms import Params
-from .ids import request_id as new_request_id
+from .ids import new_request_id
 
 if TYPE_CHECKING:
     from .server import StripeStandIn
