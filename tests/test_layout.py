@@ -38,6 +38,8 @@ MAY_IMPORT = {
 # Where no module or name is imported under another name (`import a as b`, `from a import b as
 # c`): a name says what is inside. Re-exporting a name as itself (`b as b`) is not another name.
 NAMED_AS_THEY_ARE = ("api", "cli", "core", "tasks", "workers", "models", "sdk", "bench", "tests")
+# Where no module is over MAX_MODULE_LINES: all of the project's Python, its tests too.
+KEPT_SMALL = NAMED_AS_THEY_ARE
 
 
 def _modules(*packages: str) -> Iterator[Path]:
@@ -104,7 +106,7 @@ def test_nothing_is_imported_under_another_name() -> None:
 def test_no_module_is_over_400_lines() -> None:
     too_long = [
         f"{path}: {lines} lines"
-        for path in _modules(*PACKAGES)
+        for path in _modules(*KEPT_SMALL)
         if (lines := len((ROOT / path).read_text().splitlines())) > MAX_MODULE_LINES
     ]
     assert not too_long, (

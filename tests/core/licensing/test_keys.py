@@ -31,7 +31,7 @@ from core.licensing.keys import (
 )
 from core.licensing.tokens import verify_license
 from core.settings import Settings
-from tests.core.licensing.test_tokens import ISSUER, make_content, signed_token
+from tests.core.licensing.conftest import ISSUER, b64url, make_content, signed_token
 from tests.helpers.processes import PROJECT_ROOT  # noqa: E402
 
 
@@ -52,10 +52,6 @@ def settings(tmp_path: Path) -> Settings:
 
 def mode_of(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
-
-
-def b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
 # ---------------------------------------------------------------------------------------------
