@@ -15,6 +15,7 @@ from api.console.rendering import PAGE_HEADERS, render
 from api.deps import DbSession
 from core.billing.metering.events import retry_failed, settle_unconfirmed
 from core.operations.meter_events import MAX_DAYS, STATES, customer_days
+from workers import task_names
 from workers.enqueue import enqueue
 
 router = APIRouter(prefix="/console", include_in_schema=False)
@@ -27,9 +28,7 @@ _DONE = {
 
 
 def _send_now() -> None:
-    from tasks.billing import send_meter_events
-
-    enqueue(send_meter_events)
+    enqueue(task_names.SEND_METER_EVENTS)
 
 
 @router.get("/meter-events")

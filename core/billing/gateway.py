@@ -18,6 +18,7 @@ from typing import Any
 
 import stripe
 
+from core.billing import stripe_errors
 from core.billing.gateway_invoices import InvoiceCalls
 
 # The keys live in idempotency; re-exported, as callers know them from the gateway.
@@ -28,7 +29,6 @@ from core.billing.idempotency import unique_idempotency_key as unique_idempotenc
 from core.billing.stripe_errors import StripeNotConfiguredError as StripeNotConfiguredError
 from core.billing.stripe_errors import StripeRequestError as StripeRequestError
 from core.billing.stripe_errors import StripeUnavailableError as StripeUnavailableError
-from core.billing.stripe_errors import translate as _translate
 from core.settings import Settings, get_settings
 
 Obj = dict[str, Any]
@@ -69,7 +69,7 @@ class StripeGateway(InvoiceCalls):
         try:
             return _plain(fn(*args, **kwargs))
         except stripe.StripeError as exc:
-            raise _translate(exc) from exc
+            raise stripe_errors.translate(exc) from exc
 
     def _create(self, create: Any, params: Obj, operation: str, *key_parts: object) -> Obj:
         """`create(params)` keyed on what it creates: made again (after a timeout, say), the
@@ -207,9 +207,9 @@ class StripeGateway(InvoiceCalls):
                 raise DuplicateMeterEventError(
                     f"Stripe already holds meter event {identifier}", stripe_code=exc.code
                 ) from exc
-            raise _translate(exc) from exc
+            raise stripe_errors.translate(exc) from exc
         except stripe.StripeError as exc:
-            raise _translate(exc) from exc
+            raise stripe_errors.translate(exc) from exc
 
     # -- checkout and subscriptions -----------------------------------------------------
 

@@ -35,7 +35,7 @@ from .checkout import Checkout
 from .errors import StripeError, injected, unauthorized
 from .events import Events
 from .forms import Params, expand_paths, parse_body, parse_query
-from .ids import request_id as new_request_id
+from .ids import new_request_id
 from .listing import expand
 from .meters import Meters
 from .portal import PortalAndDisputes
