@@ -12,7 +12,6 @@ mid-cycle": an event counts only for an item in force at its timestamp).
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, time, timedelta
-from time import time as time_now
 
 import pytest
 
@@ -74,7 +73,7 @@ def test_yesterday_not_yet_recorded_is_billed_at_the_old_price_on_a_change_at_ha
 
 
 def test_days_a_failed_run_left_unrecorded_are_billed_at_the_old_price() -> None:
-    now = time_now()
+    now = datetime.now(UTC).timestamp()
     today = datetime.fromtimestamp(now, UTC).date()
     clock = [now - 5 * 86400]
     server = start_stand_in(clock=lambda: clock[0])
