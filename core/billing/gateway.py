@@ -19,6 +19,7 @@ from typing import Any
 import stripe
 
 from core.billing import stripe_errors
+from core.billing.gateway_events import EventCalls
 from core.billing.gateway_invoices import InvoiceCalls
 
 # The keys live in idempotency; re-exported, as callers know them from the gateway.
@@ -59,7 +60,7 @@ def _plain(obj: Any) -> Any:
     return obj
 
 
-class StripeGateway(InvoiceCalls):
+class StripeGateway(EventCalls, InvoiceCalls):
     """The calls the billing service makes to Stripe (see module doc for errors)."""
 
     def __init__(self, client: stripe.StripeClient) -> None:
@@ -335,22 +336,6 @@ class StripeGateway(InvoiceCalls):
         update = self.client.v1.billing_portal.configurations.update
         params = {"features": features, "active": True}  # deactivated in the Dashboard: back
         return self._call(update, configuration_id, params=params)
-
-    # -- events -------------------------------------------------------------------------
-
-    def retrieve_event(self, event_id: str) -> Obj:
-        return self._call(self.client.v1.events.retrieve, event_id)
-
-    def retrieve_thin_event(self, event_id: str) -> Obj:
-        """The full v2 event behind a thin event delivered without its data."""
-        return self._call(self.client.v2.core.events.retrieve, event_id)
-
-    def list_events(self, *, created_gte: int, types: list[str] | None = None) -> Iterator[Obj]:
-        """Every event created at or after `created_gte`, newest first, all pages."""
-        params: Obj = {"created": {"gte": created_gte}, "limit": 100}
-        if types:
-            params["types"] = types
-        return self._iterate(self.client.v1.events.list, params)
 
     def _iterate(self, list_fn: Any, params: Obj, *args: Any) -> Iterator[Obj]:
         params = {**params, "limit": params.get("limit", 100)}
