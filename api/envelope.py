@@ -301,6 +301,17 @@ def _new_request_id() -> str:
 _request_ids: list[Any] = [None, "", None]
 
 
+def record_refusal(method: str, path: str, status: int, elapsed: float) -> None:
+    """Count and log a request the HTTP protocol refused before any app saw it (408, 414, 431),
+    with a request id of its own, on route "unmatched"."""
+    scope: Scope = {"method": method, "path": path, "headers": []}
+    token = request_id_var.set(request_id_for(scope))
+    try:
+        record_request(scope, "unmatched", status, elapsed)
+    finally:
+        request_id_var.reset(token)
+
+
 def record_request(scope: Scope, template: str, status: int, elapsed: float) -> None:
     """Count, time and log one answered request (once, with its request id)."""
     method = scope["method"]

@@ -24,9 +24,8 @@ from urllib.parse import unquote
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from api.envelope import REFUSED_STATUS, record_request, request_id_for
+from api.envelope import REFUSED_STATUS, record_refusal
 from api.http_protocol import _no_delay
-from core.logging import request_id_var
 
 _REASONS = {408: b"Request Timeout", 414: b"URI Too Long", 431: b"Request Header Fields Too Large"}
 _ERRORS = {
@@ -168,9 +167,4 @@ class NoDelayHttpToolsProtocol(HttpToolsProtocol):
         except Exception:  # noqa: BLE001 - the request line was not read that far
             method = "-"
         path = unquote(self.url.partition(b"?")[0].decode("latin-1"))[:_LOGGED_PATH_CHARS]
-        scope = {"method": method or "-", "path": path, "headers": []}
-        token = request_id_var.set(request_id_for(scope))
-        try:
-            record_request(scope, "unmatched", status, self.loop.time() - self._began)
-        finally:
-            request_id_var.reset(token)
+        record_refusal(method or "-", path, status, self.loop.time() - self._began)
