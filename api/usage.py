@@ -23,7 +23,7 @@ from core.request_limits import usage_refused
 from core.settings import get_settings
 from core.usage.ingest import ReportIngress, ReportToStore, start_report_ingress
 from core.usage.parsing import idempotency_key_for, parse_report_body
-from core.usage.queries import (
+from core.viewer.queries import (
     DEFAULT_DAYS,
     MAX_DAYS,
     CustomerInfo,
@@ -180,7 +180,7 @@ async def receive_report(request: LaneRequest) -> LaneAnswer:
 # The usage viewer
 
 
-# The viewer's blocks are the service's results (core/usage/queries.py) on the wire.
+# The viewer's blocks are the service's results (core/viewer/queries.py) on the wire.
 CustomerBlock = wire_model(
     CustomerInfo, "CustomerBlock", only=("customer_id", "email", "name", "company_name")
 )

@@ -12,8 +12,8 @@ from typing import Any
 
 from celery import Task
 
-from core.billing import handlers, inbox, reconcile, trials
-from core.billing.gateway import get_gateway, stripe_configured
+from core.billing import handlers, inbox, promotions, reconcile, trials
+from core.billing.gateway import StripeUnavailableError, get_gateway, stripe_configured
 from core.billing.metering import runs
 from core.db import session_scope
 from core.errors import NotFoundError
@@ -98,7 +98,7 @@ def _handle(event_id: str, *, force: bool = False) -> dict[str, Any]:
     """One attempt at a stored event; raises when it may succeed later."""
     try:
         with session_scope() as session:
-            return handlers.process_event(session, event_id, force=force).as_dict()
+            outcome = handlers.process_event(session, event_id, force=force)
     except NotFoundError:
         # The row is gone (deleted by an operator or a test): nothing left to do.
         log.warning("Stripe event %s is not stored; skipped", event_id)
@@ -107,6 +107,29 @@ def _handle(event_id: str, *, force: bool = False) -> dict[str, Any]:
         log.error("Stripe event %s failed for good: %s", event_id, exc)
         _record_failure(event_id, exc, final=True)
         return {"eventId": event_id, "status": inbox.FAILED, "note": str(exc)}
+    if outcome.promotion_waiting and outcome.customer_id:
+        # Committed, the event's row lock released: the Stripe write it asks for comes now.
+        enqueue(apply_promotion, outcome.promotion_waiting, outcome.customer_id)
+    return outcome.as_dict()
+
+
+@celery_app.task(name="tasks.billing.apply_promotion", bind=True, max_retries=None)
+def apply_promotion(self: Task, subscription_id: str, customer_id: str) -> dict[str, Any]:
+    """Turn the promotion code a paid upgrade left waiting into its discount (once: Stripe
+    applies it under one idempotency key, and nothing is sent when none waits any more).
+    Retried while Stripe is down; one whose retries ran out (or whose enqueue failed) is
+    applied by the hourly reconciliation, the code waiting in Stripe meanwhile."""
+    try:
+        with session_scope() as session:
+            applied = promotions.apply_waiting_to(
+                session, get_gateway(), subscription_id, customer_id
+            )
+    except StripeUnavailableError as exc:
+        if self.request.retries >= get_settings().stripe_event_max_retries:
+            log.error("promotion of %s left to reconciliation: %s", subscription_id, exc)
+            return {"subscriptionId": subscription_id, "applied": False, "note": str(exc)}
+        raise self.retry(countdown=retry_delay(self.request.retries), exc=exc) from exc
+    return {"subscriptionId": subscription_id, "applied": applied}
 
 
 def _record_failure(event_id: str, exc: BaseException, *, final: bool) -> None:
@@ -204,7 +227,7 @@ def meter_usage(self: Task, day_iso: str | None = None) -> dict[str, Any]:
     if not stripe_configured():
         # Development without Stripe keys: nothing to bill, and no error every night.
         return {"skipped": "STRIPE_SECRET_KEY is not set"}
-    run = runs.meter_days(get_gateway(), parse_day(day_iso) if day_iso else None)
+    run = runs.meter_days(session_scope, get_gateway(), parse_day(day_iso) if day_iso else None)
     summary = run.summary()
     if run.stripe_down and self.request.retries < get_settings().stripe_event_max_retries:
         log.warning("overage metering: Stripe unavailable, retrying (%s)", summary)
@@ -219,7 +242,7 @@ def send_meter_events(self: Task) -> dict[str, Any]:
     refuses the identifier as a duplicate, and after an operator's `billing stripe meter-retry`."""
     if not stripe_configured():
         return {"skipped": "STRIPE_SECRET_KEY is not set"}
-    sending = runs.send_unsent(get_gateway())
+    sending = runs.send_unsent(session_scope, get_gateway())
     if sending.stripe_down and self.request.retries < get_settings().stripe_event_max_retries:
         log.warning("meter events: Stripe unavailable, retrying (%s)", sending.summary())
         raise self.retry(countdown=retry_delay(self.request.retries))

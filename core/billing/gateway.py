@@ -33,6 +33,9 @@ from core.settings import Settings, get_settings
 
 Obj = dict[str, Any]
 
+# What a subscription is read with: whether its period is paid, which promotion codes it holds.
+SUBSCRIPTION_EXPAND = ["latest_invoice", "discounts"]
+
 
 class DuplicateMeterEventError(StripeRequestError):
     """Stripe already holds a meter event with this identifier: it was delivered before."""
@@ -230,12 +233,13 @@ class StripeGateway(InvoiceCalls):
         return expired
 
     def retrieve_subscription(self, subscription_id: str) -> Obj:
-        """The subscription with its latest invoice expanded (whether its period is paid)."""
+        """The subscription with its latest invoice (whether its period is paid) and its
+        discounts (which promotion codes it holds) expanded."""
         return self._with_period_invoice(
             self._call(
                 self.client.v1.subscriptions.retrieve,
                 subscription_id,
-                params={"expand": ["latest_invoice"]},
+                params={"expand": SUBSCRIPTION_EXPAND},
             )
         )
 
@@ -245,14 +249,17 @@ class StripeGateway(InvoiceCalls):
             self._with_period_invoice(sub)
             for sub in self._iterate(
                 self.client.v1.subscriptions.list,
-                {"customer": stripe_customer_id, "expand": ["data.latest_invoice"]},
+                {
+                    "customer": stripe_customer_id,
+                    "expand": [f"data.{field}" for field in SUBSCRIPTION_EXPAND],
+                },
             )
         ]
 
     def update_subscription(
         self, subscription_id: str, params: Obj, *, once_key: str | None = None
     ) -> Obj:
-        """Change a subscription; the answer has its latest invoice expanded, as on retrieve.
+        """Change a subscription; the answer expanded as on retrieve.
         `once_key`: the change is made once whoever asks for it (Stripe answers a second
         request with the same key with the first one's answer, for 24 hours)."""
         key = once_key or unique_idempotency_key("subscription-update")
@@ -260,7 +267,7 @@ class StripeGateway(InvoiceCalls):
             self._call(
                 self.client.v1.subscriptions.update,
                 subscription_id,
-                params={**params, "expand": ["latest_invoice"]},
+                params={**params, "expand": SUBSCRIPTION_EXPAND},
                 options={"idempotency_key": key},
             )
         )

@@ -211,6 +211,9 @@ class EventOutcome:
     note: str | None = None
     customer_id: str | None = None
     license_reissued: bool = False
+    # A paid upgrade's promotion code waits on this Stripe subscription: applied once the
+    # handling committed, never under the event's row lock (`core.billing.promotions`).
+    promotion_waiting: str | None = None
 
     def as_dict(self) -> Obj:
         return {

@@ -15,12 +15,13 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from core.billing import issues, statuses
+from core.billing import issues, promotions, statuses
 from core.billing.gateway import StripeGateway, StripeNotConfiguredError
 from core.billing.handlers import HANDLED_TYPES
 from core.billing.inbox import SOURCE_RECONCILIATION, store_event
 from core.billing.metering.events import ERROR_REPORT_EVENT
-from core.billing.metering.meters import fit_overage_item, overage_price_for_plan
+from core.billing.metering.meters import overage_price_for_plan
+from core.billing.metering.moves import fit_overage_item
 from core.billing.repository import get_subscription
 from core.billing.sync import (
     CONFLICT,
@@ -113,13 +114,17 @@ def repair_customer(session: Session, gateway: StripeGateway, customer_id: str) 
     if followed and followed not in {sub["id"] for sub in subs}:
         # The one the row follows ended (lists show live ones only): its final state too.
         subs.append(gateway.retrieve_subscription(followed))
-    # Still before the lock: the followed subscription's overage item made to match its plan.
+    # Still before the lock: the followed subscription's overage item made to match its plan,
+    # and a paid upgrade's promotion code its follow-up task never applied (`promotions`).
     fixed = 0
     for index, sub in enumerate(subs):
         if sub["id"] == followed:
             repaired = repair_overage_item(gateway, sub)
             if repaired is not None:
                 subs[index] = repaired
+                fixed += 1
+            if promotions.waiting(subs[index]):
+                subs[index] = promotions.apply_waiting(session, gateway, subs[index], customer_id)
                 fixed += 1
     customer = get_for_update(session, customer_id)
     # The followed subscription first, so a second live one is judged against the current row.

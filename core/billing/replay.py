@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from sqlalchemy.orm import Session
 
 from core import audit
-from core.billing import handlers, reconcile
+from core.billing import handlers, promotions, reconcile
 from core.billing import inbox as stripe_events
 from core.billing.gateway import StripeGateway, get_gateway
 from core.billing.inbox import EventOutcome, PermanentEventError
@@ -107,4 +107,14 @@ def replay_event(
             _audit(session, "stripe_event.replay", actor, event_id, status="failed")
         message = exc.message if isinstance(exc, DomainError) else str(exc)
         return Replay(event_id, not known, None, message)
+    if outcome.promotion_waiting and outcome.customer_id:
+        # After the handling committed: no Stripe write under the event's row lock.
+        try:
+            with session_scope() as session:
+                promotions.apply_waiting_to(
+                    session, gateway(), outcome.promotion_waiting, outcome.customer_id
+                )
+        except DomainError as exc:
+            note = f"handled; its promotion code not applied yet ({exc.message}): reconciliation"
+            return Replay(event_id, not known, outcome, note)
     return Replay(event_id, not known, outcome)

@@ -173,8 +173,10 @@ def mark_changed(session: Session) -> None:
 def _count_the_change(session: Session) -> None:
     if not session.info.get(_CHANGED):
         return
-    # Last, so the counter's row lock is held only for the commit itself; an upsert, so a
-    # database without the row (a fresh or emptied one) counts from 1.
+    # Last, so the counter's row lock is held only for the commit itself: the transaction's
+    # pending writes go first (they may wait on other row locks). An upsert, so a database
+    # without the row (a fresh or emptied one) counts from 1.
+    session.flush()
     now = utcnow()
     insert = dialect_insert(session)(LicenseChange).values(
         id=_COUNTER_ID, version=1, changed_at=now

@@ -85,7 +85,7 @@ def test_a_command_still_imports_what_it_needs_when_it_runs() -> None:
 
 def test_the_cli_days_bounds_are_the_core_ones() -> None:
     from cli import usage
-    from core.usage import queries as usage_views
+    from core.viewer import queries as usage_views
 
     assert (usage.DEFAULT_DAYS, usage.MAX_DAYS) == (
         usage_views.DEFAULT_DAYS,

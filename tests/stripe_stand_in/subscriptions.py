@@ -426,12 +426,23 @@ class Subscriptions:
         sub["metadata"] = merge_metadata(sub["metadata"], as_metadata(held))
 
     def _replace_discounts(self, sub: Obj, params: Params) -> None:
-        """`discounts=[{promotion_code}]` replaces the subscription's discounts; `""` clears."""
-        sub["discounts"] = []
-        if params.get("discounts") in ("", None):
-            return
-        coupon, promo = self._discount_param(params, sub["customer"])
-        if coupon is not None:
+        """`discounts` replaces the subscription's discounts with the list given (`""` clears):
+        `{discount}` keeps one it has ("ID of an existing discount on the object ... to
+        reuse"), `{coupon}` / `{promotion_code}` adds one (docs.stripe.com/api/subscriptions/
+        update#update_subscription-discounts)."""
+        blank = params.get("discounts") in ("", None)
+        kept, added = [], []
+        for index, raw in enumerate([] if blank else as_list(params, "discounts")):
+            entry, label = _entry(raw, f"discounts[{index}]"), f"discounts[{index}]"
+            reuse = as_str(entry, "discount", param=f"{label}[discount]")
+            if reuse is not None and reuse not in sub["discounts"]:
+                raise no_such("discount", reuse, param=f"{label}[discount]", status=400)
+            if reuse is not None:
+                kept.append(reuse)
+            else:
+                added.append(self.discount_entry(entry, sub["customer"], label))
+        sub["discounts"] = kept
+        for coupon, promo in added:
             self._attach_discount(sub, coupon, promo, None)
 
     def _apply_item_updates(self, sub: Obj, entries: list[Any]) -> None:

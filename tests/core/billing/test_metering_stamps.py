@@ -148,7 +148,7 @@ def test_an_event_of_a_cancelled_subscription_is_failed_not_sent(metered: Stripe
             .where(Subscription.customer_id == customer_id)
             .values(status="canceled", current_period_ends_at=ended, metered_since=None)
         )
-    sending = runs.send_unsent(get_gateway())
+    sending = runs.send_unsent(session_scope, get_gateway())
     (row,) = rows(customer_id)
     assert row.sent_at is None and row.failed_at is not None
     assert row.last_error is not None and "period closed" in row.last_error
@@ -170,7 +170,7 @@ def test_device_overage_hard_stops_metering_of_customers_metered_before(
         with session_scope() as session:
             rollup_day(session, DAY)
             assert record_day(session, DAY).recorded == 0
-        runs.send_unsent(get_gateway())
+        runs.send_unsent(session_scope, get_gateway())
     finally:
         get_settings.cache_clear()
     assert rows(fresh_id) == []
