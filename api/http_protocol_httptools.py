@@ -150,8 +150,6 @@ class NoDelayHttpToolsProtocol(HttpToolsProtocol):
             if cycle.response_started:
                 self.transport.close()
                 return
-        else:
-            self._record_refusal(status)
         code, message = _ERRORS[status]
         body = json.dumps({"error": {"code": code, "message": message}}).encode()
         self.transport.write(
@@ -159,6 +157,9 @@ class NoDelayHttpToolsProtocol(HttpToolsProtocol):
             b"connection: close\r\n\r\n%s" % (status, _REASONS[status], len(body), body)
         )
         self.transport.close()
+        if cycle is None or cycle.response_complete:
+            # Answered first: the client is not kept waiting for the log line.
+            self._record_refusal(status)
 
     def _record_refusal(self, status: int) -> None:
         """Metrics and the access log line of a request refused before it reached the app."""

@@ -13,8 +13,8 @@ from api.console.auth import ChangingUser, SignedInUser
 from api.console.rendering import PAGE_HEADERS, render
 from api.deps import DbSession
 from core.billing import issues
-from core.console.sorting import MAX_SORT
 from core.operations.billing_issues import default_sort, issue_sort, list_issues
+from core.sorting import MAX_SORT
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 ISSUES_PATH = "/console/billing-issues"

@@ -11,8 +11,8 @@ from fastapi.responses import Response
 from api.console.auth import SignedInUser
 from api.console.rendering import render
 from api.deps import DbSession
-from core.console.sorting import MAX_SORT
 from core.customers.search import DEFAULT_SORT, MAX_QUERY, CustomerSearch, search_customers
+from core.sorting import MAX_SORT
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 

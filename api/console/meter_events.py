@@ -15,8 +15,8 @@ from api.console.auth import ChangingUser, SignedInUser
 from api.console.rendering import PAGE_HEADERS, render
 from api.deps import DbSession
 from core.billing.metering.events import retry_failed, settle_unconfirmed
-from core.console.sorting import MAX_SORT, parse_sort
 from core.operations.meter_events import DEFAULT_SORT, MAX_DAYS, SORTS, STATES, customer_days
+from core.sorting import MAX_SORT, parse_sort
 from workers.enqueue import enqueue
 
 router = APIRouter(prefix="/console", include_in_schema=False)

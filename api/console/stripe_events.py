@@ -18,7 +18,6 @@ from core.billing.event_attempts import CONSOLE
 from core.billing.handlers import HANDLED_TYPES
 from core.billing.replay import replay_event
 from core.console.customer_lookup import lookup_customer
-from core.console.sorting import MAX_SORT
 from core.operations.stripe_events import (
     DEFAULT_SORT,
     STATES,
@@ -27,6 +26,7 @@ from core.operations.stripe_events import (
     list_events,
     parse_cursor,
 )
+from core.sorting import MAX_SORT
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 EVENTS_PATH = "/console/events"

@@ -17,9 +17,9 @@ from sqlalchemy import ColumnElement, Select, func, or_, select
 from sqlalchemy.orm import Session
 
 from core.billing.statuses import SubscriptionStatus
-from core.console.sorting import Sort, parse_sort
 from core.errors import InvalidInputError
 from core.plans import Plan
+from core.sorting import Sort, parse_sort
 from models import Customer, Subscription
 
 PAGE_SIZE = 50

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
 
-from core.console.sorting import Sort, parse_sort
+from core.sorting import Sort, parse_sort
 from models import BillingIssue, Customer
 
 _NAME = func.lower(func.coalesce(Customer.company_name, Customer.email))

@@ -16,8 +16,8 @@ from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from core.billing.metering import events as meter_events
-from core.console.sorting import parse_sort
 from core.errors import InvalidInputError
+from core.sorting import parse_sort
 from models import Customer, OverageMeterEvent, utcnow
 
 STATES = (meter_events.SENT, meter_events.UNSENT, meter_events.FAILED, meter_events.UNCONFIRMED)

@@ -16,9 +16,9 @@ from sqlalchemy.orm import Session
 from core.billing import inbox
 from core.billing.event_attempts import attempts_of
 from core.billing.event_customers import payload_stripe_customer
-from core.console.sorting import Sort, parse_sort
 from core.customers.search import like_prefix
 from core.errors import InvalidInputError, NotFoundError
+from core.sorting import Sort, parse_sort
 from models import Customer, License, StripeEvent, StripeEventAttempt
 
 # The states an operator filters by, and the stored statuses each one covers.
