@@ -84,6 +84,16 @@ def test_a_failed_stripe_event_is_processed_again_and_audited(
         )
         screenshot(page, "event-processed")
 
+        # The license it issued, by its jti; then the list, sorted by type, names the company.
+        page.locator("section.card", has_text="License it changed").locator("a").first.click()
+        expect(page.locator("[data-license-state]")).to_have_text("current")
+        screenshot(page, "license")
+        page.goto(f"{url}/console/events")
+        page.get_by_role("link", name="Type").click()
+        expect(page.locator("th[aria-sort]")).to_contain_text("Type")
+        expect(page.locator("table.list")).to_contain_text("Acme GmbH")
+        screenshot(page, "events")
+
     row = pg_scalar(f"SELECT status FROM subscriptions WHERE customer_id = '{customer_id}'")
     assert row == "active"
     with session_scope() as session:
