@@ -35,6 +35,8 @@ from core.viewer.queries import (
     customer_usage,
 )
 from models import utcnow
+from workers import task_names
+from workers.enqueue import enqueue
 
 
 def settle_heap() -> None:
@@ -94,15 +96,13 @@ REPORT_EXAMPLES: dict[str, Any] = {
 
 
 def build_report_ingress() -> ReportIngress:
-    """Made once per API process at start-up (`_lifespan`). The task module (and with it the
-    Celery app) is imported here, not when this module is."""
-    from tasks.usage import process_report_batch
-    from workers.enqueue import enqueue
+    """Made once per API process at start-up (`_lifespan`). The reports' task is sent by its
+    name (the API never imports tasks/)."""
 
     def publish(report_ids: list[int]) -> None:
         # Quietly when the broker is down: the rows are committed and the sweeper processes
         # whatever was not published.
-        enqueue(process_report_batch, report_ids)
+        enqueue(task_names.PROCESS_REPORT_BATCH, report_ids)
 
     return start_report_ingress(publish)
 

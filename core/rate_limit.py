@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import redis
-import redis.asyncio as async_redis
+import redis.asyncio
 
 from core.settings import get_settings
 
@@ -96,7 +96,7 @@ class _Increments:
     in the order they asked; a peek (amount 0) gets the count as of its place in that order.
     """
 
-    def __init__(self, client: async_redis.Redis) -> None:
+    def __init__(self, client: redis.asyncio.Redis) -> None:
         self.client = client
         self._script = client.register_script(_INCREMENT_SCRIPT)
         self._pending: dict[str, list[tuple[asyncio.Future[int], int]]] = {}
@@ -190,7 +190,7 @@ class RedisRateLimiter:
         loop = asyncio.get_running_loop()
         increments = self._increments.get(loop)
         if increments is None:
-            client = async_redis.Redis.from_url(
+            client = redis.asyncio.Redis.from_url(
                 self._url, socket_timeout=0.5, socket_connect_timeout=0.5
             )
             increments = self._increments[loop] = _Increments(client)

@@ -216,12 +216,12 @@ def license_claims(customer_id: str) -> dict[str, Any]:
 
 def start_checkout(stand_in: StripeStandIn, customer_id: str, plan: str = "starter") -> list[dict]:
     """A checkout created by the service and paid in Stripe; its events, not yet delivered."""
-    from core.billing import checkout as checkout_service
+    from core.billing.checkout import create_checkout
     from core.billing.gateway import get_gateway
     from core.db import session_scope
 
     with session_scope() as session:
-        result = checkout_service.create_checkout(
+        result = create_checkout(
             session,
             get_gateway(),
             customer_id=customer_id,

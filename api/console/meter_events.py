@@ -17,6 +17,7 @@ from api.deps import DbSession
 from core.billing.metering.events import retry_failed, settle_unconfirmed
 from core.operations.meter_events import DEFAULT_SORT, MAX_DAYS, SORTS, STATES, customer_days
 from core.sorting import MAX_SORT, parse_sort
+from workers import task_names
 from workers.enqueue import enqueue
 
 router = APIRouter(prefix="/console", include_in_schema=False)
@@ -29,9 +30,7 @@ _DONE = {
 
 
 def _send_now() -> None:
-    from tasks.billing import send_meter_events
-
-    enqueue(send_meter_events)
+    enqueue(task_names.SEND_METER_EVENTS)
 
 
 @router.get("/meter-events")

@@ -255,14 +255,7 @@ def end_now(gateway: StripeGateway, sub: Obj) -> Obj:
     if sub.get("status") not in statuses.STRIPE_ENDED:
         paid = sub.get("status") == SubscriptionStatus.ACTIVE and invoices.period_paid(sub)
         sub = gateway.cancel_subscription(str(sub["id"]), credit_unused=paid is not False)
-    for invoice in unserved:
-        # The renewal bills the last period's usage in arrears: that was served, so it is
-        # billed again on its own (idempotently) before the renewal is voided; if the renewal
-        # was paid meanwhile, the second bill is voided instead.
-        served = invoices.served_lines(gateway.with_all_lines(invoice), period)
-        again = gateway.bill_again(invoice, served) if served else None
-        if gateway.void_unpaid_invoice(invoice) is None and again is not None:
-            gateway.void_unpaid_invoice(again)
+    gateway.void_unserved(unserved, period)
     return sub
 
 

@@ -29,8 +29,7 @@ from sqlalchemy.orm import Session
 from core.billing import statuses
 from core.billing.catalogue import plan_for_price
 from core.billing.gateway import StripeGateway, get_gateway
-from core.billing.metering.estimate import OverageEstimate
-from core.billing.metering.estimate import estimate as overage_estimate
+from core.billing.metering.estimate import OverageEstimate, estimate_overage
 from core.billing.metering.meters import is_overage_price
 from core.customers.service import get_customer
 from core.errors import DomainError
@@ -175,7 +174,7 @@ def _estimate(
     flat = 0 if row.cancel_at_period_end else spec.monthly_price_cents
     if row.current_period_ends_at is None:
         return OurEstimate(row.plan, flat, 0, 0, None, 0)
-    overage = overage or overage_estimate(
+    overage = overage or estimate_overage(
         session,
         row.customer_id,
         plan=row.plan,

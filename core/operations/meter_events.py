@@ -15,12 +15,12 @@ from datetime import date, datetime, timedelta
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
-from core.billing.metering import events as meter_events
+from core.billing.metering.events import FAILED, SENT, UNCONFIRMED, UNSENT, in_state, state_of
 from core.errors import InvalidInputError
 from core.sorting import parse_sort
 from models import Customer, OverageMeterEvent, utcnow
 
-STATES = (meter_events.SENT, meter_events.UNSENT, meter_events.FAILED, meter_events.UNCONFIRMED)
+STATES = (SENT, UNSENT, FAILED, UNCONFIRMED)
 MAX_DAYS = 90
 # Customer-days on one page (newest first); narrow by state or customer to see others.
 _LIMIT = 100
@@ -53,10 +53,10 @@ class CustomerDay:
     @property
     def state(self) -> str:
         """The day's worst state: failed, unconfirmed, unsent, or sent."""
-        for state in (meter_events.FAILED, meter_events.UNCONFIRMED, meter_events.UNSENT):
+        for state in (FAILED, UNCONFIRMED, UNSENT):
             if self.counts.get(state):
                 return state
-        return meter_events.SENT
+        return SENT
 
 
 def _checked(days: int, state: str | None) -> None:
@@ -83,9 +83,7 @@ def customer_days(
     window = [OverageMeterEvent.day >= first]
     if customer_id:
         window.append(OverageMeterEvent.customer_id == customer_id)
-    counts = [
-        func.sum(case((meter_events.in_state(name), 1), else_=0)).label(name) for name in STATES
-    ]
+    counts = [func.sum(case((in_state(name), 1), else_=0)).label(name) for name in STATES]
     device_days = func.sum(OverageMeterEvent.value)
     name = func.lower(func.coalesce(Customer.company_name, Customer.email))
     first = {
@@ -120,7 +118,7 @@ def customer_days(
         .limit(_LIMIT)
     )
     if state is not None:
-        query = query.having(func.sum(case((meter_events.in_state(state), 1), else_=0)) > 0)
+        query = query.having(func.sum(case((in_state(state), 1), else_=0)) > 0)
     rows = session.execute(query).all()
     notes = _notes(session, window)
     return [
@@ -152,7 +150,7 @@ def _notes(session: Session, window: list) -> dict[tuple[str, date], list[MeterE
             MeterEventNote(
                 event.id,
                 event.identifier,
-                meter_events.state_of(event),
+                state_of(event),
                 event.value,
                 event.last_error,
             )

@@ -15,8 +15,7 @@ from typing import Any
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
-from core.billing.metering.estimate import OverageEstimate, period_began
-from core.billing.metering.estimate import estimate as estimate_overage
+from core.billing.metering.estimate import OverageEstimate, estimate_overage, period_began
 from core.billing.statuses import SubscriptionStatus
 from core.db import record_from
 from core.errors import InvalidInputError, NotFoundError

@@ -17,7 +17,7 @@ from sqlalchemy import update
 from core.billing.gateway import get_gateway
 from core.billing.metering import runs
 from core.billing.metering.days import BillingWindow, record_day, stamp_for
-from core.billing.metering.estimate import estimate
+from core.billing.metering.estimate import estimate_overage
 from core.billing.sync import apply_subscription
 from core.db import session_scope
 from core.settings import get_settings
@@ -64,7 +64,7 @@ def test_the_usage_estimate_counts_from_the_period_start_stripe_states(
 ) -> None:
     customer_id, _ = paying("estimate@example.com")
     with session_scope() as session:
-        shown = estimate(
+        shown = estimate_overage(
             session,
             customer_id,
             plan="starter",
