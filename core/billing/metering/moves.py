@@ -5,10 +5,12 @@ removes the overage item or swaps its price mid-period, Stripe bills the usage r
 under the old item and price with that update (flexible billing mode, with prorations:
 `meters.flexible`); an event sent afterwards counts for the new item only, and from when it
 began (`days.stamp_for` stamps it at `metered_since`), so it would be billed at the next plan's
-price, or by nothing when the item was removed. So before such an update the customer's meter
-events not yet sent (recorded days, rises, retries) are sent first, stamped as they would have
-been the moment before: they bill under the item and price in force when the device-days
-happened.
+price, or by nothing when the item was removed. So before such an update the customer's
+finished days not recorded yet are recorded (a change between midnight and the nightly run, or
+after a run that failed: `runs.meter_customer`, the nightly run's code for one customer), and
+their meter events not yet sent (those days, rises, retries) are sent, stamped as they would
+have been the moment before: they bill under the item and price in force when the device-days
+happened. The nightly run then finds those days recorded and records nothing twice.
 """
 
 from __future__ import annotations
@@ -25,17 +27,17 @@ Obj = dict[str, Any]
 
 def prepare_move(gateway: StripeGateway, sub: Obj, overage_price_id: str | None) -> Obj:
     """`sub` ready for an update making its overage item match `overage_price_id`. When that
-    removes or swaps the item: the customer's unsent meter events sent first (each send
-    commits its own transaction, as Stripe's answer must be kept whatever the caller's does),
-    and a classic-mode subscription migrated to flexible. Unchanged when the item is only
-    added or already matches.
+    removes or swaps the item: the customer's finished days not recorded yet recorded, and
+    their unsent meter events sent (each step commits its own transaction, as Stripe's answer
+    must be kept whatever the caller's does), and a classic-mode subscription migrated to
+    flexible. Unchanged when the item is only added or already matches.
 
     Stripe down while sending: StripeUnavailableError (a 503), so the change is made later
     rather than with device-days left to bill at the next plan's price."""
     if overage_item(sub) is None or not overage_item_updates(sub, overage_price_id):
         return sub
-    sent = runs.send_unsent(session_scope, gateway, stripe_customer_id=str(sub["customer"]))
-    if sent.stripe_down:
+    run = runs.meter_customer(session_scope, gateway, str(sub["customer"]))
+    if run.stripe_down:
         raise StripeUnavailableError(
             "Stripe did not take the period's overage meter events; the plan change is not "
             "made until it does (they would be billed at the next plan's price)"

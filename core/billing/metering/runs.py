@@ -68,17 +68,41 @@ def meter_days(
     yesterday and the OVERAGE_RECHECK_DAYS before it: roll each up again (late reports of the
     day count), record what it still owes, then send every meter event not delivered yet, of any
     day."""
-    run = MeterRun()
     chosen = [days.meterable_day(day)] if day is not None else days.days_to_meter()
+    run = MeterRun(recorded=record_days(transaction, chosen))
+    run.sending = send_unsent(transaction, gateway)
+    return run
+
+
+def meter_customer(
+    transaction: Transaction, gateway: StripeGateway, stripe_customer_id: str
+) -> MeterRun:
+    """The nightly run for one Stripe customer's customer, now: their finished days not
+    recorded yet (`days.customer_days_to_meter`) rolled up and recorded, then their unsent
+    events sent. What it records, the nightly run finds recorded and does not record again."""
+    with transaction() as session:
+        customer_id, chosen = days.customer_days_to_meter(session, stripe_customer_id)
+    run = MeterRun()
+    if customer_id is not None:
+        run.recorded = record_days(transaction, chosen, customer_id=customer_id)
+    run.sending = send_unsent(transaction, gateway, stripe_customer_id=stripe_customer_id)
+    return run
+
+
+def record_days(
+    transaction: Transaction, chosen: list[date], *, customer_id: str | None = None
+) -> list[days.DayRecord]:
+    """Roll each day up again (late reports of the day count) and record what it still owes,
+    of every customer or only `customer_id`, each step committed before the next."""
+    recorded = []
     for each in chosen:
         with transaction() as session:
             begin_rollup(session, each)
         with transaction() as session:
-            rollup_day(session, each)
+            rollup_day(session, each, customer_id=customer_id)
         with transaction() as session:
-            run.recorded.append(days.record_day(session, each))
-    run.sending = send_unsent(transaction, gateway)
-    return run
+            recorded.append(days.record_day(session, each, customer_id=customer_id))
+    return recorded
 
 
 def send_unsent(

@@ -52,11 +52,11 @@ def _metered_lines(server: StripeStandIn, sub_id: str) -> list[tuple[str, int, i
     return sorted(found)
 
 
-def _starter_with_an_unsent_day(server: StripeStandIn, plan: str) -> tuple[str, str]:
-    """On starter for 5 days (the stand-in's clock was 5 days back at checkout, now is now);
-    yesterday's 14 devices (limit 10) recorded, not yet sent."""
+def on_starter_since_now(server: StripeStandIn, email: str) -> tuple[str, str]:
+    """Checked out on starter at the stand-in's clock, metered since then (enterprise's price
+    made too); the customer and the Stripe subscription."""
     _enterprise_price(server)
-    customer_id = new_customer(f"swap-{plan}@example.com")
+    customer_id = new_customer(email)
     handle_inline(start_checkout(server, customer_id, "starter"))
     sub_id = str(stripe_subscription(server, customer_id)["id"])
     began = datetime.fromtimestamp(server.store.now(), UTC)
@@ -66,6 +66,13 @@ def _starter_with_an_unsent_day(server: StripeStandIn, plan: str) -> tuple[str, 
             .where(Subscription.customer_id == customer_id)
             .values(metered_since=began)
         )
+    return customer_id, sub_id
+
+
+def _starter_with_an_unsent_day(server: StripeStandIn, plan: str) -> tuple[str, str]:
+    """On starter for 5 days (the stand-in's clock was 5 days back at checkout, now is now);
+    yesterday's 14 devices (limit 10) recorded, not yet sent."""
+    customer_id, sub_id = on_starter_since_now(server, f"swap-{plan}@example.com")
     day: date = datetime.now(UTC).date() - timedelta(days=1)
     report(customer_id, "edge-1", 14, datetime.combine(day, datetime.min.time(), UTC))
     with session_scope() as session:

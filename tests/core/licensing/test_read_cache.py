@@ -8,11 +8,13 @@ import asyncio
 import os
 import subprocess
 
+import psycopg2
 import pytest
 from sqlalchemy import create_engine, select
+from sqlalchemy.exc import OperationalError
 
 from core.customers.service import create_customer
-from core.db import session_scope
+from core.db import get_engine, session_scope
 from core.licensing import read_cache
 from core.licensing.read_cache import (
     LicenseReadCache,
@@ -147,6 +149,36 @@ def test_the_counter_is_read_while_every_request_connection_is_taken() -> None:
         for _ in range(engine.pool.size() + get_settings().database_max_overflow):
             held.enter_context(engine.connect())
         assert read_change_version() == expected
+
+
+def test_a_rollback_keeps_the_entries_but_a_failed_commit_drops_them(monkeypatch) -> None:
+    """A rollback changed nothing: the entries stay. A COMMIT that failed after the counter was
+    bumped may have landed (the connection lost while PostgreSQL answered it): this process must
+    not keep serving what the change replaced."""
+    cache = license_read_cache()
+    cache.put("c", "answer", cache.generation())
+    before = cache.generation()
+    with session_scope() as session:
+        session.execute(select(LicenseChange.version))
+        mark_changed(session)
+        session.rollback()
+    assert cache.generation() == before
+    version = read_change_version()
+    engine = get_engine()
+    real_commit = engine.dialect.do_commit
+
+    def commit_then_lose_the_answer(dbapi_connection) -> None:
+        real_commit(dbapi_connection)  # PostgreSQL committed; the client never hears it
+        raise psycopg2.OperationalError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr(engine.dialect, "do_commit", commit_then_lose_the_answer)
+    with pytest.raises(OperationalError), session_scope() as session:
+        session.execute(select(LicenseChange.version))
+        mark_changed(session)
+    monkeypatch.undo()
+    assert read_change_version() == version + 1  # the change landed
+    assert cache.generation() > before
+    assert cache.peek("c") is None
 
 
 def test_the_counter_is_locked_only_after_the_changes_are_written() -> None:
