@@ -35,6 +35,9 @@ def create_app() -> BillingApi:
             "instances, usage collection."
         ),
         dependencies=[Depends(refuse_nul_in_query)],
+        # The envelope counts, times and logs every request: FastAPI's own OpenTelemetry
+        # metrics and logs would be a second set the moment a global provider is configured.
+        telemetry={"metrics": False, "logs": False},
     )
     install_error_handlers(app)
     hot = HotRoutes(

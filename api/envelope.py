@@ -51,6 +51,9 @@ SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 SIGN_IN = ("POST", "/console/login")
 # Recorded (metrics, access log) for a request whose client went away, as nginx does.
 CLIENT_CLOSED = 499
+# Set in the scope by the HTTP protocol when it refused a request the app was serving (408: its
+# body came too slowly): the status recorded (api/http_protocol_httptools.py).
+REFUSED_STATUS = "billing.refused_status"
 # Remembered answers to "does this path take credentials" (paths carry ids: bounded).
 _MAX_REMEMBERED_PATHS = 4096
 
@@ -107,7 +110,8 @@ class Envelope:
                 template = route.template
             else:
                 template = getattr(scope.get("route"), "path", None) or "unmatched"
-            record_request(scope, template, exchange.status, time.perf_counter() - started)
+            status = scope.get(REFUSED_STATUS, exchange.status)
+            record_request(scope, template, status, time.perf_counter() - started)
             request_id_var.reset(token)
 
     async def _serve(
@@ -322,6 +326,17 @@ def _draw_request_ids() -> None:
 _request_ids: list[Any] = []
 _draw_request_ids()
 os.register_at_fork(after_in_child=_draw_request_ids)
+
+
+def record_refusal(method: str, path: str, status: int, elapsed: float) -> None:
+    """Count and log a request the HTTP protocol refused before any app saw it (408, 414, 431),
+    with a request id of its own, on route "unmatched"."""
+    scope: Scope = {"method": method, "path": path, "headers": []}
+    token = request_id_var.set(request_id_for(scope))
+    try:
+        record_request(scope, "unmatched", status, elapsed)
+    finally:
+        request_id_var.reset(token)
 
 
 def record_request(scope: Scope, template: str, status: int, elapsed: float) -> None:

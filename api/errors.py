@@ -5,13 +5,13 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import sqlalchemy.exc
+import starlette.exceptions
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic.alias_generators import to_camel
 from sqlalchemy.exc import DBAPIError, OperationalError
-from sqlalchemy.exc import TimeoutError as PoolTimeoutError
-from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from core.db import is_unavailable_sqlstate
 from core.errors import DomainError
@@ -73,7 +73,7 @@ async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResp
     return JSONResponse(body, status_code=422)
 
 
-async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+async def _http_error(_: Request, exc: starlette.exceptions.HTTPException) -> JSONResponse:
     if exc.status_code == 400 and isinstance(exc.__cause__, UnicodeDecodeError):
         # FastAPI's answer to a JSON body that is not UTF-8; invalid JSON is already a 422
         # naming the body, and a client should not have to handle the two differently.
@@ -113,7 +113,7 @@ def error_answer(exc: Exception, method: str, path: str) -> Answer:
         log.warning("database unavailable on %s %s: %s", method, path, exc)
         message = "the database is unavailable; retry later"
         return 503, error_body("unavailable", message), {"Retry-After": "5"}
-    if isinstance(exc, PoolTimeoutError):
+    if isinstance(exc, sqlalchemy.exc.TimeoutError):
         # Every pooled connection stayed busy for DATABASE_POOL_TIMEOUT_SECONDS: overload.
         log.warning("database pool exhausted on %s %s: %s", method, path, exc)
         message = "the database is busy; retry later"
@@ -130,8 +130,8 @@ async def _error(request: Request, exc: Exception) -> JSONResponse:
 
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
-    app.add_exception_handler(StarletteHTTPException, _http_error)  # type: ignore[arg-type]
+    app.add_exception_handler(starlette.exceptions.HTTPException, _http_error)  # type: ignore[arg-type]
     app.add_exception_handler(DomainError, _error)
     app.add_exception_handler(DBAPIError, _error)
-    app.add_exception_handler(PoolTimeoutError, _error)
+    app.add_exception_handler(sqlalchemy.exc.TimeoutError, _error)
     app.add_exception_handler(Exception, _error)

@@ -9,7 +9,6 @@ response headers and body are written separately: every request would take 40 ms
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import socket
 
 from uvicorn.protocols.http.h11_impl import H11Protocol
@@ -25,10 +24,3 @@ class NoDelayH11Protocol(H11Protocol):
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         _no_delay(transport)
         super().connection_made(transport)
-
-
-def protocol_class_path() -> str:
-    """httptools (C, from uvicorn[standard]) when installed; the pure-Python h11 otherwise."""
-    if importlib.util.find_spec("httptools") is None:
-        return "api.http_protocol:NoDelayH11Protocol"
-    return "api.http_protocol_httptools:NoDelayHttpToolsProtocol"

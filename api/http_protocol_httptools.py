@@ -9,6 +9,10 @@ with 431, and the connection closed. A client that has not sent its headers with
 REQUEST_HEADER_TIMEOUT_SECONDS (from its first byte, or from connecting), or then its body within
 REQUEST_BODY_TIMEOUT_SECONDS, gets 408 and is disconnected: trickling a byte every few seconds no
 longer holds a connection forever.
+
+A refusal is counted in the request metrics and logged on the access log like any answer: by
+the envelope (api/envelope.py) when the application was already serving the request (a body
+too slow: the scope carries the refusal's status), here otherwise (route "unmatched").
 """
 
 from __future__ import annotations
@@ -16,9 +20,11 @@ from __future__ import annotations
 import asyncio
 import json
 from typing import Any
+from urllib.parse import unquote
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from api.envelope import REFUSED_STATUS, record_refusal
 from api.http_protocol import _no_delay
 
 _REASONS = {408: b"Request Timeout", 414: b"URI Too Long", 431: b"Request Header Fields Too Large"}
@@ -31,6 +37,8 @@ _ERRORS = {
 
 # How often a connection's deadline is looked at: a slow client is cut off up to this late.
 _TICK_SECONDS = 0.5
+# At most this much of a refused request's path is logged (a 414's is over the URL cap).
+_LOGGED_PATH_CHARS = 256
 
 
 class _Refused(Exception):
@@ -55,11 +63,14 @@ class NoDelayHttpToolsProtocol(HttpToolsProtocol):
         # not a timer per request: the hot path pays two clock reads.
         self._deadline: float | None = None
         self._ticker: asyncio.TimerHandle | None = None
+        # When the request now awaited began (its first byte, or the connection): its timing.
+        self._began = 0.0
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         _no_delay(transport)
         super().connection_made(transport)
-        self._deadline = self.loop.time() + self._header_seconds
+        self._began = self.loop.time()
+        self._deadline = self._began + self._header_seconds
         self._ticker = self.loop.call_later(_TICK_SECONDS, self._tick)
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -79,7 +90,8 @@ class NoDelayHttpToolsProtocol(HttpToolsProtocol):
         if self._deadline is None:
             # Bytes between requests cancel uvicorn's keep-alive timer, and some (a bare CRLF)
             # never begin a message: whatever arrives is the next head and has its deadline.
-            self._deadline = self.loop.time() + self._header_seconds
+            self._began = self.loop.time()
+            self._deadline = self._began + self._header_seconds
         if self._in_head:
             # Counted before parsing: a head that did not end within the cap is refused
             # without the parser joining any more of it.
@@ -94,7 +106,8 @@ class NoDelayHttpToolsProtocol(HttpToolsProtocol):
     def on_message_begin(self) -> None:
         super().on_message_begin()
         if self._deadline is None:
-            self._deadline = self.loop.time() + self._header_seconds
+            self._began = self.loop.time()
+            self._deadline = self._began + self._header_seconds
 
     def on_url(self, url: bytes) -> None:
         super().on_url(url)
@@ -129,7 +142,9 @@ class NoDelayHttpToolsProtocol(HttpToolsProtocol):
             return
         cycle = self.cycle
         if cycle is not None and not cycle.response_complete:
-            # The application gets a disconnect and whatever it sends is dropped.
+            # The application gets a disconnect and whatever it sends is dropped; the envelope
+            # records the request with this status.
+            cycle.scope[REFUSED_STATUS] = status
             cycle.disconnected = True
             cycle.message_event.set()
             if cycle.response_started:
@@ -142,3 +157,15 @@ class NoDelayHttpToolsProtocol(HttpToolsProtocol):
             b"connection: close\r\n\r\n%s" % (status, _REASONS[status], len(body), body)
         )
         self.transport.close()
+        if cycle is None or cycle.response_complete:
+            # Answered first: the client is not kept waiting for the log line.
+            self._record_refusal(status)
+
+    def _record_refusal(self, status: int) -> None:
+        """Metrics and the access log line of a request refused before it reached the app."""
+        try:
+            method = self.parser.get_method().decode("latin-1")
+        except Exception:  # noqa: BLE001 - the request line was not read that far
+            method = "-"
+        path = unquote(self.url.partition(b"?")[0].decode("latin-1"))[:_LOGGED_PATH_CHARS]
+        record_refusal(method or "-", path, status, self.loop.time() - self._began)

@@ -23,7 +23,7 @@ from core.request_limits import usage_refused
 from core.settings import get_settings
 from core.usage.ingest import ReportIngress, ReportToStore, start_report_ingress
 from core.usage.parsing import idempotency_key_for, parse_report_body
-from core.usage.queries import (
+from core.viewer.queries import (
     DEFAULT_DAYS,
     MAX_DAYS,
     CustomerInfo,
@@ -35,6 +35,8 @@ from core.usage.queries import (
     customer_usage,
 )
 from models import utcnow
+from workers import task_names
+from workers.enqueue import enqueue
 
 
 def settle_heap() -> None:
@@ -94,15 +96,13 @@ REPORT_EXAMPLES: dict[str, Any] = {
 
 
 def build_report_ingress() -> ReportIngress:
-    """Made once per API process at start-up (`_lifespan`). The task module (and with it the
-    Celery app) is imported here, not when this module is."""
-    from tasks.usage import process_report_batch
-    from workers.enqueue import enqueue
+    """Made once per API process at start-up (`_lifespan`). The reports' task is sent by its
+    name (the API never imports tasks/)."""
 
     def publish(report_ids: list[int]) -> None:
         # Quietly when the broker is down: the rows are committed and the sweeper processes
         # whatever was not published.
-        enqueue(process_report_batch, report_ids)
+        enqueue(task_names.PROCESS_REPORT_BATCH, report_ids)
 
     return start_report_ingress(publish)
 
@@ -180,7 +180,7 @@ async def receive_report(request: LaneRequest) -> LaneAnswer:
 # The usage viewer
 
 
-# The viewer's blocks are the service's results (core/usage/queries.py) on the wire.
+# The viewer's blocks are the service's results (core/viewer/queries.py) on the wire.
 CustomerBlock = wire_model(
     CustomerInfo, "CustomerBlock", only=("customer_id", "email", "name", "company_name")
 )

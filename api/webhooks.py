@@ -16,18 +16,18 @@ from api.ingress_lane import LaneAnswer, LaneRequest, answer_in_framework
 from api.schemas import error_responses
 from core.billing import inbox
 from core.billing.inbox import EventIngress
+from workers import task_names
+from workers.enqueue import enqueue
 
 
 def build_event_ingress() -> EventIngress:
     """Made once per API process at start-up (`_lifespan`), not at import: it reads the
-    settings, and the task module (with the Celery app) is imported here."""
-    from tasks.billing import process_events
-    from workers.enqueue import enqueue
+    settings. The events' task is sent by its name (the API never imports tasks/)."""
 
     def publish(event_ids: list[str]) -> None:
         # Quietly when the broker is down: the rows are committed and the sweeper enqueues
         # whatever was not published.
-        enqueue(process_events, event_ids)
+        enqueue(task_names.PROCESS_EVENTS, event_ids)
 
     return inbox.start_event_ingress(publish)
 

@@ -211,7 +211,7 @@ async def profiled_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
 
 def _serve_profiled(port: int, output: Path) -> None:
     """`billing api` (one process) under cProfile, the profile written when SIGTERM stops it."""
-    from bench import checkin as served  # the module uvicorn imports, not this __main__
+    import bench.checkin  # the module uvicorn imports, not this __main__
     from cli.processes import serve
 
     def stop(_signum: int, _frame: object) -> None:
@@ -222,8 +222,8 @@ def _serve_profiled(port: int, output: Path) -> None:
     try:
         serve("bench.checkin:profiled_app", host="127.0.0.1", port=port, workers=1)
     finally:
-        served._profiler.disable()
-        served._profiler.dump_stats(output)
+        bench.checkin._profiler.disable()
+        bench.checkin._profiler.dump_stats(output)
 
 
 if __name__ == "__main__":

@@ -24,13 +24,12 @@ from bench.common import (
     load,
     print_table,
     print_verdict,
-    profile_summary,
-    profiled,
     running,
     wait_for_http,
     wait_until,
 )
 from bench.ingress import licensed_customers, usage_requests
+from bench.profiles import profile_summary, profiled
 
 CONCURRENCY = int(os.environ.get("BENCH_CONCURRENCY", "32"))
 DURATION = float(os.environ.get("BENCH_DURATION", "60"))

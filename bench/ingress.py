@@ -40,13 +40,11 @@ from bench.common import (
     load,
     print_table,
     print_verdict,
-    profile_cpu_ms,
-    profile_summary,
-    profiled,
     running,
     verdict,
     wait_for_http,
 )
+from bench.profiles import profile_cpu_ms, profile_summary, profiled
 
 CONCURRENCY = int(os.environ.get("BENCH_CONCURRENCY", "32"))
 DURATION = float(os.environ.get("BENCH_DURATION", "5"))

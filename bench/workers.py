@@ -32,11 +32,10 @@ from bench.common import (
     billing_command,
     print_table,
     print_verdict,
-    profile_summary,
-    profiled,
     running,
     wait_until,
 )
+from bench.profiles import profile_summary, profiled
 
 REPORTS = int(os.environ.get("BENCH_REPORTS", "100000"))
 PER_REPORT = int(os.environ.get("BENCH_PER_REPORT", "20000"))

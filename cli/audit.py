@@ -28,7 +28,7 @@ def audit(
     limit: int = typer.Option(100, "--limit", min=1, max=10_000, help="At most this many"),
 ) -> None:
     """List audit entries: every change made from the console, the API or the CLI."""
-    from core import audit as audit_log
+    from core.audit import AuditFilter, list_entries
 
     since_at = None
     if since:
@@ -37,9 +37,9 @@ def audit(
         except ValueError as exc:
             raise fail(f"--since: {since!r} is not a date (YYYY-MM-DD)") from exc
         since_at = since_at.replace(tzinfo=since_at.tzinfo or UTC)
-    wanted = audit_log.AuditFilter(customer_id=customer_id, since=since_at)
+    wanted = AuditFilter(customer_id=customer_id, since=since_at)
     with db_session() as session:
-        entries = audit_log.list_entries(session, wanted, limit=limit)
+        entries = list_entries(session, wanted, limit=limit)
         rows = [
             (
                 f"{entry.created_at:%Y-%m-%d %H:%M}",

@@ -16,7 +16,6 @@ from rich.console import Console
 from core.errors import DomainError
 
 if TYPE_CHECKING:
-    from celery import Task
     from sqlalchemy.orm import Session
 
 console = Console(highlight=False)
@@ -73,20 +72,22 @@ def db_session() -> Iterator[Session]:
         raise fail(exc.message) from exc
 
 
-def run_task(task: Task, *args: Any, timeout: float | None = None) -> Any:
-    """Enqueue a task and wait for a worker to run it, saying clearly when none answers."""
-    from celery.exceptions import TimeoutError as CeleryTimeoutError
+def run_task(task_name: str, *args: Any, timeout: float | None = None) -> Any:
+    """Enqueue a task by its name (workers/task_names.py) and wait for a worker to run it,
+    saying clearly when none answers."""
+    import celery.exceptions
 
     from core.settings import get_settings
+    from workers.celery_app import celery_app
 
     timeout = timeout if timeout is not None else get_settings().cli_task_timeout_seconds
     try:
-        result = task.apply_async(args=args, retry=False)
+        result = celery_app.send_task(task_name, args=args, retry=False)
     except Exception as exc:  # noqa: BLE001 - any broker failure
         raise fail(f"could not reach the broker ({exc}); is Redis running?") from exc
     try:
         return result.get(timeout=timeout, propagate=True)
-    except CeleryTimeoutError as exc:
+    except celery.exceptions.TimeoutError as exc:
         raise fail(
             f"no worker answered within {timeout:.0f}s (task {result.id} stays queued); "
             "start one with `billing worker` or `billing dev`",

@@ -86,10 +86,10 @@ def prune(
 ) -> None:
     """Remove what is past retention, per table, in small batches (beat does it nightly)."""
     from cli.common import db_session
-    from core.retention.pruning import prune as prune_tables
+    from core.retention import pruning
 
     # Each batch is its own transaction, audited as cli:<OS user>.
-    results = prune_tables(db_session, dry_run=dry_run)
+    results = pruning.prune(db_session, dry_run=dry_run)
     verb = "would remove" if dry_run else "removed"
     for result in results:
         console.print(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from cli.common import console, db_session, fail
+from workers import task_names
 
 app = typer.Typer(help="License signing keys.", no_args_is_help=True)
 
@@ -46,10 +47,8 @@ def rotate() -> None:
         audit.record(session, "keys.rotate", before={"kid": old_kid}, after={"kid": new_kid})
     console.print(f"✅ signing key rotated: {old_kid} -> {new_kid}")
     console.print(f"{old_kid} stays published in /.well-known/jwks.json")
-    from tasks.licenses import renew_licenses
-
     # Renewal reissues every license signed by a key that is no longer the active one.
-    if enqueue(renew_licenses):
+    if enqueue(task_names.RENEW_LICENSES):
         console.print("🔁 licenses are being reissued with the new key by a worker")
     else:
         console.print(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import secrets
 import signal
@@ -38,11 +39,19 @@ def api(
     serve("api.app:app", host=host, port=port, workers=workers)
 
 
+def http_protocol_path() -> str:
+    """The HTTP protocol uvicorn serves with, by its import path (uvicorn imports it; the CLI
+    imports nothing of api/): httptools (C, from uvicorn[standard]) when installed, the
+    pure-Python h11 otherwise."""
+    if importlib.util.find_spec("httptools") is None:
+        return "api.http_protocol:NoDelayH11Protocol"
+    return "api.http_protocol_httptools:NoDelayHttpToolsProtocol"
+
+
 def serve(app: str, *, host: str | None, port: int | None, workers: int) -> None:
     """Uvicorn as `billing api` runs it (bench/ serves its bare comparison app the same way)."""
     import uvicorn
 
-    from api.http_protocol import protocol_class_path
     from core.db import check_database_url
     from core.logging import configure_logging
 
@@ -63,7 +72,7 @@ def serve(app: str, *, host: str | None, port: int | None, workers: int) -> None
         forwarded_allow_ips=settings.forwarded_allow_ips,
         # TCP_NODELAY on every connection (see api/http_protocol.py for the 40 ms it saves), and
         # bounded requests (api/http_protocol_httptools.py).
-        http=protocol_class_path(),
+        http=http_protocol_path(),
         # The pure-Python fallback's own bound on a request's head.
         h11_max_incomplete_event_size=settings.max_request_header_bytes,
         # Beyond this many connections and requests in progress, a 503 rather than a stall.

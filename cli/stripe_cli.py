@@ -7,6 +7,7 @@ import typer
 
 from cli.common import RULE, console, db_session, fail, field_line, print_table, run_task
 from core.errors import DomainError
+from workers import task_names
 
 app = typer.Typer(help="Stripe: products and prices, received events.", no_args_is_help=True)
 
@@ -168,7 +169,6 @@ def meter_retry(
 ) -> None:
     """Send meter events Stripe refused for good again, with a fresh set of attempts."""
     from core.billing.metering import events
-    from tasks.billing import send_meter_events
 
     if not event_ids and not all_failed:
         raise fail("name the failed meter events to retry by id, or pass --all")
@@ -178,7 +178,7 @@ def meter_retry(
         console.print("Nothing to retry: no failed meter event matched.")
         return
     console.print(f"↻ {len(reset)} meter event(s) will be sent again: {', '.join(map(str, reset))}")
-    answer = run_task(send_meter_events)
+    answer = run_task(task_names.SEND_METER_EVENTS)
     if "skipped" in answer:
         raise fail(f"not sent: {answer['skipped']}")
     console.print(
@@ -199,7 +199,6 @@ def meter_settle(
     """Settle meter events whose outcome was unknown for too long to resend safely, once their
     identifiers were looked up in Stripe: never sent twice, never lost."""
     from core.billing.metering import events
-    from tasks.billing import send_meter_events
 
     with db_session() as session:
         settled = events.settle_unconfirmed(session, event_ids, in_stripe=in_stripe)
@@ -211,7 +210,7 @@ def meter_settle(
         console.print(f"✅ {len(settled)} meter event(s) recorded as sent: {listed}")
         return
     console.print(f"↻ {len(settled)} meter event(s) will be sent again: {listed}")
-    answer = run_task(send_meter_events)
+    answer = run_task(task_names.SEND_METER_EVENTS)
     if "skipped" in answer:
         raise fail(f"not sent: {answer['skipped']}")
     console.print(f"✅ {answer['sent']} sent to Stripe, {answer['unsent']} still unsent")

@@ -5,6 +5,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from cli.common import console, run_task
+from workers import task_names
 
 if TYPE_CHECKING:
     from core.operations.jobs import JobStatus
@@ -17,9 +18,7 @@ app.add_typer(run_app, name="run")
 @app.command()
 def ping(timeout: float = typer.Option(None, help="Seconds to wait for a worker")) -> None:
     """Enqueue a ping task and wait for a worker to answer it."""
-    from tasks.maintenance import ping as ping_task
-
-    answer = run_task(ping_task, timeout=timeout)
+    answer = run_task(task_names.PING, timeout=timeout)
     console.print(f"✅ pong from worker on {answer['host']}")
 
 
@@ -90,13 +89,12 @@ def rollup(
     from cli.common import fail
     from core.errors import InvalidInputError
     from core.usage.rollups import parse_day, previous_utc_day
-    from tasks.usage import rollup_usage_day
 
     try:
         chosen = parse_day(day) if day else previous_utc_day()
     except InvalidInputError as exc:
         raise fail(exc.message) from exc
-    answer = run_task(rollup_usage_day, chosen.isoformat())
+    answer = run_task(task_names.ROLLUP_USAGE_DAY, chosen.isoformat())
     console.print(
         f"✅ usage of {answer['day']} rolled up: {answer['rowsTotal']} instance-day row(s), "
         f"{answer['rowsWritten']} written by this run"
@@ -116,13 +114,12 @@ def meter_usage(
     from core.billing.metering.days import meterable_day
     from core.errors import InvalidInputError
     from core.usage.rollups import parse_day
-    from tasks.billing import meter_usage as meter_usage_task
 
     try:
         chosen = meterable_day(parse_day(day)).isoformat() if day else None
     except InvalidInputError as exc:
         raise fail(exc.message) from exc
-    answer = run_task(meter_usage_task, *([chosen] if chosen else []))
+    answer = run_task(task_names.METER_USAGE, *([chosen] if chosen else []))
     if "skipped" in answer:
         raise fail(f"overage not metered: {answer['skipped']}")
     for metered_day in answer["days"]:

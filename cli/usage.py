@@ -12,11 +12,11 @@ from cli.common import console, db_session, fail, field_line
 
 if TYPE_CHECKING:
     from core.usage.held_instances import HeldInstance
-    from core.usage.overview import CustomerOverview
     from core.usage.processing import QuarantinedReport
-    from core.usage.queries import CustomerUsage, UsageSummary
+    from core.viewer.overview import CustomerOverview
+    from core.viewer.queries import CustomerUsage, UsageSummary
 
-# The same as core.usage.queries (tests/cli/test_main.py checks it), written here as that
+# The same as core.viewer.queries (tests/cli/test_main.py checks it), written here as that
 # module pulls in SQLAlchemy and the models, which `billing --help` and other commands never need.
 DEFAULT_DAYS = 7
 MAX_DAYS = 366
@@ -302,9 +302,9 @@ def usage(
         raise fail("give either --customer ID, --all or --quarantined")
     if not 1 <= days <= MAX_DAYS:
         raise fail(f"--days must be between 1 and {MAX_DAYS}")
-    from core.usage.overview import all_customers_usage
     from core.usage.processing import count_quarantined, quarantined_reports
-    from core.usage.queries import customer_usage
+    from core.viewer.overview import all_customers_usage
+    from core.viewer.queries import customer_usage
 
     with db_session() as session:
         if quarantined:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, TypeVar
@@ -149,6 +149,13 @@ def _session_factory(url: str) -> sessionmaker[Session]:
 
 def new_session() -> Session:
     return _session_factory(get_settings().resolved_database_url)()
+
+
+# What a long run that keeps its progress takes from its door (a task, a command): a factory
+# that opens one transaction and commits it on success, `session_scope` or a test's. The run
+# decides where a piece of work ends; the door decides how transactions are opened
+# (docs/architecture.md, "Who owns the transaction").
+Transaction = Callable[[], AbstractContextManager[Session]]
 
 
 @contextmanager

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from sqlalchemy import Connection, Executable, Table, bindparam, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
+from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
 from sqlalchemy.orm import Session
 
 if TYPE_CHECKING:
@@ -81,7 +81,7 @@ async def run_steps_on_asyncpg(connection: asyncpg.Connection, steps: Steps[Resu
 
 @lru_cache(maxsize=64)
 def _compiled_for_asyncpg(statement: Executable) -> tuple[str, tuple[str, ...]]:
-    compiled = statement.compile(dialect=asyncpg_dialect())
+    compiled = statement.compile(dialect=PGDialect_asyncpg())
     return compiled.string, tuple(compiled.positiontup or ())
 
 

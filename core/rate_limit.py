@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import redis
-import redis.asyncio as async_redis
+import redis.asyncio
 
 from core.settings import Settings, get_settings
 
@@ -102,7 +102,7 @@ class _Increments:
     A caller counts any number of keys at once and waits for one future (a group's limits).
     """
 
-    def __init__(self, client: async_redis.Redis) -> None:
+    def __init__(self, client: redis.asyncio.Redis) -> None:
         self.client = client
         self._script = client.register_script(_INCREMENT_SCRIPT)
         # Per key, in the order asked: (the asking caller's counts, the key's place in them,
@@ -217,7 +217,7 @@ class RedisRateLimiter:
         loop = asyncio.get_running_loop()
         increments = self._increments.get(loop)
         if increments is None:
-            client = async_redis.Redis.from_url(
+            client = redis.asyncio.Redis.from_url(
                 self._url, socket_timeout=0.5, socket_connect_timeout=0.5
             )
             increments = self._increments[loop] = _Increments(client)

@@ -42,3 +42,7 @@ for _column, _label in (
         func.lower(_column).label(_label),
         postgresql_ops={_label: "text_pattern_ops"},
     )
+
+# The console's customers list sorted by company (core/customers/search.py): in that order, then
+# by id (the prefix index above cannot give an order under the default operators).
+Index("ix_customers_company_lower_order", func.lower(Customer.company_name), Customer.id)

@@ -12,8 +12,8 @@ from typing import Any
 
 from celery import Task
 
-from core.billing import handlers, inbox, reconcile, trials
-from core.billing.gateway import get_gateway, stripe_configured
+from core.billing import handlers, inbox, promotions, reconcile, trials
+from core.billing.gateway import StripeUnavailableError, get_gateway, stripe_configured
 from core.billing.metering import runs
 from core.db import session_scope
 from core.errors import NotFoundError
@@ -21,6 +21,7 @@ from core.licensing.service import reissue_license
 from core.settings import get_settings
 from core.usage.rollups import parse_day
 from tasks.licenses import RETRY_OPTIONS
+from workers import task_names
 from workers.celery_app import celery_app
 from workers.enqueue import enqueue
 from workers.metrics import record_task_outcome
@@ -37,7 +38,7 @@ def retry_delay(retries: int) -> float:
     )
 
 
-@celery_app.task(name="tasks.billing.process_events", bind=True)
+@celery_app.task(name=task_names.PROCESS_EVENTS, bind=True)
 def process_events(self: Task, event_ids: list[str]) -> list[dict[str, Any]]:
     """Handle newly stored events, each in its own transaction, in one task: the ingress
     publishes one message per group of events, and an event crosses the broker once. One whose
@@ -67,17 +68,17 @@ def _first_attempt_failed(event_id: str, exc: Exception) -> dict[str, Any]:
     if not final:
         log.warning("Stripe event %s failed (%s), retried on its own", event_id, exc)
         # This was the event's first attempt: the task goes on from its first retry.
-        enqueue(process_event, event_id, countdown=retry_delay(0), retries=1)
+        enqueue(task_names.PROCESS_EVENT, event_id, countdown=retry_delay(0), retries=1)
     return {"eventId": event_id, "status": inbox.FAILED, "note": str(exc)}
 
 
 def _on_its_own(event_id: str) -> dict[str, Any]:
     """Hand an event to a task of its own (the sweeper enqueues it if the broker is down too)."""
-    enqueue(process_event, event_id)
+    enqueue(task_names.PROCESS_EVENT, event_id)
     return {"eventId": event_id, "status": "requeued"}
 
 
-@celery_app.task(name="tasks.billing.process_event", bind=True, max_retries=None)
+@celery_app.task(name=task_names.PROCESS_EVENT, bind=True, max_retries=None)
 def process_event(self: Task, event_id: str, force: bool = False) -> dict[str, Any]:
     """Handle stored Stripe event `event_id` (idempotent: a handled event is left alone)."""
     max_retries = get_settings().stripe_event_max_retries
@@ -98,7 +99,7 @@ def _handle(event_id: str, *, force: bool = False) -> dict[str, Any]:
     """One attempt at a stored event; raises when it may succeed later."""
     try:
         with session_scope() as session:
-            return handlers.process_event(session, event_id, force=force).as_dict()
+            outcome = handlers.process_event(session, event_id, force=force)
     except NotFoundError:
         # The row is gone (deleted by an operator or a test): nothing left to do.
         log.warning("Stripe event %s is not stored; skipped", event_id)
@@ -107,6 +108,29 @@ def _handle(event_id: str, *, force: bool = False) -> dict[str, Any]:
         log.error("Stripe event %s failed for good: %s", event_id, exc)
         _record_failure(event_id, exc, final=True)
         return {"eventId": event_id, "status": inbox.FAILED, "note": str(exc)}
+    if outcome.promotion_waiting and outcome.customer_id:
+        # Committed, the event's row lock released: the Stripe write it asks for comes now.
+        enqueue(task_names.APPLY_PROMOTION, outcome.promotion_waiting, outcome.customer_id)
+    return outcome.as_dict()
+
+
+@celery_app.task(name=task_names.APPLY_PROMOTION, bind=True, max_retries=None)
+def apply_promotion(self: Task, subscription_id: str, customer_id: str) -> dict[str, Any]:
+    """Turn the promotion code a paid upgrade left waiting into its discount (once: Stripe
+    applies it under one idempotency key, and nothing is sent when none waits any more).
+    Retried while Stripe is down; one whose retries ran out (or whose enqueue failed) is
+    applied by the hourly reconciliation, the code waiting in Stripe meanwhile."""
+    try:
+        with session_scope() as session:
+            applied = promotions.apply_waiting_to(
+                session, get_gateway(), subscription_id, customer_id
+            )
+    except StripeUnavailableError as exc:
+        if self.request.retries >= get_settings().stripe_event_max_retries:
+            log.error("promotion of %s left to reconciliation: %s", subscription_id, exc)
+            return {"subscriptionId": subscription_id, "applied": False, "note": str(exc)}
+        raise self.retry(countdown=retry_delay(self.request.retries), exc=exc) from exc
+    return {"subscriptionId": subscription_id, "applied": applied}
 
 
 def _record_failure(event_id: str, exc: BaseException, *, final: bool) -> None:
@@ -116,12 +140,12 @@ def _record_failure(event_id: str, exc: BaseException, *, final: bool) -> None:
         inbox.record_failure(session, event_id, exc, final=final)
 
 
-@celery_app.task(name="tasks.billing.sweep_events")
+@celery_app.task(name=task_names.SWEEP_EVENTS)
 def sweep_events() -> dict[str, Any]:
     """Enqueue stored events whose task never ran (the broker was down when they arrived)."""
     with session_scope() as session:
         event_ids = inbox.events_to_sweep(session)
-    enqueued = [event_id for event_id in event_ids if enqueue(process_event, event_id)]
+    enqueued = [event_id for event_id in event_ids if enqueue(task_names.PROCESS_EVENT, event_id)]
     return {"found": len(event_ids), "enqueued": len(enqueued)}
 
 
@@ -134,7 +158,7 @@ RECONCILE_RETRIES: dict[str, Any] = {
 }
 
 
-@celery_app.task(name="tasks.billing.reconcile_events", **RECONCILE_RETRIES)
+@celery_app.task(name=task_names.RECONCILE_EVENTS, **RECONCILE_RETRIES)
 def reconcile_events(days: int | None = None) -> dict[str, Any]:
     """List Stripe's recent events and handle any the webhook never delivered."""
     if not stripe_configured():
@@ -143,13 +167,13 @@ def reconcile_events(days: int | None = None) -> dict[str, Any]:
     with session_scope() as session:
         new_ids = reconcile.store_missed_events(session, get_gateway(), days=days)
     for event_id in new_ids:
-        enqueue(process_event, event_id)
+        enqueue(task_names.PROCESS_EVENT, event_id)
     if new_ids:
         log.warning("reconciliation found %d Stripe events the webhook missed", len(new_ids))
     return {"stored": len(new_ids), "eventIds": new_ids}
 
 
-@celery_app.task(name="tasks.billing.reconcile_subscriptions", **RECONCILE_RETRIES)
+@celery_app.task(name=task_names.RECONCILE_SUBSCRIPTIONS, **RECONCILE_RETRIES)
 def reconcile_subscriptions(page_size: int = 200) -> dict[str, Any]:
     """Compare every known customer's live Stripe subscriptions with its row and repair drift.
 
@@ -176,13 +200,13 @@ def reconcile_subscriptions(page_size: int = 200) -> dict[str, Any]:
         if len(page) < page_size:
             break
     for _ in range(repaired):
-        record_task_outcome("tasks.billing.reconcile_subscriptions", "drift_repaired")
+        record_task_outcome(task_names.RECONCILE_SUBSCRIPTIONS, "drift_repaired")
     if repaired:
         log.warning("reconciliation repaired %d subscription(s) that drifted from Stripe", repaired)
     return {"checked": checked, "repaired": repaired, "failed": failed}
 
 
-@celery_app.task(name="tasks.billing.expire_trials", **RETRY_OPTIONS)
+@celery_app.task(name=task_names.EXPIRE_TRIALS, **RETRY_OPTIONS)
 def expire_trials(limit: int = 500) -> dict[str, Any]:
     """Set-based and safe to run twice: the status flip and the reissue commit together, so a
     trial is never marked expired with a license that still says it runs."""
@@ -196,7 +220,7 @@ def expire_trials(limit: int = 500) -> dict[str, Any]:
 # -- device overage metering ----------------------------------------------------------------------
 
 
-@celery_app.task(name="tasks.billing.meter_usage", bind=True, max_retries=None)
+@celery_app.task(name=task_names.METER_USAGE, bind=True, max_retries=None)
 def meter_usage(self: Task, day_iso: str | None = None) -> dict[str, Any]:
     """Send finished days' device overage to Stripe's meter, then every meter event not delivered
     yet (of any day). Default days: yesterday and the OVERAGE_RECHECK_DAYS before it. Safe to run
@@ -204,7 +228,7 @@ def meter_usage(self: Task, day_iso: str | None = None) -> dict[str, Any]:
     if not stripe_configured():
         # Development without Stripe keys: nothing to bill, and no error every night.
         return {"skipped": "STRIPE_SECRET_KEY is not set"}
-    run = runs.meter_days(get_gateway(), parse_day(day_iso) if day_iso else None)
+    run = runs.meter_days(session_scope, get_gateway(), parse_day(day_iso) if day_iso else None)
     summary = run.summary()
     if run.stripe_down and self.request.retries < get_settings().stripe_event_max_retries:
         log.warning("overage metering: Stripe unavailable, retrying (%s)", summary)
@@ -212,14 +236,14 @@ def meter_usage(self: Task, day_iso: str | None = None) -> dict[str, Any]:
     return summary
 
 
-@celery_app.task(name="tasks.billing.send_meter_events", bind=True, max_retries=None)
+@celery_app.task(name=task_names.SEND_METER_EVENTS, bind=True, max_retries=None)
 def send_meter_events(self: Task) -> dict[str, Any]:
     """Send every meter event not delivered yet and not given up on: on beat every
     OVERAGE_EVENT_RETRY_INTERVAL_SECONDS, so an answer lost is made good while Stripe still
     refuses the identifier as a duplicate, and after an operator's `billing stripe meter-retry`."""
     if not stripe_configured():
         return {"skipped": "STRIPE_SECRET_KEY is not set"}
-    sending = runs.send_unsent(get_gateway())
+    sending = runs.send_unsent(session_scope, get_gateway())
     if sending.stripe_down and self.request.retries < get_settings().stripe_event_max_retries:
         log.warning("meter events: Stripe unavailable, retrying (%s)", sending.summary())
         raise self.retry(countdown=retry_delay(self.request.retries))

@@ -20,6 +20,7 @@ from sqlalchemy.exc import OperationalError
 from core.db import session_scope
 from core.errors import NotFoundError
 from core.licensing import service
+from workers import task_names
 from workers.celery_app import celery_app
 
 log = logging.getLogger(__name__)
@@ -34,7 +35,7 @@ RETRY_OPTIONS: dict[str, Any] = {
 }
 
 
-@celery_app.task(name="tasks.licenses.reissue_license", **RETRY_OPTIONS)
+@celery_app.task(name=task_names.REISSUE_LICENSE, **RETRY_OPTIONS)
 def reissue_license(customer_id: str, reason: str = "changed") -> dict[str, Any]:
     """Reissue the customer's license if what it says changed (enqueued by other domains)."""
     try:
@@ -47,7 +48,7 @@ def reissue_license(customer_id: str, reason: str = "changed") -> dict[str, Any]
         return {"customerId": customer_id, "reissued": False, "jti": None}
 
 
-@celery_app.task(name="tasks.licenses.renew_licenses", **RETRY_OPTIONS)
+@celery_app.task(name=task_names.RENEW_LICENSES, **RETRY_OPTIONS)
 def renew_licenses(limit: int = 500) -> dict[str, Any]:
     """Beat: renew licenses of live subscriptions close to expiry, and any signed by a retired
     key. One transaction per customer, so one bad customer never holds back the others."""

@@ -13,6 +13,7 @@ from core.settings import get_settings
 from core.usage import processing
 from core.usage.rollups import begin_rollup, parse_day, previous_utc_day, rollup_day
 from models import utcnow
+from workers import task_names
 from workers.celery_app import celery_app
 
 # A lost connection or a deadlock victim is retried; if retries run out the sweeper picks it up.
@@ -38,7 +39,7 @@ def _as_dict(result: processing.ProcessResult) -> dict[str, int]:
     }
 
 
-@celery_app.task(name="tasks.usage.process_report_batch", **RETRY_OPTIONS)
+@celery_app.task(name=task_names.PROCESS_REPORT_BATCH, **RETRY_OPTIONS)
 def process_report_batch(report_ids: list[int]) -> dict[str, int]:
     """Process the reports the ingress stored (already processed ones skip), topped up with
     other pending reports to USAGE_PROCESS_BATCH_SIZE: the ingress publishes a task per group
@@ -51,7 +52,7 @@ def process_report_batch(report_ids: list[int]) -> dict[str, int]:
     return _as_dict(result)
 
 
-@celery_app.task(name="tasks.usage.sweep_pending_reports")
+@celery_app.task(name=task_names.SWEEP_PENDING_REPORTS)
 def sweep_pending_reports() -> dict[str, Any]:
     """The inbox sweeper: process reports whose task never ran (broker down, worker lost)."""
     settings = get_settings()
@@ -68,7 +69,7 @@ def sweep_pending_reports() -> dict[str, Any]:
     return _as_dict(total)
 
 
-@celery_app.task(name="tasks.usage.rollup_usage_day")
+@celery_app.task(name=task_names.ROLLUP_USAGE_DAY)
 def rollup_usage_day(day_iso: str | None = None) -> dict[str, object]:
     """Roll one UTC day of usage reports up into usage_daily (default: yesterday)."""
     day = parse_day(day_iso) if day_iso else previous_utc_day()

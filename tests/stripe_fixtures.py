@@ -171,8 +171,10 @@ def local_subscription_state(customer_id: str) -> dict[str, Any]:
 
 
 def handle_inline(events: list[dict[str, Any]], *, only: tuple[str, ...] = ()) -> list[Any]:
-    """Store and handle events in this process, as `billing stripe replay` does (no worker)."""
-    from core.billing import handlers, inbox
+    """Store and handle events in this process, as `billing stripe replay` does (no worker):
+    a promotion code the handling found waiting is applied after it committed."""
+    from core.billing import handlers, inbox, promotions
+    from core.billing.gateway import get_gateway
     from core.db import session_scope
 
     outcomes = []
@@ -182,7 +184,13 @@ def handle_inline(events: list[dict[str, Any]], *, only: tuple[str, ...] = ()) -
         with session_scope() as session:
             inbox.store_event(session, event)
         with session_scope() as session:
-            outcomes.append(handlers.process_event(session, event["id"]))
+            outcome = handlers.process_event(session, event["id"])
+        outcomes.append(outcome)
+        if outcome.promotion_waiting and outcome.customer_id:
+            with session_scope() as session:
+                promotions.apply_waiting_to(
+                    session, get_gateway(), outcome.promotion_waiting, outcome.customer_id
+                )
     return outcomes
 
 
@@ -208,12 +216,12 @@ def license_claims(customer_id: str) -> dict[str, Any]:
 
 def start_checkout(stand_in: StripeStandIn, customer_id: str, plan: str = "starter") -> list[dict]:
     """A checkout created by the service and paid in Stripe; its events, not yet delivered."""
-    from core.billing import checkout as checkout_service
+    from core.billing.checkout import create_checkout
     from core.billing.gateway import get_gateway
     from core.db import session_scope
 
     with session_scope() as session:
-        result = checkout_service.create_checkout(
+        result = create_checkout(
             session,
             get_gateway(),
             customer_id=customer_id,

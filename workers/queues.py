@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from workers import task_names
+
 WEBHOOKS = "webhooks"
 USAGE = "usage"
 LICENSES = "licenses"
@@ -12,10 +14,10 @@ ALL_QUEUES = (WEBHOOKS, USAGE, LICENSES, DEFAULT)
 # Task modules (and single tasks) and the queue they run on.
 TASK_ROUTES = {
     # Exact names first: celery's router takes the first pattern that matches.
-    "tasks.billing.expire_trials": {"queue": LICENSES},
-    "tasks.usage.rollup_usage_day": {"queue": DEFAULT},
-    "tasks.billing.meter_usage": {"queue": DEFAULT},
-    "tasks.billing.send_meter_events": {"queue": DEFAULT},
+    task_names.EXPIRE_TRIALS: {"queue": LICENSES},
+    task_names.ROLLUP_USAGE_DAY: {"queue": DEFAULT},
+    task_names.METER_USAGE: {"queue": DEFAULT},
+    task_names.SEND_METER_EVENTS: {"queue": DEFAULT},
     "tasks.billing.*": {"queue": WEBHOOKS},
     "tasks.usage.*": {"queue": USAGE},
     "tasks.licenses.*": {"queue": LICENSES},

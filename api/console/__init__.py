@@ -22,6 +22,7 @@ from api.console import (
     customer,
     customers,
     invoice_preview,
+    licenses,
     meter_events,
     overview,
     stripe_events,
@@ -91,6 +92,7 @@ def install(app: FastAPI) -> None:
     app.include_router(customers.router)
     app.include_router(customer.router)
     app.include_router(invoice_preview.router)
+    app.include_router(licenses.router)
     app.include_router(at_risk.router)
     app.include_router(stripe_events.router)
     app.include_router(meter_events.router)

@@ -4,6 +4,7 @@ resolved; "Resolve" closes one with a note (the same service as `billing stripe 
 from __future__ import annotations
 
 from typing import Annotated
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import RedirectResponse, Response
@@ -12,6 +13,8 @@ from api.console.auth import ChangingUser, SignedInUser
 from api.console.rendering import PAGE_HEADERS, render
 from api.deps import DbSession
 from core.billing import issues
+from core.operations.billing_issues import default_sort, issue_sort, list_issues
+from core.sorting import MAX_SORT
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 ISSUES_PATH = "/console/billing-issues"
@@ -23,13 +26,24 @@ def billing_issues_page(
     session: DbSession,
     user: SignedInUser,
     resolved: Annotated[bool, Query()] = False,
+    sort: Annotated[str, Query(max_length=MAX_SORT)] = "",
 ) -> Response:
+    order = issue_sort(sort, resolved)
+
+    def sort_link(param: str) -> str:
+        values = {"resolved": "true" if resolved else "", "sort": param}
+        if param == default_sort(resolved):
+            values["sort"] = ""
+        return f"{ISSUES_PATH}?" + urlencode({k: v for k, v in values.items() if v})
+
     return render(
         request,
         "billing_issues.html",
         {
-            "issues": issues.recent_issues(session, resolved=resolved, limit=50),
+            "rows": list_issues(session, resolved=resolved, sort=order.param),
             "resolved": resolved,
+            "sort": order,
+            "sort_link": sort_link,
         },
         user=user,
     )

@@ -11,6 +11,7 @@ from fastapi.responses import RedirectResponse, Response
 from sqlalchemy.orm import Session
 
 from api.console.auth import ChangingUser, SignedInUser
+from api.console.invoice_preview import panel_context
 from api.console.rendering import PAGE_HEADERS, render
 from api.deps import DbSession
 from api.schemas import ID_PATTERN
@@ -72,6 +73,8 @@ def _customer_page(
             "filters": list(timeline.FILTERS),
             "notice": notice,
             "action_error": error,
+            # Our estimate drawn now, Stripe's preview if one is kept (htmx asks for it else).
+            **panel_context(session, customer_id, cached_only=True, overage=view.overage),
         },
         user=user,
         block="timeline",

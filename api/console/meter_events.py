@@ -6,6 +6,7 @@ on a worker once the request's transaction has committed."""
 from __future__ import annotations
 
 from typing import Annotated
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, BackgroundTasks, Form, Query, Request
 from fastapi.responses import RedirectResponse, Response
@@ -14,7 +15,9 @@ from api.console.auth import ChangingUser, SignedInUser
 from api.console.rendering import PAGE_HEADERS, render
 from api.deps import DbSession
 from core.billing.metering.events import retry_failed, settle_unconfirmed
-from core.operations.meter_events import MAX_DAYS, STATES, customer_days
+from core.operations.meter_events import DEFAULT_SORT, MAX_DAYS, SORTS, STATES, customer_days
+from core.sorting import MAX_SORT, parse_sort
+from workers import task_names
 from workers.enqueue import enqueue
 
 router = APIRouter(prefix="/console", include_in_schema=False)
@@ -27,9 +30,7 @@ _DONE = {
 
 
 def _send_now() -> None:
-    from tasks.billing import send_meter_events
-
-    enqueue(send_meter_events)
+    enqueue(task_names.SEND_METER_EVENTS)
 
 
 @router.get("/meter-events")
@@ -42,11 +43,21 @@ def meter_events_page(
     customer: Annotated[str, Query(max_length=64)] = "",
     done: Annotated[str, Query(max_length=20)] = "",
     count: Annotated[int, Query(ge=0, le=100_000)] = 0,
+    sort: Annotated[str, Query(max_length=MAX_SORT)] = DEFAULT_SORT,
 ) -> Response:
     # "all" as the other pages' filters take it: no state filter.
     state = "" if state == "all" else state
-    rows = customer_days(session, days=days, state=state or None, customer_id=customer or None)
+    order = parse_sort(sort, SORTS, DEFAULT_SORT)
+    rows = customer_days(
+        session, days=days, state=state or None, customer_id=customer or None, sort=order.param
+    )
     notice = _DONE.get(done, "").format(count=count)
+
+    def sort_link(param: str) -> str:
+        values = {"days": days, "state": state, "customer": customer}
+        values["sort"] = "" if param == DEFAULT_SORT else param
+        return f"{METER_PATH}?" + urlencode({k: v for k, v in values.items() if v})
+
     return render(
         request,
         "meter_events.html",
@@ -57,6 +68,8 @@ def meter_events_page(
             "customer": customer,
             "states": STATES,
             "notice": notice,
+            "sort": order,
+            "sort_link": sort_link,
         },
         user=user,
         block="results",

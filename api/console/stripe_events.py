@@ -19,12 +19,14 @@ from core.billing.handlers import HANDLED_TYPES
 from core.billing.replay import replay_event
 from core.console.customer_lookup import lookup_customer
 from core.operations.stripe_events import (
+    DEFAULT_SORT,
     STATES,
     EventFilter,
     event_detail,
     list_events,
     parse_cursor,
 )
+from core.sorting import MAX_SORT
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 EVENTS_PATH = "/console/events"
@@ -39,6 +41,7 @@ def events_page(
     customer: Annotated[str, Query(max_length=64)] = "",
     state: Annotated[str, Query(max_length=20)] = "",
     before: Annotated[str, Query(max_length=40)] = "",
+    sort: Annotated[str, Query(max_length=MAX_SORT)] = DEFAULT_SORT,
 ) -> Response:
     lookup = lookup_customer(session, customer)
     wanted = EventFilter(
@@ -46,14 +49,17 @@ def events_page(
         customer_id=lookup.customer_id,
         state=state or None,
         before=parse_cursor(before),
+        sort=sort or DEFAULT_SORT,
     )
     rows = list_events(session, wanted) if lookup.note is None else []
+    order = wanted.order
     filters = {"type": type, "customer": customer, "state": state}
-    older = None
-    if rows:
-        older = f"{EVENTS_PATH}?" + urlencode(
-            {**{k: v for k, v in filters.items() if v}, "before": rows[-1].cursor}
-        )
+
+    def link(**changed: str) -> str:
+        values = {**filters, "sort": "" if order.param == DEFAULT_SORT else order.param, **changed}
+        return f"{EVENTS_PATH}?" + urlencode({k: v for k, v in values.items() if v})
+
+    older = link(before=rows[-1].cursor) if rows else None
     return render(
         request,
         "events.html",
@@ -63,7 +69,10 @@ def events_page(
             "types": HANDLED_TYPES,
             "states": list(STATES),
             "older": older,
+            "first_page": link(),
             "paged": bool(before),
+            "sort": order,
+            "sort_link": lambda param: link(sort="" if param == DEFAULT_SORT else param),
             "customer_note": lookup.note,
         },
         user=user,

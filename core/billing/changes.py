@@ -69,7 +69,7 @@ def access_ends_at(row: Subscription) -> datetime | None:
     to cancel, None while it renews."""
     if row.status in statuses.ENDED:
         return row.canceled_at or utcnow()
-    if row.cancel_at_period_end:
+    if entitlements.ends_with_period(row):
         return entitlements.paid_until(row)
     return None
 
@@ -135,9 +135,13 @@ def _apply(
 
 
 def _renews(sub: Obj) -> bool:
-    """Whether the subscription renews, now or once its pending update is paid."""
+    """Whether the subscription renews, now or once its pending update is paid (one that
+    carries `cancel_at_period_end=false`)."""
     pending = sub.get("pending_update") or {}
-    return not sub.get("cancel_at_period_end") or pending.get("cancel_at_period_end") is False
+    return (
+        not entitlements.stripe_ends_with_period(sub)
+        or pending.get("cancel_at_period_end") is False
+    )
 
 
 def _is_upgrade(previous: str, wanted: Plan) -> bool:
@@ -202,7 +206,7 @@ def change_plan(
                 gateway, sub, previous_plan, price_id, overage_price_id, wishes
             )
         else:
-            wishes = {**keep, **promotions.discount_now(promotion)}
+            wishes = {**keep, **promotions.discount_now(sub, promotion)}
             sub = plan_items.downgrade(gateway, sub, price_id, overage_price_id, wishes)
     sub = promotions.apply_waiting(session, gateway, sub, customer_id)
     return _apply(
@@ -251,14 +255,7 @@ def end_now(gateway: StripeGateway, sub: Obj) -> Obj:
     if sub.get("status") not in statuses.STRIPE_ENDED:
         paid = sub.get("status") == SubscriptionStatus.ACTIVE and invoices.period_paid(sub)
         sub = gateway.cancel_subscription(str(sub["id"]), credit_unused=paid is not False)
-    for invoice in unserved:
-        # The renewal bills the last period's usage in arrears: that was served, so it is
-        # billed again on its own (idempotently) before the renewal is voided; if the renewal
-        # was paid meanwhile, the second bill is voided instead.
-        served = invoices.served_lines(gateway.with_all_lines(invoice), period)
-        again = gateway.bill_again(invoice, served) if served else None
-        if gateway.void_unpaid_invoice(invoice) is None and again is not None:
-            gateway.void_unpaid_invoice(again)
+    gateway.void_unserved(unserved, period)
     return sub
 
 

@@ -24,8 +24,9 @@ state grants live with billing, next to the rows they read:
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from core.billing import statuses
+from core.billing import invoices, statuses
 from core.billing.statuses import SubscriptionStatus
 from core.settings import get_settings
 from models import Subscription
@@ -69,8 +70,29 @@ def grace_days(row: Subscription | None) -> int:
 
 
 def ends_with_period(row: Subscription) -> bool:
-    """Whether the subscription is set to end when its paid period does (no renewal comes)."""
+    """Whether the subscription is set to end when its paid period does (no renewal comes).
+    The row's `cancel_at_period_end` is `stripe_ends_with_period` of the Stripe subscription
+    it was synced from."""
     return row.cancel_at_period_end and row.status not in statuses.ENDED
+
+
+def stripe_ends_with_period(sub: dict[str, Any]) -> bool:
+    """Whether a Stripe subscription is set to end when its current period does: the one
+    statement of "set to cancel", read by sync (the row's `cancel_at_period_end`) and by
+    cancellation (whether to ask for it).
+
+    Either `cancel_at_period_end` (in flexible billing mode Stripe also sets `cancel_at` to the
+    period end then), or a `cancel_at` within the current period, set on its own (at a date, or
+    `min_period_end`/`max_period_end`, which resolve to a time). A `cancel_at` past the period
+    end lets the period renew first. A subscription with no period known yet that has a
+    `cancel_at` is taken as ending with it.
+    """
+    if sub.get("cancel_at_period_end"):
+        return True
+    cancel_at, period = sub.get("cancel_at"), invoices.current_period(sub)
+    if cancel_at is None or isinstance(cancel_at, bool):
+        return False
+    return period is None or int(cancel_at) <= period[1]
 
 
 def unpaid_since_trial(row: Subscription) -> bool:

@@ -18,6 +18,8 @@ from typing import Any
 
 import stripe
 
+from core.billing import stripe_errors
+from core.billing.gateway_events import EventCalls
 from core.billing.gateway_invoices import InvoiceCalls
 
 # The keys live in idempotency; re-exported, as callers know them from the gateway.
@@ -28,10 +30,12 @@ from core.billing.idempotency import unique_idempotency_key as unique_idempotenc
 from core.billing.stripe_errors import StripeNotConfiguredError as StripeNotConfiguredError
 from core.billing.stripe_errors import StripeRequestError as StripeRequestError
 from core.billing.stripe_errors import StripeUnavailableError as StripeUnavailableError
-from core.billing.stripe_errors import translate as _translate
 from core.settings import Settings, get_settings
 
 Obj = dict[str, Any]
+
+# What a subscription is read with: whether its period is paid, which promotion codes it holds.
+SUBSCRIPTION_EXPAND = ["latest_invoice", "discounts"]
 
 
 class DuplicateMeterEventError(StripeRequestError):
@@ -56,7 +60,7 @@ def _plain(obj: Any) -> Any:
     return obj
 
 
-class StripeGateway(InvoiceCalls):
+class StripeGateway(EventCalls, InvoiceCalls):
     """The calls the billing service makes to Stripe (see module doc for errors)."""
 
     def __init__(self, client: stripe.StripeClient) -> None:
@@ -66,7 +70,7 @@ class StripeGateway(InvoiceCalls):
         try:
             return _plain(fn(*args, **kwargs))
         except stripe.StripeError as exc:
-            raise _translate(exc) from exc
+            raise stripe_errors.translate(exc) from exc
 
     def _create(self, create: Any, params: Obj, operation: str, *key_parts: object) -> Obj:
         """`create(params)` keyed on what it creates: made again (after a timeout, say), the
@@ -204,9 +208,9 @@ class StripeGateway(InvoiceCalls):
                 raise DuplicateMeterEventError(
                     f"Stripe already holds meter event {identifier}", stripe_code=exc.code
                 ) from exc
-            raise _translate(exc) from exc
+            raise stripe_errors.translate(exc) from exc
         except stripe.StripeError as exc:
-            raise _translate(exc) from exc
+            raise stripe_errors.translate(exc) from exc
 
     # -- checkout and subscriptions -----------------------------------------------------
 
@@ -230,12 +234,13 @@ class StripeGateway(InvoiceCalls):
         return expired
 
     def retrieve_subscription(self, subscription_id: str) -> Obj:
-        """The subscription with its latest invoice expanded (whether its period is paid)."""
+        """The subscription with its latest invoice (whether its period is paid) and its
+        discounts (which promotion codes it holds) expanded."""
         return self._with_period_invoice(
             self._call(
                 self.client.v1.subscriptions.retrieve,
                 subscription_id,
-                params={"expand": ["latest_invoice"]},
+                params={"expand": SUBSCRIPTION_EXPAND},
             )
         )
 
@@ -245,14 +250,17 @@ class StripeGateway(InvoiceCalls):
             self._with_period_invoice(sub)
             for sub in self._iterate(
                 self.client.v1.subscriptions.list,
-                {"customer": stripe_customer_id, "expand": ["data.latest_invoice"]},
+                {
+                    "customer": stripe_customer_id,
+                    "expand": [f"data.{field}" for field in SUBSCRIPTION_EXPAND],
+                },
             )
         ]
 
     def update_subscription(
         self, subscription_id: str, params: Obj, *, once_key: str | None = None
     ) -> Obj:
-        """Change a subscription; the answer has its latest invoice expanded, as on retrieve.
+        """Change a subscription; the answer expanded as on retrieve.
         `once_key`: the change is made once whoever asks for it (Stripe answers a second
         request with the same key with the first one's answer, for 24 hours)."""
         key = once_key or unique_idempotency_key("subscription-update")
@@ -260,7 +268,7 @@ class StripeGateway(InvoiceCalls):
             self._call(
                 self.client.v1.subscriptions.update,
                 subscription_id,
-                params={**params, "expand": ["latest_invoice"]},
+                params={**params, "expand": SUBSCRIPTION_EXPAND},
                 options={"idempotency_key": key},
             )
         )
@@ -328,22 +336,6 @@ class StripeGateway(InvoiceCalls):
         update = self.client.v1.billing_portal.configurations.update
         params = {"features": features, "active": True}  # deactivated in the Dashboard: back
         return self._call(update, configuration_id, params=params)
-
-    # -- events -------------------------------------------------------------------------
-
-    def retrieve_event(self, event_id: str) -> Obj:
-        return self._call(self.client.v1.events.retrieve, event_id)
-
-    def retrieve_thin_event(self, event_id: str) -> Obj:
-        """The full v2 event behind a thin event delivered without its data."""
-        return self._call(self.client.v2.core.events.retrieve, event_id)
-
-    def list_events(self, *, created_gte: int, types: list[str] | None = None) -> Iterator[Obj]:
-        """Every event created at or after `created_gte`, newest first, all pages."""
-        params: Obj = {"created": {"gte": created_gte}, "limit": 100}
-        if types:
-            params["types"] = types
-        return self._iterate(self.client.v1.events.list, params)
 
     def _iterate(self, list_fn: Any, params: Obj, *args: Any) -> Iterator[Obj]:
         params = {**params, "limit": params.get("limit", 100)}

@@ -82,6 +82,25 @@ class InvoiceCalls:
             return None
         return self._call(self.client.v1.invoices.void_invoice, invoice_id)
 
+    def subscription_invoices(self, subscription_id: str) -> list[Obj]:
+        """Every invoice of a subscription, newest first (to the list's end)."""
+        return list(self._iterate(self.client.v1.invoices.list, {"subscription": subscription_id}))
+
+    def void_unserved(self, unserved: list[Obj], period: tuple[int, int] | None) -> list[str]:
+        """Void `unserved` (`invoices.unserved`: time a cancellation will not serve); the ids
+        voided. A renewal bills the period before in arrears (metered usage): that was served,
+        so it is billed again on its own (idempotently) before the renewal is voided; if the
+        renewal was paid meanwhile, the second bill is voided instead. Safe to repeat."""
+        voided = []
+        for invoice in unserved:
+            served = invoices.served_lines(self.with_all_lines(invoice), period)
+            again = self.bill_again(invoice, served) if served else None
+            if self.void_unpaid_invoice(invoice) is not None:
+                voided.append(str(invoice["id"]))
+            elif again is not None:
+                self.void_unpaid_invoice(again)
+        return voided
+
     def bill_again(self, invoice: Obj, lines: list[Obj]) -> Obj:
         """Bill `lines` of `invoice` (about to be voided: metered usage of a period already
         served) on an invoice of their own, charged like any other: an invoice item per line,

@@ -101,11 +101,7 @@ def _sync_subscription(
         )
     # Read Stripe, then lock and apply: no Stripe call waits under the customer lock.
     read_at = utcnow()
-    stripe = gateway()
-    # A paid upgrade's promotion code becomes its discount now (`core.billing.promotions`).
-    sub = promotions.apply_waiting(
-        session, stripe, stripe.retrieve_subscription(subscription_id), customer_id
-    )
+    sub = gateway().retrieve_subscription(subscription_id)
     customer = get_for_update(session, customer_id)
     remember_stripe_customer(session, customer, stripe_customer_id)
     outcome = apply_subscription(
@@ -122,6 +118,9 @@ def _sync_subscription(
         outcome.note,
         outcome.customer_id,
         outcome.license_reissued,
+        # A paid upgrade's promotion code becomes its discount after this commits: no Stripe
+        # write under the event's row lock (`core.billing.promotions`).
+        promotion_waiting=subscription_id if promotions.waiting(sub) else None,
     )
 
 

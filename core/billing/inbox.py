@@ -116,7 +116,7 @@ def parse_event(payload: bytes) -> Obj:
     checks: list[tuple[str, Callable[[Any], bool]]] = [
         ("id", lambda v: isinstance(v, str) and v.startswith("evt_") and len(v) <= 255),
         ("type", lambda v: isinstance(v, str) and 0 < len(v) <= 255),
-        ("created", lambda v: _created_epoch(v) is not None),
+        ("created", lambda v: created_epoch(v) is not None),
     ]
     if not thin:
         # A thin event carries no data: its handler reads the full event from Stripe.
@@ -129,7 +129,7 @@ def parse_event(payload: bytes) -> Obj:
     return event
 
 
-def _created_epoch(value: Any) -> int | None:
+def created_epoch(value: Any) -> int | None:
     """An event's `created`: epoch seconds (v1 events) or an ISO 8601 time (v2 thin events)."""
     if isinstance(value, int) and not isinstance(value, bool):
         return value if value > 0 else None
@@ -181,7 +181,7 @@ def storing_events(
             "event_id": event["id"],
             "type": event["type"],
             "payload": event,
-            "stripe_created": _created_epoch(event["created"]) or 0,
+            "stripe_created": created_epoch(event["created"]) or 0,
             "source": source,
             "status": PENDING,
             "received_at": received_at,
@@ -211,6 +211,9 @@ class EventOutcome:
     note: str | None = None
     customer_id: str | None = None
     license_reissued: bool = False
+    # A paid upgrade's promotion code waits on this Stripe subscription: applied once the
+    # handling committed, never under the event's row lock (`core.billing.promotions`).
+    promotion_waiting: str | None = None
 
     def as_dict(self) -> Obj:
         return {

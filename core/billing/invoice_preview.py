@@ -9,7 +9,9 @@ Stripe's meter yet, a price changed in the Dashboard, a proration or discount we
 
 Stripe is asked with a short timeout and no retries, and its answer kept per customer for
 INVOICE_PREVIEW_CACHE_SECONDS; Stripe unreachable gives our estimate with "preview unavailable",
-never an error. No row is locked while Stripe answers.
+never an error. No row is locked while Stripe answers. `cached_only` asks Stripe nothing: the
+customer page draws our estimate (and a kept preview) at once, and the part that asks Stripe is
+fetched after it (`pending`).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from sqlalchemy.orm import Session
 from core.billing import statuses
 from core.billing.catalogue import plan_for_price
 from core.billing.gateway import StripeGateway, get_gateway
-from core.billing.metering.estimate import estimate as overage_estimate
+from core.billing.metering.estimate import OverageEstimate, estimate_overage
 from core.billing.metering.meters import is_overage_price
 from core.customers.service import get_customer
 from core.errors import DomainError
@@ -81,6 +83,8 @@ class NextInvoice:
     fetched_at: datetime | None = None
     # What makes the two differ, named, when they disagree by more than a cent.
     differences: list[str] = field(default_factory=list)
+    # Stripe not asked yet (`cached_only`, nothing kept): our estimate alone, for now.
+    pending: bool = False
 
     @property
     def difference_cents(self) -> int | None:
@@ -130,7 +134,10 @@ def _stripe_preview(
     stripe_customer_id: str,
     subscription_id: str,
     refresh: bool,
-) -> _Cached:
+    cached_only: bool = False,
+) -> _Cached | None:
+    """Stripe's answer (or why there is none), kept or asked now; None when `cached_only` and
+    nothing fresh is kept."""
     key = (stripe_customer_id, subscription_id)
     now = time.monotonic()
     with _cache_lock:
@@ -143,6 +150,8 @@ def _stripe_preview(
         )
         if now - cached.at < keep:
             return cached
+    if cached_only and get_settings().stripe_secret_key:
+        return None  # without a key, asking costs no round trip: it says Stripe is not set up
     try:
         invoice = gateway().preview_next_invoice(
             stripe_customer_id=stripe_customer_id, subscription_id=subscription_id
@@ -158,12 +167,14 @@ def _stripe_preview(
 # -- our arithmetic -----------------------------------------------------------------------------
 
 
-def _estimate(session: Session, row: Subscription, now: datetime) -> OurEstimate:
+def _estimate(
+    session: Session, row: Subscription, now: datetime, overage: OverageEstimate | None
+) -> OurEstimate:
     spec = get_plan(row.plan)
     flat = 0 if row.cancel_at_period_end else spec.monthly_price_cents
     if row.current_period_ends_at is None:
         return OurEstimate(row.plan, flat, 0, 0, None, 0)
-    overage = overage_estimate(
+    overage = overage or estimate_overage(
         session,
         row.customer_id,
         plan=row.plan,
@@ -282,9 +293,13 @@ def next_invoice(
     gateway: Callable[[], StripeGateway] = preview_gateway,
     refresh: bool = False,
     now: datetime | None = None,
+    cached_only: bool = False,
+    overage: OverageEstimate | None = None,
 ) -> NextInvoice:
     """The customer's next invoice: Stripe's preview (cached) beside our estimate. Never raises
-    for Stripe: unreachable or refusing, it says why next to our estimate."""
+    for Stripe: unreachable or refusing, it says why next to our estimate. `cached_only`: Stripe
+    is not asked (`pending` when nothing is kept); `overage`: this period's, already read by the
+    caller (the customer page's)."""
     now = now or utcnow()
     customer = get_customer(session, customer_id)
     row = session.scalar(select(Subscription).where(Subscription.customer_id == customer_id))
@@ -295,10 +310,14 @@ def next_invoice(
         or row.status in statuses.ENDED
     ):
         return NextInvoice(customer_id, None)
-    ours = _estimate(session, row, now)
+    ours = _estimate(session, row, now, overage)
     cached = _stripe_preview(
-        gateway, customer.stripe_customer_id, row.stripe_subscription_id, refresh
+        gateway, customer.stripe_customer_id, row.stripe_subscription_id, refresh, cached_only
     )
+    if cached is None:
+        return NextInvoice(
+            customer_id, ours, period_ends_at=row.current_period_ends_at, pending=True
+        )
     if cached.invoice is None:
         return NextInvoice(
             customer_id,

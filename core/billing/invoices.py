@@ -80,14 +80,23 @@ def unserved_invoices(sub: Obj) -> list[Obj]:
     cancel: its answer's latest invoice is the final one. Never that final invoice (read on a
     retry: it covers no period and was made at the cancellation): its prorations and usage were
     served."""
-    canceled_at, period = sub.get("canceled_at"), current_period(sub)
+    return unserved(unpaid_invoices(sub), sub.get("canceled_at"), current_period(sub))
+
+
+def unserved(found: list[Obj], canceled_at: Any, period: tuple[int, int] | None) -> list[Obj]:
+    """Of `found`, the unpaid invoices billing time a cancellation at `canceled_at` (None: not
+    canceled yet) does not serve: those covering the `period` it ended in, and any made before
+    it. Never the final invoice the cancellation made (made at it, covering no period)."""
     return [
         invoice
-        for invoice in unpaid_invoices(sub)
-        if canceled_at is None
-        # The renewal covers the period; a final invoice never does (prorations, usage).
-        or (period is not None and covers(invoice, period))
-        or int(invoice.get("created") or 0) < int(canceled_at)
+        for invoice in found
+        if invoice.get("status") in UNPAID
+        and (
+            canceled_at is None
+            # The renewal covers the period; a final invoice never does (prorations, usage).
+            or (period is not None and covers(invoice, period))
+            or int(invoice.get("created") or 0) < int(canceled_at)
+        )
     ]
 
 

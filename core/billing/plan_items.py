@@ -15,13 +15,12 @@ from typing import Any
 
 from core.billing.gateway import StripeGateway
 from core.billing.metering.meters import (
-    fit_overage_item,
-    flexible,
     is_metered,
     overage_item,
     overage_item_updates,
     overage_price_for_plan,
 )
+from core.billing.metering.moves import fit_overage_item, prepare_move
 from core.billing.sync import subscription_item
 from core.errors import ConflictError
 from core.plans import Plan
@@ -45,8 +44,8 @@ def downgrade(
     bills overage at another plan's terms. `with_change` (un-cancelling, a discount) goes in
     the same update, or alone when no item changes."""
     items = [*_flat_price_swap(sub, price_id), *overage_item_updates(sub, overage)]
-    if overage_item_updates(sub, overage):
-        sub = flexible(gateway, sub)  # classic mode would drop the period's usage
+    # The unsent meter events first, billed under the old item; classic mode migrated.
+    sub = prepare_move(gateway, sub, overage)
     params: Obj = {"items": items, "proration_behavior": "create_prorations"} if items else {}
     if not params and not with_change:
         return sub
@@ -88,9 +87,9 @@ def upgrade(
         sub = fit_overage_item(gateway, sub, current_overage) or sub
     swap = _flat_price_swap(sub, price_id)
     if overage is not None and overage_item(sub) is not None:
-        # Both an item: the overage item's price swap (never an add or a delete).
-        if overage_item_updates(sub, overage):
-            sub = flexible(gateway, sub)  # classic mode would drop the period's usage
+        # Both an item: the overage item's price swap (never an add or a delete), after the
+        # unsent meter events were sent under the old one (and classic mode migrated).
+        sub = prepare_move(gateway, sub, overage)
         swap += overage_item_updates(sub, overage)
     if swap:
         sub = gateway.update_subscription(

@@ -7,6 +7,18 @@ until its invoice is paid, and drops it if the update expires: 2026-05-27.dahlia
 metadata is on the subscription (the upgrade was paid), `apply_waiting` turns it into the
 discount and clears it: at once when the upgrade is paid at once, else from the event that
 reports the payment. Applying twice sets the same discount, so it is idempotent.
+
+No Stripe write is made while a Stripe event's row is locked (it would hold up every other
+handler of that event, and the sweeper, for the call's length): the event's handler only notes
+that a code waits (`EventOutcome.promotion_waiting`), and the code is applied after that
+transaction committed (`apply_waiting_to`: the task `tasks.billing.apply_promotion`, retried
+while Stripe is down; `billing stripe replay` at once). The code itself waits in Stripe's
+metadata until applied, so the hourly reconciliation applies any a lost task left behind.
+
+A discount is added to those the subscription has: Stripe's `discounts` replaces the whole list
+(docs.stripe.com/api/subscriptions/update#update_subscription-discounts), so the existing ones
+are sent along (`{discount: di_…}`, reused), and a code the subscription already holds is not
+sent again.
 """
 
 from __future__ import annotations
@@ -34,11 +46,24 @@ def with_upgrade(promotion: Obj | None) -> Obj:
     return {"metadata": {WAITING_KEY: str(promotion["id"])}}
 
 
-def discount_now(promotion: Obj | None) -> Obj:
-    """The parameters that apply `promotion` in an update that needs no payment."""
+def _ref(value: Any) -> str | None:
+    if isinstance(value, dict):
+        value = value.get("id")
+    return value if isinstance(value, str) and value else None
+
+
+def discount_now(sub: Obj, promotion: Obj | None) -> Obj:
+    """The parameters that add `promotion` to the discounts `sub` has, in an update that needs
+    no payment; none when there is no code or the subscription holds it already. `sub` is read
+    with its discounts expanded (`gateway.SUBSCRIPTION_EXPAND`): each names its promotion code."""
     if promotion is None:
         return {}
-    return {"discounts": [{"promotion_code": str(promotion["id"])}]}
+    promotion_id = str(promotion["id"])
+    held = [entry for entry in sub.get("discounts") or [] if _ref(entry)]
+    if any(isinstance(d, dict) and _ref(d.get("promotion_code")) == promotion_id for d in held):
+        return {}
+    kept = [{"discount": _ref(entry)} for entry in held]
+    return {"discounts": [*kept, {"promotion_code": promotion_id}]}
 
 
 def waiting(sub: Obj) -> str | None:
@@ -57,16 +82,28 @@ def apply_waiting(session: Session, gateway: StripeGateway, sub: Obj, customer_i
     if promotion_id is None:
         return sub
     cleared = {"metadata": {WAITING_KEY: ""}}
-    # A plan change and the webhook of its payment may both find the code waiting: keyed on
-    # the subscription and the code, Stripe applies (and redeems) it once.
+    # A plan change and the follow-up of its payment's event may both find the code waiting:
+    # keyed on the subscription and the code, Stripe applies (and redeems) it once.
     once = idempotency_key("apply-promotion", str(sub["id"]), promotion_id)
+    discount = discount_now(sub, {"id": promotion_id})
     try:
-        return gateway.update_subscription(
-            str(sub["id"]), {**discount_now({"id": promotion_id}), **cleared}, once_key=once
-        )
+        return gateway.update_subscription(str(sub["id"]), {**discount, **cleared}, once_key=once)
     except StripeRequestError as exc:
         log.warning("promotion %s not applied to %s: %s", promotion_id, sub.get("id"), exc)
         issues.record_refused_promotion(
             session, customer_id, str(sub["id"]), promotion_id, str(exc)
         )
         return gateway.update_subscription(str(sub["id"]), cleared)
+
+
+def apply_waiting_to(
+    session: Session, gateway: StripeGateway, subscription_id: str, customer_id: str
+) -> bool:
+    """The follow-up of a handled event that found a code waiting (`apply_waiting` on the
+    subscription as Stripe has it now); whether one was applied or refused. Call it with no
+    row locked: it writes to Stripe. The caller commits (a refusal's billing issue)."""
+    sub = gateway.retrieve_subscription(subscription_id)
+    if waiting(sub) is None:
+        return False
+    apply_waiting(session, gateway, sub, customer_id)
+    return True

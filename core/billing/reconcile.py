@@ -5,23 +5,29 @@
 - Drift: each known customer's live subscriptions are listed and compared with its row; what
   differs is repaired through the same apply path (`core.billing.sync`), and a second live
   subscription is recorded as a billing conflict.
+- Invoices left open: a subscription we canceled now whose unpaid invoices for time it will not
+  serve are still open (the cancel's voids never ran) has them voided as the cancel would have.
 """
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from core.billing import issues, statuses
+from core import audit
+from core.billing import invoices, issues, promotions, statuses
 from core.billing.gateway import StripeGateway, StripeNotConfiguredError
 from core.billing.handlers import HANDLED_TYPES
-from core.billing.inbox import SOURCE_RECONCILIATION, store_event
+from core.billing.inbox import SOURCE_RECONCILIATION, created_epoch, store_event
 from core.billing.metering.events import ERROR_REPORT_EVENT
-from core.billing.metering.meters import fit_overage_item, overage_price_for_plan
+from core.billing.metering.meters import overage_price_for_plan
+from core.billing.metering.moves import fit_overage_item
 from core.billing.repository import get_subscription
+from core.billing.statuses import SubscriptionStatus
 from core.billing.sync import (
     CONFLICT,
     UnmappedStripeObjectError,
@@ -35,6 +41,8 @@ from core.customers.service import get_customer
 from core.settings import get_settings
 from models import Customer, StripeEvent, utcnow
 
+log = logging.getLogger(__name__)
+
 Obj = dict[str, Any]
 
 # Handled event types Stripe sends only as thin events, through their own destination.
@@ -44,12 +52,18 @@ THIN_TYPES = frozenset({ERROR_REPORT_EVENT})
 def store_missed_events(
     session: Session, gateway: StripeGateway, *, days: int | None = None
 ) -> list[str]:
-    """Store the handled events of the last `days` that the webhook never delivered; their ids."""
+    """Store the handled events of the last `days` that the webhooks never delivered; their ids.
+
+    Snapshot events are listed from `/v1/events`; thin ones (v1.billing.meter.*) are v2 events,
+    listed from `/v2/core/events` and stored as their destination would have delivered them
+    (without data: the handler reads the full event by id). Either kind is stored once by id,
+    so one the webhook brings too, or a later run finds again, is handled once."""
     days = days if days is not None else get_settings().stripe_reconcile_days
     since = int((utcnow() - timedelta(days=days)).timestamp())
-    # /v1/events lists snapshot events only; thin ones (v1.billing.meter.*) are v2 events.
     snapshot_types = [kind for kind in HANDLED_TYPES if kind not in THIN_TYPES]
     found = list(gateway.list_events(created_gte=since, types=snapshot_types))
+    thin = gateway.list_thin_events(created_gte=since, types=sorted(THIN_TYPES))
+    found += [as_delivered(event) for event in thin]
     known = set(
         session.scalars(
             select(StripeEvent.event_id).where(
@@ -59,12 +73,17 @@ def store_missed_events(
     )
     new_ids: list[str] = []
     # Oldest first, so workers see them roughly in Stripe's order.
-    for event in sorted(found, key=lambda e: e.get("created") or 0):
+    for event in sorted(found, key=lambda e: created_epoch(e.get("created")) or 0):
         if event["id"] in known:
             continue
         if store_event(session, event, source=SOURCE_RECONCILIATION):
             new_ids.append(event["id"])
     return new_ids
+
+
+def as_delivered(event: Obj) -> Obj:
+    """A listed v2 event as an event destination delivers it: thin, without its data."""
+    return {key: value for key, value in event.items() if key != "data"}
 
 
 def fetch_and_store(session: Session, gateway: StripeGateway, event_id: str) -> bool:
@@ -113,15 +132,31 @@ def repair_customer(session: Session, gateway: StripeGateway, customer_id: str) 
     if followed and followed not in {sub["id"] for sub in subs}:
         # The one the row follows ended (lists show live ones only): its final state too.
         subs.append(gateway.retrieve_subscription(followed))
-    # Still before the lock: the followed subscription's overage item made to match its plan.
-    fixed = 0
+    # Still before the lock: the followed subscription's overage item made to match its plan,
+    # a paid upgrade's promotion code its follow-up task never applied (`promotions`), and the
+    # invoices a cancellation of ours left open voided.
+    fixed, voided = 0, []
     for index, sub in enumerate(subs):
         if sub["id"] == followed:
             repaired = repair_overage_item(gateway, sub)
             if repaired is not None:
                 subs[index] = repaired
                 fixed += 1
+            if promotions.waiting(subs[index]):
+                subs[index] = promotions.apply_waiting(session, gateway, subs[index], customer_id)
+                fixed += 1
+            voided = void_left_open(gateway, sub)
     customer = get_for_update(session, customer_id)
+    if voided:
+        log.warning("reconciliation voided %s of canceled %s", ", ".join(voided), followed)
+        audit.record(
+            session,
+            "subscription.void_unserved",
+            customer_id=customer_id,
+            reason="reconciliation: invoices of a subscription canceled now were left open",
+            after={"subscription": followed, "voided": voided},
+        )
+        fixed += len(voided)
     # The followed subscription first, so a second live one is judged against the current row.
     for sub in sorted(subs, key=lambda found: found["id"] != followed):
         row = get_subscription(session, customer_id)
@@ -134,6 +169,29 @@ def repair_customer(session: Session, gateway: StripeGateway, customer_id: str) 
         )
         fixed += int(new_conflict or outcome.changed)
     return fixed
+
+
+def void_left_open(gateway: StripeGateway, sub: Obj) -> list[str]:
+    """Void what cancelling `sub` now should have voided and did not (a crash or a failure
+    between the cancel and the voids, the retry never made): its unpaid invoices for time it
+    will not serve (`invoices.unserved`), the usage they billed for served time billed again
+    first (`void_unserved`); the ids voided. Only a cancellation asked for
+    (`cancellation_details.reason` cancellation_requested, not Smart Retries giving up) that
+    ended the subscription at once (`ended_at` at `canceled_at`: at a period's end the period
+    was served and its invoice is owed), within the last STRIPE_RECONCILE_DAYS. Safe to repeat:
+    a void invoice is unpaid no more."""
+    canceled_at, ended_at = sub.get("canceled_at"), sub.get("ended_at")
+    reason = (sub.get("cancellation_details") or {}).get("reason")
+    if sub.get("status") != SubscriptionStatus.CANCELED or reason != "cancellation_requested":
+        return []
+    if canceled_at is None or ended_at is None or int(ended_at) - int(canceled_at) > 60:
+        return []
+    since = utcnow() - timedelta(days=get_settings().stripe_reconcile_days)
+    if int(ended_at) < since.timestamp():
+        return []
+    period = invoices.current_period(sub)
+    found = invoices.unserved(gateway.subscription_invoices(str(sub["id"])), canceled_at, period)
+    return gateway.void_unserved(found, period) if found else []
 
 
 def repair_overage_item(gateway: StripeGateway, sub: Obj) -> Obj | None:

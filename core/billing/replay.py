@@ -20,8 +20,7 @@ from dataclasses import dataclass
 from sqlalchemy.orm import Session
 
 from core import audit
-from core.billing import handlers, reconcile
-from core.billing import inbox as stripe_events
+from core.billing import handlers, inbox, promotions, reconcile
 from core.billing.gateway import StripeGateway, get_gateway
 from core.billing.inbox import EventOutcome, PermanentEventError
 from core.db import session_scope
@@ -57,7 +56,7 @@ def _audit(
     customer_id = after.pop("customer_id", None)
     if not isinstance(customer_id, str):
         # Whose event it is as stored (handling may not name one: ignored, failed, fetched).
-        stored = stripe_events.get_event(session, event_id)
+        stored = inbox.get_event(session, event_id)
         customer_id = stored.customer_id if stored is not None else None
     audit.record(
         session,
@@ -77,7 +76,7 @@ def replay_event(
     """Handle `event_id` again now, fetching it from Stripe if it never arrived."""
     event_id = checked_event_id(event_id)
     with session_scope() as session:
-        known = stripe_events.get_event(session, event_id) is not None
+        known = inbox.get_event(session, event_id) is not None
     if not known:
         try:
             with session_scope() as session:
@@ -101,10 +100,18 @@ def replay_event(
     except (PermanentEventError, DomainError) as exc:
         final = isinstance(exc, PermanentEventError)
         with session_scope() as session:
-            stripe_events.record_failure(
-                session, event_id, exc, final=final, trigger=trigger, actor=actor
-            )
+            inbox.record_failure(session, event_id, exc, final=final, trigger=trigger, actor=actor)
             _audit(session, "stripe_event.replay", actor, event_id, status="failed")
         message = exc.message if isinstance(exc, DomainError) else str(exc)
         return Replay(event_id, not known, None, message)
+    if outcome.promotion_waiting and outcome.customer_id:
+        # After the handling committed: no Stripe write under the event's row lock.
+        try:
+            with session_scope() as session:
+                promotions.apply_waiting_to(
+                    session, gateway(), outcome.promotion_waiting, outcome.customer_id
+                )
+        except DomainError as exc:
+            note = f"handled; its promotion code not applied yet ({exc.message}): reconciliation"
+            return Replay(event_id, not known, outcome, note)
     return Replay(event_id, not known, outcome)

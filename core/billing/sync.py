@@ -28,7 +28,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from core.billing import invoices, issues, statuses
+from core.billing import entitlements, invoices, issues, statuses
 from core.billing.catalogue import plan_for_price as plan_for_price  # re-exported
 from core.billing.metering.meters import flat_item, overage_billed
 from core.billing.repository import customer_of_subscription, get_subscription
@@ -121,15 +121,6 @@ def paid_through(sub: Obj, previous: datetime | None) -> datetime | None:
     if trial is not None and start is not None and start <= trial[1]:
         return trial[0]
     return start
-
-
-def _ends_with_period(sub: Obj) -> bool:
-    """Set to cancel when the current period ends: `cancel_at_period_end`, or a `cancel_at`
-    within the period (one later lets the period renew first)."""
-    if sub.get("cancel_at_period_end"):
-        return True
-    cancel_at, end = _ts(sub.get("cancel_at")), period_end(sub)
-    return cancel_at is not None and (end is None or cancel_at <= end)
 
 
 def _trial(sub: Obj) -> tuple[datetime, datetime] | None:
@@ -227,7 +218,7 @@ def _wanted_state(sub: Obj, row: Subscription | None) -> dict[str, Any]:
         "current_period_ends_at": period_end(sub),
         "paid_through_at": paid_through(sub, row.paid_through_at if same and row else None),
         "collection_paused": bool(sub.get("pause_collection")),
-        "cancel_at_period_end": _ends_with_period(sub),
+        "cancel_at_period_end": entitlements.stripe_ends_with_period(sub),
         "canceled_at": _ts(sub.get("canceled_at")),
     }
 

@@ -1,7 +1,7 @@
 """One customer's console page: what payment, license and usage say about them, joined.
 
 Reads only (no Stripe call): the customer, subscription and current license, 30 days of usage
-with the overage this period (core/usage/queries.py, the usage viewer's own figures), the
+with the overage this period (core/viewer/queries.py, the usage viewer's own figures), the
 instances, and the timeline."""
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from core.customers.service import customer_detail
 from core.errors import NotFoundError
 from core.plans import UNLIMITED
 from core.settings import get_settings
-from core.usage.queries import DayPoint, customer_usage
+from core.viewer.queries import DayPoint, customer_usage
 from models import Customer, License, Subscription, utcnow
 
 CHART_DAYS = 30

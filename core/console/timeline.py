@@ -42,6 +42,8 @@ class TimelineItem:
     # How it ended, where that is a question (a Stripe event's handling, a meter event's send).
     outcome: str | None = None
     problem: bool = False
+    # The signing key's id, on a license's entries (which key an instance must trust).
+    kid: str | None = None
 
 
 def _licenses(session: Session, customer_id: str) -> Iterable[TimelineItem]:
@@ -66,16 +68,21 @@ def _licenses(session: Session, customer_id: str) -> Iterable[TimelineItem]:
         text = (
             f"license issued saying revoked ({row.plan})"
             if born_revoked
-            else f"{row.plan} license issued, expires {row.expires_at:%Y-%m-%d}, kid {row.kid}"
+            else f"{row.plan} license issued, expires {row.expires_at:%Y-%m-%d}"
         )
-        yield TimelineItem(row.issued_at, "license", text, ref=row.jti)
+        yield TimelineItem(row.issued_at, "license", text, ref=row.jti, kid=row.kid)
         if older is not None and older.plan != row.plan:
             yield TimelineItem(row.issued_at, "plan", f"plan changed: {older.plan} → {row.plan}")
         if row.revoked_at is not None and not born_revoked and row.revoked_at not in revocations:
             revocations.add(row.revoked_at)
             reason = row.revoked_reason or "revoked"
             yield TimelineItem(
-                row.revoked_at, "license", f"licenses revoked: “{reason}”", problem=True
+                row.revoked_at,
+                "license",
+                f"licenses revoked: “{reason}”",
+                ref=row.jti,
+                problem=True,
+                kid=row.kid,
             )
 
 

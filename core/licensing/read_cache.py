@@ -7,7 +7,8 @@ such a change (API, worker or CLI alike, Redis or not) also bumps one row, `lice
 (`mark_changed`): the signal commits with the change or not at all, so it cannot be lost. Every
 API process reads that row at most every POLL_SECONDS, lazily from the requests it serves, and
 drops its whole cache when the version moved. The process that made the change drops its own at
-once, in the commit hook.
+once, in the commit hook, and also when its COMMIT failed (it may have landed all the same); a
+transaction rolled back before COMMIT changed nothing and drops nothing.
 
 How stale can a read be? An entry is used only while the last successful poll started less than
 TRUST_SECONDS ago; a change committed before a poll started is seen by that poll, so a change
@@ -45,6 +46,9 @@ TRUST_SECONDS = 0.7
 MAX_AGE_SECONDS = 30.0
 MAX_ENTRIES = 100_000
 _CHANGED = "licensing_changed"
+# Set once the bump is written and COMMIT is about to be sent: from then on, a failure may not
+# mean nothing changed (the connection lost while COMMIT was answered: it may have landed).
+_COMMITTING = "licensing_committing"
 _COUNTER_ID = 1
 
 
@@ -179,8 +183,10 @@ def mark_changed(session: Session) -> None:
 def _count_the_change(session: Session) -> None:
     if not session.info.get(_CHANGED):
         return
-    # Last, so the counter's row lock is held only for the commit itself; an upsert, so a
-    # database without the row (a fresh or emptied one) counts from 1.
+    # Last, so the counter's row lock is held only for the commit itself: the transaction's
+    # pending writes go first (they may wait on other row locks). An upsert, so a database
+    # without the row (a fresh or emptied one) counts from 1.
+    session.flush()
     now = utcnow()
     insert = dialect_insert(session)(LicenseChange).values(
         id=_COUNTER_ID, version=1, changed_at=now
@@ -191,10 +197,12 @@ def _count_the_change(session: Session) -> None:
             set_={"version": LicenseChange.version + 1, "changed_at": now},
         )
     )
+    session.info[_COMMITTING] = True
 
 
 @event.listens_for(Session, "after_commit")
 def _drop_after_commit(session: Session) -> None:
+    session.info.pop(_COMMITTING, None)
     if session.info.pop(_CHANGED, False):
         license_read_cache().invalidate()
 
@@ -202,6 +210,11 @@ def _drop_after_commit(session: Session) -> None:
 @event.listens_for(Session, "after_soft_rollback")
 def _forget_after_rollback(session: Session, previous_transaction: SessionTransaction) -> None:
     # The whole transaction, not a savepoint of it, and even one that had not touched the
-    # database yet (no DBAPI rollback happens then).
+    # database yet (no DBAPI rollback happens then). Rolled back before its COMMIT was sent,
+    # nothing changed: the entries stay. Rolled back after (the COMMIT failed), the change may
+    # have landed (a connection lost while PostgreSQL answered): this process drops its own at
+    # once, as after a commit; the others see the counter, if it moved, at their next poll.
     if previous_transaction.parent is None:
         session.info.pop(_CHANGED, None)
+        if session.info.pop(_COMMITTING, False):
+            license_read_cache().invalidate()

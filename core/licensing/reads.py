@@ -22,8 +22,7 @@ from core.api_keys import authenticate_api_key
 from core.customers.service import get_customer
 from core.db import session_scope
 from core.errors import AuthenticationError, DomainError, RevokedLicenseError
-from core.licensing import lookup
-from core.licensing import service as license_service
+from core.licensing import lookup, service
 from core.licensing.instance_auth import REVOKED, verify_instance_token
 from core.licensing.keys import active_kid
 from core.licensing.lookup import (
@@ -141,8 +140,6 @@ def _stale_key(answer: LicenseAnswer) -> bool:
 def _load_license_of(customer_id: str, generation: int) -> LicenseAnswer:
     with session_scope() as session:
         get_customer(session, customer_id)
-        answer = LicenseAnswer.of(
-            StoredLicense.of(license_service.license_to_serve(session, customer_id))
-        )
+        answer = LicenseAnswer.of(StoredLicense.of(service.license_to_serve(session, customer_id)))
     license_read_cache().put("customer:" + customer_id, answer, generation)
     return answer

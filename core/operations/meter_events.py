@@ -1,7 +1,11 @@
 """Overage meter events per customer and day, as an operator reads them: what was sent, what
 Stripe refused for good (failed), what could not be confirmed (unconfirmed) and what still
 waits; and the two actions the CLI has, "Send again" (`billing stripe meter-retry`) and
-"Settle" (`billing stripe meter-settle`), through the same service functions."""
+"Settle" (`billing stripe meter-settle`), through the same service functions.
+
+The page reads a window of days (ix_overage_meter_events_day), at most MAX_DAYS, grouped per
+customer and day; it sorts those groups by day, customer (company, else email) or device-days
+(`SORTS`) and shows the first _LIMIT."""
 
 from __future__ import annotations
 
@@ -11,14 +15,17 @@ from datetime import date, datetime, timedelta
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
-from core.billing.metering import events as meter_events
+from core.billing.metering.events import FAILED, SENT, UNCONFIRMED, UNSENT, in_state, state_of
 from core.errors import InvalidInputError
+from core.sorting import parse_sort
 from models import Customer, OverageMeterEvent, utcnow
 
-STATES = (meter_events.SENT, meter_events.UNSENT, meter_events.FAILED, meter_events.UNCONFIRMED)
+STATES = (SENT, UNSENT, FAILED, UNCONFIRMED)
 MAX_DAYS = 90
 # Customer-days on one page (newest first); narrow by state or customer to see others.
 _LIMIT = 100
+SORTS = ("day", "customer", "device_days")
+DEFAULT_SORT = "-day"
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +43,7 @@ class MeterEventNote:
 class CustomerDay:
     customer_id: str
     email: str | None
+    company_name: str | None
     day: date
     device_days: int
     events: int
@@ -45,10 +53,10 @@ class CustomerDay:
     @property
     def state(self) -> str:
         """The day's worst state: failed, unconfirmed, unsent, or sent."""
-        for state in (meter_events.FAILED, meter_events.UNCONFIRMED, meter_events.UNSENT):
+        for state in (FAILED, UNCONFIRMED, UNSENT):
             if self.counts.get(state):
                 return state
-        return meter_events.SENT
+        return SENT
 
 
 def _checked(days: int, state: str | None) -> None:
@@ -65,45 +73,59 @@ def customer_days(
     state: str | None = None,
     customer_id: str | None = None,
     now: datetime | None = None,
+    sort: str = DEFAULT_SORT,
 ) -> list[CustomerDay]:
-    """Per customer and day of the last `days` days (newest first): device-days recorded, and
-    how many of the day's events are in each state."""
+    """Per customer and day of the last `days` days (newest first, or as `sort` says):
+    device-days recorded, and how many of the day's events are in each state."""
     _checked(days, state)
+    order = parse_sort(sort, SORTS, DEFAULT_SORT)
     first = (now or utcnow()).date() - timedelta(days=days)
     window = [OverageMeterEvent.day >= first]
     if customer_id:
         window.append(OverageMeterEvent.customer_id == customer_id)
-    counts = [
-        func.sum(case((meter_events.in_state(name), 1), else_=0)).label(name) for name in STATES
-    ]
+    counts = [func.sum(case((in_state(name), 1), else_=0)).label(name) for name in STATES]
+    device_days = func.sum(OverageMeterEvent.value)
+    name = func.lower(func.coalesce(Customer.company_name, Customer.email))
+    first = {
+        "day": OverageMeterEvent.day,
+        "customer": name,
+        "device_days": device_days,
+    }[order.column]
     query = (
         select(
             OverageMeterEvent.customer_id,
             OverageMeterEvent.day,
-            func.sum(OverageMeterEvent.value).label("device_days"),
+            Customer.email,
+            Customer.company_name,
+            device_days.label("device_days"),
             func.count().label("events"),
             *counts,
         )
+        .join(Customer, Customer.customer_id == OverageMeterEvent.customer_id)
         .where(*window)
-        .group_by(OverageMeterEvent.customer_id, OverageMeterEvent.day)
-        .order_by(OverageMeterEvent.day.desc(), OverageMeterEvent.customer_id)
+        .group_by(
+            OverageMeterEvent.customer_id,
+            OverageMeterEvent.day,
+            Customer.email,
+            Customer.company_name,
+        )
+        # Then newest day, then customer: the same groups always in the same order.
+        .order_by(
+            first.desc() if order.descending else first,
+            OverageMeterEvent.day.desc(),
+            OverageMeterEvent.customer_id,
+        )
         .limit(_LIMIT)
     )
     if state is not None:
-        query = query.having(func.sum(case((meter_events.in_state(state), 1), else_=0)) > 0)
+        query = query.having(func.sum(case((in_state(state), 1), else_=0)) > 0)
     rows = session.execute(query).all()
-    emails = dict(
-        session.execute(
-            select(Customer.customer_id, Customer.email).where(
-                Customer.customer_id.in_({row.customer_id for row in rows})
-            )
-        ).all()
-    )
     notes = _notes(session, window)
     return [
         CustomerDay(
             customer_id=row.customer_id,
-            email=emails.get(row.customer_id),
+            email=row.email,
+            company_name=row.company_name,
             day=row.day,
             device_days=int(row.device_days or 0),
             events=int(row.events),
@@ -128,7 +150,7 @@ def _notes(session: Session, window: list) -> dict[tuple[str, date], list[MeterE
             MeterEventNote(
                 event.id,
                 event.identifier,
-                meter_events.state_of(event),
+                state_of(event),
                 event.value,
                 event.last_error,
             )

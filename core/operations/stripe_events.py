@@ -1,6 +1,8 @@
 """The Stripe events an operator looks through: filtered by type, customer and state, newest
-first, a page at a time (keyset on Stripe's `created`, so deep pages stay fast); one event with
-its payload, every handling attempt and the license it issued."""
+first or sorted by type or state (`SORTS`, each read through an index in that order), a page at
+a time (keyset after the last row shown, so deep pages stay fast), with the company of the
+customer each belongs to; one event with its payload, every handling attempt and the license it
+issued."""
 
 from __future__ import annotations
 
@@ -8,7 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, func, or_, select, union
+from sqlalchemy import ColumnElement, Select, func, or_, select, tuple_, union
 from sqlalchemy.orm import Session
 
 from core.billing import inbox
@@ -16,6 +18,7 @@ from core.billing.event_attempts import attempts_of
 from core.billing.event_customers import payload_stripe_customer
 from core.customers.search import like_prefix
 from core.errors import InvalidInputError, NotFoundError
+from core.sorting import Sort, parse_sort
 from models import Customer, License, StripeEvent, StripeEventAttempt
 
 # The states an operator filters by, and the stored statuses each one covers.
@@ -26,6 +29,14 @@ STATES: dict[str, tuple[str, ...]] = {
     WAITING: (inbox.PENDING,),
 }
 PAGE_SIZE = 50
+# What each sort orders by, all one way (ix_stripe_events_created, _type_created,
+# _status_created, read forwards or backwards); the id last, so the keyset never skips a row.
+SORTS: dict[str, tuple[ColumnElement, ...]] = {  # type: ignore[type-arg]
+    "created": (StripeEvent.stripe_created, StripeEvent.id),
+    "type": (StripeEvent.type, StripeEvent.stripe_created, StripeEvent.id),
+    "state": (StripeEvent.status, StripeEvent.stripe_created, StripeEvent.id),
+}
+DEFAULT_SORT = "-created"
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,10 +44,16 @@ class EventFilter:
     type: str | None = None
     customer_id: str | None = None
     state: str | None = None
-    # Keyset: the next page starts below this (stripe_created, id).
-    before: tuple[int, int] | None = None
+    # Keyset: the next page starts after this row (its id), in the list's order.
+    before: int | None = None
+    sort: str = DEFAULT_SORT
+
+    @property
+    def order(self) -> Sort:
+        return parse_sort(self.sort, SORTS, DEFAULT_SORT)
 
     def __post_init__(self) -> None:
+        self.order  # noqa: B018 - a sort the list does not offer is refused up front
         if self.state is not None and self.state not in STATES:
             raise InvalidInputError(
                 f"state must be one of {', '.join(STATES)}, not {self.state!r}", field="state"
@@ -55,20 +72,21 @@ class EventRow:
     last_error: str | None
     customer_id: str | None
     source: str
+    # The customer's company (or email, without one), None for an event of no customer of ours.
+    customer_name: str | None = None
 
     @property
     def cursor(self) -> str:
-        return f"{int(self.created.timestamp())}-{self.row_id}"
+        return str(self.row_id)
 
 
-def parse_cursor(value: str | None) -> tuple[int, int] | None:
-    """A page cursor ("<created>-<id>") from the query string, or a 422 naming `before`."""
+def parse_cursor(value: str | None) -> int | None:
+    """A page cursor (the last row's id) from the query string, or a 422 naming `before`."""
     if not value:
         return None
-    created, _, row_id = value.partition("-")
-    if not (created.isdigit() and row_id.isdigit()):
+    if not value.isdigit():
         raise InvalidInputError("before must be a page cursor from the list", field="before")
-    return int(created), int(row_id)
+    return int(value)
 
 
 def _customers_named(text: str) -> Select[tuple[str]]:
@@ -94,7 +112,10 @@ def _customers_named(text: str) -> Select[tuple[str]]:
 
 
 def list_events(session: Session, wanted: EventFilter, *, limit: int = PAGE_SIZE) -> list[EventRow]:
-    """A page of events, newest first (the payload is not read)."""
+    """A page of events in the order asked, newest first by default (the payload is not read),
+    with their customer's company."""
+    order = wanted.order
+    columns = SORTS[order.column]
     query = select(
         StripeEvent.id,
         StripeEvent.event_id,
@@ -106,7 +127,8 @@ def list_events(session: Session, wanted: EventFilter, *, limit: int = PAGE_SIZE
         StripeEvent.last_error,
         StripeEvent.customer_id,
         StripeEvent.source,
-    )
+        func.coalesce(Customer.company_name, Customer.email).label("customer_name"),
+    ).outerjoin(Customer, Customer.customer_id == StripeEvent.customer_id)
     if wanted.type:
         query = query.where(StripeEvent.type == wanted.type)
     if wanted.customer_id:
@@ -114,16 +136,15 @@ def list_events(session: Session, wanted: EventFilter, *, limit: int = PAGE_SIZE
     if wanted.state:
         query = query.where(StripeEvent.status.in_(STATES[wanted.state]))
     if wanted.before is not None:
-        created, row_id = wanted.before
-        query = query.where(
-            or_(
-                StripeEvent.stripe_created < created,
-                and_(StripeEvent.stripe_created == created, StripeEvent.id < row_id),
-            )
-        )
-    rows = session.execute(
-        query.order_by(StripeEvent.stripe_created.desc(), StripeEvent.id.desc()).limit(limit)
-    ).all()
+        # Where the last page ended: that row's sort values (one primary-key read), and the
+        # rows after them in the list's order (a row comparison the sort's index reads).
+        last = session.execute(select(*columns).where(StripeEvent.id == wanted.before)).first()
+        if last is None:
+            raise InvalidInputError("before must be a page cursor from the list", field="before")
+        key, bound = tuple_(*columns), tuple_(*last)
+        query = query.where(key < bound if order.descending else key > bound)
+    ordering = [column.desc() for column in columns] if order.descending else list(columns)
+    rows = session.execute(query.order_by(*ordering).limit(limit)).all()
     return [
         EventRow(
             row.id,
@@ -136,6 +157,7 @@ def list_events(session: Session, wanted: EventFilter, *, limit: int = PAGE_SIZE
             row.last_error,
             row.customer_id,
             row.source,
+            row.customer_name,
         )
         for row in rows
     ]

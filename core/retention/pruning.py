@@ -17,8 +17,8 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from core import audit
-from core.db import get_engine
-from core.retention.steps import PRUNE_STEPS, Transaction
+from core.db import Transaction, get_engine
+from core.retention.steps import PRUNE_STEPS
 from core.settings import get_settings
 from models import utcnow
 

@@ -10,7 +10,6 @@ more `PruneStep` in `PRUNE_STEPS`.
 from __future__ import annotations
 
 from collections.abc import Callable
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -21,13 +20,11 @@ from sqlalchemy.orm import Session
 from core.billing.event_customers import customer_of_event
 from core.billing.inbox import IGNORED, PROCESSED
 from core.console.sessions import expired_sessions
-from core.retention.policy import event_payloads_kept_since, first_kept_report_day
+from core.db import Transaction
+from core.retention_policy import event_payloads_kept_since, first_kept_report_day
 from core.usage.days import as_date, utc_day, utc_day_start
 from models import ConsoleSession, StripeEvent, UsageReport
 from models.usage import UsageRollupDay
-
-# Opens one transaction (commits on success): core.db.session_scope, or a test's.
-Transaction = Callable[[], AbstractContextManager[Session]]
 
 
 @dataclass(frozen=True, slots=True)

@@ -59,8 +59,14 @@ def begin_rollup(session: Session, day: date, *, now: datetime | None = None) ->
     session.execute(stmt.on_conflict_do_nothing(index_elements=[UsageRollupDay.day]))
 
 
-def rollup_day(session: Session, day: date, *, now: datetime | None = None) -> RollupResult:
-    """Step 2: roll `day` (UTC) up into usage_daily and mark it finished; the caller commits."""
+def rollup_day(
+    session: Session, day: date, *, now: datetime | None = None, customer_id: str | None = None
+) -> RollupResult:
+    """Step 2: roll `day` (UTC) up into usage_daily and mark it finished; the caller commits.
+
+    With `customer_id`: that customer's rows only (a plan change metering their finished days
+    before the nightly run does, `core.billing.metering.runs.meter_customer`), under the same
+    lock; the day is not marked finished, as the other customers' rows are not written."""
     now = now or utcnow()
     begin_rollup(session, day, now=now)
     # Waits for processing that is rolling up late reports of this day (see the docstring).
@@ -69,13 +75,15 @@ def rollup_day(session: Session, day: date, *, now: datetime | None = None) -> R
     )
     written = 0
     if pruned_at is None:
-        written = _upsert_days(session, day, instances=None, now=now)
-        session.execute(
-            update(UsageRollupDay).where(UsageRollupDay.day == day).values(finished_at=now)
-        )
-    total = session.scalar(
-        select(func.count()).select_from(UsageDaily).where(UsageDaily.day == day)
-    )
+        written = _upsert_days(session, day, instances=None, now=now, customer_id=customer_id)
+        if customer_id is None:
+            session.execute(
+                update(UsageRollupDay).where(UsageRollupDay.day == day).values(finished_at=now)
+            )
+    rows = select(func.count()).select_from(UsageDaily).where(UsageDaily.day == day)
+    if customer_id is not None:
+        rows = rows.where(UsageDaily.customer_id == customer_id)
+    total = session.scalar(rows)
     return RollupResult(day, written, int(total or 0), pruned=pruned_at is not None)
 
 
@@ -104,7 +112,12 @@ def rollup_late_reports(session: Session, report_ids: Sequence[int], now: dateti
 
 
 def _upsert_days(
-    session: Session, day: date, *, instances: Iterable[tuple[str, str]] | None, now: datetime
+    session: Session,
+    day: date,
+    *,
+    instances: Iterable[tuple[str, str]] | None,
+    now: datetime,
+    customer_id: str | None = None,
 ) -> int:
     start = utc_day_start(day)
     source = (
@@ -123,6 +136,8 @@ def _upsert_days(
         .where(UsageReport.reported_at >= start, UsageReport.reported_at < start + timedelta(1))
         .group_by(UsageReport.customer_id, UsageReport.instance_id)
     )
+    if customer_id is not None:
+        source = source.where(UsageReport.customer_id == customer_id)
     if instances is not None:
         source = source.where(
             tuple_(UsageReport.customer_id, UsageReport.instance_id).in_(sorted(instances))

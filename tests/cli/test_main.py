@@ -85,9 +85,9 @@ def test_a_command_still_imports_what_it_needs_when_it_runs() -> None:
 
 def test_the_cli_days_bounds_are_the_core_ones() -> None:
     from cli import usage
-    from core.usage import queries as usage_views
+    from core.viewer.queries import DEFAULT_DAYS, MAX_DAYS
 
     assert (usage.DEFAULT_DAYS, usage.MAX_DAYS) == (
-        usage_views.DEFAULT_DAYS,
-        usage_views.MAX_DAYS,
+        DEFAULT_DAYS,
+        MAX_DAYS,
     )

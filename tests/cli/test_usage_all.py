@@ -8,7 +8,7 @@ import subprocess
 from typer.testing import CliRunner
 
 from cli.main import app
-from tests.core.usage.test_overview import seed_overview
+from tests.core.viewer.test_overview import seed_overview
 from tests.helpers.processes import PROJECT_ROOT, billing_command
 
 runner = CliRunner()

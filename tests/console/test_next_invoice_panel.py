@@ -23,6 +23,10 @@ def _starter_over_its_limit(stand_in) -> str:  # type: ignore[no-untyped-def]
     return customer_id
 
 
+def _previews_asked(stand_in) -> int:  # type: ignore[no-untyped-def]
+    return sum(r.path == "/v1/invoices/create_preview" for r in stand_in.requests)
+
+
 def test_the_panel_shows_stripes_lines_and_flags_the_difference(stand_in, operator) -> None:  # type: ignore[no-untyped-def]
     client, _ = operator
     customer_id = _starter_over_its_limit(stand_in)
@@ -62,7 +66,8 @@ def test_no_invoice_for_a_canceling_subscription_and_nothing_asked_without_strip
     panel = client.get(f"/console/customers/{seeded.customer_id}/next-invoice").text
     assert "Stripe is not configured" in panel and "Asked Stripe" not in panel
     page = client.get(f"/console/customers/{seeded.customer_id}").text
-    assert "Asking Stripe for its preview…" not in page and "Show the next invoice" in page
+    assert "Stripe is not configured" in page and "Asked Stripe" not in page
+    assert "data-preview-pending" not in page and "data-our-total" in page
 
     with session_scope() as session:
         session.execute(
@@ -74,3 +79,32 @@ def test_no_invoice_for_a_canceling_subscription_and_nothing_asked_without_strip
     assert "No invoice is coming: the subscription is set to cancel" in page
     panel = client.get(f"/console/customers/{seeded.customer_id}/next-invoice").text
     assert "No invoice is coming" in panel and "Our estimate" not in panel
+
+
+def test_the_customer_page_shows_our_estimate_without_javascript(stand_in, operator) -> None:  # type: ignore[no-untyped-def]
+    """Drawn with the page: our estimate at once; Stripe's preview when one is kept (5 minutes),
+    else asked after the page (htmx) or by a link; Stripe down: our estimate, said unavailable."""
+    client, _ = operator
+    customer_id = _starter_over_its_limit(stand_in)
+    first = client.get(f"/console/customers/{customer_id}").text
+    card = first[first.index('id="next-invoice"') :].split("</section>")[0]
+    assert "data-our-total>$29.40" in card  # $29 + 4 device-days x 10 cents, no Stripe asked
+    assert "data-preview-pending" in card and "Ask Stripe" in card
+    assert f'hx-get="/console/customers/{customer_id}/next-invoice" hx-trigger="load"' in first
+    assert _previews_asked(stand_in) == 0
+
+    client.get(f"/console/customers/{customer_id}/next-invoice")  # the htmx request
+    kept = client.get(f"/console/customers/{customer_id}").text
+    card = kept[kept.index('id="next-invoice"') :].split("</section>")[0]
+    assert "data-stripe-total>$29.00" in card and "data-our-total>$29.40" in card
+    assert "differ by -$0.40" in card and "data-preview-pending" not in card
+    assert 'hx-trigger="load"' not in kept
+    assert _previews_asked(stand_in) == 1  # the kept one
+
+    invoice_preview.clear_cache()
+    stand_in.set_down(True)
+    client.get(f"/console/customers/{customer_id}/next-invoice")  # Stripe unreachable
+    down = client.get(f"/console/customers/{customer_id}")
+    card = down.text[down.text.index('id="next-invoice"') :].split("</section>")[0]
+    assert down.status_code == 200
+    assert "data-our-total>$29.40" in card and "preview unavailable" in card

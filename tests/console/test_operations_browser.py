@@ -84,6 +84,16 @@ def test_a_failed_stripe_event_is_processed_again_and_audited(
         )
         screenshot(page, "event-processed")
 
+        # The license it issued, by its jti; then the list, sorted by type, names the company.
+        page.locator("section.card", has_text="License it changed").locator("a").first.click()
+        expect(page.locator("[data-license-state]")).to_have_text("current")
+        screenshot(page, "license")
+        page.goto(f"{url}/console/events")
+        page.get_by_role("link", name="Type").click()
+        expect(page.locator("th[aria-sort]")).to_contain_text("Type")
+        expect(page.locator("table.list")).to_contain_text("Acme GmbH")
+        screenshot(page, "events")
+
     row = pg_scalar(f"SELECT status FROM subscriptions WHERE customer_id = '{customer_id}'")
     assert row == "active"
     with session_scope() as session:
@@ -113,10 +123,18 @@ def test_the_days_meter_event_is_shown(stand_in, celery_worker) -> None:  # type
     with live_console() as url, chromium() as browser:
         page = signed_in(browser, url, new_key("alice@ops"))
         page.get_by_role("link", name="Meter events").click()
-        row = page.locator("#meter-days tbody tr", has_text="edge-14@acme.io")
+        link = page.locator(f'a[href="/console/customers/{customer_id}"]')
+        row = page.locator("#meter-days tbody tr", has=link)
+        expect(link).to_have_text("Acme GmbH")  # the company, its email and id in the title
         expect(row).to_contain_text(f"{yesterday.day} {yesterday:%b %Y}")
         expect(row.locator("td.num").first).to_have_text("4")
         expect(row).to_contain_text("sent")
+        # Sorted by a header's link, the current sort marked.
+        page.get_by_role("link", name="Device-days").click()
+        page.wait_for_url("**sort=-device_days**")
+        header = page.locator("#meter-days th[aria-sort]")
+        expect(header).to_have_attribute("aria-sort", "descending")
+        expect(header).to_contain_text("Device-days")
         screenshot(page, "meter-events")
 
 

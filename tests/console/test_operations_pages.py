@@ -204,3 +204,11 @@ def test_the_events_customer_filter_takes_a_name_or_a_stripe_id(operator) -> Non
     page = client.get("/console/events", params={"customer": "Nobody Inc"}).text
     assert 'id="customer-note">No customer' in page and "contains “Nobody Inc”." in page
     assert "evt_failed_1" not in page
+
+
+def test_the_overview_of_an_empty_service_says_where_customers_come_from(operator) -> None:  # type: ignore[no-untyped-def]
+    client, _ = operator
+    page = client.get("/console/").text
+    assert 'id="no-customers"' in page and "billing customer add" in page
+    past_due_customer()
+    assert 'id="no-customers"' not in client.get("/console/").text

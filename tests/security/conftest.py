@@ -80,12 +80,10 @@ class Callers:
 
 
 def _create_customer(session, email: str) -> tuple[str, str]:  # type: ignore[no-untyped-def]
-    from core.customers import service as customer_service
+    from core.customers.service import create_customer, customer_detail
 
-    customer = customer_service.create_customer(
-        session, email=email, name=None, company_name=None, plan=None
-    )
-    detail = customer_service.customer_detail(session, customer.customer_id)
+    customer = create_customer(session, email=email, name=None, company_name=None, plan=None)
+    detail = customer_detail(session, customer.customer_id)
     assert detail.license is not None
     return customer.customer_id, detail.license.token
 

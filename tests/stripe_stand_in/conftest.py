@@ -1,8 +1,10 @@
-"""Fixtures of the stand-in's own tests: a stand-in of their own, and a subscription on it."""
+"""Fixtures and helpers of the stand-in's own tests: a stand-in of their own, a catalog and
+subscriptions on it, and the SDK's reference shapes."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import stripe
@@ -55,3 +57,59 @@ def two_item_subscription(stripe_server: StripeStandIn) -> tuple[StripeStandIn, 
         }
     ).to_dict()
     return stripe_server, sub, prices
+
+
+def recurring_price(
+    client: stripe.StripeClient, product: str, amount: int, interval: str = "month", **extra: Any
+) -> Any:
+    """A USD price of the product, `amount` cents every `interval` (`extra`: more parameters)."""
+    params: dict[str, Any] = {
+        "product": product,
+        "currency": "usd",
+        "unit_amount": amount,
+        "recurring": {"interval": interval},
+        **extra,
+    }
+    return client.v1.prices.create(params=params)
+
+
+@pytest.fixture
+def catalog(client: stripe.StripeClient) -> dict[str, Any]:
+    """A customer and a product with a monthly and a yearly price (by lookup key)."""
+    customer = client.v1.customers.create(
+        params={"email": "ada@example.com", "name": "Ada", "metadata": {"customerId": "c-1"}}
+    )
+    product = client.v1.products.create(params={"name": "Professional"})
+    monthly = recurring_price(client, product.id, 4900, lookup_key="professional_monthly")
+    yearly = recurring_price(client, product.id, 49000, "year", lookup_key="professional_yearly")
+    return {"customer": customer, "product": product, "monthly": monthly, "yearly": yearly}
+
+
+def open_checkout(client: stripe.StripeClient, catalog: dict[str, Any], **extra: Any) -> Any:
+    """A subscription Checkout Session of the catalog's customer for its monthly price."""
+    params: dict[str, Any] = {
+        "mode": "subscription",
+        "customer": catalog["customer"].id,
+        "line_items": [{"price": catalog["monthly"].id, "quantity": 1}],
+        "success_url": "https://billing.example/success?session_id={CHECKOUT_SESSION_ID}",
+        "cancel_url": "https://billing.example/cancel",
+        "metadata": {"customerId": "c-1", "plan": "professional"},
+        "subscription_data": {"metadata": {"customerId": "c-1", "seats": "5"}},
+        **extra,
+    }
+    return client.v1.checkout.sessions.create(params=params)
+
+
+def subscribe(stand_in: StripeStandIn, client: stripe.StripeClient, catalog: Any) -> str:
+    """The id of a subscription made by a completed Checkout Session."""
+    session = open_checkout(client, catalog)
+    events = stand_in.complete_checkout(session.id)
+    return events[0]["data"]["object"]["subscription"]
+
+
+def reference_fields(cls: type) -> set[str]:
+    """The fields stripe-python (the tested SDK) declares for an object at its API version."""
+    fields: dict[str, object] = {}
+    for klass in reversed(cls.__mro__):
+        fields.update(getattr(klass, "__annotations__", {}))
+    return {name for name in fields if not name.startswith("_") and name[0].islower()}

@@ -24,7 +24,7 @@ def checkout_session_id(livemode: bool = False) -> str:
     return f"cs_{mode}_a1{random_token(56)}"
 
 
-def request_id() -> str:
+def new_request_id() -> str:
     return new_id("req", 14)
 
 

@@ -4,12 +4,27 @@ Where an API version moved a field, both places are filled so clients of either 
 work: `current_period_start/end` on the subscription and on each item, `subscription` on
 the invoice and under `parent.subscription_details`, `coupon` and `promotion.coupon` on a
 promotion code, `coupon` and `source.coupon` on a discount.
+
+The catalogue's shapes live in `objects_catalog`, Checkout's in `objects_checkout`; all are
+reachable from here.
 """
 
 from __future__ import annotations
 
 import copy
 from typing import Any
+
+from .objects_catalog import (
+    coupon,
+    customer,
+    discount,
+    plan_from_price,
+    price,
+    product,
+    promotion_code,
+    recurring,
+)
+from .objects_checkout import checkout_item, checkout_session, completed_customer_details
 
 Obj = dict[str, Any]
 
@@ -20,313 +35,6 @@ def list_object(data: list[Obj], url: str, has_more: bool = False) -> Obj:
 
 def deleted(object_id: str, object_name: str) -> Obj:
     return {"id": object_id, "object": object_name, "deleted": True}
-
-
-def customer(object_id: str, created: int, fields: Obj, invoice_prefix: str) -> Obj:
-    return {
-        "id": object_id,
-        "object": "customer",
-        "address": fields.get("address"),
-        "balance": 0,
-        "created": created,
-        "currency": None,
-        "default_source": None,
-        "delinquent": False,
-        "description": fields.get("description"),
-        "discount": None,
-        "email": fields.get("email"),
-        "invoice_prefix": invoice_prefix,
-        "invoice_settings": {
-            "custom_fields": None,
-            "default_payment_method": None,
-            "footer": None,
-            "rendering_options": None,
-        },
-        "livemode": False,
-        "metadata": fields.get("metadata") or {},
-        "name": fields.get("name"),
-        "next_invoice_sequence": 1,
-        "phone": fields.get("phone"),
-        "preferred_locales": fields.get("preferred_locales") or [],
-        "shipping": None,
-        "tax_exempt": fields.get("tax_exempt") or "none",
-        "test_clock": None,
-    }
-
-
-def product(object_id: str, created: int, fields: Obj) -> Obj:
-    return {
-        "id": object_id,
-        "object": "product",
-        "active": fields.get("active", True),
-        "created": created,
-        "default_price": None,
-        "description": fields.get("description"),
-        "images": fields.get("images") or [],
-        "livemode": False,
-        "marketing_features": [],
-        "metadata": fields.get("metadata") or {},
-        "name": fields["name"],
-        "package_dimensions": None,
-        "shippable": fields.get("shippable"),
-        "statement_descriptor": fields.get("statement_descriptor"),
-        "tax_code": fields.get("tax_code"),
-        "type": "service",
-        "unit_label": fields.get("unit_label"),
-        "updated": created,
-        "url": fields.get("url"),
-    }
-
-
-def recurring(interval: str, interval_count: int, usage_type: str, trial_days: int | None) -> Obj:
-    return {
-        "interval": interval,
-        "interval_count": interval_count,
-        "meter": None,
-        "trial_period_days": trial_days,
-        "usage_type": usage_type,
-    }
-
-
-def price(object_id: str, created: int, fields: Obj) -> Obj:
-    unit_amount = fields.get("unit_amount")
-    return {
-        "id": object_id,
-        "object": "price",
-        "active": fields.get("active", True),
-        "billing_scheme": "per_unit",
-        "created": created,
-        "currency": fields["currency"],
-        "custom_unit_amount": None,
-        "livemode": False,
-        "lookup_key": fields.get("lookup_key"),
-        "metadata": fields.get("metadata") or {},
-        "nickname": fields.get("nickname"),
-        "product": fields["product"],
-        "recurring": fields.get("recurring"),
-        "tax_behavior": fields.get("tax_behavior") or "unspecified",
-        "tiers_mode": None,
-        "transform_quantity": None,
-        "type": "recurring" if fields.get("recurring") else "one_time",
-        "unit_amount": unit_amount,
-        "unit_amount_decimal": None if unit_amount is None else str(unit_amount),
-    }
-
-
-def plan_from_price(price_obj: Obj) -> Obj:
-    """The legacy `plan` view of a recurring price, as still sent on subscription items."""
-    recurring_part = price_obj.get("recurring") or {}
-    return {
-        "id": price_obj["id"],
-        "object": "plan",
-        "active": price_obj["active"],
-        "amount": price_obj["unit_amount"],
-        "amount_decimal": price_obj["unit_amount_decimal"],
-        "billing_scheme": price_obj["billing_scheme"],
-        "created": price_obj["created"],
-        "currency": price_obj["currency"],
-        "interval": recurring_part.get("interval"),
-        "interval_count": recurring_part.get("interval_count", 1),
-        "livemode": False,
-        "metadata": price_obj["metadata"],
-        "meter": None,
-        "nickname": price_obj["nickname"],
-        "product": price_obj["product"],
-        "tiers_mode": None,
-        "transform_usage": None,
-        "trial_period_days": recurring_part.get("trial_period_days"),
-        "usage_type": recurring_part.get("usage_type", "licensed"),
-    }
-
-
-def coupon(object_id: str, created: int, fields: Obj) -> Obj:
-    return {
-        "id": object_id,
-        "object": "coupon",
-        "amount_off": fields.get("amount_off"),
-        "created": created,
-        "currency": fields.get("currency"),
-        "duration": fields.get("duration") or "once",
-        "duration_in_months": fields.get("duration_in_months"),
-        "livemode": False,
-        "max_redemptions": fields.get("max_redemptions"),
-        "metadata": fields.get("metadata") or {},
-        "name": fields.get("name"),
-        "percent_off": fields.get("percent_off"),
-        "redeem_by": fields.get("redeem_by"),
-        "times_redeemed": 0,
-        "valid": True,
-    }
-
-
-def promotion_code(object_id: str, created: int, fields: Obj, coupon_obj: Obj) -> Obj:
-    return {
-        "id": object_id,
-        "object": "promotion_code",
-        "active": fields.get("active", True),
-        "code": fields["code"],
-        "coupon": copy.deepcopy(coupon_obj),
-        "created": created,
-        "customer": fields.get("customer"),
-        "expires_at": fields.get("expires_at"),
-        "livemode": False,
-        "max_redemptions": fields.get("max_redemptions"),
-        "metadata": fields.get("metadata") or {},
-        "promotion": {"coupon": coupon_obj["id"], "type": "coupon"},
-        "restrictions": {
-            "currency_options": {},
-            "first_time_transaction": False,
-            "minimum_amount": None,
-            "minimum_amount_currency": None,
-        },
-        "times_redeemed": 0,
-    }
-
-
-def discount(
-    object_id: str,
-    start: int,
-    coupon_obj: Obj,
-    *,
-    customer: str | None,
-    promotion_code: str | None,
-    subscription: str | None,
-    checkout_session: str | None,
-    end: int | None,
-) -> Obj:
-    return {
-        "id": object_id,
-        "object": "discount",
-        "checkout_session": checkout_session,
-        "coupon": copy.deepcopy(coupon_obj),
-        "customer": customer,
-        "end": end,
-        "invoice": None,
-        "invoice_item": None,
-        "promotion_code": promotion_code,
-        "source": {"coupon": coupon_obj["id"], "type": "coupon"},
-        "start": start,
-        "subscription": subscription,
-        "subscription_item": None,
-    }
-
-
-def checkout_session(object_id: str, created: int, fields: Obj) -> Obj:
-    ui_mode = fields.get("ui_mode") or "hosted"
-    hosted = ui_mode == "hosted"
-    return {
-        "id": object_id,
-        "object": "checkout.session",
-        "adaptive_pricing": None,
-        "after_expiration": None,
-        "allow_promotion_codes": fields.get("allow_promotion_codes"),
-        "amount_subtotal": fields["amount_subtotal"],
-        "amount_total": fields["amount_total"],
-        "automatic_tax": {
-            "enabled": bool(fields.get("automatic_tax_enabled")),
-            "liability": None,
-            "provider": None,
-            "status": None,
-        },
-        "billing_address_collection": fields.get("billing_address_collection"),
-        "cancel_url": fields.get("cancel_url"),
-        "client_reference_id": fields.get("client_reference_id"),
-        "client_secret": None if hosted else f"{object_id}_secret_{object_id[-24:]}",
-        "consent": None,
-        "consent_collection": None,
-        "created": created,
-        "currency": fields["currency"],
-        "custom_fields": [],
-        "custom_text": {
-            "after_submit": None,
-            "shipping_address": None,
-            "submit": None,
-            "terms_of_service_acceptance": None,
-        },
-        "customer": fields.get("customer"),
-        "customer_creation": None if fields.get("customer") else "always",
-        "customer_details": _customer_details(fields),
-        "customer_email": fields.get("customer_email"),
-        "discounts": fields.get("discounts") or [],
-        "expires_at": fields["expires_at"],
-        "invoice": None,
-        "invoice_creation": None,
-        "livemode": False,
-        "locale": fields.get("locale"),
-        "metadata": fields.get("metadata") or {},
-        "mode": fields["mode"],
-        "payment_intent": None,
-        "payment_link": None,
-        "payment_method_collection": fields.get("payment_method_collection") or "always",
-        "payment_method_types": fields.get("payment_method_types") or ["card"],
-        "payment_status": "unpaid",
-        "phone_number_collection": {"enabled": False},
-        "recovered_from": None,
-        "return_url": fields.get("return_url"),
-        "setup_intent": None,
-        "shipping_address_collection": None,
-        "shipping_cost": None,
-        "shipping_options": [],
-        "status": "open",
-        "submit_type": None,
-        "subscription": None,
-        "success_url": fields.get("success_url"),
-        "total_details": {
-            "amount_discount": fields["amount_subtotal"] - fields["amount_total"],
-            "amount_shipping": 0,
-            "amount_tax": 0,
-        },
-        "ui_mode": ui_mode,
-        "url": f"https://checkout.stripe.com/c/pay/{object_id}" if hosted else None,
-    }
-
-
-def _customer_details(fields: Obj) -> Obj | None:
-    email = fields.get("customer_email")
-    if email is None:
-        return None
-    return {
-        "address": None,
-        "email": email,
-        "name": None,
-        "phone": None,
-        "tax_exempt": "none",
-        "tax_ids": [],
-    }
-
-
-def completed_customer_details(email: str | None, name: str | None) -> Obj:
-    return {
-        "address": {
-            "city": None,
-            "country": "US",
-            "line1": None,
-            "line2": None,
-            "postal_code": "94103",
-            "state": None,
-        },
-        "email": email,
-        "name": name,
-        "phone": None,
-        "tax_exempt": "none",
-        "tax_ids": [],
-    }
-
-
-def checkout_item(object_id: str, price_obj: Obj, quantity: int, description: str) -> Obj:
-    subtotal = (price_obj["unit_amount"] or 0) * quantity
-    return {
-        "id": object_id,
-        "object": "item",
-        "amount_discount": 0,
-        "amount_subtotal": subtotal,
-        "amount_tax": 0,
-        "amount_total": subtotal,
-        "currency": price_obj["currency"],
-        "description": description,
-        "price": copy.deepcopy(price_obj),
-        "quantity": quantity,
-    }
 
 
 def billing_mode(mode: str, created: int) -> Obj:
@@ -584,3 +292,27 @@ def event(
         "request": dict(request),
         "type": event_type,
     }
+
+
+__all__ = [
+    "Obj",
+    "billing_mode",
+    "checkout_item",
+    "checkout_session",
+    "completed_customer_details",
+    "coupon",
+    "customer",
+    "deleted",
+    "discount",
+    "event",
+    "invoice",
+    "invoice_line",
+    "list_object",
+    "plan_from_price",
+    "price",
+    "product",
+    "promotion_code",
+    "recurring",
+    "subscription",
+    "subscription_item",
+]

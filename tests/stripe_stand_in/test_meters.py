@@ -130,6 +130,32 @@ def test_an_event_of_an_unknown_customer_is_accepted_then_reported_and_never_cou
     assert stand_in.meters.report_meter_errors() == []  # each reported once
 
 
+def test_thin_events_are_listed_newest_first_filtered_and_paged_by_url(
+    stand_in: StripeStandIn, client: stripe.StripeClient, meter: stripe.billing.Meter
+) -> None:
+    # GET /v2/core/events: "List events, going back up to 30 days" (docs.stripe.com/api/v2/
+    # core/events/list); `created` bounds are RFC 3339 times, pages linked by next_page_url.
+    _event(client, "first", customer="cus_nobody")
+    (older,) = stand_in.meters.report_meter_errors()
+    _event(client, "second", customer="cus_nobody")
+    (newer,) = stand_in.meters.report_meter_errors()
+    since = older["created"]
+
+    listed = client.v2.core.events.list(
+        params={"types": [older["type"]], "created": {"gte": since}, "limit": 1}
+    )
+
+    assert [event.id for event in listed.data] == [newer["id"]]
+    assert listed.next_page_url is not None
+    assert [event.id for event in listed.auto_paging_iter()] == [newer["id"], older["id"]]
+    full = client.v2.core.events.list(params={"object_id": meter.id}).data[0]
+    assert full.data["reason"]["error_count"] == 1  # as GET /v2/core/events/{id} shows it
+    assert client.v2.core.events.list(params={"object_id": "mtr_other"}).data == []
+    assert client.v2.core.events.list(params={"types": ["v1.other"]}).data == []
+    later = "2999-01-01T00:00:00.000Z"
+    assert client.v2.core.events.list(params={"created": {"gt": later}}).data == []
+
+
 @pytest.mark.parametrize(
     ("changes", "param"),
     [

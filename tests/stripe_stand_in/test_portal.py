@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import stripe
 
-from tests.stripe_stand_in.test_stand_in import _reference_fields
+from tests.stripe_stand_in.conftest import reference_fields
 
 
 def test_a_configuration_is_made_listed_and_named_by_a_session(
@@ -24,7 +24,7 @@ def test_a_configuration_is_made_listed_and_named_by_a_session(
         }
     )
     shape = made.to_dict()
-    assert not set(shape) - _reference_fields(stripe.billing_portal.Configuration) - {"object"}
+    assert not set(shape) - reference_fields(stripe.billing_portal.Configuration) - {"object"}
     assert made.id.startswith("bpc_") and made.active and not made.is_default
     assert made.features.subscription_cancel.mode == "at_period_end"
     assert made.features.subscription_update.enabled is False

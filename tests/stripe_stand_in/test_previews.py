@@ -11,21 +11,14 @@ import pytest
 import stripe
 
 from tests.stripe_stand_in import StripeStandIn
-from tests.stripe_stand_in.test_stand_in import _reference_fields
+from tests.stripe_stand_in.conftest import recurring_price, reference_fields
 
 
 def _subscribed(stand_in: StripeStandIn, client: stripe.StripeClient) -> dict[str, Any]:
     """A customer on a $49 flat price plus a 7-cent-per-unit metered price."""
     customer = client.v1.customers.create(params={"email": "ada@example.com"})
     product = client.v1.products.create(params={"name": "Professional"})
-    flat = client.v1.prices.create(
-        params={
-            "product": product.id,
-            "currency": "usd",
-            "unit_amount": 4900,
-            "recurring": {"interval": "month"},
-        }
-    )
+    flat = recurring_price(client, product.id, 4900)
     meter = client.v1.billing.meters.create(
         params={
             "display_name": "Overage",
@@ -85,10 +78,10 @@ def test_preview_has_the_pinned_versions_invoice_shape_and_the_next_periods_line
     _usage(client, setup["customer"], "old", 100, now - 3 * 86400)
 
     preview = _preview(client, setup)
-    unknown = set(preview) - _reference_fields(stripe.Invoice) - {"object"}
+    unknown = set(preview) - reference_fields(stripe.Invoice) - {"object"}
     assert not unknown, f"preview has fields stripe.Invoice does not: {unknown}"
     for line in preview["lines"]["data"]:
-        unknown = set(line) - _reference_fields(stripe.InvoiceLineItem) - {"object"}
+        unknown = set(line) - reference_fields(stripe.InvoiceLineItem) - {"object"}
         assert not unknown, f"preview line has fields InvoiceLineItem does not: {unknown}"
         assert line["id"].startswith("il_tmp_")
 

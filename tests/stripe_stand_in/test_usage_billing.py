@@ -207,3 +207,100 @@ def test_cancelling_now_with_invoice_now_bills_the_usage_to_date_and_may_be_decl
     wanted = "invoice.payment_failed" if declines else "invoice.paid"
     assert wanted in [e["type"] for e in stand_in.events[mark:]]
     assert stand_in.subscriptions.usage.billed(catalog["customer"].id) == 3
+
+
+# -- a renewal is a draft for an hour and reads the meter when finalized -------------------------
+# "All invoices have a default finalization grace period of 1 hour. [...] During finalization,
+# Stripe updates the invoice to reflect the latest quantity for its billing period"
+# (docs.stripe.com/billing/subscriptions/usage-based/configure-grace-period).
+
+
+def test_usage_reported_in_the_drafts_hour_is_billed_on_it_and_later_usage_never(
+    stand_in: StripeStandIn, catalog: dict[str, Any], clock: list[float]
+) -> None:
+    client = stand_in.client()
+    sub = _subscribe(client, catalog)
+    period_end = sub["items"].data[0].current_period_end
+    clock[0] = period_end - HOUR
+    _use(client, catalog, 5, clock[0])
+    clock[0] = period_end
+
+    renewed = stand_in.renew_awaiting_payment(sub.id)
+
+    (created,) = [e["data"]["object"] for e in renewed if e["type"] == "invoice.created"]
+    assert created["status"] == "draft"
+    assert created["automatically_finalizes_at"] == period_end + HOUR
+    assert created["status_transitions"]["finalized_at"] is None
+    assert created["total"] == 2900 + 5 * 10  # the usage reported so far shows on the draft
+    clock[0] = period_end + 30 * 60
+    _use(client, catalog, 3, period_end - 1)  # late, inside the draft's hour: counted
+    clock[0] = period_end + HOUR - 1
+    assert stand_in.run_due() == []
+    assert client.v1.invoices.retrieve(created["id"]).status == "draft"
+
+    clock[0] = period_end + HOUR
+    events = stand_in.run_due()
+
+    assert [e["type"] for e in events] == [
+        "invoice.finalized",
+        "invoice.paid",
+        "invoice.payment_succeeded",
+    ]
+    invoice = client.v1.invoices.retrieve(created["id"])
+    assert invoice.status == "paid"
+    assert invoice.automatically_finalizes_at is None
+    assert invoice.total == invoice.amount_paid == 2900 + 8 * 10
+    usage = [line for line in invoice.lines.data if line.quantity == 8]
+    assert len(usage) == 1 and usage[0].period.end == period_end
+    clock[0] += 60
+    _use(client, catalog, 4, period_end - 1)  # after finalization: accepted, never billed
+    assert stand_in.meters.summed("overage", catalog["customer"].id) == 12
+    assert stand_in.subscriptions.usage.billed(catalog["customer"].id) == 8
+    assert stand_in.run_due() == []
+
+
+def test_a_draft_is_finalized_before_a_request_made_after_its_hour_is_answered(
+    stand_in: StripeStandIn, catalog: dict[str, Any], clock: list[float]
+) -> None:
+    client = stand_in.client()
+    stand_in.decline_charges(catalog["customer"].id)
+    sub = _subscribe(client, catalog)
+    period_end = sub["items"].data[0].current_period_end
+    clock[0] = period_end
+    stand_in.renew_awaiting_payment(sub.id)
+    clock[0] = period_end + HOUR + 5
+    # Stripe finalized it an hour after it was made: an event for the ended period sent now
+    # is too late, whoever asks first.
+    _use(client, catalog, 6, period_end - 1)
+
+    after = client.v1.subscriptions.retrieve(sub.id)
+
+    assert after.status == "past_due"
+    invoice = client.v1.invoices.retrieve(after.latest_invoice)
+    assert (invoice.status, invoice.attempt_count, invoice.total) == ("open", 1, 2900)
+    assert [e["type"] for e in stand_in.run_due()] == [
+        "invoice.finalized",
+        "invoice.payment_failed",
+        "customer.subscription.updated",
+    ]
+    assert stand_in.subscriptions.usage.billed(catalog["customer"].id) == 0
+
+
+def test_finalizing_a_draft_by_hand_reads_the_meter_again(
+    stand_in: StripeStandIn, catalog: dict[str, Any], clock: list[float]
+) -> None:
+    client = stand_in.client()
+    sub = _subscribe(client, catalog)
+    period_end = sub["items"].data[0].current_period_end
+    clock[0] = period_end
+    stand_in.renew_awaiting_payment(sub.id)
+    draft_id = client.v1.subscriptions.retrieve(sub.id).latest_invoice
+    clock[0] += 60
+    _use(client, catalog, 2, period_end - 1)
+
+    invoice = client.v1.invoices.finalize_invoice(draft_id, params={"auto_advance": False})
+
+    assert (invoice.status, invoice.total) == ("open", 2900 + 2 * 10)
+    clock[0] = period_end + 2 * HOUR
+    assert stand_in.run_due() == []  # finalized already: not finalized or charged again
+    assert client.v1.invoices.retrieve(draft_id).status == "open"

@@ -4,11 +4,13 @@ Stripe's rules the stand-in keeps:
 
 - a metered item bills, in arrears on the invoice that closes its period, its meter's sum for the
   subscription's customer over the part of the period the item carried its price;
-- that invoice reads the meter when it is finalized (at once for an invoice paid on renewal,
-  after the draft's hour otherwise): an event stamped into a period whose invoice is final is
-  accepted and never billed ("All invoices have a default finalization grace period of 1 hour.
-  During the finalization grace period, you can continue to report usage for the previous
-  billing period", docs.stripe.com/billing/subscriptions/usage-based/configure-grace-period);
+- that invoice reads the meter when it is finalized: a renewal's draft shows the usage reported
+  by its creation and is read again when it is finalized an hour later (`advance_period` plays
+  both at once); an event stamped into a period whose invoice is final is accepted and never
+  billed ("All invoices have a default finalization grace period of 1 hour. During the
+  finalization grace period, you can continue to report usage for the previous billing period.
+  During finalization, Stripe updates the invoice to reflect the latest quantity for its billing
+  period", docs.stripe.com/billing/subscriptions/usage-based/configure-grace-period);
 - flexible billing mode (the default for subscriptions created under 2025-09-30.clover and
   later, docs.stripe.com/changelog/clover/2025-09-30/billing-mode-default-flexible): removing a
   metered price (deleting its item or swapping its price) bills the usage reported so far: "we
@@ -22,6 +24,7 @@ Stripe's rules the stand-in keeps:
 
 from __future__ import annotations
 
+import copy
 from typing import TYPE_CHECKING
 
 from . import objects
@@ -86,19 +89,52 @@ class UsageBilling:
 
     # -- invoices --------------------------------------------------------------------------
 
-    def period_lines(self, sub: Obj, start: int, end: int) -> list[Obj]:
+    def period_lines(self, sub: Obj, start: int, end: int, draft: Obj | None = None) -> list[Obj]:
         """The usage of the period [start, end) for each metered item, plus the usage lines kept
-        for the next invoice; each item then counts from `end`."""
+        for the next invoice; each item then counts from `end`. For a `draft` invoice the reads
+        are remembered, so its finalization reads the meter again (`reread`)."""
         lines = list(self.store.hidden_of(sub["id"]).pop("pending_usage", []))
+        reads = []
         for item in sub["items"]["data"]:
-            if not is_metered(item):
-                continue
-            since = max(start, self._since(item["id"]))
-            quantity = self.usage(sub, item["price"], since, end)
+            if is_metered(item):
+                since = max(start, self._since(item["id"]))
+                reads.append({"item": copy.deepcopy(item), "since": since})
+                self.start_counting(item, end)
+        metered = self._read(sub, reads, end)
+        if draft is not None:
+            self.store.hidden_of(draft["id"])["meter_read"] = {
+                "subscription": sub["id"],
+                "reads": reads,
+                "end": end,
+                "lines": [line["id"] for line in metered],
+            }
+        return lines + metered
+
+    def _read(self, sub: Obj, reads: list[Obj], end: int) -> list[Obj]:
+        lines = []
+        for read in reads:
+            quantity = self.usage(sub, read["item"]["price"], read["since"], end)
             if quantity:
-                lines.append(self._line(sub, item, quantity, since, end))
-            self.start_counting(item, end)
+                lines.append(self._line(sub, read["item"], quantity, read["since"], end))
         return lines
+
+    def reread(self, invoice: Obj) -> None:
+        """A draft being finalized: its usage lines replaced by the meter's sums now, for the
+        same items over the same windows (events reported during the draft's hour count)."""
+        read = self.store.hidden_of(invoice["id"]).pop("meter_read", None)
+        if read is None:
+            return
+        sub = self.store.table("subscription")[read["subscription"]]
+        gone = set(read["lines"])
+        billed = self.store.hidden_of("usage_lines")
+        removed = [line for line in invoice["lines"]["data"] if line["id"] in gone]
+        invoice["lines"]["data"] = [
+            line for line in invoice["lines"]["data"] if line["id"] not in gone
+        ]
+        for line in removed:
+            billed.pop(line["id"], None)
+        _add_to_totals(invoice, -sum(line["amount"] for line in removed))
+        self.add_lines(invoice, self._read(sub, read["reads"], read["end"]))
 
     def add_lines(self, invoice: Obj, lines: list[Obj]) -> None:
         if not lines:
@@ -108,15 +144,7 @@ class UsageBilling:
             line["invoice"] = invoice["id"]
             billed[line["id"]] = {"invoice": invoice["id"], "quantity": line["quantity"]}
         invoice["lines"]["data"].extend(lines)
-        added = sum(line["amount"] for line in lines)
-        paid = invoice["status"] == "paid"
-        invoice["subtotal"] += added
-        invoice["subtotal_excluding_tax"] = invoice["subtotal"]
-        invoice["total"] += added
-        invoice["total_excluding_tax"] = invoice["total"]
-        invoice["amount_due"] += added
-        invoice["amount_paid"] = invoice["amount_due"] if paid else 0
-        invoice["amount_remaining"] = 0 if paid else invoice["amount_due"]
+        _add_to_totals(invoice, sum(line["amount"] for line in lines))
 
     def _line(self, sub: Obj, item: Obj, quantity: int, since: int, until: int) -> Obj:
         price = item["price"]
@@ -154,6 +182,17 @@ class UsageBilling:
             for line in self.store.hidden_of(sub["id"]).get("pending_usage", [])
         )
         return invoiced + pending
+
+
+def _add_to_totals(invoice: Obj, added: int) -> None:
+    paid = invoice["status"] == "paid"
+    invoice["subtotal"] += added
+    invoice["subtotal_excluding_tax"] = invoice["subtotal"]
+    invoice["total"] += added
+    invoice["total_excluding_tax"] = invoice["total"]
+    invoice["amount_due"] += added
+    invoice["amount_paid"] = invoice["amount_due"] if paid else 0
+    invoice["amount_remaining"] = 0 if paid else invoice["amount_due"]
 
 
 def _item(sub: Obj, item_id: str) -> Obj:

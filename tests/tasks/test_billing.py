@@ -8,8 +8,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from core.billing import changes, handlers
-from core.billing import inbox as stripe_events
+from core.billing import changes, handlers, inbox
 from core.billing.gateway import get_gateway
 from core.db import session_scope
 from core.settings import get_settings
@@ -197,7 +196,7 @@ def test_sweeper_enqueues_events_whose_task_never_ran(stand_in, celery_worker):
     events = start_checkout(stand_in, customer_id)
     with session_scope() as session:
         for event in events:
-            stripe_events.store_event(session, event)  # stored, never enqueued (broker was down)
+            inbox.store_event(session, event)  # stored, never enqueued (broker was down)
     assert sweep_events()["found"] == 0  # too recent: their task may still be on its way
     with session_scope() as session:
         session.query(StripeEvent).update({"received_at": utcnow() - timedelta(minutes=5)})
@@ -340,7 +339,7 @@ def test_an_event_whose_failure_cannot_be_recorded_holds_back_no_other_in_its_gr
     events = start_checkout(stand_in, customer_id)
     good = next(e for e in events if e["type"] == "checkout.session.completed")
     with session_scope() as session:
-        stripe_events.store_events(session, [bad, good])
+        inbox.store_events(session, [bad, good])
     # Counting one more attempt of the bad event overflows its column: its failure (no local
     # customer) cannot be recorded, as when the database fails under the task.
     with session_scope() as session:

@@ -87,3 +87,39 @@ def test_a_report_naming_none_of_ours_is_still_recorded(
     assert status == "processed"
     (issue,) = meter_error_issues()
     assert "1 meter event(s) invalid" in issue.detail
+
+
+def test_a_report_the_destination_never_delivered_is_found_by_reconciliation_and_handled_once(
+    metered: StripeStandIn,  # noqa: F811
+    api_client,
+) -> None:
+    from tasks.billing import reconcile_events
+
+    customer_id, _ = paying("undelivered@example.com")
+    with session_scope() as session:
+        session.execute(
+            update(Customer)
+            .where(Customer.customer_id == customer_id)
+            .values(stripe_customer_id="cus_OfAnotherAccountToo")
+        )
+    report(customer_id, "edge-1", 13, START)
+    assert run()["sent"] == 1
+    (thin,) = metered.meters.report_meter_errors()  # made in Stripe, never delivered
+
+    found = reconcile_events()
+
+    assert thin["id"] in found["eventIds"]
+    wait_for_events([thin["id"]])
+    with session_scope() as session:
+        stored = session.scalars(select(StripeEvent).where(StripeEvent.event_id == thin["id"]))
+        (event,) = stored.all()
+        assert (event.source, event.status) == ("reconciliation", "processed")
+        assert "data" not in event.payload  # stored as the destination would have sent it
+    (row,) = rows(customer_id)
+    assert row.failed_at is not None
+    (issue,) = meter_error_issues()
+    assert issue.stripe_object_id == thin["id"]
+    # Found again, or delivered late after all: stored once, handled once.
+    assert thin["id"] not in reconcile_events()["eventIds"]
+    assert deliver(api_client, thin).status_code == 200
+    assert len(meter_error_issues()) == 1

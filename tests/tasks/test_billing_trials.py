@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import jwt
 from sqlalchemy import update
 
-from core.billing.trials import expire_trials as expire_trials_now
+from core.billing import trials
 from core.customers.service import create_customer
 from core.db import session_scope
 from core.licensing.service import current_license
@@ -32,9 +32,9 @@ def test_trial_ends_after_14_days_not_before() -> None:
     cid = _customer("days@acme.example")
     now = datetime.now(UTC)
     with session_scope() as session:
-        assert expire_trials_now(session, now=now + timedelta(days=13, hours=23)) == []
+        assert trials.expire_trials(session, now=now + timedelta(days=13, hours=23)) == []
     with session_scope() as session:
-        assert expire_trials_now(session, now=now + timedelta(days=14, seconds=1)) == [cid]
+        assert trials.expire_trials(session, now=now + timedelta(days=14, seconds=1)) == [cid]
     assert pg_scalar(f"SELECT status FROM subscriptions WHERE customer_id = '{cid}'") == "expired"
 
 

@@ -7,13 +7,13 @@ from datetime import UTC, datetime, timedelta
 import jwt
 from sqlalchemy import update
 
+import tasks.licenses
 from core.customers.service import create_customer
 from core.db import session_scope
 from core.licensing.keys import rotate_keys
 from core.licensing.revocation import revoke_license
 from core.licensing.service import current_license, reissue_license
 from models import License, Subscription
-from tasks import licenses as license_tasks
 from tests.conftest import pg_scalar
 
 TIMEOUT = 60
@@ -40,7 +40,7 @@ def _current(customer_id: str) -> License:
 
 def test_reissue_task_reissues_only_on_change(celery_worker) -> None:
     cid = _customer("task@acme.example")
-    task = license_tasks.reissue_license
+    task = tasks.licenses.reissue_license
     assert task.delay(cid, "no change").get(timeout=TIMEOUT)["reissued"] is False
     with session_scope() as session:
         session.execute(
@@ -80,7 +80,7 @@ def test_renewal_reissues_only_what_is_close_to_expiry(celery_worker) -> None:
         reissue_license(session, trialing, reason="trial shortened")
     before = {cid: _current(cid).jti for cid in (close, far, canceled, trialing)}
 
-    result = license_tasks.renew_licenses.delay().get(timeout=TIMEOUT)
+    result = tasks.licenses.renew_licenses.delay().get(timeout=TIMEOUT)
     assert result["renewed"] == [close]
     renewed = _current(close)
     assert renewed.jti != before[close]
@@ -89,7 +89,7 @@ def test_renewal_reissues_only_what_is_close_to_expiry(celery_worker) -> None:
     for cid in (far, canceled, trialing):
         assert _current(cid).jti == before[cid]
     # Safe to run twice.
-    assert license_tasks.renew_licenses.delay().get(timeout=TIMEOUT)["renewed"] == []
+    assert tasks.licenses.renew_licenses.delay().get(timeout=TIMEOUT)["renewed"] == []
 
 
 def test_renewal_never_resigns_a_trial_that_has_ended_but_still_says_trialing(
@@ -110,7 +110,7 @@ def test_renewal_never_resigns_a_trial_that_has_ended_but_still_says_trialing(
     before = _current(stuck)
     assert before.expires_at <= datetime.now(UTC)
     for _ in range(2):
-        result = license_tasks.renew_licenses.delay().get(timeout=TIMEOUT)
+        result = tasks.licenses.renew_licenses.delay().get(timeout=TIMEOUT)
         assert stuck not in result["renewed"]
     assert pg_scalar(f"SELECT count(*) FROM licenses WHERE customer_id = '{stuck}'") == 2
     assert _current(stuck).jti == before.jti
@@ -123,7 +123,7 @@ def test_after_rotation_renewal_resigns_every_license_with_the_new_key(
     second = _customer("k2@acme.example", status="canceled")
     old_tokens = {cid: _current(cid).token for cid in (first, second)}
     new_kid = rotate_keys(isolated_keys)
-    result = license_tasks.renew_licenses.delay().get(timeout=TIMEOUT)
+    result = tasks.licenses.renew_licenses.delay().get(timeout=TIMEOUT)
     assert sorted(result["renewed"]) == sorted([first, second])
     for cid in (first, second):
         row = _current(cid)
@@ -167,9 +167,9 @@ def test_renewal_is_not_starved_by_more_unrenewable_candidates_than_its_limit(
     assert latest < now + timedelta(days=6)  # all sort first
     before = {cid: _current(cid).jti for cid in stuck}
 
-    result = license_tasks.renew_licenses.delay(limit=3).get(timeout=TIMEOUT)
+    result = tasks.licenses.renew_licenses.delay(limit=3).get(timeout=TIMEOUT)
     assert result == {"candidates": 1, "renewed": [renewable]}
     assert abs((_current(renewable).expires_at - (now + timedelta(37))).total_seconds()) < 2
     assert {cid: _current(cid).jti for cid in stuck} == before
-    again = license_tasks.renew_licenses.delay(limit=3).get(timeout=TIMEOUT)
+    again = tasks.licenses.renew_licenses.delay(limit=3).get(timeout=TIMEOUT)
     assert again == {"candidates": 0, "renewed": []}

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import socket
 
+from celery import Task
+
 from workers.celery_app import celery_app
 from workers.queues import ALL_QUEUES
 
@@ -15,6 +17,42 @@ def test_a_task_enqueued_through_redis_runs_on_a_real_worker(celery_worker) -> N
     result = ping.apply_async()
     assert result.get(timeout=20) == {"pong": "ok", "host": socket.gethostname()}
     assert result.state == "SUCCESS"
+
+
+def test_a_task_sent_by_its_name_runs_on_a_real_worker(celery_worker) -> None:
+    """The API and the CLI send tasks by name (they never import tasks/): the name reaches the
+    task, and its result is the task's."""
+    from workers import task_names
+
+    result = celery_app.send_task(task_names.PING)
+    assert result.get(timeout=20) == {"pong": "ok", "host": socket.gethostname()}
+
+
+def test_enqueue_refuses_a_task_object_rather_than_dropping_it() -> None:
+    """A task object, not its name, would fail inside the publish like a dead broker does and
+    be dropped without a word."""
+    import pytest
+
+    from tasks.maintenance import ping
+    from workers.enqueue import enqueue
+
+    with pytest.raises(TypeError, match="task_names"):
+        enqueue(ping)  # type: ignore[arg-type]
+
+
+def test_every_task_has_its_one_name_and_every_name_a_task() -> None:
+    import tasks.billing
+    import tasks.licenses
+    import tasks.maintenance
+    import tasks.usage
+    from workers import task_names
+
+    modules = (tasks.billing, tasks.licenses, tasks.maintenance, tasks.usage)
+    registered = {
+        task.name for module in modules for task in vars(module).values() if isinstance(task, Task)
+    }
+    named = {value for name, value in vars(task_names).items() if name.isupper()}
+    assert named == registered
 
 
 def test_crash_safety_and_serialisation_settings() -> None:
@@ -61,10 +99,10 @@ def test_a_published_task_lands_in_its_own_queue_only() -> None:
 
 
 IMPORT_PROBE = """
-import core.settings as settings_module
+import core.settings
 
 reads = []
-original = settings_module.Settings.__init__
+original = core.settings.Settings.__init__
 
 
 def counting_init(self, *args, **kwargs):
@@ -72,7 +110,7 @@ def counting_init(self, *args, **kwargs):
     original(self, *args, **kwargs)
 
 
-settings_module.Settings.__init__ = counting_init
+core.settings.Settings.__init__ = counting_init
 import tasks.billing, tasks.licenses, tasks.maintenance, tasks.usage
 from workers.celery_app import celery_app
 

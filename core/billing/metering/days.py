@@ -77,6 +77,43 @@ def days_to_meter(now: datetime | None = None) -> list[date]:
     return [yesterday - timedelta(days=back) for back in range(recheck, -1, -1)]
 
 
+def customer_days_to_meter(
+    session: Session, stripe_customer_id: str, now: datetime | None = None
+) -> tuple[str | None, list[date]]:
+    """The customer (ours, of that Stripe customer; None if none) and the finished days metered
+    for them alone before their overage item moves (`core.billing.metering.moves`), oldest
+    first: the nightly run's days (`days_to_meter`) and, when that run was late or failed, every
+    earlier day of the open billing period after their last recorded one; never a day older
+    than Stripe takes."""
+    nightly = days_to_meter(now)
+    found = session.execute(
+        select(
+            Customer.customer_id,
+            Subscription.current_period_starts_at,
+            Subscription.current_period_ends_at,
+        )
+        .outerjoin(Subscription, Subscription.customer_id == Customer.customer_id)
+        .where(Customer.stripe_customer_id == stripe_customer_id)
+    ).first()
+    if found is None:
+        return None, []
+    customer_id, starts, ends = found
+    first = nightly[0]
+    period_start = starts or (period_start_at(ends) if ends is not None else None)
+    if period_start is not None:
+        after = period_start.astimezone(UTC).date()
+        last = session.scalar(
+            select(func.max(OverageMeterEvent.day)).where(
+                OverageMeterEvent.customer_id == customer_id
+            )
+        )
+        if last is not None:
+            after = max(after, last + timedelta(days=1))
+        oldest = nightly[-1] - timedelta(days=STRIPE_MAX_EVENT_AGE_DAYS - 2)
+        first = min(first, max(after, oldest))
+    return customer_id, [first + timedelta(days=n) for n in range((nightly[-1] - first).days + 1)]
+
+
 def event_timestamp(day: date) -> int:
     """The day's last second. Inside the day, and in the newest billing period the day touches,
     which is still open when the job runs shortly after midnight (an event stamped into a period
@@ -166,9 +203,11 @@ class DayOverage:
         return billable_devices(Plan(self.plan), self.peak_devices)
 
 
-def day_overages(session: Session, day: date) -> list[DayOverage]:
-    """Every metered customer's sum of instance peaks on `day` (from usage_daily), at the plan
-    that applied that day, never at today's.
+def day_overages(
+    session: Session, day: date, *, customer_id: str | None = None
+) -> list[DayOverage]:
+    """Every metered customer's (or only `customer_id`'s) sum of instance peaks on `day` (from
+    usage_daily), at the plan that applied that day, never at today's.
 
     A day that has meter events keeps the plan its first one recorded: a re-check after a plan
     change bills a late rise against that plan's limit. A day without one is billed at the
@@ -191,7 +230,7 @@ def day_overages(session: Session, day: date) -> list[DayOverage]:
         .scalar_subquery()
     )
     peaks = func.coalesce(func.sum(UsageDaily.max_active), 0)
-    rows = session.execute(
+    query = (
         select(
             Customer.customer_id,
             Customer.stripe_customer_id,
@@ -222,16 +261,19 @@ def day_overages(session: Session, day: date) -> list[DayOverage]:
             Subscription.metered_since,
         )
         .order_by(Customer.customer_id)
-    ).all()
+    )
+    if customer_id is not None:
+        query = query.where(Customer.customer_id == customer_id)
+    rows = session.execute(query).all()
     owed = []
-    for customer_id, stripe_customer_id, plan, since, day_plan, peak in rows:
+    for owner, stripe_customer_id, plan, since, day_plan, peak in rows:
         if day_plan is None and since is not None and since <= day_start:
             day_plan = plan
         if day_plan is None:
             continue
         owed.append(
             DayOverage(
-                customer_id=customer_id,
+                customer_id=owner,
                 stripe_customer_id=str(stripe_customer_id),
                 plan=day_plan,
                 peak_devices=int(peak),
@@ -250,12 +292,13 @@ class DayRecord:
     device_days: int
 
 
-def record_day(session: Session, day: date) -> DayRecord:
-    """Record the meter events `day` still needs, unsent (from its rollup, which the caller has
-    brought up to date); the caller commits before anything is sent, so a sent event always has
-    its row."""
+def record_day(session: Session, day: date, *, customer_id: str | None = None) -> DayRecord:
+    """Record the meter events `day` still needs (every customer's, or only `customer_id`'s),
+    unsent (from its rollup, which the caller has brought up to date); the caller commits before
+    anything is sent, so a sent event always has its row. Idempotent whoever runs it: what is
+    recorded already is subtracted, and rows are unique per (customer, day, sequence)."""
     event_name = get_settings().stripe_meter_event_name
-    recorded_rows = session.execute(
+    recorded_query = (
         select(
             OverageMeterEvent.customer_id,
             func.sum(OverageMeterEvent.value),
@@ -263,11 +306,14 @@ def record_day(session: Session, day: date) -> DayRecord:
         )
         .where(OverageMeterEvent.day == day)
         .group_by(OverageMeterEvent.customer_id)
-    ).all()
+    )
+    if customer_id is not None:
+        recorded_query = recorded_query.where(OverageMeterEvent.customer_id == customer_id)
+    recorded_rows = session.execute(recorded_query).all()
     recorded = {customer_id: (int(total), int(last)) for customer_id, total, last in recorded_rows}
     new_rows: list[dict[str, Any]] = []
     device_days = sum(total for total, _ in recorded.values())
-    for owed in day_overages(session, day):
+    for owed in day_overages(session, day, customer_id=customer_id):
         total, last = recorded.get(owed.customer_id, (0, -1))
         if owed.overage <= total:
             # Peaks never fall once reported, so nothing to take back.

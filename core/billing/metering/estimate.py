@@ -109,7 +109,7 @@ def period_began(
     return period_starts_at or (period_start_at(period_ends_at) if period_ends_at else None)
 
 
-def estimate(
+def estimate_overage(
     session: Session,
     customer_id: str,
     *,

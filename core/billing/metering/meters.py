@@ -157,35 +157,12 @@ def flexible(gateway: StripeGateway, sub: dict[str, Any]) -> dict[str, Any]:
     """`sub` in flexible billing mode, migrated first (one way) when it is classic and carries an
     overage item: only flexible mode bills a swapped or removed metered item's usage so far
     (docs.stripe.com/billing/subscriptions/usage-based/manage-billing-setup, "Update prices
-    mid-cycle"); classic drops it. Call before any update that swaps or removes that item."""
+    mid-cycle"); classic drops it. Called before any update that swaps or removes that item
+    (`core.billing.metering.moves.prepare_move`)."""
     if overage_item(sub) is None or billing_mode(sub) != "classic":
         return sub
     migrated = gateway.migrate_to_flexible(str(sub["id"]))
     return {**sub, "billing_mode": migrated.get("billing_mode")}
-
-
-def fit_overage_item(
-    gateway: StripeGateway, sub: dict[str, Any], overage_price_id: str | None
-) -> dict[str, Any] | None:
-    """Make the subscription's overage item match `overage_price_id` (add, swap or remove it)
-    in an ordinary update, never a pending one (Stripe refuses adding or deleting items in a
-    pending update); Stripe's answer, or None when nothing was sent.
-
-    The usage metered so far this period goes with an item removed or swapped unless it is
-    billed now: `create_prorations` makes Stripe bill it on the next invoice (`none` would drop
-    it), in flexible billing mode only, so a classic subscription is migrated first
-    (`flexible`). Adding an item bills nothing.
-    """
-    items = overage_item_updates(sub, overage_price_id)
-    if not items:
-        return None
-    moves_usage = overage_item(sub) is not None
-    if moves_usage:
-        flexible(gateway, sub)
-    proration = "create_prorations" if moves_usage else "none"
-    return gateway.update_subscription(
-        str(sub["id"]), {"items": items, "proration_behavior": proration}
-    )
 
 
 # -- set-up ---------------------------------------------------------------------------------

@@ -1,6 +1,8 @@
 """The metering runs the tasks call: meter finished days, and send every unsent meter event.
 
-Unlike most services these own their transactions: a day's rollup and its recorded events are
+Long runs that keep their progress (docs/architecture.md, "Who owns the transaction"): the task
+hands each run its transaction factory (`core.db.Transaction`, `session_scope`), and the run
+opens one transaction per piece of work with it. A day's rollup and its recorded events are
 committed before anything is sent, and each send's claim and answer are committed on either side
 of the Stripe call, so a crash between them leaves its doubt on record (`sending`). None is open
 while Stripe answers.
@@ -15,7 +17,7 @@ from typing import Any
 
 from core.billing.gateway import StripeGateway
 from core.billing.metering import days, sending
-from core.db import session_scope
+from core.db import Transaction
 from core.usage.rollups import begin_rollup, rollup_day
 
 log = logging.getLogger(__name__)
@@ -59,36 +61,67 @@ class MeterRun:
         }
 
 
-def meter_days(gateway: StripeGateway, day: date | None = None) -> MeterRun:
+def meter_days(
+    transaction: Transaction, gateway: StripeGateway, day: date | None = None
+) -> MeterRun:
     """Meter `day` (refused unless finished and young enough for Stripe) or, by default,
     yesterday and the OVERAGE_RECHECK_DAYS before it: roll each up again (late reports of the
     day count), record what it still owes, then send every meter event not delivered yet, of any
     day."""
-    run = MeterRun()
     chosen = [days.meterable_day(day)] if day is not None else days.days_to_meter()
-    for each in chosen:
-        with session_scope() as session:
-            begin_rollup(session, each)
-        with session_scope() as session:
-            rollup_day(session, each)
-        with session_scope() as session:
-            run.recorded.append(days.record_day(session, each))
-    run.sending = send_unsent(gateway)
+    run = MeterRun(recorded=record_days(transaction, chosen))
+    run.sending = send_unsent(transaction, gateway)
     return run
 
 
-def send_unsent(gateway: StripeGateway) -> Sending:
-    """Send the unsent meter events one by one: each attempt noted and each answer stored in a
-    transaction of its own; stops at the first sign of Stripe being down. Events whose outcome
-    stayed unknown too long are set aside, not sent."""
-    with session_scope() as session:
-        set_aside = sending.set_aside_unconfirmed(session)
-    with session_scope() as session:
+def meter_customer(
+    transaction: Transaction, gateway: StripeGateway, stripe_customer_id: str
+) -> MeterRun:
+    """The nightly run for one Stripe customer's customer, now: their finished days not
+    recorded yet (`days.customer_days_to_meter`) rolled up and recorded, then their unsent
+    events sent. What it records, the nightly run finds recorded and does not record again."""
+    with transaction() as session:
+        customer_id, chosen = days.customer_days_to_meter(session, stripe_customer_id)
+    run = MeterRun()
+    if customer_id is not None:
+        run.recorded = record_days(transaction, chosen, customer_id=customer_id)
+    run.sending = send_unsent(transaction, gateway, stripe_customer_id=stripe_customer_id)
+    return run
+
+
+def record_days(
+    transaction: Transaction, chosen: list[date], *, customer_id: str | None = None
+) -> list[days.DayRecord]:
+    """Roll each day up again (late reports of the day count) and record what it still owes,
+    of every customer or only `customer_id`, each step committed before the next."""
+    recorded = []
+    for each in chosen:
+        with transaction() as session:
+            begin_rollup(session, each)
+        with transaction() as session:
+            rollup_day(session, each, customer_id=customer_id)
+        with transaction() as session:
+            recorded.append(days.record_day(session, each, customer_id=customer_id))
+    return recorded
+
+
+def send_unsent(
+    transaction: Transaction, gateway: StripeGateway, *, stripe_customer_id: str | None = None
+) -> Sending:
+    """Send the unsent meter events (of one Stripe customer, when given) one by one: each
+    attempt noted and each answer stored in a transaction of its own; stops at the first sign
+    of Stripe being down. Events whose outcome stayed unknown too long are set aside, not sent
+    (all of them first on a full run; one customer's when their claim finds them so)."""
+    set_aside: list[int] = []
+    if stripe_customer_id is None:
+        with transaction() as session:
+            set_aside = sending.set_aside_unconfirmed(session)
+    with transaction() as session:
         # One batch per run: a row Stripe refuses for good must not loop; the next run goes on.
-        pending = sending.unsent_events(session)
+        pending = sending.unsent_events(session, stripe_customer_id=stripe_customer_id)
     result = Sending(pending=len(pending) + len(set_aside), unconfirmed=len(set_aside))
     for event in pending:
-        with session_scope() as session:
+        with transaction() as session:
             claim = sending.claim_attempt(session, event.id)
         if claim.began is None:
             # Set aside now (its doubt aged), or sent, failed or set aside by another run.
@@ -96,7 +129,7 @@ def send_unsent(gateway: StripeGateway) -> Sending:
             result.pending -= not claim.set_aside
             continue
         outcome = sending.send_event(gateway, event)
-        with session_scope() as session:
+        with transaction() as session:
             if sending.record_outcome(session, outcome, claim.began):
                 result.failed_for_good += 1
                 log.error(

@@ -55,15 +55,21 @@ class PendingEvent:
     billing: BillingWindow | None = None
 
 
-def unsent_events(session: Session, *, limit: int = 500) -> list[PendingEvent]:
+def unsent_events(
+    session: Session, *, limit: int = 500, stripe_customer_id: str | None = None
+) -> list[PendingEvent]:
     """Meter events waiting to be sent, oldest day first (any day: earlier failures included, but
-    not those given up on after OVERAGE_EVENT_MAX_ATTEMPTS refusals, nor those set aside)."""
-    found = session.execute(
+    not those given up on after OVERAGE_EVENT_MAX_ATTEMPTS refusals, nor those set aside); only
+    those addressed to `stripe_customer_id` when given."""
+    query = (
         select(OverageMeterEvent, Subscription)
         .outerjoin(Subscription, Subscription.customer_id == OverageMeterEvent.customer_id)
         .where(in_state(UNSENT))
-        .order_by(OverageMeterEvent.day, OverageMeterEvent.id)
-        .limit(limit)
+    )
+    if stripe_customer_id is not None:
+        query = query.where(OverageMeterEvent.stripe_customer_id == stripe_customer_id)
+    found = session.execute(
+        query.order_by(OverageMeterEvent.day, OverageMeterEvent.id).limit(limit)
     ).all()
     return [record_from(PendingEvent, row, billing=billing_window(sub)) for row, sub in found]
 

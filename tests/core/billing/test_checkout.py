@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 import stripe
 
-from core.billing import checkout as checkout_service
 from core.billing import issues
+from core.billing.checkout import CheckoutResult, create_checkout
 from core.billing.gateway import get_gateway
 from core.db import session_scope
 from core.settings import get_settings
@@ -21,9 +21,9 @@ from tests.stripe_fixtures import handle_inline, license_claims, new_customer, s
 PLANS = ("starter", "professional")
 
 
-def _checkout(customer_id: str, plan: str = "starter") -> checkout_service.CheckoutResult:
+def _checkout(customer_id: str, plan: str = "starter") -> CheckoutResult:
     with session_scope() as session:
-        return checkout_service.create_checkout(
+        return create_checkout(
             session,
             get_gateway(),
             customer_id=customer_id,
@@ -116,7 +116,7 @@ def test_stripe_refusing_the_promotion_code_names_our_field(stand_in: Any):
         }
     )
     with session_scope() as session, pytest.raises(Exception) as refused:
-        checkout_service.create_checkout(
+        create_checkout(
             session,
             get_gateway(),
             customer_id=customer_id,
@@ -145,7 +145,7 @@ def test_stripe_refusing_the_plans_price_names_the_plan_field(stand_in, monkeypa
     monkeypatch.setenv("STRIPE_PRICE_STARTER", retired["id"])
     get_settings.cache_clear()
     with session_scope() as session, pytest.raises(Exception) as refused:
-        checkout_service.create_checkout(
+        create_checkout(
             session,
             get_gateway(),
             customer_id=customer_id,

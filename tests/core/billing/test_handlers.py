@@ -91,7 +91,7 @@ def test_trial_will_end_and_payment_action_required_are_handled(stand_in):
 
 
 def test_after_the_stripe_customer_is_deleted_a_new_checkout_makes_a_new_one(stand_in):
-    from core.billing import checkout as checkout_service
+    from core.billing.checkout import create_checkout
     from core.billing.gateway import get_gateway
 
     customer_id, _ = _paying(stand_in)
@@ -100,7 +100,7 @@ def test_after_the_stripe_customer_is_deleted_a_new_checkout_makes_a_new_one(sta
     stand_in.client().v1.customers.delete(deleted)
     handle_inline(stand_in.events[mark:])
     with session_scope() as session:
-        result = checkout_service.create_checkout(
+        result = create_checkout(
             session,
             get_gateway(),
             customer_id=customer_id,

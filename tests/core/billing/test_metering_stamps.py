@@ -17,7 +17,7 @@ from sqlalchemy import update
 from core.billing.gateway import get_gateway
 from core.billing.metering import runs
 from core.billing.metering.days import BillingWindow, record_day, stamp_for
-from core.billing.metering.estimate import estimate
+from core.billing.metering.estimate import estimate_overage
 from core.billing.sync import apply_subscription
 from core.db import session_scope
 from core.settings import get_settings
@@ -64,7 +64,7 @@ def test_the_usage_estimate_counts_from_the_period_start_stripe_states(
 ) -> None:
     customer_id, _ = paying("estimate@example.com")
     with session_scope() as session:
-        shown = estimate(
+        shown = estimate_overage(
             session,
             customer_id,
             plan="starter",
@@ -148,7 +148,7 @@ def test_an_event_of_a_cancelled_subscription_is_failed_not_sent(metered: Stripe
             .where(Subscription.customer_id == customer_id)
             .values(status="canceled", current_period_ends_at=ended, metered_since=None)
         )
-    sending = runs.send_unsent(get_gateway())
+    sending = runs.send_unsent(session_scope, get_gateway())
     (row,) = rows(customer_id)
     assert row.sent_at is None and row.failed_at is not None
     assert row.last_error is not None and "period closed" in row.last_error
@@ -170,7 +170,7 @@ def test_device_overage_hard_stops_metering_of_customers_metered_before(
         with session_scope() as session:
             rollup_day(session, DAY)
             assert record_day(session, DAY).recorded == 0
-        runs.send_unsent(get_gateway())
+        runs.send_unsent(session_scope, get_gateway())
     finally:
         get_settings.cache_clear()
     assert rows(fresh_id) == []

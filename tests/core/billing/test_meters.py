@@ -214,7 +214,8 @@ def test_a_classic_mode_subscription_is_migrated_to_flexible_before_its_overage_
     """Classic billing mode never bills the usage of a metered price swapped or removed
     mid-period: the subscription is migrated to flexible first (one way), then the item goes
     with `create_prorations`, which bills its usage."""
-    from core.billing.metering.meters import billing_mode, fit_overage_item, overage_item
+    from core.billing.metering.meters import billing_mode, overage_item
+    from core.billing.metering.moves import fit_overage_item
 
     client = stand_in.client()
     customer = client.v1.customers.create(params={"email": "classic@example.com"})

@@ -10,9 +10,9 @@ from sqlalchemy import update
 from core.billing.metering.estimate import period_start, window_overage
 from core.customers.service import create_customer
 from core.db import session_scope
-from core.usage.overview import all_customers_usage
 from core.usage.parsing import ReportInput
-from core.usage.queries import customer_usage
+from core.viewer.overview import all_customers_usage
+from core.viewer.queries import customer_usage
 from models import Subscription
 from tests.helpers.reports import store_report
 

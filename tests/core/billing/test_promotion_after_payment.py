@@ -14,7 +14,7 @@ from tests.stripe_fixtures import paying_customer, stripe_subscription
 from tests.stripe_stand_in import StripeStandIn
 
 
-def _promotion(stand_in: StripeStandIn, code: str) -> Any:
+def promotion_code(stand_in: StripeStandIn, code: str) -> Any:
     client = stand_in.client()
     coupon = client.v1.coupons.create(params={"percent_off": 50, "duration": "forever"})
     return client.v1.promotion_codes.create(
@@ -22,23 +22,23 @@ def _promotion(stand_in: StripeStandIn, code: str) -> Any:
     )
 
 
-def _upgrade_paid_later(stand_in: StripeStandIn, code: str) -> tuple[str, str, Any]:
-    """A starter customer whose upgrade with `code` was paid after a decline, its events not
-    handled yet: the code waits in the subscription's metadata."""
+def upgrade_paid_later(stand_in: StripeStandIn, code: str) -> tuple[str, str, Any, list[Any]]:
+    """A starter customer whose upgrade with `code` was paid after a decline, its events (the
+    last item) not handled yet: the code waits in the subscription's metadata."""
     customer_id, sub_id = paying_customer(stand_in)
-    promotion = _promotion(stand_in, code)
+    promotion = promotion_code(stand_in, code)
     stripe_customer = stripe_subscription(stand_in, customer_id)["customer"]
     stand_in.decline_charges(stripe_customer)
     with session_scope() as session:
         changes.change_plan(session, get_gateway(), sub_id, "professional", promo_code=code)
     stand_in.decline_charges(stripe_customer, False)
-    stand_in.pay_invoice(sub_id)
+    events = stand_in.pay_invoice(sub_id)
     assert promotions.waiting(stripe_subscription(stand_in, customer_id)) == promotion.id
-    return customer_id, sub_id, promotion
+    return customer_id, sub_id, promotion, events
 
 
 def test_a_waiting_code_found_twice_at_once_is_redeemed_once(stand_in: StripeStandIn) -> None:
-    customer_id, sub_id, promotion = _upgrade_paid_later(stand_in, "ONCEONLY")
+    customer_id, sub_id, promotion, _ = upgrade_paid_later(stand_in, "ONCEONLY")
     # The plan change and the payment's webhook both read the subscription before either
     # applied the code.
     read = get_gateway().retrieve_subscription(sub_id)
@@ -55,7 +55,7 @@ def test_a_waiting_code_found_twice_at_once_is_redeemed_once(stand_in: StripeSta
 def test_a_code_refused_once_the_upgrade_is_paid_is_a_billing_issue(
     stand_in: StripeStandIn,
 ) -> None:
-    customer_id, sub_id, promotion = _upgrade_paid_later(stand_in, "GONESOON")
+    customer_id, sub_id, promotion, _ = upgrade_paid_later(stand_in, "GONESOON")
     stand_in.client().v1.promotion_codes.update(promotion.id, params={"active": False})
 
     with session_scope() as session:

@@ -15,10 +15,11 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from core.licensing import keys as signing_keys
 from core.licensing.keys import (
+    InvalidSigningKeyError,
     KeyFileExistsError,
     KeyFromEnvironmentError,
+    SigningKey,
     SigningKeyMissingError,
     ensure_key_pair,
     generate_key_pair,
@@ -30,8 +31,8 @@ from core.licensing.keys import (
 )
 from core.licensing.tokens import verify_license
 from core.settings import Settings
-from tests.core.licensing.test_tokens import ISSUER, make_content, signed_token
-from tests.helpers.processes import PROJECT_ROOT as REPO_ROOT  # noqa: E402
+from tests.core.licensing.conftest import ISSUER, b64url, make_content, signed_token
+from tests.helpers.processes import PROJECT_ROOT  # noqa: E402
 
 
 def make_settings(tmp_path: Path, **overrides: object) -> Settings:
@@ -51,10 +52,6 @@ def settings(tmp_path: Path) -> Settings:
 
 def mode_of(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
-
-
-def b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -120,7 +117,7 @@ def test_private_key_file_is_created_0600_whatever_the_umask(
             created.append((os.fspath(path), flags, mode))
         return real_open(path, flags, mode, *args, **kwargs)
 
-    monkeypatch.setattr(signing_keys.os, "open", recording_open)
+    monkeypatch.setattr(os, "open", recording_open)
     old_umask = os.umask(0)
     try:
         generate_key_pair(settings)
@@ -191,7 +188,7 @@ def test_environment_key_loads_with_the_file_kid(tmp_path: Path, encoding: str) 
 
 @pytest.mark.parametrize("value", ["not a key", base64.b64encode(b"hello").decode()])
 def test_unreadable_environment_key_is_refused(tmp_path: Path, value: str) -> None:
-    with pytest.raises(signing_keys.InvalidSigningKeyError, match="LICENSE_PRIVATE_KEY"):
+    with pytest.raises(InvalidSigningKeyError, match="LICENSE_PRIVATE_KEY"):
         load_signing_key(make_settings(tmp_path, license_private_key=value))
 
 
@@ -202,7 +199,7 @@ def test_small_keys_are_refused(tmp_path: Path) -> None:
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     ).decode()
-    with pytest.raises(signing_keys.InvalidSigningKeyError, match="1024"):
+    with pytest.raises(InvalidSigningKeyError, match="1024"):
         load_signing_key(make_settings(tmp_path, license_private_key=pem))
 
 
@@ -216,7 +213,7 @@ def test_repeated_loads_parse_once(settings: Settings, monkeypatch: pytest.Monke
         parses.append(data)
         return real(data, *args, **kwargs)
 
-    monkeypatch.setattr(signing_keys.serialization, "load_pem_private_key", counting)
+    monkeypatch.setattr(serialization, "load_pem_private_key", counting)
     for _ in range(100):
         assert load_signing_key(settings) is first
     assert parses == []
@@ -242,7 +239,7 @@ def test_cache_picks_up_a_rotation_by_another_process(settings: Settings) -> Non
             str(settings.license_private_key_path),
             str(settings.license_public_key_path),
         ],
-        cwd=REPO_ROOT,
+        cwd=PROJECT_ROOT,
         capture_output=True,
         text=True,
         check=True,
@@ -269,7 +266,7 @@ def test_cache_picks_up_an_in_place_rewrite(settings: Settings) -> None:
     assert load_signing_key(settings).kid == load_signing_key(other).kid != old.kid
 
 
-def load_signing_key_after_generate(settings: Settings) -> signing_keys.SigningKey:
+def load_signing_key_after_generate(settings: Settings) -> SigningKey:
     generate_key_pair(settings)
     return load_signing_key(settings)
 

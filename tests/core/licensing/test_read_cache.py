@@ -8,11 +8,13 @@ import asyncio
 import os
 import subprocess
 
+import psycopg2
 import pytest
 from sqlalchemy import create_engine, select
+from sqlalchemy.exc import OperationalError
 
 from core.customers.service import create_customer
-from core.db import session_scope
+from core.db import get_engine, session_scope
 from core.licensing import read_cache
 from core.licensing.read_cache import (
     LicenseReadCache,
@@ -148,6 +150,84 @@ def test_the_counter_is_read_while_every_request_connection_is_taken() -> None:
         for _ in range(engine.pool.size() + get_settings().database_max_overflow):
             held.enter_context(engine.connect())
         assert read_change_version() == expected
+
+
+def test_a_rollback_keeps_the_entries_but_a_failed_commit_drops_them(monkeypatch) -> None:
+    """A rollback changed nothing: the entries stay. A COMMIT that failed after the counter was
+    bumped may have landed (the connection lost while PostgreSQL answered it): this process must
+    not keep serving what the change replaced."""
+    cache = license_read_cache()
+    cache.put("c", "answer", cache.generation())
+    before = cache.generation()
+    with session_scope() as session:
+        session.execute(select(LicenseChange.version))
+        mark_changed(session)
+        session.rollback()
+    assert cache.generation() == before
+    version = read_change_version()
+    engine = get_engine()
+    real_commit = engine.dialect.do_commit
+
+    def commit_then_lose_the_answer(dbapi_connection) -> None:
+        real_commit(dbapi_connection)  # PostgreSQL committed; the client never hears it
+        raise psycopg2.OperationalError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr(engine.dialect, "do_commit", commit_then_lose_the_answer)
+    with pytest.raises(OperationalError), session_scope() as session:
+        session.execute(select(LicenseChange.version))
+        mark_changed(session)
+    monkeypatch.undo()
+    assert read_change_version() == version + 1  # the change landed
+    assert cache.generation() > before
+    assert cache.peek("c") is None
+
+
+def test_the_counter_is_locked_only_after_the_changes_are_written() -> None:
+    """A license change whose last writes wait on another row lock (a customer row held while
+    Stripe is called) must not hold the counter's row meanwhile: every other license change of
+    every process would queue behind it."""
+    from concurrent.futures import ThreadPoolExecutor
+    from threading import Event
+    from time import monotonic, sleep
+
+    from sqlalchemy import text
+
+    from models import Customer
+
+    with session_scope() as session:
+        customer_id = create_customer(session, email="held-row@example.com").customer_id
+    locked, release = Event(), Event()
+
+    def hold_the_customer_row() -> None:
+        with session_scope() as session:
+            session.execute(
+                text("SELECT 1 FROM customers WHERE customer_id = :id FOR UPDATE"),
+                {"id": customer_id},
+            )
+            locked.set()
+            release.wait(10)
+
+    def change_the_held_customer() -> None:
+        with session_scope() as session:
+            customer = session.scalars(
+                select(Customer).where(Customer.customer_id == customer_id)
+            ).one()
+            customer.name = "Renamed"  # written by the commit's flush, which waits on the lock
+            mark_changed(session)
+
+    with ThreadPoolExecutor(2) as pool:
+        holder = pool.submit(hold_the_customer_row)
+        assert locked.wait(10)
+        waiting = pool.submit(change_the_held_customer)
+        sleep(0.5)  # the change is now waiting on the customer row
+        started = monotonic()
+        with session_scope() as session:
+            mark_changed(session)  # another license change, of another customer
+        waited = monotonic() - started
+        release.set()
+        holder.result(10)
+        waiting.result(10)
+    assert waited < 1.0, f"a license change waited {waited:.1f} s on the counter's row"
 
 
 def test_each_database_has_its_own_cache_and_new_settings_find_theirs() -> None:

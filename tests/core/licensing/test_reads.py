@@ -6,7 +6,7 @@ import asyncio
 import threading
 import time
 
-from core.licensing.lookup import single_flight as _once
+from core.licensing.lookup import single_flight
 
 
 def test_concurrent_misses_share_one_read_and_a_cancelled_reader_is_replaced() -> None:
@@ -20,13 +20,13 @@ def test_concurrent_misses_share_one_read_and_a_cancelled_reader_is_replaced() -
         return value * 10
 
     async def scenario() -> None:
-        results = await asyncio.gather(*(_once("k", slow_read, 1) for _ in range(20)))
+        results = await asyncio.gather(*(single_flight("k", slow_read, 1) for _ in range(20)))
         assert results == [10] * 20 and calls == [1]
 
         # The request doing the read goes away: one waiting on it reads instead of failing.
-        owner = asyncio.create_task(_once("k2", slow_read, 2))
+        owner = asyncio.create_task(single_flight("k2", slow_read, 2))
         await asyncio.sleep(0.01)
-        waiter = asyncio.create_task(_once("k2", slow_read, 2))
+        waiter = asyncio.create_task(single_flight("k2", slow_read, 2))
         await asyncio.sleep(0.01)
         owner.cancel()
         assert await waiter == 20
@@ -48,10 +48,10 @@ def test_a_miss_after_an_invalidation_does_not_join_a_read_that_started_before_i
         return "revoked"
 
     async def scenario() -> None:
-        early = asyncio.create_task(_once("license:x", read_before_the_change))
+        early = asyncio.create_task(single_flight("license:x", read_before_the_change))
         await asyncio.sleep(0.01)  # its read is under way
         license_read_cache().invalidate()  # a revocation lands meanwhile
-        late = asyncio.create_task(_once("license:x", read_after_the_change))
+        late = asyncio.create_task(single_flight("license:x", read_after_the_change))
         await asyncio.sleep(0.01)
         before_the_change.set()
         assert await late == "revoked"

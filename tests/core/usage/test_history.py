@@ -7,11 +7,11 @@ from datetime import UTC, date, datetime, timedelta
 from sqlalchemy import delete
 
 from core.db import session_scope
-from core.usage.overview import all_customers_usage
-from core.usage.queries import customer_usage
 from core.usage.rollups import begin_rollup, rollup_day
+from core.viewer.overview import all_customers_usage
+from core.viewer.queries import customer_usage
 from models import UsageReport
-from tests.core.usage.test_overview import TODAY, seed_overview
+from tests.core.viewer.test_overview import TODAY, seed_overview
 
 
 def _views(customer_id: str, days: int = 7) -> tuple[object, object, list[object]]:
@@ -61,7 +61,7 @@ def test_a_day_the_rollup_has_not_finished_is_read_from_the_raw_reports() -> Non
 
 def test_averages_over_rolled_up_days_are_exact() -> None:
     ids = seed_overview()
-    from tests.core.usage.test_overview import _report
+    from tests.core.viewer.test_overview import _report
 
     # 1, 2 and 2 devices yesterday: 5 / 3 = 1.666..., shown as 1.7 either way.
     yesterday = datetime.combine(TODAY.date() - timedelta(days=1), datetime.min.time(), UTC)

@@ -9,10 +9,10 @@ import pytest
 from core.customers.service import create_customer
 from core.db import session_scope
 from core.settings import get_settings
-from core.usage.overview import all_customers_usage
 from core.usage.parsing import ReportInput
 from core.usage.processing import process_reports
-from core.usage.queries import customer_usage
+from core.viewer.overview import all_customers_usage
+from core.viewer.queries import customer_usage
 from tests.helpers.reports import store_report
 
 NOW = datetime.now(UTC)

@@ -17,14 +17,14 @@ from sqlalchemy.orm import Session
 from core.billing.metering.estimate import window_overage
 from core.usage.history import window_history
 from core.usage.limits import device_limit, utilisation_percent, warning_for
-from core.usage.queries import (
+from core.usage.snapshots import current_devices
+from core.viewer.queries import (
     DEFAULT_DAYS,
     check_days,
     customers_with_plan,
     window_days,
     window_start,
 )
-from core.usage.snapshots import current_devices
 from models import Customer, utcnow
 
 

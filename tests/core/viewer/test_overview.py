@@ -8,9 +8,9 @@ from sqlalchemy import update
 
 from core.customers.service import create_customer
 from core.db import session_scope
-from core.usage.overview import all_customers_usage
 from core.usage.parsing import ReportInput
 from core.usage.processing import process_reports
+from core.viewer.overview import all_customers_usage
 from models import Customer
 from tests.helpers.reports import store_report
 

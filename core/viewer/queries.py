@@ -1,5 +1,5 @@
 """What operators see of one customer's usage: the usage viewer (`billing usage --customer`,
-`GET /api/usage/{customerId}`). The overview of every customer is core/usage/overview.py.
+`GET /api/usage/{customerId}`). The overview of every customer is core/viewer/overview.py.
 
 Every number is aggregated in SQL; finished days come from the rollup (core/usage/history.py).
 The window of `days=N` is the last N UTC calendar days, today included: day-aligned, so the
@@ -15,12 +15,11 @@ from typing import Any
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
-from core.billing.metering.estimate import OverageEstimate, period_began
-from core.billing.metering.estimate import estimate as estimate_overage
+from core.billing.metering.estimate import OverageEstimate, estimate_overage, period_began
 from core.billing.statuses import SubscriptionStatus
 from core.db import record_from
 from core.errors import InvalidInputError, NotFoundError
-from core.retention.policy import reports_kept_since
+from core.retention_policy import reports_kept_since
 from core.settings import get_settings
 from core.usage.history import DayFigures, InstancePeaks, window_history
 from core.usage.limits import device_limit, utilisation_percent, warning_for

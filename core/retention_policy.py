@@ -5,6 +5,9 @@ today); a day older than that is pruned once its rollup has finished, and from t
 is read from usage_daily only. Stripe events keep their payload STRIPE_EVENT_RETENTION_DAYS
 after they were processed. Everything else of the billing and security record (usage_daily,
 meter events, licenses, the audit log) is kept for good.
+
+A module below the pruning (core/retention/), which reads every room, so that readers of the
+cutoffs (the usage viewer) never import the pruner.
 """
 
 from __future__ import annotations

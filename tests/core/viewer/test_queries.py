@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from core.usage.queries import build_summary, window_start
+from core.viewer.queries import build_summary, window_start
 
 NOW = datetime(2025, 10, 21, 12, 0, tzinfo=UTC)
 

@@ -1,0 +1,53 @@
+"""A license's page, reached from the customer's timeline: whose it is, the key that signed it
+(kid), whether it is current, replaced or revoked; never its token."""
+
+from __future__ import annotations
+
+import re
+
+from sqlalchemy import select
+
+from core.db import session_scope
+from models import License
+from tests.console.conftest import seed_customer
+
+
+def _licenses(customer_id: str) -> list[License]:
+    with session_scope() as session:
+        rows = list(
+            session.scalars(
+                select(License).where(License.customer_id == customer_id).order_by(License.id)
+            )
+        )
+        session.expunge_all()
+        return rows
+
+
+def test_the_timeline_links_each_license_and_shows_its_kid(operator) -> None:
+    client, _ = operator
+    seeded = seed_customer()
+    page = client.get(f"/console/customers/{seeded.customer_id}?show=license").text
+    timeline = page[page.index('id="timeline"') :]
+    for row in _licenses(seeded.customer_id):
+        link = re.search(
+            rf'<a href="/console/licenses/{row.jti}"[^>]*>.*?</a>\s*'
+            rf'<span class="muted nowrap">kid <code>.*?{re.escape(row.kid)}.*?</code></span>',
+            timeline,
+            re.S,
+        )
+        assert link, f"license {row.jti} is not linked with its kid"
+
+
+def test_the_license_page_says_what_it_is_and_whose(operator) -> None:
+    client, _ = operator
+    seeded = seed_customer()
+    first, *_, current = _licenses(seeded.customer_id)
+    page = client.get(f"/console/licenses/{current.jti}").text
+    assert f'<a href="/console/customers/{seeded.customer_id}">Acme GmbH</a>' in page
+    assert re.search(r"data-license-state>current<", page)
+    assert f"<code data-kid>{current.kid}</code>" in page
+    assert "the active signing key" in page
+    assert current.token not in page  # the customer's credential is never shown
+    replaced = client.get(f"/console/licenses/{first.jti}").text
+    assert re.search(r"data-license-state>replaced<", replaced)
+    assert client.get("/console/licenses/nosuchjti").status_code == 404
