@@ -12,7 +12,8 @@ longer holds a connection forever.
 
 A refusal is counted in the request metrics and logged on the access log like any answer: by
 the envelope (api/envelope.py) when the application was already serving the request (a body
-too slow: the scope carries the refusal's status), here otherwise (route "unmatched").
+too slow: the scope carries the refusal's status), here otherwise (route "unmatched"; method and
+path "-" for a connection that sent nothing, such as a load balancer's probe).
 """
 
 from __future__ import annotations
