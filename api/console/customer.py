@@ -18,6 +18,7 @@ from api.schemas import ID_PATTERN
 from core import audit
 from core.billing import changes
 from core.billing.gateway import get_gateway
+from core.db import session_scope
 from core.console import timeline
 from core.console.customer_view import cancel_impact, customer_view, revocation_impact
 from core.console.sessions import ConsoleUser
@@ -175,7 +176,9 @@ def cancel_at_period_end(
         return render(request, "cancel.html", context, user=user, status_code=422)
     try:
         audit.give_reason(session, reason.strip())
-        changes.cancel_subscription(session, get_gateway(), customer_id)
+        changes.cancel_subscription(
+            session, get_gateway(), customer_id, transaction=session_scope
+        )
     except DomainError as exc:
         if exc.status_code < 500:
             raise

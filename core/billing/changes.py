@@ -25,6 +25,7 @@ from core.billing import entitlements, invoices, plan_items, promotions, statuse
 from core.billing.catalogue import find_promotion, price_for_plan, sellable_plan
 from core.billing.gateway import StripeGateway, StripeNotConfiguredError
 from core.billing.metering.meters import overage_price_for_plan
+from core.billing.metering.moves import meter_first
 from core.billing.portal import configuration_id
 from core.billing.repository import get_subscription
 from core.billing.statuses import SubscriptionStatus
@@ -32,7 +33,7 @@ from core.billing.stripe_errors import refused_as
 from core.billing.sync import apply_subscription, subscription_item
 from core.customers.lock import get_for_update
 from core.customers.service import get_customer
-from core.db import record_from
+from core.db import Transaction, record_from
 from core.errors import ConflictError, NotFoundError
 from core.licensing.service import reissue_license
 from core.plans import Plan
@@ -43,6 +44,8 @@ Obj = dict[str, Any]
 
 # Smallest first: moving right is an upgrade (charged now), left a downgrade (credited later).
 _PLAN_ORDER = [Plan.TRIAL, Plan.STARTER, Plan.PROFESSIONAL, Plan.ENTERPRISE]
+# Audited before a cancel now is sent to Stripe: reconciliation voids only for these.
+CANCEL_NOW_REQUESTED = "subscription.cancel_now_requested"
 
 
 @dataclass(frozen=True)
@@ -155,12 +158,15 @@ def change_plan(
     subscription_id: str,
     plan: object,
     *,
+    transaction: Transaction,
     promo_code: str | None = None,
 ) -> SubscriptionChange:
     """Move a live Stripe subscription to another plan's price; the caller commits.
 
     An upgrade is invoiced now and granted when paid; a downgrade is credited on the next
     invoice. Asking for the plan it already has (and no promotion code) changes nothing.
+    `transaction` opens the transactions the overage item's move commits on its own
+    (`core.billing.metering.moves`): the door passes `session_scope`.
     """
     spec = sellable_plan(plan)
     row = _row_for(session, subscription_id)
@@ -203,11 +209,14 @@ def change_plan(
         if upgrade:
             wishes = {**keep, **promotions.with_upgrade(promotion)}
             sub = plan_items.upgrade(
+                transaction,
                 gateway, sub, previous_plan, price_id, overage_price_id, wishes
             )
         else:
             wishes = {**keep, **promotions.discount_now(sub, promotion)}
-            sub = plan_items.downgrade(gateway, sub, price_id, overage_price_id, wishes)
+            sub = plan_items.downgrade(
+                transaction, gateway, sub, price_id, overage_price_id, wishes
+            )
     sub = promotions.apply_waiting(session, gateway, sub, customer_id)
     return _apply(
         session,
@@ -221,7 +230,12 @@ def change_plan(
 
 
 def cancel_subscription(
-    session: Session, gateway: StripeGateway, subscription_id: str, *, immediately: bool = False
+    session: Session,
+    gateway: StripeGateway,
+    subscription_id: str,
+    *,
+    transaction: Transaction,
+    immediately: bool = False,
 ) -> SubscriptionChange:
     """Cancel at the end of the paid period (default), or now with a final invoice that settles
     pending prorations and credits unused time; the caller commits. Idempotent."""
@@ -231,7 +245,7 @@ def cancel_subscription(
     read_at = utcnow()
     sub = gateway.retrieve_subscription(stripe_id)
     if immediately:
-        sub = end_now(gateway, sub)
+        sub = end_now(transaction, gateway, sub, customer_id, audit.actor_of(session))
     elif sub.get("status") not in statuses.STRIPE_ENDED and _renews(sub):
         # Also when only a pending upgrade would un-cancel it: Stripe then drops that upgrade.
         sub = gateway.update_subscription(stripe_id, {"cancel_at_period_end": True})
@@ -240,7 +254,9 @@ def cancel_subscription(
     return _apply(session, customer_id, before, sub, reason, read_at, action)
 
 
-def end_now(gateway: StripeGateway, sub: Obj) -> Obj:
+def end_now(
+    transaction: Transaction, gateway: StripeGateway, sub: Obj, customer_id: str, actor: str
+) -> Obj:
     """Cancel `sub` now; `sub` as Stripe then says. Idempotent.
 
     Only a paid period is settled (a final invoice of pending prorations less the unused time,
@@ -249,10 +265,29 @@ def end_now(gateway: StripeGateway, sub: Obj) -> Obj:
     canceled without a final invoice. Unpaid invoices for time that will not be served (the
     renewal, an upgrade waiting for payment) are voided, as read before the cancel: the final
     invoice the cancel makes is collected like any other, even when its charge fails.
+
+    The final invoice bills the overage meter as it stands at the cancel, and nothing sent
+    after: so first the customer's finished days not recorded yet are recorded and their unsent
+    meter events sent (`moves.meter_first`, committed in transactions of their own from
+    `transaction`); Stripe down: StripeUnavailableError (503), nothing canceled.
+
+    Intent before the write (docs/architecture.md): `CANCEL_NOW_REQUESTED` is audited, by
+    `actor`, in a transaction of its own before Stripe is asked, so a cancel whose voids never
+    ran (a failure after it) is known as ours to the reconciliation that finishes them.
     """
     unserved = invoices.unserved_invoices(sub)
     period = invoices.current_period(sub)
     if sub.get("status") not in statuses.STRIPE_ENDED:
+        meter_first(
+            transaction, gateway, sub, "the subscription is not canceled until it does (its "
+            "final invoice would not bill them)",
+        )  # fmt: skip
+        with transaction() as own:
+            audit.act_as(own, actor)
+            audit.record(
+                own, CANCEL_NOW_REQUESTED, customer_id=customer_id,
+                after={"subscription": str(sub["id"])},
+            )  # fmt: skip
         paid = sub.get("status") == SubscriptionStatus.ACTIVE and invoices.period_paid(sub)
         sub = gateway.cancel_subscription(str(sub["id"]), credit_unused=paid is not False)
     gateway.void_unserved(unserved, period)
@@ -283,6 +318,7 @@ def deactivate_customer(
     gateway: StripeGateway | None,
     customer_id: str,
     *,
+    transaction: Transaction,
     immediately: bool = False,
 ) -> Deactivation:
     """Stop the customer's paid subscription: at the end of the period they paid for (default;
@@ -304,7 +340,7 @@ def deactivate_customer(
             )
         live = row.status not in statuses.ENDED
         if not immediately and live:
-            change = cancel_subscription(session, gateway, stripe_id)
+            change = cancel_subscription(session, gateway, stripe_id, transaction=transaction)
             return record_from(
                 Deactivation,
                 change,
@@ -319,7 +355,7 @@ def deactivate_customer(
         stripe_canceled = (
             sub.get("status") not in statuses.STRIPE_ENDED or requested == "cancellation_requested"
         )
-        end_now(gateway, sub)
+        end_now(transaction, gateway, sub, customer_id, audit.actor_of(session))
         return _back_to_trial(session, customer_id, stripe_canceled=stripe_canceled)
     return _back_to_trial(session, customer_id, stripe_canceled=False)
 

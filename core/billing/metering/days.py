@@ -157,6 +157,15 @@ def stamp_for(day: date, billing: BillingWindow, now: datetime) -> Stamp:
     longer bills overage and its last invoice is final (or its day lies after the end)."""
     on_day = event_timestamp(day)
     carry = timedelta(minutes=get_settings().overage_carry_over_after_minutes)
+    if not billing.live and billing.canceled_at is not None and now >= billing.canceled_at:
+        # Cancelled at once: its final invoice read the meter at the cancel (which sends the
+        # unsent events first, `moves.meter_first`); Stripe bills nothing sent after it.
+        return Stamp(
+            on_day,
+            None,
+            unbillable="canceled at once: its final invoice read the meter at the cancel, "
+            "so no invoice would bill an event sent after it",
+        )
     if not billing.live:
         ends = [at for at in (billing.period_ends_at, billing.canceled_at) if at is not None]
         end = min(ends) if ends else None

@@ -52,7 +52,7 @@ def test_yesterday_not_yet_recorded_is_billed_at_the_old_price_on_a_change_at_ha
 
             clock[0] = half_past_midnight
             with session_scope() as session:
-                changes.change_plan(session, get_gateway(), sub_id, plan)
+                changes.change_plan(session, get_gateway(), sub_id, plan, transaction=session_scope)
 
             (row,) = rows(customer_id)
             assert (row.day, row.value, row.plan) == (yesterday, 4, "starter")
@@ -88,7 +88,7 @@ def test_days_a_failed_run_left_unrecorded_are_billed_at_the_old_price() -> None
 
             clock[0] = now
             with session_scope() as session:
-                changes.change_plan(session, get_gateway(), sub_id, "professional")
+                changes.change_plan(session, get_gateway(), sub_id, "professional", transaction=session_scope)
 
             recorded = {(row.day, row.value, row.plan) for row in rows(customer_id)}
             assert recorded == {

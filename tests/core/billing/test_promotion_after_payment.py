@@ -30,7 +30,7 @@ def upgrade_paid_later(stand_in: StripeStandIn, code: str) -> tuple[str, str, An
     stripe_customer = stripe_subscription(stand_in, customer_id)["customer"]
     stand_in.decline_charges(stripe_customer)
     with session_scope() as session:
-        changes.change_plan(session, get_gateway(), sub_id, "professional", promo_code=code)
+        changes.change_plan(session, get_gateway(), sub_id, "professional", promo_code=code, transaction=session_scope)
     stand_in.decline_charges(stripe_customer, False)
     events = stand_in.pay_invoice(sub_id)
     assert promotions.waiting(stripe_subscription(stand_in, customer_id)) == promotion.id

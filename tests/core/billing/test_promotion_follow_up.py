@@ -95,7 +95,7 @@ def test_reconciliation_applies_a_code_whose_follow_up_never_ran(stand_in: Strip
     assert _codes(stand_in, sub_id) == []
 
     with session_scope() as session:
-        assert reconcile.repair_customer(session, get_gateway(), customer_id) >= 1
+        assert reconcile.repair_customer(session, get_gateway(), customer_id, transaction=session_scope) >= 1
 
     assert _codes(stand_in, sub_id) == [promotion.id] and _redeemed(stand_in, promotion) == 1
 
@@ -112,7 +112,7 @@ def test_a_code_given_with_a_downgrade_keeps_the_existing_discount_and_is_not_do
 
     for _ in range(2):  # asked again: the code is held already, nothing is sent twice
         with session_scope() as session:
-            changes.change_plan(session, get_gateway(), sub_id, "starter", promo_code="DOWNHALF")
+            changes.change_plan(session, get_gateway(), sub_id, "starter", promo_code="DOWNHALF", transaction=session_scope)
 
     sub = get_gateway().retrieve_subscription(sub_id)
     assert [discount["id"] for discount in sub["discounts"]][0] == kept
@@ -136,7 +136,7 @@ def test_a_code_applied_once_an_upgrade_is_paid_keeps_the_existing_discount(
     promotion = promotion_code(stand_in, "UPHALF")
 
     with session_scope() as session:
-        changes.change_plan(session, get_gateway(), sub_id, "professional", promo_code="UPHALF")
+        changes.change_plan(session, get_gateway(), sub_id, "professional", promo_code="UPHALF", transaction=session_scope)
 
     sub = get_gateway().retrieve_subscription(sub_id)
     assert sub["discounts"][0]["id"] == kept

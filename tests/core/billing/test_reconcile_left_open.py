@@ -39,7 +39,7 @@ def _billed_again(stand_in: StripeStandIn, stripe_customer: str, renewal: str) -
 
 def _reconcile(customer_id: str) -> int:
     with session_scope() as session:
-        return reconcile.repair_customer(session, get_gateway(), customer_id)
+        return reconcile.repair_customer(session, get_gateway(), customer_id, transaction=session_scope)
 
 
 def _audited(customer_id: str) -> list[dict[str, Any]]:
@@ -65,7 +65,7 @@ def test_a_renewal_left_open_by_a_failed_cancel_now_is_voided_once_by_reconcilia
     stand_in.fail_next_requests(50, 503, path_prefix=f"/v1/invoices/{renewal}")
     try:
         with pytest.raises(StripeUnavailableError), session_scope() as session:
-            changes.cancel_subscription(session, get_gateway(), sub_id, immediately=True)
+            changes.cancel_subscription(session, get_gateway(), sub_id, immediately=True, transaction=session_scope)
     finally:
         stand_in.fail_next_requests(0)
     assert stripe_subscription(stand_in, customer_id)["status"] == "canceled"
