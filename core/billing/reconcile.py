@@ -230,15 +230,15 @@ def void_left_open(
 
 def left_open(found: list[Obj], canceled_at: Any, period: tuple[int, int] | None) -> list[Obj]:
     """Of a canceled subscription's invoices, those its cancel now should have voided: draft or
-    open (never `uncollectible`: written off), made at or after the start of the `period` the
-    cancel cut short (`invoices.unserved`)."""
+    open (never `uncollectible`: written off), covering the `period` the cancel cut short (its
+    renewal) or made since it began (an upgrade's), as `invoices.unserved` judges them."""
     if period is None:
         return []
     recent = [
         invoice
         for invoice in found
         if invoice.get("status") in {"draft", "open"}
-        and int(invoice.get("created") or 0) >= period[0]
+        and (invoices.covers(invoice, period) or int(invoice.get("created") or 0) >= period[0])
     ]
     return invoices.unserved(recent, canceled_at, period)
 
