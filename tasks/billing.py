@@ -121,10 +121,9 @@ def apply_promotion(self: Task, subscription_id: str, customer_id: str) -> dict[
     Retried while Stripe is down; one whose retries ran out (or whose enqueue failed) is
     applied by the hourly reconciliation, the code waiting in Stripe meanwhile."""
     try:
-        with session_scope() as session:
-            applied = promotions.apply_waiting_to(
-                session, get_gateway(), subscription_id, customer_id
-            )
+        applied = promotions.apply_waiting_to(
+            session_scope, get_gateway(), subscription_id, customer_id
+        )
     except StripeUnavailableError as exc:
         if self.request.retries >= get_settings().stripe_event_max_retries:
             log.error("promotion of %s left to reconciliation: %s", subscription_id, exc)

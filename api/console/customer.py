@@ -176,9 +176,7 @@ def cancel_at_period_end(
         return render(request, "cancel.html", context, user=user, status_code=422)
     try:
         audit.give_reason(session, reason.strip())
-        changes.cancel_subscription(
-            session, get_gateway(), customer_id, transaction=session_scope
-        )
+        changes.cancel_subscription(session, get_gateway(), customer_id, transaction=session_scope)
     except DomainError as exc:
         if exc.status_code < 500:
             raise

@@ -209,15 +209,14 @@ def change_plan(
         if upgrade:
             wishes = {**keep, **promotions.with_upgrade(promotion)}
             sub = plan_items.upgrade(
-                transaction,
-                gateway, sub, previous_plan, price_id, overage_price_id, wishes
+                transaction, gateway, sub, previous_plan, price_id, overage_price_id, wishes
             )
         else:
             wishes = {**keep, **promotions.discount_now(sub, promotion)}
             sub = plan_items.downgrade(
                 transaction, gateway, sub, price_id, overage_price_id, wishes
             )
-    sub = promotions.apply_waiting(session, gateway, sub, customer_id)
+    sub = promotions.apply_waiting(transaction, gateway, sub, customer_id)
     return _apply(
         session,
         customer_id,

@@ -39,7 +39,11 @@ def _flat_price_swap(sub: Obj, price_id: str) -> list[Obj]:
 
 def downgrade(
     transaction: Transaction,
-    gateway: StripeGateway, sub: Obj, price_id: str, overage: str | None, with_change: Obj
+    gateway: StripeGateway,
+    sub: Obj,
+    price_id: str,
+    overage: str | None,
+    with_change: Obj,
 ) -> Obj:
     """One update, credited on the next invoice: the flat price swapped, and the overage item
     made to match the new plan (swapped, added, or removed) in the same step, so no moment

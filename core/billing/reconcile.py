@@ -169,20 +169,25 @@ def repair_customer(
                 subs[index] = repaired
                 fixed += 1
             if promotions.waiting(subs[index]):
-                subs[index] = promotions.apply_waiting(session, gateway, subs[index], customer_id)
+                subs[index] = promotions.apply_waiting(
+                    transaction, gateway, subs[index], customer_id
+                )
                 fixed += 1
             voided = void_left_open(session, gateway, sub, customer_id)
-    customer = get_for_update(session, customer_id)
     if voided:
+        # Audited at once, in a transaction of its own: the lock below may time out, or this
+        # transaction fail, and a later run finds them void and has nothing to record.
         log.warning("reconciliation voided %s of canceled %s", ", ".join(voided), followed)
-        audit.record(
-            session,
-            "subscription.void_unserved",
-            customer_id=customer_id,
-            reason="reconciliation: invoices of a subscription canceled now were left open",
-            after={"subscription": followed, "voided": voided},
-        )
+        with transaction() as own:
+            audit.record(
+                own,
+                "subscription.void_unserved",
+                customer_id=customer_id,
+                reason="reconciliation: invoices of a subscription canceled now were left open",
+                after={"subscription": followed, "voided": voided},
+            )
         fixed += len(voided)
+    customer = get_for_update(session, customer_id)
     # The followed subscription first, so a second live one is judged against the current row.
     for sub in sorted(subs, key=lambda found: found["id"] != followed):
         row = get_subscription(session, customer_id)

@@ -157,7 +157,9 @@ def test_late_events_do_not_undo_a_deactivation(stand_in, api_client, celery_wor
     deliver_all(api_client, events, seed=5)
     wait_for_events([e["id"] for e in events])
     with session_scope() as session:
-        done = changes.deactivate_customer(session, get_gateway(), customer_id, immediately=True, transaction=session_scope)
+        done = changes.deactivate_customer(
+            session, get_gateway(), customer_id, immediately=True, transaction=session_scope
+        )
     assert done.stripe_canceled and done.previous_plan == "professional"
     assert stripe_sub_of_any(stand_in, customer_id)["status"] == "canceled"
     trial_state = subscription_row(customer_id)
@@ -176,7 +178,9 @@ def test_late_events_do_not_undo_a_deactivation(stand_in, api_client, celery_wor
 
     # Deactivating again does nothing more.
     with session_scope() as session:
-        again = changes.deactivate_customer(session, get_gateway(), customer_id, immediately=True, transaction=session_scope)
+        again = changes.deactivate_customer(
+            session, get_gateway(), customer_id, immediately=True, transaction=session_scope
+        )
     assert not again.stripe_canceled and not again.license_reissued
 
 

@@ -118,7 +118,9 @@ def test_a_plan_change_waits_while_stripe_does_not_take_the_unsent_overage() -> 
             server.fail_next_requests(20, 503, path_prefix="/v1/billing/meter_events")
 
             with session_scope() as session, pytest.raises(StripeUnavailableError):
-                changes.change_plan(session, get_gateway(), sub_id, "professional", transaction=session_scope)
+                changes.change_plan(
+                    session, get_gateway(), sub_id, "professional", transaction=session_scope
+                )
 
             # Nothing changed: still starter, its overage item in place, the day unsent.
             prices = [
@@ -130,7 +132,9 @@ def test_a_plan_change_waits_while_stripe_does_not_take_the_unsent_overage() -> 
             assert row.sent_at is None
             server.fail_next_requests(0)
             with session_scope() as session:
-                changes.change_plan(session, get_gateway(), sub_id, "professional", transaction=session_scope)
+                changes.change_plan(
+                    session, get_gateway(), sub_id, "professional", transaction=session_scope
+                )
             assert _metered_lines(server, sub_id) == [("zemfyre_starter_device_overage", 4, 40)]
     finally:
         server.stop()

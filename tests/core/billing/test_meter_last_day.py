@@ -88,7 +88,9 @@ def test_days_a_failed_run_left_unrecorded_are_billed_at_the_old_price() -> None
 
             clock[0] = now
             with session_scope() as session:
-                changes.change_plan(session, get_gateway(), sub_id, "professional", transaction=session_scope)
+                changes.change_plan(
+                    session, get_gateway(), sub_id, "professional", transaction=session_scope
+                )
 
             recorded = {(row.day, row.value, row.plan) for row in rows(customer_id)}
             assert recorded == {

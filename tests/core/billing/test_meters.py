@@ -121,7 +121,9 @@ def test_a_plan_change_moves_the_overage_item_to_the_new_plans_price(
     handle_inline(start_checkout(stand_in, customer_id, "starter"))
 
     with session_scope() as session:
-        changes.change_plan(session, get_gateway(), customer_id, "professional", transaction=session_scope)
+        changes.change_plan(
+            session, get_gateway(), customer_id, "professional", transaction=session_scope
+        )
 
     sub = stripe_subscription(stand_in, customer_id)
     lookup_keys = sorted(item["price"]["lookup_key"] for item in sub["items"]["data"])
