@@ -184,8 +184,8 @@ def upgrade(
     """Create a Stripe checkout for a paid plan (or change the plan of a paying customer)."""
     from core.billing import checkout
     from core.billing.changes import SubscriptionChange
-    from core.db import session_scope
     from core.billing.gateway import get_gateway
+    from core.db import session_scope
 
     with db_session() as session:
         result = checkout.subscribe(

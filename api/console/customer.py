@@ -18,10 +18,10 @@ from api.schemas import ID_PATTERN
 from core import audit
 from core.billing import changes
 from core.billing.gateway import get_gateway
-from core.db import session_scope
 from core.console import timeline
 from core.console.customer_view import cancel_impact, customer_view, revocation_impact
 from core.console.sessions import ConsoleUser
+from core.db import session_scope
 from core.errors import DomainError, InvalidInputError
 from core.licensing.revocation import MAX_REASON, reinstate_license, reissue_now, revoke_license
 from core.settings import get_settings

@@ -21,11 +21,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core import audit
-from core.billing import entitlements, invoices, plan_items, promotions, statuses
+from core.billing import entitlements, plan_items, promotions, statuses
+from core.billing.cancel_now import end_now
 from core.billing.catalogue import find_promotion, price_for_plan, sellable_plan
 from core.billing.gateway import StripeGateway, StripeNotConfiguredError
 from core.billing.metering.meters import overage_price_for_plan
-from core.billing.metering.moves import meter_first
 from core.billing.portal import configuration_id
 from core.billing.repository import get_subscription
 from core.billing.statuses import SubscriptionStatus
@@ -44,8 +44,6 @@ Obj = dict[str, Any]
 
 # Smallest first: moving right is an upgrade (charged now), left a downgrade (credited later).
 _PLAN_ORDER = [Plan.TRIAL, Plan.STARTER, Plan.PROFESSIONAL, Plan.ENTERPRISE]
-# Audited before a cancel now is sent to Stripe: reconciliation voids only for these.
-CANCEL_NOW_REQUESTED = "subscription.cancel_now_requested"
 
 
 @dataclass(frozen=True)
@@ -251,46 +249,6 @@ def cancel_subscription(
     reason = "canceled" if immediately else "set to cancel at period end"
     action = "subscription.cancel_now" if immediately else "subscription.cancel_at_period_end"
     return _apply(session, customer_id, before, sub, reason, read_at, action)
-
-
-def end_now(
-    transaction: Transaction, gateway: StripeGateway, sub: Obj, customer_id: str, actor: str
-) -> Obj:
-    """Cancel `sub` now; `sub` as Stripe then says. Idempotent.
-
-    Only a paid period is settled (a final invoice of pending prorations less the unused time,
-    credited): crediting the unused part of a period nobody paid for (past_due, unpaid,
-    incomplete, a renewal still a draft) would hand the customer money. Such a subscription is
-    canceled without a final invoice. Unpaid invoices for time that will not be served (the
-    renewal, an upgrade waiting for payment) are voided, as read before the cancel: the final
-    invoice the cancel makes is collected like any other, even when its charge fails.
-
-    The final invoice bills the overage meter as it stands at the cancel, and nothing sent
-    after: so first the customer's finished days not recorded yet are recorded and their unsent
-    meter events sent (`moves.meter_first`, committed in transactions of their own from
-    `transaction`); Stripe down: StripeUnavailableError (503), nothing canceled.
-
-    Intent before the write (docs/architecture.md): `CANCEL_NOW_REQUESTED` is audited, by
-    `actor`, in a transaction of its own before Stripe is asked, so a cancel whose voids never
-    ran (a failure after it) is known as ours to the reconciliation that finishes them.
-    """
-    unserved = invoices.unserved_invoices(sub)
-    period = invoices.current_period(sub)
-    if sub.get("status") not in statuses.STRIPE_ENDED:
-        meter_first(
-            transaction, gateway, sub, "the subscription is not canceled until it does (its "
-            "final invoice would not bill them)",
-        )  # fmt: skip
-        with transaction() as own:
-            audit.act_as(own, actor)
-            audit.record(
-                own, CANCEL_NOW_REQUESTED, customer_id=customer_id,
-                after={"subscription": str(sub["id"])},
-            )  # fmt: skip
-        paid = sub.get("status") == SubscriptionStatus.ACTIVE and invoices.period_paid(sub)
-        sub = gateway.cancel_subscription(str(sub["id"]), credit_unused=paid is not False)
-    gateway.void_unserved(unserved, period)
-    return sub
 
 
 # -- deactivation -------------------------------------------------------------------------------

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from core import audit
 from core.billing import invoices, issues, promotions, statuses
-from core.billing.changes import CANCEL_NOW_REQUESTED
+from core.billing.cancel_now import CANCEL_NOW_REQUESTED
 from core.billing.gateway import (
     StripeGateway,
     StripeNotConfiguredError,

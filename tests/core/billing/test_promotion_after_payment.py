@@ -52,8 +52,7 @@ def test_a_waiting_code_found_twice_at_once_is_redeemed_once(stand_in: StripeSta
     # applied the code.
     read = get_gateway().retrieve_subscription(sub_id)
     for _ in range(2):
-        with session_scope() as session:
-            promotions.apply_waiting(session_scope, get_gateway(), read, customer_id)
+        promotions.apply_waiting(session_scope, get_gateway(), read, customer_id)
 
     redeemed = stand_in.client().v1.promotion_codes.retrieve(promotion.id)
     assert redeemed.times_redeemed == 1
