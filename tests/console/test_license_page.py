@@ -51,3 +51,29 @@ def test_the_license_page_says_what_it_is_and_whose(operator) -> None:
     replaced = client.get(f"/console/licenses/{first.jti}").text
     assert re.search(r"data-license-state>replaced<", replaced)
     assert client.get("/console/licenses/nosuchjti").status_code == 404
+
+
+def test_no_page_shows_any_part_of_a_license_token(operator) -> None:
+    """Not the token, nor any piece of one: every JWT's header and payload begin with "eyJ"
+    (base64 of '{"'), so no such fragment may appear on the pages around a license."""
+    from models import StripeEvent
+
+    client, _ = operator
+    seeded = seed_customer()
+    licenses = _licenses(seeded.customer_id)
+    assert all(row.token.startswith("eyJ") for row in licenses)  # what is looked for
+    with session_scope() as session:
+        event_id = session.scalars(
+            select(StripeEvent.event_id).where(StripeEvent.customer_id == seeded.customer_id)
+        ).one()
+    for path in (
+        *(f"/console/licenses/{row.jti}" for row in licenses),
+        f"/console/events/{event_id}",
+        f"/console/customers/{seeded.customer_id}",
+        f"/console/customers/{seeded.customer_id}?show=license",
+    ):
+        answer = client.get(path)
+        assert answer.status_code == 200, path
+        assert "eyJ" not in answer.text, f"{path} shows a JWT-looking fragment"
+        for row in licenses:
+            assert row.token[-43:] not in answer.text, f"{path} shows a token's signature"
