@@ -13,6 +13,7 @@ from api.deps import AdminKey, DbSession
 from api.schemas import ID_PATTERN, CamelModel, SubscriptionIdPath, error_responses, wire_model
 from core.billing import changes, checkout, issues, trials
 from core.billing.gateway import get_gateway
+from core.db import session_scope
 from core.licensing.service import ensure_license
 
 router = APIRouter(
@@ -135,6 +136,7 @@ def upgrade(
         result = checkout.subscribe(
             session,
             get_gateway(),
+            transaction=session_scope,
             customer_id=subscription_id,
             plan=body.plan,
             promo_code=body.promo_code,
@@ -143,7 +145,12 @@ def upgrade(
             return CheckoutOut(session_id=result.session_id, url=result.url)
         return SubscriptionChangeOut.model_validate(result)
     change = changes.change_plan(
-        session, get_gateway(), subscription_id, body.plan, promo_code=body.promo_code
+        session,
+        get_gateway(),
+        subscription_id,
+        body.plan,
+        transaction=session_scope,
+        promo_code=body.promo_code,
     )
     return SubscriptionChangeOut.model_validate(change)
 
@@ -161,7 +168,11 @@ def cancel(
     body: CancelIn | None = None,
 ) -> CamelModel:
     change = changes.cancel_subscription(
-        session, get_gateway(), subscription_id, immediately=bool(body and body.immediately)
+        session,
+        get_gateway(),
+        subscription_id,
+        transaction=session_scope,
+        immediately=bool(body and body.immediately),
     )
     return SubscriptionChangeOut.model_validate(change)
 

@@ -185,6 +185,7 @@ def upgrade(
     from core.billing import checkout
     from core.billing.changes import SubscriptionChange
     from core.billing.gateway import get_gateway
+    from core.db import session_scope
 
     with db_session() as session:
         result = checkout.subscribe(
@@ -192,6 +193,7 @@ def upgrade(
             get_gateway(),
             customer_id=customer_id,
             plan=plan,
+            transaction=session_scope,
             success_url=success_url,
             cancel_url=cancel_url,
             promo_code=promo_code,
@@ -215,10 +217,13 @@ def deactivate(
     once, with unused time credited, back to the trial tier."""
     from core.billing import changes
     from core.billing.gateway import get_gateway, stripe_configured
+    from core.db import session_scope
 
     with db_session() as session:
         gateway = get_gateway() if stripe_configured() else None
-        done = changes.deactivate_customer(session, gateway, customer_id, immediately=now)
+        done = changes.deactivate_customer(
+            session, gateway, customer_id, transaction=session_scope, immediately=now
+        )
     if done.at_period_end:
         console.print("✅ Customer deactivated at the end of the paid period.")
     elif done.stripe_canceled or done.previous_plan != done.plan:

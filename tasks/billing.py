@@ -121,10 +121,9 @@ def apply_promotion(self: Task, subscription_id: str, customer_id: str) -> dict[
     Retried while Stripe is down; one whose retries ran out (or whose enqueue failed) is
     applied by the hourly reconciliation, the code waiting in Stripe meanwhile."""
     try:
-        with session_scope() as session:
-            applied = promotions.apply_waiting_to(
-                session, get_gateway(), subscription_id, customer_id
-            )
+        applied = promotions.apply_waiting_to(
+            session_scope, get_gateway(), subscription_id, customer_id
+        )
     except StripeUnavailableError as exc:
         if self.request.retries >= get_settings().stripe_event_max_retries:
             log.error("promotion of %s left to reconciliation: %s", subscription_id, exc)
@@ -165,12 +164,17 @@ def reconcile_events(days: int | None = None) -> dict[str, Any]:
         # Development without Stripe keys: nothing to reconcile, and no error every 15 minutes.
         return {"skipped": "STRIPE_SECRET_KEY is not set", "stored": 0}
     with session_scope() as session:
-        new_ids = reconcile.store_missed_events(session, get_gateway(), days=days)
+        missed = reconcile.store_missed_events(session, get_gateway(), days=days)
+    new_ids = missed.stored
     for event_id in new_ids:
         enqueue(task_names.PROCESS_EVENT, event_id)
     if new_ids:
         log.warning("reconciliation found %d Stripe events the webhook missed", len(new_ids))
-    return {"stored": len(new_ids), "eventIds": new_ids}
+    return {
+        "stored": len(new_ids),
+        "eventIds": new_ids,
+        "thinListingFailed": int(missed.thin_failed is not None),
+    }
 
 
 @celery_app.task(name=task_names.RECONCILE_SUBSCRIPTIONS, **RECONCILE_RETRIES)
@@ -193,7 +197,9 @@ def reconcile_subscriptions(page_size: int = 200) -> dict[str, Any]:
             checked += 1
             try:
                 with session_scope() as session:
-                    repaired += reconcile.repair_customer(session, gateway, customer_id)
+                    repaired += reconcile.repair_customer(
+                        session, gateway, customer_id, transaction=session_scope
+                    )
             except Exception as exc:  # noqa: BLE001 - one customer must not stop the sweep
                 log.warning("reconciliation of %s failed: %s", customer_id, exc)
                 failed.append(customer_id)

@@ -187,10 +187,9 @@ def handle_inline(events: list[dict[str, Any]], *, only: tuple[str, ...] = ()) -
             outcome = handlers.process_event(session, event["id"])
         outcomes.append(outcome)
         if outcome.promotion_waiting and outcome.customer_id:
-            with session_scope() as session:
-                promotions.apply_waiting_to(
-                    session, get_gateway(), outcome.promotion_waiting, outcome.customer_id
-                )
+            promotions.apply_waiting_to(
+                session_scope, get_gateway(), outcome.promotion_waiting, outcome.customer_id
+            )
     return outcomes
 
 

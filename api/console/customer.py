@@ -21,6 +21,7 @@ from core.billing.gateway import get_gateway
 from core.console import timeline
 from core.console.customer_view import cancel_impact, customer_view, revocation_impact
 from core.console.sessions import ConsoleUser
+from core.db import session_scope
 from core.errors import DomainError, InvalidInputError
 from core.licensing.revocation import MAX_REASON, reinstate_license, reissue_now, revoke_license
 from core.settings import get_settings
@@ -175,7 +176,7 @@ def cancel_at_period_end(
         return render(request, "cancel.html", context, user=user, status_code=422)
     try:
         audit.give_reason(session, reason.strip())
-        changes.cancel_subscription(session, get_gateway(), customer_id)
+        changes.cancel_subscription(session, get_gateway(), customer_id, transaction=session_scope)
     except DomainError as exc:
         if exc.status_code < 500:
             raise

@@ -21,7 +21,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core import audit
-from core.billing import entitlements, invoices, plan_items, promotions, statuses
+from core.billing import entitlements, plan_items, promotions, statuses
+from core.billing.cancel_now import end_now
 from core.billing.catalogue import find_promotion, price_for_plan, sellable_plan
 from core.billing.gateway import StripeGateway, StripeNotConfiguredError
 from core.billing.metering.meters import overage_price_for_plan
@@ -32,7 +33,7 @@ from core.billing.stripe_errors import refused_as
 from core.billing.sync import apply_subscription, subscription_item
 from core.customers.lock import get_for_update
 from core.customers.service import get_customer
-from core.db import record_from
+from core.db import Transaction, record_from
 from core.errors import ConflictError, NotFoundError
 from core.licensing.service import reissue_license
 from core.plans import Plan
@@ -155,12 +156,15 @@ def change_plan(
     subscription_id: str,
     plan: object,
     *,
+    transaction: Transaction,
     promo_code: str | None = None,
 ) -> SubscriptionChange:
     """Move a live Stripe subscription to another plan's price; the caller commits.
 
     An upgrade is invoiced now and granted when paid; a downgrade is credited on the next
     invoice. Asking for the plan it already has (and no promotion code) changes nothing.
+    `transaction` opens the transactions the overage item's move commits on its own
+    (`core.billing.metering.moves`): the door passes `session_scope`.
     """
     spec = sellable_plan(plan)
     row = _row_for(session, subscription_id)
@@ -203,12 +207,14 @@ def change_plan(
         if upgrade:
             wishes = {**keep, **promotions.with_upgrade(promotion)}
             sub = plan_items.upgrade(
-                gateway, sub, previous_plan, price_id, overage_price_id, wishes
+                transaction, gateway, sub, previous_plan, price_id, overage_price_id, wishes
             )
         else:
             wishes = {**keep, **promotions.discount_now(sub, promotion)}
-            sub = plan_items.downgrade(gateway, sub, price_id, overage_price_id, wishes)
-    sub = promotions.apply_waiting(session, gateway, sub, customer_id)
+            sub = plan_items.downgrade(
+                transaction, gateway, sub, price_id, overage_price_id, wishes
+            )
+    sub = promotions.apply_waiting(transaction, gateway, sub, customer_id)
     return _apply(
         session,
         customer_id,
@@ -221,7 +227,12 @@ def change_plan(
 
 
 def cancel_subscription(
-    session: Session, gateway: StripeGateway, subscription_id: str, *, immediately: bool = False
+    session: Session,
+    gateway: StripeGateway,
+    subscription_id: str,
+    *,
+    transaction: Transaction,
+    immediately: bool = False,
 ) -> SubscriptionChange:
     """Cancel at the end of the paid period (default), or now with a final invoice that settles
     pending prorations and credits unused time; the caller commits. Idempotent."""
@@ -231,32 +242,13 @@ def cancel_subscription(
     read_at = utcnow()
     sub = gateway.retrieve_subscription(stripe_id)
     if immediately:
-        sub = end_now(gateway, sub)
+        sub = end_now(transaction, gateway, sub, customer_id, audit.actor_of(session))
     elif sub.get("status") not in statuses.STRIPE_ENDED and _renews(sub):
         # Also when only a pending upgrade would un-cancel it: Stripe then drops that upgrade.
         sub = gateway.update_subscription(stripe_id, {"cancel_at_period_end": True})
     reason = "canceled" if immediately else "set to cancel at period end"
     action = "subscription.cancel_now" if immediately else "subscription.cancel_at_period_end"
     return _apply(session, customer_id, before, sub, reason, read_at, action)
-
-
-def end_now(gateway: StripeGateway, sub: Obj) -> Obj:
-    """Cancel `sub` now; `sub` as Stripe then says. Idempotent.
-
-    Only a paid period is settled (a final invoice of pending prorations less the unused time,
-    credited): crediting the unused part of a period nobody paid for (past_due, unpaid,
-    incomplete, a renewal still a draft) would hand the customer money. Such a subscription is
-    canceled without a final invoice. Unpaid invoices for time that will not be served (the
-    renewal, an upgrade waiting for payment) are voided, as read before the cancel: the final
-    invoice the cancel makes is collected like any other, even when its charge fails.
-    """
-    unserved = invoices.unserved_invoices(sub)
-    period = invoices.current_period(sub)
-    if sub.get("status") not in statuses.STRIPE_ENDED:
-        paid = sub.get("status") == SubscriptionStatus.ACTIVE and invoices.period_paid(sub)
-        sub = gateway.cancel_subscription(str(sub["id"]), credit_unused=paid is not False)
-    gateway.void_unserved(unserved, period)
-    return sub
 
 
 # -- deactivation -------------------------------------------------------------------------------
@@ -283,6 +275,7 @@ def deactivate_customer(
     gateway: StripeGateway | None,
     customer_id: str,
     *,
+    transaction: Transaction,
     immediately: bool = False,
 ) -> Deactivation:
     """Stop the customer's paid subscription: at the end of the period they paid for (default;
@@ -304,7 +297,7 @@ def deactivate_customer(
             )
         live = row.status not in statuses.ENDED
         if not immediately and live:
-            change = cancel_subscription(session, gateway, stripe_id)
+            change = cancel_subscription(session, gateway, stripe_id, transaction=transaction)
             return record_from(
                 Deactivation,
                 change,
@@ -319,7 +312,7 @@ def deactivate_customer(
         stripe_canceled = (
             sub.get("status") not in statuses.STRIPE_ENDED or requested == "cancellation_requested"
         )
-        end_now(gateway, sub)
+        end_now(transaction, gateway, sub, customer_id, audit.actor_of(session))
         return _back_to_trial(session, customer_id, stripe_canceled=stripe_canceled)
     return _back_to_trial(session, customer_id, stripe_canceled=False)
 

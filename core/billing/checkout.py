@@ -18,7 +18,7 @@ from core.billing.repository import get_subscription
 from core.billing.stripe_errors import StripeRequestError, refused_as
 from core.customers.lock import get_for_update
 from core.customers.service import get_customer
-from core.db import advisory_lock
+from core.db import Transaction, advisory_lock
 from core.errors import ConflictError
 from core.plans import Plan
 from core.settings import get_settings
@@ -164,6 +164,7 @@ def subscribe(
     *,
     customer_id: str,
     plan: object,
+    transaction: Transaction,
     success_url: str | None = None,
     cancel_url: str | None = None,
     promo_code: str | None = None,
@@ -174,7 +175,9 @@ def subscribe(
     sellable_plan(plan)
     get_customer(session, customer_id)
     if bills(get_subscription(session, customer_id)):
-        return change_plan(session, gateway, customer_id, plan, promo_code=promo_code)
+        return change_plan(
+            session, gateway, customer_id, plan, transaction=transaction, promo_code=promo_code
+        )
     base = get_settings().public_base_url.rstrip("/")
     return create_checkout(
         session,

@@ -22,6 +22,7 @@ from core.billing.metering.meters import (
 )
 from core.billing.metering.moves import fit_overage_item, prepare_move
 from core.billing.sync import subscription_item
+from core.db import Transaction
 from core.errors import ConflictError
 from core.plans import Plan
 
@@ -37,7 +38,12 @@ def _flat_price_swap(sub: Obj, price_id: str) -> list[Obj]:
 
 
 def downgrade(
-    gateway: StripeGateway, sub: Obj, price_id: str, overage: str | None, with_change: Obj
+    transaction: Transaction,
+    gateway: StripeGateway,
+    sub: Obj,
+    price_id: str,
+    overage: str | None,
+    with_change: Obj,
 ) -> Obj:
     """One update, credited on the next invoice: the flat price swapped, and the overage item
     made to match the new plan (swapped, added, or removed) in the same step, so no moment
@@ -45,7 +51,7 @@ def downgrade(
     the same update, or alone when no item changes."""
     items = [*_flat_price_swap(sub, price_id), *overage_item_updates(sub, overage)]
     # The unsent meter events first, billed under the old item; classic mode migrated.
-    sub = prepare_move(gateway, sub, overage)
+    sub = prepare_move(transaction, gateway, sub, overage)
     params: Obj = {"items": items, "proration_behavior": "create_prorations"} if items else {}
     if not params and not with_change:
         return sub
@@ -53,6 +59,7 @@ def downgrade(
 
 
 def upgrade(
+    transaction: Transaction,
     gateway: StripeGateway,
     sub: Obj,
     previous_plan: str,
@@ -84,12 +91,12 @@ def upgrade(
         overage_price_for_plan(gateway, Plan(previous_plan)) if is_metered(previous_plan) else None
     )
     if current_overage is not None and overage_item(sub) is None:
-        sub = fit_overage_item(gateway, sub, current_overage) or sub
+        sub = fit_overage_item(transaction, gateway, sub, current_overage) or sub
     swap = _flat_price_swap(sub, price_id)
     if overage is not None and overage_item(sub) is not None:
         # Both an item: the overage item's price swap (never an add or a delete), after the
         # unsent meter events were sent under the old one (and classic mode migrated).
-        sub = prepare_move(gateway, sub, overage)
+        sub = prepare_move(transaction, gateway, sub, overage)
         swap += overage_item_updates(sub, overage)
     if swap:
         sub = gateway.update_subscription(
@@ -105,7 +112,7 @@ def upgrade(
         sub = gateway.update_subscription(stripe_id, with_change)
     if sub.get("pending_update"):
         return sub
-    return fit_overage_item(gateway, sub, overage) or sub
+    return fit_overage_item(transaction, gateway, sub, overage) or sub
 
 
 def keep_params(sub: Obj, upgrade: bool) -> Obj:

@@ -26,10 +26,9 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from sqlalchemy.orm import Session
-
 from core.billing import issues, statuses
 from core.billing.gateway import StripeGateway, StripeRequestError, idempotency_key
+from core.db import Transaction
 
 log = logging.getLogger(__name__)
 
@@ -74,10 +73,14 @@ def waiting(sub: Obj) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-def apply_waiting(session: Session, gateway: StripeGateway, sub: Obj, customer_id: str) -> Obj:
+def apply_waiting(
+    transaction: Transaction, gateway: StripeGateway, sub: Obj, customer_id: str
+) -> Obj:
     """Apply the promotion code a paid upgrade left in the metadata, and clear it; `sub` as it
     is then. A code Stripe no longer accepts (expired, used up) is cleared and recorded as a
-    billing issue for an operator (the upgrade stands, undiscounted); the caller commits."""
+    billing issue for an operator (the upgrade stands, undiscounted), in a transaction of its
+    own from `transaction` committed straight after Stripe's refusal, before the code is
+    cleared: whatever becomes of the caller's transaction, the refusal is on record."""
     promotion_id = waiting(sub)
     if promotion_id is None:
         return sub
@@ -90,20 +93,22 @@ def apply_waiting(session: Session, gateway: StripeGateway, sub: Obj, customer_i
         return gateway.update_subscription(str(sub["id"]), {**discount, **cleared}, once_key=once)
     except StripeRequestError as exc:
         log.warning("promotion %s not applied to %s: %s", promotion_id, sub.get("id"), exc)
-        issues.record_refused_promotion(
-            session, customer_id, str(sub["id"]), promotion_id, str(exc)
-        )
+        with transaction() as session:
+            issues.record_refused_promotion(
+                session, customer_id, str(sub["id"]), promotion_id, str(exc)
+            )
         return gateway.update_subscription(str(sub["id"]), cleared)
 
 
 def apply_waiting_to(
-    session: Session, gateway: StripeGateway, subscription_id: str, customer_id: str
+    transaction: Transaction, gateway: StripeGateway, subscription_id: str, customer_id: str
 ) -> bool:
     """The follow-up of a handled event that found a code waiting (`apply_waiting` on the
     subscription as Stripe has it now); whether one was applied or refused. Call it with no
-    row locked: it writes to Stripe. The caller commits (a refusal's billing issue)."""
+    row locked: it writes to Stripe. A refusal's billing issue is committed in a transaction of
+    its own from `transaction`."""
     sub = gateway.retrieve_subscription(subscription_id)
     if waiting(sub) is None:
         return False
-    apply_waiting(session, gateway, sub, customer_id)
+    apply_waiting(transaction, gateway, sub, customer_id)
     return True

@@ -12,7 +12,8 @@
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
@@ -20,7 +21,13 @@ from sqlalchemy.orm import Session
 
 from core import audit
 from core.billing import invoices, issues, promotions, statuses
-from core.billing.gateway import StripeGateway, StripeNotConfiguredError
+from core.billing.cancel_now import CANCEL_NOW_REQUESTED
+from core.billing.gateway import (
+    StripeGateway,
+    StripeNotConfiguredError,
+    StripeRequestError,
+    StripeUnavailableError,
+)
 from core.billing.handlers import HANDLED_TYPES
 from core.billing.inbox import SOURCE_RECONCILIATION, created_epoch, store_event
 from core.billing.metering.events import ERROR_REPORT_EVENT
@@ -38,8 +45,9 @@ from core.billing.sync import (
 )
 from core.customers.lock import get_for_update
 from core.customers.service import get_customer
+from core.db import Transaction
 from core.settings import get_settings
-from models import Customer, StripeEvent, utcnow
+from models import AuditEntry, Customer, StripeEvent, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -49,21 +57,37 @@ Obj = dict[str, Any]
 THIN_TYPES = frozenset({ERROR_REPORT_EVENT})
 
 
+@dataclass
+class MissedEvents:
+    # The ids stored now, to be handled.
+    stored: list[str]
+    # Why the thin (v2) events could not be listed this run, or None: the v1 ones were anyway.
+    thin_failed: str | None = None
+
+
 def store_missed_events(
     session: Session, gateway: StripeGateway, *, days: int | None = None
-) -> list[str]:
+) -> MissedEvents:
     """Store the handled events of the last `days` that the webhooks never delivered; their ids.
 
     Snapshot events are listed from `/v1/events`; thin ones (v1.billing.meter.*) are v2 events,
     listed from `/v2/core/events` and stored as their destination would have delivered them
     (without data: the handler reads the full event by id). Either kind is stored once by id,
-    so one the webhook brings too, or a later run finds again, is handled once."""
+    so one the webhook brings too, or a later run finds again, is handled once. A thin listing
+    Stripe refuses (a restricted key without v2 access) or fails (a v2 outage) is logged and
+    reported (`thin_failed`); the snapshot events are stored all the same."""
     days = days if days is not None else get_settings().stripe_reconcile_days
     since = int((utcnow() - timedelta(days=days)).timestamp())
     snapshot_types = [kind for kind in HANDLED_TYPES if kind not in THIN_TYPES]
     found = list(gateway.list_events(created_gte=since, types=snapshot_types))
-    thin = gateway.list_thin_events(created_gte=since, types=sorted(THIN_TYPES))
-    found += [as_delivered(event) for event in thin]
+    thin_failed = None
+    try:
+        thin = gateway.list_thin_events(created_gte=since, types=sorted(THIN_TYPES))
+        found += [as_delivered(event) for event in thin]
+    except (StripeRequestError, StripeNotConfiguredError, StripeUnavailableError) as exc:
+        # 403 (a restricted key without v2 access) is StripeNotConfiguredError.
+        thin_failed = exc.message
+        log.error("thin (v2) events not listed, v1 events reconciled without them: %s", exc)
     known = set(
         session.scalars(
             select(StripeEvent.event_id).where(
@@ -78,7 +102,7 @@ def store_missed_events(
             continue
         if store_event(session, event, source=SOURCE_RECONCILIATION):
             new_ids.append(event["id"])
-    return new_ids
+    return MissedEvents(new_ids, thin_failed)
 
 
 def as_delivered(event: Obj) -> Obj:
@@ -117,7 +141,9 @@ def last_row_id(session: Session, customer_ids: list[str]) -> int:
     return int(found or 0)
 
 
-def repair_customer(session: Session, gateway: StripeGateway, customer_id: str) -> int:
+def repair_customer(
+    session: Session, gateway: StripeGateway, customer_id: str, *, transaction: Transaction
+) -> int:
     """Compare the customer's subscriptions in Stripe with its row and repair what differs
     through the same apply path as the webhooks; how many fixes (changes and newly recorded
     conflicts). Stripe is read first, the customer locked after (no Stripe call under it)."""
@@ -138,25 +164,30 @@ def repair_customer(session: Session, gateway: StripeGateway, customer_id: str) 
     fixed, voided = 0, []
     for index, sub in enumerate(subs):
         if sub["id"] == followed:
-            repaired = repair_overage_item(gateway, sub)
+            repaired = repair_overage_item(transaction, gateway, sub)
             if repaired is not None:
                 subs[index] = repaired
                 fixed += 1
             if promotions.waiting(subs[index]):
-                subs[index] = promotions.apply_waiting(session, gateway, subs[index], customer_id)
+                subs[index] = promotions.apply_waiting(
+                    transaction, gateway, subs[index], customer_id
+                )
                 fixed += 1
-            voided = void_left_open(gateway, sub)
-    customer = get_for_update(session, customer_id)
+            voided = void_left_open(session, gateway, sub, customer_id)
     if voided:
+        # Audited at once, in a transaction of its own: the lock below may time out, or this
+        # transaction fail, and a later run finds them void and has nothing to record.
         log.warning("reconciliation voided %s of canceled %s", ", ".join(voided), followed)
-        audit.record(
-            session,
-            "subscription.void_unserved",
-            customer_id=customer_id,
-            reason="reconciliation: invoices of a subscription canceled now were left open",
-            after={"subscription": followed, "voided": voided},
-        )
+        with transaction() as own:
+            audit.record(
+                own,
+                "subscription.void_unserved",
+                customer_id=customer_id,
+                reason="reconciliation: invoices of a subscription canceled now were left open",
+                after={"subscription": followed, "voided": voided},
+            )
         fixed += len(voided)
+    customer = get_for_update(session, customer_id)
     # The followed subscription first, so a second live one is judged against the current row.
     for sub in sorted(subs, key=lambda found: found["id"] != followed):
         row = get_subscription(session, customer_id)
@@ -171,15 +202,21 @@ def repair_customer(session: Session, gateway: StripeGateway, customer_id: str) 
     return fixed
 
 
-def void_left_open(gateway: StripeGateway, sub: Obj) -> list[str]:
+def void_left_open(
+    session: Session, gateway: StripeGateway, sub: Obj, customer_id: str
+) -> list[str]:
     """Void what cancelling `sub` now should have voided and did not (a crash or a failure
     between the cancel and the voids, the retry never made): its unpaid invoices for time it
     will not serve (`invoices.unserved`), the usage they billed for served time billed again
     first (`void_unserved`); the ids voided. Only a cancellation asked for
     (`cancellation_details.reason` cancellation_requested, not Smart Retries giving up) that
     ended the subscription at once (`ended_at` at `canceled_at`: at a period's end the period
-    was served and its invoice is owed), within the last STRIPE_RECONCILE_DAYS. Safe to repeat:
-    a void invoice is unpaid no more."""
+    was served and its invoice is owed), within the last STRIPE_RECONCILE_DAYS, and one of ours:
+    `changes.end_now` audited `CANCEL_NOW_REQUESTED` for the customer before asking Stripe
+    (`cancellation_details` says the same of a Dashboard cancel, which is not ours to settle).
+    Only draft or open invoices made since the cut-short period began (`left_open`): an older
+    one bills a period served, and an `uncollectible` one was written off by an operator; both
+    stay as they are. Safe to repeat: a void invoice is unpaid no more."""
     canceled_at, ended_at = sub.get("canceled_at"), sub.get("ended_at")
     reason = (sub.get("cancellation_details") or {}).get("reason")
     if sub.get("status") != SubscriptionStatus.CANCELED or reason != "cancellation_requested":
@@ -189,12 +226,43 @@ def void_left_open(gateway: StripeGateway, sub: Obj) -> list[str]:
     since = utcnow() - timedelta(days=get_settings().stripe_reconcile_days)
     if int(ended_at) < since.timestamp():
         return []
+    if not _canceled_by_us(session, customer_id, since):
+        return []
     period = invoices.current_period(sub)
-    found = invoices.unserved(gateway.subscription_invoices(str(sub["id"])), canceled_at, period)
+    found = left_open(gateway.subscription_invoices(str(sub["id"])), canceled_at, period)
     return gateway.void_unserved(found, period) if found else []
 
 
-def repair_overage_item(gateway: StripeGateway, sub: Obj) -> Obj | None:
+def left_open(found: list[Obj], canceled_at: Any, period: tuple[int, int] | None) -> list[Obj]:
+    """Of a canceled subscription's invoices, those its cancel now should have voided: draft or
+    open (never `uncollectible`: written off), covering the `period` the cancel cut short (its
+    renewal) or made since it began (an upgrade's), as `invoices.unserved` judges them."""
+    if period is None:
+        return []
+    recent = [
+        invoice
+        for invoice in found
+        if invoice.get("status") in {"draft", "open"}
+        and (invoices.covers(invoice, period) or int(invoice.get("created") or 0) >= period[0])
+    ]
+    return invoices.unserved(recent, canceled_at, period)
+
+
+def _canceled_by_us(session: Session, customer_id: str, since: datetime) -> bool:
+    """Whether a cancel now of ours was asked for the customer since `since`."""
+    found = session.scalar(
+        select(AuditEntry.id)
+        .where(
+            AuditEntry.customer_id == customer_id,
+            AuditEntry.action == CANCEL_NOW_REQUESTED,
+            AuditEntry.created_at >= since,
+        )
+        .limit(1)
+    )
+    return found is not None
+
+
+def repair_overage_item(transaction: Transaction, gateway: StripeGateway, sub: Obj) -> Obj | None:
     """Give a paying subscription the overage item its plan needs; Stripe's answer, or None
     when there was nothing to repair.
 
@@ -217,4 +285,4 @@ def repair_overage_item(gateway: StripeGateway, sub: Obj) -> Obj | None:
     except StripeNotConfiguredError:
         # No overage prices set up yet (`billing stripe setup`): drift repair goes on without.
         return None
-    return fit_overage_item(gateway, sub, wanted)
+    return fit_overage_item(transaction, gateway, sub, wanted)

@@ -107,10 +107,9 @@ def replay_event(
     if outcome.promotion_waiting and outcome.customer_id:
         # After the handling committed: no Stripe write under the event's row lock.
         try:
-            with session_scope() as session:
-                promotions.apply_waiting_to(
-                    session, gateway(), outcome.promotion_waiting, outcome.customer_id
-                )
+            promotions.apply_waiting_to(
+                session_scope, gateway(), outcome.promotion_waiting, outcome.customer_id
+            )
         except DomainError as exc:
             note = f"handled; its promotion code not applied yet ({exc.message}): reconciliation"
             return Replay(event_id, not known, outcome, note)

@@ -66,6 +66,7 @@ def build_routes(
         ("GET", "/v1/invoices/{invoice}/lines", s.list_invoice_lines),
         ("POST", "/v1/invoices/{invoice}/finalize", s.finalize_invoice),
         ("POST", "/v1/invoices/{invoice}/void", s.void_invoice),
+        ("POST", "/v1/invoices/{invoice}/mark_uncollectible", s.mark_uncollectible),
         ("GET", "/v1/events", e.list_events),
         ("GET", "/v1/events/{event}", e.retrieve_event),
     ]

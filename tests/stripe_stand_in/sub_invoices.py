@@ -77,6 +77,18 @@ class SubscriptionInvoices(SubscriptionParts):
         self.store.emit("invoice.voided", found)
         return found
 
+    def mark_uncollectible(self, params: Params, invoice: str) -> Obj:
+        """An open invoice written off: `uncollectible`, no longer retried, still voidable
+        (docs.stripe.com/api/invoices/mark_uncollectible)."""
+        check_known(params, set())
+        found = self.store.get("invoice", invoice)
+        if found["status"] != "open":
+            raise invalid("You can only pass in open invoices.", code="invoice_not_open")
+        found.update(status="uncollectible", next_payment_attempt=None)
+        found["status_transitions"]["marked_uncollectible_at"] = self.store.now()
+        self.store.emit("invoice.marked_uncollectible", found)
+        return found
+
     def list_invoice_lines(self, params: Params, invoice: str) -> Obj:
         check_known(params, LIST_PARAMS)
         found = self.store.get("invoice", invoice)

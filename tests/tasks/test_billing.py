@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+import pytest
 from sqlalchemy import select
 
 from core.billing import changes, handlers, inbox
@@ -156,7 +157,9 @@ def test_late_events_do_not_undo_a_deactivation(stand_in, api_client, celery_wor
     deliver_all(api_client, events, seed=5)
     wait_for_events([e["id"] for e in events])
     with session_scope() as session:
-        done = changes.deactivate_customer(session, get_gateway(), customer_id, immediately=True)
+        done = changes.deactivate_customer(
+            session, get_gateway(), customer_id, immediately=True, transaction=session_scope
+        )
     assert done.stripe_canceled and done.previous_plan == "professional"
     assert stripe_sub_of_any(stand_in, customer_id)["status"] == "canceled"
     trial_state = subscription_row(customer_id)
@@ -175,7 +178,9 @@ def test_late_events_do_not_undo_a_deactivation(stand_in, api_client, celery_wor
 
     # Deactivating again does nothing more.
     with session_scope() as session:
-        again = changes.deactivate_customer(session, get_gateway(), customer_id, immediately=True)
+        again = changes.deactivate_customer(
+            session, get_gateway(), customer_id, immediately=True, transaction=session_scope
+        )
     assert not again.stripe_canceled and not again.license_reissued
 
 
@@ -221,6 +226,26 @@ def test_reconciliation_handles_events_the_webhook_missed(stand_in, celery_worke
     assert (row["plan"], row["status"]) == ("starter", "active")
     # Run again: nothing new.
     assert reconcile_events()["stored"] == 0
+
+
+@pytest.mark.parametrize("status", [403, 503])
+def test_a_refused_thin_listing_does_not_stop_missed_v1_events(stand_in, celery_worker, status):
+    """A restricted key without v2 access (403) or a v2 outage: the v1 events are still found."""
+    from tasks.billing import reconcile_events
+
+    customer_id = new_customer()
+    events = start_checkout(stand_in, customer_id)
+    stand_in.fail_next_requests(50, status, path_prefix="/v2/core/events")
+    try:
+        result = reconcile_events()
+    finally:
+        stand_in.fail_next_requests(0)
+    handled = [e["id"] for e in events if e["type"] in handlers.HANDLED_TYPES]
+    assert set(result["eventIds"]) == set(handled)
+    assert result["thinListingFailed"] == 1
+    wait_for_events(handled)
+    assert subscription_row(customer_id)["status"] == "active"
+    assert reconcile_events()["thinListingFailed"] == 0
 
 
 def test_reconciliation_without_stripe_key_is_skipped(celery_worker):

@@ -81,10 +81,11 @@ def customer_days_to_meter(
     session: Session, stripe_customer_id: str, now: datetime | None = None
 ) -> tuple[str | None, list[date]]:
     """The customer (ours, of that Stripe customer; None if none) and the finished days metered
-    for them alone before their overage item moves (`core.billing.metering.moves`), oldest
-    first: the nightly run's days (`days_to_meter`) and, when that run was late or failed, every
-    earlier day of the open billing period after their last recorded one; never a day older
-    than Stripe takes."""
+    for them alone before their overage item moves or their subscription is cancelled now
+    (`core.billing.metering.moves`), oldest first: the nightly run's days (`days_to_meter`) and,
+    of the open billing period, every day after their last recorded one (the nightly run late
+    or failing) and every earlier day with usage rolled up but nothing recorded (a gap a failed
+    run left behind a later recorded day); never a day older than Stripe takes."""
     nightly = days_to_meter(now)
     found = session.execute(
         select(
@@ -98,20 +99,34 @@ def customer_days_to_meter(
     if found is None:
         return None, []
     customer_id, starts, ends = found
-    first = nightly[0]
+    chosen = set(nightly)
     period_start = starts or (period_start_at(ends) if ends is not None else None)
     if period_start is not None:
-        after = period_start.astimezone(UTC).date()
+        oldest = nightly[-1] - timedelta(days=STRIPE_MAX_EVENT_AGE_DAYS - 2)
+        first = max(period_start.astimezone(UTC).date(), oldest)
         last = session.scalar(
             select(func.max(OverageMeterEvent.day)).where(
                 OverageMeterEvent.customer_id == customer_id
             )
         )
-        if last is not None:
-            after = max(after, last + timedelta(days=1))
-        oldest = nightly[-1] - timedelta(days=STRIPE_MAX_EVENT_AGE_DAYS - 2)
-        first = min(first, max(after, oldest))
-    return customer_id, [first + timedelta(days=n) for n in range((nightly[-1] - first).days + 1)]
+        after = first if last is None else max(first, last + timedelta(days=1))
+        chosen.update(after + timedelta(days=n) for n in range((nightly[-1] - after).days + 1))
+        recorded = select(OverageMeterEvent.id).where(
+            OverageMeterEvent.customer_id == customer_id, OverageMeterEvent.day == UsageDaily.day
+        )
+        chosen.update(
+            session.scalars(
+                select(UsageDaily.day)
+                .where(
+                    UsageDaily.customer_id == customer_id,
+                    UsageDaily.day >= first,
+                    UsageDaily.day <= nightly[-1],
+                    ~recorded.exists(),
+                )
+                .distinct()
+            )
+        )
+    return customer_id, sorted(chosen)
 
 
 def event_timestamp(day: date) -> int:
@@ -157,6 +172,15 @@ def stamp_for(day: date, billing: BillingWindow, now: datetime) -> Stamp:
     longer bills overage and its last invoice is final (or its day lies after the end)."""
     on_day = event_timestamp(day)
     carry = timedelta(minutes=get_settings().overage_carry_over_after_minutes)
+    if not billing.live and billing.canceled_at is not None and now >= billing.canceled_at:
+        # Cancelled at once: its final invoice read the meter at the cancel (which sends the
+        # unsent events first, `moves.meter_first`); Stripe bills nothing sent after it.
+        return Stamp(
+            on_day,
+            None,
+            unbillable="canceled at once: its final invoice read the meter at the cancel, "
+            "so no invoice would bill an event sent after it",
+        )
     if not billing.live:
         ends = [at for at in (billing.period_ends_at, billing.canceled_at) if at is not None]
         end = min(ends) if ends else None

@@ -20,12 +20,14 @@ from typing import Any
 from core.billing.gateway import StripeGateway, StripeUnavailableError
 from core.billing.metering import runs
 from core.billing.metering.meters import flexible, overage_item, overage_item_updates
-from core.db import session_scope
+from core.db import Transaction
 
 Obj = dict[str, Any]
 
 
-def prepare_move(gateway: StripeGateway, sub: Obj, overage_price_id: str | None) -> Obj:
+def prepare_move(
+    transaction: Transaction, gateway: StripeGateway, sub: Obj, overage_price_id: str | None
+) -> Obj:
     """`sub` ready for an update making its overage item match `overage_price_id`. When that
     removes or swaps the item: the customer's finished days not recorded yet recorded, and
     their unsent meter events sent (each step commits its own transaction, as Stripe's answer
@@ -36,16 +38,31 @@ def prepare_move(gateway: StripeGateway, sub: Obj, overage_price_id: str | None)
     rather than with device-days left to bill at the next plan's price."""
     if overage_item(sub) is None or not overage_item_updates(sub, overage_price_id):
         return sub
-    run = runs.meter_customer(session_scope, gateway, str(sub["customer"]))
-    if run.stripe_down:
-        raise StripeUnavailableError(
-            "Stripe did not take the period's overage meter events; the plan change is not "
-            "made until it does (they would be billed at the next plan's price)"
-        )
+    meter_first(
+        transaction, gateway, sub, "the plan change is not made until it does (they would be "
+        "billed at the next plan's price)",
+    )  # fmt: skip
     return flexible(gateway, sub)
 
 
-def fit_overage_item(gateway: StripeGateway, sub: Obj, overage_price_id: str | None) -> Obj | None:
+def meter_first(transaction: Transaction, gateway: StripeGateway, sub: Obj, refusal: str) -> None:
+    """Before an update or a cancel that bills the overage item's usage so far (a price swap,
+    the item removed, a cancel now with its final invoice): the customer's finished days not
+    recorded yet recorded and their unsent meter events sent (`runs.meter_customer`, each step
+    in a transaction of its own from `transaction`). Nothing without an overage item. Stripe
+    down while sending: StripeUnavailableError (a 503) saying `refusal`."""
+    if overage_item(sub) is None:
+        return
+    run = runs.meter_customer(transaction, gateway, str(sub["customer"]))
+    if run.stripe_down:
+        raise StripeUnavailableError(
+            f"Stripe did not take the period's overage meter events; {refusal}"
+        )
+
+
+def fit_overage_item(
+    transaction: Transaction, gateway: StripeGateway, sub: Obj, overage_price_id: str | None
+) -> Obj | None:
     """Make the subscription's overage item match `overage_price_id` (add, swap or remove it)
     in an ordinary update, never a pending one (Stripe refuses adding or deleting items in a
     pending update); Stripe's answer, or None when nothing was sent.
@@ -59,7 +76,7 @@ def fit_overage_item(gateway: StripeGateway, sub: Obj, overage_price_id: str | N
     if not items:
         return None
     moves_usage = overage_item(sub) is not None
-    sub = prepare_move(gateway, sub, overage_price_id)
+    sub = prepare_move(transaction, gateway, sub, overage_price_id)
     proration = "create_prorations" if moves_usage else "none"
     return gateway.update_subscription(
         str(sub["id"]), {"items": items, "proration_behavior": proration}

@@ -39,7 +39,9 @@ def test_an_upgrade_of_a_subscription_canceling_at_a_date_is_refused(
     cancel_at = _cancel_at_a_date(stand_in, customer_id, sub_id)
 
     with pytest.raises(ConflictError) as refused, session_scope() as session:
-        changes.change_plan(session, get_gateway(), sub_id, "professional")
+        changes.change_plan(
+            session, get_gateway(), sub_id, "professional", transaction=session_scope
+        )
 
     assert refused.value.field == "plan"
     sub = stripe_subscription(stand_in, customer_id)
@@ -55,7 +57,9 @@ def test_keeping_a_subscription_canceling_at_a_date_clears_the_date(
     mark = len(stand_in.requests)
 
     with session_scope() as session:
-        change = changes.change_plan(session, get_gateway(), sub_id, "starter")
+        change = changes.change_plan(
+            session, get_gateway(), sub_id, "starter", transaction=session_scope
+        )
 
     sent = [r.params for r in stand_in.requests[mark:] if r.method == "POST"]
     assert sent and sent[-1].get("cancel_at") == "" and "cancel_at_period_end" not in sent[-1]
@@ -74,7 +78,9 @@ def test_cancelling_one_set_to_cancel_at_a_date_in_its_period_keeps_the_date(
     mark = len(stand_in.requests)
 
     with session_scope() as session:
-        change = changes.cancel_subscription(session, get_gateway(), sub_id)
+        change = changes.cancel_subscription(
+            session, get_gateway(), sub_id, transaction=session_scope
+        )
 
     assert not [r for r in stand_in.requests[mark:] if r.method in ("POST", "DELETE")]
     sub = stripe_subscription(stand_in, customer_id)
@@ -95,7 +101,9 @@ def test_cancelling_one_set_to_cancel_after_its_period_ends_it_with_the_period(
     assert subscription_row(customer_id)["cancel_at_period_end"] is False
 
     with session_scope() as session:
-        change = changes.cancel_subscription(session, get_gateway(), sub_id)
+        change = changes.cancel_subscription(
+            session, get_gateway(), sub_id, transaction=session_scope
+        )
 
     sub = stripe_subscription(stand_in, customer_id)
     assert sub["cancel_at_period_end"] is True and sub["cancel_at"] == end

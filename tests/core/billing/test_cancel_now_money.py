@@ -23,7 +23,9 @@ from tests.stripe_stand_in import StripeStandIn
 
 def _cancel_now(sub_id: str) -> changes.SubscriptionChange:
     with session_scope() as session:
-        return changes.cancel_subscription(session, get_gateway(), sub_id, immediately=True)
+        return changes.cancel_subscription(
+            session, get_gateway(), sub_id, immediately=True, transaction=session_scope
+        )
 
 
 def _invoice(stand_in: StripeStandIn, invoice_id: str) -> dict[str, Any]:
@@ -64,7 +66,9 @@ def test_cancelling_a_paid_period_now_voids_an_upgrade_never_paid(stand_in: Stri
     stripe_customer = stripe_subscription(stand_in, customer_id)["customer"]
     stand_in.decline_charges(stripe_customer)
     with session_scope() as session:
-        assert changes.change_plan(session, get_gateway(), sub_id, "professional").pending_payment
+        assert changes.change_plan(
+            session, get_gateway(), sub_id, "professional", transaction=session_scope
+        ).pending_payment
     upgrade_id = stripe_subscription(stand_in, customer_id)["latest_invoice"]
     assert _invoice(stand_in, upgrade_id)["status"] == "open"
 
@@ -124,13 +128,17 @@ def test_deactivating_again_after_a_failed_void_reports_the_cancel_and_voids(
     stand_in.fail_next_requests(50, 503, path_prefix=f"/v1/invoices/{renewal}")
     try:
         with pytest.raises(StripeUnavailableError), session_scope() as session:
-            changes.deactivate_customer(session, get_gateway(), customer_id, immediately=True)
+            changes.deactivate_customer(
+                session, get_gateway(), customer_id, immediately=True, transaction=session_scope
+            )
     finally:
         stand_in.fail_next_requests(0)
     assert stripe_subscription(stand_in, customer_id)["status"] == "canceled"
 
     with session_scope() as session:
-        retried = changes.deactivate_customer(session, get_gateway(), customer_id, immediately=True)
+        retried = changes.deactivate_customer(
+            session, get_gateway(), customer_id, immediately=True, transaction=session_scope
+        )
 
     assert retried.stripe_canceled and retried.plan == "trial"
     assert _invoice(stand_in, renewal)["status"] == "void"

@@ -26,7 +26,7 @@ from tests.stripe_stand_in import StripeStandIn
 
 def _change(sub_id: str, plan: str) -> changes.SubscriptionChange:
     with session_scope() as session:
-        return changes.change_plan(session, get_gateway(), sub_id, plan)
+        return changes.change_plan(session, get_gateway(), sub_id, plan, transaction=session_scope)
 
 
 def _upgrade_invoices(stand_in: StripeStandIn, sub_id: str) -> list[dict]:

@@ -28,7 +28,9 @@ from tests.stripe_fixtures import (
 def test_an_upgrade_then_an_immediate_cancel_collects_the_upgrade(stand_in):
     customer_id, sub_id = paying_customer(stand_in)
     with session_scope() as session:
-        upgraded = changes.change_plan(session, get_gateway(), sub_id, "professional")
+        upgraded = changes.change_plan(
+            session, get_gateway(), sub_id, "professional", transaction=session_scope
+        )
     assert upgraded.plan == "professional" and not upgraded.pending_payment
     upgrade_invoices = [
         i
@@ -39,7 +41,9 @@ def test_an_upgrade_then_an_immediate_cancel_collects_the_upgrade(stand_in):
     assert upgrade_invoices[0]["status"] == "paid" and upgrade_invoices[0]["amount_paid"] > 0
 
     with session_scope() as session:
-        canceled = changes.cancel_subscription(session, get_gateway(), sub_id, immediately=True)
+        canceled = changes.cancel_subscription(
+            session, get_gateway(), sub_id, immediately=True, transaction=session_scope
+        )
     assert canceled.status == "canceled" and canceled.access_ends_at == canceled.canceled_at
     # The final invoice credits the unused part of the professional period to the customer.
     stripe_customer = pg_scalar(
@@ -57,7 +61,9 @@ def test_a_downgrade_is_credited_on_the_next_invoice_not_charged_now(stand_in):
     _, sub_id = paying_customer(stand_in, "professional")
     before = len(subscription_invoices(stand_in, sub_id))
     with session_scope() as session:
-        changed = changes.change_plan(session, get_gateway(), sub_id, "starter")
+        changed = changes.change_plan(
+            session, get_gateway(), sub_id, "starter", transaction=session_scope
+        )
     assert changed.plan == "starter"
     update = [r for r in stand_in.requests if r.method == "POST" and r.path.endswith(sub_id)][-1]
     assert update.params["proration_behavior"] == "create_prorations"
@@ -70,7 +76,9 @@ def test_a_downgrade_is_credited_on_the_next_invoice_not_charged_now(stand_in):
 def test_cancel_at_period_end_says_when_access_ends(stand_in):
     customer_id, sub_id = paying_customer(stand_in)
     with session_scope() as session:
-        change = changes.cancel_subscription(session, get_gateway(), sub_id)
+        change = changes.cancel_subscription(
+            session, get_gateway(), sub_id, transaction=session_scope
+        )
     assert change.cancel_at_period_end and change.status == "active"
     assert change.access_ends_at == change.current_period_ends_at
     assert license_claims(customer_id)["subscription"]["status"] == "active"
@@ -79,7 +87,9 @@ def test_cancel_at_period_end_says_when_access_ends(stand_in):
 def test_deactivate_keeps_a_paying_customer_until_the_end_of_the_paid_period(stand_in):
     customer_id, sub_id = paying_customer(stand_in, "professional")
     with session_scope() as session:
-        done = changes.deactivate_customer(session, get_gateway(), customer_id)
+        done = changes.deactivate_customer(
+            session, get_gateway(), customer_id, transaction=session_scope
+        )
     assert done.at_period_end and not done.stripe_canceled
     period_end = datetime.fromisoformat(
         str(subscription_row(customer_id)["current_period_ends_at"])
@@ -99,10 +109,19 @@ def test_a_promotion_code_is_applied_on_a_plan_change(stand_in):
         params={"promotion": {"type": "coupon", "coupon": coupon.id}, "code": "HALF"}
     )
     with session_scope() as session:
-        changes.change_plan(session, get_gateway(), sub_id, "professional", promo_code="HALF")
+        changes.change_plan(
+            session,
+            get_gateway(),
+            sub_id,
+            "professional",
+            promo_code="HALF",
+            transaction=session_scope,
+        )
     assert stripe_subscription(stand_in, customer_id)["discounts"]
     with session_scope() as session, pytest.raises(InvalidInputError) as refused:
-        changes.change_plan(session, get_gateway(), sub_id, "starter", promo_code="NOPE")
+        changes.change_plan(
+            session, get_gateway(), sub_id, "starter", promo_code="NOPE", transaction=session_scope
+        )
     assert refused.value.field == "promoCode"
 
 
@@ -111,7 +130,9 @@ def test_no_stripe_call_is_made_while_the_customer_row_is_locked(stand_in):
 
     def upgrade() -> changes.SubscriptionChange:
         with session_scope() as session:
-            return changes.change_plan(session, get_gateway(), sub_id, "professional")
+            return changes.change_plan(
+                session, get_gateway(), sub_id, "professional", transaction=session_scope
+            )
 
     change = run_while_stripe_is_slow(stand_in, "/v1/subscriptions/", customer_id, upgrade)
 
@@ -126,7 +147,9 @@ def test_an_upgrade_is_granted_only_once_its_invoice_is_paid(stand_in):
     stand_in.decline_charges(stripe_customer)
     mark = len(stand_in.events)
     with session_scope() as session:
-        change = changes.change_plan(session, get_gateway(), sub_id, "professional")
+        change = changes.change_plan(
+            session, get_gateway(), sub_id, "professional", transaction=session_scope
+        )
     # Stripe kept the old price (pending_if_incomplete): nothing bigger is granted.
     assert change.pending_payment and change.plan == "starter"
     handle_inline(stand_in.events[mark:])
@@ -143,7 +166,9 @@ def test_an_upgrade_is_granted_only_once_its_invoice_is_paid(stand_in):
 def test_a_customer_deactivated_now_within_the_trial_window_can_subscribe_again(stand_in):
     customer_id, _ = paying_customer(stand_in, "starter")
     with session_scope() as session:
-        done = changes.deactivate_customer(session, get_gateway(), customer_id, immediately=True)
+        done = changes.deactivate_customer(
+            session, get_gateway(), customer_id, immediately=True, transaction=session_scope
+        )
     assert done.stripe_canceled
     row = subscription_row(customer_id)
     assert (row["plan"], row["status"]) == ("trial", "trialing")

@@ -90,7 +90,9 @@ def test_an_upgrade_to_enterprise_removes_the_overage_item_outside_the_pending_u
     customer_id, sub_id = _paying(stand_in, "starter")
 
     with session_scope() as session:
-        change = changes.change_plan(session, get_gateway(), sub_id, "enterprise")
+        change = changes.change_plan(
+            session, get_gateway(), sub_id, "enterprise", transaction=session_scope
+        )
 
     assert change.plan == "enterprise" and not change.pending_payment
     assert _lookup_keys(stand_in, customer_id) == ["zemfyre_enterprise_monthly"]
@@ -106,7 +108,9 @@ def test_an_unpaid_upgrade_to_enterprise_keeps_the_metered_plan_and_its_overage_
     _decline(stand_in, customer_id)
 
     with session_scope() as session:
-        change = changes.change_plan(session, get_gateway(), sub_id, "enterprise")
+        change = changes.change_plan(
+            session, get_gateway(), sub_id, "enterprise", transaction=session_scope
+        )
 
     # Still professional until paid: its overage is still metered and billed.
     assert change.pending_payment and change.plan == "professional"
@@ -124,7 +128,9 @@ def test_an_older_subscription_without_an_overage_item_gets_one_on_an_upgrade(
     assert _lookup_keys(stand_in, customer_id) == ["zemfyre_starter_monthly"]
 
     with session_scope() as session:
-        change = changes.change_plan(session, get_gateway(), sub_id, "professional")
+        change = changes.change_plan(
+            session, get_gateway(), sub_id, "professional", transaction=session_scope
+        )
 
     assert change.plan == "professional" and not change.pending_payment
     assert _lookup_keys(stand_in, customer_id) == [
@@ -143,7 +149,9 @@ def test_a_declined_upgrade_of_an_older_subscription_moves_both_items_once_paid(
     _decline(stand_in, customer_id)
 
     with session_scope() as session:
-        change = changes.change_plan(session, get_gateway(), sub_id, "professional")
+        change = changes.change_plan(
+            session, get_gateway(), sub_id, "professional", transaction=session_scope
+        )
 
     # Unpaid: the customer stays on starter, now metered at starter's overage price.
     assert change.pending_payment and change.plan == "starter"
@@ -166,10 +174,12 @@ def test_a_downgrade_from_enterprise_adds_the_overage_item_in_the_same_update(
 ) -> None:
     customer_id, sub_id = _paying(stand_in, "starter")
     with session_scope() as session:
-        changes.change_plan(session, get_gateway(), sub_id, "enterprise")
+        changes.change_plan(session, get_gateway(), sub_id, "enterprise", transaction=session_scope)
 
     with session_scope() as session:
-        change = changes.change_plan(session, get_gateway(), sub_id, "professional")
+        change = changes.change_plan(
+            session, get_gateway(), sub_id, "professional", transaction=session_scope
+        )
 
     assert change.plan == "professional"
     assert _lookup_keys(stand_in, customer_id) == [
@@ -184,7 +194,7 @@ def test_an_upgrade_to_enterprise_paid_later_loses_its_overage_item_at_reconcili
     customer_id, sub_id = _paying(stand_in, "starter")
     _decline(stand_in, customer_id)
     with session_scope() as session:
-        changes.change_plan(session, get_gateway(), sub_id, "enterprise")
+        changes.change_plan(session, get_gateway(), sub_id, "enterprise", transaction=session_scope)
     _decline(stand_in, customer_id, False)
     handle_inline(stand_in.pay_invoice(sub_id))
     # Stripe applied the pending swap; the overage item could not go with it.
@@ -192,11 +202,21 @@ def test_an_upgrade_to_enterprise_paid_later_loses_its_overage_item_at_reconcili
     assert "zemfyre_starter_device_overage" in _lookup_keys(stand_in, customer_id)
 
     with session_scope() as session:
-        assert reconcile.repair_customer(session, get_gateway(), customer_id) == 1
+        assert (
+            reconcile.repair_customer(
+                session, get_gateway(), customer_id, transaction=session_scope
+            )
+            == 1
+        )
 
     assert _lookup_keys(stand_in, customer_id) == ["zemfyre_enterprise_monthly"]
     with session_scope() as session:
-        assert reconcile.repair_customer(session, get_gateway(), customer_id) == 0
+        assert (
+            reconcile.repair_customer(
+                session, get_gateway(), customer_id, transaction=session_scope
+            )
+            == 0
+        )
 
 
 def test_an_upgrade_to_enterprise_bills_the_overage_metered_before_it(
@@ -206,7 +226,7 @@ def test_an_upgrade_to_enterprise_bills_the_overage_metered_before_it(
     stripe_customer = meter_usage(stand_in, customer_id, 7)
 
     with session_scope() as session:
-        changes.change_plan(session, get_gateway(), sub_id, "enterprise")
+        changes.change_plan(session, get_gateway(), sub_id, "enterprise", transaction=session_scope)
     assert _lookup_keys(stand_in, customer_id) == ["zemfyre_enterprise_monthly"]
     stand_in.advance_period(sub_id)
 
@@ -220,13 +240,18 @@ def test_reconciliation_removing_a_leftover_overage_item_bills_its_usage(
     customer_id, sub_id = _paying(stand_in, "starter")
     _decline(stand_in, customer_id)
     with session_scope() as session:
-        changes.change_plan(session, get_gateway(), sub_id, "enterprise")
+        changes.change_plan(session, get_gateway(), sub_id, "enterprise", transaction=session_scope)
     _decline(stand_in, customer_id, False)
     handle_inline(stand_in.pay_invoice(sub_id))
     stripe_customer = meter_usage(stand_in, customer_id, 4)
 
     with session_scope() as session:
-        assert reconcile.repair_customer(session, get_gateway(), customer_id) == 1
+        assert (
+            reconcile.repair_customer(
+                session, get_gateway(), customer_id, transaction=session_scope
+            )
+            == 1
+        )
     stand_in.advance_period(sub_id)
 
     assert stand_in.subscriptions.usage.billed(stripe_customer) == 4

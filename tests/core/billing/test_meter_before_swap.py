@@ -94,7 +94,7 @@ def test_unsent_overage_is_billed_at_the_old_price_before_the_item_moves(plan: s
             clock[0] = real
 
             with session_scope() as session:
-                changes.change_plan(session, get_gateway(), sub_id, plan)
+                changes.change_plan(session, get_gateway(), sub_id, plan, transaction=session_scope)
             runs.send_unsent(
                 session_scope, get_gateway()
             )  # what the hourly resend would do after it
@@ -118,7 +118,9 @@ def test_a_plan_change_waits_while_stripe_does_not_take_the_unsent_overage() -> 
             server.fail_next_requests(20, 503, path_prefix="/v1/billing/meter_events")
 
             with session_scope() as session, pytest.raises(StripeUnavailableError):
-                changes.change_plan(session, get_gateway(), sub_id, "professional")
+                changes.change_plan(
+                    session, get_gateway(), sub_id, "professional", transaction=session_scope
+                )
 
             # Nothing changed: still starter, its overage item in place, the day unsent.
             prices = [
@@ -130,7 +132,9 @@ def test_a_plan_change_waits_while_stripe_does_not_take_the_unsent_overage() -> 
             assert row.sent_at is None
             server.fail_next_requests(0)
             with session_scope() as session:
-                changes.change_plan(session, get_gateway(), sub_id, "professional")
+                changes.change_plan(
+                    session, get_gateway(), sub_id, "professional", transaction=session_scope
+                )
             assert _metered_lines(server, sub_id) == [("zemfyre_starter_device_overage", 4, 40)]
     finally:
         server.stop()

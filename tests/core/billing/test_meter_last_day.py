@@ -52,7 +52,7 @@ def test_yesterday_not_yet_recorded_is_billed_at_the_old_price_on_a_change_at_ha
 
             clock[0] = half_past_midnight
             with session_scope() as session:
-                changes.change_plan(session, get_gateway(), sub_id, plan)
+                changes.change_plan(session, get_gateway(), sub_id, plan, transaction=session_scope)
 
             (row,) = rows(customer_id)
             assert (row.day, row.value, row.plan) == (yesterday, 4, "starter")
@@ -88,7 +88,9 @@ def test_days_a_failed_run_left_unrecorded_are_billed_at_the_old_price() -> None
 
             clock[0] = now
             with session_scope() as session:
-                changes.change_plan(session, get_gateway(), sub_id, "professional")
+                changes.change_plan(
+                    session, get_gateway(), sub_id, "professional", transaction=session_scope
+                )
 
             recorded = {(row.day, row.value, row.plan) for row in rows(customer_id)}
             assert recorded == {
@@ -97,6 +99,38 @@ def test_days_a_failed_run_left_unrecorded_are_billed_at_the_old_price() -> None
             }
             assert all(row.sent_at is not None for row in rows(customer_id))
             assert runs.meter_days(session_scope, get_gateway()).summary()["recorded"] == 0
+            assert _metered_lines(server, sub_id) == [(STARTER_OVERAGE, 6, 60)]
+    finally:
+        server.stop()
+
+
+def test_a_day_a_failed_run_left_behind_a_recorded_one_is_billed_before_the_item_moves() -> None:
+    """Rolled up but never recorded (the run failed), then a later day recorded: the gap is
+    filled too, not only the days after the last recorded one."""
+    from core.billing.metering.days import record_day
+    from core.usage.rollups import rollup_day
+
+    now = datetime.now(UTC).timestamp()
+    today = datetime.fromtimestamp(now, UTC).date()
+    clock = [now - 10 * 86400]
+    server = start_stand_in(clock=lambda: clock[0])
+    try:
+        with configured_for(server):
+            customer_id, sub_id = on_starter_since_now(server, "last-gap@example.com")
+            gap, yesterday = today - timedelta(days=8), today - timedelta(days=1)
+            _devices(customer_id, gap, 14)  # 4 device-days
+            _devices(customer_id, yesterday, 12)  # 2
+            with session_scope() as session:
+                rollup_day(session, gap)  # its run failed after the rollup
+                rollup_day(session, yesterday)
+                record_day(session, yesterday, customer_id=customer_id)
+            clock[0] = now
+            with session_scope() as session:
+                changes.change_plan(
+                    session, get_gateway(), sub_id, "professional", transaction=session_scope
+                )
+            recorded = {(row.day, row.value, row.plan) for row in rows(customer_id)}
+            assert recorded == {(gap, 4, "starter"), (yesterday, 2, "starter")}
             assert _metered_lines(server, sub_id) == [(STARTER_OVERAGE, 6, 60)]
     finally:
         server.stop()

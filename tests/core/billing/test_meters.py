@@ -121,7 +121,9 @@ def test_a_plan_change_moves_the_overage_item_to_the_new_plans_price(
     handle_inline(start_checkout(stand_in, customer_id, "starter"))
 
     with session_scope() as session:
-        changes.change_plan(session, get_gateway(), customer_id, "professional")
+        changes.change_plan(
+            session, get_gateway(), customer_id, "professional", transaction=session_scope
+        )
 
     sub = stripe_subscription(stand_in, customer_id)
     lookup_keys = sorted(item["price"]["lookup_key"] for item in sub["items"]["data"])
@@ -231,7 +233,7 @@ def test_a_classic_mode_subscription_is_migrated_to_flexible_before_its_overage_
         }
     ).to_dict()
 
-    emptied = fit_overage_item(get_gateway(), sub, None)
+    emptied = fit_overage_item(session_scope, get_gateway(), sub, None)
 
     assert emptied is not None and overage_item(emptied) is None
     assert billing_mode(get_gateway().retrieve_subscription(sub["id"])) == "flexible"

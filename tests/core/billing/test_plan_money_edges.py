@@ -54,7 +54,9 @@ def _paid_through(customer_id: str) -> datetime:
 
 def _cancel_now(customer_id: str, sub_id: str) -> changes.SubscriptionChange:
     with session_scope() as session:
-        return changes.cancel_subscription(session, get_gateway(), sub_id, immediately=True)
+        return changes.cancel_subscription(
+            session, get_gateway(), sub_id, immediately=True, transaction=session_scope
+        )
 
 
 # -- 2. cancelling now credits only paid time ---------------------------------------------------
@@ -98,12 +100,14 @@ def test_cancelling_now_while_the_renewal_is_a_draft_voids_it_and_credits_nothin
 def test_an_unpaid_upgrade_leaves_a_canceling_subscription_to_end(stand_in):
     customer_id, sub_id = paying_customer(stand_in)
     with session_scope() as session:
-        changes.cancel_subscription(session, get_gateway(), sub_id)
+        changes.cancel_subscription(session, get_gateway(), sub_id, transaction=session_scope)
     stand_in.decline_charges(_stripe_customer(stand_in, customer_id)["id"])
     mark = len(stand_in.events)
 
     with session_scope() as session:
-        change = changes.change_plan(session, get_gateway(), sub_id, "professional")
+        change = changes.change_plan(
+            session, get_gateway(), sub_id, "professional", transaction=session_scope
+        )
 
     assert change.pending_payment and change.cancel_at_period_end
     handle_inline(stand_in.events[mark:])
@@ -122,13 +126,17 @@ def test_an_unpaid_upgrade_leaves_a_canceling_subscription_to_end(stand_in):
 def test_cancelling_again_after_an_unpaid_upgrade_drops_the_upgrade(stand_in):
     customer_id, sub_id = paying_customer(stand_in)
     with session_scope() as session:
-        changes.cancel_subscription(session, get_gateway(), sub_id)
+        changes.cancel_subscription(session, get_gateway(), sub_id, transaction=session_scope)
     stripe_customer = _stripe_customer(stand_in, customer_id)["id"]
     stand_in.decline_charges(stripe_customer)
     with session_scope() as session:
-        changes.change_plan(session, get_gateway(), sub_id, "professional")
+        changes.change_plan(
+            session, get_gateway(), sub_id, "professional", transaction=session_scope
+        )
     with session_scope() as session:
-        change = changes.cancel_subscription(session, get_gateway(), sub_id)
+        change = changes.cancel_subscription(
+            session, get_gateway(), sub_id, transaction=session_scope
+        )
     assert change.cancel_at_period_end and not change.pending_payment
     # The upgrade's invoice is void: nobody can pay it, so it neither upgrades nor renews.
     upgrade = [i for i in subscription_invoices(stand_in, sub_id) if i["amount_due"] > 0][0]
@@ -145,9 +153,11 @@ def test_cancelling_again_after_an_unpaid_upgrade_drops_the_upgrade(stand_in):
 def test_a_paid_upgrade_keeps_a_canceling_subscription(stand_in):
     customer_id, sub_id = paying_customer(stand_in)
     with session_scope() as session:
-        changes.cancel_subscription(session, get_gateway(), sub_id)
+        changes.cancel_subscription(session, get_gateway(), sub_id, transaction=session_scope)
     with session_scope() as session:
-        change = changes.change_plan(session, get_gateway(), sub_id, "professional")
+        change = changes.change_plan(
+            session, get_gateway(), sub_id, "professional", transaction=session_scope
+        )
     assert change.plan == "professional" and not change.cancel_at_period_end
     assert stripe_subscription(stand_in, customer_id)["cancel_at_period_end"] is False
 
@@ -171,7 +181,12 @@ def test_a_promotion_code_with_an_unpaid_upgrade_discounts_nothing(stand_in):
     mark = len(stand_in.events)
     with session_scope() as session:
         change = changes.change_plan(
-            session, get_gateway(), sub_id, "professional", promo_code="HALFOFF"
+            session,
+            get_gateway(),
+            sub_id,
+            "professional",
+            promo_code="HALFOFF",
+            transaction=session_scope,
         )
     assert change.pending_payment
     handle_inline(stand_in.events[mark:])
@@ -190,7 +205,14 @@ def test_a_promotion_code_applies_once_the_upgrade_is_paid(stand_in):
     stripe_customer = _stripe_customer(stand_in, customer_id)["id"]
     stand_in.decline_charges(stripe_customer)
     with session_scope() as session:
-        changes.change_plan(session, get_gateway(), sub_id, "professional", promo_code="HALFLATER")
+        changes.change_plan(
+            session,
+            get_gateway(),
+            sub_id,
+            "professional",
+            promo_code="HALFLATER",
+            transaction=session_scope,
+        )
     stand_in.decline_charges(stripe_customer, False)
     handle_inline(stand_in.pay_invoice(sub_id))
     sub = stripe_subscription(stand_in, customer_id)
@@ -206,7 +228,14 @@ def test_a_promotion_code_with_a_paid_upgrade_applies_at_once(stand_in):
     customer_id, sub_id = paying_customer(stand_in)
     _promotion(stand_in, "HALFNOW")
     with session_scope() as session:
-        changes.change_plan(session, get_gateway(), sub_id, "professional", promo_code="HALFNOW")
+        changes.change_plan(
+            session,
+            get_gateway(),
+            sub_id,
+            "professional",
+            promo_code="HALFNOW",
+            transaction=session_scope,
+        )
     sub = stripe_subscription(stand_in, customer_id)
     assert len(sub["discounts"]) == 1 and "zemfyre_promotion_after_payment" not in sub["metadata"]
 
@@ -219,7 +248,9 @@ def test_an_upgrade_paid_while_the_renewal_is_a_draft_does_not_pay_the_new_perio
     first_period_end = _period_end(customer_id)
     handle_inline(stand_in.renew_awaiting_payment(sub_id))
     with session_scope() as session:
-        change = changes.change_plan(session, get_gateway(), sub_id, "professional")
+        change = changes.change_plan(
+            session, get_gateway(), sub_id, "professional", transaction=session_scope
+        )
     assert change.plan == "professional" and not change.pending_payment
     assert _paid_through(customer_id) == first_period_end
 
@@ -245,14 +276,14 @@ def test_a_subscription_set_to_cancel_gets_no_grace_past_its_period(stand_in):
     assert license_claims(customer_id)["exp"] == int((period_end + grace).timestamp())
 
     with session_scope() as session:
-        changes.cancel_subscription(session, get_gateway(), sub_id)
+        changes.cancel_subscription(session, get_gateway(), sub_id, transaction=session_scope)
 
     claims = license_claims(customer_id)
     assert claims["exp"] == int(period_end.timestamp())
     assert claims["subscription"]["cancelAtPeriodEnd"] is True
     # Kept after all: the renewal grace is back.
     with session_scope() as session:
-        changes.change_plan(session, get_gateway(), sub_id, "starter")
+        changes.change_plan(session, get_gateway(), sub_id, "starter", transaction=session_scope)
     claims = license_claims(customer_id)
     assert claims["exp"] == int((period_end + grace).timestamp())
     assert "cancelAtPeriodEnd" not in claims["subscription"]
@@ -266,7 +297,7 @@ def test_a_past_due_subscription_set_to_cancel_keeps_its_past_due_grace(stand_in
     assert license_claims(customer_id)["exp"] == int((paid_through + grace).timestamp())
 
     with session_scope() as session:
-        changes.cancel_subscription(session, get_gateway(), sub_id)
+        changes.cancel_subscription(session, get_gateway(), sub_id, transaction=session_scope)
 
     # Stripe still retries the renewal it is owed: the license is not cut off meanwhile.
     assert subscription_row(customer_id)["cancel_at_period_end"] is True

@@ -63,9 +63,9 @@ def test_handling_the_payment_writes_nothing_to_stripe_and_the_code_follows(
 
     # The follow-up, after the commit: applied once, however often it runs.
     with session_scope() as session:
-        assert promotions.apply_waiting_to(session, get_gateway(), sub_id, customer_id)
+        assert promotions.apply_waiting_to(session_scope, get_gateway(), sub_id, customer_id)
     with session_scope() as session:
-        assert not promotions.apply_waiting_to(session, get_gateway(), sub_id, customer_id)
+        assert not promotions.apply_waiting_to(session_scope, get_gateway(), sub_id, customer_id)
     assert _codes(stand_in, sub_id) == [promotion.id] and _redeemed(stand_in, promotion) == 1
 
 
@@ -95,7 +95,12 @@ def test_reconciliation_applies_a_code_whose_follow_up_never_ran(stand_in: Strip
     assert _codes(stand_in, sub_id) == []
 
     with session_scope() as session:
-        assert reconcile.repair_customer(session, get_gateway(), customer_id) >= 1
+        assert (
+            reconcile.repair_customer(
+                session, get_gateway(), customer_id, transaction=session_scope
+            )
+            >= 1
+        )
 
     assert _codes(stand_in, sub_id) == [promotion.id] and _redeemed(stand_in, promotion) == 1
 
@@ -112,7 +117,14 @@ def test_a_code_given_with_a_downgrade_keeps_the_existing_discount_and_is_not_do
 
     for _ in range(2):  # asked again: the code is held already, nothing is sent twice
         with session_scope() as session:
-            changes.change_plan(session, get_gateway(), sub_id, "starter", promo_code="DOWNHALF")
+            changes.change_plan(
+                session,
+                get_gateway(),
+                sub_id,
+                "starter",
+                promo_code="DOWNHALF",
+                transaction=session_scope,
+            )
 
     sub = get_gateway().retrieve_subscription(sub_id)
     assert [discount["id"] for discount in sub["discounts"]][0] == kept
@@ -136,7 +148,14 @@ def test_a_code_applied_once_an_upgrade_is_paid_keeps_the_existing_discount(
     promotion = promotion_code(stand_in, "UPHALF")
 
     with session_scope() as session:
-        changes.change_plan(session, get_gateway(), sub_id, "professional", promo_code="UPHALF")
+        changes.change_plan(
+            session,
+            get_gateway(),
+            sub_id,
+            "professional",
+            promo_code="UPHALF",
+            transaction=session_scope,
+        )
 
     sub = get_gateway().retrieve_subscription(sub_id)
     assert sub["discounts"][0]["id"] == kept

@@ -8,9 +8,11 @@ from typing import Any
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
 
 from core.billing import changes, reconcile
 from core.billing.gateway import StripeUnavailableError, get_gateway
+from core.customers.lock import get_for_update
 from core.db import session_scope
 from models import AuditEntry
 from tests.stripe_fixtures import *  # noqa: F403
@@ -39,7 +41,9 @@ def _billed_again(stand_in: StripeStandIn, stripe_customer: str, renewal: str) -
 
 def _reconcile(customer_id: str) -> int:
     with session_scope() as session:
-        return reconcile.repair_customer(session, get_gateway(), customer_id)
+        return reconcile.repair_customer(
+            session, get_gateway(), customer_id, transaction=session_scope
+        )
 
 
 def _audited(customer_id: str) -> list[dict[str, Any]]:
@@ -65,7 +69,9 @@ def test_a_renewal_left_open_by_a_failed_cancel_now_is_voided_once_by_reconcilia
     stand_in.fail_next_requests(50, 503, path_prefix=f"/v1/invoices/{renewal}")
     try:
         with pytest.raises(StripeUnavailableError), session_scope() as session:
-            changes.cancel_subscription(session, get_gateway(), sub_id, immediately=True)
+            changes.cancel_subscription(
+                session, get_gateway(), sub_id, immediately=True, transaction=session_scope
+            )
     finally:
         stand_in.fail_next_requests(0)
     assert stripe_subscription(stand_in, customer_id)["status"] == "canceled"
@@ -99,3 +105,32 @@ def test_reconciliation_leaves_the_open_invoice_of_a_subscription_stripe_cancele
 
     assert _invoice(stand_in, renewal)["status"] == "open"
     assert _audited(customer_id) == []
+
+
+def test_voids_are_audited_even_when_the_customer_lock_after_them_times_out(
+    stand_in: StripeStandIn,
+) -> None:
+    customer_id, sub_id = paying_customer(stand_in)
+    stand_in.decline_charges(str(meter_usage(stand_in, customer_id, 6)))
+    handle_inline(stand_in.fail_payment(sub_id))
+    renewal = stripe_subscription(stand_in, customer_id)["latest_invoice"]
+    stand_in.fail_next_requests(50, 503, path_prefix=f"/v1/invoices/{renewal}")
+    try:
+        with pytest.raises(StripeUnavailableError), session_scope() as session:
+            changes.cancel_subscription(
+                session, get_gateway(), sub_id, immediately=True, transaction=session_scope
+            )
+    finally:
+        stand_in.fail_next_requests(0)
+
+    # Another worker holds the customer's row: the reconciliation's lock times out after the
+    # voids were made in Stripe.
+    with session_scope() as holder:
+        get_for_update(holder, customer_id)
+        with pytest.raises(OperationalError):
+            _reconcile(customer_id)
+
+    assert _invoice(stand_in, renewal)["status"] == "void"
+    assert _audited(customer_id) == [{"subscription": sub_id, "voided": [renewal]}]
+    _reconcile(customer_id)
+    assert len(_audited(customer_id)) == 1
