@@ -17,10 +17,10 @@ from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session
 
 from core.billing import issues, statuses
+from core.billing.entitlements import access_end
 from core.billing.metering.estimate import is_billed
 from core.operations.overview import TRIAL_ENDING_DAYS, trials_ending_within
 from core.plans import get_plan
-from core.settings import get_settings
 from core.usage.limits import OVER_PERCENT, device_limit
 from core.usage.snapshots import current_devices
 from models import BillingIssue, Customer, StripeEvent, Subscription, utcnow
@@ -45,7 +45,7 @@ class FailedPayment:
     status: str
     amount_due_cents: int | None
     since: datetime | None
-    # The license stops granting the plan then (paid through + LICENSE_PAST_DUE_GRACE_DAYS).
+    # The license stops granting the plan then (`entitlements.access_end`).
     access_ends_at: datetime | None
     invoice_id: str | None
 
@@ -162,22 +162,27 @@ def _failed_invoices(
 
 def failed_payments(session: Session, now: datetime) -> list[FailedPayment]:
     rows = session.execute(
-        _customers()
+        select(Customer.customer_id, Customer.email, Customer.company_name, Subscription)
+        .join(Subscription, Subscription.customer_id == Customer.customer_id)
         .where(Subscription.status.in_(statuses.PAYMENT_FAILED))
         .order_by(Subscription.paid_through_at)
         .limit(_LIMIT)
     ).all()
-    failed = _failed_invoices(session, {row.customer_id: row.paid_through_at for row in rows}, now)
-    grace = timedelta(days=get_settings().license_past_due_grace_days)
+    paid_through = {row.customer_id: row.Subscription.paid_through_at for row in rows}
+    failed = _failed_invoices(session, paid_through, now)
     found = []
     for row in rows:
+        sub = row.Subscription
         amount, since, invoice_id = failed.get(row.customer_id, (None, None, None))
-        ends = row.paid_through_at + grace if row.paid_through_at else None
-        if row.status != statuses.S.PAST_DUE:
-            ends = row.paid_through_at
         found.append(
             FailedPayment(
-                _ref(row), row.status, amount, since or row.paid_through_at, ends, invoice_id
+                CustomerRef(row.customer_id, row.email, row.company_name, sub.plan),
+                sub.status,
+                amount,
+                since or sub.paid_through_at,
+                # The customer page's rule: paid through plus the grace the license gets.
+                access_end(sub),
+                invoice_id,
             )
         )
     return found
