@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
+from core import audit
 from core.billing.entitlements import access_end, grace_days, paid_until
 from core.billing.metering.estimate import OverageEstimate
 from core.console.instances import InstanceRow, customer_instances
@@ -20,7 +21,7 @@ from core.errors import NotFoundError
 from core.plans import UNLIMITED
 from core.settings import get_settings
 from core.viewer.queries import DayPoint, customer_usage
-from models import Customer, License, Subscription, utcnow
+from models import AuditEntry, Customer, License, Subscription, utcnow
 
 CHART_DAYS = 30
 # Instances that reported this recently are the ones a revocation stops.
@@ -74,6 +75,8 @@ class CustomerView:
     overage: OverageEstimate | None
     instances: list[InstanceRow]
     timeline: list[TimelineItem]
+    # The audit entry of the customer's revocation (who revoked), while revoked.
+    revoked_by: AuditEntry | None
 
     @property
     def chart_peak(self) -> int:
@@ -111,6 +114,9 @@ def customer_view(session: Session, customer_id: str, now: datetime | None = Non
         overage=usage.overage,
         instances=instances,
         timeline=timeline,
+        revoked_by=audit.revocation_entry(session, customer_id, revoked_at)
+        if (revoked_at := detail.customer.license_revoked_at) is not None
+        else None,
     )
 
 
