@@ -1,7 +1,8 @@
 """Money at risk: what could be lost if nobody looks. Each row names its customer (the page links
 it): renewals whose charge failed (amount due, since when, when access ends), subscriptions set
-to cancel at the period's end, open disputes, customers over their device limit, and trials
-about to end with no payment method (no Stripe subscription: nothing will be charged).
+to cancel at the period's end, disputes Stripe still has open (its status, even when resolved
+here), customers over their device limit, and trials about to end with no payment method (no
+Stripe subscription: nothing will be charged).
 
 Amount due and since when come from the customer's `invoice.payment_failed` events (the first
 failure of the invoice Stripe is retrying); without one, since when is the date paid through.
@@ -64,6 +65,8 @@ class Dispute:
     status: str
     amount_cents: int | None
     opened_at: datetime
+    # Who resolved it here while Stripe keeps it open (None: not resolved here).
+    resolved_here_by: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,7 +212,7 @@ def open_disputes(session: Session) -> list[Dispute]:
         select(BillingIssue, Customer.email, Customer.company_name, Subscription.plan)
         .outerjoin(Customer, Customer.customer_id == BillingIssue.customer_id)
         .outerjoin(Subscription, Subscription.customer_id == BillingIssue.customer_id)
-        .where(BillingIssue.kind == issues.DISPUTE, BillingIssue.resolved_at.is_(None))
+        .where(issues.open_in_stripe())
         .order_by(BillingIssue.created_at)
         .limit(_LIMIT)
     ).all()
@@ -220,6 +223,7 @@ def open_disputes(session: Session) -> list[Dispute]:
             issue.stripe_status,
             issue.amount_cents,
             issue.created_at,
+            (issue.resolved_by or "an operator") if issue.resolved_at else None,
         )
         for issue, email, company, plan in rows
     ]
@@ -283,9 +287,7 @@ class RiskSummary:
 def risk_summary(session: Session, *, now: datetime | None = None) -> RiskSummary:
     counted = select(func.count()).select_from(Subscription)
     disputes = session.scalar(
-        select(func.count())
-        .select_from(BillingIssue)
-        .where(BillingIssue.kind == issues.DISPUTE, BillingIssue.resolved_at.is_(None))
+        select(func.count()).select_from(BillingIssue).where(issues.open_in_stripe())
     )
     ending = session.scalar(
         counted.where(
