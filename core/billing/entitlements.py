@@ -26,6 +26,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy import ColumnElement, and_
+
 from core.billing import invoices, statuses
 from core.billing.statuses import SubscriptionStatus
 from core.settings import get_settings
@@ -74,6 +76,14 @@ def ends_with_period(row: Subscription) -> bool:
     The row's `cancel_at_period_end` is `stripe_ends_with_period` of the Stripe subscription
     it was synced from."""
     return row.cancel_at_period_end and row.status not in statuses.ENDED
+
+
+def ends_with_period_condition() -> ColumnElement[bool]:
+    """`ends_with_period` in SQL ("canceling": the customers list's badge and filter, Money at
+    risk and the overview's count)."""
+    return and_(
+        Subscription.cancel_at_period_end.is_(True), Subscription.status.not_in(statuses.ENDED)
+    )
 
 
 def stripe_ends_with_period(sub: dict[str, Any]) -> bool:

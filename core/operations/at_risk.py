@@ -18,7 +18,7 @@ from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session
 
 from core.billing import issues, statuses
-from core.billing.entitlements import access_end
+from core.billing.entitlements import access_end, ends_with_period_condition
 from core.billing.metering.estimate import is_billed
 from core.operations.overview import TRIAL_ENDING_DAYS, trials_ending_within
 from core.plans import get_plan
@@ -194,10 +194,7 @@ def failed_payments(session: Session, now: datetime) -> list[FailedPayment]:
 def canceling(session: Session) -> list[Canceling]:
     rows = session.execute(
         _customers()
-        .where(
-            Subscription.cancel_at_period_end.is_(True),
-            Subscription.status.not_in(statuses.ENDED),
-        )
+        .where(ends_with_period_condition())
         .order_by(Subscription.current_period_ends_at)
         .limit(_LIMIT)
     ).all()
@@ -289,12 +286,7 @@ def risk_summary(session: Session, *, now: datetime | None = None) -> RiskSummar
     disputes = session.scalar(
         select(func.count()).select_from(BillingIssue).where(issues.open_in_stripe())
     )
-    ending = session.scalar(
-        counted.where(
-            Subscription.cancel_at_period_end.is_(True),
-            Subscription.status.not_in(statuses.ENDED),
-        )
-    )
+    ending = session.scalar(counted.where(ends_with_period_condition()))
     return RiskSummary(
         failed_payments(session, now or utcnow()), int(disputes or 0), int(ending or 0)
     )
