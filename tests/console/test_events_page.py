@@ -44,3 +44,14 @@ def test_the_state_filter_offers_every_state_and_ignored_alone(operator) -> None
     processed = client.get("/console/events", params={"state": "processed"}).text
     assert "/console/events/evt_processed" in processed
     assert "/console/events/evt_ignored" not in processed
+
+
+def test_the_event_page_heads_with_its_type_and_id_and_a_small_dashboard_link(operator) -> None:  # type: ignore[no-untyped-def]
+    client, _ = operator
+    _event("evt_head", inbox.PROCESSED)
+    page = client.get("/console/events/evt_head").text
+    heading = page[page.index("<h1") :].split("</h1>")[0]
+    assert "customer.updated" in heading and "<code>evt_head</code>" in heading
+    assert "Stripe Dashboard" not in heading
+    assert '<a class="small" href="https://dashboard.stripe.com/' in page
+    assert "a.small { font-size: 13px; }" in client.get("/console/static/console.css").text
