@@ -37,7 +37,7 @@ def test_the_page_joins_subscription_license_usage_and_money(operator) -> None:
     assert seeded.jti in page and "soft (overage billed)" in page
     assert "+7 d offline grace" in page
     device_days = _expected_overage_device_days()
-    assert f"<strong>{device_days:,}</strong> above 50" in page
+    assert f"<strong>{device_days:,}</strong> device-days over the 50-device limit" in page
     whole, cents = divmod(device_days * 7, 100)
     assert f"<strong>${whole:,}.{cents:02d}</strong> ($0.07 each)" in page
 
