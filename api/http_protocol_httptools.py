@@ -12,7 +12,8 @@ longer holds a connection forever.
 
 A refusal is counted in the request metrics and logged on the access log like any answer: by
 the envelope (api/envelope.py) when the application was already serving the request (a body
-too slow: the scope carries the refusal's status), here otherwise (route "unmatched").
+too slow: the scope carries the refusal's status), here otherwise (route "unmatched"; method and
+path "-" for a connection that sent nothing, such as a load balancer's probe).
 """
 
 from __future__ import annotations
@@ -65,6 +66,9 @@ class NoDelayHttpToolsProtocol(HttpToolsProtocol):
         self._ticker: asyncio.TimerHandle | None = None
         # When the request now awaited began (its first byte, or the connection): its timing.
         self._began = 0.0
+        # Whether the request now awaited has begun (its request line's first byte parsed):
+        # before that the parser has no method and uvicorn has not set `url`.
+        self._begun = False
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         _no_delay(transport)
@@ -105,6 +109,7 @@ class NoDelayHttpToolsProtocol(HttpToolsProtocol):
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
+        self._begun = True
         if self._deadline is None:
             self._began = self.loop.time()
             self._deadline = self._began + self._header_seconds
@@ -124,6 +129,7 @@ class NoDelayHttpToolsProtocol(HttpToolsProtocol):
         self._deadline = None
         self._in_head = True
         self._head_bytes = 0
+        self._begun = False
         super().on_message_complete()
 
     def send_400_response(self, msg: str) -> None:
@@ -163,6 +169,10 @@ class NoDelayHttpToolsProtocol(HttpToolsProtocol):
 
     def _record_refusal(self, status: int) -> None:
         """Metrics and the access log line of a request refused before it reached the app."""
+        if not self._begun:
+            # Nothing of a request arrived (an idle connection: a probe, a port scan).
+            record_refusal("-", "-", status, self.loop.time() - self._began)
+            return
         try:
             method = self.parser.get_method().decode("latin-1")
         except Exception:  # noqa: BLE001 - the request line was not read that far

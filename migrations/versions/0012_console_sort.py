@@ -27,6 +27,22 @@ def upgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
         # Built without blocking sign-ups on a large table.
         with op.get_context().autocommit_block():
+            # An interrupted concurrent build leaves the index INVALID (never used, yet kept
+            # by IF NOT EXISTS): dropped to be built again.
+            valid = (
+                op.get_bind()
+                .execute(
+                    sa.text(
+                        "SELECT indisvalid FROM pg_index WHERE indexrelid = to_regclass(:name)"
+                    ),
+                    {"name": COMPANY_ORDER_INDEX},
+                )
+                .scalar()
+            )
+            if valid is False:
+                op.drop_index(
+                    COMPANY_ORDER_INDEX, table_name="customers", postgresql_concurrently=True
+                )
             op.create_index(
                 COMPANY_ORDER_INDEX,
                 "customers",

@@ -124,3 +124,33 @@ def test_a_body_too_slow_is_counted_and_logged_as_408(
     assert (after or 0) == (before or 0) + 1
     statuses = [r.status for r in caplog.records if r.name == "api.access"]
     assert statuses == [408]
+
+
+def test_an_idle_connection_is_counted_and_logged_as_408(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A connection that never sends a byte (a load balancer's probe, a port scan): its 408 is
+    recorded like any refusal, and nothing raises in the connection's timer."""
+    monkeypatch.setenv("REQUEST_HEADER_TIMEOUT_SECONDS", "0.5")
+    from core.settings import get_settings
+
+    get_settings.cache_clear()
+    labels = {"method": "-", "route": "unmatched", "status": "408"}
+    before = REGISTRY.get_sample_value("billing_http_requests_total", labels) or 0.0
+    loop_errors: list[dict[str, object]] = []
+
+    async def idle() -> _Transport:
+        asyncio.get_running_loop().set_exception_handler(lambda _, c: loop_errors.append(c))
+        return await _serve([], wait=5)
+
+    try:
+        with caplog.at_level(logging.INFO, logger="api.access"):
+            transport = asyncio.run(idle())
+    finally:
+        monkeypatch.undo()
+        get_settings.cache_clear()
+    assert transport.written.startswith(b"HTTP/1.1 408 ") and transport.closed
+    assert loop_errors == []
+    assert REGISTRY.get_sample_value("billing_http_requests_total", labels) == before + 1
+    lines = [r for r in caplog.records if r.name == "api.access"]
+    assert [(r.method, r.path, r.status) for r in lines] == [("-", "-", 408)]

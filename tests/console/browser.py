@@ -1,6 +1,6 @@
 """Browser tests of the console: `billing api` as its own process, driven by Playwright in
 Debian's Chromium (CHROMIUM_PATH, /usr/bin/chromium; Playwright downloads no browser of its
-own, nothing is downloaded), launched as tests/console/test_browser.py launches it.
+own, nothing is downloaded); every browser test module launches it from here.
 
     with live_console() as url, chromium() as browser:
         page = signed_in(browser, url, key)

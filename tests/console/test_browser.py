@@ -6,7 +6,6 @@ CONSOLE_DOCS_SCREENSHOT=1 asks for it (a test run must not rewrite a tracked fil
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,42 +13,25 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.conftest import pg_scalar
+from tests.console.browser import chromium, live_console, needs_chromium, screenshot
 from tests.console.conftest import new_key, seed_customer
-from tests.helpers.processes import api_server
 
-CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 ROOT = Path(__file__).resolve().parents[2]
-SCREENSHOTS = Path(__file__).resolve().parent / "screenshots"
 DOCS_IMAGE = ROOT / "docs" / "images" / "console-customer.png"
 
-pytestmark = pytest.mark.skipif(
-    shutil.which(CHROMIUM) is None and not Path(CHROMIUM).exists(),
-    reason="needs Debian's chromium package (.ci/run installs it)",
-)
+pytestmark = needs_chromium
 
 
 @pytest.fixture(scope="module")
 def console_url() -> Iterator[str]:
-    with api_server() as url:
+    with live_console() as url:
         yield url
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    with chromium() as launched:
         yield launched
-        launched.close()
 
 
 @pytest.fixture
@@ -61,8 +43,7 @@ def page(browser) -> Iterator[object]:  # type: ignore[no-untyped-def]
 
 
 def _shot(page, name: str, *, also: Path | None = None) -> None:  # type: ignore[no-untyped-def]
-    SCREENSHOTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+    screenshot(page, name)
     if also is not None and os.environ.get("CONSOLE_DOCS_SCREENSHOT") == "1":
         also.parent.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(also), full_page=True)

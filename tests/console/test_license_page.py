@@ -85,3 +85,29 @@ def test_a_revoked_license_names_who_revoked_it_and_its_audit_entry(operator) ->
     assert link in banner.split("</div>")[0]
     audit_page = client.get(f"/console/audit?customer={seeded.customer_id}&before={entry_id + 1}")
     assert f'id="audit-{entry_id}"' in audit_page.text
+
+
+def test_no_page_shows_any_part_of_a_license_token(operator) -> None:
+    """Not the token, nor any piece of one: every JWT's header and payload begin with "eyJ"
+    (base64 of '{"'), so no such fragment may appear on the pages around a license."""
+    from models import StripeEvent
+
+    client, _ = operator
+    seeded = seed_customer()
+    licenses = _licenses(seeded.customer_id)
+    assert all(row.token.startswith("eyJ") for row in licenses)  # what is looked for
+    with session_scope() as session:
+        event_id = session.scalars(
+            select(StripeEvent.event_id).where(StripeEvent.customer_id == seeded.customer_id)
+        ).one()
+    for path in (
+        *(f"/console/licenses/{row.jti}" for row in licenses),
+        f"/console/events/{event_id}",
+        f"/console/customers/{seeded.customer_id}",
+        f"/console/customers/{seeded.customer_id}?show=license",
+    ):
+        answer = client.get(path)
+        assert answer.status_code == 200, path
+        assert "eyJ" not in answer.text, f"{path} shows a JWT-looking fragment"
+        for row in licenses:
+            assert row.token[-43:] not in answer.text, f"{path} shows a token's signature"

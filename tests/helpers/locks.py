@@ -1,9 +1,11 @@
-"""Proving that no Stripe call waits while a customer row is locked."""
+"""Proving that no Stripe call waits while a customer row is locked, and waiting until a
+session waits on a lock."""
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from time import monotonic, sleep
 from typing import Any
 
 import pytest
@@ -42,3 +44,24 @@ def run_while_stripe_is_slow(
         worker.join(30)
         stand_in.set_delay(0)
     return outcome["result"]
+
+
+def wait_until_waiting_on_a_lock(query_prefix: str, *, seconds: float = 20) -> None:
+    """Return once a session of the test database runs a statement starting with `query_prefix`
+    and waits on a lock (pg_stat_activity); fail after `seconds`."""
+    engine = create_engine(TEST_DATABASE_URL)
+    deadline = monotonic() + seconds
+    try:
+        with engine.connect() as connection:
+            while not connection.execute(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                    " AND wait_event_type = 'Lock' AND query LIKE :prefix"
+                ),
+                {"prefix": query_prefix + "%"},
+            ).scalar():
+                assert monotonic() < deadline, f"no session waited on a lock in {query_prefix}"
+                connection.rollback()  # a fresh snapshot of pg_stat_activity
+                sleep(0.05)
+    finally:
+        engine.dispose()

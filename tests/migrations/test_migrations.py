@@ -123,3 +123,49 @@ def test_instances_known_before_the_trust_migration_are_not_taken_for_new(
     }
     assert first_seen["reported"] == first_report
     assert first_seen["pruned"] is not None and first_seen["pruned"] < now - timedelta(days=365)
+
+
+def test_an_invalid_company_order_index_left_by_an_interrupted_build_is_built_again() -> None:
+    """A concurrent index build that failed leaves an INVALID index, which PostgreSQL never
+    reads; CREATE INDEX ... IF NOT EXISTS would keep it. 0012 drops it and builds it again."""
+    from sqlalchemy import text
+    from sqlalchemy.exc import IntegrityError
+    from sqlalchemy.orm import Session
+
+    from models import Customer
+
+    name = f"billing_migrate_{uuid.uuid4().hex[:8]}"
+    url = POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    index = "ix_customers_company_lower_order"
+    valid = text(
+        "SELECT indisvalid, pg_get_indexdef(indexrelid) FROM pg_index"
+        " WHERE indexrelid = to_regclass(:index)"
+    )
+    create_database(POSTGRES_ADMIN_URL, name)
+    engine = create_engine(url, isolation_level="AUTOCOMMIT")
+    try:
+        config = alembic_config(url)
+        command.upgrade(config, "0011_retention")
+        with Session(engine) as session:
+            for number in (1, 2):
+                session.add(
+                    Customer(
+                        customer_id=f"c{number}", email=f"{number}@a.example", company_name="Acme"
+                    )
+                )
+            session.commit()
+        with engine.connect() as connection:
+            # The build fails on its last pass (a duplicate), as an interrupted one would.
+            with pytest.raises(IntegrityError):
+                connection.execute(
+                    text(f"CREATE UNIQUE INDEX CONCURRENTLY {index} ON customers (company_name)")
+                )
+            assert connection.execute(valid, {"index": index}).one()[0] is False
+        command.upgrade(config, "0012_console_sort")
+        with engine.connect() as connection:
+            is_valid, definition = connection.execute(valid, {"index": index}).one()
+    finally:
+        engine.dispose()
+        drop_database(POSTGRES_ADMIN_URL, name)
+    assert is_valid is True
+    assert definition.endswith("USING btree (lower((company_name)::text), id)")

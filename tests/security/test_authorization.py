@@ -145,6 +145,7 @@ ROUTES: dict[tuple[str, str], RouteCase] = {
     # Operations pages and their actions (tests/console/test_operations_pages.py).
     ("GET", "/console/at-risk"): RouteCase(CONSOLE_PAGE),
     ("GET", "/console/events"): RouteCase(CONSOLE_PAGE),
+    ("GET", "/console/licenses/{jti}"): RouteCase(CONSOLE_PAGE),
     ("GET", "/console/events/{event_id}"): RouteCase(CONSOLE_PAGE),
     ("POST", "/console/events/{event_id}/process"): RouteCase(CONSOLE_PAGE),
     ("POST", "/console/events/fetch"): RouteCase(CONSOLE_PAGE),
