@@ -101,6 +101,30 @@ def record(
     return entry
 
 
+REVOKE_ACTION = "license.revoke"
+
+
+def revocation_entry(session: Session, customer_id: str, revoked_at: datetime) -> AuditEntry | None:
+    """The entry of the revocation that revoked a license of the customer at `revoked_at`: the
+    latest `license.revoke` whose revocation time is not after it (a license issued while the
+    customer stays revoked is revoked by that same revocation). Read through
+    ix_audit_log_customer."""
+    entries = session.scalars(
+        select(AuditEntry)
+        .where(AuditEntry.customer_id == customer_id, AuditEntry.action == REVOKE_ACTION)
+        .order_by(AuditEntry.id.desc())
+    )
+    for entry in entries:
+        moment = (entry.after or {}).get("revoked_at")
+        # To the second: a license issued while revoked is revoked at its issue time, in
+        # whole seconds (its `iat`), maybe within the second the revocation began.
+        if isinstance(moment, str) and (
+            datetime.fromisoformat(moment).replace(microsecond=0) <= revoked_at
+        ):
+            return entry
+    return None
+
+
 @dataclass(frozen=True)
 class AuditFilter:
     customer_id: str | None = None

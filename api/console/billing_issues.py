@@ -1,5 +1,6 @@
 """Billing issues (`/console/billing-issues`): double subscriptions and disputes, open and lately
-resolved; "Resolve" closes one with a note (the same service as `billing stripe resolve-issue`)."""
+resolved; "Resolve" closes one with a note (the same service as `billing stripe resolve-issue`),
+after asking when it is a dispute Stripe still has open."""
 
 from __future__ import annotations
 
@@ -51,10 +52,19 @@ def billing_issues_page(
 
 @router.post("/billing-issues/{issue_id}/resolve")
 def resolve(
+    request: Request,
     issue_id: int,
     session: DbSession,
-    _: ChangingUser,
+    user: ChangingUser,
     note: Annotated[str, Form(max_length=2000)] = "",
+    confirm: Annotated[str, Form(max_length=8)] = "",
 ) -> Response:
+    issues.resolution_note(note)
+    issue = issues.get_issue(session, issue_id)
+    if issue.resolved_at is None and issues.is_open_in_stripe(issue) and confirm != "yes":
+        # Resolving here leaves Stripe's dispute open: say so and ask first.
+        return render(
+            request, "resolve_dispute.html", {"issue": issue, "note": note.strip()}, user=user
+        )
     issues.resolve_issue(session, issue_id, note)
     return RedirectResponse(f"{ISSUES_PATH}?resolved=true", status_code=303, headers=PAGE_HEADERS)

@@ -65,16 +65,6 @@ class SubscriptionChange:
     notes: list[str] = field(default_factory=list)
 
 
-def access_ends_at(row: Subscription) -> datetime | None:
-    """When the row's paid access ends: now-ish if it ended, the paid-through date if it is set
-    to cancel, None while it renews."""
-    if row.status in statuses.ENDED:
-        return row.canceled_at or utcnow()
-    if entitlements.ends_with_period(row):
-        return entitlements.paid_until(row)
-    return None
-
-
 def _row_for(session: Session, subscription_id: str) -> Subscription:
     """The row of a Stripe subscription id, or of a customer id (read, not locked)."""
     column = (
@@ -127,7 +117,7 @@ def _apply(
         row,
         subscription_id=str(sub["id"]),
         previous_plan=previous_plan,
-        access_ends_at=access_ends_at(row),
+        access_ends_at=entitlements.access_ends_at(row),
         pending_payment=bool(sub.get("pending_update")),
         changed=outcome.changed,
         license_reissued=outcome.license_reissued,

@@ -23,13 +23,15 @@ state grants live with billing, next to the rows they read:
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
+
+from sqlalchemy import ColumnElement, and_
 
 from core.billing import invoices, statuses
 from core.billing.statuses import SubscriptionStatus
 from core.settings import get_settings
-from models import Subscription
+from models import Subscription, utcnow
 
 
 def license_status(row: Subscription) -> str:
@@ -76,6 +78,14 @@ def ends_with_period(row: Subscription) -> bool:
     return row.cancel_at_period_end and row.status not in statuses.ENDED
 
 
+def ends_with_period_condition() -> ColumnElement[bool]:
+    """`ends_with_period` in SQL ("canceling": the customers list's badge and filter, Money at
+    risk and the overview's count)."""
+    return and_(
+        Subscription.cancel_at_period_end.is_(True), Subscription.status.not_in(statuses.ENDED)
+    )
+
+
 def stripe_ends_with_period(sub: dict[str, Any]) -> bool:
     """Whether a Stripe subscription is set to end when its current period does: the one
     statement of "set to cancel", read by sync (the row's `cancel_at_period_end`) and by
@@ -103,3 +113,26 @@ def unpaid_since_trial(row: Subscription) -> bool:
         and row.paid_through_at is not None
         and row.paid_through_at <= row.trial_ends_at
     )
+
+
+def access_ends_at(row: Subscription) -> datetime | None:
+    """When the row's paid access ends: now-ish if it ended, the paid-through date if it is set
+    to cancel, None while it renews."""
+    if row.status in statuses.ENDED:
+        return row.canceled_at or utcnow()
+    if ends_with_period(row):
+        return paid_until(row)
+    return None
+
+
+def access_end(row: Subscription) -> datetime | None:
+    """When paid access ends, the one rule the console's pages show: as `access_ends_at` says;
+    for a past_due row (which renews as far as Stripe knows) the end of what was paid plus its
+    `grace_days` (none when nothing was paid since the trial); for an unpaid row (Stripe gave
+    up retrying; nothing is granted) the end of what was paid."""
+    ends = access_ends_at(row)
+    if ends is None and row.status in statuses.PAYMENT_FAILED:
+        paid = paid_until(row)
+        grace = grace_days(row) if row.status == SubscriptionStatus.PAST_DUE else 0
+        ends = paid + timedelta(days=grace) if paid else None
+    return ends

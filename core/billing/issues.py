@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, and_, func, select
 from sqlalchemy.orm import Session
 
 from core import audit
@@ -28,7 +28,17 @@ CONFLICT, DISPUTE, PROMOTION = "conflict", "dispute", "promotion"
 METER_ERROR = "meter_error"
 KINDS = (CONFLICT, DISPUTE, PROMOTION, METER_ERROR)
 # Stripe's dispute statuses after which nothing more is going to happen.
-_DISPUTE_CLOSED = frozenset({"won", "lost", "warning_closed"})
+DISPUTE_CLOSED = frozenset({"won", "lost", "warning_closed"})
+
+
+def open_in_stripe() -> ColumnElement[bool]:
+    """Disputes Stripe still has open (its status, whatever an operator resolved here): the
+    one statement of it, for Money at risk and the overview's count."""
+    return and_(BillingIssue.kind == DISPUTE, BillingIssue.stripe_status.not_in(DISPUTE_CLOSED))
+
+
+def is_open_in_stripe(issue: BillingIssue) -> bool:
+    return issue.kind == DISPUTE and issue.stripe_status not in DISPUTE_CLOSED
 
 
 def _upsert(
@@ -113,7 +123,7 @@ def record_dispute(
             f"charge {dispute.get('charge')} disputed ({dispute.get('reason') or 'no reason'}), "
             f"{status}"
         ),
-        resolved_at=utcnow() if status in _DISPUTE_CLOSED else None,
+        resolved_at=utcnow() if status in DISPUTE_CLOSED else None,
     )
 
 
@@ -152,16 +162,28 @@ def recent_issues(
     return list(session.scalars(query.order_by(BillingIssue.resolved_at.desc()).limit(limit)))
 
 
-def resolve_issue(session: Session, issue_id: int, note: object) -> BillingIssue:
-    """An operator's "Resolve": the issue is closed with who did it (the session's actor) and
-    their note (required), audited. Resolving a resolved issue changes nothing. The caller
-    commits."""
+def get_issue(session: Session, issue_id: int, *, lock: bool = False) -> BillingIssue:
+    issue = session.get(BillingIssue, issue_id, with_for_update=lock)
+    if issue is None:
+        raise NotFoundError(f"no billing issue {issue_id}", field="issueId")
+    return issue
+
+
+def resolution_note(note: object) -> str:
+    """The operator's note on a resolution: required."""
     text = clean_text(note, "note", max_length=2000, multi_line=True)
     if text is None:
         raise InvalidInputError("say how it was resolved in a note", field="note")
-    issue = session.get(BillingIssue, issue_id, with_for_update=True)
-    if issue is None:
-        raise NotFoundError(f"no billing issue {issue_id}", field="issueId")
+    return text
+
+
+def resolve_issue(session: Session, issue_id: int, note: object) -> BillingIssue:
+    """An operator's "Resolve": the issue is closed with who did it (the session's actor) and
+    their note (required), audited. Resolving a resolved issue changes nothing. A dispute Stripe
+    still has open stays open there (and on Money at risk): the entry records its status. The
+    caller commits."""
+    text = resolution_note(note)
+    issue = get_issue(session, issue_id, lock=True)
     if issue.resolved_at is None:
         issue.resolved_at = utcnow()
         issue.resolved_by = audit.actor_of(session)
@@ -173,7 +195,8 @@ def resolve_issue(session: Session, issue_id: int, note: object) -> BillingIssue
             customer_id=issue.customer_id,
             reason=text,
             before={"issue": issue.stripe_object_id, "resolved": False},
-            after={"issue": issue.stripe_object_id, "resolved": True},
+            after={"issue": issue.stripe_object_id, "resolved": True}
+            | ({"open_in_stripe": issue.stripe_status} if is_open_in_stripe(issue) else {}),
         )
     return issue
 

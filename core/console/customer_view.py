@@ -11,10 +11,9 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
-from core.billing.changes import access_ends_at
-from core.billing.entitlements import grace_days, paid_until
+from core import audit
+from core.billing.entitlements import access_end, grace_days, paid_until
 from core.billing.metering.estimate import OverageEstimate
-from core.billing.statuses import SubscriptionStatus
 from core.console.instances import InstanceRow, customer_instances
 from core.console.timeline import TimelineItem, customer_timeline
 from core.customers.service import customer_detail
@@ -22,7 +21,7 @@ from core.errors import NotFoundError
 from core.plans import UNLIMITED
 from core.settings import get_settings
 from core.viewer.queries import DayPoint, customer_usage
-from models import Customer, License, Subscription, utcnow
+from models import AuditEntry, Customer, License, Subscription, utcnow
 
 CHART_DAYS = 30
 # Instances that reported this recently are the ones a revocation stops.
@@ -57,16 +56,6 @@ def license_facts(lic: License, subscription: Subscription | None) -> LicenseFac
     )
 
 
-def access_end(row: Subscription) -> datetime | None:
-    """When paid access ends: as `access_ends_at` says, and for a past_due row (which renews as
-    far as Stripe knows) the end of what was paid plus the past-due grace the license gets."""
-    ends = access_ends_at(row)
-    if ends is None and row.status == SubscriptionStatus.PAST_DUE:
-        paid = paid_until(row)
-        ends = paid + timedelta(days=grace_days(row)) if paid else None
-    return ends
-
-
 @dataclass(frozen=True)
 class CustomerView:
     customer: Customer
@@ -74,6 +63,10 @@ class CustomerView:
     license: License | None
     license_facts: LicenseFacts | None
     access_ends_at: datetime | None
+    # The days of grace counted into `access_ends_at` past what was paid (past_due only).
+    access_grace_days: int | None
+    # Whether that moment has passed (the page says "ended").
+    access_ended: bool
     device_limit: int | None
     # Devices above the limit are billed (soft limit) rather than refused (hard).
     soft_limit: bool
@@ -82,6 +75,8 @@ class CustomerView:
     overage: OverageEstimate | None
     instances: list[InstanceRow]
     timeline: list[TimelineItem]
+    # The audit entry of the customer's revocation (who revoked), while revoked.
+    revoked_by: AuditEntry | None
 
     @property
     def chart_peak(self) -> int:
@@ -101,6 +96,7 @@ def customer_view(session: Session, customer_id: str, now: datetime | None = Non
         [(point.day, point.active_devices) for point in usage.daily],
         usage.summary.limit,
     )
+    ends = access_end(detail.subscription) if detail.subscription else None
     return CustomerView(
         customer=detail.customer,
         subscription=detail.subscription,
@@ -108,7 +104,9 @@ def customer_view(session: Session, customer_id: str, now: datetime | None = Non
         license_facts=license_facts(detail.license, detail.subscription)
         if detail.license
         else None,
-        access_ends_at=access_end(detail.subscription) if detail.subscription else None,
+        access_ends_at=ends,
+        access_ended=ends is not None and ends <= now,
+        access_grace_days=grace_days(detail.subscription) if detail.subscription else None,
         device_limit=usage.summary.limit,
         soft_limit=bool(usage.overage and usage.overage.billed),
         offline_grace_days=get_settings().sdk_offline_grace_days,
@@ -116,6 +114,9 @@ def customer_view(session: Session, customer_id: str, now: datetime | None = Non
         overage=usage.overage,
         instances=instances,
         timeline=timeline,
+        revoked_by=audit.revocation_entry(session, customer_id, revoked_at)
+        if (revoked_at := detail.customer.license_revoked_at) is not None
+        else None,
     )
 
 

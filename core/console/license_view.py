@@ -11,10 +11,11 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from core import audit
 from core.errors import NotFoundError
 from core.licensing.keys import active_kid
 from core.settings import get_settings
-from models import Customer, License
+from models import AuditEntry, Customer, License
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +25,8 @@ class LicenseView:
     # Whether the key that signed it signs new licenses now (else: a rotated-out key).
     signed_by_active_key: bool
     offline_grace_days: int
+    # The audit entry of the revocation (who revoked it), when revoked.
+    revoked_by: AuditEntry | None
 
     @property
     def state(self) -> str:
@@ -54,4 +57,7 @@ def license_view(session: Session, jti: str) -> LicenseView:
         customer=customer,
         signed_by_active_key=row.kid == active_kid(),
         offline_grace_days=get_settings().sdk_offline_grace_days,
+        revoked_by=audit.revocation_entry(session, row.customer_id, row.revoked_at)
+        if row.revoked_at is not None
+        else None,
     )

@@ -2,7 +2,8 @@
 
 Licenses issued (and reissued, revoked, reinstated), plan changes (a license on another plan than
 the one before it), Stripe events with how they were handled, usage days (peak devices), overage
-meter events sent to Stripe, and operator actions from the audit log. Each source is read newest
+meter events sent to Stripe, and the audit log's entries: operators' actions, and the system's
+(a task's or a webhook's, actor `system`) apart from them. Each source is read newest
 first through an index on the customer, at most PER_SOURCE entries, then merged.
 """
 
@@ -15,6 +16,7 @@ from datetime import date, datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from core import audit
 from core.usage.days import utc_day_start
 from models import AuditEntry, License, OverageMeterEvent, StripeEvent
 
@@ -29,6 +31,7 @@ FILTERS: dict[str, frozenset[str] | None] = {
     "license": frozenset({"license", "plan"}),
     "usage": frozenset({"usage"}),
     "operators": frozenset({"operator"}),
+    "system": frozenset({"system"}),
 }
 
 
@@ -186,7 +189,8 @@ def _operator_actions(session: Session, customer_id: str) -> Iterable[TimelineIt
         reason = f" — “{entry.reason}”" if entry.reason else ""
         yield TimelineItem(
             entry.created_at,
-            "operator",
+            # A task's or a webhook's change is the system's, not an operator's.
+            "system" if entry.actor == audit.SYSTEM_ACTOR else "operator",
             f"{entry.actor}: {entry.action}{reason}",
             ref=str(entry.id),
         )

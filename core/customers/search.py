@@ -1,5 +1,6 @@
 """The console's customer list: a prefix search over email, company and customer id, filters by
-plan and subscription status, one page at a time.
+plan and subscription status (or canceling: set to cancel at period end; or revoked: license
+revoked), one page at a time.
 
 Prefix matches on lower-cased columns use the `*_prefix` indexes (text_pattern_ops on
 PostgreSQL, migrations/versions/0007_console.py), so a search reads a few index entries, not the
@@ -16,6 +17,7 @@ from datetime import datetime
 from sqlalchemy import ColumnElement, Select, func, or_, select
 from sqlalchemy.orm import Session
 
+from core.billing.entitlements import ends_with_period_condition
 from core.billing.statuses import SubscriptionStatus
 from core.errors import InvalidInputError
 from core.plans import Plan
@@ -32,6 +34,8 @@ SORTS: dict[str, tuple[ColumnElement, ...]] = {  # type: ignore[type-arg]
     "created": (Customer.id,),
 }
 DEFAULT_SORT = "-created"
+# Filters beside the subscription statuses: set to cancel at period end, license revoked.
+CANCELING, REVOKED = "canceling", "revoked"
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +46,8 @@ class CustomerRow:
     plan: str | None
     status: str | None
     revoked: bool
+    # Set to cancel when its paid period ends (`entitlements.ends_with_period`).
+    canceling: bool
     created_at: datetime
 
 
@@ -90,7 +96,11 @@ def _conditions(wanted: CustomerSearch) -> list[ColumnElement[bool]]:
         if wanted.plan not in set(Plan):
             raise InvalidInputError(f"no plan {wanted.plan!r}", field="plan")
         conditions.append(Subscription.plan == wanted.plan)
-    if wanted.status:
+    if wanted.status == CANCELING:
+        conditions.append(ends_with_period_condition())
+    elif wanted.status == REVOKED:
+        conditions.append(Customer.license_revoked_at.is_not(None))
+    elif wanted.status:
         if wanted.status not in set(SubscriptionStatus):
             raise InvalidInputError(f"no subscription status {wanted.status!r}", field="status")
         conditions.append(Subscription.status == wanted.status)
@@ -130,6 +140,7 @@ def search_customers(session: Session, wanted: CustomerSearch) -> CustomerPage:
                 Subscription.plan,
                 Subscription.status,
                 Customer.license_revoked_at,
+                ends_with_period_condition().label("canceling"),
                 Customer.created_at,
             ),
             wanted,
@@ -147,6 +158,7 @@ def search_customers(session: Session, wanted: CustomerSearch) -> CustomerPage:
                 plan=row.plan,
                 status=row.status,
                 revoked=row.license_revoked_at is not None,
+                canceling=bool(row.canceling),
                 created_at=row.created_at,
             )
             for row in rows
@@ -155,5 +167,5 @@ def search_customers(session: Session, wanted: CustomerSearch) -> CustomerPage:
         page=wanted.page,
         pages=max(1, -(-total // PAGE_SIZE)),
         plans=[plan.value for plan in Plan],
-        statuses=[status.value for status in SubscriptionStatus],
+        statuses=[status.value for status in SubscriptionStatus] + [CANCELING, REVOKED],
     )

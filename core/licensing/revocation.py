@@ -50,25 +50,35 @@ def revoke_license(
     if newly_revoked:
         customer.license_revoked_at = now
         customer.license_revoked_reason = reason
-    result = session.execute(
-        update(License)
-        .where(License.customer_id == customer_id, License.revoked_at.is_(None))
-        .values(revoked_at=now, revoked_reason=customer.license_revoked_reason or DEFAULT_REASON)
+    revoked_jtis = sorted(
+        session.scalars(
+            update(License)
+            .where(License.customer_id == customer_id, License.revoked_at.is_(None))
+            .values(
+                revoked_at=now, revoked_reason=customer.license_revoked_reason or DEFAULT_REASON
+            )
+            .returning(License.jti)
+        )
     )
     session.flush()
     reissue_license(session, customer_id, reason="revoked")
     current = required_current_license(session, customer_id)
-    revoked = result.rowcount or 0  # type: ignore[attr-defined]
     if newly_revoked:
+        # The licenses revoked by name, and the one issued saying so (`audit.revocation_entry`
+        # finds this entry again from a revoked license by `revoked_at`).
         audit.record(
             session,
             "license.revoke",
             customer_id=customer_id,
             reason=reason,
             before={"revoked_at": None},
-            after={"revoked_at": now, "licenses_revoked": revoked, "jti": current.jti},
+            after={
+                "revoked_at": now,
+                "revoked_jtis": revoked_jtis,
+                "says_revoked_jti": current.jti,
+            },
         )
-    return RevocationResult(customer=customer, license=current, revoked_licenses=revoked)
+    return RevocationResult(customer=customer, license=current, revoked_licenses=len(revoked_jtis))
 
 
 def reinstate_license(session: Session, customer_id: str, *, reason: str | None = None) -> License:

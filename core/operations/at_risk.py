@@ -1,7 +1,8 @@
 """Money at risk: what could be lost if nobody looks. Each row names its customer (the page links
 it): renewals whose charge failed (amount due, since when, when access ends), subscriptions set
-to cancel at the period's end, open disputes, customers over their device limit, and trials
-about to end with no payment method (no Stripe subscription: nothing will be charged).
+to cancel at the period's end, disputes Stripe still has open (its status, even when resolved
+here), customers over their device limit, and trials about to end with no payment method (no
+Stripe subscription: nothing will be charged).
 
 Amount due and since when come from the customer's `invoice.payment_failed` events (the first
 failure of the invoice Stripe is retrying); without one, since when is the date paid through.
@@ -17,10 +18,10 @@ from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session
 
 from core.billing import issues, statuses
+from core.billing.entitlements import access_end, ends_with_period_condition
 from core.billing.metering.estimate import is_billed
 from core.operations.overview import TRIAL_ENDING_DAYS, trials_ending_within
 from core.plans import get_plan
-from core.settings import get_settings
 from core.usage.limits import OVER_PERCENT, device_limit
 from core.usage.snapshots import current_devices
 from models import BillingIssue, Customer, StripeEvent, Subscription, utcnow
@@ -45,7 +46,7 @@ class FailedPayment:
     status: str
     amount_due_cents: int | None
     since: datetime | None
-    # The license stops granting the plan then (paid through + LICENSE_PAST_DUE_GRACE_DAYS).
+    # The license stops granting the plan then (`entitlements.access_end`).
     access_ends_at: datetime | None
     invoice_id: str | None
 
@@ -64,6 +65,8 @@ class Dispute:
     status: str
     amount_cents: int | None
     opened_at: datetime
+    # Who resolved it here while Stripe keeps it open (None: not resolved here).
+    resolved_here_by: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,22 +165,27 @@ def _failed_invoices(
 
 def failed_payments(session: Session, now: datetime) -> list[FailedPayment]:
     rows = session.execute(
-        _customers()
+        select(Customer.customer_id, Customer.email, Customer.company_name, Subscription)
+        .join(Subscription, Subscription.customer_id == Customer.customer_id)
         .where(Subscription.status.in_(statuses.PAYMENT_FAILED))
         .order_by(Subscription.paid_through_at)
         .limit(_LIMIT)
     ).all()
-    failed = _failed_invoices(session, {row.customer_id: row.paid_through_at for row in rows}, now)
-    grace = timedelta(days=get_settings().license_past_due_grace_days)
+    paid_through = {row.customer_id: row.Subscription.paid_through_at for row in rows}
+    failed = _failed_invoices(session, paid_through, now)
     found = []
     for row in rows:
+        sub = row.Subscription
         amount, since, invoice_id = failed.get(row.customer_id, (None, None, None))
-        ends = row.paid_through_at + grace if row.paid_through_at else None
-        if row.status != statuses.S.PAST_DUE:
-            ends = row.paid_through_at
         found.append(
             FailedPayment(
-                _ref(row), row.status, amount, since or row.paid_through_at, ends, invoice_id
+                CustomerRef(row.customer_id, row.email, row.company_name, sub.plan),
+                sub.status,
+                amount,
+                since or sub.paid_through_at,
+                # The customer page's rule: paid through plus the grace the license gets.
+                access_end(sub),
+                invoice_id,
             )
         )
     return found
@@ -186,10 +194,7 @@ def failed_payments(session: Session, now: datetime) -> list[FailedPayment]:
 def canceling(session: Session) -> list[Canceling]:
     rows = session.execute(
         _customers()
-        .where(
-            Subscription.cancel_at_period_end.is_(True),
-            Subscription.status.not_in(statuses.ENDED),
-        )
+        .where(ends_with_period_condition())
         .order_by(Subscription.current_period_ends_at)
         .limit(_LIMIT)
     ).all()
@@ -204,7 +209,7 @@ def open_disputes(session: Session) -> list[Dispute]:
         select(BillingIssue, Customer.email, Customer.company_name, Subscription.plan)
         .outerjoin(Customer, Customer.customer_id == BillingIssue.customer_id)
         .outerjoin(Subscription, Subscription.customer_id == BillingIssue.customer_id)
-        .where(BillingIssue.kind == issues.DISPUTE, BillingIssue.resolved_at.is_(None))
+        .where(issues.open_in_stripe())
         .order_by(BillingIssue.created_at)
         .limit(_LIMIT)
     ).all()
@@ -215,6 +220,7 @@ def open_disputes(session: Session) -> list[Dispute]:
             issue.stripe_status,
             issue.amount_cents,
             issue.created_at,
+            (issue.resolved_by or "an operator") if issue.resolved_at else None,
         )
         for issue, email, company, plan in rows
     ]
@@ -278,16 +284,9 @@ class RiskSummary:
 def risk_summary(session: Session, *, now: datetime | None = None) -> RiskSummary:
     counted = select(func.count()).select_from(Subscription)
     disputes = session.scalar(
-        select(func.count())
-        .select_from(BillingIssue)
-        .where(BillingIssue.kind == issues.DISPUTE, BillingIssue.resolved_at.is_(None))
+        select(func.count()).select_from(BillingIssue).where(issues.open_in_stripe())
     )
-    ending = session.scalar(
-        counted.where(
-            Subscription.cancel_at_period_end.is_(True),
-            Subscription.status.not_in(statuses.ENDED),
-        )
-    )
+    ending = session.scalar(counted.where(ends_with_period_condition()))
     return RiskSummary(
         failed_payments(session, now or utcnow()), int(disputes or 0), int(ending or 0)
     )

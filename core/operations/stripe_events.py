@@ -21,10 +21,12 @@ from core.errors import InvalidInputError, NotFoundError
 from core.sorting import Sort, parse_sort
 from models import Customer, License, StripeEvent, StripeEventAttempt
 
-# The states an operator filters by, and the stored statuses each one covers.
-PROCESSED, FAILED, WAITING = "processed", "failed", "waiting"
+# The states an operator filters by (every status an event can have, `inbox.STATUSES`), and
+# the stored statuses each one covers.
+PROCESSED, IGNORED, FAILED, WAITING = "processed", "ignored", "failed", "waiting"
 STATES: dict[str, tuple[str, ...]] = {
-    PROCESSED: (inbox.PROCESSED, inbox.IGNORED),
+    PROCESSED: (inbox.PROCESSED,),
+    IGNORED: (inbox.IGNORED,),
     FAILED: (inbox.FAILED,),
     WAITING: (inbox.PENDING,),
 }

@@ -30,6 +30,9 @@ def test_revoke_shows_its_impact_first(operator) -> None:
     assert "edge-berlin" in impact and "edge-munich" in impact
     assert "at its next check-in" in impact and "expiry + offline grace" in impact
     assert ">Reason</label>" in page and ">Type the customer id to confirm</label>" in page
+    # The id is typed, not offered: the placeholder only shows its form.
+    confirm = page[page.index('<input id="confirm"') :].split(">")[0]
+    assert 'placeholder="cust_…"' in confirm and seeded.customer_id not in confirm
     assert not _revoked(seeded.customer_id)  # looking changes nothing
 
 

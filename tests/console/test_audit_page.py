@@ -65,7 +65,7 @@ def test_a_nul_byte_in_a_filter_is_a_422_page(operator) -> None:
 
 def test_entries_read_as_people_read_them(operator) -> None:
     """Values as text and times (no JSON escapes), the customer's company, the event a step was
-    about as a link, and the end of the request id (its start is the process's, on every row)."""
+    about as a link, and the whole request id."""
     client, _ = operator
     seeded = seed_customer(company="Bäckerei Jo & Co")
     token = request_id_var.set("72394a4f54aa00110000000000000abc")
@@ -86,5 +86,7 @@ def test_entries_read_as_people_read_them(operator) -> None:
     assert "revoked_at: 2026-12-07 16:22 UTC → none" in row
     assert "\\u00" not in row and "\\u0026" not in row
     assert f'title="{seeded.customer_id}">Bäckerei Jo &amp; Co</a>' in row
-    assert 'title="72394a4f54aa00110000000000000abc">…00000abc</span>' in row
+    # The whole request id, selected whole with one click (to search the logs with).
+    assert '<code class="request-id">72394a4f54aa00110000000000000abc</code>' in row
+    assert "code.request-id { user-select: all;" in client.get("/console/static/console.css").text
     assert 'event <a href="/console/events/evt_walk1"><code>evt_walk1</code></a>' in page

@@ -6,6 +6,7 @@ import re
 from datetime import timedelta
 
 from core.billing.metering.estimate import period_start
+from core.db import session_scope
 from models import utcnow
 from tests.console.conftest import seed_customer
 
@@ -36,7 +37,7 @@ def test_the_page_joins_subscription_license_usage_and_money(operator) -> None:
     assert seeded.jti in page and "soft (overage billed)" in page
     assert "+7 d offline grace" in page
     device_days = _expected_overage_device_days()
-    assert f"<strong>{device_days:,}</strong> above 50" in page
+    assert f"<strong>{device_days:,}</strong> device-days over the 50-device limit" in page
     whole, cents = divmod(device_days * 7, 100)
     assert f"<strong>${whole:,}.{cents:02d}</strong> ($0.07 each)" in page
 
@@ -130,3 +131,28 @@ def test_relative_times_round_to_the_nearest_unit() -> None:
     assert _ago(47 * hour) == "2 d ago"
     assert _ago(30 * hour) == "30 h ago"
     assert _ago(30) == "just now"
+
+
+def test_system_entries_are_tagged_system_and_not_shown_as_operators(operator) -> None:
+    from core import audit
+
+    client, _ = operator
+    seeded = seed_customer()
+    with session_scope() as session:  # a task's change: no actor named
+        audit.record(session, "subscription.sync", customer_id=seeded.customer_id, reason="beat")
+    page = client.get(f"/console/customers/{seeded.customer_id}").text
+    row = page[page.index("system: subscription.sync") - 200 :].split("</tr>")[0]
+    assert '<td class="kind kind-system">system</td>' in row and "kind-operator" not in row
+    css = client.get("/console/static/console.css").text
+    assert ".kind-system { color: var(--muted)" in css
+
+    def shown(show: str) -> str:
+        return client.get(
+            f"/console/customers/{seeded.customer_id}",
+            params={"show": show},
+            headers={"HX-Request": "true"},
+        ).text
+
+    operators = shown("operators")
+    assert "subscription.sync" not in operators and "alice@ops: license.reissue" in operators
+    assert "subscription.sync" in shown("system") and "license.reissue" not in shown("system")

@@ -72,3 +72,42 @@ def test_htmx_gets_only_the_results(operator) -> None:
     _customers(1, email="ops@acme.example")
     part = client.get("/console/customers", params={"q": "ops"}, headers={"HX-Request": "true"})
     assert "<html" not in part.text and "1 customer matching" in part.text
+
+
+def test_canceling_and_revoked_are_badges_and_filters(operator) -> None:
+    from core.db import session_scope
+    from models import Customer, Subscription, utcnow
+
+    client, _ = operator
+    canceling, ended, revoked, plain = _customers(4)
+    with session_scope() as session:
+        session.execute(
+            update(Subscription)
+            .where(Subscription.customer_id.in_([canceling, ended]))
+            .values(plan="professional", status="active", cancel_at_period_end=True)
+        )
+        # Set to cancel, and it has ended: no longer "canceling".
+        session.execute(
+            update(Subscription).where(Subscription.customer_id == ended).values(status="canceled")
+        )
+        session.execute(
+            update(Customer)
+            .where(Customer.customer_id == revoked)
+            .values(license_revoked_at=utcnow(), license_revoked_reason="fraud")
+        )
+    page = client.get("/console/customers").text
+    options = page[page.index('<select id="status"') :].split("</select>")[0]
+    assert '<option value="canceling">' in options and '<option value="revoked">' in options
+
+    def row(customer_id: str) -> str:
+        return page[page.index(f"/console/customers/{customer_id}") :].split("</tr>")[0]
+
+    assert ">canceling</span>" in row(canceling)
+    assert ">canceling</span>" not in row(ended) and ">canceling</span>" not in row(plain)
+
+    def filtered(status: str) -> set[str]:
+        found = client.get("/console/customers", params={"status": status}).text
+        return {c for c in (canceling, ended, revoked, plain) if f"/customers/{c}" in found}
+
+    assert filtered("canceling") == {canceling}
+    assert filtered("revoked") == {revoked}

@@ -53,6 +53,40 @@ def test_the_license_page_says_what_it_is_and_whose(operator) -> None:
     assert client.get("/console/licenses/nosuchjti").status_code == 404
 
 
+def test_a_revoked_license_names_who_revoked_it_and_its_audit_entry(operator) -> None:
+    from core import audit
+    from tests.console.conftest import ORIGIN
+
+    client, csrf = operator
+    seeded = seed_customer()
+    held = [row.jti for row in _licenses(seeded.customer_id)]
+    client.post(
+        f"/console/customers/{seeded.customer_id}/revoke",
+        data={"csrf_token": csrf, "reason": "chargeback", "confirm": seeded.customer_id},
+        headers={"Origin": ORIGIN},
+    )
+    with session_scope() as session:
+        entry = audit.list_entries(session, audit.AuditFilter(customer_id=seeded.customer_id))[0]
+        entry_id, after = entry.id, entry.after or {}
+    # The entry names the licenses it revoked, not only the new one that says revoked.
+    assert sorted(after["revoked_jtis"]) == sorted(held)
+    says_revoked = _licenses(seeded.customer_id)[-1].jti
+    assert after["says_revoked_jti"] == says_revoked and says_revoked not in held
+
+    link = (
+        f'by alice@ops · <a href="/console/audit?customer={seeded.customer_id}'
+        f'&amp;before={entry_id + 1}#audit-{entry_id}">audit #{entry_id}</a>'
+    )
+    for jti in (held[0], says_revoked):  # revoked then, and issued while revoked
+        text = client.get(f"/console/licenses/{jti}").text
+        assert link in text, text[text.find("<main") :][:1500]
+    customer_page = client.get(f"/console/customers/{seeded.customer_id}").text
+    banner = customer_page[customer_page.index("<strong>License revoked</strong>") :]
+    assert link in banner.split("</div>")[0]
+    audit_page = client.get(f"/console/audit?customer={seeded.customer_id}&before={entry_id + 1}")
+    assert f'id="audit-{entry_id}"' in audit_page.text
+
+
 def test_no_page_shows_any_part_of_a_license_token(operator) -> None:
     """Not the token, nor any piece of one: every JWT's header and payload begin with "eyJ"
     (base64 of '{"'), so no such fragment may appear on the pages around a license."""

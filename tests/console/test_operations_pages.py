@@ -64,7 +64,9 @@ def test_resolving_a_billing_issue_is_audited(operator) -> None:  # type: ignore
     blank = _post(client, f"/console/billing-issues/{issue_id}/resolve", csrf, note=" ")
     assert blank.status_code == 422 and "note" in blank.text
 
-    done = _post(client, f"/console/billing-issues/{issue_id}/resolve", csrf, note="won")
+    done = _post(
+        client, f"/console/billing-issues/{issue_id}/resolve", csrf, note="won", confirm="yes"
+    )
     assert done.status_code == 303
     resolved = client.get(done.headers["location"]).text
     assert "by alice@ops" in resolved and "“won”" in resolved

@@ -81,7 +81,13 @@ def test_overview_counts_customers_and_recurring_revenue_as_the_business_reads_t
 
 
 def test_money_at_risk_names_each_customer_with_what_is_at_stake() -> None:
-    late = paid("late@x.io", "starter", "past_due", paid_through_at=NOW - timedelta(days=2))
+    late = paid(
+        "late@x.io",
+        "starter",
+        "past_due",
+        paid_through_at=NOW - timedelta(days=2),
+        trial_ends_at=NOW - timedelta(days=60),  # a renewal failed, not the first charge
+    )
     first_failure = int((NOW - timedelta(days=2)).timestamp())
     payment_failed(late, "evt_1", "in_1", 2900, first_failure)
     payment_failed(late, "evt_2", "in_1", 2900, first_failure + 86400)
@@ -122,7 +128,7 @@ def test_money_at_risk_names_each_customer_with_what_is_at_stake() -> None:
     assert set(by_customer) == {late, gave_up}
     assert by_customer[late].amount_due_cents == 2900
     assert by_customer[late].since == NOW.replace(microsecond=0) - timedelta(days=2)
-    # past_due keeps the license 7 days past the date it is paid through.
+    # A failed renewal keeps the license 7 days past the date it is paid through.
     assert by_customer[late].access_ends_at == NOW - timedelta(days=2) + timedelta(days=7)
     assert by_customer[gave_up].amount_due_cents is None
     assert by_customer[gave_up].since == NOW - timedelta(days=30)
