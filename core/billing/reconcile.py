@@ -212,7 +212,7 @@ def void_left_open(
     (`cancellation_details.reason` cancellation_requested, not Smart Retries giving up) that
     ended the subscription at once (`ended_at` at `canceled_at`: at a period's end the period
     was served and its invoice is owed), within the last STRIPE_RECONCILE_DAYS, and one of ours:
-    `changes.end_now` audited `CANCEL_NOW_REQUESTED` for the customer before asking Stripe
+    `cancel_now.end_now` audited `CANCEL_NOW_REQUESTED` for the customer before asking Stripe
     (`cancellation_details` says the same of a Dashboard cancel, which is not ours to settle).
     Only draft or open invoices made since the cut-short period began (`left_open`): an older
     one bills a period served, and an `uncollectible` one was written off by an operator; both
