@@ -63,6 +63,13 @@ class Meters:
     def __init__(self, store: Store) -> None:
         self.store = store
 
+    @property
+    def aggregation_delay(self) -> float:
+        """Seconds after its arrival (by the store's clock) before an event is aggregated: Stripe
+        processes meter events asynchronously, so summaries and invoices may miss recent ones
+        (docs.stripe.com/billing/subscriptions/usage-based/recording-usage). 0: at once."""
+        return float(self.store.hidden_of("billing.meter_settings").get("delay", 0.0))
+
     # -- state -----------------------------------------------------------------------------
 
     @property
@@ -197,7 +204,12 @@ class Meters:
             "payload": {str(key): str(value) for key, value in payload.items()},
             "timestamp": timestamp,
         }
-        entry = {"event": event, "unknown_customer": unknown_customer, "reported": False}
+        entry = {
+            "event": event,
+            "unknown_customer": unknown_customer,
+            "reported": False,
+            "received": self.store.clock(),
+        }
         self._accepted[new_id("mev")] = entry
         return event
 
@@ -322,7 +334,8 @@ class Meters:
         end: int | None = None,
     ) -> Decimal:
         """What the meter of `event_name` holds for a customer: the sum of its valid events'
-        values, of those stamped in [start, end) when given (Stripe's meter event summaries).
+        values, of those stamped in [start, end) when given (Stripe's meter event summaries),
+        of those aggregated already (`aggregation_delay`).
         Not what is billed: that depends on the subscription's items and billing mode
         (`UsageBilling.billed`)."""
         meter = self.active_meter(event_name)
@@ -331,10 +344,13 @@ class Meters:
         customer_key = meter["customer_mapping"]["event_payload_key"]
         value_key = meter["value_settings"]["event_payload_key"]
         total = Decimal(0)
+        aggregated_by = self.store.clock() - self.aggregation_delay
         for entry in self._accepted.values():
             event = entry["event"]
             if event["event_name"] != event_name or entry["unknown_customer"]:
                 continue
+            if entry.get("received", 0) > aggregated_by:
+                continue  # not aggregated yet
             if start is not None and event["timestamp"] < start:
                 continue
             if end is not None and event["timestamp"] >= end:

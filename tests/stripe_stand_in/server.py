@@ -32,6 +32,7 @@ from .errors import StripeError, injected, unauthorized
 from .events import Events
 from .forms import Params, expand_paths, parse_body, parse_query
 from .listing import expand
+from .meter_summaries import summary_routes
 from .meters import Meters
 from .portal import PortalAndDisputes
 from .previews import InvoicePreviews
@@ -97,7 +98,7 @@ class StripeStandIn(StandInHelpers):
             self.catalog, self.checkout, self.subscriptions, Events(self.store)
         )
         self.meters = Meters(self.store)
-        self._routes += self.meters.routes()
+        self._routes += self.meters.routes() + summary_routes(self.meters)
         self.portal = PortalAndDisputes(self.store)
         self._routes += self.portal.routes()
         self.previews = InvoicePreviews(self.store, self.subscriptions, self.meters)

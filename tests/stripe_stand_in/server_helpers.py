@@ -124,6 +124,13 @@ class StandInHelpers:
         with self.store.lock:
             self._delay_seconds, self._delay_prefix = max(0.0, seconds), path_prefix
 
+    def set_meter_aggregation_delay(self, seconds: float) -> None:
+        """Meter events are aggregated (counted by event summaries and by invoices, prorations
+        included) only `seconds` after they arrive, by the stand-in's clock, as Stripe processes
+        them asynchronously; `0` (the default) counts them at once."""
+        with self.store.lock:
+            self.store.hidden_of("billing.meter_settings")["delay"] = max(0.0, seconds)
+
     @property
     def delayed_started(self) -> int:
         """How many requests have begun a pause since the last reset."""

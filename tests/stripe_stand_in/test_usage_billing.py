@@ -304,3 +304,28 @@ def test_finalizing_a_draft_by_hand_reads_the_meter_again(
     clock[0] = period_end + 2 * HOUR
     assert stand_in.run_due() == []  # finalized already: not finalized or charged again
     assert client.v1.invoices.retrieve(draft_id).status == "open"
+
+
+def test_an_update_bills_only_the_usage_aggregated_by_then(
+    stand_in: StripeStandIn, catalog: dict[str, Any], clock: list[float]
+) -> None:
+    client = stand_in.client()
+    sub = _subscribe(client, catalog)
+    clock[0] += HOUR
+    _use(client, catalog, 2, clock[0] - 60)
+    clock[0] += HOUR
+    stand_in.set_meter_aggregation_delay(60)
+    _use(client, catalog, 6, clock[0] - 60)  # Stripe aggregates it a minute later
+    mark = len(stand_in.events)
+
+    client.v1.subscriptions.update(
+        sub.id,
+        params={
+            "items": [{"id": _metered_item(sub), "deleted": True}],
+            "proration_behavior": "always_invoice",
+        },
+    )
+
+    paid = [e["data"]["object"] for e in stand_in.events[mark:] if e["type"] == "invoice.paid"]
+    assert [invoice["total"] for invoice in paid] == [20]
+    assert stand_in.subscriptions.usage.billed(catalog["customer"].id) == 2
