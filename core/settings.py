@@ -119,6 +119,10 @@ class Settings(BaseSettings):
     # later events stamped into that period are taken and never billed. An event sent this many
     # minutes after the open period began is stamped into it instead (a margin under the hour).
     overage_carry_over_after_minutes: int = Field(default=45, gt=0, lt=60)
+    # Stripe aggregates meter events asynchronously: before a plan change or a cancel bills the
+    # overage item's usage, the events just sent are waited for in the meter's event summary
+    # this many seconds at most; then the change is refused with a 503 (made later instead).
+    overage_settle_seconds: float = Field(default=10, gt=0)
     # Stripe finalizes a subscription's invoice about an hour after its period ends: a finished
     # day's raw reports are kept this many days past its last metering re-check, so a late rise
     # is still rolled up and recorded before the invoice it belongs to closes.

@@ -212,6 +212,17 @@ class StripeGateway(EventCalls, InvoiceCalls):
         except stripe.StripeError as exc:
             raise stripe_errors.translate(exc) from exc
 
+    def meter_usage(self, meter_id: str, stripe_customer_id: str, start: int, end: int) -> float:
+        """What Stripe has aggregated of a customer's events stamped in [start, end) (minute
+        boundaries): one meter event summary (docs.stripe.com/api/billing/meter-event-summary/
+        list); eventually consistent, as Stripe aggregates meter events asynchronously."""
+        found = self._call(
+            self.client.v1.billing.meters.event_summaries.list,
+            meter_id,
+            params={"customer": stripe_customer_id, "start_time": start, "end_time": end},
+        )
+        return sum(float(summary["aggregated_value"]) for summary in found["data"])
+
     # -- checkout and subscriptions -----------------------------------------------------
 
     def create_checkout_session(self, params: Obj) -> Obj:

@@ -18,7 +18,7 @@ from __future__ import annotations
 from typing import Any
 
 from core.billing.gateway import StripeGateway, StripeUnavailableError
-from core.billing.metering import runs
+from core.billing.metering import runs, settling
 from core.billing.metering.meters import flexible, overage_item, overage_item_updates
 from core.db import Transaction
 
@@ -49,15 +49,21 @@ def meter_first(transaction: Transaction, gateway: StripeGateway, sub: Obj, refu
     """Before an update or a cancel that bills the overage item's usage so far (a price swap,
     the item removed, a cancel now with its final invoice): the customer's finished days not
     recorded yet recorded and their unsent meter events sent (`runs.meter_customer`, each step
-    in a transaction of its own from `transaction`). Nothing without an overage item. Stripe
-    down while sending: StripeUnavailableError (a 503) saying `refusal`."""
-    if overage_item(sub) is None:
+    in a transaction of its own from `transaction`), then, when any were sent, waited for until
+    Stripe's meter counts them (`settling`). Nothing without an overage item. Stripe down
+    while sending, or not counting them within OVERAGE_SETTLE_SECONDS: StripeUnavailableError
+    (a 503) saying `refusal`."""
+    item = overage_item(sub)
+    if item is None:
         return
     run = runs.meter_customer(transaction, gateway, str(sub["customer"]))
     if run.stripe_down:
         raise StripeUnavailableError(
             f"Stripe did not take the period's overage meter events; {refusal}"
         )
+    if run.sending.sent:
+        # Stripe aggregates them asynchronously: the update must not bill before it has.
+        settling.wait_until_counted(transaction, gateway, sub, item, refusal)
 
 
 def fit_overage_item(

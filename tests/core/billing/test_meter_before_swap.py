@@ -52,6 +52,15 @@ def _metered_lines(server: StripeStandIn, sub_id: str) -> list[tuple[str, int, i
     return sorted(found)
 
 
+def upgrade_bills_the_day_at_starters_price(server: StripeStandIn, sub_id: str) -> None:
+    """Starter -> professional: the unsent day's 4 device-days billed at starter's 10 cents."""
+    with session_scope() as session:
+        changes.change_plan(
+            session, get_gateway(), sub_id, "professional", transaction=session_scope
+        )
+    assert _metered_lines(server, sub_id) == [("zemfyre_starter_device_overage", 4, 40)]
+
+
 def on_starter_since_now(server: StripeStandIn, email: str) -> tuple[str, str]:
     """Checked out on starter at the stand-in's clock, metered since then (enterprise's price
     made too); the customer and the Stripe subscription."""
@@ -131,10 +140,6 @@ def test_a_plan_change_waits_while_stripe_does_not_take_the_unsent_overage() -> 
             (row,) = rows(customer_id)
             assert row.sent_at is None
             server.fail_next_requests(0)
-            with session_scope() as session:
-                changes.change_plan(
-                    session, get_gateway(), sub_id, "professional", transaction=session_scope
-                )
-            assert _metered_lines(server, sub_id) == [("zemfyre_starter_device_overage", 4, 40)]
+            upgrade_bills_the_day_at_starters_price(server, sub_id)
     finally:
         server.stop()
