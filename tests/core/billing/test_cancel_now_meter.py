@@ -8,103 +8,64 @@ events first, and sending never marks an event of a subscription cancelled at on
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from core.billing import changes
 from core.billing.gateway import StripeUnavailableError, get_gateway
 from core.billing.metering import runs
 from core.db import session_scope
-from tests.core.billing.test_meter_before_swap import _starter_with_an_unsent_day
+from tests.core.billing.test_meter_before_swap import an_unsent_starter_day, billed_overage
 from tests.stripe_fixtures import *  # noqa: F403
-from tests.stripe_fixtures import configured_for, stripe_subscription, subscription_invoices
-from tests.stripe_stand_in import StripeStandIn, start_stand_in
+from tests.stripe_fixtures import stripe_subscription
 from tests.tasks.test_billing_metering import rows
-
-
-def _metered_lines(server: StripeStandIn, sub_id: str) -> list[tuple[str, int, int]]:
-    """The overage billed on the subscription's invoices (void ones left out)."""
-    found = []
-    for invoice in subscription_invoices(server, sub_id):
-        for line in invoice["lines"]["data"] if invoice["status"] != "void" else []:
-            price = server.client().v1.prices.retrieve(line["pricing"]["price_details"]["price"])
-            metered = price.recurring and price.recurring.usage_type == "metered"
-            if metered and line["quantity"]:
-                found.append((str(price.lookup_key), int(line["quantity"]), int(line["amount"])))
-    return sorted(found)
 
 
 @pytest.mark.parametrize("door", ["cancel", "deactivate"])
 def test_cancel_now_bills_the_unsent_overage_on_its_final_invoice(door: str) -> None:
-    real = time.time()
-    clock = [real - 5 * 86400]
-    server = start_stand_in(clock=lambda: clock[0])
-    try:
-        with configured_for(server):
-            customer_id, sub_id = _starter_with_an_unsent_day(server, f"cancel-{door}")
-            clock[0] = real
-            with session_scope() as session:
-                if door == "cancel":
-                    changes.cancel_subscription(
-                        session, get_gateway(), sub_id, transaction=session_scope, immediately=True
-                    )
-                else:
-                    changes.deactivate_customer(
-                        session, get_gateway(), customer_id, transaction=session_scope,
-                        immediately=True,
-                    )  # fmt: skip
-            # The hourly resend after it finds nothing left to send.
-            assert runs.send_unsent(session_scope, get_gateway()).pending == 0
-            (row,) = rows(customer_id)
-            assert row.sent_at is not None
-            # Yesterday's 4 device-days at starter's 10 cents, on the final invoice.
-            assert _metered_lines(server, sub_id) == [("zemfyre_starter_device_overage", 4, 40)]
-    finally:
-        server.stop()
-
-
-def test_cancel_now_waits_while_stripe_does_not_take_the_unsent_overage() -> None:
-    real = time.time()
-    clock = [real - 5 * 86400]
-    server = start_stand_in(clock=lambda: clock[0])
-    try:
-        with configured_for(server):
-            customer_id, sub_id = _starter_with_an_unsent_day(server, "cancel-down")
-            clock[0] = real
-            server.fail_next_requests(20, 503, path_prefix="/v1/billing/meter_events")
-            with session_scope() as session, pytest.raises(StripeUnavailableError):
+    with an_unsent_starter_day(f"cancel-{door}") as (server, customer_id, sub_id):
+        with session_scope() as session:
+            if door == "cancel":
                 changes.cancel_subscription(
                     session, get_gateway(), sub_id, transaction=session_scope, immediately=True
                 )
-            assert stripe_subscription(server, customer_id)["status"] == "active"
-            (row,) = rows(customer_id)
-            assert row.sent_at is None
-    finally:
-        server.stop()
+            else:
+                changes.deactivate_customer(
+                    session, get_gateway(), customer_id, transaction=session_scope,
+                    immediately=True,
+                )  # fmt: skip
+        # The hourly resend after it finds nothing left to send.
+        assert runs.send_unsent(session_scope, get_gateway()).pending == 0
+        (row,) = rows(customer_id)
+        assert row.sent_at is not None
+        # Yesterday's 4 device-days at starter's 10 cents, on the final invoice.
+        assert billed_overage(server, sub_id) == [("zemfyre_starter_device_overage", 4, 40)]
+
+
+def test_cancel_now_waits_while_stripe_does_not_take_the_unsent_overage() -> None:
+    with an_unsent_starter_day("cancel-down") as (server, customer_id, sub_id):
+        server.fail_next_requests(20, 503, path_prefix="/v1/billing/meter_events")
+        with session_scope() as session, pytest.raises(StripeUnavailableError):
+            changes.cancel_subscription(
+                session, get_gateway(), sub_id, transaction=session_scope, immediately=True
+            )
+        assert stripe_subscription(server, customer_id)["status"] == "active"
+        (row,) = rows(customer_id)
+        assert row.sent_at is None
 
 
 def test_an_event_left_unsent_at_a_cancel_now_is_failed_not_marked_sent() -> None:
     """Recorded after the cancel (a late rollup): nothing bills it, so it is never `sent`."""
-    real = time.time()
-    clock = [real - 5 * 86400]
-    server = start_stand_in(clock=lambda: clock[0])
-    try:
-        with configured_for(server):
-            customer_id, sub_id = _starter_with_an_unsent_day(server, "cancel-late")
-            clock[0] = real
-            server.fail_next_requests(20, 503, path_prefix="/v1/billing/meter_events")
-            # Cancelled at once elsewhere (the Dashboard): the event was never sent first.
-            server.client().v1.subscriptions.cancel(sub_id, {"invoice_now": True})
-            server.fail_next_requests(0)
-            with session_scope() as session:
-                changes.cancel_subscription(
-                    session, get_gateway(), sub_id, transaction=session_scope, immediately=True
-                )
-            sending = runs.send_unsent(session_scope, get_gateway())
-            (row,) = rows(customer_id)
-            assert sending.sent == 0
-            assert row.sent_at is None and row.failed_at is not None
-            assert "canceled at once" in (row.last_error or "")
-    finally:
-        server.stop()
+    with an_unsent_starter_day("cancel-late") as (server, customer_id, sub_id):
+        server.fail_next_requests(20, 503, path_prefix="/v1/billing/meter_events")
+        # Cancelled at once elsewhere (the Dashboard): the event was never sent first.
+        server.client().v1.subscriptions.cancel(sub_id, {"invoice_now": True})
+        server.fail_next_requests(0)
+        with session_scope() as session:
+            changes.cancel_subscription(
+                session, get_gateway(), sub_id, transaction=session_scope, immediately=True
+            )
+        sending = runs.send_unsent(session_scope, get_gateway())
+        (row,) = rows(customer_id)
+        assert sending.sent == 0
+        assert row.sent_at is None and row.failed_at is not None
+        assert "canceled at once" in (row.last_error or "")

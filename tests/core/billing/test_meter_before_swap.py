@@ -11,6 +11,8 @@ after an upgrade to enterprise.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
@@ -38,10 +40,9 @@ from tests.stripe_stand_in import StripeStandIn, start_stand_in
 from tests.tasks.test_billing_metering import rows
 
 
-def _metered_lines(server: StripeStandIn, sub_id: str) -> list[tuple[str, int, int]]:
-    """The overage billed on the subscription's invoices up to its renewal (the upgrade's own
-    invoice included): (price lookup key, device-days, cents) per line."""
-    server.advance_period(sub_id)
+def billed_overage(server: StripeStandIn, sub_id: str) -> list[tuple[str, int, int]]:
+    """The overage billed on the subscription's invoices so far (void ones left out): (price
+    lookup key, device-days, cents) per line."""
     found = []
     for invoice in subscription_invoices(server, sub_id):
         for line in invoice["lines"]["data"] if invoice["status"] != "void" else []:
@@ -50,6 +51,13 @@ def _metered_lines(server: StripeStandIn, sub_id: str) -> list[tuple[str, int, i
             if metered and line["quantity"]:
                 found.append((str(price.lookup_key), int(line["quantity"]), int(line["amount"])))
     return sorted(found)
+
+
+def _metered_lines(server: StripeStandIn, sub_id: str) -> list[tuple[str, int, int]]:
+    """The overage billed up to the subscription's renewal (the upgrade's own invoice
+    included)."""
+    server.advance_period(sub_id)
+    return billed_overage(server, sub_id)
 
 
 def upgrade_bills_the_day_at_starters_price(server: StripeStandIn, sub_id: str) -> None:
@@ -92,8 +100,10 @@ def _starter_with_an_unsent_day(server: StripeStandIn, plan: str) -> tuple[str, 
     return customer_id, sub_id
 
 
-@pytest.mark.parametrize("plan", ["professional", "enterprise"])
-def test_unsent_overage_is_billed_at_the_old_price_before_the_item_moves(plan: str) -> None:
+@contextmanager
+def an_unsent_starter_day(plan: str) -> Iterator[tuple[StripeStandIn, str, str]]:
+    """A stand-in whose clock was 5 days back at checkout and is now now, serving a customer
+    on starter with yesterday's overage recorded, not yet sent: (server, customer, subscription)."""
     real = time.time()
     clock = [real - 5 * 86400]
     server = start_stand_in(clock=lambda: clock[0])
@@ -101,45 +111,40 @@ def test_unsent_overage_is_billed_at_the_old_price_before_the_item_moves(plan: s
         with configured_for(server):
             customer_id, sub_id = _starter_with_an_unsent_day(server, plan)
             clock[0] = real
-
-            with session_scope() as session:
-                changes.change_plan(session, get_gateway(), sub_id, plan, transaction=session_scope)
-            runs.send_unsent(
-                session_scope, get_gateway()
-            )  # what the hourly resend would do after it
-
-            (row,) = rows(customer_id)
-            assert row.sent_at is not None and row.carried_into is None
-            # The 4 device-days at starter's 10 cents, not professional's 7, nor lost.
-            assert _metered_lines(server, sub_id) == [("zemfyre_starter_device_overage", 4, 40)]
+            yield server, customer_id, sub_id
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize("plan", ["professional", "enterprise"])
+def test_unsent_overage_is_billed_at_the_old_price_before_the_item_moves(plan: str) -> None:
+    with an_unsent_starter_day(plan) as (server, customer_id, sub_id):
+        with session_scope() as session:
+            changes.change_plan(session, get_gateway(), sub_id, plan, transaction=session_scope)
+        runs.send_unsent(session_scope, get_gateway())  # what the hourly resend would do after it
+
+        (row,) = rows(customer_id)
+        assert row.sent_at is not None and row.carried_into is None
+        # The 4 device-days at starter's 10 cents, not professional's 7, nor lost.
+        assert _metered_lines(server, sub_id) == [("zemfyre_starter_device_overage", 4, 40)]
 
 
 def test_a_plan_change_waits_while_stripe_does_not_take_the_unsent_overage() -> None:
-    real = time.time()
-    clock = [real - 5 * 86400]
-    server = start_stand_in(clock=lambda: clock[0])
-    try:
-        with configured_for(server):
-            customer_id, sub_id = _starter_with_an_unsent_day(server, "professional")
-            clock[0] = real
-            server.fail_next_requests(20, 503, path_prefix="/v1/billing/meter_events")
+    with an_unsent_starter_day("professional") as (server, customer_id, sub_id):
+        server.fail_next_requests(20, 503, path_prefix="/v1/billing/meter_events")
 
-            with session_scope() as session, pytest.raises(StripeUnavailableError):
-                changes.change_plan(
-                    session, get_gateway(), sub_id, "professional", transaction=session_scope
-                )
+        with session_scope() as session, pytest.raises(StripeUnavailableError):
+            changes.change_plan(
+                session, get_gateway(), sub_id, "professional", transaction=session_scope
+            )
 
-            # Nothing changed: still starter, its overage item in place, the day unsent.
-            prices = [
-                item["price"]["lookup_key"]
-                for item in stripe_subscription(server, customer_id)["items"]["data"]
-            ]
-            assert sorted(prices) == ["zemfyre_starter_device_overage", "zemfyre_starter_monthly"]
-            (row,) = rows(customer_id)
-            assert row.sent_at is None
-            server.fail_next_requests(0)
-            upgrade_bills_the_day_at_starters_price(server, sub_id)
-    finally:
-        server.stop()
+        # Nothing changed: still starter, its overage item in place, the day unsent.
+        prices = [
+            item["price"]["lookup_key"]
+            for item in stripe_subscription(server, customer_id)["items"]["data"]
+        ]
+        assert sorted(prices) == ["zemfyre_starter_device_overage", "zemfyre_starter_monthly"]
+        (row,) = rows(customer_id)
+        assert row.sent_at is None
+        server.fail_next_requests(0)
+        upgrade_bills_the_day_at_starters_price(server, sub_id)
